@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @title TieredPool
+/// @notice A set of node ids split into VRAM tiers, with O(1) insert, remove and uniform random pick.
+/// @dev Tier t holds nodes with 2^t GiB <= VRAM < 2^(t+1) GiB (tier 0 from 1 GiB, tier 7 open ended).
+///      The eight tier sizes are packed into one word, so counting the candidates for a task is one
+///      SLOAD and a pick never loops over members. Removal is swap-and-pop; popped slots are not
+///      zeroed on purpose (re-adding a node then costs a nonzero-to-nonzero write).
+library TieredPool {
+    uint256 internal constant TIERS = 8;
+    uint256 private constant COUNT_BITS = 32;
+    uint256 private constant COUNT_MASK = 0xffffffff;
+
+    struct Pool {
+        uint256 counts;
+        mapping(uint256 key => uint32 nodeId) members;
+    }
+
+    error PoolTierFull(uint256 tier);
+
+    /// @notice Members of tier `tier`.
+    function count(Pool storage pool, uint256 tier) internal view returns (uint256) {
+        return (pool.counts >> (tier * COUNT_BITS)) & COUNT_MASK;
+    }
+
+    /// @notice Members in tiers `minTier` and above.
+    function countFrom(Pool storage pool, uint256 minTier) internal view returns (uint256 total) {
+        uint256 counts = pool.counts >> (minTier * COUNT_BITS);
+        for (uint256 t = minTier; t < TIERS; ++t) {
+            total += counts & COUNT_MASK;
+            counts >>= COUNT_BITS;
+        }
+    }
+
+    /// @notice Adds `nodeId` to `tier`; returns its index inside the tier.
+    function add(Pool storage pool, uint256 tier, uint32 nodeId) internal returns (uint256 index) {
+        uint256 counts = pool.counts;
+        index = (counts >> (tier * COUNT_BITS)) & COUNT_MASK;
+        if (index == COUNT_MASK) revert PoolTierFull(tier);
+        pool.members[_key(tier, index)] = nodeId;
+        pool.counts = counts + (1 << (tier * COUNT_BITS));
+    }
+
+    /// @notice Removes the member at `index` of `tier` by moving the tier's last member into its place.
+    /// @return moved The id now stored at `index` (0 when the removed member was the last one).
+    function remove(Pool storage pool, uint256 tier, uint256 index) internal returns (uint32 moved) {
+        uint256 counts = pool.counts;
+        uint256 last = ((counts >> (tier * COUNT_BITS)) & COUNT_MASK) - 1;
+        if (index != last) {
+            moved = pool.members[_key(tier, last)];
+            pool.members[_key(tier, index)] = moved;
+        }
+        pool.counts = counts - (1 << (tier * COUNT_BITS));
+    }
+
+    /// @notice Picks a member uniformly at random among tiers `minTier` and above.
+    /// @dev Caller must have checked `countFrom(pool, minTier) > 0`.
+    function pick(Pool storage pool, uint256 minTier, uint256 rand)
+        internal
+        view
+        returns (uint32 nodeId, uint256 tier, uint256 index)
+    {
+        uint256 counts = pool.counts;
+        uint256 r = rand % countFrom(pool, minTier);
+        for (tier = minTier; tier < TIERS; ++tier) {
+            uint256 c = (counts >> (tier * COUNT_BITS)) & COUNT_MASK;
+            if (r < c) {
+                index = r;
+                nodeId = pool.members[_key(tier, index)];
+                return (nodeId, tier, index);
+            }
+            r -= c;
+        }
+    }
+
+    function _key(uint256 tier, uint256 index) private pure returns (uint256) {
+        return (tier << 32) | index;
+    }
+}
