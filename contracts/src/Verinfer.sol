@@ -25,10 +25,12 @@ import {TieredPool} from "./libraries/TieredPool.sol";
 ///      seed contains neither the args nor the creator. A deployment facing stronger adversaries
 ///      should swap `_seed` for a VRF.
 ///
-///      Queues: a task that cannot start waits in a FIFO queue per class (image tasks; text tasks of
-///      one GPU model; text tasks of any model). When nodes join or come back, the heads of the
-///      queues they can serve are retried (at most one start per queue per event); anybody may call
-///      `dispatch` to retry more. A head that needs more VRAM than is available blocks only its queue.
+///      Queues: a task starts at creation when three suitable nodes are available; otherwise it
+///      waits in a FIFO queue per class (image tasks; text tasks of one GPU model; text tasks of any
+///      model). When nodes join or come back, the heads of the queues they can serve are retried
+///      before anything else can take those nodes (at most one start per queue per event); anybody
+///      may call `dispatch` to retry more. A head that needs more VRAM than is available blocks only
+///      its own queue, until nodes that can serve it appear or its creator cancels it.
 contract Verinfer is IVerinfer, Ownable2Step {
     using SafeERC20 for IERC20;
     using TieredPool for TieredPool.Pool;
@@ -251,11 +253,10 @@ contract Verinfer is IVerinfer, Ownable2Step {
         task.fee = fee;
         emit TaskCreated(taskId, msg.sender, kind, argsHash, imageCount, minVramMiB, modelId, fee);
 
-        bytes32 queueKey = _queueKey(kind, modelId);
-        Queue storage queue = _queues[queueKey];
-        // FIFO within a class: never overtake tasks already waiting.
-        if (queue.head != queue.tail || !_tryStart(taskId, task)) {
-            _enqueue(queue, queueKey, taskId, task);
+        // Work-conserving: start now if nodes can serve the task, else wait in its class's FIFO queue.
+        if (!_tryStart(taskId, task)) {
+            bytes32 queueKey = _queueKey(kind, modelId);
+            _enqueue(_queues[queueKey], queueKey, taskId, task);
         }
 
         if (fee != 0) token.safeTransferFrom(msg.sender, address(this), fee);
