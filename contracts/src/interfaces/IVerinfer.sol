@@ -84,7 +84,12 @@ interface IVerinfer {
     // ---------------------------------------------------------------- events: nodes
 
     event NodeJoined(
-        address indexed node, uint32 indexed nodeId, bytes32 indexed gpuModel, string gpuModelName, uint32 vramMiB, uint96 stake
+        address indexed node,
+        uint32 indexed nodeId,
+        bytes32 indexed gpuModel,
+        string gpuModelName,
+        uint32 vramMiB,
+        uint96 stake
     );
     event StakeAdded(address indexed node, uint96 amount, uint96 newStake);
     event NodeLeaving(address indexed node, uint256 indexed taskId);
