@@ -11,6 +11,8 @@ library TieredPool {
     uint256 internal constant TIERS = 8;
     uint256 private constant COUNT_BITS = 32;
     uint256 private constant COUNT_MASK = 0xffffffff;
+    /// @notice Members one tier can hold (node records store their index in 24 bits).
+    uint256 internal constant MAX_MEMBERS_PER_TIER = (1 << 24) - 1;
 
     struct Pool {
         uint256 counts;
@@ -37,7 +39,7 @@ library TieredPool {
     function add(Pool storage pool, uint256 tier, uint32 nodeId) internal returns (uint256 index) {
         uint256 counts = pool.counts;
         index = (counts >> (tier * COUNT_BITS)) & COUNT_MASK;
-        if (index == COUNT_MASK) revert PoolTierFull(tier);
+        if (index >= MAX_MEMBERS_PER_TIER) revert PoolTierFull(tier);
         pool.members[_key(tier, index)] = nodeId;
         pool.counts = counts + (1 << (tier * COUNT_BITS));
     }
