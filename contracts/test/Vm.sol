@@ -17,11 +17,23 @@ interface Vm {
     function addr(uint256 privateKey) external pure returns (address);
     function assume(bool condition) external pure;
     function getBlockTimestamp() external view returns (uint256);
+    function getBlockNumber() external view returns (uint256);
+
+    // state
+    function store(address target, bytes32 slot, bytes32 value) external;
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
+    function record() external;
+    function accesses(address target) external returns (bytes32[] memory readSlots, bytes32[] memory writeSlots);
+    function pauseGasMetering() external;
+    function resumeGasMetering() external;
 
     // expectations
     function expectRevert() external;
     function expectRevert(bytes4 selector) external;
     function expectRevert(bytes calldata revertData) external;
+    function expectPartialRevert(bytes4 selector) external;
     function expectEmit() external;
     function expectEmit(address emitter) external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
@@ -41,6 +53,7 @@ interface Vm {
     function assertFalse(bool condition) external pure;
     function assertFalse(bool condition, string calldata error) external pure;
     function assertEq(bool left, bool right) external pure;
+    function assertEq(bool left, bool right, string calldata error) external pure;
     function assertEq(uint256 left, uint256 right) external pure;
     function assertEq(uint256 left, uint256 right, string calldata error) external pure;
     function assertEq(int256 left, int256 right) external pure;
@@ -53,11 +66,19 @@ interface Vm {
     function assertNotEq(uint256 left, uint256 right) external pure;
     function assertNotEq(address left, address right) external pure;
     function assertNotEq(bytes32 left, bytes32 right) external pure;
+    function assertEq(uint256[] calldata left, uint256[] calldata right) external pure;
+    function assertEq(uint256[] calldata left, uint256[] calldata right, string calldata error) external pure;
+    function assertEq(string calldata left, string calldata right, string calldata error) external pure;
+    function assertNotEq(uint256 left, uint256 right, string calldata error) external pure;
+    function assertNotEq(address left, address right, string calldata error) external pure;
     function assertLt(uint256 left, uint256 right) external pure;
+    function assertLt(uint256 left, uint256 right, string calldata error) external pure;
     function assertLe(uint256 left, uint256 right) external pure;
     function assertLe(uint256 left, uint256 right, string calldata error) external pure;
     function assertGt(uint256 left, uint256 right) external pure;
+    function assertGt(uint256 left, uint256 right, string calldata error) external pure;
     function assertGe(uint256 left, uint256 right) external pure;
+    function assertGe(uint256 left, uint256 right, string calldata error) external pure;
 
     // gas snapshots (written to snapshots/<Contract>.json)
     function snapshotGasLastCall(string calldata name) external returns (uint256 gasUsed);
@@ -67,6 +88,16 @@ interface Vm {
     function stopSnapshotGas() external returns (uint256 gasUsed);
     function snapshotValue(string calldata name, uint256 value) external;
     function snapshotValue(string calldata group, string calldata name, uint256 value) external;
+
+    struct Gas {
+        uint64 gasLimit;
+        uint64 gasTotalUsed;
+        uint64 gasMemoryUsed;
+        int64 gasRefunded;
+        uint64 gasRemaining;
+    }
+
+    function lastCallGas() external view returns (Gas memory gas);
 
     // scripting
     function envOr(string calldata name, uint256 defaultValue) external view returns (uint256);

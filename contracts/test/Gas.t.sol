@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Verinfer} from "../src/Verinfer.sol";
+import {Hamming} from "../src/libraries/Hamming.sol";
+import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VM} from "./Vm.sol";
+import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
+
+/// @dev Measures the library's Hamming distance without any call overhead.
+contract HammingGasProbe {
+    /// @return used Gas of one `Hamming.distance64` (operands already on the stack), calibrated
+    ///         against an empty measurement; `d` is returned so the optimiser cannot drop the work.
+    function measure(uint64 a, uint64 b) external view returns (uint256 used, uint256 d) {
+        uint256 g0 = gasleft();
+        d = Hamming.distance64(a, b);
+        uint256 g1 = gasleft();
+        uint256 e0 = gasleft();
+        uint256 e1 = gasleft();
+        used = (g0 - g1) - (e0 - e1);
+    }
+
+    function measure256(bytes32 a, bytes32 b) external view returns (uint256 used, uint256 d) {
+        uint256 g0 = gasleft();
+        d = Hamming.distance256(a, b);
+        uint256 g1 = gasleft();
+        uint256 e0 = gasleft();
+        uint256 e1 = gasleft();
+        used = (g0 - g1) - (e0 - e1);
+    }
+}
+
+/// @notice Gas figures, written by forge to `snapshots/GasTest.json`.
+///
+/// What the numbers are. The measuring tests run with `isolate = true`: every top-level call is a
+/// transaction of its own (cold accounts and slots, EIP-2200 original values and refunds per
+/// transaction), so `snapshotGasLastCall` records the transaction's gasUsed after refunds, which
+/// includes the 21,000 intrinsic gas and the calldata gas. Entries ending in `_tx` are those
+/// transaction figures (what the sender pays); entries without the suffix are the execution part
+/// alone: `_tx` − 21,000 − calldata gas (16 per nonzero byte, 4 per zero byte; Cancun, no EIP-7623
+/// floor). `*_task_full` sums the seven transactions of one task (create, 3 commits, 3 reveals, the
+/// last of which settles).
+///
+/// The state measured is a steady state, not a fresh deployment: nine nodes of one model have each
+/// done one task before (their node records, result slates and pool slots hold nonzero values, as
+/// they would after their first task), the creator holds tokens and an unlimited allowance, the
+/// treasury balance is nonzero, and no task is queued (settlement does not dispatch).
+contract GasTest is VerinferTestBase {
+    uint256 internal constant TX_BASE = 21_000;
+    /// @dev Goals. The 1-image task goal (450k, transaction view) is NOT met yet: the tests guard
+    ///      against regressions with the ceilings below (measured figure + about 3%) instead; lower
+    ///      a ceiling to its goal once the contract meets it.
+    uint256 internal constant IMAGE_FULL_GOAL_TX = 450_000;
+    uint256 internal constant IMAGE_FULL_CEILING_TX = 620_000;
+    uint256 internal constant TEXT_FULL_CEILING_TX = 645_000;
+    uint256 internal constant HAMMING_GOAL = 150;
+
+    uint256 internal _sumTx;
+    uint256 internal _sumExec;
+
+    function setUp() public override {
+        super.setUp();
+        _makeNodes(0, 9, H100, VRAM_80G);
+        // Three concurrent tasks take all nine nodes, so every node does one task before measuring.
+        uint256 a = _createImageTask();
+        uint256 b = _createImageTask();
+        uint256 c = _createImageTask();
+        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 0, "warm-up uses every node");
+        _runHonestImageTask(a);
+        _runHonestImageTask(b);
+        _runHonestImageTask(c);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 9, "all nodes back");
+        // The image queue has been used before (its head/tail slot is nonzero); it is empty now.
+        uint256 q = _createImageTask(1, verinfer.MAX_TASK_VRAM_MIB(), FEE);
+        VM.prank(creator);
+        verinfer.cancelTask(q);
+        VM.warp(block.timestamp + 1 hours);
+        VM.prevrandao(bytes32(uint256(0xbeef)));
+    }
+
+    /// @dev Calldata gas of one transaction's input.
+    function _calldataGas(bytes memory data) internal pure returns (uint256 g) {
+        for (uint256 i; i < data.length; ++i) {
+            g += data[i] == 0 ? 4 : 16;
+        }
+    }
+
+    /// @dev Records the last call as `<name>_tx` (transaction gas) and `<name>` (execution only).
+    function _record(string memory name, bytes memory data) internal returns (uint256 txGas) {
+        txGas = VM.snapshotGasLastCall(string.concat(name, "_tx"));
+        uint256 intrinsic = TX_BASE + _calldataGas(data);
+        VM.assertGt(txGas, intrinsic, "isolated measurement includes the intrinsic gas");
+        VM.snapshotValue(name, txGas - intrinsic);
+        _sumTx += txGas;
+        _sumExec += txGas - intrinsic;
+    }
+
+    function _recordTotal(string memory name) internal returns (uint256 totalTx) {
+        totalTx = _sumTx;
+        VM.snapshotValue(name, _sumExec);
+        VM.snapshotValue(string.concat(name, "_tx"), _sumTx);
+        _sumTx = 0;
+        _sumExec = 0;
+    }
+
+    /// @dev Create, three commits, three reveals of one task, each step recorded as `<prefix>_<step>`.
+    function _measureTask(string memory prefix, IVerinfer.TaskKind kind, uint8 imageCount, string memory model)
+        internal
+        returns (uint256 totalTx)
+    {
+        bytes32 argsHash = keccak256(abi.encode("gas", prefix));
+        VM.prank(creator);
+        uint256 taskId = verinfer.createTask(kind, argsHash, imageCount, 0, model, FEE);
+        _record(
+            string.concat(prefix, "_create"),
+            abi.encodeCall(Verinfer.createTask, (kind, argsHash, imageCount, 0, model, FEE))
+        );
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+
+        address[3] memory nodes = _nodesOf(taskId);
+        uint64[] memory h = _trueHashes(taskId, imageCount);
+        bytes32 digest = _trueDigest(taskId);
+        string[3] memory commitSteps = ["_commit_first", "_commit_second", "_commit_last_opens_reveal"];
+        for (uint256 i; i < 3; ++i) {
+            bytes32 salt = _salt(nodes[i], taskId);
+            bytes32 c = kind == IMAGE
+                ? _imageCommitment(taskId, nodes[i], h, salt)
+                : _textCommitment(taskId, nodes[i], digest, salt);
+            VM.prank(nodes[i]);
+            verinfer.commit(taskId, c);
+            _record(string.concat(prefix, commitSteps[i]), abi.encodeCall(Verinfer.commit, (taskId, c)));
+        }
+        _assertStatus(taskId, IVerinfer.TaskStatus.Revealing);
+
+        string[3] memory revealSteps = ["_reveal_first", "_reveal_second", "_reveal_last_settles"];
+        for (uint256 i; i < 3; ++i) {
+            bytes32 salt = _salt(nodes[i], taskId);
+            VM.prank(nodes[i]);
+            bytes memory data;
+            if (kind == IMAGE) {
+                verinfer.revealImage(taskId, h, salt);
+                data = abi.encodeCall(Verinfer.revealImage, (taskId, h, salt));
+            } else {
+                verinfer.revealText(taskId, digest, salt);
+                data = abi.encodeCall(Verinfer.revealText, (taskId, digest, salt));
+            }
+            _record(string.concat(prefix, revealSteps[i]), data);
+        }
+        _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
+        totalTx = _recordTotal(string.concat(prefix, "_task_full"));
+    }
+
+    /// forge-config: default.isolate = true
+    /// forge-config: ci.isolate = true
+    function test_gas_imageTaskFull() public {
+        uint256 totalTx = _measureTask("image", IMAGE, 1, "");
+        VM.assertLe(totalTx, IMAGE_FULL_CEILING_TX, "1-image task regressed (transaction view)");
+    }
+
+    /// forge-config: default.isolate = true
+    /// forge-config: ci.isolate = true
+    function test_gas_textTaskFull() public {
+        uint256 totalTx = _measureTask("text", TEXT, 0, H100);
+        VM.assertLe(totalTx, TEXT_FULL_CEILING_TX, "text task regressed (transaction view)");
+    }
+
+    /// forge-config: default.isolate = true
+    /// forge-config: ci.isolate = true
+    function test_gas_image16TaskFull() public {
+        _measureTask("image16", IMAGE, 16, "");
+    }
+
+    /// @dev A create that cannot start (no node has 128 GiB) and waits in the image queue: the
+    ///      difference to `image_create` is the selection minus the queue writes.
+    /// forge-config: default.isolate = true
+    /// forge-config: ci.isolate = true
+    function test_gas_imageCreateQueued() public {
+        uint32 vram = verinfer.MAX_TASK_VRAM_MIB();
+        bytes32 argsHash = keccak256("queued");
+        VM.prank(creator);
+        uint256 taskId = verinfer.createTask(IMAGE, argsHash, 1, vram, "", FEE);
+        _record("image_create_queued", abi.encodeCall(Verinfer.createTask, (IMAGE, argsHash, 1, vram, "", FEE)));
+        _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
+    }
+
+    /// @dev Storage slots each step of a 1-image task touches (distinct slots of Verinfer; every
+    ///      one is a cold access, 2,100 gas, in its own transaction): where the gas goes.
+    function test_gas_imageTaskStorageAccesses() public {
+        VM.record();
+        uint256 taskId = _createImageTask();
+        _snapshotAccesses("image_create");
+        address[3] memory nodes = _nodesOf(taskId);
+        uint64[] memory h = _trueHashes(taskId, 1);
+        VM.record();
+        _commitImage(taskId, nodes[0], h);
+        _snapshotAccesses("image_commit_first");
+        _commitImage(taskId, nodes[1], h);
+        VM.record();
+        _commitImage(taskId, nodes[2], h);
+        _snapshotAccesses("image_commit_last_opens_reveal");
+        VM.record();
+        _revealImage(taskId, nodes[0], h);
+        _snapshotAccesses("image_reveal_first");
+        _revealImage(taskId, nodes[1], h);
+        VM.record();
+        _revealImage(taskId, nodes[2], h);
+        _snapshotAccesses("image_reveal_last_settles");
+        _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
+    }
+
+    function _snapshotAccesses(string memory step) internal {
+        (bytes32[] memory reads, bytes32[] memory writes) = VM.accesses(address(verinfer));
+        VM.snapshotValue(string.concat(step, "_slots_touched"), _distinct(reads, writes));
+        VM.snapshotValue(string.concat(step, "_slots_written"), _distinct(writes, new bytes32[](0)));
+    }
+
+    function _distinct(bytes32[] memory a, bytes32[] memory b) internal pure returns (uint256 n) {
+        bytes32[] memory seen = new bytes32[](a.length + b.length);
+        for (uint256 i; i < a.length + b.length; ++i) {
+            bytes32 x = i < a.length ? a[i] : b[i - a.length];
+            bool dup;
+            for (uint256 j; j < n && !dup; ++j) {
+                dup = seen[j] == x;
+            }
+            if (!dup) seen[n++] = x;
+        }
+    }
+
+    function test_gas_hammingDistance64() public {
+        HammingGasProbe probe = new HammingGasProbe();
+        (uint256 used, uint256 d) = probe.measure(0x0123456789abcdef, 0xfedcba9876543210);
+        VM.assertEq(d, 64, "probe computes the distance");
+        VM.snapshotValue("hamming_distance64", used);
+        VM.assertLe(used, HAMMING_GOAL, "Hamming distance within 150 gas");
+        (used, d) = probe.measure256(keccak256("a"), keccak256("b"));
+        VM.assertEq(d, _naivePopcount(uint256(keccak256("a") ^ keccak256("b"))), "probe computes the distance");
+        VM.snapshotValue("hamming_distance256", used);
+    }
+}
+
+/// @notice Node selection cost against pool size, recorded in the GasTest group
+///         (`snapshots/GasTest.json`): gas of the createTask transaction (isolated, as above) of a
+///         text task that selects three nodes of its GPU model, when that model has 10 available
+///         nodes and when it has 10,000. Both pools are real: every node joined through `join`
+///         (in setUp, unmetered: 10,010 joins exceed the 2^30 test gas limit), and both creates
+///         start from the same state (snapshot and revert in between).
+contract GasSelectionTest is VerinferTestBase {
+    string internal constant A100 = "NVIDIA A100-SXM4-80GB";
+
+    /// @dev Selection never iterates over members, but swap-and-pop does vary: a picked node that
+    ///      is not its tier's last member moves the last one (one more member slot and one more
+    ///      node record to update), which is likelier in a large pool. Bound for that spread.
+    uint256 internal constant SELECTION_SPREAD = 15_000;
+
+    function setUp() public override {
+        super.setUp();
+        VM.pauseGasMetering();
+        for (uint256 i; i < 10; ++i) {
+            _join(_nodeAddr(i), A100, VRAM_80G, MIN_STAKE);
+        }
+        for (uint256 i = 10; i < 10_010; ++i) {
+            _join(_nodeAddr(i), H100, VRAM_80G, MIN_STAKE);
+        }
+        VM.resumeGasMetering();
+        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(A100), 0), 10, "A100 pool");
+        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(H100), 0), 10_000, "H100 pool");
+        VM.warp(block.timestamp + 1 hours);
+        VM.prevrandao(bytes32(uint256(0xbeef)));
+    }
+
+    function _measureSelection(string memory model, string memory name) internal returns (uint256 txGas) {
+        bytes32 argsHash = keccak256("select");
+        VM.prank(creator);
+        uint256 taskId = verinfer.createTask(TEXT, argsHash, 0, 0, model, FEE);
+        txGas = VM.snapshotGasLastCall("GasTest", name);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+        bytes32 modelId = verinfer.gpuModelId(model);
+        address[3] memory nodes = _nodesOf(taskId);
+        for (uint256 i; i < 3; ++i) {
+            VM.assertEq(verinfer.getNode(nodes[i]).gpuModel, modelId, "node of the task's model");
+        }
+    }
+
+    /// forge-config: default.isolate = true
+    /// forge-config: ci.isolate = true
+    function test_gas_selectionFlatInNodeCount() public {
+        uint256 state = VM.snapshotState();
+        uint256 small = _measureSelection(A100, "select_3_of_10_nodes");
+        VM.revertToState(state);
+        uint256 large = _measureSelection(H100, "select_3_of_10000_nodes");
+        uint256 spread = large > small ? large - small : small - large;
+        VM.assertLe(spread, SELECTION_SPREAD, "selection flat in node count");
+    }
+}
