@@ -164,6 +164,8 @@ contract GasTest is VerinferTestBase {
         VM.assertLe(totalTx, TEXT_FULL_CEILING_TX, "text task regressed (transaction view)");
     }
 
+    /// @dev The largest image task. The warm-up tasks had one image, so three of the four result
+    ///      words of each slate are written from zero here (as for a node's first 16-image task).
     /// forge-config: default.isolate = true
     /// forge-config: ci.isolate = true
     function test_gas_image16TaskFull() public {
@@ -243,7 +245,9 @@ contract GasTest is VerinferTestBase {
 ///         text task that selects three nodes of its GPU model, when that model has 10 available
 ///         nodes and when it has 10,000. Both pools are real: every node joined through `join`
 ///         (in setUp, unmetered: 10,010 joins exceed the 2^30 test gas limit), and both creates
-///         start from the same state (snapshot and revert in between).
+///         start from the same state (snapshot and revert in between). Unlike GasTest these are the
+///         first task after deployment (task counter, queues and the nodes' state slots partly
+///         zero), so compare the two figures with each other, not with `image_create`.
 contract GasSelectionTest is VerinferTestBase {
     string internal constant A100 = "NVIDIA A100-SXM4-80GB";
 

@@ -244,7 +244,13 @@ contract VerinferTasksTest is VerinferTestBase {
         _assertStatus(a, IVerinfer.TaskStatus.Queued);
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
 
-        _join(_nodeAddr(2), H100, VRAM_80G, MIN_STAKE);
+        address third = _nodeAddr(2);
+        _fund(third, MIN_STAKE);
+        address[3] memory none;
+        VM.expectEmit(true, false, false, false, address(verinfer)); // the task id (selection is random)
+        emit IVerinfer.TaskStarted(a, none, 0, 0);
+        VM.prank(third);
+        verinfer.join(H100, VRAM_80G, MIN_STAKE);
         _assertStatus(a, IVerinfer.TaskStatus.Committing);
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
         VM.assertEq(verinfer.getTask(a).commitDeadline, block.timestamp + COMMIT_WINDOW, "deadline from start");
@@ -266,9 +272,21 @@ contract VerinferTasksTest is VerinferTestBase {
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
         VM.warp(block.timestamp + 100);
 
-        _runHonestImageTask(a);
+        uint64[] memory h = _trueHashes(a, 1);
+        address[3] memory n = _nodesOf(a);
+        _commitAllImage(a, h);
+        _revealImage(a, n[0], h);
+        _revealImage(a, n[1], h);
+        // The settlement releases the three nodes and starts the head of the queue with them.
+        address[3] memory none;
+        VM.expectEmit(true, false, false, false, address(verinfer));
+        emit IVerinfer.TaskStarted(b, none, 0, 0);
+        _revealImage(a, n[2], h);
         _assertStatus(a, IVerinfer.TaskStatus.Validated);
-        // The settlement released three nodes and started the head of the queue with them.
+        address[3] memory m = _nodesOf(b);
+        for (uint256 i; i < 3; ++i) {
+            VM.assertTrue(m[i] == n[0] || m[i] == n[1] || m[i] == n[2], "the released nodes run the next task");
+        }
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
         _assertStatus(c, IVerinfer.TaskStatus.Queued);
         VM.assertEq(verinfer.getTask(b).commitDeadline, block.timestamp + COMMIT_WINDOW);
