@@ -21,9 +21,11 @@ import {TieredPool} from "./libraries/TieredPool.sol";
 /// @dev Node selection randomness is `block.prevrandao` mixed with a nonce. Its limits: the block
 ///      proposer knows it in advance and can withhold a block (bias of one bit per forfeited block),
 ///      and anyone can predict the selection of a transaction landing in a known block, so a creator
-///      could choose to submit or not. The creator cannot steer the draw through task inputs: the
-///      seed contains neither the args nor the creator. A deployment facing stronger adversaries
-///      should swap `_seed` for a VRF.
+///      could choose to submit or not. Anyone can also advance the nonce (every start attempt draws a
+///      fresh seed), so a block builder who orders transactions can choose among a few draws for a
+///      victim's task. The creator cannot steer the draw through the task's inputs: the seed contains
+///      neither the args, the fee nor the creator. A deployment facing stronger adversaries should
+///      swap `_seed` for a VRF or a commit to a future block's randomness.
 ///
 ///      Queues: a task starts at creation when three suitable nodes are available; otherwise it
 ///      waits in a FIFO queue per class (image tasks; text tasks of one GPU model; text tasks of any
@@ -271,6 +273,8 @@ contract Verinfer is IVerinfer, Ownable2Step {
         task.status = TaskStatus.Cancelled;
         --queuedTasks;
         emit TaskCancelled(taskId);
+        // The cancelled task may have been the head blocking its queue.
+        _tryStartHead(_queueKey(task.kind, task.gpuModel));
         uint96 fee = task.fee;
         if (fee != 0) token.safeTransfer(msg.sender, fee);
     }

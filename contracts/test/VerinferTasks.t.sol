@@ -321,10 +321,10 @@ contract VerinferTasksTest is VerinferTestBase {
         uint256 d = _createImageTask();
         _assertStatus(d, IVerinfer.TaskStatus.Committing);
 
+        // Cancelling the blocking head retries the queue at once: b takes the three free nodes.
         VM.prank(creator);
         verinfer.cancelTask(big);
         bytes32 imageQueue = verinfer.imageQueueKey();
-        VM.assertEq(verinfer.dispatch(imageQueue, 16), 1, "one task fits the three free nodes");
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
         _assertStatus(c, IVerinfer.TaskStatus.Queued);
         VM.assertEq(verinfer.dispatch(imageQueue, 16), 0, "no free nodes");
@@ -340,30 +340,32 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.assertEq(verinfer.dispatch(q, 16), 0, "empty queue");
     }
 
-    /// @dev Starting the head skips at most eight cancelled entries per attempt (bounded gas);
-    ///      `dispatch` continues where the automatic retry stopped.
+    /// @dev Retrying a queue skips at most eight cancelled entries per attempt (bounded gas); the
+    ///      next retry (a release, a join, a cancel or `dispatch`) continues where it stopped.
     function test_Dispatch_ContinuesPastManyCancelledEntries() public {
         _makeNodes(0, 3, H100, VRAM_80G);
         uint256 running = _createImageTask();
-        uint256[10] memory queued;
-        for (uint256 i; i < 10; ++i) {
+        uint256[12] memory queued;
+        for (uint256 i; i < 12; ++i) {
             queued[i] = _createImageTask();
         }
+        bytes32 imageQueue = verinfer.imageQueueKey();
         VM.startPrank(creator);
-        for (uint256 i; i < 9; ++i) {
-            verinfer.cancelTask(queued[i]);
+        for (uint256 i = 1; i < 11; ++i) {
+            verinfer.cancelTask(queued[i]); // behind a live head: nothing is skipped yet
         }
+        VM.assertEq(verinfer.queueLength(imageQueue), 12);
+        verinfer.cancelTask(queued[0]); // head cancelled: the retry skips eight entries, then stops
         VM.stopPrank();
+        VM.assertEq(verinfer.queueLength(imageQueue), 4, "skips are bounded");
         VM.assertEq(verinfer.queuedTasks(), 1);
+        _assertStatus(queued[11], IVerinfer.TaskStatus.Queued);
 
         _runHonestImageTask(running);
-        // The release retried the head: eight cancelled entries skipped, then it gave up.
-        _assertStatus(queued[9], IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 2);
-        VM.assertEq(verinfer.dispatch(verinfer.imageQueueKey(), 1), 1);
-        _assertStatus(queued[9], IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 0);
+        _assertStatus(queued[11], IVerinfer.TaskStatus.Committing);
+        VM.assertEq(verinfer.queueLength(imageQueue), 0);
         VM.assertEq(verinfer.queuedTasks(), 0);
+        VM.assertEq(verinfer.dispatch(imageQueue, 1), 0, "nothing left to start");
     }
 
     // ================================================================ cancel
@@ -417,7 +419,7 @@ contract VerinferTasksTest is VerinferTestBase {
         verinfer.cancelTask(a);
         verinfer.cancelTask(b);
         VM.stopPrank();
-        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 3, "cancelled entries stay until skipped");
+        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 1, "cancelled heads are skipped on cancel");
         _makeNodes(0, 3, H100, VRAM_80G);
         _assertStatus(a, IVerinfer.TaskStatus.Cancelled);
         _assertStatus(b, IVerinfer.TaskStatus.Cancelled);
