@@ -176,7 +176,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         node.gpuModel = modelId;
         node.taskId = 0;
         emit NodeJoined(msg.sender, id, modelId, normal, vramMiB, amount);
-        _makeAvailable(node);
+        _makeAvailable(node, msg.sender);
         _dispatchFor(modelId);
 
         token.safeTransferFrom(msg.sender, address(this), amount);
@@ -645,7 +645,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         } else if (node.stake < s.minStake) {
             s.payouts[i] = _exit(node, account, ExitReason.BelowMinStake);
         } else {
-            _makeAvailable(node);
+            _makeAvailable(node, account);
             s.releasedModels[i] = node.gpuModel;
         }
     }
@@ -790,8 +790,8 @@ contract Verinfer is IVerinfer, Ownable2Step {
                 TieredPool.Pool storage global = _pools[GLOBAL_POOL];
                 if (global.countFrom(minTier) < 3) return false;
                 for (uint256 attempt; attempt < TEXT_ANY_ATTEMPTS; ++attempt) {
-                    (uint32 probe,,) = global.pick(minTier, uint256(keccak256(abi.encode(seed, attempt, "model"))));
-                    bytes32 model = _nodes[nodeAddress[probe]].gpuModel;
+                    (address probe,,) = global.pick(minTier, uint256(keccak256(abi.encode(seed, attempt, "model"))));
+                    bytes32 model = _nodes[probe].gpuModel;
                     if (_pools[model].countFrom(minTier) >= 3) {
                         poolKey = model;
                         break;
@@ -806,13 +806,12 @@ contract Verinfer is IVerinfer, Ownable2Step {
         uint32[3] memory ids;
         address[3] memory addrs;
         for (uint256 k; k < 3; ++k) {
-            (uint32 id,,) = pool.pick(minTier, uint256(keccak256(abi.encode(seed, k))));
-            address account = nodeAddress[id];
+            (address account,,) = pool.pick(minTier, uint256(keccak256(abi.encode(seed, k))));
             Node storage node = _nodes[account];
             _removeFromPools(node);
             node.state = NodeState.Busy;
             node.taskId = uint40(taskId);
-            ids[k] = id;
+            ids[k] = node.id;
             addrs[k] = account;
         }
         // Removal makes repeats impossible; the check guards that property against future edits.
@@ -831,21 +830,21 @@ contract Verinfer is IVerinfer, Ownable2Step {
         return true;
     }
 
-    function _makeAvailable(Node storage node) internal {
-        uint32 id = node.id;
+    function _makeAvailable(Node storage node, address account) internal {
         uint256 tier = node.tier;
-        node.globalIndex = uint24(_pools[GLOBAL_POOL].add(tier, id));
-        node.modelIndex = uint24(_pools[node.gpuModel].add(tier, id));
+        node.globalIndex = uint24(_pools[GLOBAL_POOL].add(tier, account));
+        node.modelIndex = uint24(_pools[node.gpuModel].add(tier, account));
         node.state = NodeState.Available;
         node.taskId = 0;
     }
 
+    /// @dev Swap-and-pop in both pools; the node moved into the freed index learns its new index.
     function _removeFromPools(Node storage node) internal {
         uint256 tier = node.tier;
-        uint32 moved = _pools[GLOBAL_POOL].remove(tier, node.globalIndex);
-        if (moved != 0) _nodes[nodeAddress[moved]].globalIndex = node.globalIndex;
+        address moved = _pools[GLOBAL_POOL].remove(tier, node.globalIndex);
+        if (moved != address(0)) _nodes[moved].globalIndex = node.globalIndex;
         moved = _pools[node.gpuModel].remove(tier, node.modelIndex);
-        if (moved != 0) _nodes[nodeAddress[moved]].modelIndex = node.modelIndex;
+        if (moved != address(0)) _nodes[moved].modelIndex = node.modelIndex;
     }
 
     function _dispatchFor(bytes32 gpuModel) internal {

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 /// @title TieredPool
-/// @notice A set of node ids split into VRAM tiers, with O(1) insert, remove and uniform random pick.
+/// @notice A set of node addresses split into VRAM tiers, with O(1) insert, remove and uniform random pick.
 /// @dev Tier t holds nodes with 2^t GiB <= VRAM < 2^(t+1) GiB (tier 0 from 1 GiB, tier 7 open ended).
 ///      The eight tier sizes are packed into one word, so counting the candidates for a task is one
 ///      SLOAD and a pick never loops over members. Removal is swap-and-pop; popped slots are not
@@ -16,7 +16,7 @@ library TieredPool {
 
     struct Pool {
         uint256 counts;
-        mapping(uint256 key => uint32 nodeId) members;
+        mapping(uint256 key => address node) members;
     }
 
     error PoolTierFull(uint256 tier);
@@ -35,18 +35,18 @@ library TieredPool {
         }
     }
 
-    /// @notice Adds `nodeId` to `tier`; returns its index inside the tier.
-    function add(Pool storage pool, uint256 tier, uint32 nodeId) internal returns (uint256 index) {
+    /// @notice Adds `node` to `tier`; returns its index inside the tier.
+    function add(Pool storage pool, uint256 tier, address node) internal returns (uint256 index) {
         uint256 counts = pool.counts;
         index = (counts >> (tier * COUNT_BITS)) & COUNT_MASK;
         if (index >= MAX_MEMBERS_PER_TIER) revert PoolTierFull(tier);
-        pool.members[_key(tier, index)] = nodeId;
+        pool.members[_key(tier, index)] = node;
         pool.counts = counts + (1 << (tier * COUNT_BITS));
     }
 
     /// @notice Removes the member at `index` of `tier` by moving the tier's last member into its place.
-    /// @return moved The id now stored at `index` (0 when the removed member was the last one).
-    function remove(Pool storage pool, uint256 tier, uint256 index) internal returns (uint32 moved) {
+    /// @return moved The node now stored at `index` (zero when the removed member was the last one).
+    function remove(Pool storage pool, uint256 tier, uint256 index) internal returns (address moved) {
         uint256 counts = pool.counts;
         uint256 last = ((counts >> (tier * COUNT_BITS)) & COUNT_MASK) - 1;
         if (index != last) {
@@ -61,7 +61,7 @@ library TieredPool {
     function pick(Pool storage pool, uint256 minTier, uint256 rand)
         internal
         view
-        returns (uint32 nodeId, uint256 tier, uint256 index)
+        returns (address node, uint256 tier, uint256 index)
     {
         uint256 counts = pool.counts;
         uint256 r = rand % countFrom(pool, minTier);
@@ -69,8 +69,8 @@ library TieredPool {
             uint256 c = (counts >> (tier * COUNT_BITS)) & COUNT_MASK;
             if (r < c) {
                 index = r;
-                nodeId = pool.members[_key(tier, index)];
-                return (nodeId, tier, index);
+                node = pool.members[_key(tier, index)];
+                return (node, tier, index);
             }
             r -= c;
         }
