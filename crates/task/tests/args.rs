@@ -504,12 +504,28 @@ fn canonical_bytes_are_compact_ordered_and_round_trip() {
 }
 
 #[test]
-fn awkward_floats_round_trip_exactly() {
+fn floats_parse_exactly_and_round_trip() {
     // Needs correctly rounded parsing (serde_json's `float_roundtrip`).
-    for guidance in [7.000000000000001, 0.1 + 0.2, 29.999999999999996, 5e-324] {
+    for guidance in [
+        7.000000000000001_f64,
+        0.1 + 0.2,
+        29.999999999999996,
+        5e-324,
+        // Parsed one ulp off without `float_roundtrip`.
+        4.055474706295447e-187,
+        9.812652307351939e-86,
+    ] {
         let args = parse(&with(image(), "/guidance_scale", json!(guidance))).unwrap();
+        let TaskArgs::Image(ref image_args) = args else {
+            unreachable!()
+        };
+        assert_eq!(
+            image_args.guidance_scale.to_bits(),
+            guidance.to_bits(),
+            "{guidance:e} parsed inexactly"
+        );
         let reparsed = TaskArgs::from_slice(&args.to_canonical_bytes()).unwrap();
-        assert_eq!(reparsed, args, "guidance {guidance} did not round-trip");
+        assert_eq!(reparsed, args, "guidance {guidance:e} did not round-trip");
     }
 }
 
