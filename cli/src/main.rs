@@ -1,5 +1,10 @@
 //! `verinfer`: the one user-facing binary. Each subcommand lives in its own module.
 
+mod identity;
+mod model;
+mod progress;
+mod run_task;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -10,7 +15,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Model utilities: tiny test models, digests, precision comparison.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Print this node's hardware identity (GPU model and memory, or CPU).
+    Identity(identity::IdentityArgs),
+    /// Run one task locally and print its result digest.
+    RunTask(run_task::RunTaskArgs),
+}
 
 fn main() -> eyre::Result<()> {
     tracing_subscriber::fmt()
@@ -21,5 +34,9 @@ fn main() -> eyre::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Model(command) => model::run(command),
+        Command::Identity(args) => identity::run(args),
+        Command::RunTask(args) => run_task::run(args),
+    }
 }

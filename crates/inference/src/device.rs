@@ -100,9 +100,21 @@ impl Precision {
     }
 }
 
+/// Refuses precisions the device cannot run: candle's CPU backend has no bf16 matmul, so a
+/// bf16 model on the CPU would fail at its first layer.
+pub(crate) fn check_precision(device: &Device, precision: Precision) -> Result<()> {
+    if device.is_cpu() && precision == Precision::Bf16 {
+        return Err(InferenceError::Device {
+            spec: "cpu".to_owned(),
+            message: "bf16 is not supported on the CPU (candle has no CPU bf16 matmul); use f32, f16 or a CUDA device".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::Bf16 => "bf16",

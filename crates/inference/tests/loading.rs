@@ -177,3 +177,18 @@ fn oversized_requests_are_refused() {
     let error = image.generate(&params, &mut |_, _| {}).expect_err("not a multiple of 8");
     assert!(error.to_string().contains("width 60"), "{error}");
 }
+
+#[test]
+fn bf16_on_the_cpu_is_refused_up_front() {
+    let error = ImagePipeline::load(&tiny().sd, &Device::Cpu, Precision::Bf16).expect_err("no CPU bf16 matmul");
+    assert!(error.to_string().contains("bf16"), "{error}");
+    let error = TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::Bf16).expect_err("no CPU bf16 matmul");
+    assert!(error.to_string().contains("bf16"), "{error}");
+}
+
+#[test]
+fn f16_runs_on_the_cpu() {
+    let pipeline = ImagePipeline::load(&tiny().sd, &Device::Cpu, Precision::F16).expect("load f16");
+    let images = pipeline.generate(&common::image_params(1, verinfer_inference::SchedulerKind::Ddim), &mut |_, _| {}).expect("generate");
+    assert_eq!(images.len(), 2);
+}

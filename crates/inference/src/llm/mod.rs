@@ -180,6 +180,7 @@ struct EosJson {
 impl TextPipeline {
     /// Loads the model directory `dir` onto `device` in `precision`.
     pub fn load(dir: &Path, device: &Device, precision: Precision) -> Result<Self> {
+        crate::device::check_precision(device, precision)?;
         let dtype = precision.dtype();
         let config_path = dir.join("config.json");
         let config_bytes = read_required(&config_path, "model configuration")?;
@@ -377,7 +378,7 @@ fn earliest_stop(text: &str, stop: &[String]) -> Option<usize> {
 }
 
 fn check_heads(path: &Path, hidden: usize, heads: usize, kv_heads: usize, head_dim: Option<usize>) -> Result<()> {
-    if heads == 0 || kv_heads == 0 || hidden % heads != 0 || heads % kv_heads != 0 {
+    if heads == 0 || kv_heads == 0 || !hidden.is_multiple_of(heads) || !heads.is_multiple_of(kv_heads) {
         return Err(InferenceError::config(
             path,
             format!("hidden_size {hidden}, num_attention_heads {heads} and num_key_value_heads {kv_heads} are inconsistent"),

@@ -90,7 +90,7 @@ impl TextEncoder {
         let json: ClipJson = read_json(&config_path, "text encoder configuration")?;
         let activation = ClipActivation::from_name(&json.hidden_act)
             .ok_or_else(|| InferenceError::config(&config_path, format!("hidden_act {:?} is not supported", json.hidden_act)))?;
-        if json.num_attention_heads == 0 || json.hidden_size % json.num_attention_heads != 0 {
+        if json.num_attention_heads == 0 || !json.hidden_size.is_multiple_of(json.num_attention_heads) {
             return Err(InferenceError::config(&config_path, "hidden_size must be a multiple of num_attention_heads"));
         }
         let projection_dim = if projected {
@@ -147,6 +147,7 @@ pub struct ImagePipeline {
 impl ImagePipeline {
     /// Loads the diffusers directory `dir` onto `device` with UNet weights in `precision`.
     pub fn load(dir: &Path, device: &Device, precision: Precision) -> Result<Self> {
+        crate::device::check_precision(device, precision)?;
         let dtype = precision.dtype();
         let index: ModelIndexJson = read_json(&dir.join("model_index.json"), "diffusers pipeline index")?;
         let dual = index.text_encoder_2.as_ref().is_some_and(|v| !v.is_null());
@@ -241,7 +242,7 @@ impl ImagePipeline {
     pub fn generate(&self, params: &ImageGenParams, progress: Progress<'_>) -> Result<Vec<RgbImage>> {
         let scale = self.vae_config.scale_factor;
         for (name, side) in [("width", params.width), ("height", params.height)] {
-            if side == 0 || side as usize % scale != 0 {
+            if side == 0 || !(side as usize).is_multiple_of(scale) {
                 return Err(InferenceError::InvalidParams(format!("{name} {side} is not a positive multiple of {scale}")));
             }
         }
