@@ -20,6 +20,7 @@
 mod dct;
 mod luma;
 mod resample;
+mod simd;
 
 use std::{fmt, io::Cursor, path::Path, path::PathBuf, str::FromStr};
 
@@ -27,6 +28,7 @@ use image::{DynamicImage, GrayImage, ImageError};
 
 pub use dct::{DCT_LEN, dct2_32, dct2d_low_frequencies};
 pub use luma::{Gray16Alpha, luma_601, to_luma8, to_luma8_with};
+use luma::LumaRows;
 pub use resample::{resize_lanczos, resize_lanczos_raw};
 
 /// Side of the square the image is resized to (`hash_size * highfreq_factor`).
@@ -117,14 +119,24 @@ pub enum PhashError {
 /// pHash of a decoded image, as imagehash computes it for the image Pillow would have
 /// opened from the same file (see [`to_luma8`] for how buffer types map to Pillow modes).
 pub fn phash_image(img: &DynamicImage) -> PHash {
-    phash_luma(&to_luma8(img))
+    phash_rows(&LumaRows::new(img, Gray16Alpha::default()))
 }
 
 /// pHash of an 8-bit grayscale image (Pillow mode "L").
 pub fn phash_luma(gray: &GrayImage) -> PHash {
-    let small = resize_lanczos(gray, RESIZED_SIDE, RESIZED_SIDE);
+    phash_rows(&resample::GrayRowsOf(gray))
+}
+
+fn phash_image_with(img: &DynamicImage, gray16_alpha: Gray16Alpha) -> PHash {
+    phash_rows(&LumaRows::new(img, gray16_alpha))
+}
+
+/// Luma conversion streams row by row into the resampler: no full-size gray copy.
+fn phash_rows<S: resample::GrayRows>(rows: &S) -> PHash {
+    let side = RESIZED_SIDE as usize;
+    let small = resample::resize_rows(rows, side, side);
     let pixels: &[u8; DCT_LEN * DCT_LEN] =
-        small.as_raw().as_slice().try_into().unwrap_or_else(|_| unreachable!("resized to 32x32"));
+        small.as_slice().try_into().unwrap_or_else(|_| unreachable!("resized to 32x32"));
     hash_luma32(pixels)
 }
 
@@ -159,7 +171,7 @@ pub fn phash_file(path: &Path) -> Result<PHash, PhashError> {
 fn decode_and_hash(bytes: &[u8]) -> Result<PHash, ImageError> {
     let img = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format()?.decode()?;
     let gray16_alpha = if is_png_gray16(bytes) { Gray16Alpha::Clamp } else { Gray16Alpha::HighByte };
-    Ok(phash_luma(&to_luma8_with(&img, gray16_alpha)))
+    Ok(phash_image_with(&img, gray16_alpha))
 }
 
 /// Whether `bytes` is a PNG whose header says 16-bit grayscale (colour type 0); the
