@@ -1,1 +1,72 @@
-//! verinfer-abi
+//! Rust bindings for the verinfer contracts.
+//!
+//! The bindings come from `abi/contracts/*.json` through alloy's `sol!` macro, with `#[sol(rpc)]`
+//! instances for calls, transactions and deployment (`Verinfer::deploy`, `MockStakingToken::deploy`).
+//! The JSON is committed and regenerated from `contracts/src` by the build script when forge is
+//! installed (see `build.rs`); `scripts/check-abi.sh` verifies it in CI.
+//!
+//! Besides the bindings: [`Deployment`], the `deployments/<chainid>.json` record written by
+//! `script/Deploy.s.sol`, and Rust enums ([`TaskKind`], [`TaskStatus`], [`NodeState`],
+//! [`SlashReason`], [`ExitReason`]) for the contract's enums, which the JSON ABI carries as
+//! `uint8` user-defined value types ([`IVerinfer::TaskKind`] and so on). [`devnet`] finds the
+//! npm-installed anvil and deploys a fresh devnet for tests.
+
+mod deployment;
+pub mod devnet;
+mod enums;
+
+pub use deployment::{Deployment, DeploymentError};
+pub use enums::{ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue};
+
+/// The `sol!` expansions. Everything useful is re-exported at the crate root.
+// Generated event constructors take one argument per field (`TaskCreated` has eight).
+#[allow(clippy::too_many_arguments)]
+pub mod bindings {
+    alloy::sol!(
+        /// The verinfer validation contract (with the `IVerinfer` types, events and errors).
+        #[sol(rpc, all_derives)]
+        Verinfer,
+        "contracts/Verinfer.json"
+    );
+
+    alloy::sol!(
+        /// The devnet staking token with an open faucet (`mint`). Never deploy it on a real network.
+        #[sol(rpc, all_derives)]
+        MockStakingToken,
+        "contracts/MockStakingToken.json"
+    );
+
+    alloy::sol!(
+        /// OpenZeppelin's ERC-20 interface, for any staking token (`approve`, `balanceOf`, ...).
+        #[sol(rpc, all_derives)]
+        IERC20,
+        "contracts/IERC20.json"
+    );
+}
+
+pub use bindings::{IERC20, IVerinfer, MockStakingToken, Verinfer};
+
+/// A deployed (or to-be-deployed) `Verinfer` contract bound to a provider.
+pub type VerinferInstance<P, N = alloy::network::Ethereum> = Verinfer::VerinferInstance<P, N>;
+/// A `MockStakingToken` bound to a provider.
+pub type MockStakingTokenInstance<P, N = alloy::network::Ethereum> =
+    MockStakingToken::MockStakingTokenInstance<P, N>;
+/// Any ERC-20 token bound to a provider.
+pub type Erc20Instance<P, N = alloy::network::Ethereum> = IERC20::IERC20Instance<P, N>;
+
+/// `Verinfer.NO_RESULT`: a `TaskSettled` distance where a side has no result.
+pub const NO_RESULT: u16 = u16::MAX;
+/// `Verinfer.MAX_IMAGES`: the largest image count of one task.
+pub const MAX_IMAGES: u8 = 16;
+
+/// A gas limit for a verinfer transaction, padded over `eth_estimateGas`'s `estimate`.
+///
+/// Node selection draws from `block.prevrandao`, so the gas of a transaction that may start a
+/// task (`createTask`, `join`, `dispatch`, and reveals or `settle` that release nodes to a queue)
+/// depends on the block it lands in, not the one `eth_estimateGas` simulated; on anvil an
+/// unpadded text `createTask` was seen to revert for lack of gas. Pads by 30 % plus 25 000.
+pub const fn padded_gas_limit(estimate: u64) -> u64 {
+    estimate
+        .saturating_add(estimate / 10 * 3)
+        .saturating_add(25_000)
+}

@@ -1,0 +1,429 @@
+//! End-to-end checks of the bindings against the real contracts on a real anvil: deploy, join,
+//! create a task, commit, reveal, settle, and read the outcome back through views and events.
+//!
+//! Needs the npm-installed anvil (`npm ci`); fails with that instruction when it is missing.
+
+use std::error::Error;
+
+use alloy::{
+    contract::{CallBuilder, CallDecoder},
+    network::EthereumWallet,
+    node_bindings::{Anvil, AnvilInstance},
+    primitives::{Address, B256, U256, aliases::U96, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
+    sol_types::{SolEvent, SolValue},
+};
+use verinfer_abi::{
+    Deployment, IERC20, MAX_IMAGES, NO_RESULT, NodeState, SlashReason, TaskKind, TaskStatus,
+    Verinfer, VerinferInstance,
+    devnet::{self, FoundryTool},
+    padded_gas_limit,
+};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const TOKEN: u128 = 1_000_000_000_000_000_000;
+const STAKE: u128 = 1_000 * TOKEN;
+const FEE: u128 = 30 * TOKEN;
+const H100: &str = "NVIDIA H100 80GB HBM3";
+
+/// A fresh anvil with the contracts deployed and three funded node accounts and a creator.
+struct Devnet {
+    // Kept alive: dropping it stops anvil.
+    _anvil: AnvilInstance,
+    provider: DynProvider,
+    deployment: Deployment,
+    verinfer: VerinferInstance<DynProvider>,
+    nodes: [Address; 3],
+    creator: Address,
+}
+
+impl Devnet {
+    async fn start() -> Result<Self, Box<dyn Error>> {
+        let anvil_path = devnet::foundry_tool(&devnet::repo_root(), FoundryTool::Anvil)?;
+        let anvil = Anvil::at(anvil_path).try_spawn()?;
+        let wallet: EthereumWallet = anvil.wallet().ok_or("anvil reported no dev keys")?;
+        let provider = ProviderBuilder::new()
+            .wallet(wallet)
+            .connect_http(anvil.endpoint_url())
+            .erased();
+        let accounts = anvil.addresses();
+        let (deployer, treasury) = (accounts[0], accounts[1]);
+        let nodes = [accounts[2], accounts[3], accounts[4]];
+        let creator = accounts[5];
+
+        let deployment = devnet::deploy_with_mock_token(
+            &provider,
+            deployer,
+            deployer,
+            treasury,
+            devnet::default_init_params(),
+        )
+        .await?;
+        assert_eq!(deployment.chain_id, anvil.chain_id());
+        let mut funded = nodes.to_vec();
+        funded.push(creator);
+        devnet::mint(
+            &provider,
+            deployment.staking_token,
+            deployer,
+            &funded,
+            U256::from(10 * STAKE),
+        )
+        .await?;
+        let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
+        Ok(Self {
+            _anvil: anvil,
+            provider,
+            deployment,
+            verinfer,
+            nodes,
+            creator,
+        })
+    }
+
+    fn token(&self) -> IERC20::IERC20Instance<DynProvider> {
+        IERC20::new(self.deployment.staking_token, self.provider.clone())
+    }
+
+    /// approve + join for each node, all with `gpu_model`.
+    async fn join_all(&self, gpu_model: &str) -> TestResult {
+        for &node in &self.nodes {
+            self.token()
+                .approve(self.deployment.verinfer, U256::from(STAKE))
+                .from(node)
+                .send()
+                .await?
+                .get_receipt()
+                .await?;
+            let receipt = send_ok(
+                self.verinfer
+                    .join(gpu_model.to_owned(), 81_559, U96::from(STAKE))
+                    .from(node),
+            )
+            .await?;
+            let joined = decode_one::<Verinfer::NodeJoined>(&receipt)?;
+            assert_eq!(joined.node, node);
+            assert_eq!(
+                joined.gpuModelName, "nvidia h100 80gb hbm3",
+                "the contract normalises model names"
+            );
+            let info = self.verinfer.getNode(node).call().await?;
+            assert_eq!(NodeState::try_from(info.state)?, NodeState::Available);
+            assert_eq!(info.stake, U96::from(STAKE));
+        }
+        Ok(())
+    }
+
+    /// approve fee + createTask; returns the task id and its nodes in slot order.
+    async fn create_task(
+        &self,
+        kind: TaskKind,
+        image_count: u8,
+        gpu_model: &str,
+    ) -> Result<(U256, [Address; 3]), Box<dyn Error>> {
+        self.token()
+            .approve(self.deployment.verinfer, U256::from(FEE))
+            .from(self.creator)
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
+        let args_hash = keccak256(b"{\"prompt\":\"a lighthouse at dusk\"}");
+        let receipt = send_ok(
+            self.verinfer
+                .createTask(
+                    kind.into(),
+                    args_hash,
+                    image_count,
+                    16_384,
+                    gpu_model.to_owned(),
+                    U96::from(FEE),
+                )
+                .from(self.creator),
+        )
+        .await?;
+        let created = decode_one::<Verinfer::TaskCreated>(&receipt)?;
+        let started = decode_one::<Verinfer::TaskStarted>(&receipt)?;
+        assert_eq!(
+            started.taskId, created.taskId,
+            "three available nodes: the task starts at once"
+        );
+
+        let task = self.verinfer.getTask(created.taskId).call().await?;
+        assert_eq!(TaskStatus::try_from(task.status)?, TaskStatus::Committing);
+        assert_eq!(TaskKind::try_from(task.kind)?, kind);
+        assert_eq!(task.nodes, started.nodes);
+        let mut selected = task.nodes.to_vec();
+        selected.sort();
+        let mut ours = self.nodes.to_vec();
+        ours.sort();
+        assert_eq!(selected, ours, "the only three nodes are the ones selected");
+        Ok((created.taskId, task.nodes))
+    }
+
+    async fn stake_of(&self, node: Address) -> Result<U96, Box<dyn Error>> {
+        Ok(self.verinfer.getNode(node).call().await?.stake)
+    }
+}
+
+/// Sends `call` with a padded gas limit (node selection makes gas depend on the block) and waits
+/// for a successful receipt.
+async fn send_ok<D: CallDecoder>(
+    call: CallBuilder<&DynProvider, D>,
+) -> Result<TransactionReceipt, Box<dyn Error>> {
+    let estimate = call.estimate_gas().await?;
+    let receipt = call
+        .gas(padded_gas_limit(estimate))
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    if !receipt.status() {
+        return Err(format!("transaction {} reverted", receipt.transaction_hash).into());
+    }
+    Ok(receipt)
+}
+
+/// The one `E` log of `receipt`.
+fn decode_one<E: SolEvent>(receipt: &TransactionReceipt) -> Result<E, Box<dyn Error>> {
+    let mut found: Vec<E> = decode_all(receipt);
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        n => Err(format!("expected one {} event, found {n}", E::SIGNATURE).into()),
+    }
+}
+
+fn decode_all<E: SolEvent>(receipt: &TransactionReceipt) -> Vec<E> {
+    receipt
+        .logs()
+        .iter()
+        .filter_map(|log| log.log_decode::<E>().ok())
+        .map(|log| log.inner.data)
+        .collect()
+}
+
+/// `keccak256(abi.encode(uint256 taskId, address node, uint64[] pHashes, bytes32 salt))`, computed
+/// here independently of the contract.
+fn image_commitment(task_id: U256, node: Address, phashes: &[u64], salt: B256) -> B256 {
+    keccak256((task_id, node, phashes.to_vec(), salt).abi_encode_params())
+}
+
+/// `keccak256(abi.encode(uint256 taskId, address node, bytes32 digest, bytes32 salt))`.
+fn text_commitment(task_id: U256, node: Address, digest: B256, salt: B256) -> B256 {
+    keccak256((task_id, node, digest, salt).abi_encode_params())
+}
+
+fn salt(i: usize) -> B256 {
+    keccak256(format!("salt-{i}"))
+}
+
+/// Fee share of each of `payees` agreeing nodes after the 5 % protocol fee.
+fn reward_per_node(payees: u128) -> u128 {
+    (FEE - FEE * 500 / 10_000) / payees
+}
+
+#[tokio::test]
+async fn image_task_with_three_agreeing_nodes_is_validated_and_paid() -> TestResult {
+    let net = Devnet::start().await?;
+    assert_eq!(net.verinfer.NO_RESULT().call().await?, NO_RESULT);
+    assert_eq!(
+        net.verinfer.MAX_IMAGES().call().await?,
+        U256::from(MAX_IMAGES)
+    );
+    assert_eq!(net.verinfer.threshold().call().await?, 10);
+
+    net.join_all(H100).await?;
+    let (task_id, slots) = net.create_task(TaskKind::ImageGeneration, 1, "").await?;
+
+    // Two identical pHashes and one 3 bits away: within the threshold of 10, all three agree.
+    let base: u64 = 0xd1c3_a5f0_0f5a_3c1d;
+    let phashes = [base, base, base ^ 0b1011];
+    for (slot, &node) in slots.iter().enumerate() {
+        let result = vec![phashes[slot]];
+        let ours = image_commitment(task_id, node, &result, salt(slot));
+        let contracts = net
+            .verinfer
+            .imageCommitment(task_id, node, result.clone(), salt(slot))
+            .call()
+            .await?;
+        assert_eq!(ours, contracts, "Rust and Solidity commitments differ");
+        send_ok(net.verinfer.commit(task_id, ours).from(node)).await?;
+    }
+    assert_eq!(
+        TaskStatus::try_from(net.verinfer.getTask(task_id).call().await?.status)?,
+        TaskStatus::Revealing
+    );
+
+    let mut last = None;
+    for (slot, &node) in slots.iter().enumerate() {
+        last = Some(
+            send_ok(
+                net.verinfer
+                    .revealImage(task_id, vec![phashes[slot]], salt(slot))
+                    .from(node),
+            )
+            .await?,
+        );
+    }
+    let receipt = last.ok_or("no reveal sent")?;
+
+    let task = net.verinfer.getTask(task_id).call().await?;
+    assert_eq!(TaskStatus::try_from(task.status)?, TaskStatus::Validated);
+    assert_eq!(task.revealedMask, 0b111);
+
+    let settled = decode_one::<Verinfer::TaskSettled>(&receipt)?;
+    assert_eq!(settled.taskId, task_id);
+    assert_eq!(
+        TaskStatus::try_from(settled.outcome)?,
+        TaskStatus::Validated
+    );
+    assert_eq!(settled.agreeingMask, 0b111);
+    assert_eq!(settled.threshold, 10);
+    let distance = |a: usize, b: usize| (phashes[a] ^ phashes[b]).count_ones() as u16;
+    assert_eq!(
+        settled.distances,
+        [distance(0, 1), distance(0, 2), distance(1, 2)]
+    );
+    assert_eq!(
+        settled.distances.iter().filter(|&&d| d == 3).count(),
+        2,
+        "one node is 3 bits off"
+    );
+    let reward = reward_per_node(3);
+    assert_eq!(settled.rewardPerNode, U96::from(reward));
+
+    let rewarded = decode_all::<Verinfer::NodeRewarded>(&receipt);
+    assert_eq!(rewarded.len(), 3);
+    for &node in &slots {
+        assert_eq!(
+            net.stake_of(node).await?,
+            U96::from(STAKE + reward),
+            "stake grows by the reward"
+        );
+        let info = net.verinfer.getNode(node).call().await?;
+        assert_eq!(
+            NodeState::try_from(info.state)?,
+            NodeState::Available,
+            "released for the next task"
+        );
+    }
+    // Nothing was refunded: the creator paid exactly the fee.
+    let creator_balance = net.token().balanceOf(net.creator).call().await?;
+    assert_eq!(creator_balance, U256::from(10 * STAKE - FEE));
+    assert_eq!(
+        net.verinfer.treasuryBalance().call().await?,
+        U96::from(FEE - 3 * reward)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn text_task_slashes_and_kicks_the_node_with_a_different_digest() -> TestResult {
+    let net = Devnet::start().await?;
+    net.join_all(H100).await?;
+    // The task names the model in another spelling: the contract normalises both.
+    let (task_id, slots) = net
+        .create_task(TaskKind::TextGeneration, 0, "nvidia  H100 80gb hbm3")
+        .await?;
+    let model_id = net.verinfer.gpuModelId(H100.to_owned()).call().await?;
+    assert_eq!(
+        net.verinfer.getTask(task_id).call().await?.gpuModel,
+        model_id
+    );
+
+    let honest = keccak256("the lighthouse keeper's log");
+    let odd = keccak256("a different completion");
+    let digests = [honest, odd, honest];
+    for (slot, &node) in slots.iter().enumerate() {
+        let ours = text_commitment(task_id, node, digests[slot], salt(slot));
+        let contracts = net
+            .verinfer
+            .textCommitment(task_id, node, digests[slot], salt(slot))
+            .call()
+            .await?;
+        assert_eq!(ours, contracts, "Rust and Solidity commitments differ");
+        send_ok(net.verinfer.commit(task_id, ours).from(node)).await?;
+    }
+    let cheater = slots[1];
+    let cheater_balance_before = net.token().balanceOf(cheater).call().await?;
+    let mut last = None;
+    for (slot, &node) in slots.iter().enumerate() {
+        last = Some(
+            send_ok(
+                net.verinfer
+                    .revealText(task_id, digests[slot], salt(slot))
+                    .from(node),
+            )
+            .await?,
+        );
+    }
+    let receipt = last.ok_or("no reveal sent")?;
+
+    let task = net.verinfer.getTask(task_id).call().await?;
+    assert_eq!(TaskStatus::try_from(task.status)?, TaskStatus::Validated);
+
+    let settled = decode_one::<Verinfer::TaskSettled>(&receipt)?;
+    assert_eq!(settled.agreeingMask, 0b101, "slots 0 and 2 agree");
+    let digest_distance: u16 = (honest ^ odd).iter().map(|b| b.count_ones() as u16).sum();
+    assert_eq!(settled.distances, [digest_distance, 0, digest_distance]);
+    assert!(!settled.distances.contains(&NO_RESULT));
+    let reward = reward_per_node(2);
+    assert_eq!(settled.rewardPerNode, U96::from(reward));
+
+    let slashed = decode_one::<Verinfer::NodeSlashed>(&receipt)?;
+    assert_eq!(slashed.node, cheater);
+    assert_eq!(slashed.taskId, task_id);
+    assert_eq!(
+        SlashReason::try_from(slashed.reason)?,
+        SlashReason::Disagreed
+    );
+    let slash = STAKE / 2; // slashShareBps 5000
+    assert_eq!(slashed.amount, U96::from(slash));
+    let kicked = decode_one::<Verinfer::NodeKicked>(&receipt)?;
+    assert_eq!(
+        (kicked.node, kicked.stakeReturned),
+        (cheater, U96::from(STAKE - slash))
+    );
+
+    let cheater_info = net.verinfer.getNode(cheater).call().await?;
+    assert_eq!(NodeState::try_from(cheater_info.state)?, NodeState::Kicked);
+    assert_eq!(cheater_info.stake, U96::ZERO);
+    assert_eq!(
+        net.token().balanceOf(cheater).call().await?,
+        cheater_balance_before + U256::from(STAKE - slash),
+        "the unslashed rest of the stake is returned"
+    );
+    for node in [slots[0], slots[2]] {
+        assert_eq!(net.stake_of(node).await?, U96::from(STAKE + reward));
+    }
+    assert_eq!(
+        net.verinfer.treasuryBalance().call().await?,
+        U96::from(FEE - 2 * reward + slash)
+    );
+
+    // A kicked node cannot come back.
+    net.token()
+        .approve(net.deployment.verinfer, U256::from(STAKE))
+        .from(cheater)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let rejoin = net
+        .verinfer
+        .join(H100.to_owned(), 81_559, U96::from(STAKE))
+        .from(cheater)
+        .call()
+        .await;
+    let Err(error) = rejoin else {
+        return Err("a kicked node must not rejoin".into());
+    };
+    let decoded = error.as_decoded_interface_error::<Verinfer::VerinferErrors>();
+    assert!(
+        matches!(decoded, Some(Verinfer::VerinferErrors::NodeIsKicked(ref e)) if e.node == cheater),
+        "unexpected error: {error}"
+    );
+    Ok(())
+}
