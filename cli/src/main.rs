@@ -2,6 +2,7 @@
 
 mod identity;
 mod model;
+mod phash;
 mod progress;
 mod run_task;
 
@@ -23,6 +24,8 @@ enum Command {
     Identity(identity::IdentityArgs),
     /// Run one task locally and print its result digest.
     RunTask(run_task::RunTaskArgs),
+    /// Print the perceptual hash (imagehash-compatible pHash) of image files.
+    Phash(phash::PhashArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> eyre::Result<()> {
         Command::Model(command) => model::run(command),
         Command::Identity(args) => identity::run(args),
         Command::RunTask(args) => run_task::run(args),
+        Command::Phash(args) => phash::run(args),
     }
 }
