@@ -75,9 +75,8 @@ impl UnitRoots {
         let mask = (1usize << shift) - 1;
         let fine = (0..=mask).map(|i| if i == 0 { (1.0, 0.0) } else { octant_root(i, n, ang) }).collect();
         let coarse_len = (nval + mask) / (mask + 1);
-        let coarse = (0..coarse_len)
-            .map(|i| if i == 0 { (1.0, 0.0) } else { octant_root(i * (mask + 1), n, ang) })
-            .collect();
+        let coarse =
+            (0..coarse_len).map(|i| if i == 0 { (1.0, 0.0) } else { octant_root(i * (mask + 1), n, ang) }).collect();
         Self { n, shift, mask, fine, coarse }
     }
 

@@ -27,8 +27,8 @@ use std::{fmt, io::Cursor, path::Path, path::PathBuf, str::FromStr};
 use image::{DynamicImage, GrayImage, ImageError};
 
 pub use dct::{DCT_LEN, dct2_32, dct2d_low_frequencies};
-pub use luma::{Gray16Alpha, luma_601, to_luma8, to_luma8_with};
 use luma::LumaRows;
+pub use luma::{Gray16Alpha, luma_601, to_luma8, to_luma8_with};
 pub use resample::{resize_lanczos, resize_lanczos_raw};
 
 /// Side of the square the image is resized to (`hash_size * highfreq_factor`).

@@ -166,9 +166,8 @@ const SPLIT_BITS: u32 = 11;
 fn kernel(in_size: usize, out_size: usize) -> Arc<Kernel> {
     const CACHED: usize = 8;
     static CACHE: Mutex<Vec<Arc<Kernel>>> = Mutex::new(Vec::new());
-    let lookup = |cache: &[Arc<Kernel>]| {
-        cache.iter().find(|k| k.in_size == in_size && k.bounds.len() == out_size).cloned()
-    };
+    let lookup =
+        |cache: &[Arc<Kernel>]| cache.iter().find(|k| k.in_size == in_size && k.bounds.len() == out_size).cloned();
     if let Some(found) = lookup(&CACHE.lock().unwrap_or_else(PoisonError::into_inner)) {
         return found;
     }
@@ -333,9 +332,9 @@ fn dot_portable(pixels: &[u8], taps: &[i32]) -> i32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m128i, __m256i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32,
-        _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepu8_epi16, _mm256_extracti128_si256,
-        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_setzero_si256, _mm256_slli_epi32,
+        __m128i, __m256i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm256_add_epi32,
+        _mm256_castsi256_si128, _mm256_cvtepu8_epi16, _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16,
+        _mm256_setzero_si256, _mm256_slli_epi32,
     };
 
     use super::SPLIT_BITS;
@@ -416,17 +415,38 @@ mod tests {
     #[test]
     fn matches_pillow_outputs() {
         let cases: [(usize, usize, usize, usize, &[u8]); 5] = [
-            (13, 11, 6, 4, &[44, 158, 147, 156, 99, 173, 130, 164, 107, 68, 174, 149, 163, 133, 61, 90, 203, 133, 145, 94, 120, 157, 97, 75]),
-            (50, 40, 8, 5, &[
-                120, 125, 130, 146, 136, 127, 126, 115, 129, 117, 116, 125, 128, 123, 139, 142, 121, 122, 133, 136,
-                120, 116, 127, 120, 130, 130, 131, 122, 119, 128, 135, 131, 125, 125, 141, 137, 133, 130, 124, 114,
-            ]),
+            (
+                13,
+                11,
+                6,
+                4,
+                &[
+                    44, 158, 147, 156, 99, 173, 130, 164, 107, 68, 174, 149, 163, 133, 61, 90, 203, 133, 145, 94, 120,
+                    157, 97, 75,
+                ],
+            ),
+            (
+                50,
+                40,
+                8,
+                5,
+                &[
+                    120, 125, 130, 146, 136, 127, 126, 115, 129, 117, 116, 125, 128, 123, 139, 142, 121, 122, 133, 136,
+                    120, 116, 127, 120, 130, 130, 131, 122, 119, 128, 135, 131, 125, 125, 141, 137, 133, 130, 124, 114,
+                ],
+            ),
             // Upscaling both axes: ringing clipped to 0 and 255.
-            (3, 20, 7, 9, &[
-                6, 13, 27, 54, 83, 98, 106, 39, 54, 83, 134, 181, 204, 215, 63, 102, 166, 217, 192, 141, 110, 110,
-                133, 172, 204, 193, 166, 149, 168, 156, 136, 107, 89, 84, 83, 217, 183, 124, 58, 40, 55, 66, 255,
-                228, 145, 57, 43, 73, 93, 72, 70, 69, 86, 123, 152, 169, 24, 57, 114, 177, 194, 179, 168,
-            ]),
+            (
+                3,
+                20,
+                7,
+                9,
+                &[
+                    6, 13, 27, 54, 83, 98, 106, 39, 54, 83, 134, 181, 204, 215, 63, 102, 166, 217, 192, 141, 110, 110,
+                    133, 172, 204, 193, 166, 149, 168, 156, 136, 107, 89, 84, 83, 217, 183, 124, 58, 40, 55, 66, 255,
+                    228, 145, 57, 43, 73, 93, 72, 70, 69, 86, 123, 152, 169, 24, 57, 114, 177, 194, 179, 168,
+                ],
+            ),
             (40, 3, 5, 2, &[104, 139, 130, 127, 135, 145, 139, 153, 122, 127]),
             // Height shrinks far more than width: Pillow runs the vertical pass first.
             (9, 60, 4, 4, &[121, 126, 121, 123, 138, 126, 115, 125, 126, 132, 112, 115, 137, 126, 129, 132]),

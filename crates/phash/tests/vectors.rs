@@ -29,13 +29,16 @@ fn matches_imagehash_on_every_vector() {
             }
         };
         if got != expected {
-            mismatches.push(format!(
-                "{name}: expected {expected}, got {got}, distance {}",
-                expected.distance(got)
-            ));
+            mismatches.push(format!("{name}: expected {expected}, got {got}, distance {}", expected.distance(got)));
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} vectors differ:\n{}", mismatches.len(), vectors.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} vectors differ:\n{}",
+        mismatches.len(),
+        vectors.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]
