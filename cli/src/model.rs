@@ -11,7 +11,7 @@ use crate::progress::StepProgress;
 /// Model utilities.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ModelCommand {
-    /// Write tiny random-weight models (`tiny-sd/`, `tiny-llama/`) in the real layouts.
+    /// Write tiny random-weight models (`tiny-sd/`, `tiny-sdxl/`, `tiny-llama/`) in the real layouts.
     MakeTiny(MakeTinyArgs),
     /// Print the digest (`sha256:...`) of a model directory, as task args reference it.
     Digest(DigestArgs),
@@ -22,7 +22,7 @@ pub(crate) enum ModelCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct MakeTinyArgs {
-    /// Directory to create `tiny-sd/` and `tiny-llama/` in.
+    /// Directory to create `tiny-sd/`, `tiny-sdxl/` and `tiny-llama/` in.
     #[arg(long)]
     out: PathBuf,
     /// Seed of the random weights.
@@ -89,7 +89,7 @@ pub(crate) fn run(command: ModelCommand) -> eyre::Result<()> {
             let started = std::time::Instant::now();
             let models = make_tiny_models(&args.out, args.seed, args.force)?;
             tracing::info!(elapsed_ms = started.elapsed().as_millis(), written = models.written, "tiny models ready");
-            for dir in [&models.sd, &models.llama] {
+            for dir in [&models.sd, &models.sdxl, &models.llama] {
                 let digest = verinfer_task::model_digest_cached(dir)?;
                 println!("{digest} {}", dir.display());
             }

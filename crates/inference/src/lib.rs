@@ -5,7 +5,7 @@
 //!   the images other nodes reproduce within a few pHash bits.
 //! - [`TextPipeline`] + [`TextGenParams`]: llama / qwen2 directories; text other nodes on the
 //!   same GPU model reproduce bit for bit.
-//! - [`make_tiny_models`]: `tiny-sd/` and `tiny-llama/` from a seed, for tests.
+//! - [`make_tiny_models`]: `tiny-sd/`, `tiny-sdxl/` and `tiny-llama/` from a seed, for tests.
 //! - [`GpuIdentity`]: NVML GPU name and memory, or the CPU.
 //! - [`DeviceSpec`] (`cpu`, `cuda:N`) and [`Precision`].
 //!

@@ -56,6 +56,31 @@ fn image_noise_does_not_depend_on_batch_size() {
 }
 
 #[test]
+fn sdxl_with_text_time_is_reproducible_and_seed_dependent() {
+    let pipeline = ImagePipeline::load(&tiny().sdxl, &Device::Cpu, Precision::F32).expect("load tiny-sdxl");
+    // Turbo-style (no guidance), and guided with an absent negative prompt (zeroed uncond).
+    let mut unguided = image_params(21, SchedulerKind::EulerAncestral);
+    unguided.guidance_scale = 0.0;
+    let mut guided = image_params(21, SchedulerKind::Ddim);
+    guided.negative_prompt = None;
+    for params in [unguided, guided] {
+        let a = pipeline.generate(&params, &mut |_, _| {}).expect("generate");
+        let b = pipeline.generate(&params, &mut |_, _| {}).expect("generate");
+        assert_eq!(a, b, "{:?} is not reproducible", params.scheduler);
+        let mut other = params.clone();
+        other.seed += 1;
+        let c = pipeline.generate(&other, &mut |_, _| {}).expect("generate");
+        assert_ne!(a[0].as_raw(), c[0].as_raw());
+    }
+    // The prompt reaches the UNet through both encoders and the pooled embedding.
+    let mut params = image_params(21, SchedulerKind::Ddim);
+    let base = pipeline.generate(&params, &mut |_, _| {}).expect("generate");
+    params.prompt = "an astronaut riding a horse on the moon".to_owned();
+    let changed = pipeline.generate(&params, &mut |_, _| {}).expect("generate");
+    assert_ne!(base[0].as_raw(), changed[0].as_raw(), "the prompt has no effect");
+}
+
+#[test]
 fn progress_is_reported_per_step() {
     let pipeline = ImagePipeline::load(&tiny().sd, &Device::Cpu, Precision::F32).expect("load tiny-sd");
     let mut seen = Vec::new();

@@ -40,6 +40,12 @@ fn tiny_models_use_the_real_tensor_names() {
     let clip = tensor_names(&sd.join("text_encoder/model.safetensors"));
     assert!(clip.iter().any(|n| n == "text_model.encoder.layers.1.self_attn.q_proj.weight"));
     assert!(clip.iter().any(|n| n == "text_model.embeddings.position_embedding.weight"));
+    let xl_unet = tensor_names(&tiny().sdxl.join("unet/diffusion_pytorch_model.safetensors"));
+    for name in ["add_embedding.linear_1.weight", "down_blocks.1.attentions.0.transformer_blocks.1.attn1.to_q.weight", "down_blocks.1.attentions.0.proj_in.weight"] {
+        assert!(xl_unet.iter().any(|n| n == name), "sdxl unet lacks {name}");
+    }
+    let clip2 = tensor_names(&tiny().sdxl.join("text_encoder_2/model.safetensors"));
+    assert!(clip2.iter().any(|n| n == "text_projection.weight"));
     let llama = tensor_names(&tiny().llama.join("model.safetensors"));
     for name in ["model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight", "model.norm.weight", "lm_head.weight"] {
         assert!(llama.iter().any(|n| n == name), "llama lacks {name}");
@@ -57,7 +63,7 @@ fn make_tiny_is_deterministic_and_idempotent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let again = make_tiny_models(dir.path(), TINY_SEED, false).expect("make");
     assert!(again.written);
-    for (a, b) in [(&tiny().sd, &again.sd), (&tiny().llama, &again.llama)] {
+    for (a, b) in [(&tiny().sd, &again.sd), (&tiny().sdxl, &again.sdxl), (&tiny().llama, &again.llama)] {
         assert_eq!(verinfer_task::model_digest(a).expect("digest"), verinfer_task::model_digest(b).expect("digest"));
     }
     let digest_before = verinfer_task::model_digest(&again.sd).expect("digest");

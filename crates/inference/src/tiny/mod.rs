@@ -1,6 +1,7 @@
 //! Tiny random-weight models in the real on-disk layouts, for tests and demos without
-//! downloads: `tiny-sd/` (a diffusers Stable Diffusion directory) and `tiny-llama/` (a Hugging
-//! Face llama directory).
+//! downloads: `tiny-sd/` (a diffusers Stable Diffusion 1.5-shaped directory), `tiny-sdxl/`
+//! (SDXL-turbo-shaped: two text encoders and the `text_time` conditioning) and `tiny-llama/`
+//! (a Hugging Face llama directory).
 //!
 //! The tensor names and shapes are not written down here: each component is built once with
 //! a recording [`VarBuilder`] backend through the same constructors that load real models, and
@@ -31,6 +32,8 @@ use crate::{
 
 /// Directory name of the tiny Stable Diffusion model.
 pub const TINY_SD_DIR: &str = "tiny-sd";
+/// Directory name of the tiny SDXL model.
+pub const TINY_SDXL_DIR: &str = "tiny-sdxl";
 /// Directory name of the tiny llama model.
 pub const TINY_LLAMA_DIR: &str = "tiny-llama";
 /// Marker recording how a tiny model was made (hidden, so not part of the model digest).
@@ -41,11 +44,13 @@ const TINY_FORMAT_VERSION: u32 = 1;
 /// Where [`make_tiny_models`] put the models.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TinyModels {
-    /// The diffusers directory.
+    /// The SD 1.5-shaped diffusers directory.
     pub sd: PathBuf,
+    /// The SDXL-shaped diffusers directory.
+    pub sdxl: PathBuf,
     /// The llama directory.
     pub llama: PathBuf,
-    /// Whether anything was written (false when both were already there with this seed).
+    /// Whether anything was written (false when all were already there with this seed).
     pub written: bool,
 }
 
@@ -55,17 +60,19 @@ struct Marker {
     seed: u64,
 }
 
-/// Writes `out/tiny-sd` and `out/tiny-llama` from `seed`. A model already there with the same
+/// Writes `out/tiny-sd`, `out/tiny-sdxl` and `out/tiny-llama` from `seed`. A model already there with the same
 /// seed is kept; one made with another seed (or by an older version) is an error unless `force`,
 /// which regenerates it.
 pub fn make_tiny_models(out: &Path, seed: u64, force: bool) -> Result<TinyModels> {
     fs::create_dir_all(out).map_err(InferenceError::io(out))?;
     let sd = out.join(TINY_SD_DIR);
+    let sdxl = out.join(TINY_SDXL_DIR);
     let llama = out.join(TINY_LLAMA_DIR);
     let mut written = false;
     written |= make_one(&sd, seed, force, sd::write)?;
+    written |= make_one(&sdxl, seed, force, sd::write_xl)?;
     written |= make_one(&llama, seed, force, llama::write)?;
-    Ok(TinyModels { sd, llama, written })
+    Ok(TinyModels { sd, sdxl, llama, written })
 }
 
 fn make_one(dir: &Path, seed: u64, force: bool, write: fn(&Path, u64) -> Result<()>) -> Result<bool> {
