@@ -1,10 +1,12 @@
 //! `verinfer`: the one user-facing binary. Each subcommand lives in its own module.
 
+mod devnet;
 mod identity;
 mod model;
 mod phash;
 mod progress;
 mod run_task;
+mod task;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,11 @@ enum Command {
     RunTask(run_task::RunTaskArgs),
     /// Print the perceptual hash (imagehash-compatible pHash) of image files.
     Phash(phash::PhashArgs),
+    /// Create tasks, follow them, and fetch their results verified against the chain.
+    Task(task::TaskArgsCli),
+    /// Run a local network (anvil, contracts, relayer, nodes on tiny models) and push an image
+    /// task and a text task through it.
+    Devnet(devnet::DevnetArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -42,5 +49,7 @@ fn main() -> eyre::Result<()> {
         Command::Identity(args) => identity::run(args),
         Command::RunTask(args) => run_task::run(args),
         Command::Phash(args) => phash::run(args),
+        Command::Task(args) => task::run(args),
+        Command::Devnet(args) => devnet::run(args),
     }
 }

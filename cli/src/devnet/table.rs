@@ -1,0 +1,165 @@
+//! Plain-text rendering of a [`TaskReport`]: nodes, their GPUs and results, pairwise distances
+//! against the threshold, the verdict and who was paid or slashed.
+
+use std::fmt::Write as _;
+
+use verinfer_abi::{NO_RESULT, TaskKind, TaskStatus};
+use verinfer_client::{NodeReport, RevealedResult, TaskReport};
+
+/// Token base units per token (the staking token has 18 decimals).
+const UNITS_PER_TOKEN: u128 = 1_000_000_000_000_000_000;
+
+/// `1234500000000000000000` → `1234.5`.
+pub(crate) fn tokens(units: u128) -> String {
+    let whole = units / UNITS_PER_TOKEN;
+    let fraction = units % UNITS_PER_TOKEN;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{fraction:018}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
+}
+
+/// The report as a block of text ending with a newline.
+pub(crate) fn render(report: &TaskReport) -> String {
+    let task = &report.task;
+    let mut out = String::new();
+    let kind = match task.kind {
+        TaskKind::ImageGeneration => format!("image ({} image{})", task.image_count, plural(task.image_count)),
+        TaskKind::TextGeneration => "text".to_owned(),
+    };
+    let _ = writeln!(out, "task {} | {kind} | {} | fee {} tokens", task.task_id, task.status, tokens(task.fee));
+    if report.nodes.is_empty() {
+        let _ = writeln!(out, "  no nodes selected yet");
+        return out;
+    }
+
+    let rows: Vec<[String; 6]> = report.nodes.iter().map(|node| node_row(node, task.kind)).collect();
+    let header = ["slot", "node", "gpu (declared)", "result", "paid", "slashed"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::from(" ");
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index + 1 == row.len() {
+                line.push_str(&format!(" {cell}"));
+            } else {
+                line.push_str(&format!(" {cell:<width$} "));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+
+    if let Some(settlement) = &report.settlement {
+        match task.kind {
+            TaskKind::ImageGeneration => {
+                let _ = writeln!(out, "  pairwise pHash Hamming distances per image (threshold {} bits):", settlement.threshold);
+            }
+            TaskKind::TextGeneration => {
+                let _ = writeln!(out, "  pairwise digest comparison (text must match exactly; distance in differing bits):");
+            }
+        }
+        for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+            let distances = settlement.pair_distances(a, b);
+            let line = if distances.iter().any(|&d| d == NO_RESULT) {
+                "no result on one side".to_owned()
+            } else {
+                let agree = match task.kind {
+                    TaskKind::ImageGeneration => distances.iter().all(|&d| d <= u16::from(settlement.threshold)),
+                    TaskKind::TextGeneration => distances.iter().all(|&d| d == 0),
+                };
+                let values = distances.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+                let rule = match (task.kind, agree) {
+                    (TaskKind::ImageGeneration, true) => format!("all <= {}: agree", settlement.threshold),
+                    (TaskKind::ImageGeneration, false) => format!("some > {}: disagree", settlement.threshold),
+                    (TaskKind::TextGeneration, true) => "equal: agree".to_owned(),
+                    (TaskKind::TextGeneration, false) => "different: disagree".to_owned(),
+                };
+                format!("[{values}]  {rule}")
+            };
+            let _ = writeln!(out, "    {a}-{b}: {line}");
+        }
+        let agreeing: Vec<String> = report
+            .nodes
+            .iter()
+            .filter(|node| node.agreed == Some(true))
+            .map(|node| node.slot.to_string())
+            .collect();
+        let mut verdict = format!("  verdict: {}", settlement.outcome);
+        match settlement.outcome {
+            TaskStatus::Validated => {
+                let _ = write!(
+                    verdict,
+                    " (nodes {} agree; {} tokens paid to each)",
+                    agreeing.join(", "),
+                    tokens(settlement.reward_per_node)
+                );
+            }
+            TaskStatus::Aborted => verdict.push_str(" (no two results agree; fee refunded to the creator)"),
+            TaskStatus::Errored => verdict.push_str(" (a majority reported invalid args; fee refunded)"),
+            _ => {}
+        }
+        let slashed = report.total_slashed();
+        if slashed > 0 {
+            let _ = write!(verdict, "; {} tokens of stake slashed", tokens(slashed));
+        }
+        let _ = writeln!(out, "{verdict}");
+    } else {
+        let _ = writeln!(
+            out,
+            "  not settled yet: {}/3 committed, {}/3 revealed",
+            task.committed(),
+            task.revealed()
+        );
+    }
+    out
+}
+
+fn node_row(node: &NodeReport, kind: TaskKind) -> [String; 6] {
+    let gpu = match (&node.gpu_model_name, node.vram_mib) {
+        (Some(name), Some(vram)) => format!("{name} ({} GiB)", vram / 1024),
+        (Some(name), None) => name.clone(),
+        _ => "?".to_owned(),
+    };
+    let result = match &node.revealed {
+        Some(RevealedResult::Images(phashes)) => {
+            phashes.iter().map(|phash| format!("{phash:016x}")).collect::<Vec<_>>().join(" ")
+        }
+        Some(RevealedResult::Text(digest)) => digest.to_string(),
+        Some(RevealedResult::InvalidArgs) => "reported invalid args".to_owned(),
+        None if node.committed => "committed, not revealed".to_owned(),
+        None => "nothing committed".to_owned(),
+    };
+    let result = match kind {
+        TaskKind::ImageGeneration if matches!(node.revealed, Some(RevealedResult::Images(_))) => format!("pHashes {result}"),
+        TaskKind::TextGeneration if matches!(node.revealed, Some(RevealedResult::Text(_))) => format!("digest {result}"),
+        _ => result,
+    };
+    let paid = if node.reward > 0 { tokens(node.reward) } else { "-".to_owned() };
+    let slashed = match node.slash {
+        Some(slash) => format!("{} ({}, kicked)", tokens(slash.amount), slash.reason),
+        None => "-".to_owned(),
+    };
+    [node.slot.to_string(), node.address.to_string(), gpu, result, paid, slashed]
+}
+
+fn plural(count: u8) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_amounts_print_without_trailing_zeros() {
+        assert_eq!(tokens(0), "0");
+        assert_eq!(tokens(1_000 * UNITS_PER_TOKEN), "1000");
+        assert_eq!(tokens(3_166_666_666_666_666_666), "3.166666666666666666");
+        assert_eq!(tokens(UNITS_PER_TOKEN / 2), "0.5");
+    }
+}

@@ -1,0 +1,410 @@
+//! `verinfer task ...`: create tasks, follow them and fetch their verified results against any
+//! RPC endpoint and relayer.
+
+use std::{
+    io::IsTerminal,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use alloy::signers::local::PrivateKeySigner;
+use clap::{Args, Subcommand};
+use eyre::{WrapErr, bail, eyre};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use url::Url;
+use verinfer_client::{ChainTask, Client, ClientError, Deployment, TaskStatus};
+use verinfer_relayer::api::ErrorCode;
+use verinfer_task::{
+    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs, TextInput,
+};
+
+use crate::devnet::table;
+
+/// Create tasks, follow them and fetch their results.
+#[derive(Debug, Args)]
+pub(crate) struct TaskArgsCli {
+    #[command(subcommand)]
+    command: TaskCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// Create a task: validate its args (refusing bad ones before any gas is spent), upload them to
+    /// the relayer, approve the fee and call createTask. Prints the task id.
+    Create(CreateArgs),
+    /// Show a task: its chain record, nodes, reveals, settlement and payouts.
+    Status(StatusArgs),
+    /// Download a validated task's result, verify it against the digests revealed on chain, and
+    /// write it to a directory.
+    Result(ResultArgs),
+}
+
+/// Where the network is.
+#[derive(Debug, Args)]
+pub(crate) struct Connection {
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "VERINFER_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: Url,
+    /// Base URL of the relayer.
+    #[arg(long, env = "VERINFER_RELAYER_URL", default_value = "http://127.0.0.1:8645")]
+    relayer: Url,
+    /// The deployment record written by script/Deploy.s.sol (`deployments/<chainid>.json`).
+    #[arg(long, env = "VERINFER_DEPLOYMENT")]
+    deployment: PathBuf,
+    /// Name of the environment variable holding the creator's private key (hex). Needed to create
+    /// tasks; reading them works without it.
+    #[arg(long, default_value = "VERINFER_KEY")]
+    key_env: String,
+}
+
+impl Connection {
+    /// A client; `need_key` makes a missing key an error (otherwise a throwaway read-only key).
+    fn client(&self, need_key: bool) -> eyre::Result<Client> {
+        let deployment = Deployment::load(&self.deployment)?;
+        let signer = match std::env::var(&self.key_env) {
+            Ok(key) => key
+                .trim()
+                .parse::<PrivateKeySigner>()
+                .map_err(|_| eyre!("${} does not hold a hex private key", self.key_env))?,
+            Err(_) if need_key => {
+                bail!("set ${} to the creator's private key (hex), or name another variable with --key-env", self.key_env)
+            }
+            // Never signs anything: status and result only read.
+            Err(_) => PrivateKeySigner::random(),
+        };
+        Ok(Client::new(self.rpc_url.clone(), signer, deployment, self.relayer.clone()))
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").args(["image", "text"])))]
+struct CreateArgs {
+    /// An image generation task (Stable Diffusion).
+    #[arg(long)]
+    image: bool,
+    /// A text generation task (LLM).
+    #[arg(long)]
+    text: bool,
+    /// The complete args document (JSON, docs/task-format.md). Overrides the args flags below.
+    #[arg(long, value_name = "FILE")]
+    args: Option<PathBuf>,
+    /// Prompt (without --args).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// Model directory: its digest is computed and its directory name used as the model name.
+    #[arg(long, value_name = "DIR", conflicts_with = "model_digest")]
+    model: Option<PathBuf>,
+    /// Model digest (`sha256:` + 64 hex digits), instead of --model.
+    #[arg(long, requires = "model_name")]
+    model_digest: Option<String>,
+    /// Model name to go with --model-digest (informational).
+    #[arg(long)]
+    model_name: Option<String>,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Images to generate (image tasks).
+    #[arg(long, default_value_t = 1)]
+    num_images: u32,
+    /// Image width in pixels (multiple of 8).
+    #[arg(long, default_value_t = 512)]
+    width: u32,
+    /// Image height in pixels (multiple of 8).
+    #[arg(long, default_value_t = 512)]
+    height: u32,
+    /// Denoising steps (image tasks).
+    #[arg(long, default_value_t = 25)]
+    steps: u32,
+    /// Guidance scale (image tasks).
+    #[arg(long, default_value_t = 7.5)]
+    guidance_scale: f64,
+    /// Most tokens to generate (text tasks; greedy decoding).
+    #[arg(long, default_value_t = 128)]
+    max_tokens: u32,
+    /// Fee in tokens (18 decimals), e.g. `10` or `0.5`.
+    #[arg(long, default_value = "1", value_parser = parse_tokens)]
+    fee: u128,
+    /// VRAM each node needs, in MiB.
+    #[arg(long, default_value_t = 0)]
+    min_vram_mib: u32,
+    /// Text tasks: the GPU model all three nodes must have declared (default: any one model).
+    #[arg(long)]
+    gpu_model: Option<String>,
+    /// Wait for the task to end, showing its progress, and print its report.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The task id.
+    id: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+struct ResultArgs {
+    /// The task id.
+    id: u64,
+    /// Directory to write the images (`image-<i>.png`) or the text (`output.json`, `output.txt`) to.
+    #[arg(long)]
+    out: PathBuf,
+    /// How long to wait for the nodes' uploads to reach the relayer, in seconds.
+    #[arg(long, default_value_t = 30)]
+    upload_timeout_secs: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(crate) fn run(cli: TaskArgsCli) -> eyre::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            TaskCommand::Create(args) => create(args).await,
+            TaskCommand::Status(args) => status(args).await,
+            TaskCommand::Result(args) => result(args).await,
+        }
+    })
+}
+
+async fn create(cli: CreateArgs) -> eyre::Result<()> {
+    // Args first: bad args are refused before connecting, let alone spending gas.
+    let args = build_args(&cli)?;
+    let bytes = verinfer_client::checked_args_bytes(&args).wrap_err("refusing the task")?;
+    let client = cli.connection.client(true)?;
+    tracing::info!(args_hash = %verinfer_task::args_hash(&bytes), kind = %args.kind(), "creating task");
+    let created = client
+        .create_task(&args, cli.fee, cli.min_vram_mib, cli.gpu_model.as_deref())
+        .await
+        .wrap_err("cannot create the task")?;
+    println!(
+        "task {} created ({}; tx {}; args {})",
+        created.task_id,
+        if created.started { "three nodes selected" } else { "queued until nodes are available" },
+        created.tx,
+        created.args_hash
+    );
+    if cli.wait {
+        let task = wait_with_progress(&client, created.task_id).await?;
+        let report = client.task_report(task.task_id).await?;
+        print!("{}", table::render(&report));
+        if task.status == TaskStatus::Validated {
+            println!(
+                "fetch the result with: verinfer task result {} --out DIR --deployment {}",
+                task.task_id,
+                cli.connection.deployment.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn status(cli: StatusArgs) -> eyre::Result<()> {
+    let client = cli.connection.client(false)?;
+    let status = client.task_status(cli.id).await?;
+    let report = client.task_report(cli.id).await?;
+    print!("{}", table::render(&report));
+    match &status.relayer {
+        Ok(view) => println!(
+            "relayer: indexed as {:?} at block {}; args {}; uploads from {} of 3 nodes",
+            view.status,
+            view.updated_block,
+            if view.args_available { "held" } else { "missing" },
+            view.nodes.iter().filter(|node| node.uploaded).count()
+        ),
+        Err(error) => println!("relayer: {error}"),
+    }
+    Ok(())
+}
+
+async fn result(cli: ResultArgs) -> eyre::Result<()> {
+    let client = cli.connection.client(false)?;
+    let report =
+        fetch_when_uploaded(&client, cli.id, &cli.out, Duration::from_secs(cli.upload_timeout_secs)).await?;
+    println!("{}", report.summary());
+    for file in &report.files {
+        println!("wrote {}", file.display());
+    }
+    for (node, why) in &report.skipped {
+        println!("not used: node {node}: {why}");
+    }
+    Ok(())
+}
+
+/// [`Client::fetch_result`], retried while the validated task's uploads have not reached the
+/// relayer yet (nodes upload right after their reveal; the relayer indexes it first).
+pub(crate) async fn fetch_when_uploaded(
+    client: &Client,
+    task_id: u64,
+    out: &Path,
+    timeout: Duration,
+) -> eyre::Result<verinfer_client::ResultReport> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match client.fetch_result(task_id, out).await {
+            Ok(report) => return Ok(report),
+            Err(error @ ClientError::ResultsNotReady { .. }) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(error).wrap_err(format!("no upload reached the relayer within {timeout:?}"));
+                }
+            }
+            // The relayer indexes the settlement a poll after the chain: 404 or 409 meanwhile.
+            Err(ClientError::Relayer(error))
+                if matches!(error.code(), Some(ErrorCode::TaskNotValidated | ErrorCode::UnknownTask))
+                    && tokio::time::Instant::now() < deadline => {}
+            Err(error) => return Err(error.into()),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits for the task to end, with a spinner on a terminal (log lines otherwise).
+pub(crate) async fn wait_with_progress(client: &Client, task_id: u64) -> eyre::Result<ChainTask> {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+    );
+    if let Ok(style) = ProgressStyle::with_template("{spinner} task {prefix}: {msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar.set_prefix(task_id.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let task = client
+        .wait(task_id, |task| {
+            let message = describe(task);
+            if !terminal {
+                tracing::info!(task_id, "{message}");
+            }
+            bar.set_message(message);
+        })
+        .await?;
+    bar.finish_with_message(describe(&task));
+    Ok(task)
+}
+
+/// One line of progress.
+pub(crate) fn describe(task: &ChainTask) -> String {
+    match task.status {
+        TaskStatus::Queued => "queued: waiting for three suitable nodes".to_owned(),
+        TaskStatus::Committing => format!("computing and committing ({}/3 committed)", task.committed()),
+        TaskStatus::Revealing => format!("revealing ({}/3 revealed)", task.revealed()),
+        status => status.to_string(),
+    }
+}
+
+fn build_args(cli: &CreateArgs) -> eyre::Result<TaskArgs> {
+    if let Some(path) = &cli.args {
+        let bytes = std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        let args = TaskArgs::from_slice(&bytes)
+            .wrap_err_with(|| format!("{} holds invalid task args; refusing the task before any gas is spent", path.display()))?;
+        let flag_kind = match (cli.image, cli.text) {
+            (true, _) => Some(verinfer_task::TaskKind::Image),
+            (_, true) => Some(verinfer_task::TaskKind::Text),
+            _ => None,
+        };
+        if let Some(kind) = flag_kind
+            && kind != args.kind()
+        {
+            bail!("{} holds {} args but --{kind} was given", path.display(), args.kind());
+        }
+        return Ok(args);
+    }
+    if !cli.image && !cli.text {
+        bail!("say --image or --text (or give the whole args document with --args FILE)");
+    }
+    let prompt = cli.prompt.clone().ok_or_else(|| eyre!("--prompt is needed without --args"))?;
+    let model = model_ref(cli)?;
+    let args = if cli.image {
+        TaskArgs::Image(ImageArgs {
+            version: ARGS_VERSION,
+            model,
+            prompt,
+            negative_prompt: None,
+            width: cli.width,
+            height: cli.height,
+            steps: cli.steps,
+            guidance_scale: cli.guidance_scale,
+            scheduler: Scheduler::Ddim,
+            num_images: cli.num_images,
+            seed: cli.seed,
+            precision: Precision::F32,
+        })
+    } else {
+        TaskArgs::Text(TextArgs {
+            version: ARGS_VERSION,
+            model,
+            input: TextInput::Prompt(prompt),
+            max_tokens: cli.max_tokens,
+            sampling: Sampling::Greedy {},
+            seed: cli.seed,
+            stop: Vec::new(),
+        })
+    };
+    args.validate().wrap_err("refusing the task before any gas is spent")?;
+    Ok(args)
+}
+
+fn model_ref(cli: &CreateArgs) -> eyre::Result<ModelRef> {
+    if let Some(dir) = &cli.model {
+        let digest = verinfer_task::model_digest_cached(dir)
+            .wrap_err_with(|| format!("cannot digest the model directory {}", dir.display()))?;
+        let name = dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        return Ok(ModelRef { name, digest: digest.to_string() });
+    }
+    match (&cli.model_digest, &cli.model_name) {
+        (Some(digest), Some(name)) => Ok(ModelRef { name: name.clone(), digest: digest.clone() }),
+        _ => bail!("name the model: --model DIR, or --model-digest sha256:... --model-name NAME"),
+    }
+}
+
+/// Token amount with 18 decimals: `10`, `0.5`, `1e-3` is not accepted (write `0.001`).
+pub(crate) fn parse_tokens(text: &str) -> Result<u128, String> {
+    const DECIMALS: usize = 18;
+    let text = text.trim();
+    let error = || format!("{text:?} is not a token amount such as 10 or 0.25");
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(error());
+    }
+    if fraction.len() > DECIMALS {
+        return Err(format!("{text:?} has more than {DECIMALS} decimals"));
+    }
+    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| error())? };
+    let fraction_units: u128 =
+        if fraction.is_empty() { 0 } else { format!("{fraction:0<DECIMALS$}").parse().map_err(|_| error())? };
+    whole
+        .checked_mul(10u128.pow(DECIMALS as u32))
+        .and_then(|units| units.checked_add(fraction_units))
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_amounts_parse_exactly() {
+        assert_eq!(parse_tokens("10"), Ok(10 * 10u128.pow(18)));
+        assert_eq!(parse_tokens("0.5"), Ok(5 * 10u128.pow(17)));
+        assert_eq!(parse_tokens(".25"), Ok(25 * 10u128.pow(16)));
+        assert_eq!(parse_tokens("1.000000000000000001"), Ok(10u128.pow(18) + 1));
+        assert!(parse_tokens("1.0000000000000000001").unwrap_err().contains("more than 18 decimals"));
+        assert!(parse_tokens("-1").is_err());
+        assert!(parse_tokens("1e3").is_err());
+        assert!(parse_tokens(".").is_err());
+        assert!(parse_tokens("").is_err());
+    }
+}

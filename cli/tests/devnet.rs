@@ -1,0 +1,190 @@
+//! End-to-end runs of the built `verinfer devnet`: real anvil, forge deployment, relayer and nodes.
+//!
+//! Needs `npm ci` (anvil and forge from node_modules). The runs share one models directory and
+//! run one at a time (each one is CPU-heavy on a small machine).
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+/// One devnet at a time: they share the models directory and the machine's cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("devnet-models")
+}
+
+fn devnet(data_dir: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_verinfer"));
+    command
+        .arg("devnet")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--models-dir")
+        .arg(models_dir())
+        .args(["--timeout-secs", "240"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
+
+fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The anvil pid the devnet printed (`anvil listening on ... (pid N)`).
+fn anvil_pid(stdout: &str) -> Option<u32> {
+    let line = stdout.lines().find(|line| line.contains("anvil listening on"))?;
+    line.rsplit("(pid ").next()?.trim_end_matches(')').parse().ok()
+}
+
+/// Whether `pid` is a live process (zombies count as gone).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The table line of a task: `task <id> | <kind> ... | <status> | fee ...`.
+fn task_line<'a>(stdout: &'a str, kind: &str) -> Option<&'a str> {
+    stdout.lines().find(|line| line.starts_with("task ") && line.contains(&format!("| {kind}")))
+}
+
+#[test]
+fn devnet_validates_an_image_task_and_a_text_task() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let output = devnet(data.path(), &[]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "devnet failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+
+    let image = task_line(&stdout, "image").unwrap_or_else(|| panic!("no image task line:\n{stdout}"));
+    assert!(image.contains("| image (2 images) | Validated |"), "{image}");
+    let text_task = task_line(&stdout, "text").unwrap_or_else(|| panic!("no text task line:\n{stdout}"));
+    assert!(text_task.contains("| text | Validated |"), "{text_task}");
+    assert!(stdout.contains("pairwise pHash Hamming distances per image (threshold 10 bits)"), "{stdout}");
+    assert!(stdout.contains("verdict: Validated (nodes 0, 1, 2 agree"), "{stdout}");
+    assert!(!stdout.contains("kicked"), "an honest devnet slashes nobody:\n{stdout}");
+    assert!(stdout.contains("devnet-gpu-a"), "{stdout}");
+
+    // The image task's verified images, written where the devnet said.
+    let written = stdout
+        .lines()
+        .find(|line| line.contains("verified result written to") && line.contains("image-0.png"))
+        .unwrap_or_else(|| panic!("no images written:\n{stdout}"));
+    let dir = written.split("written to ").nth(1).and_then(|rest| rest.split(" (").next()).unwrap();
+    for name in ["image-0.png", "image-1.png"] {
+        let png = std::fs::read(Path::new(dir).join(name)).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    }
+
+    let pid = anvil_pid(&stdout).expect("the devnet prints anvil's pid");
+    assert!(wait_gone(pid), "anvil {pid} outlived the devnet");
+}
+
+#[test]
+fn devnet_with_a_cheater_slashes_it() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let output = devnet(data.path(), &["--cheater"]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "devnet --cheater failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+
+    let image = task_line(&stdout, "image").unwrap();
+    assert!(image.contains("Validated"), "two honest nodes still validate the image task: {image}");
+    let cheater_row = stdout
+        .lines()
+        .find(|line| line.contains("(Disagreed, kicked)"))
+        .unwrap_or_else(|| panic!("no slashed node in the table:\n{stdout}"));
+    // Half of the 1000-token minimum stake (slash share 50 %).
+    assert!(cheater_row.contains(" 500 (Disagreed, kicked)"), "{cheater_row}");
+    assert!(cheater_row.contains("devnet-gpu-b (24 GiB)"), "{cheater_row}");
+    assert!(stdout.contains("some > 10: disagree"), "{stdout}");
+    assert!(stdout.contains("cheater caught: 500 tokens"), "{stdout}");
+    assert!(task_line(&stdout, "text").unwrap().contains("Validated"), "{stdout}");
+}
+
+#[test]
+fn a_taken_port_fails_with_a_clear_message_and_starts_nothing() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = devnet(data.path(), &["--port", &port]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "must fail on a taken port\n{stdout}");
+    assert!(stderr.contains(&format!("port {port} is already in use on 127.0.0.1")), "{stderr}");
+    assert!(stderr.contains("--port"), "{stderr}");
+    assert!(anvil_pid(&stdout).is_none(), "no anvil may start:\n{stdout}");
+
+    let output = devnet(data.path(), &["--relayer-port", &port]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains(&format!("port {port} is already in use")) && stderr.contains("--relayer-port"), "{stderr}");
+    assert!(anvil_pid(&stdout).is_none(), "no anvil may start:\n{stdout}");
+}
+
+#[test]
+fn a_failure_after_anvil_started_stops_anvil() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    // The contract refuses a zero commit window: the deployment fails after anvil is up.
+    let output = devnet(data.path(), &["--commit-window", "0"]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "must fail\n{stdout}");
+    assert!(stderr.contains("forge script script/Deploy.s.sol failed"), "{stderr}");
+    let pid = anvil_pid(&stdout).unwrap_or_else(|| panic!("anvil should have started:\n{stdout}"));
+    assert!(wait_gone(pid), "anvil {pid} was left running after the failure");
+}
+
+/// Runs the devnet until anvil is up, then sends `signal`; anvil must be gone afterwards.
+fn stop_with_signal(signal: &str) {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut child = devnet(data.path(), &["--keep-running"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let pid = lines.by_ref().map_while(Result::ok).find_map(|line| anvil_pid(&line));
+    // Keep reading so that the devnet never writes into a closed pipe.
+    let drain = std::thread::spawn(move || lines.for_each(drop));
+    let pid = pid.expect("the devnet prints anvil's pid");
+    assert!(alive(pid));
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+    drain.join().unwrap();
+    assert!(wait_gone(pid), "anvil {pid} survived {signal} of the devnet");
+}
+
+#[test]
+fn ctrl_c_stops_anvil() {
+    let _serial = serial();
+    stop_with_signal("-INT");
+}
+
+#[test]
+fn a_killed_devnet_takes_anvil_with_it() {
+    let _serial = serial();
+    stop_with_signal("-KILL");
+}

@@ -1,0 +1,124 @@
+//! Errors of the client.
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, B256};
+use verinfer_abi::TaskStatus;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The task args break a rule of the task format; nothing was sent.
+    #[error("{0} (nothing was sent, no gas spent)")]
+    InvalidArgs(#[from] verinfer_task::ArgsError),
+    /// A task parameter outside the args is out of range; nothing was sent.
+    #[error("{0} (nothing was sent, no gas spent)")]
+    InvalidRequest(String),
+    /// The creator's token balance cannot pay the fee; nothing was sent.
+    #[error("fee {fee} exceeds the balance {balance} of {account} in the staking token (nothing was sent, no gas spent)")]
+    InsufficientBalance {
+        /// The paying account.
+        account: Address,
+        /// Its balance.
+        balance: u128,
+        /// The fee asked for.
+        fee: u128,
+    },
+    /// The RPC endpoint serves another chain than the deployment record names.
+    #[error("the RPC endpoint serves chain {actual}, the deployment record is for chain {expected}")]
+    ChainMismatch {
+        /// The deployment's chain.
+        expected: u64,
+        /// The endpoint's chain.
+        actual: u64,
+    },
+    /// A JSON-RPC call failed.
+    #[error("rpc error: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
+    /// A contract call or transaction failed (the message names the contract error when known).
+    #[error("{action} failed: {message}")]
+    Contract {
+        /// What was being done (`createTask`, `approve`, ...).
+        action: &'static str,
+        /// The decoded contract error, or the transport's message.
+        message: String,
+    },
+    /// A transaction was mined but reverted.
+    #[error("{action} transaction {tx} reverted")]
+    Reverted {
+        /// What was being done.
+        action: &'static str,
+        /// The transaction.
+        tx: B256,
+    },
+    /// A receipt lacks an event it must carry.
+    #[error("{action} receipt {tx} has no {event} event")]
+    MissingEvent {
+        /// What was being done.
+        action: &'static str,
+        /// The transaction.
+        tx: B256,
+        /// The event's name.
+        event: &'static str,
+    },
+    /// The relayer refused or failed a call.
+    #[error(transparent)]
+    Relayer(#[from] verinfer_relayer::client::ClientError),
+    /// The relayer stored args under another hash than ours.
+    #[error("the relayer stored the args under {relayer}, but they hash to {local}")]
+    ArgsHashMismatch {
+        /// keccak256 computed here.
+        local: B256,
+        /// What the relayer answered.
+        relayer: B256,
+    },
+    /// No task with this id exists on chain.
+    #[error("task {0} does not exist on chain")]
+    UnknownTask(u64),
+    /// The chain holds a value this client does not know (a newer contract?).
+    #[error("unexpected value from the contract: {0}")]
+    UnexpectedValue(#[from] verinfer_abi::UnknownEnumValue),
+    /// The task did not end validated: there is no result to fetch.
+    #[error("task {task_id} is {status}: only validated tasks have a result")]
+    NotValidated {
+        /// The task.
+        task_id: u64,
+        /// Its status.
+        status: TaskStatus,
+    },
+    /// No agreeing node has uploaded its result to the relayer yet.
+    #[error("task {task_id} is validated but the relayer holds no upload yet from {pending:?}; try again shortly")]
+    ResultsNotReady {
+        /// The task.
+        task_id: u64,
+        /// Agreeing nodes whose upload is missing.
+        pending: Vec<Address>,
+    },
+    /// Every upload the relayer served failed verification against the chain.
+    #[error("no result of task {task_id} matches the chain: {reasons}")]
+    Unverified {
+        /// The task.
+        task_id: u64,
+        /// Why each node's upload was rejected.
+        reasons: String,
+    },
+    /// Writing the result files failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ClientError {
+    pub(crate) fn contract(action: &'static str, error: alloy::contract::Error) -> Self {
+        let message = match error.as_decoded_interface_error::<verinfer_abi::Verinfer::VerinferErrors>() {
+            Some(decoded) => format!("the contract reverted with {decoded:?}"),
+            None => error.to_string(),
+        };
+        Self::Contract { action, message }
+    }
+}

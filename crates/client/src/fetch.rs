@@ -1,0 +1,201 @@
+//! Fetching a validated task's result from the relayer, verified against the chain.
+//!
+//! The relayer is not trusted: every PNG is re-hashed (keccak256 against the URL it was served
+//! under, pHash against what the node revealed on chain) and every text output re-digested before
+//! a file is written. Only nodes the chain's settlement counts as agreeing are considered.
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{Address, B256, keccak256};
+use verinfer_abi::{TaskKind, TaskStatus};
+use verinfer_relayer::api::types::NodeResultView;
+use verinfer_task::{TextOutput, text_digest};
+
+use crate::{
+    Client,
+    error::ClientError,
+    report::{RevealedResult, TaskReport},
+};
+
+/// What was checked of the result that was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifiedResult {
+    /// Images whose recomputed pHashes equal the node's on-chain reveal, in image order.
+    Images {
+        /// The recomputed (= revealed) pHashes.
+        phashes: Vec<u64>,
+        /// keccak256 of each PNG.
+        keccak256: Vec<B256>,
+    },
+    /// A text output whose recomputed digest equals the node's on-chain reveal.
+    Text {
+        /// The recomputed (= revealed) digest.
+        digest: B256,
+        /// The output.
+        output: TextOutput,
+    },
+}
+
+/// The outcome of [`Client::fetch_result`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultReport {
+    /// The task.
+    pub task_id: u64,
+    /// The node whose upload was verified and written.
+    pub node: Address,
+    /// Its slot in the task.
+    pub slot: u8,
+    /// What was verified.
+    pub verified: VerifiedResult,
+    /// The files written, in order (images in image order; `output.json` and `output.txt` for text).
+    pub files: Vec<PathBuf>,
+    /// Agreeing nodes whose upload was not used, and why (failed verification, or not uploaded).
+    pub skipped: Vec<(Address, String)>,
+    /// The chain's record of the task (settlement, nodes, payouts).
+    pub report: TaskReport,
+}
+
+impl ResultReport {
+    /// One line saying what was verified.
+    pub fn summary(&self) -> String {
+        match &self.verified {
+            VerifiedResult::Images { phashes, .. } => format!(
+                "verified {} image(s) of task {} against node {}'s on-chain pHashes (recomputed: {})",
+                phashes.len(),
+                self.task_id,
+                self.node,
+                phashes.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>().join(", ")
+            ),
+            VerifiedResult::Text { digest, .. } => format!(
+                "verified the text output of task {} against node {}'s on-chain digest {digest}",
+                self.task_id, self.node
+            ),
+        }
+    }
+}
+
+/// A verified upload and the bytes to write.
+struct Verified {
+    result: VerifiedResult,
+    /// The PNGs, in image order (image tasks).
+    pngs: Vec<bytes::Bytes>,
+}
+
+impl Client {
+    /// Downloads a validated task's result from the relayer, checks it against the digests the
+    /// agreeing nodes revealed on chain (pHash of every PNG, or the text digest), and only then
+    /// writes it to `out_dir` (`image-<i>.png`, or `output.json` + `output.txt`).
+    pub async fn fetch_result(&self, task_id: u64, out_dir: &Path) -> Result<ResultReport, ClientError> {
+        let report = self.task_report(task_id).await?;
+        if report.task.status != TaskStatus::Validated {
+            return Err(ClientError::NotValidated { task_id, status: report.task.status });
+        }
+        let results = self.relayer().results(task_id, false).await?;
+        let mut skipped = Vec::new();
+        let mut verified = None;
+        for upload in &results.results {
+            match self.verify_upload(&report, upload).await {
+                Ok(result) => {
+                    verified = Some((upload.node, result));
+                    break;
+                }
+                Err(reason) => {
+                    tracing::warn!(task_id, node = %upload.node, %reason, "relayer upload failed verification");
+                    skipped.push((upload.node, reason));
+                }
+            }
+        }
+        let Some((node, verified)) = verified else {
+            if skipped.is_empty() {
+                return Err(ClientError::ResultsNotReady { task_id, pending: results.pending_nodes });
+            }
+            let reasons = skipped.iter().map(|(node, why)| format!("{node}: {why}")).collect::<Vec<_>>().join("; ");
+            return Err(ClientError::Unverified { task_id, reasons });
+        };
+        for pending in &results.pending_nodes {
+            skipped.push((*pending, "not uploaded to the relayer yet".to_owned()));
+        }
+        let slot = report.task.nodes.iter().position(|&n| n == node).unwrap_or_default() as u8;
+        let files = write_result(out_dir, &verified).await?;
+        Ok(ResultReport { task_id, node, slot, verified: verified.result, files, skipped, report })
+    }
+
+    /// Checks one node's upload against the chain; the error says what does not match.
+    async fn verify_upload(&self, report: &TaskReport, upload: &NodeResultView) -> Result<Verified, String> {
+        let node = report
+            .nodes
+            .iter()
+            .find(|node| node.address == upload.node)
+            .ok_or_else(|| "the node was not selected for this task".to_owned())?;
+        if node.agreed != Some(true) {
+            return Err("the chain does not count this node as agreeing".to_owned());
+        }
+        match (report.task.kind, &node.revealed) {
+            (TaskKind::ImageGeneration, Some(RevealedResult::Images(revealed))) => {
+                let images = upload.images.as_ref().ok_or("the upload has no images")?;
+                if images.len() != revealed.len() {
+                    return Err(format!("{} images uploaded, {} pHashes revealed", images.len(), revealed.len()));
+                }
+                let mut pngs = Vec::with_capacity(images.len());
+                let mut hashes = Vec::with_capacity(images.len());
+                for (index, (image, &on_chain)) in images.iter().zip(revealed).enumerate() {
+                    let png = self.relayer().blob(image.keccak256).await.map_err(|e| format!("image {index}: {e}"))?;
+                    let hash = keccak256(&png);
+                    if hash != image.keccak256 {
+                        return Err(format!("image {index} hashes to {hash}, not {}", image.keccak256));
+                    }
+                    let phash = verinfer_phash::phash_bytes(&png).map_err(|e| format!("image {index}: {e}"))?.0;
+                    if phash != on_chain {
+                        return Err(format!(
+                            "image {index} has pHash {phash:016x}, the node revealed {on_chain:016x} on chain"
+                        ));
+                    }
+                    hashes.push(hash);
+                    pngs.push(png);
+                }
+                Ok(Verified { result: VerifiedResult::Images { phashes: revealed.clone(), keccak256: hashes }, pngs })
+            }
+            (TaskKind::TextGeneration, Some(RevealedResult::Text(on_chain))) => {
+                let output = upload.output.as_ref().ok_or("the upload has no text output")?;
+                let digest = text_digest(output);
+                if digest != *on_chain {
+                    return Err(format!("the text output digests to {digest}, the node revealed {on_chain} on chain"));
+                }
+                Ok(Verified { result: VerifiedResult::Text { digest, output: output.clone() }, pngs: Vec::new() })
+            }
+            (_, None) => Err("the node revealed nothing on chain".to_owned()),
+            (_, Some(other)) => Err(format!("the node revealed {other:?} on chain, not a result of this kind")),
+        }
+    }
+}
+
+/// Writes a verified result into `out_dir` (created when missing).
+async fn write_result(out_dir: &Path, verified: &Verified) -> Result<Vec<PathBuf>, ClientError> {
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ClientError::Write { path, source }
+    };
+    tokio::fs::create_dir_all(out_dir).await.map_err(write_error(out_dir))?;
+    let mut files = Vec::new();
+    match &verified.result {
+        VerifiedResult::Images { .. } => {
+            for (index, png) in verified.pngs.iter().enumerate() {
+                let path = out_dir.join(format!("image-{index}.png"));
+                tokio::fs::write(&path, png).await.map_err(write_error(&path))?;
+                files.push(path);
+            }
+        }
+        VerifiedResult::Text { output, .. } => {
+            let json_path = out_dir.join("output.json");
+            let mut json = serde_json::to_vec_pretty(output)
+                .map_err(|error| ClientError::Write { path: json_path.clone(), source: std::io::Error::other(error) })?;
+            json.push(b'\n');
+            tokio::fs::write(&json_path, json).await.map_err(write_error(&json_path))?;
+            files.push(json_path);
+            let text_path = out_dir.join("output.txt");
+            tokio::fs::write(&text_path, output.text.as_bytes()).await.map_err(write_error(&text_path))?;
+            files.push(text_path);
+        }
+    }
+    Ok(files)
+}

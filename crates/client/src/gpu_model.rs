@@ -1,0 +1,59 @@
+//! The contract's GPU model normal form (`GpuModels.normalise`), checked before any gas is spent.
+
+use alloy::primitives::{B256, keccak256};
+
+/// Longest GPU model name the contract accepts, in bytes.
+pub const MAX_GPU_MODEL_BYTES: usize = 64;
+
+/// The normal form of a GPU model name and its on-chain id (keccak256 of the normal form):
+/// ASCII lower case, surrounding whitespace removed, inner runs of spaces and tabs collapsed to
+/// one space; only printable ASCII. Mirrors `GpuModels.normalise`, so an `Err` here is a revert
+/// there.
+pub fn normalise_gpu_model(name: &str) -> Result<(B256, String), String> {
+    if name.len() > MAX_GPU_MODEL_BYTES {
+        return Err(format!("GPU model {name:?} is {} bytes, more than {MAX_GPU_MODEL_BYTES}", name.len()));
+    }
+    let mut normal = String::with_capacity(name.len());
+    let mut pending_space = false;
+    for (index, byte) in name.bytes().enumerate() {
+        if byte == b' ' || byte == b'\t' {
+            pending_space = !normal.is_empty();
+            continue;
+        }
+        if !(0x21..=0x7e).contains(&byte) {
+            return Err(format!(
+                "GPU model {name:?} has a character other than printable ASCII at byte {index}"
+            ));
+        }
+        if pending_space {
+            normal.push(' ');
+            pending_space = false;
+        }
+        normal.push(char::from(byte.to_ascii_lowercase()));
+    }
+    if normal.is_empty() {
+        return Err("GPU model name is empty".to_owned());
+    }
+    Ok((keccak256(normal.as_bytes()), normal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_model_share_an_id() {
+        let (id, normal) = normalise_gpu_model("  NVIDIA \t H100 80GB  HBM3 ").unwrap();
+        assert_eq!(normal, "nvidia h100 80gb hbm3");
+        assert_eq!(id, normalise_gpu_model("nvidia h100 80gb hbm3").unwrap().0);
+        assert_ne!(id, normalise_gpu_model("nvidia h100").unwrap().0);
+    }
+
+    #[test]
+    fn names_the_contract_rejects_are_rejected() {
+        assert!(normalise_gpu_model(" \t ").unwrap_err().contains("empty"));
+        assert!(normalise_gpu_model(&"a".repeat(65)).unwrap_err().contains("more than 64"));
+        assert!(normalise_gpu_model("rtx\u{e9}").unwrap_err().contains("printable ASCII at byte 3"));
+        assert!(normalise_gpu_model(&"a".repeat(64)).is_ok());
+    }
+}

@@ -1,0 +1,32 @@
+//! verinfer client for dApps: create image and text tasks, follow them, and fetch their results
+//! verified against the chain.
+//!
+//! ```no_run
+//! # async fn demo(client: verinfer_client::Client, args: verinfer_task::ImageArgs) -> Result<(), verinfer_client::ClientError> {
+//! let created = client.create_image_task(args, 10u128.pow(18), 0).await?;
+//! let task = client.wait(created.task_id, |task| println!("{}", task.status)).await?;
+//! let result = client.fetch_result(task.task_id, std::path::Path::new("out")).await?;
+//! println!("{}", result.summary());
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Client::create_image_task`] / [`Client::create_text_task`] validate the args with
+//!   `verinfer-task` before anything is sent, upload their canonical bytes to the relayer,
+//!   approve the fee and call `createTask`.
+//! - [`Client::task_status`], [`Client::wait`], [`Client::task_report`] read the chain (and the
+//!   relayer's index next to it).
+//! - [`Client::fetch_result`] downloads a validated result and recomputes every pHash (or the text
+//!   digest) before writing a file: the relayer is not trusted.
+
+mod client;
+mod error;
+mod fetch;
+mod gpu_model;
+mod report;
+
+pub use client::{CreatedTask, Client, MAX_TASK_VRAM_MIB, checked_args_bytes};
+pub use error::ClientError;
+pub use fetch::{ResultReport, VerifiedResult};
+pub use gpu_model::{MAX_GPU_MODEL_BYTES, normalise_gpu_model};
+pub use report::{ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport, is_terminal};
+pub use verinfer_abi::{Deployment, SlashReason, TaskKind, TaskStatus};

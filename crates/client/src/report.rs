@@ -1,0 +1,173 @@
+//! What the chain says about a task: its record plus the events of its reveals and settlement.
+
+use alloy::primitives::{Address, B256};
+use verinfer_abi::{SlashReason, TaskKind, TaskStatus};
+
+/// A task as `getTask` returns it, with the contract's enums decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTask {
+    /// The task id.
+    pub task_id: u64,
+    /// Who created (and paid for) it.
+    pub creator: Address,
+    /// Image or text generation.
+    pub kind: TaskKind,
+    /// Current status.
+    pub status: TaskStatus,
+    /// Images to generate (0 for text tasks).
+    pub image_count: u8,
+    /// VRAM each node needs, in MiB.
+    pub min_vram_mib: u32,
+    /// keccak256 of the args bytes.
+    pub args_hash: B256,
+    /// GPU model id all three nodes share (text tasks naming a model; zero otherwise).
+    pub gpu_model: B256,
+    /// Escrowed fee, in token base units.
+    pub fee: u128,
+    /// The selected nodes in slot order (zero addresses before the task starts).
+    pub nodes: [Address; 3],
+    /// Bit i: node i committed.
+    pub committed_mask: u8,
+    /// Bit i: node i revealed.
+    pub revealed_mask: u8,
+    /// Bit i: node i reported invalid args.
+    pub invalid_mask: u8,
+    /// Commit deadline, unix seconds (0 before start).
+    pub commit_deadline: u32,
+    /// Reveal deadline, unix seconds (0 before start).
+    pub reveal_deadline: u32,
+}
+
+impl ChainTask {
+    /// Whether the task reached a final status (validated, aborted, errored or cancelled).
+    pub fn is_terminal(&self) -> bool {
+        is_terminal(self.status)
+    }
+
+    /// Whether three nodes were selected.
+    pub fn started(&self) -> bool {
+        !self.nodes[0].is_zero()
+    }
+
+    /// Nodes that committed.
+    pub fn committed(&self) -> u32 {
+        self.committed_mask.count_ones()
+    }
+
+    /// Nodes that revealed.
+    pub fn revealed(&self) -> u32 {
+        self.revealed_mask.count_ones()
+    }
+}
+
+/// Whether `status` is final.
+pub const fn is_terminal(status: TaskStatus) -> bool {
+    matches!(status, TaskStatus::Validated | TaskStatus::Aborted | TaskStatus::Errored | TaskStatus::Cancelled)
+}
+
+/// The chain's view of a task together with the relayer's, as `task_status` returns it.
+#[derive(Debug, Clone)]
+pub struct TaskStatusReport {
+    /// From `getTask` (authoritative).
+    pub chain: ChainTask,
+    /// From the relayer's index, or why it could not be read (the chain view does not need it).
+    pub relayer: Result<verinfer_relayer::api::types::TaskView, String>,
+}
+
+/// What a node revealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevealedResult {
+    /// One pHash per image, in image order.
+    Images(Vec<u64>),
+    /// A text digest.
+    Text(B256),
+    /// A report that the args are invalid.
+    InvalidArgs,
+}
+
+/// The settlement of a task (`TaskSettled`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Validated, Aborted or Errored.
+    pub outcome: TaskStatus,
+    /// Bit i: node i agreed with another node and was paid.
+    pub agreeing_mask: u8,
+    /// Pairwise distances, pairs (0,1), (0,2), (1,2); per image (pair-major) for image tasks,
+    /// one per pair for text tasks; [`verinfer_abi::NO_RESULT`] where a side has no result.
+    pub distances: Vec<u16>,
+    /// The Hamming threshold image distances were judged against.
+    pub threshold: u8,
+    /// Fee share paid into each agreeing node's stake.
+    pub reward_per_node: u128,
+}
+
+impl Settlement {
+    /// Distances of the pair `(a, b)` (`a < b`, slots 0..3): one per image, or one for text.
+    pub fn pair_distances(&self, a: usize, b: usize) -> &[u16] {
+        let pair = match (a, b) {
+            (0, 1) => 0,
+            (0, 2) => 1,
+            (1, 2) => 2,
+            _ => return &[],
+        };
+        let per_pair = self.distances.len() / 3;
+        self.distances.get(pair * per_pair..(pair + 1) * per_pair).unwrap_or(&[])
+    }
+}
+
+/// A slash (`NodeSlashed`, followed by `NodeKicked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slash {
+    /// Why.
+    pub reason: SlashReason,
+    /// Stake taken, in token base units.
+    pub amount: u128,
+    /// Stake returned to the kicked node.
+    pub returned: Option<u128>,
+}
+
+/// One selected node of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    /// Position 0..3 in the task.
+    pub slot: u8,
+    /// The node's address.
+    pub address: Address,
+    /// The GPU model name it declared when it joined (normalised by the contract).
+    pub gpu_model_name: Option<String>,
+    /// The VRAM it declared, in MiB.
+    pub vram_mib: Option<u32>,
+    /// It committed.
+    pub committed: bool,
+    /// What it revealed, if it did.
+    pub revealed: Option<RevealedResult>,
+    /// Whether it agreed with another node (`None` before settlement).
+    pub agreed: Option<bool>,
+    /// Its reward (`NodeRewarded`), in token base units.
+    pub reward: u128,
+    /// Its slash, if any.
+    pub slash: Option<Slash>,
+}
+
+/// Everything the chain records about one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskReport {
+    /// The task record.
+    pub task: ChainTask,
+    /// The selected nodes in slot order (empty before the task starts).
+    pub nodes: Vec<NodeReport>,
+    /// The settlement, once settled.
+    pub settlement: Option<Settlement>,
+}
+
+impl TaskReport {
+    /// The node in `slot`.
+    pub fn node(&self, slot: usize) -> Option<&NodeReport> {
+        self.nodes.get(slot)
+    }
+
+    /// Stake slashed in this task, summed over nodes.
+    pub fn total_slashed(&self) -> u128 {
+        self.nodes.iter().filter_map(|node| node.slash.map(|slash| slash.amount)).sum()
+    }
+}
