@@ -4,6 +4,11 @@
 //!
 //! Batch size is always 1 and the KV cache is rebuilt per generation, so a generation depends
 //! only on its parameters. Sampling uses candle's `LogitsProcessor` seeded with the task seed.
+//!
+//! Consensus note: `LogitsProcessor` draws from `rand::rngs::StdRng`, whose stream rand only
+//! keeps stable within a version; the pinned `Cargo.lock` fixes it, but upgrading `rand` (or
+//! candle) can change sampled text and must be treated like a task-format change. Greedy
+//! decoding does not use the RNG.
 
 pub mod chat;
 
