@@ -18,6 +18,7 @@
 //! the committed test images; the integration test requires exact equality.
 
 mod dct;
+mod jpeg;
 mod luma;
 mod resample;
 mod simd;
@@ -27,6 +28,7 @@ use std::{fmt, io::Cursor, path::Path, path::PathBuf, str::FromStr};
 use image::{DynamicImage, GrayImage, ImageError};
 
 pub use dct::{DCT_LEN, dct2_32, dct2d_low_frequencies};
+pub use jpeg::{JpegError, decode_jpeg};
 use luma::LumaRows;
 pub use luma::{Gray16Alpha, luma_601, to_luma8, to_luma8_with};
 pub use resample::{resize_lanczos, resize_lanczos_raw};
@@ -169,6 +171,14 @@ pub fn phash_file(path: &Path) -> Result<PHash, PhashError> {
 }
 
 fn decode_and_hash(bytes: &[u8]) -> Result<PHash, ImageError> {
+    match decode_jpeg(bytes) {
+        Ok(img) => return Ok(phash_image(&img)),
+        // CMYK, arithmetic coding, ...: the `image` crate decodes those (not bit-exact).
+        Err(JpegError::NotJpeg | JpegError::Unsupported(_)) => {}
+        Err(err) => {
+            return Err(ImageError::Decoding(image::error::DecodingError::new(image::ImageFormat::Jpeg.into(), err)));
+        }
+    }
     let img = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format()?.decode()?;
     let gray16_alpha = if is_png_gray16(bytes) { Gray16Alpha::Clamp } else { Gray16Alpha::HighByte };
     Ok(phash_image_with(&img, gray16_alpha))

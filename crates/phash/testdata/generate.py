@@ -6,7 +6,7 @@ must agree bit for bit. This script builds a deterministic, varied image set und
 `images/` and writes `vectors.json` (file name -> 16 hex digits, as `str(imagehash)`).
 
     python3 -m venv /tmp/phash-venv
-    /tmp/phash-venv/bin/pip install 'imagehash==4.3.*' pillow scipy numpy
+    /tmp/phash-venv/bin/pip install 'imagehash==4.3.*' pillow scipy numpy simplejpeg
     /tmp/phash-venv/bin/python crates/phash/testdata/generate.py
 
 The images are committed, so the Rust test only reads files. Re-running regenerates
@@ -21,10 +21,13 @@ import sys
 import zlib
 from pathlib import Path
 
+import io
+
 import imagehash
 import numpy as np
 import PIL
 import scipy
+import simplejpeg  # libjpeg-turbo encoder for the 4:4:0 and 4:1:1 samplings Pillow cannot write
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -111,6 +114,23 @@ def write_png_lowbit_gray(path, arr, bits):
     write_png(path, w, h, bits, 0, rows)
 
 
+def first_scans(img, keep):
+    """A progressive JPEG of `img` with only its first `keep` scans, then EOI."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85, progressive=True)
+    data = buf.getvalue()
+    pos, scans = 2, 0
+    while True:
+        marker, length = data[pos + 1], int.from_bytes(data[pos + 2 : pos + 4], "big")
+        pos += 2 + length
+        if marker == 0xDA:  # skip entropy-coded data up to the next non-RST marker
+            while not (data[pos] == 0xFF and data[pos + 1] != 0 and not 0xD0 <= data[pos + 1] <= 0xD7):
+                pos += 1
+            scans += 1
+            if scans == keep:
+                return data[:pos] + b"\xff\xd9"
+
+
 # ---------------------------------------------------------------- the image set
 
 
@@ -133,6 +153,21 @@ def build_images():
     save("jpeg_odd_33x17.jpg", rgb(scene(14, 33, 17)), quality=90)
     save("jpeg_gray.jpg", rgb(scene(15, 300, 200)).convert("L"), quality=90)
     save("jpeg_noise.jpg", rgb(np.random.default_rng(16).integers(0, 256, (128, 160, 3), dtype=np.uint8)), quality=80)
+    save("jpeg_q100_optimized.jpg", rgb(scene(17, 200, 150)), quality=100, optimize=True)
+    save("jpeg_restart_markers.jpg", rgb(scene(18, 257, 131)), quality=85, restart_marker_blocks=3)
+    save("jpeg_gray_progressive.jpg", rgb(scene(19, 180, 181)).convert("L"), quality=70, progressive=True)
+    save("jpeg_tiny_1x1.jpg", Image.new("RGB", (1, 1), (30, 200, 90)), quality=90)
+    save("jpeg_cmyk.jpg", Image.fromarray(np.dstack([scene(24, 150, 100), scene(25, 150, 100)[..., :1]]), "CMYK"), quality=85)
+    for sampling in ("440", "411"):
+        data = simplejpeg.encode_jpeg(scene(26, 203, 97), quality=88, colorsubsampling=sampling)
+        (IMAGES / f"jpeg_{sampling}.jpg").write_bytes(data)
+    # YCCK: libjpeg reads a 4-component file as YCCK when its Adobe transform is 2.
+    ycck = bytearray(simplejpeg.encode_jpeg(np.dstack([scene(27, 120, 80), scene(28, 120, 80)[..., :1]]), 85, "CMYK"))
+    ycck[ycck.find(b"Adobe") + 11] = 2
+    (IMAGES / "jpeg_ycck.jpg").write_bytes(bytes(ycck))
+    # Progressive file cut after 3 scans: libjpeg block-smooths the unrefined
+    # coefficients; verinfer-phash falls back to the `image` crate here (not bit-exact).
+    (IMAGES / "jpeg_progressive_partial.jpg").write_bytes(first_scans(rgb(scene(50, 160, 120)), 3))
 
     # Gradients.
     u, v = grid(256, 192)
