@@ -23,6 +23,8 @@ use std::{
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub mod foundry;
+
 /// Directory of the committed artifacts, relative to the repository root.
 pub const CONTRACTS_DIR: &str = "abi/contracts";
 /// Name of the sources manifest inside [`CONTRACTS_DIR`].
@@ -90,13 +92,8 @@ pub enum GenError {
         source: io::Error,
     },
     /// Neither the npm-installed forge nor one on `PATH` exists.
-    #[error("forge not found at {} nor on PATH: run `npm ci` in {}", npm_forge.display(), root.display())]
-    ForgeNotFound {
-        /// Where the npm-installed forge was looked for.
-        npm_forge: PathBuf,
-        /// The repository root.
-        root: PathBuf,
-    },
+    #[error("{0} (and no forge on PATH)")]
+    ForgeNotFound(#[source] foundry::ToolNotFound),
     /// forge could not be started.
     #[error("could not run {}: {source}", forge.display())]
     ForgeSpawn {
@@ -210,21 +207,18 @@ impl Repo {
         }
     }
 
-    /// The forge to compile with: the npm-installed one, else one on `PATH`.
+    /// The forge to compile with: the npm-installed one (see [`foundry::tool`]), else one on `PATH`.
     pub fn find_forge(&self) -> Result<PathBuf, GenError> {
-        let npm_forge = self.root.join("node_modules/.bin/forge");
-        if npm_forge.is_file() {
-            return Ok(npm_forge);
-        }
+        let not_found = match foundry::tool(&self.root, foundry::FoundryTool::Forge) {
+            Ok(path) => return Ok(path),
+            Err(not_found) => not_found,
+        };
         let on_path = std::env::var_os("PATH")
             .into_iter()
             .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
             .map(|dir| dir.join("forge"))
             .find(|candidate| candidate.is_file());
-        on_path.ok_or_else(|| GenError::ForgeNotFound {
-            npm_forge,
-            root: self.root.clone(),
-        })
+        on_path.ok_or(GenError::ForgeNotFound(not_found))
     }
 
     /// Compiles the contracts with `forge` into `scratch` (its own out and cache directories, so
@@ -236,6 +230,15 @@ impl Repo {
         let manifest = self.sources_manifest()?;
         let out = scratch.join("out");
         let cache = scratch.join("cache");
+        // Never read artifacts of an earlier run: npm's `.bin/forge` launcher exits 0 even when
+        // forge fails, so a missing artifact is the only reliable failure signal there.
+        for dir in [&out, &cache] {
+            match fs::remove_dir_all(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("clearing", dir)(e)),
+            }
+        }
         let mut command = Command::new(forge);
         command
             .current_dir(&self.root) // foundry.toml names solc relative to the root
@@ -258,7 +261,11 @@ impl Repo {
             forge: forge.to_path_buf(),
             source,
         })?;
-        if !output.status.success() {
+        let artifact_path = |spec: &ContractSpec| {
+            let source_file = Path::new(spec.source).file_name().unwrap_or_default();
+            out.join(source_file).join(spec.file_name())
+        };
+        if !output.status.success() || !CONTRACTS.iter().all(|spec| artifact_path(spec).is_file()) {
             let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&output.stderr));
             return Err(GenError::ForgeFailed {
@@ -269,8 +276,7 @@ impl Repo {
 
         let mut files = Vec::with_capacity(CONTRACTS.len() + 1);
         for spec in &CONTRACTS {
-            let source_file = Path::new(spec.source).file_name().unwrap_or_default();
-            let path = out.join(source_file).join(spec.file_name());
+            let path = artifact_path(spec);
             let text =
                 fs::read_to_string(&path).map_err(io_err("reading forge artifact", &path))?;
             let artifact: Value =
