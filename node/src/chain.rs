@@ -1,0 +1,776 @@
+//! The node's view of the chain and the transactions it sends, through the `verinfer-abi`
+//! bindings. Reads are retried with backoff; a transaction is sent once per call and its
+//! receipt awaited (the daemon re-plans from the chain state after any failure, so a failed send
+//! is retried only if it is still needed).
+
+use std::time::Duration;
+
+use alloy::{
+    consensus::Transaction as _,
+    eips::BlockNumberOrTag,
+    network::EthereumWallet,
+    primitives::{Address, B256, Bytes, U256},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::Log,
+    signers::local::PrivateKeySigner,
+    sol_types::{SolCall as _, SolInterface as _},
+};
+use url::Url;
+pub use verinfer_abi::NodeState;
+use verinfer_abi::{IERC20, TaskKind, Verinfer, Verinfer::VerinferErrors, VerinferInstance};
+
+use crate::{
+    plan::{ChainStatus, ChainView},
+    retry::Backoff,
+    state::{RecordKind, SettledOutcome},
+};
+
+/// A chain call that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The RPC endpoint failed or could not be reached (after retries).
+    #[error("RPC call {call} failed: {message}")]
+    Rpc {
+        /// What was being done.
+        call: &'static str,
+        /// The error.
+        message: String,
+    },
+    /// The contract rejected a transaction (at estimation or on chain).
+    #[error("{call} reverted: {reason}")]
+    Reverted {
+        /// The function called.
+        call: &'static str,
+        /// The decoded contract error, or the raw revert.
+        reason: String,
+        /// The decoded contract error, when it is one of Verinfer's.
+        error: Option<Box<VerinferErrors>>,
+    },
+    /// A transaction was sent but no receipt came within the timeout.
+    #[error("{call} transaction {tx} has no receipt after {timeout:?}")]
+    NoReceipt {
+        /// The function called.
+        call: &'static str,
+        /// The transaction hash.
+        tx: B256,
+        /// How long the node waited.
+        timeout: Duration,
+    },
+    /// The chain returned something this node cannot interpret.
+    #[error("unexpected chain data: {0}")]
+    Unexpected(String),
+}
+
+impl ChainError {
+    /// The contract error that made a transaction revert, when it is one of Verinfer's.
+    pub fn contract_error(&self) -> Option<&VerinferErrors> {
+        match self {
+            Self::Reverted { error, .. } => error.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The latest block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Block number.
+    pub number: u64,
+    /// Block timestamp: the chain's time.
+    pub timestamp: u64,
+}
+
+/// A task as `getTask` returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainTask {
+    /// Image or text (`None` for an unknown kind value).
+    pub kind: Option<RecordKind>,
+    /// Status.
+    pub status: ChainStatus,
+    /// Images per result (0 for text).
+    pub image_count: u8,
+    /// keccak256 of the args bytes.
+    pub args_hash: B256,
+    /// The selected nodes.
+    pub nodes: [Address; 3],
+    /// Bit i: node i committed.
+    pub committed_mask: u8,
+    /// Bit i: node i revealed.
+    pub revealed_mask: u8,
+    /// Commit deadline (chain seconds).
+    pub commit_deadline: u64,
+    /// Reveal deadline (chain seconds).
+    pub reveal_deadline: u64,
+}
+
+impl ChainTask {
+    /// The planning view of this task at chain time `now`.
+    pub const fn view(&self, now: u64) -> ChainView {
+        ChainView {
+            status: self.status,
+            nodes: self.nodes,
+            committed_mask: self.committed_mask,
+            revealed_mask: self.revealed_mask,
+            commit_deadline: self.commit_deadline,
+            reveal_deadline: self.reveal_deadline,
+            now,
+        }
+    }
+}
+
+/// A node as `getNode` returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainNode {
+    /// State.
+    pub state: NodeState,
+    /// Node id (0 before the first join).
+    pub id: u32,
+    /// Stake in token base units.
+    pub stake: u128,
+    /// Declared GPU model id.
+    pub gpu_model: B256,
+    /// Declared VRAM in MiB.
+    pub vram_mib: u32,
+    /// Current task (0: none).
+    pub task_id: u64,
+}
+
+/// A `TaskStarted` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedTask {
+    /// The task.
+    pub task_id: u64,
+    /// The selected nodes.
+    pub nodes: [Address; 3],
+    /// Block of the event.
+    pub block: u64,
+}
+
+/// A `TaskSettled` event, as far as a node needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettledTask {
+    /// Validated, Aborted or Errored.
+    pub outcome: SettledOutcome,
+    /// Bit i: node i agreed (and was paid).
+    pub agreeing_mask: u8,
+}
+
+/// A reveal another node sent, decoded from its transaction (for the copycat test behaviour).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObservedReveal {
+    /// `revealImage(taskId, pHashes, salt)`.
+    Image {
+        /// The revealed pHashes.
+        phashes: Vec<u64>,
+        /// The salt.
+        salt: B256,
+    },
+    /// `revealText(taskId, digest, salt)`.
+    Text {
+        /// The revealed digest.
+        digest: B256,
+        /// The salt.
+        salt: B256,
+    },
+    /// `reportInvalidArgs(taskId, salt)`.
+    InvalidArgs {
+        /// The salt.
+        salt: B256,
+    },
+}
+
+/// The node's connection to the chain: a provider that signs with the node key, and the
+/// Verinfer contract.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    provider: DynProvider,
+    verinfer: VerinferInstance<DynProvider>,
+    node: Address,
+    tx_timeout: Duration,
+    max_block_range: u64,
+}
+
+impl Chain {
+    /// Connects to `rpc_url`, signing with `signer`. No request is made yet.
+    pub fn connect(
+        rpc_url: Url,
+        signer: PrivateKeySigner,
+        verinfer: Address,
+        tx_timeout: Duration,
+        max_block_range: u64,
+    ) -> Self {
+        let node = signer.address();
+        // Nonces come from the node's pending transaction count each time (not a local cache):
+        // a send that fails before reaching the mempool must not leave a nonce gap.
+        let provider = ProviderBuilder::default()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(rpc_url)
+            .erased();
+        let verinfer = Verinfer::new(verinfer, provider.clone());
+        Self {
+            provider,
+            verinfer,
+            node,
+            tx_timeout,
+            max_block_range: max_block_range.max(1),
+        }
+    }
+
+    /// The node's address.
+    pub const fn node(&self) -> Address {
+        self.node
+    }
+
+    /// The Verinfer contract's address.
+    pub fn verinfer(&self) -> Address {
+        *self.verinfer.address()
+    }
+
+    /// The provider (signing with the node key).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The chain id the endpoint reports.
+    pub async fn chain_id(&self) -> Result<u64, ChainError> {
+        read("eth_chainId", || self.provider.get_chain_id()).await
+    }
+
+    /// The latest block's number and timestamp.
+    pub async fn head(&self) -> Result<Head, ChainError> {
+        let block = read("eth_getBlockByNumber", || async {
+            self.provider
+                .get_block_by_number(BlockNumberOrTag::Latest)
+                .await
+        })
+        .await?
+        .ok_or_else(|| ChainError::Unexpected("the endpoint has no latest block".into()))?;
+        Ok(Head {
+            number: block.header.number,
+            timestamp: block.header.timestamp,
+        })
+    }
+
+    /// `getTask(taskId)`.
+    pub async fn task(&self, task_id: u64) -> Result<ChainTask, ChainError> {
+        let info = read("getTask", || async {
+            self.verinfer.getTask(U256::from(task_id)).call().await
+        })
+        .await?;
+        let status = ChainStatus::try_from(info.status)
+            .map_err(|error| ChainError::Unexpected(format!("task {task_id}: {error}")))?;
+        let kind = match TaskKind::try_from(info.kind) {
+            Ok(TaskKind::ImageGeneration) => Some(RecordKind::Image),
+            Ok(TaskKind::TextGeneration) => Some(RecordKind::Text),
+            Err(_) => None,
+        };
+        Ok(ChainTask {
+            kind,
+            status,
+            image_count: info.imageCount,
+            args_hash: info.argsHash,
+            nodes: info.nodes,
+            committed_mask: info.committedMask,
+            revealed_mask: info.revealedMask,
+            commit_deadline: info.commitDeadline.into(),
+            reveal_deadline: info.revealDeadline.into(),
+        })
+    }
+
+    /// `getNode(node)`.
+    pub async fn node_info(&self, node: Address) -> Result<ChainNode, ChainError> {
+        let info = read("getNode", || async {
+            self.verinfer.getNode(node).call().await
+        })
+        .await?;
+        let state = NodeState::try_from(info.state)
+            .map_err(|error| ChainError::Unexpected(format!("node {node}: {error}")))?;
+        Ok(ChainNode {
+            state,
+            id: info.id,
+            stake: info.stake.to::<u128>(),
+            gpu_model: info.gpuModel,
+            vram_mib: info.vramMiB,
+            task_id: info.taskId.to::<u64>(),
+        })
+    }
+
+    /// `minStake()`.
+    pub async fn min_stake(&self) -> Result<u128, ChainError> {
+        let stake = read("minStake", || async {
+            self.verinfer.minStake().call().await
+        })
+        .await?;
+        Ok(stake.to::<u128>())
+    }
+
+    /// `gpuModelId(name)`: the id the contract stores for a declared GPU model name.
+    pub async fn gpu_model_id(&self, name: &str) -> Result<B256, ChainError> {
+        let name = name.to_owned();
+        self.verinfer
+            .gpuModelId(name)
+            .call()
+            .await
+            .map_err(|error| contract_error("gpuModelId", &error))
+    }
+
+    /// `TaskStarted` events in `from..=to`, in chunks of at most `max_block_range` blocks.
+    pub async fn started_tasks(&self, from: u64, to: u64) -> Result<Vec<StartedTask>, ChainError> {
+        let mut started = Vec::new();
+        for (start, end) in chunks(from, to, self.max_block_range) {
+            let logs = read("eth_getLogs(TaskStarted)", || async {
+                self.verinfer
+                    .TaskStarted_filter()
+                    .from_block(start)
+                    .to_block(end)
+                    .query()
+                    .await
+            })
+            .await?;
+            for (event, log) in logs {
+                started.push(StartedTask {
+                    task_id: task_id_u64(event.taskId)?,
+                    nodes: event.nodes,
+                    block: log_block(&log)?,
+                });
+            }
+        }
+        Ok(started)
+    }
+
+    /// The `TaskSettled` event of `task_id`, searched from `from` to the latest block.
+    pub async fn settlement(
+        &self,
+        task_id: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<SettledTask>, ChainError> {
+        for (start, end) in chunks(from, to, self.max_block_range) {
+            let logs = read("eth_getLogs(TaskSettled)", || async {
+                self.verinfer
+                    .TaskSettled_filter()
+                    .topic1(U256::from(task_id))
+                    .from_block(start)
+                    .to_block(end)
+                    .query()
+                    .await
+            })
+            .await?;
+            if let Some((event, _)) = logs.into_iter().next() {
+                let outcome = match ChainStatus::try_from(event.outcome) {
+                    Ok(ChainStatus::Validated) => SettledOutcome::Validated,
+                    Ok(ChainStatus::Aborted) => SettledOutcome::Aborted,
+                    Ok(ChainStatus::Errored) => SettledOutcome::Errored,
+                    other => {
+                        return Err(ChainError::Unexpected(format!(
+                            "task {task_id} settled with outcome {other:?}"
+                        )));
+                    }
+                };
+                return Ok(Some(SettledTask {
+                    outcome,
+                    agreeing_mask: event.agreeingMask,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Commitments other nodes made to `task_id` (`ResultCommitted` events), in event order.
+    pub async fn commitments(
+        &self,
+        task_id: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(Address, B256)>, ChainError> {
+        let mut commitments = Vec::new();
+        for (start, end) in chunks(from, to, self.max_block_range) {
+            let logs = read("eth_getLogs(ResultCommitted)", || async {
+                self.verinfer
+                    .ResultCommitted_filter()
+                    .topic1(U256::from(task_id))
+                    .from_block(start)
+                    .to_block(end)
+                    .query()
+                    .await
+            })
+            .await?;
+            commitments.extend(
+                logs.into_iter()
+                    .map(|(event, _)| (event.node, event.commitment)),
+            );
+        }
+        Ok(commitments)
+    }
+
+    /// The reveal `node` sent for `task_id`, decoded from its transaction's calldata.
+    pub async fn observed_reveal(
+        &self,
+        task_id: u64,
+        node: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<ObservedReveal>, ChainError> {
+        let task = U256::from(task_id);
+        for (start, end) in chunks(from, to, self.max_block_range) {
+            let image = read("eth_getLogs(ImageResultRevealed)", || async {
+                self.verinfer
+                    .ImageResultRevealed_filter()
+                    .topic1(task)
+                    .topic2(node)
+                    .from_block(start)
+                    .to_block(end)
+                    .query()
+                    .await
+            })
+            .await?;
+            let text = read("eth_getLogs(TextResultRevealed)", || async {
+                self.verinfer
+                    .TextResultRevealed_filter()
+                    .topic1(task)
+                    .topic2(node)
+                    .from_block(start)
+                    .to_block(end)
+                    .query()
+                    .await
+            })
+            .await?;
+            let invalid = read("eth_getLogs(InvalidArgsReported)", || async {
+                self.verinfer
+                    .InvalidArgsReported_filter()
+                    .topic1(task)
+                    .topic2(node)
+                    .from_block(start)
+                    .to_block(end)
+                    .query()
+                    .await
+            })
+            .await?;
+            let tx = image
+                .first()
+                .map(|(_, log)| log.transaction_hash)
+                .or_else(|| text.first().map(|(_, log)| log.transaction_hash))
+                .or_else(|| invalid.first().map(|(_, log)| log.transaction_hash));
+            if let Some(tx) = tx {
+                let tx = tx.ok_or_else(|| {
+                    ChainError::Unexpected("a reveal log without a transaction hash".into())
+                })?;
+                return self.decode_reveal(tx).await.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn decode_reveal(&self, tx: B256) -> Result<ObservedReveal, ChainError> {
+        let transaction = read("eth_getTransactionByHash", || {
+            self.provider.get_transaction_by_hash(tx)
+        })
+        .await?
+        .ok_or_else(|| ChainError::Unexpected(format!("transaction {tx} not found")))?;
+        let input: Bytes = transaction.input().clone();
+        if let Ok(call) = Verinfer::revealImageCall::abi_decode(&input) {
+            return Ok(ObservedReveal::Image {
+                phashes: call.pHashes,
+                salt: call.salt,
+            });
+        }
+        if let Ok(call) = Verinfer::revealTextCall::abi_decode(&input) {
+            return Ok(ObservedReveal::Text {
+                digest: call.digest,
+                salt: call.salt,
+            });
+        }
+        if let Ok(call) = Verinfer::reportInvalidArgsCall::abi_decode(&input) {
+            return Ok(ObservedReveal::InvalidArgs { salt: call.salt });
+        }
+        Err(ChainError::Unexpected(format!(
+            "transaction {tx} is not a direct reveal call"
+        )))
+    }
+
+    // ------------------------------------------------------------------ transactions
+
+    /// `commit(taskId, commitment)`.
+    pub async fn commit(&self, task_id: u64, commitment: B256) -> Result<B256, ChainError> {
+        self.send(
+            "commit",
+            self.verinfer.commit(U256::from(task_id), commitment),
+        )
+        .await
+    }
+
+    /// `revealImage(taskId, pHashes, salt)`.
+    pub async fn reveal_image(
+        &self,
+        task_id: u64,
+        phashes: Vec<u64>,
+        salt: B256,
+    ) -> Result<B256, ChainError> {
+        self.send(
+            "revealImage",
+            self.verinfer
+                .revealImage(U256::from(task_id), phashes, salt),
+        )
+        .await
+    }
+
+    /// `revealText(taskId, digest, salt)`.
+    pub async fn reveal_text(
+        &self,
+        task_id: u64,
+        digest: B256,
+        salt: B256,
+    ) -> Result<B256, ChainError> {
+        self.send(
+            "revealText",
+            self.verinfer.revealText(U256::from(task_id), digest, salt),
+        )
+        .await
+    }
+
+    /// `reportInvalidArgs(taskId, salt)`.
+    pub async fn report_invalid_args(&self, task_id: u64, salt: B256) -> Result<B256, ChainError> {
+        self.send(
+            "reportInvalidArgs",
+            self.verinfer.reportInvalidArgs(U256::from(task_id), salt),
+        )
+        .await
+    }
+
+    /// `settle(taskId)`.
+    pub async fn settle(&self, task_id: u64) -> Result<B256, ChainError> {
+        self.send("settle", self.verinfer.settle(U256::from(task_id)))
+            .await
+    }
+
+    /// `join(gpuModelName, vramMiB, amount)`.
+    pub async fn join(
+        &self,
+        gpu_model: &str,
+        vram_mib: u32,
+        stake: u128,
+    ) -> Result<B256, ChainError> {
+        let amount = alloy::primitives::Uint::<96, 2>::try_from(stake)
+            .map_err(|_| ChainError::Unexpected(format!("stake {stake} does not fit uint96")))?;
+        self.send(
+            "join",
+            self.verinfer.join(gpu_model.to_owned(), vram_mib, amount),
+        )
+        .await
+    }
+
+    /// The staking token's address.
+    pub async fn token(&self) -> Result<Address, ChainError> {
+        read("token", || async { self.verinfer.token().call().await }).await
+    }
+
+    /// `token.balanceOf(owner)`.
+    pub async fn token_balance(&self, token: Address, owner: Address) -> Result<U256, ChainError> {
+        let erc20 = IERC20::new(token, self.provider.clone());
+        read("balanceOf", || async {
+            erc20.balanceOf(owner).call().await
+        })
+        .await
+    }
+
+    /// `token.allowance(node, verinfer)`.
+    pub async fn allowance(&self, token: Address) -> Result<U256, ChainError> {
+        let erc20 = IERC20::new(token, self.provider.clone());
+        let spender = self.verinfer();
+        read("allowance", || async {
+            erc20.allowance(self.node, spender).call().await
+        })
+        .await
+    }
+
+    /// `token.approve(verinfer, amount)`.
+    pub async fn approve(&self, token: Address, amount: U256) -> Result<B256, ChainError> {
+        let erc20 = IERC20::new(token, self.provider.clone());
+        let spender = self.verinfer();
+        let call = erc20.approve(spender, amount);
+        let estimate = call
+            .estimate_gas()
+            .await
+            .map_err(|error| contract_error("approve", &error))?;
+        let pending = call
+            .gas(verinfer_abi::padded_gas_limit(estimate))
+            .send()
+            .await
+            .map_err(|error| contract_error("approve", &error))?;
+        self.await_receipt("approve", pending).await
+    }
+
+    async fn send<C>(
+        &self,
+        call: &'static str,
+        builder: alloy::contract::CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
+    ) -> Result<B256, ChainError>
+    where
+        C: alloy::sol_types::SolCall,
+    {
+        // Node selection draws from the block's prevrandao, so gas depends on the block the
+        // transaction lands in: pad the estimate (which also surfaces reverts, decoded).
+        let estimate = builder
+            .estimate_gas()
+            .await
+            .map_err(|error| contract_error(call, &error))?;
+        let pending = builder
+            .gas(verinfer_abi::padded_gas_limit(estimate))
+            .send()
+            .await
+            .map_err(|error| contract_error(call, &error))?;
+        self.await_receipt(call, pending).await
+    }
+
+    async fn await_receipt(
+        &self,
+        call: &'static str,
+        pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+    ) -> Result<B256, ChainError> {
+        let tx = *pending.tx_hash();
+        tracing::debug!(call, %tx, "sent transaction");
+        let receipt = pending
+            .with_timeout(Some(self.tx_timeout))
+            .get_receipt()
+            .await
+            .map_err(|error| match error {
+                alloy::providers::PendingTransactionError::TxWatcher(_) => ChainError::NoReceipt {
+                    call,
+                    tx,
+                    timeout: self.tx_timeout,
+                },
+                other => ChainError::Rpc {
+                    call,
+                    message: other.to_string(),
+                },
+            })?;
+        if !receipt.status() {
+            return Err(ChainError::Reverted {
+                call,
+                reason: format!("transaction {tx} reverted on chain"),
+                error: None,
+            });
+        }
+        Ok(tx)
+    }
+}
+
+/// Block ranges `[start, end]` covering `from..=to`, each at most `size` blocks.
+fn chunks(from: u64, to: u64, size: u64) -> impl Iterator<Item = (u64, u64)> {
+    let size = size.max(1);
+    let mut next = Some(from).filter(|from| *from <= to);
+    std::iter::from_fn(move || {
+        let start = next?;
+        let end = start.saturating_add(size - 1).min(to);
+        next = end.checked_add(1).filter(|n| *n <= to);
+        Some((start, end))
+    })
+}
+
+fn task_id_u64(id: U256) -> Result<u64, ChainError> {
+    u64::try_from(id)
+        .map_err(|_| ChainError::Unexpected(format!("task id {id} does not fit 64 bits")))
+}
+
+fn log_block(log: &Log) -> Result<u64, ChainError> {
+    log.block_number
+        .ok_or_else(|| ChainError::Unexpected("a log without a block number".into()))
+}
+
+/// Runs a read with [`Backoff::RPC`], retrying transport failures but not reverts.
+async fn read<T, E, Fut>(
+    call: &'static str,
+    operation: impl FnMut() -> Fut,
+) -> Result<T, ChainError>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display + IntoChainError,
+{
+    Backoff::RPC
+        .retry(call, operation, |error: &E| error.is_transient())
+        .await
+        .map_err(|error| error.into_chain_error(call))
+}
+
+/// Errors of reads: transport errors are retried, contract reverts are not.
+trait IntoChainError {
+    fn is_transient(&self) -> bool;
+    fn into_chain_error(self, call: &'static str) -> ChainError;
+}
+
+impl IntoChainError for alloy::transports::TransportError {
+    fn is_transient(&self) -> bool {
+        // A JSON-RPC error response is the node's answer, not a transport hiccup; anything else
+        // (connection refused, timeout, bad gateway) may pass.
+        !matches!(self, alloy::transports::RpcError::ErrorResp(_))
+    }
+
+    fn into_chain_error(self, call: &'static str) -> ChainError {
+        ChainError::Rpc {
+            call,
+            message: self.to_string(),
+        }
+    }
+}
+
+impl IntoChainError for alloy::contract::Error {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::TransportError(error) => error.is_transient(),
+            _ => false,
+        }
+    }
+
+    fn into_chain_error(self, call: &'static str) -> ChainError {
+        contract_error(call, &self)
+    }
+}
+
+/// Maps a contract call error: decoded Verinfer errors and other reverts become
+/// [`ChainError::Reverted`], the rest [`ChainError::Rpc`].
+fn contract_error(call: &'static str, error: &alloy::contract::Error) -> ChainError {
+    if let Some(decoded) = error.as_decoded_interface_error::<VerinferErrors>() {
+        let reason = format!("{decoded:?}");
+        return ChainError::Reverted {
+            call,
+            reason,
+            error: Some(Box::new(decoded)),
+        };
+    }
+    if let Some(data) = error.as_revert_data() {
+        let reason = VerinferErrors::abi_decode(&data)
+            .map(|decoded| format!("{decoded:?}"))
+            .unwrap_or_else(|_| format!("revert data {data}"));
+        return ChainError::Reverted {
+            call,
+            reason,
+            error: None,
+        };
+    }
+    ChainError::Rpc {
+        call,
+        message: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_range_without_overlap() {
+        assert_eq!(
+            chunks(0, 4, 2).collect::<Vec<_>>(),
+            [(0, 1), (2, 3), (4, 4)]
+        );
+        assert_eq!(chunks(5, 5, 100).collect::<Vec<_>>(), [(5, 5)]);
+        assert_eq!(chunks(6, 5, 100).count(), 0);
+        assert_eq!(
+            chunks(u64::MAX - 1, u64::MAX, 10).collect::<Vec<_>>(),
+            [(u64::MAX - 1, u64::MAX)]
+        );
+    }
+}

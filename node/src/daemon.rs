@@ -1,0 +1,1051 @@
+//! The daemon: registration at start, then a poll loop that scans for tasks selecting this node
+//! and drives each one through its persisted state machine (see [`crate::plan`]).
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+};
+use tokio::sync::watch;
+use verinfer_abi::{NodeState, Verinfer::VerinferErrors};
+use verinfer_relayer::{
+    UploadPayload,
+    api::ErrorCode,
+    client::{ClientError, RelayerClient},
+    sign_result_upload,
+};
+use verinfer_task::{ModelStore, TaskArgs, random_salt, text_digest};
+
+use crate::{
+    chain::{Chain, ChainError, ChainTask, Head, ObservedReveal},
+    config::{Behaviour, ChainTarget, HaltPoint, NodeConfig, StakeAmount},
+    engine::{Identity, InferenceEngine, InferenceJob, InferenceOutput},
+    error::NodeError,
+    key::load_signer,
+    metrics::Metrics,
+    plan::{Action, CloseReason, next_action},
+    retry::Backoff,
+    state::{
+        Payload, RecordKind, SettledOutcome, Settlement, Stage, StateError, StateStore,
+        StoredResult, TaskRecord,
+    },
+};
+
+/// Most plan-act rounds for one task in one poll (each round normally advances a stage; the
+/// bound only guards against a chain that keeps contradicting itself).
+const MAX_ROUNDS_PER_POLL: usize = 12;
+/// Per-task retry delays after a failed step.
+const STEP_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    factor: 2.0,
+    max_attempts: u32::MAX,
+};
+/// Poll-loop retry delays after a failed poll (RPC down).
+const POLL_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(30),
+    factor: 2.0,
+    max_attempts: u32::MAX,
+};
+
+/// How the node stands on chain after start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// It joined now.
+    Joined {
+        /// Its node id.
+        node_id: u32,
+        /// The stake it joined with.
+        stake: u128,
+        /// The `approve` transaction, when one was needed.
+        approve_tx: Option<B256>,
+        /// The `join` transaction.
+        join_tx: B256,
+    },
+    /// It was registered already.
+    Registered {
+        /// Its node id.
+        node_id: u32,
+        /// Its state.
+        state: NodeState,
+        /// Its stake.
+        stake: u128,
+    },
+}
+
+/// What start-up found and did; `Display` gives the one-line summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupSummary {
+    /// The node's address.
+    pub node: Address,
+    /// The chain.
+    pub chain_id: u64,
+    /// The Verinfer contract.
+    pub verinfer: Address,
+    /// The declared GPU identity.
+    pub identity: Identity,
+    /// Models found in `models_dir`.
+    pub models: usize,
+    /// Registration.
+    pub registration: Registration,
+    /// Tasks with unfinished records, resumed.
+    pub resumed_tasks: Vec<u64>,
+    /// The state directory.
+    pub state_dir: PathBuf,
+}
+
+impl fmt::Display for StartupSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "node {} on chain {} (Verinfer {}): ",
+            self.node, self.chain_id, self.verinfer
+        )?;
+        match &self.registration {
+            Registration::Joined {
+                node_id,
+                stake,
+                join_tx,
+                ..
+            } => write!(
+                f,
+                "joined as node #{node_id} staking {stake} (tx {join_tx})"
+            )?,
+            Registration::Registered {
+                node_id,
+                state,
+                stake,
+            } => write!(f, "registered as node #{node_id}, {state}, stake {stake}")?,
+        }
+        write!(
+            f,
+            "; declared {:?} with {} MiB; {} model(s)",
+            self.identity.gpu_model, self.identity.vram_mib, self.models
+        )?;
+        if !self.resumed_tasks.is_empty() {
+            write!(f, "; resuming task(s) {:?}", self.resumed_tasks)?;
+        }
+        Ok(())
+    }
+}
+
+/// A started node: registered on chain, state directory locked, ready to [`run`](Self::run).
+pub struct Node {
+    config: NodeConfig,
+    target: ChainTarget,
+    signer: PrivateKeySigner,
+    chain: Chain,
+    store: StateStore,
+    models: Arc<ModelStore>,
+    relayer: RelayerClient,
+    engine: Arc<dyn InferenceEngine>,
+    metrics: Metrics,
+    summary: StartupSummary,
+    /// Per task: failures in a row and when to try again.
+    retry_at: HashMap<u64, (u32, Instant)>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the poll loop goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// A `[testing] halt_after` point was reached.
+    Halt,
+}
+
+/// The result of one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The record or the chain changed: plan again now.
+    Advanced,
+    /// Nothing to do until later.
+    Wait,
+}
+
+enum ArgsFetch {
+    Fetched(Vec<u8>),
+    Invalid(String),
+    Stopped,
+}
+
+impl Node {
+    /// Loads the key, connects, opens the state and models, detects the identity and joins the
+    /// network when not registered, using `verinfer-inference` for inference.
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        Self::start_with_engine(config, crate::engine::candle_engine()).await
+    }
+
+    /// Like [`start`](Self::start) with another inference engine.
+    pub async fn start_with_engine(
+        config: NodeConfig,
+        engine: Arc<dyn InferenceEngine>,
+    ) -> Result<Self, NodeError> {
+        config.validate()?;
+        let signer = load_signer(&config)?;
+        let node = signer.address();
+        let target = config.chain_target()?;
+        let chain = Chain::connect(
+            config.rpc_url.clone(),
+            signer.clone(),
+            target.verinfer,
+            Duration::from_secs(config.tx_timeout_secs),
+            config.max_block_range,
+        );
+        let actual = chain.chain_id().await?;
+        if actual != target.chain_id {
+            return Err(NodeError::ChainMismatch {
+                configured: target.chain_id,
+                actual,
+            });
+        }
+        let state_dir = state_dir(&config, &target, node);
+        let store = StateStore::open(&state_dir)?;
+
+        let models_dir = config.models_dir.clone();
+        let models = tokio::task::spawn_blocking(move || ModelStore::open([models_dir]))
+            .await
+            .map_err(|error| NodeError::Join(error.to_string()))??;
+        for model in models.models() {
+            tracing::info!(digest = %model.digest, path = %model.path.display(), "holding model");
+        }
+        let identity = match &config.identity {
+            Some(identity) => Identity {
+                gpu_model: identity.gpu_model.clone(),
+                vram_mib: identity.vram_mib,
+            },
+            None => crate::engine::detect_identity(config.device)?,
+        };
+
+        let metrics = Metrics::new();
+        let registration = register(&chain, &store, &config, &identity).await?;
+        let resumed_tasks = store
+            .active_records()?
+            .iter()
+            .map(|record| record.task_id)
+            .collect();
+        let summary = StartupSummary {
+            node,
+            chain_id: target.chain_id,
+            verinfer: target.verinfer,
+            identity,
+            models: models.len(),
+            registration,
+            resumed_tasks,
+            state_dir,
+        };
+        tracing::info!(%summary, "node started");
+        Ok(Self {
+            relayer: RelayerClient::new(config.relayer_url.clone()),
+            config,
+            target,
+            signer,
+            chain,
+            store,
+            models: Arc::new(models),
+            engine,
+            metrics,
+            summary,
+            retry_at: HashMap::new(),
+        })
+    }
+
+    /// What start-up found and did.
+    pub fn summary(&self) -> &StartupSummary {
+        &self.summary
+    }
+
+    /// The node's address.
+    pub fn address(&self) -> Address {
+        self.summary.node
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Works until `shutdown` resolves (then finishes the current step and returns), a
+    /// `[testing] halt_after` point is reached, or the metrics listener cannot bind.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(listen) = self.config.metrics_listen {
+            let mut stopped = stop_rx.clone();
+            let bound = self
+                .metrics
+                .clone()
+                .serve(listen, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+                .map_err(|source| NodeError::Metrics { listen, source })?;
+            tracing::info!(%bound, "serving metrics");
+        }
+        let worker = self.work(stop_rx);
+        tokio::pin!(worker);
+        tokio::pin!(shutdown);
+        let result = tokio::select! {
+            result = &mut worker => result,
+            () = &mut shutdown => {
+                tracing::info!("shutdown requested: finishing the current step");
+                let _ = stop_tx.send(true);
+                worker.await
+            }
+        };
+        let _ = stop_tx.send(true);
+        result
+    }
+
+    async fn work(mut self, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                tracing::info!("stopped");
+                return Ok(());
+            }
+            let delay = match self.poll(&stop).await {
+                Ok(Flow::Halt) => {
+                    tracing::warn!("halting at the configured [testing] halt_after point");
+                    return Ok(());
+                }
+                Ok(Flow::Continue) => {
+                    failures = 0;
+                    self.config.poll_interval()
+                }
+                Err(error) => {
+                    self.metrics.error(error.kind());
+                    tracing::warn!(%error, failures, "poll failed; retrying");
+                    failures = failures.saturating_add(1);
+                    POLL_BACKOFF
+                        .delay(failures - 1)
+                        .max(self.config.poll_interval())
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// One poll: scan for new tasks, then drive every unfinished record.
+    async fn poll(&mut self, stop: &watch::Receiver<bool>) -> Result<Flow, NodeError> {
+        let head = self.chain.head().await?;
+        self.scan(head).await?;
+        let mut current = 0;
+        for mut record in self.store.active_records()? {
+            if *stop.borrow() {
+                break;
+            }
+            let task_id = record.task_id;
+            if let Some((_, at)) = self.retry_at.get(&task_id)
+                && Instant::now() < *at
+            {
+                continue;
+            }
+            if record.stage < Stage::Settled && current == 0 {
+                current = task_id;
+                self.metrics.set_current_task(task_id);
+            }
+            match self.drive(&mut record, stop).await {
+                Ok(flow) => {
+                    self.retry_at.remove(&task_id);
+                    if flow == Flow::Halt {
+                        return Ok(Flow::Halt);
+                    }
+                }
+                Err(error) => {
+                    self.metrics.error(error.kind());
+                    let failures = self
+                        .retry_at
+                        .get(&task_id)
+                        .map_or(0, |(failures, _)| *failures);
+                    let delay = STEP_BACKOFF.delay(failures);
+                    self.retry_at.insert(
+                        task_id,
+                        (failures.saturating_add(1), Instant::now() + delay),
+                    );
+                    tracing::warn!(task = task_id, stage = record.stage.as_str(), %error, ?delay, "task step failed; will retry");
+                }
+            }
+        }
+        if current == 0 {
+            self.metrics.set_current_task(0);
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Records every task started since the cursor that selected this node.
+    async fn scan(&mut self, head: Head) -> Result<(), NodeError> {
+        let mut from = self.store.cursor()?.unwrap_or(self.target.deploy_block);
+        let me = self.address();
+        while from <= head.number {
+            let to = from
+                .saturating_add(self.config.max_block_range - 1)
+                .min(head.number);
+            for started in self.chain.started_tasks(from, to).await? {
+                if !started.nodes.contains(&me) || self.store.load(started.task_id)?.is_some() {
+                    continue;
+                }
+                let task = self.chain.task(started.task_id).await?;
+                let Some(kind) = task.kind else {
+                    tracing::warn!(task = started.task_id, "ignoring a task of an unknown kind");
+                    continue;
+                };
+                let record =
+                    TaskRecord::assigned(started.task_id, kind, started.nodes, started.block);
+                self.store.save(&record)?;
+                tracing::info!(
+                    task = started.task_id,
+                    ?kind,
+                    commit_deadline = task.commit_deadline,
+                    "selected for a task"
+                );
+            }
+            self.store.set_cursor(to + 1)?;
+            self.metrics.set_scanned_block(to + 1);
+            from = to + 1;
+        }
+        Ok(())
+    }
+
+    /// Plans and acts on one task until it has to wait.
+    async fn drive(
+        &mut self,
+        record: &mut TaskRecord,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Flow, NodeError> {
+        for _ in 0..MAX_ROUNDS_PER_POLL {
+            let head = self.chain.head().await?;
+            let task = self.chain.task(record.task_id).await?;
+            let action = next_action(record, self.address(), &task.view(head.timestamp));
+            tracing::debug!(
+                task = record.task_id,
+                stage = record.stage.as_str(),
+                ?action,
+                now = head.timestamp,
+                "plan"
+            );
+            let before = record.stage;
+            let started = Instant::now();
+            let (name, step) = match action {
+                Action::Compute => ("compute", self.compute(record, &task, head, stop).await?),
+                Action::Commit => ("commit", self.commit(record).await?),
+                Action::AdoptCommit => ("adopt_commit", self.advance(record, Stage::Committed)?),
+                Action::Reveal => ("reveal", self.reveal(record, head).await?),
+                Action::AdoptReveal => ("adopt_reveal", self.advance(record, Stage::Revealed)?),
+                Action::Settle => ("settle", self.settle(record).await?),
+                Action::RecordSettlement => (
+                    "record_settlement",
+                    self.record_settlement(record, head).await?,
+                ),
+                Action::Upload => ("upload", self.upload(record).await?),
+                Action::Close(reason) => ("close", self.close(record, &reason)?),
+                Action::WaitForRevealPhase | Action::WaitForSettlement | Action::Done => {
+                    return Ok(Flow::Continue);
+                }
+            };
+            self.metrics.step(name, started.elapsed());
+            if record.stage != before && self.halts_at(record.stage) {
+                return Ok(Flow::Halt);
+            }
+            if step == Step::Wait || record.stage.is_terminal() || *stop.borrow() {
+                return Ok(Flow::Continue);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn halts_at(&self, stage: Stage) -> bool {
+        matches!(
+            (self.config.testing.halt_after, stage),
+            (Some(HaltPoint::Computed), Stage::Computed)
+                | (Some(HaltPoint::Committed), Stage::Committed)
+                | (Some(HaltPoint::Revealed), Stage::Revealed)
+        )
+    }
+
+    fn advance(&self, record: &mut TaskRecord, stage: Stage) -> Result<Step, NodeError> {
+        tracing::info!(
+            task = record.task_id,
+            from = record.stage.as_str(),
+            to = stage.as_str(),
+            "already on chain"
+        );
+        record.stage = stage;
+        self.store.save(record)?;
+        Ok(Step::Advanced)
+    }
+
+    // ------------------------------------------------------------------ compute
+
+    async fn compute(
+        &mut self,
+        record: &mut TaskRecord,
+        task: &ChainTask,
+        head: Head,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Step, NodeError> {
+        if self.config.testing.behaviour == Behaviour::Copycat {
+            return self.copy_commitment(record, task, head).await;
+        }
+        let (result, payload) = match self.fetch_args(record.task_id, task, stop).await? {
+            ArgsFetch::Stopped => return Ok(Step::Wait),
+            ArgsFetch::Invalid(reason) => (StoredResult::InvalidArgs { reason }, None),
+            ArgsFetch::Fetched(bytes) => match self.check_args(&bytes, record.kind, task) {
+                Err(reason) => (StoredResult::InvalidArgs { reason }, None),
+                Ok((args, model_dir)) => {
+                    let output = self.infer(record.task_id, args, model_dir).await?;
+                    let (result, payload) = self.result_of(output)?;
+                    (result, Some(payload))
+                }
+            },
+        };
+        if let StoredResult::InvalidArgs { reason } = &result {
+            tracing::warn!(task = record.task_id, %reason, "reporting invalid args");
+        }
+        let salt = random_salt()?;
+        let commitment =
+            result
+                .to_task_result()
+                .commitment(U256::from(record.task_id), self.address(), salt);
+        // Payload and salt reach the disk before the commitment can be sent.
+        if let Some(payload) = &payload {
+            record.payload_files = self.store.write_payload(record.task_id, payload)?;
+        }
+        record.result = Some(result);
+        record.salt = Some(salt);
+        record.commitment = Some(commitment);
+        record.stage = Stage::Computed;
+        self.store.save(record)?;
+        tracing::info!(task = record.task_id, %commitment, "result computed and persisted");
+        Ok(Step::Advanced)
+    }
+
+    /// Fetches the task's args by their on-chain hash, retrying until the args deadline.
+    async fn fetch_args(
+        &self,
+        task_id: u64,
+        task: &ChainTask,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<ArgsFetch, NodeError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match self.relayer.args(task.args_hash).await {
+                Ok(bytes) => {
+                    self.metrics.step("fetch_args", started.elapsed());
+                    return Ok(ArgsFetch::Fetched(bytes.to_vec()));
+                }
+                Err(ClientError::ArgsHashMismatch { expected, got }) => {
+                    return Ok(ArgsFetch::Invalid(format!(
+                        "the relayer's args hash to {got}, not the task's argsHash {expected}"
+                    )));
+                }
+                Err(error) => {
+                    self.metrics.error("relayer");
+                    tracing::debug!(task = task_id, %error, "args not available yet");
+                }
+            }
+            let now = self.chain.head().await?.timestamp;
+            if now.saturating_add(self.config.args_deadline_margin_secs) >= task.commit_deadline {
+                return Ok(ArgsFetch::Invalid(format!(
+                    "the relayer did not serve args {} within {}s of the commit deadline",
+                    task.args_hash, self.config.args_deadline_margin_secs
+                )));
+            }
+            let delay = STEP_BACKOFF
+                .delay(attempt)
+                .min(self.config.poll_interval().max(Duration::from_millis(200)));
+            attempt = attempt.saturating_add(1);
+            let mut stop = stop.clone();
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|stop| *stop) => return Ok(ArgsFetch::Stopped),
+            }
+        }
+    }
+
+    /// Validates fetched args against the chain and the models held; `Err` is the invalid-args
+    /// reason.
+    fn check_args(
+        &self,
+        bytes: &[u8],
+        kind: RecordKind,
+        task: &ChainTask,
+    ) -> Result<(TaskArgs, PathBuf), String> {
+        let hash = verinfer_task::args_hash(bytes);
+        if hash != task.args_hash {
+            return Err(format!(
+                "args hash to {hash}, not the task's argsHash {}",
+                task.args_hash
+            ));
+        }
+        let args = TaskArgs::from_slice(bytes).map_err(|error| error.to_string())?;
+        args.check_matches_task(kind.into(), task.image_count.into())
+            .map_err(|error| error.to_string())?;
+        let model_dir = self
+            .models
+            .resolve(args.model())
+            .map_err(|error| error.to_string())?;
+        Ok((args, model_dir.to_owned()))
+    }
+
+    async fn infer(
+        &self,
+        task_id: u64,
+        mut args: TaskArgs,
+        model_dir: PathBuf,
+    ) -> Result<InferenceOutput, NodeError> {
+        if self.config.testing.behaviour == Behaviour::Counterfeit
+            && let TaskArgs::Image(image) = &mut args
+        {
+            // Other work than asked for: the images of the next seed.
+            image.seed = (image.seed + 1) % (verinfer_task::MAX_SEED + 1);
+        }
+        let job = InferenceJob {
+            task_id,
+            args,
+            model_dir,
+            device: self.config.device,
+            numerics_skew: self.config.testing.numerics_skew,
+        };
+        let engine = Arc::clone(&self.engine);
+        let started = Instant::now();
+        tracing::info!(task = task_id, device = %job.device, "running inference");
+        let output = tokio::task::spawn_blocking(move || engine.run(&job))
+            .await
+            .map_err(|error| NodeError::Join(error.to_string()))?
+            .map_err(NodeError::Inference)?;
+        self.metrics.step("inference", started.elapsed());
+        Ok(output)
+    }
+
+    fn result_of(&self, output: InferenceOutput) -> Result<(StoredResult, Payload), NodeError> {
+        match output {
+            InferenceOutput::Images(pngs) => {
+                let phashes = pngs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, png)| {
+                        crate::engine::png_phash(png)
+                            .map_err(|message| NodeError::Phash { index, message })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((StoredResult::Image { phashes }, Payload::Images(pngs)))
+            }
+            InferenceOutput::Text(mut output) => {
+                if self.config.testing.behaviour == Behaviour::Counterfeit {
+                    // A digest of other text than the model produced.
+                    output.text.push_str(" [counterfeit]");
+                }
+                Ok((
+                    StoredResult::Text {
+                        digest: text_digest(&output),
+                    },
+                    Payload::Text(output),
+                ))
+            }
+        }
+    }
+
+    /// Copycat (test-only): takes another selected node's commitment as its own.
+    async fn copy_commitment(
+        &mut self,
+        record: &mut TaskRecord,
+        task: &ChainTask,
+        head: Head,
+    ) -> Result<Step, NodeError> {
+        let me = self.address();
+        let commitments = self
+            .chain
+            .commitments(record.task_id, record.started_block, head.number)
+            .await?;
+        let Some((victim, commitment)) = commitments
+            .into_iter()
+            .find(|(node, _)| *node != me && task.nodes.contains(node))
+        else {
+            tracing::debug!(task = record.task_id, "copycat: no commitment to copy yet");
+            return Ok(Step::Wait);
+        };
+        tracing::warn!(task = record.task_id, %victim, "copycat: committing another node's commitment");
+        record.copied_from = Some(victim);
+        record.commitment = Some(commitment);
+        record.stage = Stage::Computed;
+        self.store.save(record)?;
+        Ok(Step::Advanced)
+    }
+
+    // ------------------------------------------------------------------ commit and reveal
+
+    async fn commit(&mut self, record: &mut TaskRecord) -> Result<Step, NodeError> {
+        let commitment = record
+            .commitment
+            .ok_or_else(|| inconsistent(record, "computed without a commitment"))?;
+        match self.chain.commit(record.task_id, commitment).await {
+            Ok(tx) => {
+                record.commit_tx = Some(tx);
+                record.stage = Stage::Committed;
+                self.store.save(record)?;
+                tracing::info!(task = record.task_id, %tx, "committed");
+                Ok(Step::Advanced)
+            }
+            // Landed before (a send whose receipt was lost): the next plan adopts it.
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::AlreadyCommitted(_))
+                ) =>
+            {
+                Ok(Step::Advanced)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn reveal(&mut self, record: &mut TaskRecord, head: Head) -> Result<Step, NodeError> {
+        match self.config.testing.behaviour {
+            Behaviour::Lazy => {
+                tracing::warn!(task = record.task_id, "lazy: not revealing");
+                record.skip_reveal = Some("testing behaviour `lazy` never reveals".into());
+                self.store.save(record)?;
+                return Ok(Step::Advanced);
+            }
+            Behaviour::Copycat => return self.copy_reveal(record, head).await,
+            Behaviour::Honest | Behaviour::Counterfeit => {}
+        }
+        let task_id = record.task_id;
+        let salt = record
+            .salt
+            .ok_or_else(|| inconsistent(record, "committed without a salt"))?;
+        let sent = match record
+            .result
+            .as_ref()
+            .ok_or_else(|| inconsistent(record, "committed without a result"))?
+        {
+            StoredResult::Image { phashes } => {
+                self.chain
+                    .reveal_image(task_id, phashes.clone(), salt)
+                    .await
+            }
+            StoredResult::Text { digest } => self.chain.reveal_text(task_id, *digest, salt).await,
+            StoredResult::InvalidArgs { .. } => self.chain.report_invalid_args(task_id, salt).await,
+        };
+        match sent {
+            Ok(tx) => {
+                record.reveal_tx = Some(tx);
+                record.stage = Stage::Revealed;
+                self.store.save(record)?;
+                tracing::info!(task = task_id, %tx, "revealed");
+                Ok(Step::Advanced)
+            }
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::AlreadyRevealed(_))
+                ) =>
+            {
+                Ok(Step::Advanced)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Copycat (test-only): replays the copied node's reveal from this node; the contract
+    /// rejects it because the commitment binds the copied node's address.
+    async fn copy_reveal(
+        &mut self,
+        record: &mut TaskRecord,
+        head: Head,
+    ) -> Result<Step, NodeError> {
+        let task_id = record.task_id;
+        let victim = record
+            .copied_from
+            .ok_or_else(|| inconsistent(record, "copycat record without a copied node"))?;
+        let Some(observed) = self
+            .chain
+            .observed_reveal(task_id, victim, record.started_block, head.number)
+            .await?
+        else {
+            return Ok(Step::Wait);
+        };
+        let sent = match observed {
+            ObservedReveal::Image { phashes, salt } => {
+                self.chain.reveal_image(task_id, phashes, salt).await
+            }
+            ObservedReveal::Text { digest, salt } => {
+                self.chain.reveal_text(task_id, digest, salt).await
+            }
+            ObservedReveal::InvalidArgs { salt } => {
+                self.chain.report_invalid_args(task_id, salt).await
+            }
+        };
+        match sent {
+            Ok(tx) => {
+                // Would mean the contract accepted a copied reveal: loud, and recorded as is.
+                tracing::error!(task = task_id, %tx, "copycat: the contract accepted a copied reveal");
+                record.reveal_tx = Some(tx);
+                record.stage = Stage::Revealed;
+            }
+            Err(ChainError::Reverted { reason, .. }) => {
+                tracing::warn!(task = task_id, %reason, "copycat: the contract rejected the copied reveal");
+                self.metrics.error("copycat_rejected");
+                record.skip_reveal =
+                    Some(format!("copied reveal rejected by the contract: {reason}"));
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.store.save(record)?;
+        Ok(Step::Advanced)
+    }
+
+    // ------------------------------------------------------------------ settlement and upload
+
+    async fn settle(&mut self, record: &mut TaskRecord) -> Result<Step, NodeError> {
+        match self.chain.settle(record.task_id).await {
+            Ok(tx) => {
+                tracing::info!(task = record.task_id, %tx, "settled the task");
+                record.settle_tx = Some(tx);
+                self.store.save(record)?;
+                Ok(Step::Advanced)
+            }
+            // Someone else settled first, or this node's clock view ran ahead of the next block.
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::NotSettleable(_) | VerinferErrors::SettleTooEarly(_))
+                ) =>
+            {
+                tracing::debug!(task = record.task_id, %error, "settle not needed now");
+                Ok(Step::Wait)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn record_settlement(
+        &mut self,
+        record: &mut TaskRecord,
+        head: Head,
+    ) -> Result<Step, NodeError> {
+        let Some(settled) = self
+            .chain
+            .settlement(record.task_id, record.started_block, head.number)
+            .await?
+        else {
+            tracing::debug!(
+                task = record.task_id,
+                "settled on chain; its event is not visible yet"
+            );
+            return Ok(Step::Wait);
+        };
+        let agreed = record
+            .slot_of(self.address())
+            .is_some_and(|slot| settled.agreeing_mask & (1 << slot) != 0);
+        record.settlement = Some(Settlement {
+            outcome: settled.outcome,
+            agreed,
+        });
+        record.stage = Stage::Settled;
+        self.store.save(record)?;
+        let label = match (settled.outcome, agreed) {
+            (SettledOutcome::Validated, true) => "validated_agreed",
+            (SettledOutcome::Validated, false) => "validated_disagreed",
+            (SettledOutcome::Aborted, _) => "aborted",
+            (SettledOutcome::Errored, _) => "errored",
+        };
+        self.metrics.task_finished(label);
+        tracing::info!(
+            task = record.task_id,
+            outcome = settled.outcome.as_str(),
+            agreed,
+            "task settled"
+        );
+        Ok(Step::Advanced)
+    }
+
+    async fn upload(&mut self, record: &mut TaskRecord) -> Result<Step, NodeError> {
+        let payload = match self.store.read_payload(record) {
+            Ok(payload) => payload,
+            Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return self
+                    .close(record, &CloseReason::NothingToUpload)
+                    .map(|_| Step::Advanced);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let payload = match payload {
+            Payload::Images(pngs) => UploadPayload::image(pngs),
+            Payload::Text(output) => UploadPayload::text(output),
+        };
+        let request = sign_result_upload(
+            &self.signer,
+            self.target.chain_id,
+            self.target.verinfer,
+            record.task_id,
+            &payload,
+        )
+        .await?;
+        match self.relayer.upload_result(record.task_id, &request).await {
+            Ok(accepted) => {
+                record.stage = Stage::Uploaded;
+                self.store.save(record)?;
+                tracing::info!(task = record.task_id, payload_hash = %accepted.payload_hash, "result uploaded");
+                Ok(Step::Advanced)
+            }
+            Err(error) if upload_is_final(&error) => {
+                tracing::error!(task = record.task_id, %error, "the relayer refused the upload for good");
+                self.metrics.error("upload_refused");
+                record.stage = Stage::Closed;
+                record.closed_reason = Some(format!("the relayer refused the upload: {error}"));
+                self.store.save(record)?;
+                Ok(Step::Advanced)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn close(&mut self, record: &mut TaskRecord, reason: &CloseReason) -> Result<Step, NodeError> {
+        match reason {
+            CloseReason::NothingToUpload => {
+                tracing::info!(task = record.task_id, %reason, "task done")
+            }
+            other => {
+                tracing::warn!(task = record.task_id, stage = record.stage.as_str(), reason = %other, "closing task");
+                self.metrics.task_finished(match other {
+                    CloseReason::CommitWindowMissed => "missed_commit",
+                    _ => "dropped",
+                });
+            }
+        }
+        record.stage = Stage::Closed;
+        record.closed_reason = Some(reason.to_string());
+        self.store.save(record)?;
+        Ok(Step::Advanced)
+    }
+}
+
+/// Whether an upload error will not go away by retrying (the relayer judged the upload itself).
+fn upload_is_final(error: &ClientError) -> bool {
+    matches!(
+        error.code(),
+        Some(
+            ErrorCode::WrongPayloadKind
+                | ErrorCode::NotSelected
+                | ErrorCode::BadSignature
+                | ErrorCode::ReportedInvalidArgs
+                | ErrorCode::WrongImageCount
+                | ErrorCode::BadPng
+                | ErrorCode::DigestMismatch
+                | ErrorCode::AlreadyUploaded
+                | ErrorCode::TooLarge
+                | ErrorCode::MalformedJson
+        )
+    )
+}
+
+fn inconsistent(record: &TaskRecord, message: &str) -> NodeError {
+    NodeError::InconsistentRecord {
+        task_id: record.task_id,
+        message: message.to_owned(),
+    }
+}
+
+/// `<data_dir>/<chain id>-<verinfer>/<node>`: one directory per node and deployment.
+pub(crate) fn state_dir(config: &NodeConfig, target: &ChainTarget, node: Address) -> PathBuf {
+    config
+        .data_dir
+        .join(format!("{}-{}", target.chain_id, target.verinfer))
+        .join(node.to_string())
+}
+
+/// Joins the network when the node is not registered; reports what it found or did.
+async fn register(
+    chain: &Chain,
+    store: &StateStore,
+    config: &NodeConfig,
+    identity: &Identity,
+) -> Result<Registration, NodeError> {
+    let me = chain.node();
+    let info = chain.node_info(me).await?;
+    match info.state {
+        NodeState::Kicked => return Err(NodeError::Kicked(me)),
+        NodeState::None => {}
+        state => {
+            let declared = chain.gpu_model_id(&identity.gpu_model).await?;
+            if declared != info.gpu_model {
+                tracing::warn!(
+                    gpu_model = %identity.gpu_model,
+                    "this node is registered with another GPU model than it would declare now; leave and join again to change it"
+                );
+            }
+            return Ok(Registration::Registered {
+                node_id: info.id,
+                state,
+                stake: info.stake,
+            });
+        }
+    }
+
+    let minimum = chain.min_stake().await?;
+    let stake = match config.stake {
+        StakeAmount::Minimum => minimum,
+        StakeAmount::Exact(stake) if stake < minimum => {
+            return Err(NodeError::StakeBelowMinimum { stake, minimum });
+        }
+        StakeAmount::Exact(stake) => stake,
+    };
+    let token = chain.token().await?;
+    let balance = chain.token_balance(token, me).await?;
+    if balance < U256::from(stake) {
+        return Err(NodeError::InsufficientBalance {
+            node: me,
+            token,
+            balance,
+            stake,
+        });
+    }
+    // A node joining now cannot be in any earlier task: start the scan here.
+    if store.cursor()?.is_none() {
+        store.set_cursor(chain.head().await?.number)?;
+    }
+    let approve_tx = if chain.allowance(token).await? < U256::from(stake) {
+        let tx = chain.approve(token, U256::from(stake)).await?;
+        tracing::info!(%tx, stake, "approved the stake");
+        Some(tx)
+    } else {
+        None
+    };
+    let join_tx = chain
+        .join(&identity.gpu_model, identity.vram_mib, stake)
+        .await?;
+    let node_id = chain.node_info(me).await?.id;
+    tracing::info!(%join_tx, node_id, stake, gpu_model = %identity.gpu_model, vram_mib = identity.vram_mib, "joined");
+    Ok(Registration::Joined {
+        node_id,
+        stake,
+        approve_tx,
+        join_tx,
+    })
+}
+
+/// Runs a node until `shutdown` resolves: [`Node::start`] then [`Node::run`].
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    Node::start(config).await?.run(shutdown).await
+}

@@ -1,0 +1,122 @@
+//! The daemon's error type.
+
+use alloy::primitives::Address;
+
+use crate::{chain::ChainError, config::ConfigError, key::KeyError, state::StateError};
+
+/// Why the node could not start, or why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A chain read or transaction failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Persisted state could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The models directory could not be read.
+    #[error("models: {0}")]
+    Models(#[from] verinfer_task::ModelError),
+    /// The RPC endpoint serves another chain than configured.
+    #[error("rpc_url serves chain {actual}, the configuration says chain {configured}")]
+    ChainMismatch {
+        /// Configured chain id.
+        configured: u64,
+        /// The endpoint's chain id.
+        actual: u64,
+    },
+    /// The GPU identity could not be detected.
+    #[error(
+        "cannot detect this machine's GPU identity ({0}); set [identity] gpu_model and vram_mib"
+    )]
+    Identity(String),
+    /// The node was slashed and kicked; it can never join again with this key.
+    #[error("node {0} was kicked from the network and cannot join again with this key")]
+    Kicked(Address),
+    /// The configured stake is below the contract's minimum.
+    #[error("stake {stake} is below the contract's minimum stake {minimum}")]
+    StakeBelowMinimum {
+        /// Configured stake.
+        stake: u128,
+        /// The contract's `minStake`.
+        minimum: u128,
+    },
+    /// The node's token balance cannot cover the stake.
+    #[error("node {node} holds {balance} of token {token}, less than the stake {stake}")]
+    InsufficientBalance {
+        /// The node.
+        node: Address,
+        /// The staking token.
+        token: Address,
+        /// The node's balance.
+        balance: alloy::primitives::U256,
+        /// The stake to join with.
+        stake: u128,
+    },
+    /// Inference failed (not the args' fault: the model files, the device, memory).
+    #[error("inference failed: {0}")]
+    Inference(String),
+    /// A computed image is not a PNG that can be hashed.
+    #[error("cannot pHash image {index}: {message}")]
+    Phash {
+        /// Image index.
+        index: usize,
+        /// What failed.
+        message: String,
+    },
+    /// The relayer failed.
+    #[error(transparent)]
+    Relayer(#[from] verinfer_relayer::client::ClientError),
+    /// Signing a result upload failed.
+    #[error(transparent)]
+    Signing(#[from] verinfer_relayer::auth::AuthError),
+    /// The OS random number generator failed.
+    #[error(transparent)]
+    Salt(#[from] verinfer_task::SaltError),
+    /// A persisted record contradicts itself (e.g. a committed result without its salt).
+    #[error("task {task_id}: {message}")]
+    InconsistentRecord {
+        /// The task.
+        task_id: u64,
+        /// What is missing or wrong.
+        message: String,
+    },
+    /// The metrics listener could not bind.
+    #[error("cannot serve metrics on {listen}: {source}")]
+    Metrics {
+        /// The configured address.
+        listen: std::net::SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("background work failed: {0}")]
+    Join(String),
+}
+
+impl NodeError {
+    /// A short label for the `verinfer_node_errors_total{kind}` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Chain(ChainError::Reverted { .. }) => "tx_reverted",
+            Self::Chain(ChainError::NoReceipt { .. }) => "tx_timeout",
+            Self::Chain(_) | Self::ChainMismatch { .. } => "rpc",
+            Self::State(_) | Self::InconsistentRecord { .. } => "state",
+            Self::Relayer(_) | Self::Signing(_) => "relayer",
+            Self::Inference(_) | Self::Phash { .. } | Self::Models(_) => "inference",
+            Self::Config(_)
+            | Self::Key(_)
+            | Self::Identity(_)
+            | Self::Kicked(_)
+            | Self::StakeBelowMinimum { .. }
+            | Self::InsufficientBalance { .. }
+            | Self::Metrics { .. } => "startup",
+            Self::Salt(_) | Self::Join(_) => "internal",
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The verinfer node daemon.
+//!
+//! A node stakes on the Verinfer contract, learns of the tasks that select it from chain events,
+//! fetches their args from the relayer, runs inference, commits, reveals, settles when nobody
+//! else does, and uploads the result behind a validated reveal to the relayer. Every step is
+//! persisted before the next one is sent, so a node that crashes or restarts at any point
+//! resumes from disk and the chain, and is never slashed for restarting.
+//!
+//! Embed it with [`run`] (or [`Node::start`] + [`Node::run`] to read the start-up summary first);
+//! configure it with [`NodeConfig`] (`node.toml`, see `node/node.example.toml`).
+
+mod chain;
+mod config;
+mod daemon;
+mod engine;
+mod error;
+mod key;
+mod metrics;
+pub mod plan;
+mod retry;
+pub mod state;
+mod status;
+
+pub use chain::{
+    Chain, ChainError, ChainNode, ChainTask, Head, NodeState, ObservedReveal, SettledTask,
+    StartedTask,
+};
+pub use config::{
+    Behaviour, CONFIG_REFERENCE, ChainTarget, ConfigError, DEFAULT_KEY_ENV, Device, ENV_PREFIX,
+    HaltPoint, IdentityOverride, KEYSTORE_PASSWORD_ENV, KeyConfig, NodeConfig, StakeAmount,
+    TestingConfig,
+};
+pub use daemon::{Node, Registration, StartupSummary, run};
+pub use engine::{
+    CandleEngine, Identity, InferenceEngine, InferenceJob, InferenceOutput, detect_identity,
+    png_phash,
+};
+pub use error::NodeError;
+pub use key::{KeyError, load_signer};
+pub use metrics::Metrics;
+pub use retry::Backoff;
+pub use status::{NodeStatus, status};

@@ -1,0 +1,130 @@
+//! `verinfer node status`: the node's registration, balance and task records, read without
+//! disturbing a running daemon.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use alloy::primitives::{Address, U256};
+
+use crate::{
+    chain::{Chain, ChainNode},
+    config::NodeConfig,
+    error::NodeError,
+    key::load_signer,
+    state::{StateStore, TaskRecord},
+};
+
+/// A node's status.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// The node's address.
+    pub node: Address,
+    /// The chain.
+    pub chain_id: u64,
+    /// The Verinfer contract.
+    pub verinfer: Address,
+    /// `getNode`.
+    pub registration: ChainNode,
+    /// Staking token balance (not staked).
+    pub balance: U256,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The next block the task scan reads (`None` before the first run).
+    pub cursor: Option<u64>,
+    /// Every task record, by task id.
+    pub records: Vec<TaskRecord>,
+}
+
+impl fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.registration;
+        writeln!(f, "node      {}", self.node)?;
+        writeln!(
+            f,
+            "chain     {} (Verinfer {})",
+            self.chain_id, self.verinfer
+        )?;
+        writeln!(
+            f,
+            "state     {} (node #{}, task {})",
+            r.state, r.id, r.task_id
+        )?;
+        writeln!(f, "stake     {}", r.stake)?;
+        writeln!(f, "balance   {}", self.balance)?;
+        writeln!(f, "gpu model {} ({} MiB)", r.gpu_model, r.vram_mib)?;
+        writeln!(f, "state dir {}", self.state_dir.display())?;
+        match self.cursor {
+            Some(block) => writeln!(f, "scanned   up to block {}", block.saturating_sub(1))?,
+            None => writeln!(f, "scanned   nothing yet")?,
+        }
+        if self.records.is_empty() {
+            return write!(f, "tasks     none");
+        }
+        write!(f, "tasks")?;
+        for record in &self.records {
+            write!(
+                f,
+                "\n  #{:<8} {:<10} {:<9}",
+                record.task_id,
+                record.stage.as_str(),
+                format!("{:?}", record.kind).to_lowercase()
+            )?;
+            if let Some(settlement) = record.settlement {
+                write!(
+                    f,
+                    " {}{}",
+                    settlement.outcome.as_str(),
+                    if settlement.agreed {
+                        ", agreed"
+                    } else {
+                        ", did not agree"
+                    }
+                )?;
+            }
+            if let Some(reason) = &record.closed_reason {
+                write!(f, " ({reason})")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the status of the node `config` describes: its key's address on chain, and its state
+/// directory (read-only: works while the daemon runs).
+pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
+    config.validate()?;
+    let signer = load_signer(config)?;
+    let node = signer.address();
+    let target = config.chain_target()?;
+    let chain = Chain::connect(
+        config.rpc_url.clone(),
+        signer,
+        target.verinfer,
+        Duration::from_secs(1),
+        1,
+    );
+    let actual = chain.chain_id().await?;
+    if actual != target.chain_id {
+        return Err(NodeError::ChainMismatch {
+            configured: target.chain_id,
+            actual,
+        });
+    }
+    let registration = chain.node_info(node).await?;
+    let token = chain.token().await?;
+    let balance = chain.token_balance(token, node).await?;
+    let state_dir = crate::daemon::state_dir(config, &target, node);
+    let (cursor, records) = match StateStore::open_for_reading(&state_dir)? {
+        Some(store) => (store.cursor()?, store.records()?),
+        None => (None, Vec::new()),
+    };
+    Ok(NodeStatus {
+        node,
+        chain_id: target.chain_id,
+        verinfer: target.verinfer,
+        registration,
+        balance,
+        state_dir,
+        cursor,
+        records,
+    })
+}

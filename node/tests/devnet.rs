@@ -1,0 +1,645 @@
+//! The node daemon end to end: a real anvil (1 s blocks, 30 s windows), the contracts deployed
+//! through the `verinfer-abi` bindings, the relayer in-process on loopback, tiny models from
+//! `verinfer-inference`, and three in-process nodes per task.
+//!
+//! Needs the npm-installed anvil (`npm ci`).
+
+use std::{path::Path, sync::OnceLock, time::Duration};
+
+use alloy::{
+    network::EthereumWallet,
+    node_bindings::{Anvil, AnvilInstance},
+    primitives::{Address, U256, aliases::U96},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
+use tokio::{sync::watch, task::JoinHandle};
+use url::Url;
+use verinfer_abi::{
+    Deployment, IERC20, IVerinfer, NodeState, TaskKind, TaskStatus, Verinfer, VerinferInstance,
+    devnet::{self, FoundryTool},
+};
+use verinfer_node::{
+    HaltPoint, IdentityOverride, Node, NodeConfig, NodeError, TestingConfig,
+    state::{Stage, TaskRecord},
+};
+use verinfer_relayer::{Relayer, RelayerClient, RelayerConfig, api::types::TaskResultsView};
+use verinfer_task::{
+    ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs, TextInput,
+    model_digest_cached,
+};
+
+const TOKEN: u128 = 1_000_000_000_000_000_000;
+const STAKE: u128 = 1_000 * TOKEN;
+const FEE: u128 = 30 * TOKEN;
+const WINDOW_SECS: u32 = 30;
+/// Longest a task may take from creation to uploads (commit + reveal windows and slack).
+const TASK_TIMEOUT: Duration = Duration::from_secs(100);
+/// The GPU identity the text nodes share (text tasks pair nodes of one declared model).
+const SHARED_GPU: &str = "NVIDIA GeForce RTX 4090";
+
+/// Node logs on the test's output (shown for failing tests; `RUST_LOG` filters, default info).
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("verinfer_node=info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// The tiny models, made once per test binary.
+fn models_dir() -> &'static Path {
+    static MODELS: OnceLock<tempfile::TempDir> = OnceLock::new();
+    MODELS
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            verinfer_inference::make_tiny_models(dir.path(), 11, false).expect("tiny models");
+            dir
+        })
+        .path()
+}
+
+fn model_ref(name: &str) -> ModelRef {
+    let digest = model_digest_cached(&models_dir().join(name)).expect("model digest");
+    ModelRef {
+        name: name.to_owned(),
+        digest: digest.to_string(),
+    }
+}
+
+fn image_args(seed: u64) -> TaskArgs {
+    TaskArgs::Image(ImageArgs {
+        version: 1,
+        model: model_ref("tiny-sd"),
+        prompt: "a lighthouse on a rocky coast at dusk".to_owned(),
+        negative_prompt: None,
+        width: 64,
+        height: 64,
+        steps: 2,
+        guidance_scale: 7.5,
+        scheduler: Scheduler::Ddim,
+        num_images: 2,
+        seed,
+        precision: Precision::F32,
+    })
+}
+
+fn text_args(sampling: Sampling) -> TaskArgs {
+    TaskArgs::Text(TextArgs {
+        version: 1,
+        model: model_ref("tiny-llama"),
+        input: TextInput::Prompt("Once upon a time".to_owned()),
+        max_tokens: 24,
+        sampling,
+        seed: 5,
+        stop: Vec::new(),
+    })
+}
+
+/// A fresh chain with the contracts, a funded creator and six funded node accounts, and a relayer.
+struct Devnet {
+    anvil: AnvilInstance,
+    provider: DynProvider,
+    deployment: Deployment,
+    verinfer: VerinferInstance<DynProvider>,
+    relayer: RelayerClient,
+    relayer_url: Url,
+    relayer_stop: watch::Sender<bool>,
+    creator: Address,
+    dir: tempfile::TempDir,
+}
+
+impl Devnet {
+    async fn start() -> Self {
+        let anvil_path = devnet::foundry_tool(&devnet::repo_root(), FoundryTool::Anvil)
+            .expect("anvil (run `npm ci`)");
+        let anvil = Anvil::at(anvil_path)
+            .block_time(1)
+            .try_spawn()
+            .expect("anvil starts");
+        let wallet: EthereumWallet = anvil.wallet().expect("dev keys");
+        let provider = ProviderBuilder::new()
+            .wallet(wallet)
+            .connect_http(anvil.endpoint_url())
+            .erased();
+        let accounts = anvil.addresses().to_vec();
+        let mut params: IVerinfer::InitParams = devnet::default_init_params();
+        params.commitWindow = WINDOW_SECS;
+        params.revealWindow = WINDOW_SECS;
+        let deployment = devnet::deploy_with_mock_token(
+            &provider,
+            accounts[0],
+            accounts[0],
+            accounts[1],
+            params,
+        )
+        .await
+        .expect("deploy");
+        let creator = accounts[8];
+        // Mint in parallel: one block for all.
+        let token = verinfer_abi::MockStakingToken::new(deployment.staking_token, provider.clone());
+        let mut pending = Vec::new();
+        for account in &accounts[2..=8] {
+            pending.push(
+                token
+                    .mint(*account, U256::from(10 * STAKE))
+                    .from(accounts[0])
+                    .send()
+                    .await
+                    .expect("mint"),
+            );
+        }
+        for tx in pending {
+            assert!(tx.get_receipt().await.expect("mint receipt").status());
+        }
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = RelayerConfig {
+            rpc_url: Some(anvil.endpoint_url()),
+            chain_id: Some(deployment.chain_id),
+            verinfer: Some(deployment.verinfer),
+            deploy_block: Some(deployment.deploy_block),
+            data_dir: dir.path().join("relayer"),
+            poll_interval_ms: 200,
+            ..RelayerConfig::default()
+        };
+        let relayer = Relayer::from_config(&config).await.expect("relayer");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let relayer_url: Url = format!("http://{}/", listener.local_addr().expect("addr"))
+            .parse()
+            .expect("url");
+        let (relayer_stop, mut stopped) = watch::channel(false);
+        tokio::spawn(relayer.serve(listener, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
+        Self {
+            anvil,
+            provider,
+            deployment,
+            verinfer,
+            relayer: RelayerClient::new(relayer_url.clone()),
+            relayer_url,
+            relayer_stop,
+            creator,
+            dir,
+        }
+    }
+
+    fn signer(&self, account: usize) -> PrivateKeySigner {
+        PrivateKeySigner::from(self.anvil.keys()[account].clone())
+    }
+
+    /// A node on anvil account `account` (2..=7), with its own data directory.
+    fn node_config(&self, account: usize, identity: Option<&str>) -> NodeConfig {
+        NodeConfig {
+            rpc_url: self.anvil.endpoint_url(),
+            chain_id: Some(self.deployment.chain_id),
+            verinfer: Some(self.deployment.verinfer),
+            deploy_block: Some(self.deployment.deploy_block),
+            relayer_url: self.relayer_url.clone(),
+            models_dir: models_dir().to_owned(),
+            data_dir: self.dir.path().join(format!("node-{account}")),
+            identity: identity.map(|gpu_model| IdentityOverride {
+                gpu_model: gpu_model.to_owned(),
+                vram_mib: 24_576,
+            }),
+            poll_interval_ms: 250,
+            args_deadline_margin_secs: 5,
+            tx_timeout_secs: 30,
+            signer: Some(self.signer(account)),
+            ..NodeConfig::default()
+        }
+    }
+
+    /// Uploads the args to the relayer, then creates the task on chain; returns its id.
+    async fn create_task(&self, args: &TaskArgs) -> u64 {
+        let bytes = args.to_canonical_bytes();
+        let uploaded = self.relayer.upload_args(bytes).await.expect("upload args");
+        let token = IERC20::new(self.deployment.staking_token, self.provider.clone());
+        let approve = token
+            .approve(self.deployment.verinfer, U256::from(FEE))
+            .from(self.creator);
+        assert!(
+            approve
+                .send()
+                .await
+                .expect("approve")
+                .get_receipt()
+                .await
+                .expect("receipt")
+                .status()
+        );
+        let kind = match args {
+            TaskArgs::Image(_) => TaskKind::ImageGeneration,
+            TaskArgs::Text(_) => TaskKind::TextGeneration,
+        };
+        let image_count = u8::try_from(args.image_count()).expect("few images");
+        let create = self
+            .verinfer
+            .createTask(
+                kind.into(),
+                uploaded.args_hash,
+                image_count,
+                4_096,
+                String::new(),
+                U96::from(FEE),
+            )
+            .from(self.creator);
+        let gas = verinfer_abi::padded_gas_limit(
+            create.estimate_gas().await.expect("estimate createTask"),
+        );
+        let receipt = create
+            .gas(gas)
+            .send()
+            .await
+            .expect("createTask")
+            .get_receipt()
+            .await
+            .expect("receipt");
+        assert!(receipt.status(), "createTask reverted");
+        let task_id = self.verinfer.taskCount().call().await.expect("taskCount");
+        u64::try_from(task_id).expect("small id")
+    }
+
+    async fn task(&self, task_id: u64) -> IVerinfer::TaskInfo {
+        self.verinfer
+            .getTask(U256::from(task_id))
+            .call()
+            .await
+            .expect("getTask")
+    }
+
+    /// Waits until `done` holds for the task, failing after [`TASK_TIMEOUT`].
+    async fn wait_task(
+        &self,
+        task_id: u64,
+        what: &str,
+        done: impl Fn(&IVerinfer::TaskInfo) -> bool,
+    ) -> IVerinfer::TaskInfo {
+        let deadline = tokio::time::Instant::now() + TASK_TIMEOUT;
+        loop {
+            let task = self.task(task_id).await;
+            if done(&task) {
+                return task;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {task_id}: timed out waiting for {what}: {task:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until the relayer holds `count` verified uploads of the task.
+    async fn wait_uploads(&self, task_id: u64, count: usize) -> TaskResultsView {
+        let deadline = tokio::time::Instant::now() + TASK_TIMEOUT;
+        loop {
+            if let Ok(results) = self.relayer.results(task_id, true).await
+                && results.results.len() >= count
+            {
+                return results;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {task_id}: timed out waiting for {count} uploads"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn stake(&self, node: Address) -> u128 {
+        self.verinfer
+            .getNode(node)
+            .call()
+            .await
+            .expect("getNode")
+            .stake
+            .to::<u128>()
+    }
+
+    async fn node_state(&self, node: Address) -> NodeState {
+        NodeState::try_from(
+            self.verinfer
+                .getNode(node)
+                .call()
+                .await
+                .expect("getNode")
+                .state,
+        )
+        .expect("known state")
+    }
+}
+
+/// Nodes running in this process, stopped together.
+struct Nodes {
+    stop: watch::Sender<bool>,
+    running: Vec<(Address, JoinHandle<Result<(), NodeError>>)>,
+}
+
+impl Nodes {
+    fn new() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            running: Vec::new(),
+        }
+    }
+
+    /// Starts (joins, if needed) and runs a node; returns its address.
+    async fn spawn(&mut self, config: NodeConfig) -> Address {
+        let node = Node::start(config).await.expect("node starts");
+        let address = node.address();
+        let mut stop = self.stop.subscribe();
+        let handle = tokio::spawn(node.run(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }));
+        self.running.push((address, handle));
+        address
+    }
+
+    /// Starts several nodes concurrently (their joins share blocks).
+    async fn spawn_all(&mut self, configs: Vec<NodeConfig>) -> Vec<Address> {
+        let started = futures_join_all(configs.into_iter().map(Node::start)).await;
+        let mut addresses = Vec::new();
+        for node in started {
+            let node = node.expect("node starts");
+            let address = node.address();
+            let mut stop = self.stop.subscribe();
+            let handle = tokio::spawn(node.run(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            }));
+            self.running.push((address, handle));
+            addresses.push(address);
+        }
+        addresses
+    }
+
+    /// Stops every node; each must exit cleanly.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for (address, handle) in self.running {
+            let result = tokio::time::timeout(Duration::from_secs(30), handle).await;
+            match result {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("node {address} did not stop cleanly: {other:?}"),
+            }
+        }
+    }
+}
+
+/// `futures::future::join_all` without the dependency: spawn each future, await in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.expect("task panicked"));
+    }
+    outputs
+}
+
+/// The persisted record of `task_id` in a node's state directory.
+async fn record(config: &NodeConfig, task_id: u64) -> TaskRecord {
+    let status = verinfer_node::status(config).await.expect("status");
+    status
+        .records
+        .into_iter()
+        .find(|record| record.task_id == task_id)
+        .expect("a record of the task")
+}
+
+fn reward_per_node(payees: u128) -> u128 {
+    (FEE - FEE * 500 / 10_000) / payees
+}
+
+fn slot_bit(task: &IVerinfer::TaskInfo, node: Address) -> u8 {
+    1 << task
+        .nodes
+        .iter()
+        .position(|n| *n == node)
+        .expect("node is selected")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn image_task_runs_to_validated_and_every_node_uploads() {
+    init_logs();
+    let net = Devnet::start().await;
+    let configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| net.node_config(account, None))
+        .collect();
+    let mut nodes = Nodes::new();
+    let addresses = nodes.spawn_all(configs.clone()).await;
+    for &node in &addresses {
+        assert_eq!(
+            net.node_state(node).await,
+            NodeState::Available,
+            "joined at start-up"
+        );
+        assert_eq!(net.stake(node).await, STAKE);
+    }
+
+    let task_id = net.create_task(&image_args(42)).await;
+    let task = net
+        .wait_task(task_id, "settlement", |t| {
+            t.status >= TaskStatus::Validated.as_u8()
+        })
+        .await;
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Validated,
+        "{task:?}"
+    );
+    assert_eq!(task.revealedMask, 0b111);
+
+    let results = net.wait_uploads(task_id, 3).await;
+    assert!(results.pending_nodes.is_empty());
+    let phashes: Vec<_> = results
+        .results
+        .iter()
+        .map(|r| r.revealed_phashes.clone().expect("image result"))
+        .collect();
+    assert_eq!(phashes[0].len(), 2, "one pHash per image");
+    for (&node, config) in addresses.iter().zip(&configs) {
+        assert_eq!(
+            net.stake(node).await,
+            STAKE + reward_per_node(3),
+            "node {node} was paid"
+        );
+        let record = record(config, task_id).await;
+        assert_eq!(record.stage, Stage::Uploaded, "{record:?}");
+        assert!(record.commit_tx.is_some() && record.reveal_tx.is_some());
+    }
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn text_task_on_one_shared_gpu_model_runs_to_validated() {
+    init_logs();
+    let net = Devnet::start().await;
+    let configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| net.node_config(account, Some(SHARED_GPU)))
+        .collect();
+    let mut nodes = Nodes::new();
+    let addresses = nodes.spawn_all(configs.clone()).await;
+
+    let task_id = net.create_task(&text_args(Sampling::Greedy {})).await;
+    let task = net
+        .wait_task(task_id, "settlement", |t| {
+            t.status >= TaskStatus::Validated.as_u8()
+        })
+        .await;
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Validated,
+        "{task:?}"
+    );
+
+    let results = net.wait_uploads(task_id, 3).await;
+    let digests: Vec<_> = results
+        .results
+        .iter()
+        .map(|r| r.revealed_digest.expect("text result"))
+        .collect();
+    assert!(
+        digests.iter().all(|d| *d == digests[0]),
+        "identical text digests: {digests:?}"
+    );
+    let output = results.results[0]
+        .output
+        .clone()
+        .expect("inline text output");
+    assert_eq!(verinfer_task::text_digest(&output), digests[0]);
+    assert!(!output.token_ids.is_empty());
+    for &node in &addresses {
+        assert_eq!(net.stake(node).await, STAKE + reward_per_node(3));
+    }
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
+    init_logs();
+    let net = Devnet::start().await;
+    let mut crashing = net.node_config(2, None);
+    crashing.testing = TestingConfig {
+        halt_after: Some(HaltPoint::Committed),
+        ..TestingConfig::default()
+    };
+    let honest: Vec<NodeConfig> = (3..=4)
+        .map(|account| net.node_config(account, None))
+        .collect();
+
+    // The crashing node runs on its own so that the test sees its run return.
+    let crashing_node = Node::start(crashing.clone()).await.expect("node starts");
+    let crashing_address = crashing_node.address();
+    let crashed = tokio::spawn(crashing_node.run(std::future::pending()));
+    let mut nodes = Nodes::new();
+    nodes.spawn_all(honest).await;
+
+    let task_id = net.create_task(&image_args(7)).await;
+    tokio::time::timeout(TASK_TIMEOUT, crashed)
+        .await
+        .expect("the halting node returns after committing")
+        .expect("no panic")
+        .expect("halting is a clean return");
+    let halted = record(&crashing, task_id).await;
+    assert_eq!(halted.stage, Stage::Committed, "{halted:?}");
+    assert!(
+        halted.salt.is_some() && halted.result.is_some(),
+        "the salt and result survive the stop"
+    );
+
+    // The others reveal; the task waits for the stopped node.
+    let task = net
+        .wait_task(task_id, "the two others to reveal", |t| {
+            t.revealedMask.count_ones() == 2
+        })
+        .await;
+    let crashed_bit = slot_bit(&task, crashing_address);
+    assert_eq!(task.committedMask, 0b111);
+    assert_eq!(task.revealedMask & crashed_bit, 0);
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Revealing
+    );
+
+    // Restarted without the halt: it reveals in time from its persisted state.
+    crashing.testing = TestingConfig::default();
+    let resumed = nodes.spawn(crashing.clone()).await;
+    assert_eq!(resumed, crashing_address);
+    let task = net
+        .wait_task(task_id, "settlement", |t| {
+            t.status >= TaskStatus::Validated.as_u8()
+        })
+        .await;
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Validated,
+        "{task:?}"
+    );
+    assert_eq!(task.revealedMask, 0b111);
+    net.wait_uploads(task_id, 3).await;
+    assert_eq!(
+        net.stake(crashing_address).await,
+        STAKE + reward_per_node(3),
+        "the restarted node was paid"
+    );
+    assert_eq!(
+        net.node_state(crashing_address).await,
+        NodeState::Available,
+        "not slashed, not kicked"
+    );
+    let resumed_record = record(&crashing, task_id).await;
+    assert_eq!(resumed_record.stage, Stage::Uploaded);
+    assert_eq!(
+        resumed_record.commit_tx, halted.commit_tx,
+        "the commitment was not sent twice"
+    );
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
+}
+
+/// `[testing] numerics_skew` stands for other hardware: same args, another text digest; without
+/// it the engine is deterministic.
+#[test]
+fn numerics_skew_changes_the_text_digest() {
+    use verinfer_node::InferenceEngine as _;
+    let engine = verinfer_node::CandleEngine::new();
+    let job = |numerics_skew| verinfer_node::InferenceJob {
+        task_id: 1,
+        // Sampled: a perturbed distribution changes the draws at once (greedy decoding of the
+        // tiny model keeps its argmax for the first ~30 tokens).
+        args: text_args(Sampling::Sample {
+            temperature: 1.0,
+            top_p: None,
+            top_k: None,
+        }),
+        model_dir: models_dir().join("tiny-llama"),
+        device: verinfer_node::Device::Cpu,
+        numerics_skew,
+    };
+    let digest = |output| match output {
+        verinfer_node::InferenceOutput::Text(output) => verinfer_task::text_digest(&output),
+        other => panic!("text args gave {other:?}"),
+    };
+    let reference = digest(engine.run(&job(false)).expect("f32 run"));
+    assert_eq!(
+        digest(engine.run(&job(false)).expect("f32 run")),
+        reference,
+        "deterministic"
+    );
+    let skewed = digest(engine.run(&job(true)).expect("skewed run"));
+    assert_ne!(
+        skewed, reference,
+        "the skewed numeric path must change the digest"
+    );
+}
