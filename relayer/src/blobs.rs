@@ -1,0 +1,154 @@
+//! Content-addressed blob store over `object_store`: a local directory by default, an
+//! S3-compatible bucket with the `s3` feature. A blob's key is `<kind>/<keccak256 hex>`.
+
+use std::{path::Path, sync::Arc};
+
+use alloy_primitives::{B256, keccak256};
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, local::LocalFileSystem, path::Path as ObjectPath};
+
+use crate::config::{BlobStoreConfig, RelayerConfig};
+
+/// Why a blob could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The backend failed.
+    #[error("blob store error: {0}")]
+    Store(#[from] object_store::Error),
+    /// The local directory could not be created.
+    #[error("cannot create blob directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration asks for a backend this build lacks.
+    #[error("the S3 blob store needs verinfer-relayer built with the `s3` feature")]
+    S3NotBuilt,
+    /// A stored blob's bytes do not hash to its name.
+    #[error("blob {0} is corrupt: its bytes hash to another keccak256")]
+    Corrupt(B256),
+}
+
+/// The kinds of blobs, each under its own key prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    /// Task args documents.
+    Args,
+    /// Result PNGs.
+    Png,
+    /// Text outputs (JSON).
+    Text,
+}
+
+impl BlobKind {
+    /// Key prefix and stored kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Args => "args",
+            Self::Png => "png",
+            Self::Text => "text",
+        }
+    }
+
+    /// Inverse of [`Self::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Args, Self::Png, Self::Text].into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// MIME type the blob is served with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Args => "application/octet-stream",
+            Self::Png => "image/png",
+            Self::Text => "application/json",
+        }
+    }
+}
+
+/// The blob store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    /// A local directory (created when missing).
+    pub fn local(dir: &Path) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| BlobError::CreateDir { path: dir.display().to_string(), source })?;
+        Ok(Self { store: Arc::new(LocalFileSystem::new_with_prefix(dir)?) })
+    }
+
+    /// Any `object_store` backend (tests, custom deployments).
+    pub fn from_object_store(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    /// The store the configuration names.
+    pub fn from_config(config: &RelayerConfig) -> Result<Self, BlobError> {
+        match &config.blobs {
+            BlobStoreConfig::Local { .. } => {
+                let dir = config.local_blob_dir().unwrap_or_else(|| config.data_dir.join("blobs"));
+                Self::local(&dir)
+            }
+            #[cfg(feature = "s3")]
+            BlobStoreConfig::S3 { bucket, region, endpoint, access_key_id, secret_access_key, allow_http, prefix } => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_allow_http(*allow_http);
+                if let Some(endpoint) = endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                if let Some(key) = access_key_id {
+                    builder = builder.with_access_key_id(key);
+                }
+                if let Some(secret) = secret_access_key {
+                    builder = builder.with_secret_access_key(secret);
+                }
+                let s3: Arc<dyn ObjectStore> = Arc::new(builder.build()?);
+                let store: Arc<dyn ObjectStore> = match prefix {
+                    Some(prefix) => Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str())),
+                    None => s3,
+                };
+                Ok(Self { store })
+            }
+            #[cfg(not(feature = "s3"))]
+            BlobStoreConfig::S3 { .. } => Err(BlobError::S3NotBuilt),
+        }
+    }
+
+    fn key(kind: BlobKind, keccak: &B256) -> ObjectPath {
+        ObjectPath::from(format!("{}/{}", kind.as_str(), hex_name(keccak)))
+    }
+
+    /// Writes `bytes` under their keccak256 (idempotent) and returns it.
+    pub async fn put(&self, kind: BlobKind, bytes: Bytes) -> Result<B256, BlobError> {
+        let keccak = keccak256(&bytes);
+        self.store.put(&Self::key(kind, &keccak), PutPayload::from_bytes(bytes)).await?;
+        Ok(keccak)
+    }
+
+    /// Reads a blob, checking that its bytes still hash to its name.
+    pub async fn get(&self, kind: BlobKind, keccak: B256) -> Result<Bytes, BlobError> {
+        let bytes = self.store.get(&Self::key(kind, &keccak)).await?.bytes().await?;
+        if keccak256(&bytes) != keccak {
+            return Err(BlobError::Corrupt(keccak));
+        }
+        Ok(bytes)
+    }
+}
+
+fn hex_name(keccak: &B256) -> String {
+    hex_lower(keccak.as_slice())
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}

@@ -1,0 +1,192 @@
+//! verinfer relayer: stores task args and verified results off-chain, indexes the Verinfer
+//! contract, and refuses anything forged.
+//!
+//! # HTTP API (JSON errors `{"error":{"code","message"}}`, see [`api::ErrorCode`])
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `POST /v1/args` | body: the exact args bytes (≤ `max_args_bytes`, else 413); validated with `TaskArgs::from_slice` (422 `invalid_args`) unless `validate_args = false`; stored under keccak256; answers `{"args_hash","created"}` (201 new, 200 known) |
+//! | `GET /v1/args/{hash}` | the raw bytes (404 `unknown_args`) |
+//! | `GET /v1/tasks/{id}/args` | the bytes whose keccak256 is the task's on-chain `argsHash` (404 `unknown_task` / `unknown_args`) |
+//! | `POST /v1/tasks/{id}/results` | a selected node's [`auth::UploadRequest`], EIP-712 signed; accepted only when the recomputed pHashes / text digest equal the node's on-chain reveal; answers [`api::types::UploadAccepted`] |
+//! | `GET /v1/tasks/{id}/results[?inline=true]` | [`api::types::TaskResultsView`]: the agreeing nodes' verified uploads (409 `task_not_validated` before validation); PNGs as `/v1/blobs/{keccak256}` URLs, or inline base64 with `?inline=true` |
+//! | `GET /v1/blobs/{keccak256}` | a stored blob (PNG `image/png`, text output `application/json`, args) |
+//! | `GET /v1/tasks/{id}` | [`api::types::TaskView`]: status, nodes, reveals, settlement |
+//! | `GET /v1/nodes[?offset=&limit=]` | [`api::types::NodesView`] |
+//! | `GET /healthz` | 200 when the database answers and the indexer polled recently, else 503 |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Nodes sign uploads with [`auth::sign_result_upload`] and send them with
+//! [`client::RelayerClient::upload_result`].
+
+pub mod api;
+pub mod auth;
+pub mod blobs;
+pub mod client;
+pub mod config;
+mod derived;
+pub mod events;
+pub mod indexer;
+pub mod metrics;
+pub mod store;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use alloy::providers::{Provider, ProviderBuilder};
+pub use api::{ApiSettings, AppState, router};
+pub use auth::{UploadPayload, UploadRequest, sign_result_upload};
+pub use client::RelayerClient;
+pub use config::RelayerConfig;
+pub use derived::invalid_args_digest;
+use tokio::sync::watch;
+
+/// Why the relayer could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayerError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Database.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Blob store.
+    #[error(transparent)]
+    Blobs(#[from] blobs::BlobError),
+    /// The indexer stopped.
+    #[error("indexer stopped: {0}")]
+    Indexer(#[from] indexer::IndexerError),
+    /// The listener or the data directory.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The RPC endpoint serves another chain than configured.
+    #[error("rpc_url serves chain {actual}, the configuration says chain {configured}")]
+    ChainMismatch {
+        /// Configured chain id.
+        configured: u64,
+        /// The endpoint's chain id.
+        actual: u64,
+    },
+    /// The RPC endpoint failed at startup.
+    #[error("rpc error: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
+}
+
+/// A configured relayer: API state plus, when `rpc_url` is set, the indexer.
+#[derive(Debug)]
+pub struct Relayer {
+    state: AppState,
+    indexer: Option<indexer::Indexer>,
+    listen: SocketAddr,
+}
+
+impl Relayer {
+    /// Opens the database and blob store and connects the indexer's RPC endpoint.
+    pub async fn from_config(config: &RelayerConfig) -> Result<Self, RelayerError> {
+        let target = config.chain_target()?;
+        if config.database_url.is_none() || config.local_blob_dir().is_some() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|source| RelayerError::Io {
+                context: format!("cannot create data_dir {}", config.data_dir.display()),
+                source,
+            })?;
+        }
+        let store = store::Store::connect(&config.database_url()).await?;
+        let blobs = blobs::BlobStore::from_config(config)?;
+        let metrics = metrics::Metrics::new();
+        let indexer = match &config.rpc_url {
+            Some(url) => {
+                let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url.clone()).erased();
+                let actual = provider.get_chain_id().await?;
+                if actual != target.chain_id {
+                    return Err(RelayerError::ChainMismatch { configured: target.chain_id, actual });
+                }
+                Some(indexer::Indexer::new(
+                    provider,
+                    store.clone(),
+                    indexer::IndexerConfig {
+                        chain_id: target.chain_id,
+                        verinfer: target.verinfer,
+                        start_block: target.deploy_block,
+                        confirmations: config.confirmations,
+                        max_block_range: config.max_block_range,
+                        poll_interval: Duration::from_millis(config.poll_interval_ms),
+                    },
+                    metrics.clone(),
+                ))
+            }
+            None => None,
+        };
+        let settings = ApiSettings {
+            chain_id: target.chain_id,
+            verinfer: target.verinfer,
+            max_args_bytes: config.max_args_bytes,
+            max_upload_bytes: config.max_upload_bytes,
+            validate_args: config.validate_args,
+        };
+        let state = AppState::new(store, blobs, settings, metrics, indexer.as_ref().map(indexer::Indexer::status));
+        Ok(Self { state, indexer, listen: config.listen })
+    }
+
+    /// The API state (database, blob store, metrics).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The indexer, when `rpc_url` is set.
+    pub fn indexer(&self) -> Option<&indexer::Indexer> {
+        self.indexer.as_ref()
+    }
+
+    /// Binds the listen address and serves the API (and runs the indexer) until `shutdown`
+    /// resolves or the indexer fails for good.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RelayerError> {
+        let listener = tokio::net::TcpListener::bind(self.listen).await.map_err(|source| RelayerError::Io {
+            context: format!("cannot listen on {}", self.listen),
+            source,
+        })?;
+        self.serve(listener, shutdown).await
+    }
+
+    /// Like [`Self::run`] on an already bound listener (tests bind port 0).
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RelayerError> {
+        let local = listener.local_addr().ok();
+        tracing::info!(listen = ?local, indexer = self.indexer.is_some(), "relayer serving");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let indexer_task = self.indexer.map(|indexer| tokio::spawn(indexer.run(stop_rx.clone())));
+        let mut server_stop = stop_rx.clone();
+        let server = axum::serve(listener, router(self.state)).with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        });
+        let server_task = tokio::spawn(async move { server.await });
+        let stop_on_signal = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_on_signal.send(true);
+        });
+
+        let server_result = |joined: Result<std::io::Result<()>, tokio::task::JoinError>| {
+            joined
+                .map_err(|join| RelayerError::Io { context: "server task panicked".into(), source: std::io::Error::other(join) })?
+                .map_err(|source| RelayerError::Io { context: "HTTP server failed".into(), source })
+        };
+        let Some(indexer_task) = indexer_task else {
+            return server_result(server_task.await);
+        };
+        // The indexer returns on shutdown or on a fatal error: either way stop serving.
+        let indexed = match indexer_task.await {
+            Ok(result) => result.map_err(RelayerError::from),
+            Err(join) => Err(RelayerError::Io { context: "indexer task panicked".into(), source: std::io::Error::other(join) }),
+        };
+        let _ = stop_tx.send(true);
+        server_result(server_task.await)?;
+        indexed
+    }
+}

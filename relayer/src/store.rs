@@ -1,0 +1,892 @@
+//! The relayer's database: SQLite by default, PostgreSQL by URL, through `sqlx::any` with
+//! portable SQL (numbered `$n` parameters, BIGINT and TEXT columns only) and versioned
+//! migrations from `relayer/migrations`.
+
+use std::{str::FromStr, time::Duration};
+
+use alloy_primitives::{Address, B256};
+use sqlx::{
+    Any, AnyConnection, AnyPool, Row, Transaction,
+    any::{AnyPoolOptions, AnyRow},
+};
+
+use crate::{
+    derived,
+    events::{EventError, NodeState, RawLog, TaskKind, TaskStatus, VerinferEvent},
+};
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value does not parse (a corrupted or foreign database).
+    #[error("corrupt database value in {table}.{column}: {value:?}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A stored log no longer decodes.
+    #[error("stored event does not decode: {0}")]
+    Event(#[from] EventError),
+    /// The database indexes another chain or contract than configured.
+    #[error("database indexes chain {stored_chain} contract {stored_contract}, but the relayer is configured for chain {chain} contract {contract}")]
+    WrongChain {
+        /// Stored chain id.
+        stored_chain: u64,
+        /// Stored contract.
+        stored_contract: String,
+        /// Configured chain id.
+        chain: u64,
+        /// Configured contract.
+        contract: Address,
+    },
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A stored task (derived from events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// Task id.
+    pub task_id: u64,
+    /// Creator.
+    pub creator: Address,
+    /// Image or text.
+    pub kind: TaskKind,
+    /// Current status.
+    pub status: TaskStatus,
+    /// Images to generate (0 for text).
+    pub image_count: u8,
+    /// VRAM each node needs.
+    pub min_vram_mib: u32,
+    /// keccak256 of the args bytes.
+    pub args_hash: B256,
+    /// GPU model id required of text tasks (zero: any).
+    pub gpu_model: B256,
+    /// Escrowed fee.
+    pub fee: u128,
+    /// Queue key while queued.
+    pub queue_key: Option<B256>,
+    /// The three selected nodes, once started.
+    pub nodes: Option<[Address; 3]>,
+    /// Bit i: node i committed.
+    pub committed_mask: u8,
+    /// Bit i: node i revealed (a result or an invalid-args report).
+    pub revealed_mask: u8,
+    /// Bit i: node i reported invalid args.
+    pub invalid_mask: u8,
+    /// Commit deadline (unix seconds).
+    pub commit_deadline: u32,
+    /// Reveal deadline (unix seconds).
+    pub reveal_deadline: u32,
+    /// The settlement, once settled.
+    pub settlement: Option<Settlement>,
+    /// Block of `TaskCreated`.
+    pub created_block: u64,
+    /// Block of the latest event.
+    pub updated_block: u64,
+}
+
+/// A task's `TaskSettled` data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Bit i: node i agreed with another node and was paid.
+    pub agreeing_mask: u8,
+    /// Pairwise distances, pairs (0,1), (0,2), (1,2); per image for image tasks.
+    pub distances: Vec<u16>,
+    /// Hamming threshold the image distances were judged against.
+    pub threshold: u8,
+    /// Fee share paid to each agreeing node.
+    pub reward_per_node: u128,
+}
+
+/// What one selected node committed and revealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskNodeRecord {
+    /// Task id.
+    pub task_id: u64,
+    /// Position 0..3 among the task's nodes.
+    pub slot: u8,
+    /// The node.
+    pub node: Address,
+    /// Its commitment.
+    pub commitment: Option<B256>,
+    /// Revealed pHashes (image tasks).
+    pub phashes: Option<Vec<u64>>,
+    /// Revealed digest (text tasks).
+    pub text_digest: Option<B256>,
+    /// It reported invalid args.
+    pub invalid_args: bool,
+}
+
+/// A stored node (derived from events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Staking address.
+    pub address: Address,
+    /// Node id.
+    pub node_id: u32,
+    /// State.
+    pub state: NodeState,
+    /// Current stake.
+    pub stake: u128,
+    /// Normalised GPU model id.
+    pub gpu_model: B256,
+    /// Normalised GPU model name.
+    pub gpu_model_name: String,
+    /// Declared VRAM.
+    pub vram_mib: u32,
+    /// Current task (0: none).
+    pub task_id: u64,
+    /// Block of the latest event.
+    pub updated_block: u64,
+}
+
+impl NodeRecord {
+    /// The contract's VRAM tier: tier t holds `[2^t GiB, 2^(t+1) GiB)`, the top tier (7) open ended.
+    pub fn tier(&self) -> u8 {
+        let mut gib = self.vram_mib >> 10;
+        let mut tier = 0u8;
+        while gib > 1 && tier < 7 {
+            gib >>= 1;
+            tier += 1;
+        }
+        tier
+    }
+}
+
+/// Metadata of a stored blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// keccak256 of the bytes (the blob's name).
+    pub keccak: B256,
+    /// `args`, `png` or `text`.
+    pub kind: String,
+    /// MIME type served with it.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An accepted result upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRecord {
+    /// Task id.
+    pub task_id: u64,
+    /// Uploading node.
+    pub node: Address,
+    /// `image` or `text`.
+    pub kind: TaskKind,
+    /// The signed payload hash.
+    pub payload_hash: B256,
+    /// The node's signature, 0x-hex.
+    pub signature: String,
+    /// Blobs in order, with the pHash of each PNG.
+    pub items: Vec<ResultItem>,
+}
+
+/// One blob of a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultItem {
+    /// keccak256 of the blob.
+    pub blob: B256,
+    /// pHash (PNGs only).
+    pub phash: Option<u64>,
+}
+
+/// Outcome of storing a result upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultInsert {
+    /// Stored now.
+    Stored,
+    /// This node's upload with the same payload hash was already stored.
+    AlreadyStored,
+    /// This node already uploaded a different payload (with the same revealed digest).
+    Conflict,
+}
+
+/// The relayer database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+pub(crate) fn hex_address(address: &Address) -> String {
+    format!("{address:#x}")
+}
+
+pub(crate) fn hex_b256(hash: &B256) -> String {
+    format!("{hash:#x}")
+}
+
+fn parse<T: FromStr>(table: &'static str, column: &'static str, value: String) -> Result<T> {
+    value.parse().map_err(|_| StoreError::Corrupt { table, column, value })
+}
+
+fn int<T: TryFrom<i64>>(table: &'static str, column: &'static str, value: i64) -> Result<T> {
+    T::try_from(value).map_err(|_| StoreError::Corrupt { table, column, value: value.to_string() })
+}
+
+fn to_i64(value: u64) -> i64 {
+    // Block numbers, task ids and unix times stay far below 2^63.
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| to_i64(d.as_secs()))
+}
+
+impl Store {
+    /// Connects (creating a SQLite file when missing) and runs pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let url = if is_sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL: readers never block the indexer's writes; busy_timeout: writers queue.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect(&url).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Rows in `table` (one of the relayer's tables), for tests and diagnostics.
+    pub async fn count_rows(&self, table: CountedTable) -> Result<u64> {
+        let sql = match table {
+            CountedTable::Events => "SELECT COUNT(*) FROM events",
+            CountedTable::Tasks => "SELECT COUNT(*) FROM tasks",
+            CountedTable::Nodes => "SELECT COUNT(*) FROM nodes",
+            CountedTable::Blobs => "SELECT COUNT(*) FROM blobs",
+            CountedTable::Results => "SELECT COUNT(*) FROM results",
+            CountedTable::ResultItems => "SELECT COUNT(*) FROM result_items",
+        };
+        let count: i64 = sqlx::query(sql).fetch_one(&self.pool).await?.try_get(0)?;
+        int("count", "count", count)
+    }
+
+    // ------------------------------------------------------------------ index cursor
+
+    /// The next block to index; initialises the cursor at `start_block` on first use and checks
+    /// that the database follows this chain and contract.
+    pub async fn init_cursor(&self, chain_id: u64, contract: Address, start_block: u64) -> Result<u64> {
+        sqlx::query(
+            "INSERT INTO index_cursor (id, chain_id, contract, next_block) VALUES (1, $1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(to_i64(chain_id))
+        .bind(hex_address(&contract))
+        .bind(to_i64(start_block))
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT chain_id, contract, next_block FROM index_cursor WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let stored_chain: u64 = int("index_cursor", "chain_id", row.try_get(0)?)?;
+        let stored_contract: String = row.try_get(1)?;
+        if stored_chain != chain_id || stored_contract != hex_address(&contract) {
+            return Err(StoreError::WrongChain { stored_chain, stored_contract, chain: chain_id, contract });
+        }
+        int("index_cursor", "next_block", row.try_get(2)?)
+    }
+
+    /// The next block to index (`None` before [`Self::init_cursor`]).
+    pub async fn next_block(&self) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT next_block FROM index_cursor WHERE id = 1").fetch_optional(&self.pool).await?;
+        row.map(|row| int("index_cursor", "next_block", row.try_get(0)?)).transpose()
+    }
+
+    /// The highest indexed block with its hash.
+    pub async fn last_indexed_block(&self) -> Result<Option<(u64, B256)>> {
+        let row = sqlx::query("SELECT number, hash FROM indexed_blocks ORDER BY number DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| block_row(&row)).transpose()
+    }
+
+    /// Indexed blocks below `below`, highest first, at most `limit`.
+    pub async fn indexed_blocks_below(&self, below: u64, limit: u32) -> Result<Vec<(u64, B256)>> {
+        let rows = sqlx::query("SELECT number, hash FROM indexed_blocks WHERE number < $1 ORDER BY number DESC LIMIT $2")
+            .bind(to_i64(below))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(block_row).collect()
+    }
+
+    /// Stores the logs of blocks `..=range_end.0` and moves the cursor past it, in one
+    /// transaction: a log already stored (same block hash and log index) is skipped, so a retried
+    /// range never counts an event twice. Returns how many new events were applied.
+    pub async fn commit_range(&self, range_end: (u64, B256), logs: &[RawLog]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut applied = 0;
+        for log in logs {
+            let event = log.decode()?;
+            let inserted = sqlx::query(
+                "INSERT INTO events (block_number, block_hash, log_index, tx_hash, name, task_id, node, topics, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (block_hash, log_index) DO NOTHING",
+            )
+            .bind(to_i64(log.block_number))
+            .bind(hex_b256(&log.block_hash))
+            .bind(to_i64(log.log_index))
+            .bind(hex_b256(&log.tx_hash))
+            .bind(event.name().to_owned())
+            .bind(event.task_id().map(to_i64))
+            .bind(event.node().map(|node| hex_address(&node)))
+            .bind(log.topics_text())
+            .bind(log.data_text())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                derived::apply(&mut tx, log.block_number, &event).await?;
+                applied += 1;
+            }
+            record_block(&mut tx, log.block_number, &log.block_hash).await?;
+        }
+        record_block(&mut tx, range_end.0, &range_end.1).await?;
+        sqlx::query("UPDATE index_cursor SET next_block = $1 WHERE id = 1")
+            .bind(to_i64(range_end.0 + 1))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Undoes everything above block `fork` (the highest block still on the canonical chain):
+    /// deletes its events and block hashes, rebuilds the derived state from the remaining events
+    /// and moves the cursor to `fork + 1`, in one transaction. Uploaded results and blobs stay.
+    pub async fn roll_back_above(&self, fork: u64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM events WHERE block_number > $1")
+            .bind(to_i64(fork))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM indexed_blocks WHERE number > $1").bind(to_i64(fork)).execute(&mut *tx).await?;
+        rebuild_derived(&mut tx).await?;
+        sqlx::query("UPDATE index_cursor SET next_block = $1 WHERE id = 1")
+            .bind(to_i64(fork + 1))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Forgets block hashes below `below` (reorgs deeper than that are not recoverable).
+    pub async fn prune_block_hashes(&self, below: u64) -> Result<()> {
+        sqlx::query("DELETE FROM indexed_blocks WHERE number < $1").bind(to_i64(below)).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Test and benchmark support: applies events as if they were indexed from consecutive
+    /// synthetic blocks after the cursor (no chain needed). Production code indexes via
+    /// [`Self::commit_range`].
+    pub async fn apply_synthetic_events(&self, block_number: u64, events: &[VerinferEvent]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for event in events {
+            derived::apply(&mut tx, block_number, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ derived reads
+
+    /// A task.
+    pub async fn task(&self, task_id: u64) -> Result<Option<TaskRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        load_task(&mut conn, task_id).await
+    }
+
+    /// A task's selected nodes with their commitments and reveals, by slot.
+    pub async fn task_nodes(&self, task_id: u64) -> Result<Vec<TaskNodeRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        load_task_nodes(&mut conn, task_id).await
+    }
+
+    /// A node.
+    pub async fn node(&self, address: Address) -> Result<Option<NodeRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        load_node(&mut conn, address).await
+    }
+
+    /// Nodes ordered by node id.
+    pub async fn nodes(&self, offset: u64, limit: u64) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block \
+             FROM nodes ORDER BY node_id LIMIT $1 OFFSET $2",
+        )
+        .bind(to_i64(limit))
+        .bind(to_i64(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(node_row).collect()
+    }
+
+    /// Number of stored events (all kinds).
+    pub async fn event_count(&self) -> Result<u64> {
+        self.count_rows(CountedTable::Events).await
+    }
+
+    // ------------------------------------------------------------------ blobs and results
+
+    /// A blob's metadata.
+    pub async fn blob(&self, keccak: B256) -> Result<Option<BlobMeta>> {
+        let row = sqlx::query("SELECT keccak, kind, content_type, size FROM blobs WHERE keccak = $1")
+            .bind(hex_b256(&keccak))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(BlobMeta {
+                keccak: parse("blobs", "keccak", row.try_get(0)?)?,
+                kind: row.try_get(1)?,
+                content_type: row.try_get(2)?,
+                size: int("blobs", "size", row.try_get(3)?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a blob (after its bytes were written); `false` when it was already recorded.
+    pub async fn insert_blob(&self, meta: &BlobMeta) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        insert_blob(&mut conn, meta).await
+    }
+
+    /// Records an accepted upload with its blobs, in one transaction.
+    pub async fn insert_result(&self, result: &ResultRecord, blobs: &[BlobMeta]) -> Result<ResultInsert> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO results (task_id, node, kind, payload_hash, signature, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id, node) DO NOTHING",
+        )
+        .bind(to_i64(result.task_id))
+        .bind(hex_address(&result.node))
+        .bind(result.kind.as_str())
+        .bind(hex_b256(&result.payload_hash))
+        .bind(result.signature.clone())
+        .bind(now_unix())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            let existing: String = sqlx::query("SELECT payload_hash FROM results WHERE task_id = $1 AND node = $2")
+                .bind(to_i64(result.task_id))
+                .bind(hex_address(&result.node))
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            return Ok(if existing == hex_b256(&result.payload_hash) {
+                ResultInsert::AlreadyStored
+            } else {
+                ResultInsert::Conflict
+            });
+        }
+        for meta in blobs {
+            insert_blob(&mut tx, meta).await?;
+        }
+        for (position, item) in result.items.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO result_items (task_id, node, position, blob, phash) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(to_i64(result.task_id))
+            .bind(hex_address(&result.node))
+            .bind(to_i64(position as u64))
+            .bind(hex_b256(&item.blob))
+            .bind(item.phash.map(|phash| format!("{phash:#018x}")))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ResultInsert::Stored)
+    }
+
+    /// The payload hash of `node`'s stored upload for `task_id`.
+    pub async fn result_payload_hash(&self, task_id: u64, node: Address) -> Result<Option<B256>> {
+        let row = sqlx::query("SELECT payload_hash FROM results WHERE task_id = $1 AND node = $2")
+            .bind(to_i64(task_id))
+            .bind(hex_address(&node))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| parse("results", "payload_hash", row.try_get(0)?)).transpose()
+    }
+
+    /// Every stored upload of a task.
+    pub async fn results(&self, task_id: u64) -> Result<Vec<ResultRecord>> {
+        let rows = sqlx::query(
+            "SELECT node, kind, payload_hash, signature FROM results WHERE task_id = $1 ORDER BY node",
+        )
+        .bind(to_i64(task_id))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in rows {
+            let node: Address = parse("results", "node", row.try_get(0)?)?;
+            let kind_text: String = row.try_get(1)?;
+            let kind = TaskKind::parse(&kind_text)
+                .ok_or(StoreError::Corrupt { table: "results", column: "kind", value: kind_text })?;
+            let items = sqlx::query(
+                "SELECT blob, phash FROM result_items WHERE task_id = $1 AND node = $2 ORDER BY position",
+            )
+            .bind(to_i64(task_id))
+            .bind(hex_address(&node))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|item| {
+                let phash: Option<String> = item.try_get(1)?;
+                Ok(ResultItem {
+                    blob: parse("result_items", "blob", item.try_get(0)?)?,
+                    phash: phash.map(|text| parse_phash("result_items", "phash", text)).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+            results.push(ResultRecord {
+                task_id,
+                node,
+                kind,
+                payload_hash: parse("results", "payload_hash", row.try_get(2)?)?,
+                signature: row.try_get(3)?,
+                items,
+            });
+        }
+        Ok(results)
+    }
+}
+
+/// Tables whose rows tests count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum CountedTable {
+    Events,
+    Tasks,
+    Nodes,
+    Blobs,
+    Results,
+    ResultItems,
+}
+
+fn block_row(row: &AnyRow) -> Result<(u64, B256)> {
+    Ok((int("indexed_blocks", "number", row.try_get(0)?)?, parse("indexed_blocks", "hash", row.try_get(1)?)?))
+}
+
+fn parse_phash(table: &'static str, column: &'static str, text: String) -> Result<u64> {
+    text.strip_prefix("0x")
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or(StoreError::Corrupt { table, column, value: text })
+}
+
+async fn record_block(conn: &mut AnyConnection, number: u64, hash: &B256) -> Result<()> {
+    sqlx::query("INSERT INTO indexed_blocks (number, hash) VALUES ($1, $2) ON CONFLICT (number) DO UPDATE SET hash = $2")
+        .bind(to_i64(number))
+        .bind(hex_b256(hash))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_blob(conn: &mut AnyConnection, meta: &BlobMeta) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO blobs (keccak, kind, content_type, size, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (keccak) DO NOTHING",
+    )
+    .bind(hex_b256(&meta.keccak))
+    .bind(meta.kind.clone())
+    .bind(meta.content_type.clone())
+    .bind(to_i64(meta.size))
+    .bind(now_unix())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Replays every stored event, in chain order, into empty derived tables.
+async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
+    for table in ["DELETE FROM tasks", "DELETE FROM task_nodes", "DELETE FROM nodes"] {
+        sqlx::query(table).execute(&mut **tx).await?;
+    }
+    const PAGE: i64 = 2000;
+    let mut after: (i64, i64) = (-1, -1);
+    loop {
+        let rows = sqlx::query(
+            "SELECT block_number, log_index, topics, data FROM events \
+             WHERE block_number > $1 OR (block_number = $1 AND log_index > $2) \
+             ORDER BY block_number, log_index LIMIT $3",
+        )
+        .bind(after.0)
+        .bind(after.1)
+        .bind(PAGE)
+        .fetch_all(&mut **tx)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = (last.try_get(0)?, last.try_get(1)?);
+        let page_len = rows.len();
+        for row in rows {
+            let block: i64 = row.try_get(0)?;
+            let topics: String = row.try_get(2)?;
+            let data: String = row.try_get(3)?;
+            let log_data = RawLog::parse_data(&topics, &data)
+                .ok_or(StoreError::Corrupt { table: "events", column: "topics/data", value: topics.clone() })?;
+            let raw = RawLog {
+                block_number: int("events", "block_number", block)?,
+                block_hash: B256::ZERO,
+                log_index: int("events", "log_index", row.try_get(1)?)?,
+                tx_hash: B256::ZERO,
+                data: log_data,
+            };
+            derived::apply(tx, raw.block_number, &raw.decode()?).await?;
+        }
+        if page_len < PAGE as usize {
+            break;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------- row mapping
+
+const TASK_COLUMNS: &str = "task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
+     queue_key, node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
+     agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block";
+
+pub(crate) async fn load_task(conn: &mut AnyConnection, task_id: u64) -> Result<Option<TaskRecord>> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_i64(task_id)).fetch_optional(&mut *conn).await?;
+    row.map(|row| task_row(&row)).transpose()
+}
+
+fn task_row(row: &AnyRow) -> Result<TaskRecord> {
+    const T: &str = "tasks";
+    let kind_text: String = row.try_get("kind")?;
+    let status_text: String = row.try_get("status")?;
+    let node0: Option<String> = row.try_get("node0")?;
+    let node1: Option<String> = row.try_get("node1")?;
+    let node2: Option<String> = row.try_get("node2")?;
+    let nodes = match (node0, node1, node2) {
+        (Some(a), Some(b), Some(c)) => Some([parse(T, "node0", a)?, parse(T, "node1", b)?, parse(T, "node2", c)?]),
+        _ => None,
+    };
+    let agreeing: Option<i64> = row.try_get("agreeing_mask")?;
+    let settlement = match agreeing {
+        Some(mask) => {
+            let distances_text: Option<String> = row.try_get("distances")?;
+            let distances_text = distances_text.unwrap_or_default();
+            let distances = serde_json::from_str(&distances_text)
+                .map_err(|_| StoreError::Corrupt { table: T, column: "distances", value: distances_text })?;
+            let threshold: Option<i64> = row.try_get("threshold")?;
+            let reward: Option<String> = row.try_get("reward_per_node")?;
+            Some(Settlement {
+                agreeing_mask: int(T, "agreeing_mask", mask)?,
+                distances,
+                threshold: int(T, "threshold", threshold.unwrap_or(-1))?,
+                reward_per_node: parse(T, "reward_per_node", reward.unwrap_or_default())?,
+            })
+        }
+        None => None,
+    };
+    let queue_key: Option<String> = row.try_get("queue_key")?;
+    Ok(TaskRecord {
+        task_id: int(T, "task_id", row.try_get("task_id")?)?,
+        creator: parse(T, "creator", row.try_get("creator")?)?,
+        kind: TaskKind::parse(&kind_text).ok_or(StoreError::Corrupt { table: T, column: "kind", value: kind_text })?,
+        status: TaskStatus::parse(&status_text)
+            .ok_or(StoreError::Corrupt { table: T, column: "status", value: status_text })?,
+        image_count: int(T, "image_count", row.try_get("image_count")?)?,
+        min_vram_mib: int(T, "min_vram_mib", row.try_get("min_vram_mib")?)?,
+        args_hash: parse(T, "args_hash", row.try_get("args_hash")?)?,
+        gpu_model: parse(T, "gpu_model", row.try_get("gpu_model")?)?,
+        fee: parse(T, "fee", row.try_get("fee")?)?,
+        queue_key: queue_key.map(|key| parse(T, "queue_key", key)).transpose()?,
+        nodes,
+        committed_mask: int(T, "committed_mask", row.try_get("committed_mask")?)?,
+        revealed_mask: int(T, "revealed_mask", row.try_get("revealed_mask")?)?,
+        invalid_mask: int(T, "invalid_mask", row.try_get("invalid_mask")?)?,
+        commit_deadline: int(T, "commit_deadline", row.try_get("commit_deadline")?)?,
+        reveal_deadline: int(T, "reveal_deadline", row.try_get("reveal_deadline")?)?,
+        settlement,
+        created_block: int(T, "created_block", row.try_get("created_block")?)?,
+        updated_block: int(T, "updated_block", row.try_get("updated_block")?)?,
+    })
+}
+
+pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Result<()> {
+    let nodes = task.nodes.map(|nodes| nodes.map(|node| hex_address(&node)));
+    let [node0, node1, node2] = nodes.map_or([None, None, None], |[a, b, c]| [Some(a), Some(b), Some(c)]);
+    let settlement = task.settlement.as_ref();
+    let sql = format!(
+        "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (task_id) DO UPDATE SET creator = $2, kind = $3, \
+         status = $4, image_count = $5, min_vram_mib = $6, args_hash = $7, gpu_model = $8, fee = $9, queue_key = $10, \
+         node0 = $11, node1 = $12, node2 = $13, committed_mask = $14, revealed_mask = $15, invalid_mask = $16, \
+         commit_deadline = $17, reveal_deadline = $18, agreeing_mask = $19, distances = $20, threshold = $21, \
+         reward_per_node = $22, created_block = $23, updated_block = $24"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to_i64(task.task_id))
+        .bind(hex_address(&task.creator))
+        .bind(task.kind.as_str())
+        .bind(task.status.as_str())
+        .bind(i64::from(task.image_count))
+        .bind(i64::from(task.min_vram_mib))
+        .bind(hex_b256(&task.args_hash))
+        .bind(hex_b256(&task.gpu_model))
+        .bind(task.fee.to_string())
+        .bind(task.queue_key.as_ref().map(hex_b256))
+        .bind(node0)
+        .bind(node1)
+        .bind(node2)
+        .bind(i64::from(task.committed_mask))
+        .bind(i64::from(task.revealed_mask))
+        .bind(i64::from(task.invalid_mask))
+        .bind(i64::from(task.commit_deadline))
+        .bind(i64::from(task.reveal_deadline))
+        .bind(settlement.map(|s| i64::from(s.agreeing_mask)))
+        .bind(settlement.map(|s| serde_json::to_string(&s.distances).unwrap_or_default()))
+        .bind(settlement.map(|s| i64::from(s.threshold)))
+        .bind(settlement.map(|s| s.reward_per_node.to_string()))
+        .bind(to_i64(task.created_block))
+        .bind(to_i64(task.updated_block))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn load_task_nodes(conn: &mut AnyConnection, task_id: u64) -> Result<Vec<TaskNodeRecord>> {
+    let rows = sqlx::query(
+        "SELECT task_id, slot, node, commitment, phashes, text_digest, invalid_args FROM task_nodes \
+         WHERE task_id = $1 ORDER BY slot",
+    )
+    .bind(to_i64(task_id))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            const T: &str = "task_nodes";
+            let commitment: Option<String> = row.try_get(3)?;
+            let phashes: Option<String> = row.try_get(4)?;
+            let digest: Option<String> = row.try_get(5)?;
+            let phashes = phashes
+                .map(|text| {
+                    let hexes: Vec<String> = serde_json::from_str(&text)
+                        .map_err(|_| StoreError::Corrupt { table: T, column: "phashes", value: text.clone() })?;
+                    hexes.into_iter().map(|hex| parse_phash(T, "phashes", hex)).collect::<Result<Vec<u64>>>()
+                })
+                .transpose()?;
+            Ok(TaskNodeRecord {
+                task_id: int(T, "task_id", row.try_get(0)?)?,
+                slot: int(T, "slot", row.try_get(1)?)?,
+                node: parse(T, "node", row.try_get(2)?)?,
+                commitment: commitment.map(|c| parse(T, "commitment", c)).transpose()?,
+                phashes,
+                text_digest: digest.map(|d| parse(T, "text_digest", d)).transpose()?,
+                invalid_args: row.try_get::<i64, _>(6)? != 0,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn save_task_node(conn: &mut AnyConnection, record: &TaskNodeRecord) -> Result<()> {
+    let phashes = record.phashes.as_ref().map(|phashes| {
+        serde_json::to_string(&phashes.iter().map(|phash| format!("{phash:#018x}")).collect::<Vec<_>>())
+            .unwrap_or_default()
+    });
+    sqlx::query(
+        "INSERT INTO task_nodes (task_id, slot, node, commitment, phashes, text_digest, invalid_args) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (task_id, slot) DO UPDATE SET node = $3, commitment = $4, \
+         phashes = $5, text_digest = $6, invalid_args = $7",
+    )
+    .bind(to_i64(record.task_id))
+    .bind(i64::from(record.slot))
+    .bind(hex_address(&record.node))
+    .bind(record.commitment.as_ref().map(hex_b256))
+    .bind(phashes)
+    .bind(record.text_digest.as_ref().map(hex_b256))
+    .bind(i64::from(record.invalid_args))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn load_node(conn: &mut AnyConnection, address: Address) -> Result<Option<NodeRecord>> {
+    let row = sqlx::query(
+        "SELECT address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block \
+         FROM nodes WHERE address = $1",
+    )
+    .bind(hex_address(&address))
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| node_row(&row)).transpose()
+}
+
+fn node_row(row: &AnyRow) -> Result<NodeRecord> {
+    const T: &str = "nodes";
+    let state_text: String = row.try_get(2)?;
+    Ok(NodeRecord {
+        address: parse(T, "address", row.try_get(0)?)?,
+        node_id: int(T, "node_id", row.try_get(1)?)?,
+        state: NodeState::parse(&state_text).ok_or(StoreError::Corrupt { table: T, column: "state", value: state_text })?,
+        stake: parse(T, "stake", row.try_get(3)?)?,
+        gpu_model: parse(T, "gpu_model", row.try_get(4)?)?,
+        gpu_model_name: row.try_get(5)?,
+        vram_mib: int(T, "vram_mib", row.try_get(6)?)?,
+        task_id: int(T, "task_id", row.try_get(7)?)?,
+        updated_block: int(T, "updated_block", row.try_get(8)?)?,
+    })
+}
+
+pub(crate) async fn save_node(conn: &mut AnyConnection, node: &NodeRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO nodes (address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (address) DO UPDATE SET node_id = $2, state = $3, \
+         stake = $4, gpu_model = $5, gpu_model_name = $6, vram_mib = $7, task_id = $8, updated_block = $9",
+    )
+    .bind(hex_address(&node.address))
+    .bind(i64::from(node.node_id))
+    .bind(node.state.as_str())
+    .bind(node.stake.to_string())
+    .bind(hex_b256(&node.gpu_model))
+    .bind(node.gpu_model_name.clone())
+    .bind(i64::from(node.vram_mib))
+    .bind(to_i64(node.task_id))
+    .bind(to_i64(node.updated_block))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

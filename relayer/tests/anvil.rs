@@ -1,0 +1,468 @@
+//! The relayer against a real anvil and the real contracts: a full image task served over
+//! loopback, an indexer restart mid-stream, and reorgs. The index is compared with the chain's
+//! own views (`getTask`, `getNode`) after each step.
+//!
+//! Needs the npm-installed anvil (`npm ci`).
+
+mod common;
+
+use std::time::Duration;
+
+use alloy::{
+    network::EthereumWallet,
+    node_bindings::{Anvil, AnvilInstance},
+    primitives::{Address, B256, U256, aliases::U96, keccak256},
+    providers::{DynProvider, Provider, ProviderBuilder, ext::AnvilApi},
+    rpc::types::Filter,
+    signers::local::PrivateKeySigner,
+};
+use common::{gradient_png, phash, valid_image_args};
+use verinfer_abi::{Deployment, IERC20, Verinfer, VerinferInstance, devnet};
+use verinfer_relayer::{
+    Relayer, RelayerClient, RelayerConfig, UploadPayload,
+    api::ErrorCode,
+    auth::sign_result_upload,
+    indexer::{Indexer, IndexerConfig, catch_up},
+    metrics::Metrics,
+    store::{CountedTable, Store},
+};
+use verinfer_task::image_commitment;
+
+const TOKEN: u128 = 1_000_000_000_000_000_000;
+const STAKE: u128 = 1_000 * TOKEN;
+const FEE: u128 = 30 * TOKEN;
+const H100: &str = "NVIDIA H100 80GB HBM3";
+/// Explicit gas limit: an estimate can fall short because node selection (and so the gas a call
+/// takes) depends on the block's prevrandao, which differs between estimation and mining.
+const GAS: u64 = 5_000_000;
+
+/// anvil with the contracts deployed; accounts 2.. are funded nodes, account 9 the creator.
+struct Devnet {
+    anvil: AnvilInstance,
+    provider: DynProvider,
+    deployment: Deployment,
+    verinfer: VerinferInstance<DynProvider>,
+    creator: Address,
+}
+
+impl Devnet {
+    async fn start() -> Self {
+        let anvil_path = devnet::foundry_tool(&devnet::repo_root(), devnet::FoundryTool::Anvil).unwrap();
+        let anvil = Anvil::at(anvil_path).try_spawn().unwrap();
+        let wallet: EthereumWallet = anvil.wallet().unwrap();
+        // Nonces fetched per transaction: a cached nonce would outlive a reorg and stall.
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(wallet)
+            .connect_http(anvil.endpoint_url())
+            .erased();
+        let accounts = anvil.addresses().to_vec();
+        let deployment =
+            devnet::deploy_with_mock_token(&provider, accounts[0], accounts[0], accounts[1], devnet::default_init_params())
+                .await
+                .unwrap();
+        devnet::mint(&provider, deployment.staking_token, accounts[0], &accounts[2..], U256::from(10 * STAKE))
+            .await
+            .unwrap();
+        let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
+        Self { creator: accounts[9], anvil, provider, deployment, verinfer }
+    }
+
+    fn account(&self, index: usize) -> Address {
+        self.anvil.addresses()[index]
+    }
+
+    fn signer(&self, address: Address) -> PrivateKeySigner {
+        let index = self.anvil.addresses().iter().position(|a| *a == address).unwrap();
+        PrivateKeySigner::from(self.anvil.keys()[index].clone())
+    }
+
+    fn token(&self) -> IERC20::IERC20Instance<DynProvider> {
+        IERC20::new(self.deployment.staking_token, self.provider.clone())
+    }
+
+    async fn join(&self, node: Address) {
+        self.token().approve(self.deployment.verinfer, U256::from(STAKE)).from(node).send().await.unwrap().get_receipt().await.unwrap();
+        let receipt = self
+            .verinfer
+            .join(H100.to_owned(), 81_559, U96::from(STAKE))
+            .from(node)
+            .gas(GAS)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status(), "join reverted");
+    }
+
+    /// Creates an image task; returns its id.
+    async fn create_image_task(&self, args_hash: B256, image_count: u8) -> u64 {
+        self.token().approve(self.deployment.verinfer, U256::from(FEE)).from(self.creator).send().await.unwrap().get_receipt().await.unwrap();
+        let receipt = self
+            .verinfer
+            .createTask(verinfer_abi::TaskKind::ImageGeneration.into(), args_hash, image_count, 16_384, String::new(), U96::from(FEE))
+            .from(self.creator)
+            .gas(GAS)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status(), "createTask reverted: gas used {} of {:?}", receipt.gas_used, receipt);
+        let created = receipt.logs().iter().find_map(|log| log.log_decode::<Verinfer::TaskCreated>().ok()).unwrap();
+        created.inner.data.taskId.to::<u64>()
+    }
+
+    async fn task_nodes(&self, task_id: u64) -> [Address; 3] {
+        self.verinfer.getTask(U256::from(task_id)).call().await.unwrap().nodes
+    }
+
+    async fn commit_image(&self, task_id: u64, node: Address, phashes: &[u64]) {
+        let commitment = image_commitment(U256::from(task_id), node, phashes, salt(node));
+        let receipt = self.verinfer.commit(U256::from(task_id), commitment).from(node).gas(GAS).send().await.unwrap().get_receipt().await.unwrap();
+        assert!(receipt.status(), "commit reverted");
+    }
+
+    async fn reveal_image(&self, task_id: u64, node: Address, phashes: &[u64]) {
+        let receipt = self
+            .verinfer
+            .revealImage(U256::from(task_id), phashes.to_vec(), salt(node))
+            .from(node)
+            .gas(GAS)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status(), "reveal reverted");
+    }
+
+    fn read_provider(&self) -> DynProvider {
+        ProviderBuilder::new().disable_recommended_fillers().connect_http(self.anvil.endpoint_url()).erased()
+    }
+
+    fn indexer(&self, store: &Store, max_block_range: u64) -> Indexer {
+        Indexer::new(
+            self.read_provider(),
+            store.clone(),
+            IndexerConfig {
+                chain_id: self.deployment.chain_id,
+                verinfer: self.deployment.verinfer,
+                start_block: self.deployment.deploy_block,
+                confirmations: 0,
+                max_block_range,
+                poll_interval: Duration::from_millis(50),
+            },
+            Metrics::new(),
+        )
+    }
+
+    /// Every Verinfer log on the chain now.
+    async fn chain_log_count(&self) -> u64 {
+        let filter = Filter::new().address(self.deployment.verinfer).from_block(self.deployment.deploy_block);
+        self.provider.get_logs(&filter).await.unwrap().len() as u64
+    }
+
+    /// The index equals the chain: every task up to `taskCount` (and one past it) and every
+    /// node in `nodes`, field by field against `getTask` / `getNode`.
+    async fn assert_index_matches_chain(&self, store: &Store, nodes: &[Address]) {
+        let task_count: u64 = self.verinfer.taskCount().call().await.unwrap().to::<u64>();
+        for task_id in 1..=task_count + 1 {
+            let chain = self.verinfer.getTask(U256::from(task_id)).call().await.unwrap();
+            let Some(ours) = store.task(task_id).await.unwrap() else {
+                assert_eq!(chain.status, 0, "task {task_id} exists on chain, not in the index");
+                continue;
+            };
+            assert_eq!(ours.status.as_u8(), chain.status, "task {task_id} status");
+            assert_eq!(ours.creator, chain.creator, "task {task_id} creator");
+            assert_eq!(ours.kind as u8, chain.kind, "task {task_id} kind");
+            assert_eq!(ours.image_count, chain.imageCount, "task {task_id} imageCount");
+            assert_eq!(ours.min_vram_mib, chain.minVramMiB, "task {task_id} minVramMiB");
+            assert_eq!(ours.args_hash, chain.argsHash, "task {task_id} argsHash");
+            assert_eq!(ours.gpu_model, chain.gpuModel, "task {task_id} gpuModel");
+            assert_eq!(ours.fee, chain.fee.to::<u128>(), "task {task_id} fee");
+            assert_eq!(ours.nodes.unwrap_or_default(), chain.nodes, "task {task_id} nodes");
+            assert_eq!(ours.committed_mask, chain.committedMask, "task {task_id} committedMask");
+            assert_eq!(ours.revealed_mask, chain.revealedMask, "task {task_id} revealedMask");
+            assert_eq!(ours.invalid_mask, chain.invalidMask, "task {task_id} invalidMask");
+            assert_eq!(ours.commit_deadline, chain.commitDeadline, "task {task_id} commitDeadline");
+            assert_eq!(ours.reveal_deadline, chain.revealDeadline, "task {task_id} revealDeadline");
+        }
+        for &address in nodes {
+            let chain = self.verinfer.getNode(address).call().await.unwrap();
+            let Some(ours) = store.node(address).await.unwrap() else {
+                assert_eq!((chain.state, chain.id), (0, 0), "node {address} exists on chain, not in the index");
+                continue;
+            };
+            assert_eq!(ours.state.as_u8(), chain.state, "node {address} state");
+            assert_eq!(ours.node_id, chain.id, "node {address} id");
+            assert_eq!(ours.stake, chain.stake.to::<u128>(), "node {address} stake");
+            assert_eq!(ours.gpu_model, chain.gpuModel, "node {address} gpuModel");
+            assert_eq!(ours.vram_mib, chain.vramMiB, "node {address} vramMiB");
+            assert_eq!(ours.tier(), chain.tier, "node {address} tier");
+            assert_eq!(ours.task_id, chain.taskId.to::<u64>(), "node {address} taskId");
+        }
+        assert_eq!(store.count_rows(CountedTable::Events).await.unwrap(), self.chain_log_count().await, "one stored event per log");
+    }
+}
+
+fn salt(node: Address) -> B256 {
+    keccak256(node)
+}
+
+async fn temp_store(dir: &tempfile::TempDir) -> Store {
+    Store::connect(&format!("sqlite://{}", dir.path().join("relayer.db").display())).await.unwrap()
+}
+
+#[tokio::test]
+async fn image_task_from_chain_to_verified_results_over_loopback() {
+    let net = Devnet::start().await;
+    let node_accounts = [net.account(2), net.account(3), net.account(4)];
+    for node in node_accounts {
+        net.join(node).await;
+    }
+
+    // The relayer as `verinfer relayer` runs it, on a loopback port.
+    let dir = tempfile::tempdir().unwrap();
+    let config = RelayerConfig {
+        rpc_url: Some(net.anvil.endpoint_url()),
+        chain_id: Some(net.deployment.chain_id),
+        verinfer: Some(net.deployment.verinfer),
+        deploy_block: Some(net.deployment.deploy_block),
+        data_dir: dir.path().to_path_buf(),
+        poll_interval_ms: 50,
+        ..RelayerConfig::default()
+    };
+    let relayer = Relayer::from_config(&config).await.unwrap();
+    let store = relayer.state().inner().store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = RelayerClient::new(format!("http://{}/", listener.local_addr().unwrap()).parse().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relayer.serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    // The dApp uploads the args, then creates the task with their hash.
+    let args = valid_image_args();
+    let uploaded = client.upload_args(args.clone()).await.unwrap();
+    let pngs: Vec<Vec<u8>> = (0..4).map(|i| gradient_png(i * 50 + 3, 64)).collect();
+    let phashes: Vec<u64> = pngs.iter().map(|png| phash(png)).collect();
+    let task_id = net.create_image_task(uploaded.args_hash, pngs.len() as u8).await;
+    let slots = net.task_nodes(task_id).await;
+    for node in slots {
+        net.commit_image(task_id, node, &phashes).await;
+    }
+    for node in slots {
+        net.reveal_image(task_id, node, &phashes).await;
+    }
+
+    let view = wait_for(|| async { client.task(task_id).await.ok().filter(|t| t.status.as_str() == "validated") }).await;
+    assert_eq!(view.settlement.as_ref().unwrap().agreeing_mask, 0b111);
+    assert_eq!(client.task_args(task_id, uploaded.args_hash).await.unwrap().as_ref(), args.as_slice());
+
+    // Forged uploads are refused and store nothing.
+    let before = (store.count_rows(CountedTable::Results).await.unwrap(), store.count_rows(CountedTable::Blobs).await.unwrap());
+    let payload = UploadPayload::image(pngs.clone());
+    let outsider = net.signer(net.account(7));
+    let wrong_node = sign_result_upload(&outsider, net.deployment.chain_id, net.deployment.verinfer, task_id, &payload).await.unwrap();
+    assert_eq!(client.upload_result(task_id, &wrong_node).await.unwrap_err().code(), Some(ErrorCode::NotSelected));
+    let mut bad_signature = wrong_node.clone();
+    bad_signature.node = slots[0];
+    assert_eq!(client.upload_result(task_id, &bad_signature).await.unwrap_err().code(), Some(ErrorCode::BadSignature));
+    let mut forged_pngs = pngs.clone();
+    forged_pngs[1] = gradient_png(250, 64);
+    let forged = sign_result_upload(
+        &net.signer(slots[1]),
+        net.deployment.chain_id,
+        net.deployment.verinfer,
+        task_id,
+        &UploadPayload::image(forged_pngs),
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.upload_result(task_id, &forged).await.unwrap_err().code(), Some(ErrorCode::DigestMismatch));
+    let after = (store.count_rows(CountedTable::Results).await.unwrap(), store.count_rows(CountedTable::Blobs).await.unwrap());
+    assert_eq!(before, after, "a refused upload stored something");
+
+    // Each selected node uploads its PNGs.
+    for node in slots {
+        let request =
+            sign_result_upload(&net.signer(node), net.deployment.chain_id, net.deployment.verinfer, task_id, &payload)
+                .await
+                .unwrap();
+        assert!(client.upload_result(task_id, &request).await.unwrap().created);
+    }
+
+    // The results: every agreeing node's PNGs, whose recomputed pHashes are what the chain holds.
+    let results = client.results(task_id, false).await.unwrap();
+    assert_eq!(results.results.len(), 3);
+    assert!(results.pending_nodes.is_empty());
+    for result in &results.results {
+        let images = result.images.as_ref().unwrap();
+        assert_eq!(images.len(), pngs.len());
+        for (index, image) in images.iter().enumerate() {
+            let png = client.blob(image.keccak256).await.unwrap();
+            assert_eq!(phash(&png), phashes[index], "recomputed pHash equals the revealed one");
+            assert_eq!(result.revealed_phashes.as_ref().unwrap()[index], format!("{:#018x}", phashes[index]));
+        }
+    }
+    net.assert_index_matches_chain(&store, &node_accounts).await;
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn indexer_restart_resumes_from_the_persisted_cursor() {
+    let net = Devnet::start().await;
+    let nodes: Vec<Address> = (2..8).map(|i| net.account(i)).collect();
+    let dir = tempfile::tempdir().unwrap();
+
+    for &node in &nodes[..3] {
+        net.join(node).await;
+    }
+    let first = net.create_image_task(B256::repeat_byte(1), 1).await;
+
+    // First run: small ranges, stopped before it caught up.
+    {
+        let store = temp_store(&dir).await;
+        let indexer = net.indexer(&store, 2);
+        let outcome = indexer.poll().await.unwrap();
+        assert!(!outcome.caught_up);
+        indexer.poll().await.unwrap();
+        assert!(store.count_rows(CountedTable::Events).await.unwrap() < net.chain_log_count().await);
+        store.pool().close().await;
+    }
+
+    // More events while the relayer is down: the task runs to settlement, another one queues,
+    // more nodes join (and start it), one node leaves.
+    let phashes = [0x0123_4567_89ab_cdefu64];
+    let slots = net.task_nodes(first).await;
+    for node in slots {
+        net.commit_image(first, node, &phashes).await;
+    }
+    for node in slots {
+        net.reveal_image(first, node, &phashes).await;
+    }
+    let busy = net.create_image_task(B256::repeat_byte(2), 1).await;
+    let queued = net.create_image_task(B256::repeat_byte(3), 1).await;
+    for &node in &nodes[3..] {
+        net.join(node).await;
+    }
+    // One node leaves: an idle one exits at once, a busy one is marked Leaving.
+    let receipt = net.verinfer.leave().from(nodes[0]).gas(GAS).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status(), "leave reverted");
+    assert!(busy < queued);
+
+    // Second run from the same database: resumes at the cursor, misses nothing, counts nothing twice.
+    let store = temp_store(&dir).await;
+    let indexer = net.indexer(&store, 2);
+    let outcome = catch_up(&indexer, 1000).await.unwrap();
+    assert!(outcome.caught_up);
+    net.assert_index_matches_chain(&store, &nodes).await;
+
+    // Re-committing an already stored range (a crash after commit, before the cursor was seen)
+    // stores no duplicate.
+    let filter = Filter::new().address(net.deployment.verinfer).from_block(net.deployment.deploy_block);
+    let logs: Vec<_> = net
+        .provider
+        .get_logs(&filter)
+        .await
+        .unwrap()
+        .iter()
+        .map(|log| verinfer_relayer::events::RawLog::from_rpc(log).unwrap())
+        .collect();
+    let head = net.provider.get_block_number().await.unwrap();
+    let head_hash = net.provider.get_block_by_number(head.into()).await.unwrap().unwrap().header.hash;
+    assert_eq!(store.commit_range((head, head_hash), &logs).await.unwrap(), 0);
+    net.assert_index_matches_chain(&store, &nodes).await;
+}
+
+#[tokio::test]
+async fn reorgs_are_rolled_back_and_reindexed() {
+    let net = Devnet::start().await;
+    let nodes: Vec<Address> = (2..7).map(|i| net.account(i)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = temp_store(&dir).await;
+    let indexer = net.indexer(&store, 1000);
+
+    for &node in &nodes[..3] {
+        net.join(node).await;
+    }
+    catch_up(&indexer, 100).await.unwrap();
+    let snapshot = net.provider.anvil_snapshot().await.unwrap();
+
+    // Branch A: a task starts with the three nodes and two of them commit.
+    let task = net.create_image_task(B256::repeat_byte(0xa), 1).await;
+    let slots = net.task_nodes(task).await;
+    net.commit_image(task, slots[0], &[1]).await;
+    net.commit_image(task, slots[1], &[1]).await;
+    catch_up(&indexer, 100).await.unwrap();
+    assert!(store.task(task).await.unwrap().is_some());
+    net.assert_index_matches_chain(&store, &nodes).await;
+    let branch_a_head = net.provider.get_block_number().await.unwrap();
+
+    // Branch B replaces A from the snapshot: one block only, shorter than A.
+    assert!(net.provider.anvil_revert(snapshot).await.unwrap());
+    net.join(nodes[3]).await;
+    assert!(net.provider.get_block_number().await.unwrap() < branch_a_head);
+    let outcome = catch_up(&indexer, 100).await.unwrap();
+    assert!(outcome.rolled_back_to.is_some(), "the reorg went unnoticed");
+    assert!(store.task(task).await.unwrap().is_none(), "branch A's task survived the reorg");
+    net.assert_index_matches_chain(&store, &nodes).await;
+
+    // Branch B grows past A's height with other events, at the same heights A had.
+    net.join(nodes[4]).await;
+    let other = net.create_image_task(B256::repeat_byte(0xb), 2).await;
+    assert_eq!(other, task, "branch B reuses the task id");
+    net.provider.anvil_mine(Some(3), None).await.unwrap();
+    catch_up(&indexer, 100).await.unwrap();
+    net.assert_index_matches_chain(&store, &nodes).await;
+    assert_eq!(store.task(other).await.unwrap().unwrap().args_hash, B256::repeat_byte(0xb));
+
+    // anvil's own reorg: replace the last 3 blocks (which hold no tx) with one holding a leave.
+    let head_before = net.provider.get_block_number().await.unwrap();
+    let idle = {
+        let mut idle = None;
+        for &node in &nodes {
+            if net.verinfer.getNode(node).call().await.unwrap().state == 1 {
+                idle = Some(node);
+            }
+        }
+        idle.unwrap()
+    };
+    let leave = net.verinfer.leave().from(idle).gas(GAS).into_transaction_request();
+    net.provider
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
+            depth: 3,
+            tx_block_pairs: vec![(alloy::rpc::types::anvil::TransactionData::JSON(leave), 0)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(net.provider.get_block_number().await.unwrap(), head_before);
+    let outcome = catch_up(&indexer, 100).await.unwrap();
+    assert!(outcome.rolled_back_to.is_some(), "anvil_reorg went unnoticed");
+    assert_eq!(net.verinfer.getNode(idle).call().await.unwrap().state, 0, "the leave landed");
+    net.assert_index_matches_chain(&store, &nodes).await;
+}
+
+async fn wait_for<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached within 10 s");
+}

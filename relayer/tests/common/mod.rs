@@ -1,0 +1,242 @@
+//! Shared test support: a relayer on a temporary SQLite database and blob directory, task state
+//! seeded through synthetic events, and real PNGs.
+#![allow(dead_code)]
+
+use std::{io::Cursor, path::Path};
+
+use alloy::signers::local::PrivateKeySigner;
+use alloy_primitives::{Address, B256};
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+};
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+use verinfer_relayer::{
+    ApiSettings, AppState, blobs::BlobStore, events::{TaskKind, TaskStatus, VerinferEvent}, metrics::Metrics,
+    router, store::{CountedTable, Store},
+};
+
+pub const CHAIN_ID: u64 = 31337;
+pub const VERINFER: Address = Address::new([0x5a; 20]);
+pub const STAKE: u128 = 1_000_000_000_000_000_000_000;
+pub const FEE: u128 = 30_000_000_000_000_000_000;
+
+/// A relayer's state on temporary storage.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub nodes: [PrivateKeySigner; 3],
+    pub outsider: PrivateKeySigner,
+    next_block: std::sync::atomic::AtomicU64,
+}
+
+pub fn default_settings() -> ApiSettings {
+    ApiSettings {
+        chain_id: CHAIN_ID,
+        verinfer: VERINFER,
+        max_args_bytes: 64 * 1024,
+        max_upload_bytes: 8 * 1024 * 1024,
+        validate_args: true,
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with_settings(default_settings()).await
+    }
+
+    pub async fn with_settings(settings: ApiSettings) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("relayer.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
+        let state = AppState::new(store, blobs, settings, Metrics::new(), None);
+        let nodes = [PrivateKeySigner::random(), PrivateKeySigner::random(), PrivateKeySigner::random()];
+        let harness = Self {
+            dir,
+            state,
+            nodes,
+            outsider: PrivateKeySigner::random(),
+            next_block: std::sync::atomic::AtomicU64::new(1),
+        };
+        let joins: Vec<VerinferEvent> = harness
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, signer)| VerinferEvent::NodeJoined {
+                node: signer.address(),
+                node_id: i as u32 + 1,
+                gpu_model: B256::repeat_byte(0xaa),
+                gpu_model_name: "nvidia h100 80gb hbm3".into(),
+                vram_mib: 81_559,
+                stake: STAKE,
+            })
+            .collect();
+        harness.apply(&joins).await;
+        harness
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.inner().store
+    }
+
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    pub fn node_addresses(&self) -> [Address; 3] {
+        [self.nodes[0].address(), self.nodes[1].address(), self.nodes[2].address()]
+    }
+
+    pub async fn apply(&self, events: &[VerinferEvent]) {
+        let block = self.next_block.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.store().apply_synthetic_events(block, events).await.unwrap();
+    }
+
+    /// Creates and starts a task with the harness's three nodes.
+    pub async fn start_task(&self, task_id: u64, kind: TaskKind, image_count: u8, args_hash: B256) {
+        self.apply(&[
+            VerinferEvent::TaskCreated {
+                task_id,
+                creator: Address::repeat_byte(0xcc),
+                kind,
+                args_hash,
+                image_count,
+                min_vram_mib: 16_384,
+                gpu_model: B256::ZERO,
+                fee: FEE,
+            },
+            VerinferEvent::TaskStarted {
+                task_id,
+                nodes: self.node_addresses(),
+                commit_deadline: 1_000,
+                reveal_deadline: 2_000,
+            },
+        ])
+        .await;
+        let commits: Vec<_> = self
+            .node_addresses()
+            .into_iter()
+            .map(|node| VerinferEvent::ResultCommitted { task_id, node, commitment: B256::repeat_byte(7) })
+            .collect();
+        self.apply(&commits).await;
+        self.apply(&[VerinferEvent::RevealPhaseOpened { task_id, reveal_deadline: 1_500 }]).await;
+    }
+
+    pub async fn reveal_image(&self, task_id: u64, slot: usize, phashes: Vec<u64>) {
+        let node = self.nodes[slot].address();
+        self.apply(&[VerinferEvent::ImageResultRevealed { task_id, node, phashes }]).await;
+    }
+
+    pub async fn reveal_text(&self, task_id: u64, slot: usize, digest: B256) {
+        let node = self.nodes[slot].address();
+        self.apply(&[VerinferEvent::TextResultRevealed { task_id, node, digest }]).await;
+    }
+
+    pub async fn settle(&self, task_id: u64, outcome: TaskStatus, agreeing_mask: u8, per_pair: usize) {
+        self.apply(&[VerinferEvent::TaskSettled {
+            task_id,
+            outcome,
+            agreeing_mask,
+            distances: vec![0; 3 * per_pair],
+            threshold: 10,
+            reward_per_node: FEE / 3,
+        }])
+        .await;
+    }
+
+    /// An image task revealed by all three nodes with the pHashes of `pngs`, settled as validated.
+    pub async fn validated_image_task(&self, task_id: u64, pngs: &[Vec<u8>]) {
+        self.start_task(task_id, TaskKind::Image, pngs.len() as u8, B256::repeat_byte(0x42)).await;
+        let phashes: Vec<u64> = pngs.iter().map(|png| phash(png)).collect();
+        for slot in 0..3 {
+            self.reveal_image(task_id, slot, phashes.clone()).await;
+        }
+        self.settle(task_id, TaskStatus::Validated, 0b111, pngs.len()).await;
+    }
+
+    /// Stored rows and blob files: what a rejected request must leave unchanged.
+    pub async fn stored(&self) -> Stored {
+        Stored {
+            blobs: self.store().count_rows(CountedTable::Blobs).await.unwrap(),
+            results: self.store().count_rows(CountedTable::Results).await.unwrap(),
+            result_items: self.store().count_rows(CountedTable::ResultItems).await.unwrap(),
+            blob_files: count_files(&self.dir.path().join("blobs")),
+        }
+    }
+
+    pub async fn send(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, Vec<u8>) {
+        let request = Request::builder().method(method).uri(uri).body(body.into()).unwrap();
+        let response = self.router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, bytes)
+    }
+
+    pub async fn send_json(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
+        let (status, bytes) = self.send(method, uri, body).await;
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{method} {uri}: body is not JSON: {}", String::from_utf8_lossy(&bytes)));
+        (status, value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub blobs: u64,
+    pub results: u64,
+    pub result_items: u64,
+    pub blob_files: usize,
+}
+
+pub fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { count_files(&path) } else { 1 }
+        })
+        .sum()
+}
+
+/// The error code of a JSON error body.
+pub fn error_code(body: &serde_json::Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"))
+}
+
+/// A `size`×`size` RGB gradient PNG; `seed` changes the pattern (and so the pHash).
+pub fn gradient_png(seed: u8, size: u32) -> Vec<u8> {
+    gradient_png_with(seed, size, image::codecs::png::CompressionType::Default)
+}
+
+/// Like [`gradient_png`] with another PNG compression: same pixels (and pHash), other bytes.
+pub fn gradient_png_with(seed: u8, size: u32, compression: image::codecs::png::CompressionType) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(size, size, |x, y| {
+        let s = u32::from(seed);
+        let r = ((x * (3 + s) + y * s) * 255 / (size * (4 + s))) as u8;
+        let g = (((size - 1 - y) * (2 + s % 5) + x * (s % 3)) * 255 / (size * (3 + s % 5 + s % 3))) as u8;
+        let b = (((x ^ y) + s * 17) % 256) as u8;
+        image::Rgb([r, g, b])
+    });
+    let mut out = Cursor::new(Vec::new());
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        compression,
+        image::codecs::png::FilterType::Adaptive,
+    );
+    image::ImageEncoder::write_image(encoder, image.as_raw(), size, size, image::ExtendedColorType::Rgb8).unwrap();
+    out.into_inner()
+}
+
+/// pHash as the relayer computes it.
+pub fn phash(png: &[u8]) -> u64 {
+    verinfer_phash::phash_bytes(png).unwrap().0
+}
+
+/// The example image args of `verinfer-task` (valid under its schema).
+pub fn valid_image_args() -> Vec<u8> {
+    include_bytes!("../../../crates/task/examples/image_args.json").to_vec()
+}
