@@ -5,6 +5,7 @@ mod identity;
 mod model;
 mod phash;
 mod progress;
+mod relayer;
 mod run_task;
 mod task;
 
@@ -28,6 +29,9 @@ enum Command {
     RunTask(run_task::RunTaskArgs),
     /// Print the perceptual hash (imagehash-compatible pHash) of image files.
     Phash(phash::PhashArgs),
+    /// Run the relayer: stores task args and verified results off-chain, indexes the chain
+    /// (`--config relayer.toml`).
+    Relayer(relayer::RelayerArgs),
     /// Create tasks, follow them, and fetch their results verified against the chain.
     Task(task::TaskArgsCli),
     /// Run a local network (anvil, contracts, relayer, nodes on tiny models) and push an image
@@ -49,6 +53,7 @@ fn main() -> eyre::Result<()> {
         Command::Identity(args) => identity::run(args),
         Command::RunTask(args) => run_task::run(args),
         Command::Phash(args) => phash::run(args),
+        Command::Relayer(args) => relayer::run(args),
         Command::Task(args) => task::run(args),
         Command::Devnet(args) => devnet::run(args),
     }
