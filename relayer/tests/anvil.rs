@@ -217,8 +217,9 @@ fn salt(node: Address) -> B256 {
     keccak256(node)
 }
 
-async fn temp_store(dir: &tempfile::TempDir) -> Store {
-    Store::connect(&format!("sqlite://{}", dir.path().join("relayer.db").display())).await.unwrap()
+/// SQLite in `dir`, or PostgreSQL when `VERINFER_RELAYER_TEST_POSTGRES` is set.
+async fn temp_database(dir: &tempfile::TempDir) -> String {
+    common::test_database_url(dir).await
 }
 
 #[tokio::test]
@@ -237,6 +238,7 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
         verinfer: Some(net.deployment.verinfer),
         deploy_block: Some(net.deployment.deploy_block),
         data_dir: dir.path().to_path_buf(),
+        database_url: Some(temp_database(&dir).await),
         poll_interval_ms: 50,
         ..RelayerConfig::default()
     };
@@ -324,6 +326,7 @@ async fn indexer_restart_resumes_from_the_persisted_cursor() {
     let net = Devnet::start().await;
     let nodes: Vec<Address> = (2..8).map(|i| net.account(i)).collect();
     let dir = tempfile::tempdir().unwrap();
+    let database = temp_database(&dir).await;
 
     for &node in &nodes[..3] {
         net.join(node).await;
@@ -332,7 +335,7 @@ async fn indexer_restart_resumes_from_the_persisted_cursor() {
 
     // First run: small ranges, stopped before it caught up.
     {
-        let store = temp_store(&dir).await;
+        let store = Store::connect(&database).await.unwrap();
         let indexer = net.indexer(&store, 2);
         let outcome = indexer.poll().await.unwrap();
         assert!(!outcome.caught_up);
@@ -362,7 +365,7 @@ async fn indexer_restart_resumes_from_the_persisted_cursor() {
     assert!(busy < queued);
 
     // Second run from the same database: resumes at the cursor, misses nothing, counts nothing twice.
-    let store = temp_store(&dir).await;
+    let store = Store::connect(&database).await.unwrap();
     let indexer = net.indexer(&store, 2);
     let outcome = catch_up(&indexer, 1000).await.unwrap();
     assert!(outcome.caught_up);
@@ -390,7 +393,7 @@ async fn reorgs_are_rolled_back_and_reindexed() {
     let net = Devnet::start().await;
     let nodes: Vec<Address> = (2..7).map(|i| net.account(i)).collect();
     let dir = tempfile::tempdir().unwrap();
-    let store = temp_store(&dir).await;
+    let store = Store::connect(&temp_database(&dir).await).await.unwrap();
     let indexer = net.indexer(&store, 1000);
 
     for &node in &nodes[..3] {

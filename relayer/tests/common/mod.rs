@@ -23,6 +23,32 @@ pub const VERINFER: Address = Address::new([0x5a; 20]);
 pub const STAKE: u128 = 1_000_000_000_000_000_000_000;
 pub const FEE: u128 = 30_000_000_000_000_000_000;
 
+/// Environment variable naming a PostgreSQL server (admin URL, e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`): when set, every harness gets a fresh database
+/// there instead of a temporary SQLite file, so the same suite checks both backends.
+pub const POSTGRES_ENV: &str = "VERINFER_RELAYER_TEST_POSTGRES";
+
+/// A fresh database: SQLite in `dir`, or a new PostgreSQL database when [`POSTGRES_ENV`] is set.
+pub async fn test_database_url(dir: &tempfile::TempDir) -> String {
+    let Ok(admin) = std::env::var(POSTGRES_ENV) else {
+        return format!("sqlite://{}", dir.path().join("relayer.db").display());
+    };
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let name = format!("relayer_test_{:016x}", rand_u64());
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    hasher.finish()
+}
+
 /// A relayer's state on temporary storage.
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -49,8 +75,7 @@ impl Harness {
 
     pub async fn with_settings(settings: ApiSettings) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("relayer.db").display());
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(&test_database_url(&dir).await).await.unwrap();
         let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
         let state = AppState::new(store, blobs, settings, Metrics::new(), None);
         let nodes = [PrivateKeySigner::random(), PrivateKeySigner::random(), PrivateKeySigner::random()];
