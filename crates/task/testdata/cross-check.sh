@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Cross-checks testdata/vectors.json against implementations other than this crate:
-#   - every keccak256 and ABI encoding with Foundry's `cast` (node_modules/.bin/cast),
+#   - every keccak256 and ABI encoding with Foundry's `cast` (its native binary from node_modules),
 #   - the model digest with Python's hashlib,
 #   - text digests and commitments with solc's own abi.encode (solidity/Vectors.t.sol via forge).
 # Usage: crates/task/testdata/cross-check.sh   (needs `npm ci` in the repo root, python3)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
-cast="$repo/node_modules/.bin/cast"
-forge="$repo/node_modules/.bin/forge"
+# The native binaries: npm's node_modules/.bin launchers exit 0 even when the tool fails.
+cast="$repo/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
+forge="$repo/node_modules/@foundry-rs/forge-linux-amd64/bin/forge"
 
 python3 - "$here/vectors.json" "$here/.." "$cast" <<'PY'
 import hashlib, json, struct, subprocess, sys
