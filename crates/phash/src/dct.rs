@@ -167,7 +167,7 @@ fn radix2_backward(ido: usize, l1: usize, cc: &[f64], ch: &mut [f64], wa: &[f64]
         ch[ch_idx(0, k, 0)] = x + y;
         ch[ch_idx(0, k, 1)] = x - y;
     }
-    if ido % 2 == 0 {
+    if ido.is_multiple_of(2) {
         for k in 0..l1 {
             ch[ch_idx(ido - 1, k, 0)] = 2.0 * cc_at(ido - 1, 0, k);
             ch[ch_idx(ido - 1, k, 1)] = -2.0 * cc_at(0, 1, k);
@@ -207,7 +207,7 @@ fn radix4_backward(ido: usize, l1: usize, cc: &[f64], ch: &mut [f64], wa: &[f64]
         ch[ch_idx(0, k, 3)] = tr1 + tr4;
         ch[ch_idx(0, k, 1)] = tr1 - tr4;
     }
-    if ido % 2 == 0 {
+    if ido.is_multiple_of(2) {
         for k in 0..l1 {
             let (a, b) = (cc_at(0, 3, k), cc_at(0, 1, k));
             let (ti1, ti2) = (a + b, a - b);

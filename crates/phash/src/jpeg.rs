@@ -466,14 +466,14 @@ impl Scan {
                     }
                     until_restart -= 1;
                 }
-                for slot in 0..self.members.len() {
-                    let component = &mut frame.components[self.members[slot].index];
+                for (slot, (member, pred)) in self.members.iter().zip(&mut dc_pred).enumerate() {
+                    let component = &mut frame.components[member.index];
                     let (per_x, per_y) = if interleaved { (component.h, component.v) } else { (1, 1) };
                     for v in 0..per_y {
                         for h in 0..per_x {
                             let (bx, by) = (ux * per_x + h, uy * per_y + v);
                             let block = &mut component.coefficients[by * component.blocks_x + bx];
-                            self.decode_block(bits, block, slot, &mut dc_pred[slot], &mut eob_run);
+                            self.decode_block(bits, block, slot, pred, &mut eob_run);
                         }
                     }
                 }

@@ -263,6 +263,16 @@ mod tests {
         assert_eq!(hash_luma32(&[0; 1024]), PHash(0));
     }
 
+    #[cfg(feature = "image-hasher")]
+    #[test]
+    fn image_hasher_round_trip() {
+        let hash = PHash(0x8000_0000_0000_00ff);
+        let converted: image_hasher::ImageHash<[u8; 8]> = hash.into();
+        assert_eq!(converted.as_bytes(), &[0x80, 0, 0, 0, 0, 0, 0, 0xff]);
+        assert_eq!(PHash::from(&converted), hash);
+        assert_eq!(converted.dist(&PHash(0).into()), hash.distance(PHash(0)));
+    }
+
     #[test]
     fn detects_png_gray16_header() {
         let mut header = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01".to_vec();
