@@ -19,14 +19,13 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use verinfer_relayer::{
-    ApiSettings, AppState,
+    ApiSettings, AppState, UploadPayload,
     auth::sign_result_upload,
     blobs::BlobStore,
     events::{TaskKind, TaskStatus, VerinferEvent},
     metrics::Metrics,
     router,
     store::Store,
-    UploadPayload,
 };
 
 const CHAIN_ID: u64 = 31337;
@@ -45,7 +44,9 @@ fn gradient_png(seed: u8) -> Vec<u8> {
         ])
     });
     let mut out = Cursor::new(Vec::new());
-    image.write_to(&mut out, image::ImageFormat::Png).expect("encoding a PNG in memory");
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encoding a PNG in memory");
     out.into_inner()
 }
 
@@ -62,7 +63,12 @@ struct Bench {
 impl Bench {
     async fn start() -> Arc<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("relayer.db").display())).await.expect("db");
+        let store = Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("relayer.db").display()
+        ))
+        .await
+        .expect("db");
         let blobs = BlobStore::local(&dir.path().join("blobs")).expect("blob dir");
         let settings = ApiSettings {
             chain_id: CHAIN_ID,
@@ -72,11 +78,17 @@ impl Bench {
             validate_args: true,
         };
         let state = AppState::new(store.clone(), blobs, settings, Metrics::new(), None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback listener");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback listener");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         tokio::spawn(axum::serve(listener, router(state)).into_future());
 
-        let nodes = [PrivateKeySigner::random(), PrivateKeySigner::random(), PrivateKeySigner::random()];
+        let nodes = [
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+        ];
         let joins: Vec<_> = nodes
             .iter()
             .enumerate()
@@ -89,13 +101,22 @@ impl Bench {
                 stake: 1,
             })
             .collect();
-        store.apply_synthetic_events(1, &joins).await.expect("seed nodes");
+        store
+            .apply_synthetic_events(1, &joins)
+            .await
+            .expect("seed nodes");
         let png_sets = (0..PNG_SETS)
             .map(|set| {
-                let pngs: Vec<Vec<u8>> = (0..3).map(|i| gradient_png(set.wrapping_mul(7).wrapping_add(i * 80))).collect();
+                let pngs: Vec<Vec<u8>> = (0..3)
+                    .map(|i| gradient_png(set.wrapping_mul(7).wrapping_add(i * 80)))
+                    .collect();
                 let phashes = pngs
                     .iter()
-                    .map(|png| verinfer_phash::phash_bytes(png).expect("pHash of a valid PNG").0)
+                    .map(|png| {
+                        verinfer_phash::phash_bytes(png)
+                            .expect("pHash of a valid PNG")
+                            .0
+                    })
                     .collect();
                 (pngs, phashes)
             })
@@ -104,7 +125,10 @@ impl Bench {
             _dir: dir,
             store,
             base,
-            http: reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().expect("http client"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(CONCURRENCY)
+                .build()
+                .expect("http client"),
             nodes,
             png_sets,
             next_task: AtomicU64::new(1),
@@ -130,10 +154,19 @@ impl Bench {
                     gpu_model: B256::ZERO,
                     fee: 0,
                 },
-                VerinferEvent::TaskStarted { task_id, nodes: addresses, commit_deadline: 1, reveal_deadline: 2 },
+                VerinferEvent::TaskStarted {
+                    task_id,
+                    nodes: addresses,
+                    commit_deadline: 1,
+                    reveal_deadline: 2,
+                },
             ];
             for node in addresses {
-                events.push(VerinferEvent::ImageResultRevealed { task_id, node, phashes: phashes.clone() });
+                events.push(VerinferEvent::ImageResultRevealed {
+                    task_id,
+                    node,
+                    phashes: phashes.clone(),
+                });
             }
             events.push(VerinferEvent::TaskSettled {
                 task_id,
@@ -143,11 +176,15 @@ impl Bench {
                 threshold: 10,
                 reward_per_node: 0,
             });
-            self.store.apply_synthetic_events(task_id + 1, &events).await.expect("seed task");
+            self.store
+                .apply_synthetic_events(task_id + 1, &events)
+                .await
+                .expect("seed task");
             let payload = UploadPayload::image(pngs.clone());
             for node in &self.nodes {
-                let request =
-                    sign_result_upload(node, CHAIN_ID, VERINFER, task_id, &payload).await.expect("signing");
+                let request = sign_result_upload(node, CHAIN_ID, VERINFER, task_id, &payload)
+                    .await
+                    .expect("signing");
                 bodies.push((task_id, serde_json::to_vec(&request).expect("JSON")));
             }
         }
@@ -168,8 +205,18 @@ impl Bench {
                         let next = queue.lock().expect("queue lock").pop();
                         let Some((task_id, body)) = next else { break };
                         let url = format!("{}/v1/tasks/{task_id}/results", bench.base);
-                        let response = bench.http.post(url).body(body).send().await.expect("upload request");
-                        assert_eq!(response.status(), reqwest::StatusCode::CREATED, "upload refused");
+                        let response = bench
+                            .http
+                            .post(url)
+                            .body(body)
+                            .send()
+                            .await
+                            .expect("upload request");
+                        assert_eq!(
+                            response.status(),
+                            reqwest::StatusCode::CREATED,
+                            "upload refused"
+                        );
                     }
                 })
             })
@@ -182,7 +229,10 @@ impl Bench {
 }
 
 fn uploads(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let bench = runtime.block_on(Bench::start());
     let mut group = c.benchmark_group("relayer");
     group.throughput(Throughput::Elements(1));

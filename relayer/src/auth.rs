@@ -84,7 +84,9 @@ pub enum UploadPayload {
 impl UploadPayload {
     /// An image payload from the exact PNG bytes, in image order.
     pub fn image(pngs: impl IntoIterator<Item = impl Into<Bytes>>) -> Self {
-        Self::Image { images_png_base64: pngs.into_iter().map(Into::into).collect() }
+        Self::Image {
+            images_png_base64: pngs.into_iter().map(Into::into).collect(),
+        }
     }
 
     /// A text payload.
@@ -133,7 +135,12 @@ pub fn upload_domain(chain_id: u64, verinfer: Address) -> Eip712Domain {
 }
 
 /// The EIP-712 signing hash of an upload of `payload_hash` for `task_id`.
-pub fn upload_signing_hash(chain_id: u64, verinfer: Address, task_id: u64, payload_hash: B256) -> B256 {
+pub fn upload_signing_hash(
+    chain_id: u64,
+    verinfer: Address,
+    task_id: u64,
+    payload_hash: B256,
+) -> B256 {
     let message = ResultUpload {
         chainId: U256::from(chain_id),
         verinfer,
@@ -158,14 +165,22 @@ pub struct UploadRequest {
 impl UploadRequest {
     /// Recovers the signer of this upload for `task_id` and checks that it is [`Self::node`].
     /// Says nothing about whether the payload matches the chain: the relayer checks that apart.
-    pub fn verify_signer(&self, chain_id: u64, verinfer: Address, task_id: u64) -> Result<(), AuthError> {
+    pub fn verify_signer(
+        &self,
+        chain_id: u64,
+        verinfer: Address,
+        task_id: u64,
+    ) -> Result<(), AuthError> {
         let signature = parse_signature(&self.signature)?;
         let hash = upload_signing_hash(chain_id, verinfer, task_id, self.payload.payload_hash());
         let recovered = signature
             .recover_address_from_prehash(&hash)
             .map_err(|err| AuthError::Unrecoverable(err.to_string()))?;
         if recovered != self.node {
-            return Err(AuthError::WrongSigner { claimed: self.node, recovered });
+            return Err(AuthError::WrongSigner {
+                claimed: self.node,
+                recovered,
+            });
         }
         Ok(())
     }
@@ -191,7 +206,10 @@ pub async fn sign_result_upload<S: Signer + ?Sized>(
 
 fn parse_signature(bytes: &[u8]) -> Result<Signature, AuthError> {
     if bytes.len() != 65 {
-        return Err(AuthError::MalformedSignature(format!("expected 65 bytes, got {}", bytes.len())));
+        return Err(AuthError::MalformedSignature(format!(
+            "expected 65 bytes, got {}",
+            bytes.len()
+        )));
     }
     Signature::try_from(bytes).map_err(|err| AuthError::MalformedSignature(err.to_string()))
 }
@@ -201,18 +219,25 @@ mod base64_list {
     use super::*;
     use base64::engine::general_purpose::STANDARD;
 
-    pub(super) fn serialize<S: Serializer>(items: &[Bytes], serializer: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        items: &[Bytes],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(items.iter().map(|item| STANDARD.encode(item)))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Bytes>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Bytes>, D::Error> {
         let encoded = Vec::<String>::deserialize(deserializer)?;
         encoded
             .iter()
             .enumerate()
             .map(|(index, text)| {
                 STANDARD.decode(text).map(Bytes::from).map_err(|err| {
-                    serde::de::Error::custom(format!("images_png_base64[{index}] is not valid base64: {err}"))
+                    serde::de::Error::custom(format!(
+                        "images_png_base64[{index}] is not valid base64: {err}"
+                    ))
                 })
             })
             .collect()
@@ -241,20 +266,33 @@ mod tests {
 
     #[test]
     fn text_payload_hash_is_the_text_digest() {
-        let output = TextOutput { text: "hi".into(), token_ids: vec![1, 2], finish_reason: FinishReason::Stop };
-        assert_eq!(UploadPayload::text(output.clone()).payload_hash(), text_digest(&output));
+        let output = TextOutput {
+            text: "hi".into(),
+            token_ids: vec![1, 2],
+            finish_reason: FinishReason::Stop,
+        };
+        assert_eq!(
+            UploadPayload::text(output.clone()).payload_hash(),
+            text_digest(&output)
+        );
     }
 
     #[tokio::test]
     async fn signed_upload_verifies_and_tampering_is_detected() {
         let signer = PrivateKeySigner::random();
         let payload = UploadPayload::image([b"png-a".to_vec(), b"png-b".to_vec()]);
-        let request = sign_result_upload(&signer, 31337, VERINFER, 7, &payload).await.unwrap();
+        let request = sign_result_upload(&signer, 31337, VERINFER, 7, &payload)
+            .await
+            .unwrap();
         assert_eq!(request.node, signer.address());
         request.verify_signer(31337, VERINFER, 7).unwrap();
 
         // Another task, chain, contract or payload recovers someone else.
-        for (chain, contract, task) in [(31337, VERINFER, 8), (1, VERINFER, 7), (31337, Address::ZERO, 7)] {
+        for (chain, contract, task) in [
+            (31337, VERINFER, 8),
+            (1, VERINFER, 7),
+            (31337, Address::ZERO, 7),
+        ] {
             assert!(matches!(
                 request.verify_signer(chain, contract, task),
                 Err(AuthError::WrongSigner { .. })
@@ -262,21 +300,35 @@ mod tests {
         }
         let mut swapped = request.clone();
         swapped.payload = UploadPayload::image([b"png-b".to_vec(), b"png-a".to_vec()]);
-        assert!(matches!(swapped.verify_signer(31337, VERINFER, 7), Err(AuthError::WrongSigner { .. })));
+        assert!(matches!(
+            swapped.verify_signer(31337, VERINFER, 7),
+            Err(AuthError::WrongSigner { .. })
+        ));
 
         let mut short = request.clone();
         short.signature = Bytes::from(vec![0u8; 64]);
-        assert!(matches!(short.verify_signer(31337, VERINFER, 7), Err(AuthError::MalformedSignature(_))));
+        assert!(matches!(
+            short.verify_signer(31337, VERINFER, 7),
+            Err(AuthError::MalformedSignature(_))
+        ));
     }
 
     #[test]
     fn payload_json_round_trips_with_base64() {
         let payload = UploadPayload::image([vec![0u8, 255, 1]]);
         let json = serde_json::to_value(&payload).unwrap();
-        assert_eq!(json, serde_json::json!({"kind": "image", "images_png_base64": ["AP8B"]}));
-        assert_eq!(serde_json::from_value::<UploadPayload>(json).unwrap(), payload);
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "image", "images_png_base64": ["AP8B"]})
+        );
+        assert_eq!(
+            serde_json::from_value::<UploadPayload>(json).unwrap(),
+            payload
+        );
         let bad = serde_json::json!({"kind": "image", "images_png_base64": ["not base64!"]});
-        let err = serde_json::from_value::<UploadPayload>(bad).unwrap_err().to_string();
+        let err = serde_json::from_value::<UploadPayload>(bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("images_png_base64[0]"), "{err}");
     }
 }

@@ -5,7 +5,9 @@ use std::{path::Path, sync::Arc};
 
 use alloy_primitives::{B256, keccak256};
 use bytes::Bytes;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, local::LocalFileSystem, path::Path as ObjectPath};
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutPayload, local::LocalFileSystem, path::Path as ObjectPath,
+};
 
 use crate::config::{BlobStoreConfig, RelayerConfig};
 
@@ -54,7 +56,9 @@ impl BlobKind {
 
     /// Inverse of [`Self::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Args, Self::Png, Self::Text].into_iter().find(|kind| kind.as_str() == text)
+        [Self::Args, Self::Png, Self::Text]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 
     /// MIME type the blob is served with.
@@ -76,9 +80,13 @@ pub struct BlobStore {
 impl BlobStore {
     /// A local directory (created when missing).
     pub fn local(dir: &Path) -> Result<Self, BlobError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| BlobError::CreateDir { path: dir.display().to_string(), source })?;
-        Ok(Self { store: Arc::new(LocalFileSystem::new_with_prefix(dir)?) })
+        std::fs::create_dir_all(dir).map_err(|source| BlobError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            store: Arc::new(LocalFileSystem::new_with_prefix(dir)?),
+        })
     }
 
     /// Any `object_store` backend (tests, custom deployments).
@@ -90,11 +98,21 @@ impl BlobStore {
     pub fn from_config(config: &RelayerConfig) -> Result<Self, BlobError> {
         match &config.blobs {
             BlobStoreConfig::Local { .. } => {
-                let dir = config.local_blob_dir().unwrap_or_else(|| config.data_dir.join("blobs"));
+                let dir = config
+                    .local_blob_dir()
+                    .unwrap_or_else(|| config.data_dir.join("blobs"));
                 Self::local(&dir)
             }
             #[cfg(feature = "s3")]
-            BlobStoreConfig::S3 { bucket, region, endpoint, access_key_id, secret_access_key, allow_http, prefix } => {
+            BlobStoreConfig::S3 {
+                bucket,
+                region,
+                endpoint,
+                access_key_id,
+                secret_access_key,
+                allow_http,
+                prefix,
+            } => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_region(region)
@@ -110,7 +128,9 @@ impl BlobStore {
                 }
                 let s3: Arc<dyn ObjectStore> = Arc::new(builder.build()?);
                 let store: Arc<dyn ObjectStore> = match prefix {
-                    Some(prefix) => Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str())),
+                    Some(prefix) => {
+                        Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()))
+                    }
                     None => s3,
                 };
                 Ok(Self { store })
@@ -127,13 +147,20 @@ impl BlobStore {
     /// Writes `bytes` under their keccak256 (idempotent) and returns it.
     pub async fn put(&self, kind: BlobKind, bytes: Bytes) -> Result<B256, BlobError> {
         let keccak = keccak256(&bytes);
-        self.store.put(&Self::key(kind, &keccak), PutPayload::from_bytes(bytes)).await?;
+        self.store
+            .put(&Self::key(kind, &keccak), PutPayload::from_bytes(bytes))
+            .await?;
         Ok(keccak)
     }
 
     /// Reads a blob, checking that its bytes still hash to its name.
     pub async fn get(&self, kind: BlobKind, keccak: B256) -> Result<Bytes, BlobError> {
-        let bytes = self.store.get(&Self::key(kind, &keccak)).await?.bytes().await?;
+        let bytes = self
+            .store
+            .get(&Self::key(kind, &keccak))
+            .await?
+            .bytes()
+            .await?;
         if keccak256(&bytes) != keccak {
             return Err(BlobError::Corrupt(keccak));
         }
@@ -147,8 +174,10 @@ fn hex_name(keccak: &B256) -> String {
 
 fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
 }

@@ -8,7 +8,7 @@ use url::Url;
 use crate::{
     api::{
         ErrorBody, ErrorCode,
-        types::{ArgsUploaded, NodesView, TaskResultsView, TaskView, UploadAccepted},
+        types::{ArgsUploaded, HealthView, NodesView, TaskResultsView, TaskView, UploadAccepted},
     },
     auth::UploadRequest,
 };
@@ -89,7 +89,11 @@ impl RelayerClient {
         }
         let body = response.bytes().await?;
         match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(error) => Err(ClientError::Api { status, code: error.error.code, message: error.error.message }),
+            Ok(error) => Err(ClientError::Api {
+                status,
+                code: error.error.code,
+                message: error.error.message,
+            }),
             Err(_) => Err(ClientError::Http {
                 status,
                 body: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
@@ -99,54 +103,120 @@ impl RelayerClient {
 
     /// `POST /v1/args`: uploads args bytes; returns their hash.
     pub async fn upload_args(&self, bytes: impl Into<Bytes>) -> Result<ArgsUploaded, ClientError> {
-        let response = self.http.post(self.url("v1/args")?).body(bytes.into()).send().await?;
+        let response = self
+            .http
+            .post(self.url("v1/args")?)
+            .body(bytes.into())
+            .send()
+            .await?;
         Ok(Self::check(response).await?.json().await?)
     }
 
     /// `GET /v1/args/{hash}`, checked to hash to `args_hash`.
     pub async fn args(&self, args_hash: B256) -> Result<Bytes, ClientError> {
-        let response = self.http.get(self.url(&format!("v1/args/{args_hash}"))?).send().await?;
+        let response = self
+            .http
+            .get(self.url(&format!("v1/args/{args_hash}"))?)
+            .send()
+            .await?;
         let bytes = Self::check(response).await?.bytes().await?;
         check_args_hash(args_hash, bytes)
     }
 
     /// `GET /v1/tasks/{id}/args`, checked to hash to `expected_args_hash` (the task's on-chain
     /// `argsHash`, which a node reads from the chain, not from the relayer).
-    pub async fn task_args(&self, task_id: u64, expected_args_hash: B256) -> Result<Bytes, ClientError> {
-        let response = self.http.get(self.url(&format!("v1/tasks/{task_id}/args"))?).send().await?;
+    pub async fn task_args(
+        &self,
+        task_id: u64,
+        expected_args_hash: B256,
+    ) -> Result<Bytes, ClientError> {
+        let response = self
+            .http
+            .get(self.url(&format!("v1/tasks/{task_id}/args"))?)
+            .send()
+            .await?;
         let bytes = Self::check(response).await?.bytes().await?;
         check_args_hash(expected_args_hash, bytes)
     }
 
     /// `GET /v1/tasks/{id}`.
     pub async fn task(&self, task_id: u64) -> Result<TaskView, ClientError> {
-        let response = self.http.get(self.url(&format!("v1/tasks/{task_id}"))?).send().await?;
+        let response = self
+            .http
+            .get(self.url(&format!("v1/tasks/{task_id}"))?)
+            .send()
+            .await?;
         Ok(Self::check(response).await?.json().await?)
     }
 
     /// `POST /v1/tasks/{id}/results` with a request from [`crate::auth::sign_result_upload`].
-    pub async fn upload_result(&self, task_id: u64, request: &UploadRequest) -> Result<UploadAccepted, ClientError> {
-        let response = self.http.post(self.url(&format!("v1/tasks/{task_id}/results"))?).json(request).send().await?;
+    pub async fn upload_result(
+        &self,
+        task_id: u64,
+        request: &UploadRequest,
+    ) -> Result<UploadAccepted, ClientError> {
+        let response = self
+            .http
+            .post(self.url(&format!("v1/tasks/{task_id}/results"))?)
+            .json(request)
+            .send()
+            .await?;
         Ok(Self::check(response).await?.json().await?)
     }
 
     /// `GET /v1/tasks/{id}/results[?inline=true]`.
-    pub async fn results(&self, task_id: u64, inline: bool) -> Result<TaskResultsView, ClientError> {
-        let path = format!("v1/tasks/{task_id}/results{}", if inline { "?inline=true" } else { "" });
+    pub async fn results(
+        &self,
+        task_id: u64,
+        inline: bool,
+    ) -> Result<TaskResultsView, ClientError> {
+        let path = format!(
+            "v1/tasks/{task_id}/results{}",
+            if inline { "?inline=true" } else { "" }
+        );
         let response = self.http.get(self.url(&path)?).send().await?;
         Ok(Self::check(response).await?.json().await?)
     }
 
     /// `GET /v1/blobs/{keccak256}`.
     pub async fn blob(&self, keccak: B256) -> Result<Bytes, ClientError> {
-        let response = self.http.get(self.url(&format!("v1/blobs/{keccak}"))?).send().await?;
+        let response = self
+            .http
+            .get(self.url(&format!("v1/blobs/{keccak}"))?)
+            .send()
+            .await?;
         Ok(Self::check(response).await?.bytes().await?)
+    }
+
+    /// `GET /healthz`: the health view, whether healthy (200) or not (503).
+    pub async fn health(&self) -> Result<HealthView, ClientError> {
+        let response = self.http.get(self.url("healthz")?).send().await?;
+        let status = response.status();
+        if status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(response.json().await?);
+        }
+        Err(Self::check(response)
+            .await
+            .err()
+            .unwrap_or(ClientError::Http {
+                status,
+                body: String::new(),
+            }))
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let response = self.http.get(self.url("metrics")?).send().await?;
+        Ok(Self::check(response).await?.text().await?)
     }
 
     /// `GET /v1/nodes`.
     pub async fn nodes(&self, offset: u64, limit: u64) -> Result<NodesView, ClientError> {
-        let response =
-            self.http.get(self.url(&format!("v1/nodes?offset={offset}&limit={limit}"))?).send().await?;
+        let response = self
+            .http
+            .get(self.url(&format!("v1/nodes?offset={offset}&limit={limit}"))?)
+            .send()
+            .await?;
         Ok(Self::check(response).await?.json().await?)
     }
 }

@@ -25,7 +25,7 @@ pub const ENV_PREFIX: &str = "VERINFER_RELAYER__";
 pub enum ConfigError {
     /// The TOML file or an environment override does not parse or has an unknown key.
     #[error("invalid relayer configuration: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    Parse(Box<figment::Error>),
     /// The configured file does not exist.
     #[error("relayer configuration file {0} does not exist")]
     MissingFile(PathBuf),
@@ -177,19 +177,29 @@ impl RelayerConfig {
 
     /// Parses a TOML document over the defaults (no environment), e.g. for tests.
     pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
-        Self::extract(Figment::from(Serialized::defaults(Self::default())).merge(Toml::string(toml)))
+        Self::extract(
+            Figment::from(Serialized::defaults(Self::default())).merge(Toml::string(toml)),
+        )
     }
 
     fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Self = figment.extract().map_err(Box::new)?;
+        let config: Self = figment
+            .extract()
+            .map_err(|err| ConfigError::Parse(Box::new(err)))?;
         if config.max_args_bytes == 0 || config.max_upload_bytes == 0 {
-            return Err(ConfigError::Invalid("max_args_bytes and max_upload_bytes must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "max_args_bytes and max_upload_bytes must be positive".into(),
+            ));
         }
         if config.max_block_range == 0 {
-            return Err(ConfigError::Invalid("max_block_range must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "max_block_range must be positive".into(),
+            ));
         }
         if config.poll_interval_ms == 0 {
-            return Err(ConfigError::Invalid("poll_interval_ms must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "poll_interval_ms must be positive".into(),
+            ));
         }
         Ok(config)
     }
@@ -205,7 +215,9 @@ impl RelayerConfig {
     /// The local blob directory when the blob store is local.
     pub fn local_blob_dir(&self) -> Option<PathBuf> {
         match &self.blobs {
-            BlobStoreConfig::Local { path } => Some(path.clone().unwrap_or_else(|| self.data_dir.join("blobs"))),
+            BlobStoreConfig::Local { path } => {
+                Some(path.clone().unwrap_or_else(|| self.data_dir.join("blobs")))
+            }
             BlobStoreConfig::S3 { .. } => None,
         }
     }
@@ -214,18 +226,30 @@ impl RelayerConfig {
     pub fn chain_target(&self) -> Result<ChainTarget, ConfigError> {
         let deployment = match &self.deployment {
             Some(path) => {
-                let deployment = verinfer_abi::Deployment::load(path)
-                    .map_err(|err| ConfigError::Deployment { path: path.clone(), message: err.to_string() })?;
+                let deployment = verinfer_abi::Deployment::load(path).map_err(|err| {
+                    ConfigError::Deployment {
+                        path: path.clone(),
+                        message: err.to_string(),
+                    }
+                })?;
                 Some(deployment)
             }
             None => None,
         };
-        let chain_id = self.chain_id.or(deployment.as_ref().map(|d| d.chain_id)).ok_or_else(|| {
-            ConfigError::Invalid("chain_id is unknown: set `chain_id` or `deployment`".into())
-        })?;
-        let verinfer = self.verinfer.or(deployment.as_ref().map(|d| d.verinfer)).ok_or_else(|| {
-            ConfigError::Invalid("the Verinfer address is unknown: set `verinfer` or `deployment`".into())
-        })?;
+        let chain_id = self
+            .chain_id
+            .or(deployment.as_ref().map(|d| d.chain_id))
+            .ok_or_else(|| {
+                ConfigError::Invalid("chain_id is unknown: set `chain_id` or `deployment`".into())
+            })?;
+        let verinfer = self
+            .verinfer
+            .or(deployment.as_ref().map(|d| d.verinfer))
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "the Verinfer address is unknown: set `verinfer` or `deployment`".into(),
+                )
+            })?;
         if let Some(d) = &deployment
             && d.chain_id != chain_id
         {
@@ -234,8 +258,15 @@ impl RelayerConfig {
                 d.chain_id
             )));
         }
-        let deploy_block = self.deploy_block.or(deployment.as_ref().map(|d| d.deploy_block)).unwrap_or(0);
-        Ok(ChainTarget { chain_id, verinfer, deploy_block })
+        let deploy_block = self
+            .deploy_block
+            .or(deployment.as_ref().map(|d| d.deploy_block))
+            .unwrap_or(0);
+        Ok(ChainTarget {
+            chain_id,
+            verinfer,
+            deploy_block,
+        })
     }
 }
 
@@ -250,7 +281,10 @@ mod tests {
         assert_eq!(config.max_args_bytes, 65536);
         assert!(config.validate_args);
         assert_eq!(config.database_url(), "sqlite://relayer-data/relayer.db");
-        assert_eq!(config.local_blob_dir(), Some(PathBuf::from("relayer-data/blobs")));
+        assert_eq!(
+            config.local_blob_dir(),
+            Some(PathBuf::from("relayer-data/blobs"))
+        );
 
         let config = RelayerConfig::from_toml_str(
             "listen = \"0.0.0.0:9000\"\nconfirmations = 3\nchain_id = 5\nverinfer = \"0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0\"\n[blobs]\nkind = \"s3\"\nbucket = \"b\"\n",
@@ -264,9 +298,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_missing_chain_are_errors() {
-        let err = RelayerConfig::from_toml_str("listn = \"x\"").unwrap_err().to_string();
+        let err = RelayerConfig::from_toml_str("listn = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("listn"), "{err}");
-        let err = RelayerConfig::from_toml_str("").unwrap().chain_target().unwrap_err().to_string();
+        let err = RelayerConfig::from_toml_str("")
+            .unwrap()
+            .chain_target()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("chain_id"), "{err}");
     }
 
@@ -279,7 +319,10 @@ mod tests {
             r#"{"chainId":31337,"deployBlock":4,"mockToken":true,"owner":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","stakingToken":"0x5FbDB2315678afecb367f032d93F642f64180aa3","treasury":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","verinfer":"0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"}"#,
         )
         .unwrap();
-        let config = RelayerConfig { deployment: Some(path), ..RelayerConfig::default() };
+        let config = RelayerConfig {
+            deployment: Some(path),
+            ..RelayerConfig::default()
+        };
         let target = config.chain_target().unwrap();
         assert_eq!((target.chain_id, target.deploy_block), (31337, 4));
     }

@@ -8,8 +8,8 @@ use sqlx::AnyConnection;
 use crate::{
     events::{NodeState, TaskStatus, VerinferEvent},
     store::{
-        NodeRecord, Settlement, StoreError, TaskNodeRecord, TaskRecord, load_node, load_task, load_task_nodes,
-        save_node, save_task, save_task_node,
+        NodeRecord, Settlement, StoreError, TaskNodeRecord, TaskRecord, load_node, load_task,
+        load_task_nodes, save_node, save_task, save_task_node,
     },
 };
 
@@ -19,10 +19,21 @@ pub fn invalid_args_digest() -> B256 {
 }
 
 /// Applies one event at `block` to the derived tables.
-pub(crate) async fn apply(conn: &mut AnyConnection, block: u64, event: &VerinferEvent) -> Result<(), StoreError> {
+pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    block: u64,
+    event: &VerinferEvent,
+) -> Result<(), StoreError> {
     use VerinferEvent as E;
     match event {
-        E::NodeJoined { node, node_id, gpu_model, gpu_model_name, vram_mib, stake } => {
+        E::NodeJoined {
+            node,
+            node_id,
+            gpu_model,
+            gpu_model_name,
+            vram_mib,
+            stake,
+        } => {
             save_node(
                 conn,
                 &NodeRecord {
@@ -39,7 +50,9 @@ pub(crate) async fn apply(conn: &mut AnyConnection, block: u64, event: &Verinfer
             )
             .await?;
         }
-        E::StakeAdded { node, new_stake, .. } => {
+        E::StakeAdded {
+            node, new_stake, ..
+        } => {
             update_node(conn, *node, block, |n| n.stake = *new_stake).await?;
         }
         E::NodeLeaving { node, .. } => {
@@ -54,7 +67,10 @@ pub(crate) async fn apply(conn: &mut AnyConnection, block: u64, event: &Verinfer
             .await?;
         }
         E::NodeSlashed { node, amount, .. } => {
-            update_node(conn, *node, block, |n| n.stake = n.stake.saturating_sub(*amount)).await?;
+            update_node(conn, *node, block, |n| {
+                n.stake = n.stake.saturating_sub(*amount)
+            })
+            .await?;
         }
         E::NodeKicked { node, .. } => {
             update_node(conn, *node, block, |n| {
@@ -65,9 +81,21 @@ pub(crate) async fn apply(conn: &mut AnyConnection, block: u64, event: &Verinfer
             .await?;
         }
         E::NodeRewarded { node, amount, .. } => {
-            update_node(conn, *node, block, |n| n.stake = n.stake.saturating_add(*amount)).await?;
+            update_node(conn, *node, block, |n| {
+                n.stake = n.stake.saturating_add(*amount)
+            })
+            .await?;
         }
-        E::TaskCreated { task_id, creator, kind, args_hash, image_count, min_vram_mib, gpu_model, fee } => {
+        E::TaskCreated {
+            task_id,
+            creator,
+            kind,
+            args_hash,
+            image_count,
+            min_vram_mib,
+            gpu_model,
+            fee,
+        } => {
             save_task(
                 conn,
                 &TaskRecord {
@@ -101,7 +129,12 @@ pub(crate) async fn apply(conn: &mut AnyConnection, block: u64, event: &Verinfer
             })
             .await?;
         }
-        E::TaskStarted { task_id, nodes, commit_deadline, reveal_deadline } => {
+        E::TaskStarted {
+            task_id,
+            nodes,
+            commit_deadline,
+            reveal_deadline,
+        } => {
             update_task(conn, *task_id, block, |t| {
                 t.status = TaskStatus::Committing;
                 t.queue_key = None;
@@ -138,23 +171,41 @@ pub(crate) async fn apply(conn: &mut AnyConnection, block: u64, event: &Verinfer
             })
             .await?;
         }
-        E::ResultCommitted { task_id, node, commitment } => {
-            let slot = update_slot(conn, *task_id, *node, |r| r.commitment = Some(*commitment)).await?;
+        E::ResultCommitted {
+            task_id,
+            node,
+            commitment,
+        } => {
+            let slot =
+                update_slot(conn, *task_id, *node, |r| r.commitment = Some(*commitment)).await?;
             update_task(conn, *task_id, block, |t| t.committed_mask |= bit(slot)).await?;
         }
-        E::RevealPhaseOpened { task_id, reveal_deadline } => {
+        E::RevealPhaseOpened {
+            task_id,
+            reveal_deadline,
+        } => {
             update_task(conn, *task_id, block, |t| {
                 t.status = TaskStatus::Revealing;
                 t.reveal_deadline = *reveal_deadline;
             })
             .await?;
         }
-        E::ImageResultRevealed { task_id, node, phashes } => {
-            let slot = update_slot(conn, *task_id, *node, |r| r.phashes = Some(phashes.clone())).await?;
+        E::ImageResultRevealed {
+            task_id,
+            node,
+            phashes,
+        } => {
+            let slot =
+                update_slot(conn, *task_id, *node, |r| r.phashes = Some(phashes.clone())).await?;
             update_task(conn, *task_id, block, |t| t.revealed_mask |= bit(slot)).await?;
         }
-        E::TextResultRevealed { task_id, node, digest } => {
-            let slot = update_slot(conn, *task_id, *node, |r| r.text_digest = Some(*digest)).await?;
+        E::TextResultRevealed {
+            task_id,
+            node,
+            digest,
+        } => {
+            let slot =
+                update_slot(conn, *task_id, *node, |r| r.text_digest = Some(*digest)).await?;
             update_task(conn, *task_id, block, |t| t.revealed_mask |= bit(slot)).await?;
         }
         E::InvalidArgsReported { task_id, node } => {
@@ -166,7 +217,14 @@ pub(crate) async fn apply(conn: &mut AnyConnection, block: u64, event: &Verinfer
             })
             .await?;
         }
-        E::TaskSettled { task_id, outcome, agreeing_mask, distances, threshold, reward_per_node } => {
+        E::TaskSettled {
+            task_id,
+            outcome,
+            agreeing_mask,
+            distances,
+            threshold,
+            reward_per_node,
+        } => {
             let task = update_task(conn, *task_id, block, |t| {
                 t.status = *outcome;
                 t.settlement = Some(Settlement {

@@ -105,7 +105,9 @@ impl TaskStatus {
 
     /// Inverse of [`Self::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        (0..=7).filter_map(Self::from_u8).find(|status| status.as_str() == text)
+        (0..=7)
+            .filter_map(Self::from_u8)
+            .find(|status| status.as_str() == text)
     }
 }
 
@@ -144,9 +146,15 @@ impl NodeState {
 
     /// Inverse of [`Self::as_str`].
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::None, Self::Available, Self::Busy, Self::Leaving, Self::Kicked]
-            .into_iter()
-            .find(|state| state.as_str() == text)
+        [
+            Self::None,
+            Self::Available,
+            Self::Busy,
+            Self::Leaving,
+            Self::Kicked,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
     }
 }
 
@@ -155,13 +163,42 @@ impl NodeState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum VerinferEvent {
-    NodeJoined { node: Address, node_id: u32, gpu_model: B256, gpu_model_name: String, vram_mib: u32, stake: u128 },
-    StakeAdded { node: Address, amount: u128, new_stake: u128 },
-    NodeLeaving { node: Address, task_id: u64 },
-    NodeExited { node: Address, stake_returned: u128 },
-    NodeSlashed { node: Address, task_id: u64, amount: u128 },
-    NodeKicked { node: Address, task_id: u64, stake_returned: u128 },
-    NodeRewarded { node: Address, task_id: u64, amount: u128 },
+    NodeJoined {
+        node: Address,
+        node_id: u32,
+        gpu_model: B256,
+        gpu_model_name: String,
+        vram_mib: u32,
+        stake: u128,
+    },
+    StakeAdded {
+        node: Address,
+        amount: u128,
+        new_stake: u128,
+    },
+    NodeLeaving {
+        node: Address,
+        task_id: u64,
+    },
+    NodeExited {
+        node: Address,
+        stake_returned: u128,
+    },
+    NodeSlashed {
+        node: Address,
+        task_id: u64,
+        amount: u128,
+    },
+    NodeKicked {
+        node: Address,
+        task_id: u64,
+        stake_returned: u128,
+    },
+    NodeRewarded {
+        node: Address,
+        task_id: u64,
+        amount: u128,
+    },
     TaskCreated {
         task_id: u64,
         creator: Address,
@@ -172,14 +209,42 @@ pub enum VerinferEvent {
         gpu_model: B256,
         fee: u128,
     },
-    TaskQueued { task_id: u64, queue_key: B256 },
-    TaskStarted { task_id: u64, nodes: [Address; 3], commit_deadline: u32, reveal_deadline: u32 },
-    TaskCancelled { task_id: u64 },
-    ResultCommitted { task_id: u64, node: Address, commitment: B256 },
-    RevealPhaseOpened { task_id: u64, reveal_deadline: u32 },
-    ImageResultRevealed { task_id: u64, node: Address, phashes: Vec<u64> },
-    TextResultRevealed { task_id: u64, node: Address, digest: B256 },
-    InvalidArgsReported { task_id: u64, node: Address },
+    TaskQueued {
+        task_id: u64,
+        queue_key: B256,
+    },
+    TaskStarted {
+        task_id: u64,
+        nodes: [Address; 3],
+        commit_deadline: u32,
+        reveal_deadline: u32,
+    },
+    TaskCancelled {
+        task_id: u64,
+    },
+    ResultCommitted {
+        task_id: u64,
+        node: Address,
+        commitment: B256,
+    },
+    RevealPhaseOpened {
+        task_id: u64,
+        reveal_deadline: u32,
+    },
+    ImageResultRevealed {
+        task_id: u64,
+        node: Address,
+        phashes: Vec<u64>,
+    },
+    TextResultRevealed {
+        task_id: u64,
+        node: Address,
+        digest: B256,
+    },
+    InvalidArgsReported {
+        task_id: u64,
+        node: Address,
+    },
     TaskSettled {
         task_id: u64,
         outcome: TaskStatus,
@@ -189,7 +254,9 @@ pub enum VerinferEvent {
         reward_per_node: u128,
     },
     /// Any other log of the contract (parameters, treasury, ownership), by event name.
-    Other { name: String },
+    Other {
+        name: String,
+    },
 }
 
 impl VerinferEvent {
@@ -292,17 +359,30 @@ impl RawLog {
     /// Takes a log from `eth_getLogs`.
     pub fn from_rpc(log: &Log) -> Result<Self, EventError> {
         Ok(Self {
-            block_number: log.block_number.ok_or(EventError::MissingPosition("block number"))?,
-            block_hash: log.block_hash.ok_or(EventError::MissingPosition("block hash"))?,
-            log_index: log.log_index.ok_or(EventError::MissingPosition("log index"))?,
-            tx_hash: log.transaction_hash.ok_or(EventError::MissingPosition("transaction hash"))?,
+            block_number: log
+                .block_number
+                .ok_or(EventError::MissingPosition("block number"))?,
+            block_hash: log
+                .block_hash
+                .ok_or(EventError::MissingPosition("block hash"))?,
+            log_index: log
+                .log_index
+                .ok_or(EventError::MissingPosition("log index"))?,
+            tx_hash: log
+                .transaction_hash
+                .ok_or(EventError::MissingPosition("transaction hash"))?,
             data: log.inner.data.clone(),
         })
     }
 
     /// Topics as comma-joined 0x-hex (storage form).
     pub fn topics_text(&self) -> String {
-        self.data.topics().iter().map(|topic| topic.to_string()).collect::<Vec<_>>().join(",")
+        self.data
+            .topics()
+            .iter()
+            .map(|topic| topic.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Data as 0x-hex (storage form).
@@ -315,7 +395,10 @@ impl RawLog {
         let topics = if topics.is_empty() {
             Vec::new()
         } else {
-            topics.split(',').map(|topic| topic.parse::<B256>().ok()).collect::<Option<Vec<_>>>()?
+            topics
+                .split(',')
+                .map(|topic| topic.parse::<B256>().ok())
+                .collect::<Option<Vec<_>>>()?
         };
         let data = data.parse::<Bytes>().ok()?;
         LogData::new(topics, data)
@@ -327,14 +410,21 @@ impl RawLog {
         match VerinferEvents::decode_raw_log(self.data.topics(), &self.data.data) {
             Ok(event) => convert(event),
             Err(_) => Ok(VerinferEvent::Other {
-                name: self.data.topics().first().map_or_else(|| "anonymous".to_owned(), |t| format!("unknown:{t}")),
+                name: self
+                    .data
+                    .topics()
+                    .first()
+                    .map_or_else(|| "anonymous".to_owned(), |t| format!("unknown:{t}")),
             }),
         }
     }
 }
 
 fn task_id(event: &'static str, value: U256) -> Result<u64, EventError> {
-    u64::try_from(value).map_err(|_| EventError::OutOfRange { event, message: format!("task id {value} exceeds u64") })
+    u64::try_from(value).map_err(|_| EventError::OutOfRange {
+        event,
+        message: format!("task id {value} exceeds u64"),
+    })
 }
 
 fn amount(value: alloy_primitives::Uint<96, 2>) -> u128 {
@@ -352,11 +442,19 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
             vram_mib: e.vramMiB,
             stake: amount(e.stake),
         },
-        E::StakeAdded(e) => {
-            VerinferEvent::StakeAdded { node: e.node, amount: amount(e.amount), new_stake: amount(e.newStake) }
-        }
-        E::NodeLeaving(e) => VerinferEvent::NodeLeaving { node: e.node, task_id: task_id("NodeLeaving", e.taskId)? },
-        E::NodeExited(e) => VerinferEvent::NodeExited { node: e.node, stake_returned: amount(e.stakeReturned) },
+        E::StakeAdded(e) => VerinferEvent::StakeAdded {
+            node: e.node,
+            amount: amount(e.amount),
+            new_stake: amount(e.newStake),
+        },
+        E::NodeLeaving(e) => VerinferEvent::NodeLeaving {
+            node: e.node,
+            task_id: task_id("NodeLeaving", e.taskId)?,
+        },
+        E::NodeExited(e) => VerinferEvent::NodeExited {
+            node: e.node,
+            stake_returned: amount(e.stakeReturned),
+        },
         E::NodeSlashed(e) => VerinferEvent::NodeSlashed {
             node: e.node,
             task_id: task_id("NodeSlashed", e.taskId)?,
@@ -375,9 +473,9 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
         E::TaskCreated(e) => VerinferEvent::TaskCreated {
             task_id: task_id("TaskCreated", e.taskId)?,
             creator: e.creator,
-            kind: TaskKind::from_u8(u8::from(e.kind)).ok_or_else(|| EventError::OutOfRange {
+            kind: TaskKind::from_u8(e.kind).ok_or_else(|| EventError::OutOfRange {
                 event: "TaskCreated",
-                message: format!("unknown task kind {}", u8::from(e.kind)),
+                message: format!("unknown task kind {}", e.kind),
             })?,
             args_hash: e.argsHash,
             image_count: e.imageCount,
@@ -385,14 +483,19 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
             gpu_model: e.gpuModel,
             fee: amount(e.fee),
         },
-        E::TaskQueued(e) => VerinferEvent::TaskQueued { task_id: task_id("TaskQueued", e.taskId)?, queue_key: e.queueKey },
+        E::TaskQueued(e) => VerinferEvent::TaskQueued {
+            task_id: task_id("TaskQueued", e.taskId)?,
+            queue_key: e.queueKey,
+        },
         E::TaskStarted(e) => VerinferEvent::TaskStarted {
             task_id: task_id("TaskStarted", e.taskId)?,
             nodes: e.nodes,
             commit_deadline: e.commitDeadline,
             reveal_deadline: e.revealDeadline,
         },
-        E::TaskCancelled(e) => VerinferEvent::TaskCancelled { task_id: task_id("TaskCancelled", e.taskId)? },
+        E::TaskCancelled(e) => VerinferEvent::TaskCancelled {
+            task_id: task_id("TaskCancelled", e.taskId)?,
+        },
         E::ResultCommitted(e) => VerinferEvent::ResultCommitted {
             task_id: task_id("ResultCommitted", e.taskId)?,
             node: e.node,
@@ -412,26 +515,33 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
             node: e.node,
             digest: e.digest,
         },
-        E::InvalidArgsReported(e) => {
-            VerinferEvent::InvalidArgsReported { task_id: task_id("InvalidArgsReported", e.taskId)?, node: e.node }
-        }
+        E::InvalidArgsReported(e) => VerinferEvent::InvalidArgsReported {
+            task_id: task_id("InvalidArgsReported", e.taskId)?,
+            node: e.node,
+        },
         E::TaskSettled(e) => VerinferEvent::TaskSettled {
             task_id: task_id("TaskSettled", e.taskId)?,
-            outcome: TaskStatus::from_u8(u8::from(e.outcome)).ok_or_else(|| EventError::OutOfRange {
+            outcome: TaskStatus::from_u8(e.outcome).ok_or_else(|| EventError::OutOfRange {
                 event: "TaskSettled",
-                message: format!("unknown outcome {}", u8::from(e.outcome)),
+                message: format!("unknown outcome {}", e.outcome),
             })?,
             agreeing_mask: e.agreeingMask,
             distances: e.distances,
             threshold: e.threshold,
             reward_per_node: amount(e.rewardPerNode),
         },
-        other => VerinferEvent::Other { name: other_name(&other) },
+        other => VerinferEvent::Other {
+            name: other_name(&other),
+        },
     })
 }
 
 /// Name of an event the relayer keeps raw, from its Debug form (`Variant(..)`).
 fn other_name(event: &VerinferEvents) -> String {
     let debug = format!("{event:?}");
-    debug.split(['(', ' ', '{']).next().unwrap_or("Other").to_owned()
+    debug
+        .split(['(', ' ', '{'])
+        .next()
+        .unwrap_or("Other")
+        .to_owned()
 }

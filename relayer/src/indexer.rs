@@ -39,7 +39,7 @@ pub const REORG_HISTORY_BLOCKS: u64 = 4096;
 pub enum IndexerError {
     /// The RPC failed.
     #[error("rpc error: {0}")]
-    Rpc(#[from] alloy::transports::TransportError),
+    Rpc(alloy::transports::TransportError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -50,8 +50,16 @@ pub enum IndexerError {
     #[error("the node has no block {0}")]
     MissingBlock(u64),
     /// The reorg is deeper than the stored block hashes.
-    #[error("reorg deeper than the {REORG_HISTORY_BLOCKS} stored block hashes below block {0}; re-index from scratch")]
+    #[error(
+        "reorg deeper than the {REORG_HISTORY_BLOCKS} stored block hashes below block {0}; re-index from scratch"
+    )]
     ReorgTooDeep(u64),
+}
+
+impl From<alloy::transports::TransportError> for IndexerError {
+    fn from(err: alloy::transports::TransportError) -> Self {
+        Self::Rpc(err)
+    }
 }
 
 /// Indexer settings.
@@ -84,7 +92,9 @@ pub struct IndexerStatus {
 const UNSET: u64 = u64::MAX;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl IndexerStatus {
@@ -104,7 +114,10 @@ impl IndexerStatus {
         let last = self.last_success_ms.load(Ordering::Relaxed);
         let error = self.last_error.lock().ok().and_then(|guard| guard.clone());
         if last == UNSET {
-            return Err(error.map_or_else(|| "no successful poll yet".to_owned(), |e| format!("no successful poll yet: {e}")));
+            return Err(error.map_or_else(
+                || "no successful poll yet".to_owned(),
+                |e| format!("no successful poll yet: {e}"),
+            ));
         }
         let age = Duration::from_millis(now_ms().saturating_sub(last));
         if age > self.stale_after {
@@ -167,9 +180,20 @@ pub struct Indexer {
 
 impl Indexer {
     /// An indexer over `provider` writing into `store`.
-    pub fn new(provider: DynProvider, store: Store, config: IndexerConfig, metrics: Metrics) -> Self {
+    pub fn new(
+        provider: DynProvider,
+        store: Store,
+        config: IndexerConfig,
+        metrics: Metrics,
+    ) -> Self {
         let stale_after = (config.poll_interval * 10).max(Duration::from_secs(30));
-        Self { provider, store, config, metrics, status: Arc::new(IndexerStatus::new(stale_after)) }
+        Self {
+            provider,
+            store,
+            config,
+            metrics,
+            status: Arc::new(IndexerStatus::new(stale_after)),
+        }
     }
 
     /// Liveness, for `/healthz`.
@@ -179,7 +203,13 @@ impl Indexer {
 
     /// Polls until `shutdown` turns true; errors are logged and retried after the poll interval.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), IndexerError> {
-        self.store.init_cursor(self.config.chain_id, self.config.verinfer, self.config.start_block).await?;
+        self.store
+            .init_cursor(
+                self.config.chain_id,
+                self.config.verinfer,
+                self.config.start_block,
+            )
+            .await?;
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -206,14 +236,24 @@ impl Indexer {
     }
 
     async fn block_hash(&self, number: u64) -> Result<Option<B256>, IndexerError> {
-        let block = self.provider.get_block_by_number(BlockNumberOrTag::Number(number)).await?;
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await?;
         Ok(block.map(|block| block.header.hash))
     }
 
     /// One poll: reorg check, then at most one block range.
     pub async fn poll(&self) -> Result<PollOutcome, IndexerError> {
         let mut outcome = PollOutcome::default();
-        let next = self.store.init_cursor(self.config.chain_id, self.config.verinfer, self.config.start_block).await?;
+        let next = self
+            .store
+            .init_cursor(
+                self.config.chain_id,
+                self.config.verinfer,
+                self.config.start_block,
+            )
+            .await?;
         let head = self.provider.get_block_number().await?;
 
         let mut next = next;
@@ -222,7 +262,11 @@ impl Indexer {
         {
             let fork = self.find_fork_point(number).await?;
             let removed = self.store.roll_back_above(fork).await?;
-            tracing::warn!(fork, removed_events = removed, "chain reorganised; rolled back above the fork point");
+            tracing::warn!(
+                fork,
+                removed_events = removed,
+                "chain reorganised; rolled back above the fork point"
+            );
             self.metrics.reorgs.inc();
             outcome.rolled_back_to = Some(fork);
             next = fork + 1;
@@ -236,10 +280,21 @@ impl Indexer {
             return Ok(outcome);
         }
         let to = safe_head.min(next.saturating_add(self.config.max_block_range - 1));
-        let to_hash = self.block_hash(to).await?.ok_or(IndexerError::MissingBlock(to))?;
-        let filter = Filter::new().address(self.config.verinfer).from_block(next).to_block(to);
+        let to_hash = self
+            .block_hash(to)
+            .await?
+            .ok_or(IndexerError::MissingBlock(to))?;
+        let filter = Filter::new()
+            .address(self.config.verinfer)
+            .from_block(next)
+            .to_block(to);
         let logs = self.provider.get_logs(&filter).await?;
-        if self.block_hash(to).await?.ok_or(IndexerError::MissingBlock(to))? != to_hash {
+        if self
+            .block_hash(to)
+            .await?
+            .ok_or(IndexerError::MissingBlock(to))?
+            != to_hash
+        {
             // The chain moved under the range while reading it: retry on the next poll.
             self.finish(head, next.checked_sub(1));
             return Ok(outcome);
@@ -251,7 +306,9 @@ impl Indexer {
             .collect::<Result<Vec<_>, _>>()?;
         let applied = self.store.commit_range((to, to_hash), &raw).await?;
         if to % 256 == 0 || to == safe_head {
-            self.store.prune_block_hashes(to.saturating_sub(REORG_HISTORY_BLOCKS)).await?;
+            self.store
+                .prune_block_hashes(to.saturating_sub(REORG_HISTORY_BLOCKS))
+                .await?;
         }
         self.metrics.indexed_events.inc_by(applied as u64);
         outcome.events = applied;
@@ -265,8 +322,12 @@ impl Indexer {
     fn finish(&self, head: u64, indexed: Option<u64>) {
         self.status.record_success(head, indexed);
         if let Some(indexed) = indexed {
-            self.metrics.indexed_head.set(i64::try_from(indexed).unwrap_or(i64::MAX));
-            self.metrics.indexer_lag_blocks.set(i64::try_from(head.saturating_sub(indexed)).unwrap_or(i64::MAX));
+            self.metrics
+                .indexed_head
+                .set(i64::try_from(indexed).unwrap_or(i64::MAX));
+            self.metrics
+                .indexer_lag_blocks
+                .set(i64::try_from(head.saturating_sub(indexed)).unwrap_or(i64::MAX));
         }
     }
 

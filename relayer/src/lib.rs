@@ -54,7 +54,7 @@ pub enum RelayerError {
     Blobs(#[from] blobs::BlobError),
     /// The indexer stopped.
     #[error("indexer stopped: {0}")]
-    Indexer(#[from] indexer::IndexerError),
+    Indexer(indexer::IndexerError),
     /// The listener or the data directory.
     #[error("{context}: {source}")]
     Io {
@@ -73,7 +73,19 @@ pub enum RelayerError {
     },
     /// The RPC endpoint failed at startup.
     #[error("rpc error: {0}")]
-    Rpc(#[from] alloy::transports::TransportError),
+    Rpc(alloy::transports::TransportError),
+}
+
+impl From<indexer::IndexerError> for RelayerError {
+    fn from(err: indexer::IndexerError) -> Self {
+        Self::Indexer(err)
+    }
+}
+
+impl From<alloy::transports::TransportError> for RelayerError {
+    fn from(err: alloy::transports::TransportError) -> Self {
+        Self::Rpc(err)
+    }
 }
 
 /// A configured relayer: API state plus, when `rpc_url` is set, the indexer.
@@ -99,10 +111,16 @@ impl Relayer {
         let metrics = metrics::Metrics::new();
         let indexer = match &config.rpc_url {
             Some(url) => {
-                let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url.clone()).erased();
+                let provider = ProviderBuilder::new()
+                    .disable_recommended_fillers()
+                    .connect_http(url.clone())
+                    .erased();
                 let actual = provider.get_chain_id().await?;
                 if actual != target.chain_id {
-                    return Err(RelayerError::ChainMismatch { configured: target.chain_id, actual });
+                    return Err(RelayerError::ChainMismatch {
+                        configured: target.chain_id,
+                        actual,
+                    });
                 }
                 Some(indexer::Indexer::new(
                     provider,
@@ -127,8 +145,18 @@ impl Relayer {
             max_upload_bytes: config.max_upload_bytes,
             validate_args: config.validate_args,
         };
-        let state = AppState::new(store, blobs, settings, metrics, indexer.as_ref().map(indexer::Indexer::status));
-        Ok(Self { state, indexer, listen: config.listen })
+        let state = AppState::new(
+            store,
+            blobs,
+            settings,
+            metrics,
+            indexer.as_ref().map(indexer::Indexer::status),
+        );
+        Ok(Self {
+            state,
+            indexer,
+            listen: config.listen,
+        })
     }
 
     /// The API state (database, blob store, metrics).
@@ -143,11 +171,16 @@ impl Relayer {
 
     /// Binds the listen address and serves the API (and runs the indexer) until `shutdown`
     /// resolves or the indexer fails for good.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RelayerError> {
-        let listener = tokio::net::TcpListener::bind(self.listen).await.map_err(|source| RelayerError::Io {
-            context: format!("cannot listen on {}", self.listen),
-            source,
-        })?;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RelayerError> {
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| RelayerError::Io {
+                context: format!("cannot listen on {}", self.listen),
+                source,
+            })?;
         self.serve(listener, shutdown).await
     }
 
@@ -160,7 +193,9 @@ impl Relayer {
         let local = listener.local_addr().ok();
         tracing::info!(listen = ?local, indexer = self.indexer.is_some(), "relayer serving");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let indexer_task = self.indexer.map(|indexer| tokio::spawn(indexer.run(stop_rx.clone())));
+        let indexer_task = self
+            .indexer
+            .map(|indexer| tokio::spawn(indexer.run(stop_rx.clone())));
         let mut server_stop = stop_rx.clone();
         let server = axum::serve(listener, router(self.state)).with_graceful_shutdown(async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
@@ -174,8 +209,14 @@ impl Relayer {
 
         let server_result = |joined: Result<std::io::Result<()>, tokio::task::JoinError>| {
             joined
-                .map_err(|join| RelayerError::Io { context: "server task panicked".into(), source: std::io::Error::other(join) })?
-                .map_err(|source| RelayerError::Io { context: "HTTP server failed".into(), source })
+                .map_err(|join| RelayerError::Io {
+                    context: "server task panicked".into(),
+                    source: std::io::Error::other(join),
+                })?
+                .map_err(|source| RelayerError::Io {
+                    context: "HTTP server failed".into(),
+                    source,
+                })
         };
         let Some(indexer_task) = indexer_task else {
             return server_result(server_task.await);
@@ -183,7 +224,10 @@ impl Relayer {
         // The indexer returns on shutdown or on a fatal error: either way stop serving.
         let indexed = match indexer_task.await {
             Ok(result) => result.map_err(RelayerError::from),
-            Err(join) => Err(RelayerError::Io { context: "indexer task panicked".into(), source: std::io::Error::other(join) }),
+            Err(join) => Err(RelayerError::Io {
+                context: "indexer task panicked".into(),
+                source: std::io::Error::other(join),
+            }),
         };
         let _ = stop_tx.send(true);
         server_result(server_task.await)?;

@@ -31,24 +31,36 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("verinfer_relayer_http_requests_total", "HTTP requests by route and status"),
+            Opts::new(
+                "verinfer_relayer_http_requests_total",
+                "HTTP requests by route and status",
+            ),
             &["route", "status"],
         )
         .expect("static metric definition");
         let upload_verifications = IntCounterVec::new(
-            Opts::new("verinfer_relayer_upload_verifications_total", "Result upload verifications by outcome"),
+            Opts::new(
+                "verinfer_relayer_upload_verifications_total",
+                "Result upload verifications by outcome",
+            ),
             &["outcome"],
         )
         .expect("static metric definition");
-        let indexer_lag_blocks =
-            IntGauge::new("verinfer_relayer_indexer_lag_blocks", "Chain head minus the last indexed block")
+        let indexer_lag_blocks = IntGauge::new(
+            "verinfer_relayer_indexer_lag_blocks",
+            "Chain head minus the last indexed block",
+        )
+        .expect("static metric definition");
+        let indexed_head = IntGauge::new("verinfer_relayer_indexed_head", "Last indexed block")
+            .expect("static metric definition");
+        let indexed_events =
+            IntCounter::new("verinfer_relayer_indexed_events_total", "Events indexed")
                 .expect("static metric definition");
-        let indexed_head =
-            IntGauge::new("verinfer_relayer_indexed_head", "Last indexed block").expect("static metric definition");
-        let indexed_events = IntCounter::new("verinfer_relayer_indexed_events_total", "Events indexed")
-            .expect("static metric definition");
-        let reorgs = IntCounter::new("verinfer_relayer_reorgs_total", "Chain reorganisations rolled back")
-            .expect("static metric definition");
+        let reorgs = IntCounter::new(
+            "verinfer_relayer_reorgs_total",
+            "Chain reorganisations rolled back",
+        )
+        .expect("static metric definition");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upload_verifications.clone()),
@@ -57,12 +69,22 @@ impl Metrics {
             Box::new(indexed_events.clone()),
             Box::new(reorgs.clone()),
         ] {
-            registry.register(collector).expect("metric names are distinct");
+            registry
+                .register(collector)
+                .expect("metric names are distinct");
         }
         // Show both outcomes from the start, so rate() queries have a series.
         upload_verifications.with_label_values(&["ok"]);
         upload_verifications.with_label_values(&["failed"]);
-        Self { registry, http_requests, upload_verifications, indexer_lag_blocks, indexed_head, indexed_events, reorgs }
+        Self {
+            registry,
+            http_requests,
+            upload_verifications,
+            indexer_lag_blocks,
+            indexed_head,
+            indexed_events,
+            reorgs,
+        }
     }
 
     /// The Prometheus text exposition.

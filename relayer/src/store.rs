@@ -20,10 +20,10 @@ use crate::{
 pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A migration failed.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// A stored value does not parse (a corrupted or foreign database).
     #[error("corrupt database value in {table}.{column}: {value:?}")]
     Corrupt {
@@ -38,7 +38,9 @@ pub enum StoreError {
     #[error("stored event does not decode: {0}")]
     Event(#[from] EventError),
     /// The database indexes another chain or contract than configured.
-    #[error("database indexes chain {stored_chain} contract {stored_contract}, but the relayer is configured for chain {chain} contract {contract}")]
+    #[error(
+        "database indexes chain {stored_chain} contract {stored_contract}, but the relayer is configured for chain {chain} contract {contract}"
+    )]
     WrongChain {
         /// Stored chain id.
         stored_chain: u64,
@@ -49,6 +51,19 @@ pub enum StoreError {
         /// Configured contract.
         contract: Address,
     },
+}
+
+// Manual `From`s: the message already shows the cause, so it is not chained a second time.
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Self::Migrate(err)
+    }
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -229,11 +244,19 @@ pub(crate) fn hex_b256(hash: &B256) -> String {
 }
 
 fn parse<T: FromStr>(table: &'static str, column: &'static str, value: String) -> Result<T> {
-    value.parse().map_err(|_| StoreError::Corrupt { table, column, value })
+    value.parse().map_err(|_| StoreError::Corrupt {
+        table,
+        column,
+        value,
+    })
 }
 
 fn int<T: TryFrom<i64>>(table: &'static str, column: &'static str, value: i64) -> Result<T> {
-    T::try_from(value).map_err(|_| StoreError::Corrupt { table, column, value: value.to_string() })
+    T::try_from(value).map_err(|_| StoreError::Corrupt {
+        table,
+        column,
+        value: value.to_string(),
+    })
 }
 
 fn to_i64(value: u64) -> i64 {
@@ -242,7 +265,9 @@ fn to_i64(value: u64) -> i64 {
 }
 
 pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| to_i64(d.as_secs()))
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| to_i64(d.as_secs()))
 }
 
 impl Store {
@@ -262,10 +287,18 @@ impl Store {
                 Box::pin(async move {
                     if is_sqlite {
                         // WAL: readers never block the indexer's writes; busy_timeout: writers queue.
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -304,7 +337,12 @@ impl Store {
 
     /// The next block to index; initialises the cursor at `start_block` on first use and checks
     /// that the database follows this chain and contract.
-    pub async fn init_cursor(&self, chain_id: u64, contract: Address, start_block: u64) -> Result<u64> {
+    pub async fn init_cursor(
+        &self,
+        chain_id: u64,
+        contract: Address,
+        start_block: u64,
+    ) -> Result<u64> {
         sqlx::query(
             "INSERT INTO index_cursor (id, chain_id, contract, next_block) VALUES (1, $1, $2, $3) \
              ON CONFLICT (id) DO NOTHING",
@@ -314,28 +352,38 @@ impl Store {
         .bind(to_i64(start_block))
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query("SELECT chain_id, contract, next_block FROM index_cursor WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT chain_id, contract, next_block FROM index_cursor WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?;
         let stored_chain: u64 = int("index_cursor", "chain_id", row.try_get(0)?)?;
         let stored_contract: String = row.try_get(1)?;
         if stored_chain != chain_id || stored_contract != hex_address(&contract) {
-            return Err(StoreError::WrongChain { stored_chain, stored_contract, chain: chain_id, contract });
+            return Err(StoreError::WrongChain {
+                stored_chain,
+                stored_contract,
+                chain: chain_id,
+                contract,
+            });
         }
         int("index_cursor", "next_block", row.try_get(2)?)
     }
 
     /// The next block to index (`None` before [`Self::init_cursor`]).
     pub async fn next_block(&self) -> Result<Option<u64>> {
-        let row = sqlx::query("SELECT next_block FROM index_cursor WHERE id = 1").fetch_optional(&self.pool).await?;
-        row.map(|row| int("index_cursor", "next_block", row.try_get(0)?)).transpose()
+        let row = sqlx::query("SELECT next_block FROM index_cursor WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| int("index_cursor", "next_block", row.try_get(0)?))
+            .transpose()
     }
 
     /// The highest indexed block with its hash.
     pub async fn last_indexed_block(&self) -> Result<Option<(u64, B256)>> {
-        let row = sqlx::query("SELECT number, hash FROM indexed_blocks ORDER BY number DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT number, hash FROM indexed_blocks ORDER BY number DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| block_row(&row)).transpose()
     }
 
@@ -398,7 +446,10 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM indexed_blocks WHERE number > $1").bind(to_i64(fork)).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM indexed_blocks WHERE number > $1")
+            .bind(to_i64(fork))
+            .execute(&mut *tx)
+            .await?;
         rebuild_derived(&mut tx).await?;
         sqlx::query("UPDATE index_cursor SET next_block = $1 WHERE id = 1")
             .bind(to_i64(fork + 1))
@@ -410,14 +461,21 @@ impl Store {
 
     /// Forgets block hashes below `below` (reorgs deeper than that are not recoverable).
     pub async fn prune_block_hashes(&self, below: u64) -> Result<()> {
-        sqlx::query("DELETE FROM indexed_blocks WHERE number < $1").bind(to_i64(below)).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM indexed_blocks WHERE number < $1")
+            .bind(to_i64(below))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Test and benchmark support: applies events as if they were indexed from consecutive
     /// synthetic blocks after the cursor (no chain needed). Production code indexes via
     /// [`Self::commit_range`].
-    pub async fn apply_synthetic_events(&self, block_number: u64, events: &[VerinferEvent]) -> Result<()> {
+    pub async fn apply_synthetic_events(
+        &self,
+        block_number: u64,
+        events: &[VerinferEvent],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for event in events {
             derived::apply(&mut tx, block_number, event).await?;
@@ -468,10 +526,11 @@ impl Store {
 
     /// A blob's metadata.
     pub async fn blob(&self, keccak: B256) -> Result<Option<BlobMeta>> {
-        let row = sqlx::query("SELECT keccak, kind, content_type, size FROM blobs WHERE keccak = $1")
-            .bind(hex_b256(&keccak))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT keccak, kind, content_type, size FROM blobs WHERE keccak = $1")
+                .bind(hex_b256(&keccak))
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|row| {
             Ok(BlobMeta {
                 keccak: parse("blobs", "keccak", row.try_get(0)?)?,
@@ -490,7 +549,11 @@ impl Store {
     }
 
     /// Records an accepted upload with its blobs, in one transaction.
-    pub async fn insert_result(&self, result: &ResultRecord, blobs: &[BlobMeta]) -> Result<ResultInsert> {
+    pub async fn insert_result(
+        &self,
+        result: &ResultRecord,
+        blobs: &[BlobMeta],
+    ) -> Result<ResultInsert> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO results (task_id, node, kind, payload_hash, signature, created_at) \
@@ -506,12 +569,13 @@ impl Store {
         .await?
         .rows_affected();
         if inserted == 0 {
-            let existing: String = sqlx::query("SELECT payload_hash FROM results WHERE task_id = $1 AND node = $2")
-                .bind(to_i64(result.task_id))
-                .bind(hex_address(&result.node))
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
+            let existing: String =
+                sqlx::query("SELECT payload_hash FROM results WHERE task_id = $1 AND node = $2")
+                    .bind(to_i64(result.task_id))
+                    .bind(hex_address(&result.node))
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
             return Ok(if existing == hex_b256(&result.payload_hash) {
                 ResultInsert::AlreadyStored
             } else {
@@ -544,7 +608,8 @@ impl Store {
             .bind(hex_address(&node))
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| parse("results", "payload_hash", row.try_get(0)?)).transpose()
+        row.map(|row| parse("results", "payload_hash", row.try_get(0)?))
+            .transpose()
     }
 
     /// Every stored upload of a task.
@@ -559,8 +624,11 @@ impl Store {
         for row in rows {
             let node: Address = parse("results", "node", row.try_get(0)?)?;
             let kind_text: String = row.try_get(1)?;
-            let kind = TaskKind::parse(&kind_text)
-                .ok_or(StoreError::Corrupt { table: "results", column: "kind", value: kind_text })?;
+            let kind = TaskKind::parse(&kind_text).ok_or(StoreError::Corrupt {
+                table: "results",
+                column: "kind",
+                value: kind_text,
+            })?;
             let items = sqlx::query(
                 "SELECT blob, phash FROM result_items WHERE task_id = $1 AND node = $2 ORDER BY position",
             )
@@ -603,13 +671,20 @@ pub enum CountedTable {
 }
 
 fn block_row(row: &AnyRow) -> Result<(u64, B256)> {
-    Ok((int("indexed_blocks", "number", row.try_get(0)?)?, parse("indexed_blocks", "hash", row.try_get(1)?)?))
+    Ok((
+        int("indexed_blocks", "number", row.try_get(0)?)?,
+        parse("indexed_blocks", "hash", row.try_get(1)?)?,
+    ))
 }
 
 fn parse_phash(table: &'static str, column: &'static str, text: String) -> Result<u64> {
     text.strip_prefix("0x")
         .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .ok_or(StoreError::Corrupt { table, column, value: text })
+        .ok_or(StoreError::Corrupt {
+            table,
+            column,
+            value: text,
+        })
 }
 
 async fn record_block(conn: &mut AnyConnection, number: u64, hash: &B256) -> Result<()> {
@@ -639,7 +714,11 @@ async fn insert_blob(conn: &mut AnyConnection, meta: &BlobMeta) -> Result<bool> 
 
 /// Replays every stored event, in chain order, into empty derived tables.
 async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
-    for table in ["DELETE FROM tasks", "DELETE FROM task_nodes", "DELETE FROM nodes"] {
+    for table in [
+        "DELETE FROM tasks",
+        "DELETE FROM task_nodes",
+        "DELETE FROM nodes",
+    ] {
         sqlx::query(table).execute(&mut **tx).await?;
     }
     const PAGE: i64 = 2000;
@@ -662,8 +741,11 @@ async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
             let block: i64 = row.try_get(0)?;
             let topics: String = row.try_get(2)?;
             let data: String = row.try_get(3)?;
-            let log_data = RawLog::parse_data(&topics, &data)
-                .ok_or(StoreError::Corrupt { table: "events", column: "topics/data", value: topics.clone() })?;
+            let log_data = RawLog::parse_data(&topics, &data).ok_or(StoreError::Corrupt {
+                table: "events",
+                column: "topics/data",
+                value: topics.clone(),
+            })?;
             let raw = RawLog {
                 block_number: int("events", "block_number", block)?,
                 block_hash: B256::ZERO,
@@ -686,9 +768,15 @@ const TASK_COLUMNS: &str = "task_id, creator, kind, status, image_count, min_vra
      queue_key, node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
      agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block";
 
-pub(crate) async fn load_task(conn: &mut AnyConnection, task_id: u64) -> Result<Option<TaskRecord>> {
+pub(crate) async fn load_task(
+    conn: &mut AnyConnection,
+    task_id: u64,
+) -> Result<Option<TaskRecord>> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_i64(task_id)).fetch_optional(&mut *conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to_i64(task_id))
+        .fetch_optional(&mut *conn)
+        .await?;
     row.map(|row| task_row(&row)).transpose()
 }
 
@@ -700,7 +788,11 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
     let node1: Option<String> = row.try_get("node1")?;
     let node2: Option<String> = row.try_get("node2")?;
     let nodes = match (node0, node1, node2) {
-        (Some(a), Some(b), Some(c)) => Some([parse(T, "node0", a)?, parse(T, "node1", b)?, parse(T, "node2", c)?]),
+        (Some(a), Some(b), Some(c)) => Some([
+            parse(T, "node0", a)?,
+            parse(T, "node1", b)?,
+            parse(T, "node2", c)?,
+        ]),
         _ => None,
     };
     let agreeing: Option<i64> = row.try_get("agreeing_mask")?;
@@ -708,8 +800,12 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
         Some(mask) => {
             let distances_text: Option<String> = row.try_get("distances")?;
             let distances_text = distances_text.unwrap_or_default();
-            let distances = serde_json::from_str(&distances_text)
-                .map_err(|_| StoreError::Corrupt { table: T, column: "distances", value: distances_text })?;
+            let distances =
+                serde_json::from_str(&distances_text).map_err(|_| StoreError::Corrupt {
+                    table: T,
+                    column: "distances",
+                    value: distances_text,
+                })?;
             let threshold: Option<i64> = row.try_get("threshold")?;
             let reward: Option<String> = row.try_get("reward_per_node")?;
             Some(Settlement {
@@ -725,15 +821,24 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
     Ok(TaskRecord {
         task_id: int(T, "task_id", row.try_get("task_id")?)?,
         creator: parse(T, "creator", row.try_get("creator")?)?,
-        kind: TaskKind::parse(&kind_text).ok_or(StoreError::Corrupt { table: T, column: "kind", value: kind_text })?,
-        status: TaskStatus::parse(&status_text)
-            .ok_or(StoreError::Corrupt { table: T, column: "status", value: status_text })?,
+        kind: TaskKind::parse(&kind_text).ok_or(StoreError::Corrupt {
+            table: T,
+            column: "kind",
+            value: kind_text,
+        })?,
+        status: TaskStatus::parse(&status_text).ok_or(StoreError::Corrupt {
+            table: T,
+            column: "status",
+            value: status_text,
+        })?,
         image_count: int(T, "image_count", row.try_get("image_count")?)?,
         min_vram_mib: int(T, "min_vram_mib", row.try_get("min_vram_mib")?)?,
         args_hash: parse(T, "args_hash", row.try_get("args_hash")?)?,
         gpu_model: parse(T, "gpu_model", row.try_get("gpu_model")?)?,
         fee: parse(T, "fee", row.try_get("fee")?)?,
-        queue_key: queue_key.map(|key| parse(T, "queue_key", key)).transpose()?,
+        queue_key: queue_key
+            .map(|key| parse(T, "queue_key", key))
+            .transpose()?,
         nodes,
         committed_mask: int(T, "committed_mask", row.try_get("committed_mask")?)?,
         revealed_mask: int(T, "revealed_mask", row.try_get("revealed_mask")?)?,
@@ -748,7 +853,8 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
 
 pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Result<()> {
     let nodes = task.nodes.map(|nodes| nodes.map(|node| hex_address(&node)));
-    let [node0, node1, node2] = nodes.map_or([None, None, None], |[a, b, c]| [Some(a), Some(b), Some(c)]);
+    let [node0, node1, node2] =
+        nodes.map_or([None, None, None], |[a, b, c]| [Some(a), Some(b), Some(c)]);
     let settlement = task.settlement.as_ref();
     let sql = format!(
         "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
@@ -788,7 +894,10 @@ pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Re
     Ok(())
 }
 
-pub(crate) async fn load_task_nodes(conn: &mut AnyConnection, task_id: u64) -> Result<Vec<TaskNodeRecord>> {
+pub(crate) async fn load_task_nodes(
+    conn: &mut AnyConnection,
+    task_id: u64,
+) -> Result<Vec<TaskNodeRecord>> {
     let rows = sqlx::query(
         "SELECT task_id, slot, node, commitment, phashes, text_digest, invalid_args FROM task_nodes \
          WHERE task_id = $1 ORDER BY slot",
@@ -804,9 +913,16 @@ pub(crate) async fn load_task_nodes(conn: &mut AnyConnection, task_id: u64) -> R
             let digest: Option<String> = row.try_get(5)?;
             let phashes = phashes
                 .map(|text| {
-                    let hexes: Vec<String> = serde_json::from_str(&text)
-                        .map_err(|_| StoreError::Corrupt { table: T, column: "phashes", value: text.clone() })?;
-                    hexes.into_iter().map(|hex| parse_phash(T, "phashes", hex)).collect::<Result<Vec<u64>>>()
+                    let hexes: Vec<String> =
+                        serde_json::from_str(&text).map_err(|_| StoreError::Corrupt {
+                            table: T,
+                            column: "phashes",
+                            value: text.clone(),
+                        })?;
+                    hexes
+                        .into_iter()
+                        .map(|hex| parse_phash(T, "phashes", hex))
+                        .collect::<Result<Vec<u64>>>()
                 })
                 .transpose()?;
             Ok(TaskNodeRecord {
@@ -822,10 +938,18 @@ pub(crate) async fn load_task_nodes(conn: &mut AnyConnection, task_id: u64) -> R
         .collect()
 }
 
-pub(crate) async fn save_task_node(conn: &mut AnyConnection, record: &TaskNodeRecord) -> Result<()> {
+pub(crate) async fn save_task_node(
+    conn: &mut AnyConnection,
+    record: &TaskNodeRecord,
+) -> Result<()> {
     let phashes = record.phashes.as_ref().map(|phashes| {
-        serde_json::to_string(&phashes.iter().map(|phash| format!("{phash:#018x}")).collect::<Vec<_>>())
-            .unwrap_or_default()
+        serde_json::to_string(
+            &phashes
+                .iter()
+                .map(|phash| format!("{phash:#018x}"))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default()
     });
     sqlx::query(
         "INSERT INTO task_nodes (task_id, slot, node, commitment, phashes, text_digest, invalid_args) \
@@ -844,7 +968,10 @@ pub(crate) async fn save_task_node(conn: &mut AnyConnection, record: &TaskNodeRe
     Ok(())
 }
 
-pub(crate) async fn load_node(conn: &mut AnyConnection, address: Address) -> Result<Option<NodeRecord>> {
+pub(crate) async fn load_node(
+    conn: &mut AnyConnection,
+    address: Address,
+) -> Result<Option<NodeRecord>> {
     let row = sqlx::query(
         "SELECT address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block \
          FROM nodes WHERE address = $1",
@@ -861,7 +988,11 @@ fn node_row(row: &AnyRow) -> Result<NodeRecord> {
     Ok(NodeRecord {
         address: parse(T, "address", row.try_get(0)?)?,
         node_id: int(T, "node_id", row.try_get(1)?)?,
-        state: NodeState::parse(&state_text).ok_or(StoreError::Corrupt { table: T, column: "state", value: state_text })?,
+        state: NodeState::parse(&state_text).ok_or(StoreError::Corrupt {
+            table: T,
+            column: "state",
+            value: state_text,
+        })?,
         stake: parse(T, "stake", row.try_get(3)?)?,
         gpu_model: parse(T, "gpu_model", row.try_get(4)?)?,
         gpu_model_name: row.try_get(5)?,

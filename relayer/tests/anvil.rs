@@ -47,7 +47,8 @@ struct Devnet {
 
 impl Devnet {
     async fn start() -> Self {
-        let anvil_path = devnet::foundry_tool(&devnet::repo_root(), devnet::FoundryTool::Anvil).unwrap();
+        let anvil_path =
+            devnet::foundry_tool(&devnet::repo_root(), devnet::FoundryTool::Anvil).unwrap();
         let anvil = Anvil::at(anvil_path).try_spawn().unwrap();
         let wallet: EthereumWallet = anvil.wallet().unwrap();
         // Nonces fetched per transaction: a cached nonce would outlive a reorg and stall.
@@ -60,15 +61,32 @@ impl Devnet {
             .connect_http(anvil.endpoint_url())
             .erased();
         let accounts = anvil.addresses().to_vec();
-        let deployment =
-            devnet::deploy_with_mock_token(&provider, accounts[0], accounts[0], accounts[1], devnet::default_init_params())
-                .await
-                .unwrap();
-        devnet::mint(&provider, deployment.staking_token, accounts[0], &accounts[2..], U256::from(10 * STAKE))
-            .await
-            .unwrap();
+        let deployment = devnet::deploy_with_mock_token(
+            &provider,
+            accounts[0],
+            accounts[0],
+            accounts[1],
+            devnet::default_init_params(),
+        )
+        .await
+        .unwrap();
+        devnet::mint(
+            &provider,
+            deployment.staking_token,
+            accounts[0],
+            &accounts[2..],
+            U256::from(10 * STAKE),
+        )
+        .await
+        .unwrap();
         let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
-        Self { creator: accounts[9], anvil, provider, deployment, verinfer }
+        Self {
+            creator: accounts[9],
+            anvil,
+            provider,
+            deployment,
+            verinfer,
+        }
     }
 
     fn account(&self, index: usize) -> Address {
@@ -76,7 +94,12 @@ impl Devnet {
     }
 
     fn signer(&self, address: Address) -> PrivateKeySigner {
-        let index = self.anvil.addresses().iter().position(|a| *a == address).unwrap();
+        let index = self
+            .anvil
+            .addresses()
+            .iter()
+            .position(|a| *a == address)
+            .unwrap();
         PrivateKeySigner::from(self.anvil.keys()[index].clone())
     }
 
@@ -85,7 +108,15 @@ impl Devnet {
     }
 
     async fn join(&self, node: Address) {
-        self.token().approve(self.deployment.verinfer, U256::from(STAKE)).from(node).send().await.unwrap().get_receipt().await.unwrap();
+        self.token()
+            .approve(self.deployment.verinfer, U256::from(STAKE))
+            .from(node)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
         let receipt = self
             .verinfer
             .join(H100.to_owned(), 81_559, U96::from(STAKE))
@@ -102,10 +133,25 @@ impl Devnet {
 
     /// Creates an image task; returns its id.
     async fn create_image_task(&self, args_hash: B256, image_count: u8) -> u64 {
-        self.token().approve(self.deployment.verinfer, U256::from(FEE)).from(self.creator).send().await.unwrap().get_receipt().await.unwrap();
+        self.token()
+            .approve(self.deployment.verinfer, U256::from(FEE))
+            .from(self.creator)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
         let receipt = self
             .verinfer
-            .createTask(verinfer_abi::TaskKind::ImageGeneration.into(), args_hash, image_count, 16_384, String::new(), U96::from(FEE))
+            .createTask(
+                verinfer_abi::TaskKind::ImageGeneration.into(),
+                args_hash,
+                image_count,
+                16_384,
+                String::new(),
+                U96::from(FEE),
+            )
             .from(self.creator)
             .gas(GAS)
             .send()
@@ -114,18 +160,42 @@ impl Devnet {
             .get_receipt()
             .await
             .unwrap();
-        assert!(receipt.status(), "createTask reverted: gas used {} of {:?}", receipt.gas_used, receipt);
-        let created = receipt.logs().iter().find_map(|log| log.log_decode::<Verinfer::TaskCreated>().ok()).unwrap();
+        assert!(
+            receipt.status(),
+            "createTask reverted: gas used {} of {:?}",
+            receipt.gas_used,
+            receipt
+        );
+        let created = receipt
+            .logs()
+            .iter()
+            .find_map(|log| log.log_decode::<Verinfer::TaskCreated>().ok())
+            .unwrap();
         created.inner.data.taskId.to::<u64>()
     }
 
     async fn task_nodes(&self, task_id: u64) -> [Address; 3] {
-        self.verinfer.getTask(U256::from(task_id)).call().await.unwrap().nodes
+        self.verinfer
+            .getTask(U256::from(task_id))
+            .call()
+            .await
+            .unwrap()
+            .nodes
     }
 
     async fn commit_image(&self, task_id: u64, node: Address, phashes: &[u64]) {
         let commitment = image_commitment(U256::from(task_id), node, phashes, salt(node));
-        let receipt = self.verinfer.commit(U256::from(task_id), commitment).from(node).gas(GAS).send().await.unwrap().get_receipt().await.unwrap();
+        let receipt = self
+            .verinfer
+            .commit(U256::from(task_id), commitment)
+            .from(node)
+            .gas(GAS)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
         assert!(receipt.status(), "commit reverted");
     }
 
@@ -145,7 +215,10 @@ impl Devnet {
     }
 
     fn read_provider(&self) -> DynProvider {
-        ProviderBuilder::new().disable_recommended_fillers().connect_http(self.anvil.endpoint_url()).erased()
+        ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect_http(self.anvil.endpoint_url())
+            .erased()
     }
 
     fn indexer(&self, store: &Store, max_block_range: u64) -> Indexer {
@@ -166,7 +239,9 @@ impl Devnet {
 
     /// Every Verinfer log on the chain now.
     async fn chain_log_count(&self) -> u64 {
-        let filter = Filter::new().address(self.deployment.verinfer).from_block(self.deployment.deploy_block);
+        let filter = Filter::new()
+            .address(self.deployment.verinfer)
+            .from_block(self.deployment.deploy_block);
         self.provider.get_logs(&filter).await.unwrap().len() as u64
     }
 
@@ -175,30 +250,67 @@ impl Devnet {
     async fn assert_index_matches_chain(&self, store: &Store, nodes: &[Address]) {
         let task_count: u64 = self.verinfer.taskCount().call().await.unwrap().to::<u64>();
         for task_id in 1..=task_count + 1 {
-            let chain = self.verinfer.getTask(U256::from(task_id)).call().await.unwrap();
+            let chain = self
+                .verinfer
+                .getTask(U256::from(task_id))
+                .call()
+                .await
+                .unwrap();
             let Some(ours) = store.task(task_id).await.unwrap() else {
-                assert_eq!(chain.status, 0, "task {task_id} exists on chain, not in the index");
+                assert_eq!(
+                    chain.status, 0,
+                    "task {task_id} exists on chain, not in the index"
+                );
                 continue;
             };
             assert_eq!(ours.status.as_u8(), chain.status, "task {task_id} status");
             assert_eq!(ours.creator, chain.creator, "task {task_id} creator");
             assert_eq!(ours.kind as u8, chain.kind, "task {task_id} kind");
-            assert_eq!(ours.image_count, chain.imageCount, "task {task_id} imageCount");
-            assert_eq!(ours.min_vram_mib, chain.minVramMiB, "task {task_id} minVramMiB");
+            assert_eq!(
+                ours.image_count, chain.imageCount,
+                "task {task_id} imageCount"
+            );
+            assert_eq!(
+                ours.min_vram_mib, chain.minVramMiB,
+                "task {task_id} minVramMiB"
+            );
             assert_eq!(ours.args_hash, chain.argsHash, "task {task_id} argsHash");
             assert_eq!(ours.gpu_model, chain.gpuModel, "task {task_id} gpuModel");
             assert_eq!(ours.fee, chain.fee.to::<u128>(), "task {task_id} fee");
-            assert_eq!(ours.nodes.unwrap_or_default(), chain.nodes, "task {task_id} nodes");
-            assert_eq!(ours.committed_mask, chain.committedMask, "task {task_id} committedMask");
-            assert_eq!(ours.revealed_mask, chain.revealedMask, "task {task_id} revealedMask");
-            assert_eq!(ours.invalid_mask, chain.invalidMask, "task {task_id} invalidMask");
-            assert_eq!(ours.commit_deadline, chain.commitDeadline, "task {task_id} commitDeadline");
-            assert_eq!(ours.reveal_deadline, chain.revealDeadline, "task {task_id} revealDeadline");
+            assert_eq!(
+                ours.nodes.unwrap_or_default(),
+                chain.nodes,
+                "task {task_id} nodes"
+            );
+            assert_eq!(
+                ours.committed_mask, chain.committedMask,
+                "task {task_id} committedMask"
+            );
+            assert_eq!(
+                ours.revealed_mask, chain.revealedMask,
+                "task {task_id} revealedMask"
+            );
+            assert_eq!(
+                ours.invalid_mask, chain.invalidMask,
+                "task {task_id} invalidMask"
+            );
+            assert_eq!(
+                ours.commit_deadline, chain.commitDeadline,
+                "task {task_id} commitDeadline"
+            );
+            assert_eq!(
+                ours.reveal_deadline, chain.revealDeadline,
+                "task {task_id} revealDeadline"
+            );
         }
         for &address in nodes {
             let chain = self.verinfer.getNode(address).call().await.unwrap();
             let Some(ours) = store.node(address).await.unwrap() else {
-                assert_eq!((chain.state, chain.id), (0, 0), "node {address} exists on chain, not in the index");
+                assert_eq!(
+                    (chain.state, chain.id),
+                    (0, 0),
+                    "node {address} exists on chain, not in the index"
+                );
                 continue;
             };
             assert_eq!(ours.state.as_u8(), chain.state, "node {address} state");
@@ -207,9 +319,17 @@ impl Devnet {
             assert_eq!(ours.gpu_model, chain.gpuModel, "node {address} gpuModel");
             assert_eq!(ours.vram_mib, chain.vramMiB, "node {address} vramMiB");
             assert_eq!(ours.tier(), chain.tier, "node {address} tier");
-            assert_eq!(ours.task_id, chain.taskId.to::<u64>(), "node {address} taskId");
+            assert_eq!(
+                ours.task_id,
+                chain.taskId.to::<u64>(),
+                "node {address} taskId"
+            );
         }
-        assert_eq!(store.count_rows(CountedTable::Events).await.unwrap(), self.chain_log_count().await, "one stored event per log");
+        assert_eq!(
+            store.count_rows(CountedTable::Events).await.unwrap(),
+            self.chain_log_count().await,
+            "one stored event per log"
+        );
     }
 }
 
@@ -245,7 +365,8 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
     let relayer = Relayer::from_config(&config).await.unwrap();
     let store = relayer.state().inner().store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = RelayerClient::new(format!("http://{}/", listener.local_addr().unwrap()).parse().unwrap());
+    let client_base = format!("http://{}/", listener.local_addr().unwrap());
+    let client = RelayerClient::new(client_base.parse().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(relayer.serve(listener, async {
         let _ = stopped.await;
@@ -256,7 +377,9 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
     let uploaded = client.upload_args(args.clone()).await.unwrap();
     let pngs: Vec<Vec<u8>> = (0..4).map(|i| gradient_png(i * 50 + 3, 64)).collect();
     let phashes: Vec<u64> = pngs.iter().map(|png| phash(png)).collect();
-    let task_id = net.create_image_task(uploaded.args_hash, pngs.len() as u8).await;
+    let task_id = net
+        .create_image_task(uploaded.args_hash, pngs.len() as u8)
+        .await;
     let slots = net.task_nodes(task_id).await;
     for node in slots {
         net.commit_image(task_id, node, &phashes).await;
@@ -265,19 +388,58 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
         net.reveal_image(task_id, node, &phashes).await;
     }
 
-    let view = wait_for(|| async { client.task(task_id).await.ok().filter(|t| t.status.as_str() == "validated") }).await;
+    let view = wait_for(|| async {
+        client
+            .task(task_id)
+            .await
+            .ok()
+            .filter(|t| t.status.as_str() == "validated")
+    })
+    .await;
     assert_eq!(view.settlement.as_ref().unwrap().agreeing_mask, 0b111);
-    assert_eq!(client.task_args(task_id, uploaded.args_hash).await.unwrap().as_ref(), args.as_slice());
+    assert_eq!(
+        client
+            .task_args(task_id, uploaded.args_hash)
+            .await
+            .unwrap()
+            .as_ref(),
+        args.as_slice()
+    );
 
     // Forged uploads are refused and store nothing.
-    let before = (store.count_rows(CountedTable::Results).await.unwrap(), store.count_rows(CountedTable::Blobs).await.unwrap());
+    let before = (
+        store.count_rows(CountedTable::Results).await.unwrap(),
+        store.count_rows(CountedTable::Blobs).await.unwrap(),
+    );
     let payload = UploadPayload::image(pngs.clone());
     let outsider = net.signer(net.account(7));
-    let wrong_node = sign_result_upload(&outsider, net.deployment.chain_id, net.deployment.verinfer, task_id, &payload).await.unwrap();
-    assert_eq!(client.upload_result(task_id, &wrong_node).await.unwrap_err().code(), Some(ErrorCode::NotSelected));
+    let wrong_node = sign_result_upload(
+        &outsider,
+        net.deployment.chain_id,
+        net.deployment.verinfer,
+        task_id,
+        &payload,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        client
+            .upload_result(task_id, &wrong_node)
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::NotSelected)
+    );
     let mut bad_signature = wrong_node.clone();
     bad_signature.node = slots[0];
-    assert_eq!(client.upload_result(task_id, &bad_signature).await.unwrap_err().code(), Some(ErrorCode::BadSignature));
+    assert_eq!(
+        client
+            .upload_result(task_id, &bad_signature)
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::BadSignature)
+    );
     let mut forged_pngs = pngs.clone();
     forged_pngs[1] = gradient_png(250, 64);
     let forged = sign_result_upload(
@@ -289,17 +451,38 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
     )
     .await
     .unwrap();
-    assert_eq!(client.upload_result(task_id, &forged).await.unwrap_err().code(), Some(ErrorCode::DigestMismatch));
-    let after = (store.count_rows(CountedTable::Results).await.unwrap(), store.count_rows(CountedTable::Blobs).await.unwrap());
+    assert_eq!(
+        client
+            .upload_result(task_id, &forged)
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::DigestMismatch)
+    );
+    let after = (
+        store.count_rows(CountedTable::Results).await.unwrap(),
+        store.count_rows(CountedTable::Blobs).await.unwrap(),
+    );
     assert_eq!(before, after, "a refused upload stored something");
 
     // Each selected node uploads its PNGs.
     for node in slots {
-        let request =
-            sign_result_upload(&net.signer(node), net.deployment.chain_id, net.deployment.verinfer, task_id, &payload)
+        let request = sign_result_upload(
+            &net.signer(node),
+            net.deployment.chain_id,
+            net.deployment.verinfer,
+            task_id,
+            &payload,
+        )
+        .await
+        .unwrap();
+        assert!(
+            client
+                .upload_result(task_id, &request)
                 .await
-                .unwrap();
-        assert!(client.upload_result(task_id, &request).await.unwrap().created);
+                .unwrap()
+                .created
+        );
     }
 
     // The results: every agreeing node's PNGs, whose recomputed pHashes are what the chain holds.
@@ -311,11 +494,51 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
         assert_eq!(images.len(), pngs.len());
         for (index, image) in images.iter().enumerate() {
             let png = client.blob(image.keccak256).await.unwrap();
-            assert_eq!(phash(&png), phashes[index], "recomputed pHash equals the revealed one");
-            assert_eq!(result.revealed_phashes.as_ref().unwrap()[index], format!("{:#018x}", phashes[index]));
+            assert_eq!(
+                phash(&png),
+                phashes[index],
+                "recomputed pHash equals the revealed one"
+            );
+            assert_eq!(
+                result.revealed_phashes.as_ref().unwrap()[index],
+                format!("{:#018x}", phashes[index])
+            );
         }
     }
     net.assert_index_matches_chain(&store, &node_accounts).await;
+
+    // Health and metrics reflect the running indexer.
+    let health = client.health().await.unwrap();
+    assert_eq!(
+        (health.status.as_str(), health.indexer.as_str()),
+        ("ok", "ok"),
+        "{health:?}"
+    );
+    let head = net.provider.get_block_number().await.unwrap();
+    assert_eq!(health.chain_head, Some(head));
+    let metrics_url = format!("{}metrics", client_base);
+    let metrics = reqwest::get(metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("verinfer_relayer_indexed_head {head}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("verinfer_relayer_indexer_lag_blocks 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("verinfer_relayer_upload_verifications_total{outcome=\"failed\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("verinfer_relayer_upload_verifications_total{outcome=\"ok\"} 3"),
+        "{metrics}"
+    );
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
@@ -340,7 +563,9 @@ async fn indexer_restart_resumes_from_the_persisted_cursor() {
         let outcome = indexer.poll().await.unwrap();
         assert!(!outcome.caught_up);
         indexer.poll().await.unwrap();
-        assert!(store.count_rows(CountedTable::Events).await.unwrap() < net.chain_log_count().await);
+        assert!(
+            store.count_rows(CountedTable::Events).await.unwrap() < net.chain_log_count().await
+        );
         store.pool().close().await;
     }
 
@@ -360,7 +585,17 @@ async fn indexer_restart_resumes_from_the_persisted_cursor() {
         net.join(node).await;
     }
     // One node leaves: an idle one exits at once, a busy one is marked Leaving.
-    let receipt = net.verinfer.leave().from(nodes[0]).gas(GAS).send().await.unwrap().get_receipt().await.unwrap();
+    let receipt = net
+        .verinfer
+        .leave()
+        .from(nodes[0])
+        .gas(GAS)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     assert!(receipt.status(), "leave reverted");
     assert!(busy < queued);
 
@@ -373,7 +608,9 @@ async fn indexer_restart_resumes_from_the_persisted_cursor() {
 
     // Re-committing an already stored range (a crash after commit, before the cursor was seen)
     // stores no duplicate.
-    let filter = Filter::new().address(net.deployment.verinfer).from_block(net.deployment.deploy_block);
+    let filter = Filter::new()
+        .address(net.deployment.verinfer)
+        .from_block(net.deployment.deploy_block);
     let logs: Vec<_> = net
         .provider
         .get_logs(&filter)
@@ -383,8 +620,18 @@ async fn indexer_restart_resumes_from_the_persisted_cursor() {
         .map(|log| verinfer_relayer::events::RawLog::from_rpc(log).unwrap())
         .collect();
     let head = net.provider.get_block_number().await.unwrap();
-    let head_hash = net.provider.get_block_by_number(head.into()).await.unwrap().unwrap().header.hash;
-    assert_eq!(store.commit_range((head, head_hash), &logs).await.unwrap(), 0);
+    let head_hash = net
+        .provider
+        .get_block_by_number(head.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .hash;
+    assert_eq!(
+        store.commit_range((head, head_hash), &logs).await.unwrap(),
+        0
+    );
     net.assert_index_matches_chain(&store, &nodes).await;
 }
 
@@ -418,7 +665,10 @@ async fn reorgs_are_rolled_back_and_reindexed() {
     assert!(net.provider.get_block_number().await.unwrap() < branch_a_head);
     let outcome = catch_up(&indexer, 100).await.unwrap();
     assert!(outcome.rolled_back_to.is_some(), "the reorg went unnoticed");
-    assert!(store.task(task).await.unwrap().is_none(), "branch A's task survived the reorg");
+    assert!(
+        store.task(task).await.unwrap().is_none(),
+        "branch A's task survived the reorg"
+    );
     net.assert_index_matches_chain(&store, &nodes).await;
 
     // Branch B grows past A's height with other events, at the same heights A had.
@@ -428,7 +678,10 @@ async fn reorgs_are_rolled_back_and_reindexed() {
     net.provider.anvil_mine(Some(3), None).await.unwrap();
     catch_up(&indexer, 100).await.unwrap();
     net.assert_index_matches_chain(&store, &nodes).await;
-    assert_eq!(store.task(other).await.unwrap().unwrap().args_hash, B256::repeat_byte(0xb));
+    assert_eq!(
+        store.task(other).await.unwrap().unwrap().args_hash,
+        B256::repeat_byte(0xb)
+    );
 
     // anvil's own reorg: replace the last 3 blocks (which hold no tx) with one holding a leave.
     let head_before = net.provider.get_block_number().await.unwrap();
@@ -441,7 +694,12 @@ async fn reorgs_are_rolled_back_and_reindexed() {
         }
         idle.unwrap()
     };
-    let leave = net.verinfer.leave().from(idle).gas(GAS).into_transaction_request();
+    let leave = net
+        .verinfer
+        .leave()
+        .from(idle)
+        .gas(GAS)
+        .into_transaction_request();
     net.provider
         .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
             depth: 3,
@@ -451,8 +709,15 @@ async fn reorgs_are_rolled_back_and_reindexed() {
         .unwrap();
     assert_eq!(net.provider.get_block_number().await.unwrap(), head_before);
     let outcome = catch_up(&indexer, 100).await.unwrap();
-    assert!(outcome.rolled_back_to.is_some(), "anvil_reorg went unnoticed");
-    assert_eq!(net.verinfer.getNode(idle).call().await.unwrap().state, 0, "the leave landed");
+    assert!(
+        outcome.rolled_back_to.is_some(),
+        "anvil_reorg went unnoticed"
+    );
+    assert_eq!(
+        net.verinfer.getNode(idle).call().await.unwrap().state,
+        0,
+        "the leave landed"
+    );
     net.assert_index_matches_chain(&store, &nodes).await;
 }
 

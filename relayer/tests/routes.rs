@@ -22,7 +22,9 @@ fn pngs() -> Vec<Vec<u8>> {
 }
 
 async fn signed(signer: &PrivateKeySigner, task_id: u64, payload: &UploadPayload) -> UploadRequest {
-    sign_result_upload(signer, CHAIN_ID, VERINFER, task_id, payload).await.unwrap()
+    sign_result_upload(signer, CHAIN_ID, VERINFER, task_id, payload)
+        .await
+        .unwrap()
 }
 
 fn json(request: &UploadRequest) -> Vec<u8> {
@@ -30,13 +32,30 @@ fn json(request: &UploadRequest) -> Vec<u8> {
 }
 
 /// Sends `body` to `uri` and checks the status, the error code and that nothing was stored.
-async fn assert_rejected(harness: &Harness, method: &str, uri: &str, body: Vec<u8>, status: StatusCode, code: &str) {
+async fn assert_rejected(
+    harness: &Harness,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+    status: StatusCode,
+    code: &str,
+) {
     let before = harness.stored().await;
     let (got_status, body) = harness.send_json(method, uri, body).await;
     assert_eq!(got_status, status, "{body}");
     assert_eq!(error_code(&body), code, "{body}");
-    assert!(!body["error"]["message"].as_str().unwrap_or_default().is_empty(), "{body}");
-    assert_eq!(harness.stored().await, before, "a rejected request stored something");
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{body}"
+    );
+    assert_eq!(
+        harness.stored().await,
+        before,
+        "a rejected request stored something"
+    );
 }
 
 // ------------------------------------------------------------------ args
@@ -50,22 +69,37 @@ async fn args_upload_is_idempotent_and_served_by_hash_and_task() {
     let hash = keccak256(&args);
     assert_eq!(body["args_hash"], format!("{hash}"));
     let (status, body) = harness.send_json("POST", "/v1/args", args.clone()).await;
-    assert_eq!((status, body["created"].as_bool()), (StatusCode::OK, Some(false)));
+    assert_eq!(
+        (status, body["created"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
     assert_eq!(harness.stored().await.blobs, 1);
 
     let (status, bytes) = harness.send("GET", &format!("/v1/args/{hash}"), "").await;
-    assert_eq!((status, bytes.as_slice()), (StatusCode::OK, args.as_slice()));
+    assert_eq!(
+        (status, bytes.as_slice()),
+        (StatusCode::OK, args.as_slice())
+    );
 
     harness.start_task(TASK, TaskKind::Image, 4, hash).await;
-    let (status, bytes) = harness.send("GET", &format!("/v1/tasks/{TASK}/args"), "").await;
+    let (status, bytes) = harness
+        .send("GET", &format!("/v1/tasks/{TASK}/args"), "")
+        .await;
     assert_eq!((status, bytes), (StatusCode::OK, args));
 }
 
 #[tokio::test]
 async fn args_too_large_is_413() {
     let harness = Harness::new().await;
-    assert_rejected(&harness, "POST", "/v1/args", vec![b' '; 64 * 1024 + 1], StatusCode::PAYLOAD_TOO_LARGE, "too_large")
-        .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/args",
+        vec![b' '; 64 * 1024 + 1],
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -74,13 +108,36 @@ async fn invalid_args_are_422_naming_the_problem() {
     let mut args: serde_json::Value = serde_json::from_slice(&valid_image_args()).unwrap();
     args["width"] = 100.into(); // not a multiple of 8
     let before = harness.stored().await;
-    let (status, body) = harness.send_json("POST", "/v1/args", serde_json::to_vec(&args).unwrap()).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_args"));
-    assert!(body["error"]["message"].as_str().unwrap().contains("width"), "{body}");
-    assert_eq!(harness.stored().await, before);
-    assert_rejected(&harness, "POST", "/v1/args", b"not json".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_args")
+    let (status, body) = harness
+        .send_json("POST", "/v1/args", serde_json::to_vec(&args).unwrap())
         .await;
-    assert_rejected(&harness, "POST", "/v1/args", Vec::new(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_args").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_args")
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("width"),
+        "{body}"
+    );
+    assert_eq!(harness.stored().await, before);
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/args",
+        b"not json".to_vec(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_args",
+    )
+    .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/args",
+        Vec::new(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_args",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -90,7 +147,9 @@ async fn args_validation_can_be_switched_off() {
         ..default_settings()
     })
     .await;
-    let (status, body) = harness.send_json("POST", "/v1/args", b"opaque bytes".to_vec()).await;
+    let (status, body) = harness
+        .send_json("POST", "/v1/args", b"opaque bytes".to_vec())
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
@@ -98,11 +157,43 @@ async fn args_validation_can_be_switched_off() {
 async fn unknown_args_and_task_args_are_404() {
     let harness = Harness::new().await;
     let hash = B256::repeat_byte(9);
-    assert_rejected(&harness, "GET", &format!("/v1/args/{hash}"), Vec::new(), StatusCode::NOT_FOUND, "unknown_args").await;
-    assert_rejected(&harness, "GET", "/v1/tasks/5/args", Vec::new(), StatusCode::NOT_FOUND, "unknown_task").await;
+    assert_rejected(
+        &harness,
+        "GET",
+        &format!("/v1/args/{hash}"),
+        Vec::new(),
+        StatusCode::NOT_FOUND,
+        "unknown_args",
+    )
+    .await;
+    assert_rejected(
+        &harness,
+        "GET",
+        "/v1/tasks/5/args",
+        Vec::new(),
+        StatusCode::NOT_FOUND,
+        "unknown_task",
+    )
+    .await;
     harness.start_task(5, TaskKind::Image, 1, hash).await;
-    assert_rejected(&harness, "GET", "/v1/tasks/5/args", Vec::new(), StatusCode::NOT_FOUND, "unknown_args").await;
-    assert_rejected(&harness, "GET", "/v1/args/0x1234", Vec::new(), StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_rejected(
+        &harness,
+        "GET",
+        "/v1/tasks/5/args",
+        Vec::new(),
+        StatusCode::NOT_FOUND,
+        "unknown_args",
+    )
+    .await;
+    assert_rejected(
+        &harness,
+        "GET",
+        "/v1/args/0x1234",
+        Vec::new(),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ result uploads
@@ -115,21 +206,39 @@ async fn image_upload_is_verified_stored_and_served() {
     let payload = UploadPayload::image(pngs.clone());
     for signer in &harness.nodes {
         let request = signed(signer, TASK, &payload).await;
-        let (status, body) = harness.send_json("POST", "/v1/tasks/1/results", json(&request)).await;
+        let (status, body) = harness
+            .send_json("POST", "/v1/tasks/1/results", json(&request))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["payload_hash"], format!("{}", payload.payload_hash()));
     }
     // Three nodes uploaded the same PNGs: stored once each.
     let stored = harness.stored().await;
-    assert_eq!((stored.blobs, stored.results, stored.result_items, stored.blob_files), (3, 3, 9, 3));
+    assert_eq!(
+        (
+            stored.blobs,
+            stored.results,
+            stored.result_items,
+            stored.blob_files
+        ),
+        (3, 3, 9, 3)
+    );
 
     // The same upload again is accepted without storing anything new.
     let again = signed(&harness.nodes[0], TASK, &payload).await;
-    let (status, body) = harness.send_json("POST", "/v1/tasks/1/results", json(&again)).await;
-    assert_eq!((status, body["created"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
+    let (status, body) = harness
+        .send_json("POST", "/v1/tasks/1/results", json(&again))
+        .await;
+    assert_eq!(
+        (status, body["created"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{body}"
+    );
     assert_eq!(harness.stored().await, stored);
 
-    let (status, body) = harness.send_json("GET", "/v1/tasks/1/results?inline=true", "").await;
+    let (status, body) = harness
+        .send_json("GET", "/v1/tasks/1/results?inline=true", "")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
@@ -138,11 +247,18 @@ async fn image_upload_is_verified_stored_and_served() {
         let images = result["images"].as_array().unwrap();
         for (index, image) in images.iter().enumerate() {
             use base64::Engine as _;
-            let png = base64::engine::general_purpose::STANDARD.decode(image["png_base64"].as_str().unwrap()).unwrap();
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(image["png_base64"].as_str().unwrap())
+                .unwrap();
             assert_eq!(png, pngs[index]);
             assert_eq!(image["phash"], result["revealed_phashes"][index]);
-            assert_eq!(image["phash"].as_str().unwrap(), format!("{:#018x}", phash(&png)));
-            let (status, blob) = harness.send("GET", image["url"].as_str().unwrap(), "").await;
+            assert_eq!(
+                image["phash"].as_str().unwrap(),
+                format!("{:#018x}", phash(&png))
+            );
+            let (status, blob) = harness
+                .send("GET", image["url"].as_str().unwrap(), "")
+                .await;
             assert_eq!((status, blob), (StatusCode::OK, pngs[index].clone()));
         }
     }
@@ -151,67 +267,125 @@ async fn image_upload_is_verified_stored_and_served() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(task["status"], "validated");
     assert_eq!(task["settlement"]["agreeing_mask"], 7);
-    assert!(task["nodes"].as_array().unwrap().iter().all(|n| n["uploaded"] == true && n["agreed"] == true));
+    assert!(
+        task["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["uploaded"] == true && n["agreed"] == true)
+    );
 
     let (_, metrics) = harness.send("GET", "/metrics", "").await;
     let metrics = String::from_utf8(metrics).unwrap();
-    assert!(metrics.contains("verinfer_relayer_upload_verifications_total{outcome=\"ok\"} 4"), "{metrics}");
-    assert!(metrics.contains("route=\"/v1/tasks/{id}/results\",status=\"201\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("verinfer_relayer_upload_verifications_total{outcome=\"ok\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"/v1/tasks/{id}/results\",status=\"201\"} 3"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn results_list_only_agreeing_nodes_and_pending_ones() {
     let harness = Harness::new().await;
     let pngs = pngs();
-    harness.start_task(TASK, TaskKind::Image, 3, B256::repeat_byte(1)).await;
+    harness
+        .start_task(TASK, TaskKind::Image, 3, B256::repeat_byte(1))
+        .await;
     let good: Vec<u64> = pngs.iter().map(|p| phash(p)).collect();
     harness.reveal_image(TASK, 0, good.clone()).await;
     harness.reveal_image(TASK, 1, good.clone()).await;
-    harness.reveal_image(TASK, 2, good.iter().map(|h| !h).collect()).await;
+    harness
+        .reveal_image(TASK, 2, good.iter().map(|h| !h).collect())
+        .await;
     harness.settle(TASK, TaskStatus::Validated, 0b011, 3).await;
     let payload = UploadPayload::image(pngs.clone());
     let request = signed(&harness.nodes[0], TASK, &payload).await;
-    assert_eq!(harness.send_json("POST", "/v1/tasks/1/results", json(&request)).await.0, StatusCode::CREATED);
+    assert_eq!(
+        harness
+            .send_json("POST", "/v1/tasks/1/results", json(&request))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
     let (status, body) = harness.send_json("GET", "/v1/tasks/1/results", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"].as_array().unwrap().len(), 1);
-    assert_eq!(body["results"][0]["node"], format!("{:#x}", harness.nodes[0].address()));
+    assert_eq!(
+        body["results"][0]["node"],
+        format!("{:#x}", harness.nodes[0].address())
+    );
     assert!(body["results"][0]["images"][0].get("png_base64").is_none());
-    assert_eq!(body["pending_nodes"], serde_json::json!([format!("{:#x}", harness.nodes[1].address())]));
+    assert_eq!(
+        body["pending_nodes"],
+        serde_json::json!([format!("{:#x}", harness.nodes[1].address())])
+    );
 }
 
 #[tokio::test]
 async fn text_upload_is_verified_against_the_revealed_digest() {
     let harness = Harness::new().await;
-    let output = TextOutput { text: "red, green, blue".into(), token_ids: vec![1, 2, 3], finish_reason: FinishReason::Stop };
-    harness.start_task(2, TaskKind::Text, 0, B256::repeat_byte(2)).await;
+    let output = TextOutput {
+        text: "red, green, blue".into(),
+        token_ids: vec![1, 2, 3],
+        finish_reason: FinishReason::Stop,
+    };
+    harness
+        .start_task(2, TaskKind::Text, 0, B256::repeat_byte(2))
+        .await;
     for slot in 0..3 {
         harness.reveal_text(2, slot, text_digest(&output)).await;
     }
     harness.settle(2, TaskStatus::Validated, 0b111, 1).await;
     let request = signed(&harness.nodes[1], 2, &UploadPayload::text(output.clone())).await;
-    let (status, body) = harness.send_json("POST", "/v1/tasks/2/results", json(&request)).await;
+    let (status, body) = harness
+        .send_json("POST", "/v1/tasks/2/results", json(&request))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = harness.send_json("GET", "/v1/tasks/2/results", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["output"]["text"], "red, green, blue");
-    assert_eq!(body["results"][0]["revealed_digest"], format!("{}", text_digest(&output)));
+    assert_eq!(
+        body["results"][0]["revealed_digest"],
+        format!("{}", text_digest(&output))
+    );
     assert_eq!(body["pending_nodes"].as_array().unwrap().len(), 2);
 
     // Another output under the same node's signature: digest mismatch.
-    let other = TextOutput { text: "red, green, yellow".into(), ..output };
+    let other = TextOutput {
+        text: "red, green, yellow".into(),
+        ..output
+    };
     let request = signed(&harness.nodes[0], 2, &UploadPayload::text(other)).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/2/results", json(&request), StatusCode::UNPROCESSABLE_ENTITY, "digest_mismatch")
-        .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/2/results",
+        json(&request),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "digest_mismatch",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn malformed_upload_json_is_400() {
     let harness = Harness::new().await;
     harness.validated_image_task(TASK, &pngs()).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", b"{\"node\":".to_vec(), StatusCode::BAD_REQUEST, "malformed_json")
-        .await;
-    let mut value = serde_json::to_value(signed(&harness.nodes[0], TASK, &UploadPayload::image(pngs())).await).unwrap();
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        b"{\"node\":".to_vec(),
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+    )
+    .await;
+    let mut value =
+        serde_json::to_value(signed(&harness.nodes[0], TASK, &UploadPayload::image(pngs())).await)
+            .unwrap();
     value["payload"]["images_png_base64"][0] = "%%%".into();
     assert_rejected(
         &harness,
@@ -226,20 +400,47 @@ async fn malformed_upload_json_is_400() {
 
 #[tokio::test]
 async fn oversized_upload_is_413() {
-    let harness = Harness::with_settings(verinfer_relayer::ApiSettings { max_upload_bytes: 4096, ..default_settings() }).await;
+    let harness = Harness::with_settings(verinfer_relayer::ApiSettings {
+        max_upload_bytes: 4096,
+        ..default_settings()
+    })
+    .await;
     harness.validated_image_task(TASK, &pngs()).await;
     let request = signed(&harness.nodes[0], TASK, &UploadPayload::image(pngs())).await;
     assert!(json(&request).len() > 4096);
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::PAYLOAD_TOO_LARGE, "too_large")
-        .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn upload_for_unknown_task_is_404() {
     let harness = Harness::new().await;
     let request = signed(&harness.nodes[0], 99, &UploadPayload::image(pngs())).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/99/results", json(&request), StatusCode::NOT_FOUND, "unknown_task").await;
-    assert_rejected(&harness, "POST", "/v1/tasks/abc/results", json(&request), StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/99/results",
+        json(&request),
+        StatusCode::NOT_FOUND,
+        "unknown_task",
+    )
+    .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/abc/results",
+        json(&request),
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -247,7 +448,15 @@ async fn upload_by_a_node_not_selected_is_403() {
     let harness = Harness::new().await;
     harness.validated_image_task(TASK, &pngs()).await;
     let request = signed(&harness.outsider, TASK, &UploadPayload::image(pngs())).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::FORBIDDEN, "not_selected").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::FORBIDDEN,
+        "not_selected",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -256,7 +465,15 @@ async fn upload_signed_by_someone_else_is_401() {
     harness.validated_image_task(TASK, &pngs()).await;
     let mut request = signed(&harness.outsider, TASK, &UploadPayload::image(pngs())).await;
     request.node = harness.nodes[0].address(); // claims a selected node, signed by another key
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNAUTHORIZED, "bad_signature").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNAUTHORIZED,
+        "bad_signature",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -264,7 +481,15 @@ async fn upload_signed_for_another_task_is_401() {
     let harness = Harness::new().await;
     harness.validated_image_task(TASK, &pngs()).await;
     let request = signed(&harness.nodes[0], TASK + 1, &UploadPayload::image(pngs())).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNAUTHORIZED, "bad_signature").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNAUTHORIZED,
+        "bad_signature",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -273,7 +498,15 @@ async fn malformed_signature_is_401() {
     harness.validated_image_task(TASK, &pngs()).await;
     let mut request = signed(&harness.nodes[0], TASK, &UploadPayload::image(pngs())).await;
     request.signature = Bytes::from(vec![1u8; 64]);
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNAUTHORIZED, "bad_signature").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNAUTHORIZED,
+        "bad_signature",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -285,8 +518,15 @@ async fn upload_whose_phash_differs_from_the_reveal_is_422() {
     forged[2] = gradient_png(200, 64);
     assert_ne!(phash(&forged[2]), phash(&pngs[2]));
     let request = signed(&harness.nodes[0], TASK, &UploadPayload::image(forged)).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNPROCESSABLE_ENTITY, "digest_mismatch")
-        .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "digest_mismatch",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -294,9 +534,21 @@ async fn upload_with_the_wrong_image_count_is_422() {
     let harness = Harness::new().await;
     let pngs = pngs();
     harness.validated_image_task(TASK, &pngs).await;
-    let request = signed(&harness.nodes[0], TASK, &UploadPayload::image(pngs[..2].to_vec())).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNPROCESSABLE_ENTITY, "wrong_image_count")
-        .await;
+    let request = signed(
+        &harness.nodes[0],
+        TASK,
+        &UploadPayload::image(pngs[..2].to_vec()),
+    )
+    .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "wrong_image_count",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -306,44 +558,104 @@ async fn upload_of_a_non_png_is_422() {
     harness.validated_image_task(TASK, &pngs).await;
     let mut files = pngs.clone();
     files[0] = b"GIF89a not a png".to_vec();
-    let request = signed(&harness.nodes[0], TASK, &UploadPayload::image(files.clone())).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNPROCESSABLE_ENTITY, "bad_png").await;
+    let request = signed(
+        &harness.nodes[0],
+        TASK,
+        &UploadPayload::image(files.clone()),
+    )
+    .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_png",
+    )
+    .await;
     // A PNG signature followed by garbage does not decode.
     files[0] = [b"\x89PNG\r\n\x1a\n".as_slice(), b"garbage"].concat();
     let request = signed(&harness.nodes[0], TASK, &UploadPayload::image(files)).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNPROCESSABLE_ENTITY, "bad_png").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "bad_png",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn text_payload_for_an_image_task_is_422() {
     let harness = Harness::new().await;
     harness.validated_image_task(TASK, &pngs()).await;
-    let output = TextOutput { text: "x".into(), token_ids: vec![1], finish_reason: FinishReason::Length };
+    let output = TextOutput {
+        text: "x".into(),
+        token_ids: vec![1],
+        finish_reason: FinishReason::Length,
+    };
     let request = signed(&harness.nodes[0], TASK, &UploadPayload::text(output)).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::UNPROCESSABLE_ENTITY, "wrong_payload_kind")
-        .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "wrong_payload_kind",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn upload_before_the_reveal_is_indexed_is_409() {
     let harness = Harness::new().await;
-    harness.start_task(TASK, TaskKind::Image, 3, B256::repeat_byte(1)).await;
+    harness
+        .start_task(TASK, TaskKind::Image, 3, B256::repeat_byte(1))
+        .await;
     let request = signed(&harness.nodes[0], TASK, &UploadPayload::image(pngs())).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&request), StatusCode::CONFLICT, "not_revealed").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::CONFLICT,
+        "not_revealed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn upload_by_a_node_that_reported_invalid_args_is_409() {
     let harness = Harness::new().await;
-    harness.start_task(3, TaskKind::Text, 0, B256::repeat_byte(3)).await;
+    harness
+        .start_task(3, TaskKind::Text, 0, B256::repeat_byte(3))
+        .await;
     harness.reveal_text(3, 0, invalid_args_digest()).await;
     harness
-        .apply(&[verinfer_relayer::events::VerinferEvent::InvalidArgsReported { task_id: 3, node: harness.nodes[0].address() }])
+        .apply(&[
+            verinfer_relayer::events::VerinferEvent::InvalidArgsReported {
+                task_id: 3,
+                node: harness.nodes[0].address(),
+            },
+        ])
         .await;
-    let output = TextOutput { text: "x".into(), token_ids: vec![1], finish_reason: FinishReason::Stop };
+    let output = TextOutput {
+        text: "x".into(),
+        token_ids: vec![1],
+        finish_reason: FinishReason::Stop,
+    };
     let request = signed(&harness.nodes[0], 3, &UploadPayload::text(output)).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/3/results", json(&request), StatusCode::CONFLICT, "reported_invalid_args")
-        .await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/3/results",
+        json(&request),
+        StatusCode::CONFLICT,
+        "reported_invalid_args",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -352,14 +664,28 @@ async fn a_second_different_upload_by_the_same_node_is_409() {
     let pngs = pngs();
     harness.validated_image_task(TASK, &pngs).await;
     let first = signed(&harness.nodes[0], TASK, &UploadPayload::image(pngs.clone())).await;
-    assert_eq!(harness.send_json("POST", "/v1/tasks/1/results", json(&first)).await.0, StatusCode::CREATED);
+    assert_eq!(
+        harness
+            .send_json("POST", "/v1/tasks/1/results", json(&first))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
     // Same pixels (same pHashes, so it verifies), other PNG bytes.
     let mut recompressed = pngs.clone();
     recompressed[0] = gradient_png_with(1, 64, image::codecs::png::CompressionType::Fast);
     assert_ne!(recompressed[0], pngs[0]);
     assert_eq!(phash(&recompressed[0]), phash(&pngs[0]));
     let second = signed(&harness.nodes[0], TASK, &UploadPayload::image(recompressed)).await;
-    assert_rejected(&harness, "POST", "/v1/tasks/1/results", json(&second), StatusCode::CONFLICT, "already_uploaded").await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&second),
+        StatusCode::CONFLICT,
+        "already_uploaded",
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ reads
@@ -367,21 +693,40 @@ async fn a_second_different_upload_by_the_same_node_is_409() {
 #[tokio::test]
 async fn results_of_a_task_not_validated_are_409_and_unknown_404() {
     let harness = Harness::new().await;
-    harness.start_task(TASK, TaskKind::Image, 3, B256::repeat_byte(1)).await;
+    harness
+        .start_task(TASK, TaskKind::Image, 3, B256::repeat_byte(1))
+        .await;
     let (status, body) = harness.send_json("GET", "/v1/tasks/1/results", "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "task_not_validated"));
-    assert!(body["error"]["message"].as_str().unwrap().contains("revealing"), "{body}");
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "task_not_validated")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revealing"),
+        "{body}"
+    );
     harness.settle(TASK, TaskStatus::Aborted, 0, 3).await;
     let (status, body) = harness.send_json("GET", "/v1/tasks/1/results", "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "task_not_validated"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "task_not_validated")
+    );
     let (status, body) = harness.send_json("GET", "/v1/tasks/2/results", "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_task"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "unknown_task")
+    );
 }
 
 #[tokio::test]
 async fn task_and_nodes_views() {
     let harness = Harness::new().await;
-    harness.start_task(TASK, TaskKind::Image, 2, B256::repeat_byte(1)).await;
+    harness
+        .start_task(TASK, TaskKind::Image, 2, B256::repeat_byte(1))
+        .await;
     let (status, task) = harness.send_json("GET", "/v1/tasks/1", "").await;
     assert_eq!(status, StatusCode::OK, "{task}");
     assert_eq!(task["kind"], "image");
@@ -395,25 +740,46 @@ async fn task_and_nodes_views() {
     assert_eq!(status, StatusCode::OK);
     let nodes = nodes["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
-    assert!(nodes.iter().all(|n| n["state"] == "busy" && n["task_id"] == 1 && n["tier"] == 6));
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["state"] == "busy" && n["task_id"] == 1 && n["tier"] == 6)
+    );
     assert_eq!(nodes[0]["gpu_model_name"], "nvidia h100 80gb hbm3");
     assert_eq!(nodes[0]["stake"], STAKE.to_string());
 
     let (status, body) = harness.send_json("GET", "/v1/tasks/0", "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
     let (status, body) = harness.send_json("GET", "/v1/nodes?limit=x", "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let harness = Harness::new().await;
     let (status, body) = harness.send_json("GET", "/v2/nothing", "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let (status, body) = harness.send_json("DELETE", "/v1/args", "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
-    let (status, body) = harness.send_json("GET", &format!("/v1/blobs/{}", B256::ZERO), "").await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "unknown_blob"));
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    let (status, body) = harness
+        .send_json("GET", &format!("/v1/blobs/{}", B256::ZERO), "")
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "unknown_blob")
+    );
 }
 
 #[tokio::test]
@@ -421,7 +787,10 @@ async fn healthz_reports_the_database() {
     let harness = Harness::new().await;
     let (status, body) = harness.send_json("GET", "/healthz", "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!((body["database"].as_str(), body["indexer"].as_str()), (Some("ok"), Some("disabled")));
+    assert_eq!(
+        (body["database"].as_str(), body["indexer"].as_str()),
+        (Some("ok"), Some("disabled"))
+    );
     harness.store().pool().close().await;
     let (status, body) = harness.send_json("GET", "/healthz", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -439,19 +808,36 @@ async fn client_over_a_real_loopback_listener() {
     let client = verinfer_relayer::RelayerClient::new(format!("http://{addr}/").parse().unwrap());
 
     let uploaded = client.upload_args(valid_image_args()).await.unwrap();
-    assert_eq!(client.args(uploaded.args_hash).await.unwrap().as_ref(), valid_image_args().as_slice());
+    assert_eq!(
+        client.args(uploaded.args_hash).await.unwrap().as_ref(),
+        valid_image_args().as_slice()
+    );
     let request = signed(&harness.nodes[2], TASK, &UploadPayload::image(pngs.clone())).await;
     let accepted = client.upload_result(TASK, &request).await.unwrap();
     assert!(accepted.created);
     let results = client.results(TASK, false).await.unwrap();
     assert_eq!(results.results.len(), 1);
     let first = &results.results[0].images.as_ref().unwrap()[0];
-    assert_eq!(client.blob(first.keccak256).await.unwrap().as_ref(), pngs[0].as_slice());
+    assert_eq!(
+        client.blob(first.keccak256).await.unwrap().as_ref(),
+        pngs[0].as_slice()
+    );
 
     let forged = signed(&harness.outsider, TASK, &UploadPayload::image(pngs)).await;
     let err = client.upload_result(TASK, &forged).await.unwrap_err();
-    assert_eq!(err.code(), Some(verinfer_relayer::api::ErrorCode::NotSelected), "{err}");
-    let err = client.task_args(TASK, B256::repeat_byte(0x42)).await.unwrap_err();
-    assert_eq!(err.code(), Some(verinfer_relayer::api::ErrorCode::UnknownArgs), "{err}");
+    assert_eq!(
+        err.code(),
+        Some(verinfer_relayer::api::ErrorCode::NotSelected),
+        "{err}"
+    );
+    let err = client
+        .task_args(TASK, B256::repeat_byte(0x42))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(verinfer_relayer::api::ErrorCode::UnknownArgs),
+        "{err}"
+    );
     server.abort();
 }

@@ -66,14 +66,18 @@ impl ErrorCode {
         match self {
             C::MalformedJson | C::BadRequest => StatusCode::BAD_REQUEST,
             C::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            C::InvalidArgs | C::WrongPayloadKind | C::WrongImageCount | C::BadPng | C::DigestMismatch => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            C::InvalidArgs
+            | C::WrongPayloadKind
+            | C::WrongImageCount
+            | C::BadPng
+            | C::DigestMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             C::NotFound | C::UnknownTask | C::UnknownArgs | C::UnknownBlob => StatusCode::NOT_FOUND,
             C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            C::TaskNotStarted | C::NotRevealed | C::ReportedInvalidArgs | C::AlreadyUploaded | C::TaskNotValidated => {
-                StatusCode::CONFLICT
-            }
+            C::TaskNotStarted
+            | C::NotRevealed
+            | C::ReportedInvalidArgs
+            | C::AlreadyUploaded
+            | C::TaskNotValidated => StatusCode::CONFLICT,
             C::NotSelected => StatusCode::FORBIDDEN,
             C::BadSignature => StatusCode::UNAUTHORIZED,
             C::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -94,7 +98,10 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `code` and `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -119,7 +126,12 @@ impl IntoResponse for ApiError {
         if self.code == ErrorCode::Internal {
             tracing::error!(message = %self.message, "internal error");
         }
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         (self.code.status(), Json(body)).into_response()
     }
 }

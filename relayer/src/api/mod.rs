@@ -24,8 +24,8 @@ use verinfer_task::{ArgsError, TaskArgs, TextOutput, text_digest};
 
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 use types::{
-    ArgsUploaded, HealthView, ImageView, NodeResultView, NodeView, NodesView, TaskResultsView, TaskView,
-    UploadAccepted, phash_hex,
+    ArgsUploaded, HealthView, ImageView, NodeResultView, NodeView, NodesView, TaskResultsView,
+    TaskView, UploadAccepted, phash_hex,
 };
 
 use crate::{
@@ -85,7 +85,13 @@ impl AppState {
         metrics: Metrics,
         indexer: Option<Arc<IndexerStatus>>,
     ) -> Self {
-        Self(Arc::new(AppInner { store, blobs, settings, metrics, indexer }))
+        Self(Arc::new(AppInner {
+            store,
+            blobs,
+            settings,
+            metrics,
+            indexer,
+        }))
     }
 
     /// The parts.
@@ -98,13 +104,18 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let settings = state.0.settings;
     Router::new()
-        .route("/v1/args", post(upload_args).layer(DefaultBodyLimit::max(settings.max_args_bytes)))
+        .route(
+            "/v1/args",
+            post(upload_args).layer(DefaultBodyLimit::max(settings.max_args_bytes)),
+        )
         .route("/v1/args/{hash}", get(get_args))
         .route("/v1/tasks/{id}", get(get_task))
         .route("/v1/tasks/{id}/args", get(get_task_args))
         .route(
             "/v1/tasks/{id}/results",
-            post(upload_result).layer(DefaultBodyLimit::max(settings.max_upload_bytes)).get(get_results),
+            post(upload_result)
+                .layer(DefaultBodyLimit::max(settings.max_upload_bytes))
+                .get(get_results),
         )
         .route("/v1/blobs/{hash}", get(get_blob))
         .route("/v1/nodes", get(list_nodes))
@@ -112,9 +123,15 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method")
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this route does not take that method",
+            )
         })
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -124,7 +141,12 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
-    state.0.metrics.http_requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
+    state
+        .0
+        .metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
     response
 }
 
@@ -133,9 +155,15 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorCode::TooLarge, format!("request body is larger than the {limit}-byte limit"))
+            ApiError::new(
+                ErrorCode::TooLarge,
+                format!("request body is larger than the {limit}-byte limit"),
+            )
         } else {
-            ApiError::new(ErrorCode::BadRequest, format!("cannot read the request body: {rejection}"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("cannot read the request body: {rejection}"),
+            )
         }
     })
 }
@@ -144,21 +172,36 @@ fn parse_task_id(text: &str) -> Result<u64, ApiError> {
     text.parse::<u64>()
         .ok()
         .filter(|id| *id != 0)
-        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, format!("task id {text:?} is not a positive integer")))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("task id {text:?} is not a positive integer"),
+            )
+        })
 }
 
 fn parse_hash(text: &str) -> Result<B256, ApiError> {
     let hex = text.strip_prefix("0x").unwrap_or(text);
     if hex.len() != 64 {
-        return Err(ApiError::new(ErrorCode::BadRequest, format!("{text:?} is not a 32-byte hex hash")));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{text:?} is not a 32-byte hex hash"),
+        ));
     }
-    hex.parse::<B256>()
-        .map_err(|_| ApiError::new(ErrorCode::BadRequest, format!("{text:?} is not a 32-byte hex hash")))
+    hex.parse::<B256>().map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{text:?} is not a 32-byte hex hash"),
+        )
+    })
 }
 
 async fn known_task(state: &AppState, task_id: u64) -> Result<TaskRecord, ApiError> {
     state.0.store.task(task_id).await?.ok_or_else(|| {
-        ApiError::new(ErrorCode::UnknownTask, format!("task {task_id} is unknown (not created, or not indexed yet)"))
+        ApiError::new(
+            ErrorCode::UnknownTask,
+            format!("task {task_id} is unknown (not created, or not indexed yet)"),
+        )
     })
 }
 
@@ -180,7 +223,10 @@ async fn upload_args(
     let settings = state.0.settings;
     let bytes = body(payload, settings.max_args_bytes)?;
     if bytes.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidArgs, "the args body is empty"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgs,
+            "the args body is empty",
+        ));
     }
     if settings.validate_args {
         TaskArgs::from_slice(&bytes).map_err(|err| match err {
@@ -200,26 +246,42 @@ async fn upload_args(
             size,
         })
         .await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(ArgsUploaded { args_hash, created })).into_response())
 }
 
 async fn args_bytes(state: &AppState, args_hash: B256) -> Result<Bytes, ApiError> {
     let meta = state.0.store.blob(args_hash).await?;
-    if meta.as_ref().is_none_or(|meta| meta.kind != BlobKind::Args.as_str()) {
-        return Err(ApiError::new(ErrorCode::UnknownArgs, format!("no args stored under {args_hash}")));
+    if meta
+        .as_ref()
+        .is_none_or(|meta| meta.kind != BlobKind::Args.as_str())
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnknownArgs,
+            format!("no args stored under {args_hash}"),
+        ));
     }
     Ok(state.0.blobs.get(BlobKind::Args, args_hash).await?)
 }
 
 /// `GET /v1/args/{hash}`: the raw bytes.
-async fn get_args(State(state): State<AppState>, Path(hash): Path<String>) -> Result<Response, ApiError> {
+async fn get_args(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
     let bytes = args_bytes(&state, parse_hash(&hash)?).await?;
     Ok(bytes_response(BlobKind::Args.content_type(), bytes))
 }
 
 /// `GET /v1/tasks/{id}/args`: the bytes whose keccak256 is the task's `argsHash`.
-async fn get_task_args(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn get_task_args(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let task = known_task(&state, parse_task_id(&id)?).await?;
     let bytes = args_bytes(&state, task.args_hash).await?;
     Ok(bytes_response(BlobKind::Args.content_type(), bytes))
@@ -228,12 +290,27 @@ async fn get_task_args(State(state): State<AppState>, Path(id): Path<String>) ->
 // ---------------------------------------------------------------------- tasks and nodes
 
 /// `GET /v1/tasks/{id}`.
-async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TaskView>, ApiError> {
+async fn get_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskView>, ApiError> {
     let task = known_task(&state, parse_task_id(&id)?).await?;
     let nodes = state.0.store.task_nodes(task.task_id).await?;
-    let uploaded: Vec<Address> = state.0.store.results(task.task_id).await?.iter().map(|r| r.node).collect();
+    let uploaded: Vec<Address> = state
+        .0
+        .store
+        .results(task.task_id)
+        .await?
+        .iter()
+        .map(|r| r.node)
+        .collect();
     let args_available = state.0.store.blob(task.args_hash).await?.is_some();
-    Ok(Json(TaskView::new(&task, &nodes, &uploaded, args_available)))
+    Ok(Json(TaskView::new(
+        &task,
+        &nodes,
+        &uploaded,
+        args_available,
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,7 +330,11 @@ async fn list_nodes(
     let Query(page) = page.map_err(|err| ApiError::new(ErrorCode::BadRequest, err.body_text()))?;
     let limit = page.limit.unwrap_or(MAX_NODES_PAGE).min(MAX_NODES_PAGE);
     let nodes = state.0.store.nodes(page.offset, limit).await?;
-    Ok(Json(NodesView { nodes: nodes.iter().map(NodeView::from).collect(), offset: page.offset, limit }))
+    Ok(Json(NodesView {
+        nodes: nodes.iter().map(NodeView::from).collect(),
+        offset: page.offset,
+        limit,
+    }))
 }
 
 // ---------------------------------------------------------------------- results
@@ -274,30 +355,45 @@ fn verify_upload(
     reveal: &TaskNodeRecord,
     request: UploadRequest,
 ) -> Result<VerifiedUpload, ApiError> {
-    request.verify_signer(settings.chain_id, settings.verinfer, task.task_id).map_err(|err| match err {
-        AuthError::WrongSigner { .. } | AuthError::MalformedSignature(_) | AuthError::Unrecoverable(_) => {
-            ApiError::new(ErrorCode::BadSignature, err.to_string())
-        }
-        AuthError::Signing(_) => ApiError::new(ErrorCode::Internal, err.to_string()),
-    })?;
+    request
+        .verify_signer(settings.chain_id, settings.verinfer, task.task_id)
+        .map_err(|err| match err {
+            AuthError::WrongSigner { .. }
+            | AuthError::MalformedSignature(_)
+            | AuthError::Unrecoverable(_) => {
+                ApiError::new(ErrorCode::BadSignature, err.to_string())
+            }
+            AuthError::Signing(_) => ApiError::new(ErrorCode::Internal, err.to_string()),
+        })?;
     let payload_hash = request.payload.payload_hash();
     match request.payload {
-        UploadPayload::Image { images_png_base64: pngs } => {
+        UploadPayload::Image {
+            images_png_base64: pngs,
+        } => {
             let revealed = reveal.phashes.as_deref().unwrap_or_default();
             if pngs.len() != revealed.len() {
                 return Err(ApiError::new(
                     ErrorCode::WrongImageCount,
-                    format!("task {} has {} images, the upload has {}", task.task_id, revealed.len(), pngs.len()),
+                    format!(
+                        "task {} has {} images, the upload has {}",
+                        task.task_id,
+                        revealed.len(),
+                        pngs.len()
+                    ),
                 ));
             }
             let mut items = Vec::with_capacity(pngs.len());
             let mut blobs = Vec::with_capacity(pngs.len());
             for (index, (png, revealed_phash)) in pngs.into_iter().zip(revealed).enumerate() {
                 if !png.starts_with(PNG_SIGNATURE) {
-                    return Err(ApiError::new(ErrorCode::BadPng, format!("image {index} is not a PNG file")));
+                    return Err(ApiError::new(
+                        ErrorCode::BadPng,
+                        format!("image {index} is not a PNG file"),
+                    ));
                 }
-                let phash = png_phash(&png)
-                    .map_err(|err| ApiError::new(ErrorCode::BadPng, format!("image {index}: {err}")))?;
+                let phash = png_phash(&png).map_err(|err| {
+                    ApiError::new(ErrorCode::BadPng, format!("image {index}: {err}"))
+                })?;
                 if phash != *revealed_phash {
                     return Err(ApiError::new(
                         ErrorCode::DigestMismatch,
@@ -309,11 +405,19 @@ fn verify_upload(
                         ),
                     ));
                 }
-                let png = Bytes::from(png.0);
-                items.push(ResultItem { blob: alloy_primitives::keccak256(&png), phash: Some(phash) });
+                let png = png.0;
+                items.push(ResultItem {
+                    blob: alloy_primitives::keccak256(&png),
+                    phash: Some(phash),
+                });
                 blobs.push((BlobKind::Png, png));
             }
-            Ok(VerifiedUpload { kind: TaskKind::Image, payload_hash, items, blobs })
+            Ok(VerifiedUpload {
+                kind: TaskKind::Image,
+                payload_hash,
+                items,
+                blobs,
+            })
         }
         UploadPayload::Text { output } => {
             let digest = text_digest(&output);
@@ -321,21 +425,38 @@ fn verify_upload(
             if digest != revealed {
                 return Err(ApiError::new(
                     ErrorCode::DigestMismatch,
-                    format!("the output's text digest is {digest}, but node {} revealed {revealed} on chain", request.node),
+                    format!(
+                        "the output's text digest is {digest}, but node {} revealed {revealed} on chain",
+                        request.node
+                    ),
                 ));
             }
-            let json = serde_json::to_vec(&output)
-                .map_err(|err| ApiError::new(ErrorCode::Internal, format!("cannot encode the text output: {err}")))?;
+            let json = serde_json::to_vec(&output).map_err(|err| {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("cannot encode the text output: {err}"),
+                )
+            })?;
             let json = Bytes::from(json);
-            let items = vec![ResultItem { blob: alloy_primitives::keccak256(&json), phash: None }];
-            Ok(VerifiedUpload { kind: TaskKind::Text, payload_hash, items, blobs: vec![(BlobKind::Text, json)] })
+            let items = vec![ResultItem {
+                blob: alloy_primitives::keccak256(&json),
+                phash: None,
+            }];
+            Ok(VerifiedUpload {
+                kind: TaskKind::Text,
+                payload_hash,
+                items,
+                blobs: vec![(BlobKind::Text, json)],
+            })
         }
     }
 }
 
 /// pHash of a PNG, bit-exact with Python imagehash (`verinfer-phash`).
 fn png_phash(png: &[u8]) -> Result<u64, String> {
-    verinfer_phash::phash_bytes(png).map(|hash| hash.0).map_err(|err| err.to_string())
+    verinfer_phash::phash_bytes(png)
+        .map(|hash| hash.0)
+        .map_err(|err| err.to_string())
 }
 
 /// `POST /v1/tasks/{id}/results`: a selected node's signed upload, verified against its reveal.
@@ -347,8 +468,12 @@ async fn upload_result(
     let settings = state.0.settings;
     let task_id = parse_task_id(&id)?;
     let bytes = body(payload, settings.max_upload_bytes)?;
-    let request: UploadRequest = serde_json::from_slice(&bytes)
-        .map_err(|err| ApiError::new(ErrorCode::MalformedJson, format!("invalid upload body: {err}")))?;
+    let request: UploadRequest = serde_json::from_slice(&bytes).map_err(|err| {
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("invalid upload body: {err}"),
+        )
+    })?;
     drop(bytes);
     let metrics = state.0.metrics.upload_verifications.clone();
     let outcome = accept_upload(&state, task_id, request).await;
@@ -361,22 +486,36 @@ async fn upload_result(
     outcome
 }
 
-async fn accept_upload(state: &AppState, task_id: u64, request: UploadRequest) -> Result<Response, ApiError> {
+async fn accept_upload(
+    state: &AppState,
+    task_id: u64,
+    request: UploadRequest,
+) -> Result<Response, ApiError> {
     let settings = state.0.settings;
     let task = known_task(state, task_id).await?;
     if request.payload.kind() != task.kind.as_str() {
         return Err(ApiError::new(
             ErrorCode::WrongPayloadKind,
-            format!("task {task_id} is a {} task, the upload is a {} payload", task.kind.as_str(), request.payload.kind()),
+            format!(
+                "task {task_id} is a {} task, the upload is a {} payload",
+                task.kind.as_str(),
+                request.payload.kind()
+            ),
         ));
     }
     let Some(nodes) = task.nodes else {
-        return Err(ApiError::new(ErrorCode::TaskNotStarted, format!("task {task_id} has no selected nodes yet")));
+        return Err(ApiError::new(
+            ErrorCode::TaskNotStarted,
+            format!("task {task_id} has no selected nodes yet"),
+        ));
     };
     if !nodes.contains(&request.node) {
         return Err(ApiError::new(
             ErrorCode::NotSelected,
-            format!("{} is not one of task {task_id}'s selected nodes", request.node),
+            format!(
+                "{} is not one of task {task_id}'s selected nodes",
+                request.node
+            ),
         ));
     }
     let reveal = state
@@ -386,11 +525,19 @@ async fn accept_upload(state: &AppState, task_id: u64, request: UploadRequest) -
         .await?
         .into_iter()
         .find(|record| record.node == request.node)
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("task {task_id} lacks the record of {}", request.node)))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("task {task_id} lacks the record of {}", request.node),
+            )
+        })?;
     if reveal.invalid_args {
         return Err(ApiError::new(
             ErrorCode::ReportedInvalidArgs,
-            format!("node {} reported task {task_id}'s args invalid; there is no result to upload", request.node),
+            format!(
+                "node {} reported task {task_id}'s args invalid; there is no result to upload",
+                request.node
+            ),
         ));
     }
     if reveal.phashes.is_none() && reveal.text_digest.is_none() {
@@ -408,7 +555,12 @@ async fn accept_upload(state: &AppState, task_id: u64, request: UploadRequest) -
         let task = task.clone();
         tokio::task::spawn_blocking(move || verify_upload(settings, &task, &reveal, request))
             .await
-            .map_err(|err| ApiError::new(ErrorCode::Internal, format!("verification task failed: {err}")))??
+            .map_err(|err| {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("verification task failed: {err}"),
+                )
+            })??
     };
 
     // Verified. Refuse a second, different upload before writing anything.
@@ -448,8 +600,21 @@ async fn accept_upload(state: &AppState, task_id: u64, request: UploadRequest) -
 }
 
 fn accepted(task_id: u64, node: Address, payload_hash: B256, created: bool) -> Response {
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    (status, Json(UploadAccepted { task_id, node, payload_hash, created })).into_response()
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(UploadAccepted {
+            task_id,
+            node,
+            payload_hash,
+            created,
+        }),
+    )
+        .into_response()
 }
 
 fn already_uploaded(task_id: u64, node: Address) -> ApiError {
@@ -472,19 +637,27 @@ async fn get_results(
     Path(id): Path<String>,
     query: Result<Query<ResultsQuery>, QueryRejection>,
 ) -> Result<Json<TaskResultsView>, ApiError> {
-    let Query(query) = query.map_err(|err| ApiError::new(ErrorCode::BadRequest, err.body_text()))?;
+    let Query(query) =
+        query.map_err(|err| ApiError::new(ErrorCode::BadRequest, err.body_text()))?;
     let task = known_task(&state, parse_task_id(&id)?).await?;
     let (TaskStatus::Validated, Some(settlement)) = (task.status, task.settlement.as_ref()) else {
         return Err(ApiError::new(
             ErrorCode::TaskNotValidated,
-            format!("task {} is {}, not validated: it has no results to serve", task.task_id, task.status.as_str()),
+            format!(
+                "task {} is {}, not validated: it has no results to serve",
+                task.task_id,
+                task.status.as_str()
+            ),
         ));
     };
     let reveals = state.0.store.task_nodes(task.task_id).await?;
     let uploads = state.0.store.results(task.task_id).await?;
     let mut results = Vec::new();
     let mut pending_nodes = Vec::new();
-    for reveal in reveals.iter().filter(|reveal| settlement.agreeing_mask & (1 << reveal.slot) != 0) {
+    for reveal in reveals
+        .iter()
+        .filter(|reveal| settlement.agreeing_mask & (1 << reveal.slot) != 0)
+    {
         let Some(upload) = uploads.iter().find(|upload| upload.node == reveal.node) else {
             pending_nodes.push(reveal.node);
             continue;
@@ -509,10 +682,17 @@ async fn get_results(
                 (Some(images), None)
             }
             TaskKind::Text => {
-                let blob = upload.items.first().map(|item| item.blob).unwrap_or_default();
+                let blob = upload
+                    .items
+                    .first()
+                    .map(|item| item.blob)
+                    .unwrap_or_default();
                 let bytes = state.0.blobs.get(BlobKind::Text, blob).await?;
                 let output: TextOutput = serde_json::from_slice(&bytes).map_err(|err| {
-                    ApiError::new(ErrorCode::Internal, format!("stored text output {blob} does not parse: {err}"))
+                    ApiError::new(
+                        ErrorCode::Internal,
+                        format!("stored text output {blob} does not parse: {err}"),
+                    )
                 })?;
                 (None, Some(output))
             }
@@ -522,26 +702,41 @@ async fn get_results(
             slot: reveal.slot,
             payload_hash: upload.payload_hash,
             signature: upload.signature.clone(),
-            revealed_phashes: reveal.phashes.as_ref().map(|p| p.iter().copied().map(phash_hex).collect()),
+            revealed_phashes: reveal
+                .phashes
+                .as_ref()
+                .map(|p| p.iter().copied().map(phash_hex).collect()),
             revealed_digest: reveal.text_digest,
             images,
             output,
         });
     }
-    Ok(Json(TaskResultsView { task_id: task.task_id, kind: task.kind, results, pending_nodes }))
+    Ok(Json(TaskResultsView {
+        task_id: task.task_id,
+        kind: task.kind,
+        results,
+        pending_nodes,
+    }))
 }
 
 /// `GET /v1/blobs/{keccak256}`: a stored blob (PNG, text output or args) with its content type.
-async fn get_blob(State(state): State<AppState>, Path(hash): Path<String>) -> Result<Response, ApiError> {
+async fn get_blob(
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> Result<Response, ApiError> {
     let keccak = parse_hash(&hash)?;
-    let meta = state
-        .0
-        .store
-        .blob(keccak)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownBlob, format!("no blob stored under {keccak}")))?;
-    let kind = BlobKind::parse(&meta.kind)
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, format!("blob {keccak} has unknown kind {}", meta.kind)))?;
+    let meta = state.0.store.blob(keccak).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownBlob,
+            format!("no blob stored under {keccak}"),
+        )
+    })?;
+    let kind = BlobKind::parse(&meta.kind).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("blob {keccak} has unknown kind {}", meta.kind),
+        )
+    })?;
     let bytes = state.0.blobs.get(kind, keccak).await?;
     Ok(bytes_response(&meta.content_type, bytes))
 }
@@ -556,7 +751,13 @@ async fn healthz(State(state): State<AppState>) -> Response {
     };
     let (indexer, indexed_head, chain_head) = match &state.0.indexer {
         None => ("disabled".to_owned(), None, None),
-        Some(status) => (status.health().map_or_else(|reason| reason, |()| "ok".to_owned()), status.indexed_head(), status.chain_head()),
+        Some(status) => (
+            status
+                .health()
+                .map_or_else(|reason| reason, |()| "ok".to_owned()),
+            status.indexed_head(),
+            status.chain_head(),
+        ),
     };
     let healthy = database == "ok" && (indexer == "ok" || indexer == "disabled");
     let view = HealthView {
@@ -566,11 +767,18 @@ async fn healthz(State(state): State<AppState>) -> Response {
         indexed_head,
         chain_head,
     };
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(view)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> Response {
-    bytes_response("text/plain; version=0.0.4; charset=utf-8", Bytes::from(state.0.metrics.render()))
+    bytes_response(
+        "text/plain; version=0.0.4; charset=utf-8",
+        Bytes::from(state.0.metrics.render()),
+    )
 }

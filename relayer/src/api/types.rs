@@ -67,7 +67,10 @@ impl TaskNodeView {
             slot: record.slot,
             node: record.node,
             commitment: record.commitment,
-            phashes: record.phashes.as_ref().map(|phashes| phashes.iter().copied().map(phash_hex).collect()),
+            phashes: record
+                .phashes
+                .as_ref()
+                .map(|phashes| phashes.iter().copied().map(phash_hex).collect()),
             text_digest: record.text_digest,
             invalid_args: record.invalid_args,
             agreed: settled_mask.map(|mask| mask & (1 << record.slot) != 0),
@@ -138,7 +141,12 @@ pub struct TaskView {
 
 impl TaskView {
     /// From the stored records.
-    pub fn new(task: &TaskRecord, nodes: &[TaskNodeRecord], uploaded: &[Address], args_available: bool) -> Self {
+    pub fn new(
+        task: &TaskRecord,
+        nodes: &[TaskNodeRecord],
+        uploaded: &[Address],
+        args_available: bool,
+    ) -> Self {
         let settled_mask = task.settlement.as_ref().map(|s| s.agreeing_mask);
         Self {
             task_id: task.task_id,
@@ -154,7 +162,9 @@ impl TaskView {
             queue_key: task.queue_key,
             nodes: nodes
                 .iter()
-                .map(|record| TaskNodeView::new(record, settled_mask, uploaded.contains(&record.node)))
+                .map(|record| {
+                    TaskNodeView::new(record, settled_mask, uploaded.contains(&record.node))
+                })
                 .collect(),
             committed_mask: task.committed_mask,
             revealed_mask: task.revealed_mask,

@@ -14,8 +14,12 @@ use axum::{
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 use verinfer_relayer::{
-    ApiSettings, AppState, blobs::BlobStore, events::{TaskKind, TaskStatus, VerinferEvent}, metrics::Metrics,
-    router, store::{CountedTable, Store},
+    ApiSettings, AppState,
+    blobs::BlobStore,
+    events::{TaskKind, TaskStatus, VerinferEvent},
+    metrics::Metrics,
+    router,
+    store::{CountedTable, Store},
 };
 
 pub const CHAIN_ID: u64 = 31337;
@@ -37,15 +41,25 @@ pub async fn test_database_url(dir: &tempfile::TempDir) -> String {
     sqlx::any::install_default_drivers();
     let name = format!("relayer_test_{:016x}", rand_u64());
     let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{name}")
 }
 
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
     hasher.finish()
 }
 
@@ -75,10 +89,16 @@ impl Harness {
 
     pub async fn with_settings(settings: ApiSettings) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&test_database_url(&dir).await).await.unwrap();
+        let store = Store::connect(&test_database_url(&dir).await)
+            .await
+            .unwrap();
         let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
         let state = AppState::new(store, blobs, settings, Metrics::new(), None);
-        let nodes = [PrivateKeySigner::random(), PrivateKeySigner::random(), PrivateKeySigner::random()];
+        let nodes = [
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+            PrivateKeySigner::random(),
+        ];
         let harness = Self {
             dir,
             state,
@@ -112,12 +132,21 @@ impl Harness {
     }
 
     pub fn node_addresses(&self) -> [Address; 3] {
-        [self.nodes[0].address(), self.nodes[1].address(), self.nodes[2].address()]
+        [
+            self.nodes[0].address(),
+            self.nodes[1].address(),
+            self.nodes[2].address(),
+        ]
     }
 
     pub async fn apply(&self, events: &[VerinferEvent]) {
-        let block = self.next_block.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.store().apply_synthetic_events(block, events).await.unwrap();
+        let block = self
+            .next_block
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.store()
+            .apply_synthetic_events(block, events)
+            .await
+            .unwrap();
     }
 
     /// Creates and starts a task with the harness's three nodes.
@@ -144,23 +173,47 @@ impl Harness {
         let commits: Vec<_> = self
             .node_addresses()
             .into_iter()
-            .map(|node| VerinferEvent::ResultCommitted { task_id, node, commitment: B256::repeat_byte(7) })
+            .map(|node| VerinferEvent::ResultCommitted {
+                task_id,
+                node,
+                commitment: B256::repeat_byte(7),
+            })
             .collect();
         self.apply(&commits).await;
-        self.apply(&[VerinferEvent::RevealPhaseOpened { task_id, reveal_deadline: 1_500 }]).await;
+        self.apply(&[VerinferEvent::RevealPhaseOpened {
+            task_id,
+            reveal_deadline: 1_500,
+        }])
+        .await;
     }
 
     pub async fn reveal_image(&self, task_id: u64, slot: usize, phashes: Vec<u64>) {
         let node = self.nodes[slot].address();
-        self.apply(&[VerinferEvent::ImageResultRevealed { task_id, node, phashes }]).await;
+        self.apply(&[VerinferEvent::ImageResultRevealed {
+            task_id,
+            node,
+            phashes,
+        }])
+        .await;
     }
 
     pub async fn reveal_text(&self, task_id: u64, slot: usize, digest: B256) {
         let node = self.nodes[slot].address();
-        self.apply(&[VerinferEvent::TextResultRevealed { task_id, node, digest }]).await;
+        self.apply(&[VerinferEvent::TextResultRevealed {
+            task_id,
+            node,
+            digest,
+        }])
+        .await;
     }
 
-    pub async fn settle(&self, task_id: u64, outcome: TaskStatus, agreeing_mask: u8, per_pair: usize) {
+    pub async fn settle(
+        &self,
+        task_id: u64,
+        outcome: TaskStatus,
+        agreeing_mask: u8,
+        per_pair: usize,
+    ) {
         self.apply(&[VerinferEvent::TaskSettled {
             task_id,
             outcome,
@@ -174,36 +227,75 @@ impl Harness {
 
     /// An image task revealed by all three nodes with the pHashes of `pngs`, settled as validated.
     pub async fn validated_image_task(&self, task_id: u64, pngs: &[Vec<u8>]) {
-        self.start_task(task_id, TaskKind::Image, pngs.len() as u8, B256::repeat_byte(0x42)).await;
+        self.start_task(
+            task_id,
+            TaskKind::Image,
+            pngs.len() as u8,
+            B256::repeat_byte(0x42),
+        )
+        .await;
         let phashes: Vec<u64> = pngs.iter().map(|png| phash(png)).collect();
         for slot in 0..3 {
             self.reveal_image(task_id, slot, phashes.clone()).await;
         }
-        self.settle(task_id, TaskStatus::Validated, 0b111, pngs.len()).await;
+        self.settle(task_id, TaskStatus::Validated, 0b111, pngs.len())
+            .await;
     }
 
     /// Stored rows and blob files: what a rejected request must leave unchanged.
     pub async fn stored(&self) -> Stored {
         Stored {
             blobs: self.store().count_rows(CountedTable::Blobs).await.unwrap(),
-            results: self.store().count_rows(CountedTable::Results).await.unwrap(),
-            result_items: self.store().count_rows(CountedTable::ResultItems).await.unwrap(),
+            results: self
+                .store()
+                .count_rows(CountedTable::Results)
+                .await
+                .unwrap(),
+            result_items: self
+                .store()
+                .count_rows(CountedTable::ResultItems)
+                .await
+                .unwrap(),
             blob_files: count_files(&self.dir.path().join("blobs")),
         }
     }
 
-    pub async fn send(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, Vec<u8>) {
-        let request = Request::builder().method(method).uri(uri).body(body.into()).unwrap();
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Vec<u8>) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body.into())
+            .unwrap();
         let response = self.router().oneshot(request).await.unwrap();
         let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, bytes)
     }
 
-    pub async fn send_json(&self, method: &str, uri: &str, body: impl Into<Body>) -> (StatusCode, serde_json::Value) {
+    pub async fn send_json(
+        &self,
+        method: &str,
+        uri: &str,
+        body: impl Into<Body>,
+    ) -> (StatusCode, serde_json::Value) {
         let (status, bytes) = self.send(method, uri, body).await;
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("{method} {uri}: body is not JSON: {}", String::from_utf8_lossy(&bytes)));
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{method} {uri}: body is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
         (status, value)
     }
 }
@@ -217,7 +309,9 @@ pub struct Stored {
 }
 
 pub fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|entry| {
@@ -229,7 +323,9 @@ pub fn count_files(dir: &Path) -> usize {
 
 /// The error code of a JSON error body.
 pub fn error_code(body: &serde_json::Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"))
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
 }
 
 /// A `size`×`size` RGB gradient PNG; `seed` changes the pattern (and so the pHash).
@@ -238,11 +334,16 @@ pub fn gradient_png(seed: u8, size: u32) -> Vec<u8> {
 }
 
 /// Like [`gradient_png`] with another PNG compression: same pixels (and pHash), other bytes.
-pub fn gradient_png_with(seed: u8, size: u32, compression: image::codecs::png::CompressionType) -> Vec<u8> {
+pub fn gradient_png_with(
+    seed: u8,
+    size: u32,
+    compression: image::codecs::png::CompressionType,
+) -> Vec<u8> {
     let image = image::RgbImage::from_fn(size, size, |x, y| {
         let s = u32::from(seed);
         let r = ((x * (3 + s) + y * s) * 255 / (size * (4 + s))) as u8;
-        let g = (((size - 1 - y) * (2 + s % 5) + x * (s % 3)) * 255 / (size * (3 + s % 5 + s % 3))) as u8;
+        let g = (((size - 1 - y) * (2 + s % 5) + x * (s % 3)) * 255 / (size * (3 + s % 5 + s % 3)))
+            as u8;
         let b = (((x ^ y) + s * 17) % 256) as u8;
         image::Rgb([r, g, b])
     });
@@ -252,7 +353,14 @@ pub fn gradient_png_with(seed: u8, size: u32, compression: image::codecs::png::C
         compression,
         image::codecs::png::FilterType::Adaptive,
     );
-    image::ImageEncoder::write_image(encoder, image.as_raw(), size, size, image::ExtendedColorType::Rgb8).unwrap();
+    image::ImageEncoder::write_image(
+        encoder,
+        image.as_raw(),
+        size,
+        size,
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
     out.into_inner()
 }
 
