@@ -493,23 +493,23 @@ impl Chain {
 
     // ------------------------------------------------------------------ transactions
 
-    /// `commit(taskId, commitment)`.
-    pub async fn commit(&self, task_id: u64, commitment: B256) -> Result<B256, ChainError> {
-        self.send(
+    /// Sends `commit(taskId, commitment)`; [`confirm`](Self::confirm) awaits its receipt.
+    pub async fn commit(&self, task_id: u64, commitment: B256) -> Result<Submitted, ChainError> {
+        self.submit(
             "commit",
             self.verinfer.commit(U256::from(task_id), commitment),
         )
         .await
     }
 
-    /// `revealImage(taskId, pHashes, salt)`.
+    /// Sends `revealImage(taskId, pHashes, salt)`.
     pub async fn reveal_image(
         &self,
         task_id: u64,
         phashes: Vec<u64>,
         salt: B256,
-    ) -> Result<B256, ChainError> {
-        self.send(
+    ) -> Result<Submitted, ChainError> {
+        self.submit(
             "revealImage",
             self.verinfer
                 .revealImage(U256::from(task_id), phashes, salt),
@@ -517,33 +517,61 @@ impl Chain {
         .await
     }
 
-    /// `revealText(taskId, digest, salt)`.
+    /// Sends `revealText(taskId, digest, salt)`.
     pub async fn reveal_text(
         &self,
         task_id: u64,
         digest: B256,
         salt: B256,
-    ) -> Result<B256, ChainError> {
-        self.send(
+    ) -> Result<Submitted, ChainError> {
+        self.submit(
             "revealText",
             self.verinfer.revealText(U256::from(task_id), digest, salt),
         )
         .await
     }
 
-    /// `reportInvalidArgs(taskId, salt)`.
-    pub async fn report_invalid_args(&self, task_id: u64, salt: B256) -> Result<B256, ChainError> {
-        self.send(
+    /// Sends `reportInvalidArgs(taskId, salt)`.
+    pub async fn report_invalid_args(
+        &self,
+        task_id: u64,
+        salt: B256,
+    ) -> Result<Submitted, ChainError> {
+        self.submit(
             "reportInvalidArgs",
             self.verinfer.reportInvalidArgs(U256::from(task_id), salt),
         )
         .await
     }
 
-    /// `settle(taskId)`.
+    /// `settle(taskId)`, awaiting its receipt.
     pub async fn settle(&self, task_id: u64) -> Result<B256, ChainError> {
-        self.send("settle", self.verinfer.settle(U256::from(task_id)))
-            .await
+        let submitted = self
+            .submit("settle", self.verinfer.settle(U256::from(task_id)))
+            .await?;
+        self.confirm(submitted).await
+    }
+
+    /// Where an earlier transaction of this node stands.
+    pub async fn tx_state(&self, tx: B256) -> Result<TxState, ChainError> {
+        let receipt = read("eth_getTransactionReceipt", || async {
+            self.provider.get_transaction_receipt(tx).await
+        })
+        .await?;
+        if let Some(receipt) = receipt {
+            return Ok(TxState::Mined {
+                success: receipt.status(),
+            });
+        }
+        let transaction = read("eth_getTransactionByHash", || async {
+            self.provider.get_transaction_by_hash(tx).await
+        })
+        .await?;
+        Ok(if transaction.is_some() {
+            TxState::Pending
+        } else {
+            TxState::Unknown
+        })
     }
 
     /// `join(gpuModelName, vramMiB, amount)`.
@@ -555,11 +583,13 @@ impl Chain {
     ) -> Result<B256, ChainError> {
         let amount = alloy::primitives::Uint::<96, 2>::try_from(stake)
             .map_err(|_| ChainError::Unexpected(format!("stake {stake} does not fit uint96")))?;
-        self.send(
-            "join",
-            self.verinfer.join(gpu_model.to_owned(), vram_mib, amount),
-        )
-        .await
+        let submitted = self
+            .submit(
+                "join",
+                self.verinfer.join(gpu_model.to_owned(), vram_mib, amount),
+            )
+            .await?;
+        self.confirm(submitted).await
     }
 
     /// The staking token's address.
@@ -600,14 +630,20 @@ impl Chain {
             .send()
             .await
             .map_err(|error| contract_error("approve", &error))?;
-        self.await_receipt("approve", pending).await
+        self.confirm(Submitted {
+            call: "approve",
+            pending,
+        })
+        .await
     }
 
-    async fn send<C>(
+    /// Estimates, pads the gas limit, and sends; returns once the endpoint accepted the
+    /// transaction (its hash is known), before it is mined.
+    async fn submit<C>(
         &self,
         call: &'static str,
         builder: alloy::contract::CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
-    ) -> Result<B256, ChainError>
+    ) -> Result<Submitted, ChainError>
     where
         C: alloy::sol_types::SolCall,
     {
@@ -622,16 +658,14 @@ impl Chain {
             .send()
             .await
             .map_err(|error| contract_error(call, &error))?;
-        self.await_receipt(call, pending).await
+        tracing::debug!(call, tx = %pending.tx_hash(), "sent transaction");
+        Ok(Submitted { call, pending })
     }
 
-    async fn await_receipt(
-        &self,
-        call: &'static str,
-        pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
-    ) -> Result<B256, ChainError> {
+    /// Waits for a sent transaction's receipt; an on-chain revert is an error.
+    pub async fn confirm(&self, submitted: Submitted) -> Result<B256, ChainError> {
+        let Submitted { call, pending } = submitted;
         let tx = *pending.tx_hash();
-        tracing::debug!(call, %tx, "sent transaction");
         let receipt = pending
             .with_timeout(Some(self.tx_timeout))
             .get_receipt()
@@ -656,6 +690,34 @@ impl Chain {
         }
         Ok(tx)
     }
+}
+
+/// A transaction the endpoint accepted; [`Chain::confirm`] awaits its receipt.
+#[derive(Debug)]
+pub struct Submitted {
+    call: &'static str,
+    pending: alloy::providers::PendingTransactionBuilder<alloy::network::Ethereum>,
+}
+
+impl Submitted {
+    /// The transaction hash.
+    pub fn tx_hash(&self) -> B256 {
+        *self.pending.tx_hash()
+    }
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxState {
+    /// In the endpoint's mempool.
+    Pending,
+    /// In a block; `success` is the receipt status.
+    Mined {
+        /// Whether it succeeded.
+        success: bool,
+    },
+    /// The endpoint does not know it (dropped, or never sent).
+    Unknown,
 }
 
 /// Block ranges `[start, end]` covering `from..=to`, each at most `size` blocks.

@@ -25,7 +25,7 @@ use verinfer_relayer::{
 use verinfer_task::{ModelStore, TaskArgs, random_salt, text_digest};
 
 use crate::{
-    chain::{Chain, ChainError, ChainTask, Head, ObservedReveal},
+    chain::{Chain, ChainError, ChainTask, Head, ObservedReveal, Submitted, TxState},
     config::{Behaviour, ChainTarget, HaltPoint, NodeConfig, StakeAmount},
     engine::{Identity, InferenceEngine, InferenceJob, InferenceOutput},
     error::NodeError,
@@ -42,17 +42,18 @@ use crate::{
 /// Most plan-act rounds for one task in one poll (each round normally advances a stage; the
 /// bound only guards against a chain that keeps contradicting itself).
 const MAX_ROUNDS_PER_POLL: usize = 12;
-/// Per-task retry delays after a failed step.
+/// Per-task retry delays after a failed step; capped well under a commit or reveal window so
+/// that a passing RPC or relayer outage never costs a deadline.
 const STEP_BACKOFF: Backoff = Backoff {
     initial: Duration::from_secs(1),
-    max: Duration::from_secs(60),
+    max: Duration::from_secs(8),
     factor: 2.0,
     max_attempts: u32::MAX,
 };
 /// Poll-loop retry delays after a failed poll (RPC down).
 const POLL_BACKOFF: Backoff = Backoff {
     initial: Duration::from_millis(500),
-    max: Duration::from_secs(30),
+    max: Duration::from_secs(8),
     factor: 2.0,
     max_attempts: u32::MAX,
 };
@@ -179,6 +180,13 @@ enum Step {
     Wait,
 }
 
+/// Which transaction [`Node::finish_tx`] finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxKind {
+    Commit,
+    Reveal,
+}
+
 enum ArgsFetch {
     Fetched(Vec<u8>),
     Invalid(String),
@@ -252,7 +260,7 @@ impl Node {
         };
         tracing::info!(%summary, "node started");
         Ok(Self {
-            relayer: RelayerClient::new(config.relayer_url.clone()),
+            relayer: RelayerClient::new(base_url(&config.relayer_url)),
             config,
             target,
             signer,
@@ -698,25 +706,11 @@ impl Node {
         let commitment = record
             .commitment
             .ok_or_else(|| inconsistent(record, "computed without a commitment"))?;
-        match self.chain.commit(record.task_id, commitment).await {
-            Ok(tx) => {
-                record.commit_tx = Some(tx);
-                record.stage = Stage::Committed;
-                self.store.save(record)?;
-                tracing::info!(task = record.task_id, %tx, "committed");
-                Ok(Step::Advanced)
-            }
-            // Landed before (a send whose receipt was lost): the next plan adopts it.
-            Err(error)
-                if matches!(
-                    error.contract_error(),
-                    Some(VerinferErrors::AlreadyCommitted(_))
-                ) =>
-            {
-                Ok(Step::Advanced)
-            }
-            Err(error) => Err(error.into()),
+        if self.earlier_tx_in_flight(record.commit_tx).await? {
+            return Ok(Step::Wait);
         }
+        let sent = self.chain.commit(record.task_id, commitment).await;
+        self.finish_tx(record, sent, TxKind::Commit).await
     }
 
     async fn reveal(&mut self, record: &mut TaskRecord, head: Head) -> Result<Step, NodeError> {
@@ -734,6 +728,9 @@ impl Node {
         let salt = record
             .salt
             .ok_or_else(|| inconsistent(record, "committed without a salt"))?;
+        if self.earlier_tx_in_flight(record.reveal_tx).await? {
+            return Ok(Step::Wait);
+        }
         let sent = match record
             .result
             .as_ref()
@@ -747,24 +744,56 @@ impl Node {
             StoredResult::Text { digest } => self.chain.reveal_text(task_id, *digest, salt).await,
             StoredResult::InvalidArgs { .. } => self.chain.report_invalid_args(task_id, salt).await,
         };
-        match sent {
-            Ok(tx) => {
-                record.reveal_tx = Some(tx);
-                record.stage = Stage::Revealed;
-                self.store.save(record)?;
-                tracing::info!(task = task_id, %tx, "revealed");
-                Ok(Step::Advanced)
+        self.finish_tx(record, sent, TxKind::Reveal).await
+    }
+
+    /// Whether a commit or reveal this node sent before (possibly before a restart) is still
+    /// waiting in the mempool: then sending again would only make a duplicate that reverts.
+    /// A mined one shows in the chain view at the next plan.
+    async fn earlier_tx_in_flight(&self, tx: Option<B256>) -> Result<bool, NodeError> {
+        let Some(tx) = tx else { return Ok(false) };
+        Ok(match self.chain.tx_state(tx).await? {
+            TxState::Pending => {
+                tracing::info!(%tx, "an earlier transaction is still pending; waiting for it");
+                true
             }
+            TxState::Mined { success: true } => true,
+            TxState::Mined { success: false } | TxState::Unknown => false,
+        })
+    }
+
+    /// Persists the hash of a sent commit or reveal, awaits its receipt, and advances the stage.
+    async fn finish_tx(
+        &mut self,
+        record: &mut TaskRecord,
+        sent: Result<Submitted, ChainError>,
+        kind: TxKind,
+    ) -> Result<Step, NodeError> {
+        let submitted = match sent {
+            Ok(submitted) => submitted,
+            // Landed before (a receipt lost to a crash or timeout): the next plan adopts it.
             Err(error)
                 if matches!(
                     error.contract_error(),
-                    Some(VerinferErrors::AlreadyRevealed(_))
+                    Some(VerinferErrors::AlreadyCommitted(_) | VerinferErrors::AlreadyRevealed(_))
                 ) =>
             {
-                Ok(Step::Advanced)
+                return Ok(Step::Advanced);
             }
-            Err(error) => Err(error.into()),
-        }
+            Err(error) => return Err(error.into()),
+        };
+        let tx = submitted.tx_hash();
+        let (slot, stage, what) = match kind {
+            TxKind::Commit => (&mut record.commit_tx, Stage::Committed, "committed"),
+            TxKind::Reveal => (&mut record.reveal_tx, Stage::Revealed, "revealed"),
+        };
+        *slot = Some(tx);
+        self.store.save(record)?;
+        self.chain.confirm(submitted).await?;
+        record.stage = stage;
+        self.store.save(record)?;
+        tracing::info!(task = record.task_id, %tx, "{what}");
+        Ok(Step::Advanced)
     }
 
     /// Copycat (test-only): replays the copied node's reveal from this node; the contract
@@ -795,6 +824,10 @@ impl Node {
             ObservedReveal::InvalidArgs { salt } => {
                 self.chain.report_invalid_args(task_id, salt).await
             }
+        };
+        let sent = match sent {
+            Ok(submitted) => self.chain.confirm(submitted).await,
+            Err(error) => Err(error),
         };
         match sent {
             Ok(tx) => {
@@ -960,6 +993,17 @@ fn upload_is_final(error: &ClientError) -> bool {
     )
 }
 
+/// `url` with a trailing slash, so that joining API paths keeps its last path segment
+/// (`http://host/relayer` + `v1/args` must be `http://host/relayer/v1/args`).
+fn base_url(url: &url::Url) -> url::Url {
+    let mut base = url.clone();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    base
+}
+
 fn inconsistent(record: &TaskRecord, message: &str) -> NodeError {
     NodeError::InconsistentRecord {
         task_id: record.task_id,
@@ -1048,4 +1092,53 @@ async fn register(
 /// Runs a node until `shutdown` resolves: [`Node::start`] then [`Node::run`].
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
     Node::start(config).await?.run(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayer_base_urls_keep_their_path() {
+        for (given, joined) in [
+            ("http://127.0.0.1:8645", "http://127.0.0.1:8645/v1/args"),
+            ("http://host/relayer", "http://host/relayer/v1/args"),
+            ("http://host/relayer/", "http://host/relayer/v1/args"),
+        ] {
+            let base = base_url(&given.parse().unwrap());
+            assert_eq!(base.join("v1/args").unwrap().as_str(), joined);
+        }
+    }
+
+    #[test]
+    fn the_summary_is_one_line() {
+        let summary = StartupSummary {
+            node: Address::repeat_byte(1),
+            chain_id: 31337,
+            verinfer: Address::repeat_byte(2),
+            identity: Identity {
+                gpu_model: "NVIDIA H100".into(),
+                vram_mib: 81_559,
+            },
+            models: 2,
+            registration: Registration::Joined {
+                node_id: 4,
+                stake: 1000,
+                approve_tx: None,
+                join_tx: B256::repeat_byte(3),
+            },
+            resumed_tasks: vec![7],
+            state_dir: PathBuf::from("/tmp/x"),
+        };
+        let line = summary.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        for needle in [
+            "joined as node #4",
+            "staking 1000",
+            "\"NVIDIA H100\" with 81559 MiB",
+            "resuming task(s) [7]",
+        ] {
+            assert!(line.contains(needle), "{needle:?} missing in {line}");
+        }
+    }
 }

@@ -155,8 +155,12 @@ impl InferenceEngine for CandleEngine {
                     .map_err(|_| "the text pipeline lock is poisoned".to_owned())?;
                 if slot.as_ref().is_none_or(|(loaded, _)| *loaded != key) {
                     *slot = None;
-                    let pipeline = TextPipeline::load(&key.dir, &candle_device, precision)
+                    let mut pipeline = TextPipeline::load(&key.dir, &candle_device, precision)
                         .map_err(|e| e.to_string())?;
+                    // Text is only ever run below f32 by the skew, so the key tells them apart.
+                    if job.numerics_skew {
+                        pipeline = pipeline.with_logit_skew(TEXT_LOGIT_SKEW);
+                    }
                     *slot = Some((key, pipeline));
                 }
                 let (_, pipeline) = slot.as_mut().ok_or("text pipeline missing after load")?;
@@ -170,6 +174,11 @@ impl InferenceEngine for CandleEngine {
         }
     }
 }
+
+/// Relative logit skew of `numerics_skew` on text: a reduced precision alone rarely changes a
+/// token of the tiny test models within a short generation (see
+/// [`TextPipeline::with_logit_skew`]).
+const TEXT_LOGIT_SKEW: f32 = 0.05;
 
 /// The reduced precision `numerics_skew` runs instead of `requested`: bf16 on CUDA, f16 on the
 /// CPU (candle's CPU backend has no bf16 matmul); f32 when the args already ask for a reduced one.

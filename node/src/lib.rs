@@ -23,7 +23,7 @@ mod status;
 
 pub use chain::{
     Chain, ChainError, ChainNode, ChainTask, Head, NodeState, ObservedReveal, SettledTask,
-    StartedTask,
+    StartedTask, Submitted, TxState,
 };
 pub use config::{
     Behaviour, CONFIG_REFERENCE, ChainTarget, ConfigError, DEFAULT_KEY_ENV, Device, ENV_PREFIX,

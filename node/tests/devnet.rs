@@ -20,7 +20,7 @@ use verinfer_abi::{
     devnet::{self, FoundryTool},
 };
 use verinfer_node::{
-    HaltPoint, IdentityOverride, Node, NodeConfig, NodeError, TestingConfig,
+    Behaviour, HaltPoint, IdentityOverride, Node, NodeConfig, NodeError, TestingConfig,
     state::{Stage, TaskRecord},
 };
 use verinfer_relayer::{Relayer, RelayerClient, RelayerConfig, api::types::TaskResultsView};
@@ -642,4 +642,179 @@ fn numerics_skew_changes_the_text_digest() {
         skewed, reference,
         "the skewed numeric path must change the digest"
     );
+}
+
+/// Configs for accounts 2, 3, 4 with `behaviour` on account 4; returns them and the odd one out.
+fn with_one_misbehaving(net: &Devnet, behaviour: Behaviour) -> (Vec<NodeConfig>, Address) {
+    let mut configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| net.node_config(account, None))
+        .collect();
+    configs[2].testing = TestingConfig {
+        behaviour,
+        ..TestingConfig::default()
+    };
+    (configs, net.signer(4).address())
+}
+
+/// Runs one image task with the given nodes to settlement; returns it.
+async fn run_image_task(
+    net: &Devnet,
+    configs: Vec<NodeConfig>,
+) -> (Nodes, u64, IVerinfer::TaskInfo) {
+    let mut nodes = Nodes::new();
+    nodes.spawn_all(configs).await;
+    let task_id = net.create_task(&image_args(3)).await;
+    let task = net
+        .wait_task(task_id, "settlement", |t| {
+            t.status >= TaskStatus::Validated.as_u8()
+        })
+        .await;
+    (nodes, task_id, task)
+}
+
+/// Checks the two honest nodes (accounts 2 and 3) agreed, were paid and uploaded, and the
+/// misbehaving one was slashed and kicked.
+async fn assert_honest_pair_paid_and_cheat_kicked(
+    net: &Devnet,
+    task_id: u64,
+    task: &IVerinfer::TaskInfo,
+    cheat: Address,
+) {
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Validated,
+        "{task:?}"
+    );
+    let honest = [net.signer(2).address(), net.signer(3).address()];
+    let results = net.wait_uploads(task_id, 2).await;
+    let uploaded: Vec<Address> = results.results.iter().map(|r| r.node).collect();
+    for node in honest {
+        assert!(uploaded.contains(&node), "{node} uploaded");
+        assert_eq!(
+            net.stake(node).await,
+            STAKE + reward_per_node(2),
+            "{node} was paid"
+        );
+        assert_eq!(net.node_state(node).await, NodeState::Available);
+    }
+    assert!(!uploaded.contains(&cheat));
+    assert_eq!(
+        net.node_state(cheat).await,
+        NodeState::Kicked,
+        "the misbehaving node is kicked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_counterfeit_node_disagrees_and_is_kicked() {
+    init_logs();
+    let net = Devnet::start().await;
+    let (configs, cheat) = with_one_misbehaving(&net, Behaviour::Counterfeit);
+    let (nodes, task_id, task) = run_image_task(&net, configs).await;
+    assert_eq!(
+        task.revealedMask, 0b111,
+        "the counterfeit node revealed (its own commitment)"
+    );
+    assert_honest_pair_paid_and_cheat_kicked(&net, task_id, &task, cheat).await;
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lazy_node_misses_its_reveal_and_the_others_settle_after_the_deadline() {
+    init_logs();
+    let net = Devnet::start().await;
+    let (configs, lazy) = with_one_misbehaving(&net, Behaviour::Lazy);
+    let lazy_config = configs[2].clone();
+    let (nodes, task_id, task) = run_image_task(&net, configs).await;
+    assert_eq!(task.committedMask, 0b111);
+    assert_eq!(
+        task.revealedMask & slot_bit(&task, lazy),
+        0,
+        "the lazy node never revealed"
+    );
+    assert_honest_pair_paid_and_cheat_kicked(&net, task_id, &task, lazy).await;
+    let lazy_record = record(&lazy_config, task_id).await;
+    assert!(lazy_record.skip_reveal.is_some(), "{lazy_record:?}");
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copycat_reveal_is_rejected_by_the_contract() {
+    init_logs();
+    let net = Devnet::start().await;
+    let (configs, copycat) = with_one_misbehaving(&net, Behaviour::Copycat);
+    let copycat_config = configs[2].clone();
+    let (nodes, task_id, task) = run_image_task(&net, configs).await;
+    assert_eq!(
+        task.committedMask, 0b111,
+        "the copied commitment was accepted"
+    );
+    assert_eq!(
+        task.revealedMask & slot_bit(&task, copycat),
+        0,
+        "the copied reveal was not"
+    );
+    assert_honest_pair_paid_and_cheat_kicked(&net, task_id, &task, copycat).await;
+    let copycat_record = record(&copycat_config, task_id).await;
+    let rejection = copycat_record.skip_reveal.clone().unwrap_or_default();
+    assert!(
+        rejection.contains("CommitmentMismatch"),
+        "{copycat_record:?}"
+    );
+    assert!(
+        copycat_record
+            .copied_from
+            .is_some_and(|victim| victim != copycat)
+    );
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn args_naming_a_model_no_node_holds_are_reported_invalid_and_refunded() {
+    init_logs();
+    let net = Devnet::start().await;
+    let configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| net.node_config(account, None))
+        .collect();
+    let mut nodes = Nodes::new();
+    let addresses = nodes.spawn_all(configs.clone()).await;
+    let mut args = image_args(1);
+    if let TaskArgs::Image(image) = &mut args {
+        image.model.digest = format!("sha256:{}", "ab".repeat(32));
+    }
+    let token = IERC20::new(net.deployment.staking_token, net.provider.clone());
+    let balance_before = token.balanceOf(net.creator).call().await.unwrap();
+    let task_id = net.create_task(&args).await;
+    let task = net
+        .wait_task(task_id, "settlement", |t| {
+            t.status >= TaskStatus::Validated.as_u8()
+        })
+        .await;
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Errored,
+        "{task:?}"
+    );
+    assert_eq!(task.invalidMask, 0b111);
+    assert_eq!(
+        token.balanceOf(net.creator).call().await.unwrap(),
+        balance_before,
+        "the fee is refunded"
+    );
+    for (&node, config) in addresses.iter().zip(&configs) {
+        assert_eq!(
+            net.stake(node).await,
+            STAKE,
+            "nobody is slashed for invalid args"
+        );
+        assert_eq!(net.node_state(node).await, NodeState::Available);
+        let record = record(config, task_id).await;
+        assert_eq!(record.stage, Stage::Closed, "{record:?}");
+        assert!(record.result.as_ref().is_some_and(|r| r.is_invalid_args()));
+    }
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
 }

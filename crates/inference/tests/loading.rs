@@ -198,3 +198,18 @@ fn f16_runs_on_the_cpu() {
     let images = pipeline.generate(&common::image_params(1, verinfer_inference::SchedulerKind::Ddim), &mut |_, _| {}).expect("generate");
     assert_eq!(images.len(), 2);
 }
+
+#[test]
+fn logit_skew_changes_greedy_text_and_zero_skew_does_not() {
+    let mut params = common::text_params(1, verinfer_inference::TextSampling::Greedy);
+    params.max_tokens = 16;
+    params.stop.clear();
+    let generate = |skew: f32| {
+        let mut pipeline =
+            TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::F32).expect("load").with_logit_skew(skew);
+        pipeline.generate(&params, &mut |_, _| {}).expect("generate").token_ids
+    };
+    let reference = generate(0.0);
+    assert_eq!(generate(0.0), reference, "no skew: the reference");
+    assert_ne!(generate(0.05), reference, "the test stand-in for other hardware changes the tokens");
+}

@@ -149,6 +149,8 @@ pub struct TextPipeline {
     eos_ids: BTreeSet<u32>,
     chat_template: ChatTemplate,
     max_positions: usize,
+    /// Test stand-in for other hardware; 0 = off. See [`TextPipeline::with_logit_skew`].
+    logit_skew: f32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,7 +263,28 @@ impl TextPipeline {
         if eos_ids.is_empty() {
             tracing::warn!(dir = %dir.display(), "model declares no eos_token_id; generation stops only at max_tokens or stop sequences");
         }
-        Ok(Self { dir: dir.to_owned(), device: device.clone(), dtype, model, tokenizer, eos_ids, chat_template, max_positions })
+        Ok(Self {
+            dir: dir.to_owned(),
+            device: device.clone(),
+            dtype,
+            model,
+            tokenizer,
+            eos_ids,
+            chat_template,
+            max_positions,
+            logit_skew: 0.0,
+        })
+    }
+
+    /// **Test only: stands for different hardware.** Scales every logit by `1 ± relative` (the
+    /// sign a fixed pattern of token id and step) before sampling. Kernels of another GPU model
+    /// drift the logits by far less, but over a real model's long generations such drift ends
+    /// in a different token; on the tiny random test models a few rounding differences rarely
+    /// flip a token within a short generation, so adversarial tests use this to get "the same
+    /// program on other hardware" reliably. Never set it on a node of a real network.
+    pub fn with_logit_skew(mut self, relative: f32) -> Self {
+        self.logit_skew = relative;
+        self
     }
 
     /// The model directory.
@@ -346,7 +369,10 @@ impl TextPipeline {
                 (CausalLm::Qwen2(model), _) => model.forward(&ids, position)?,
                 (CausalLm::Llama { .. }, None) => unreachable!("llama always has a cache"),
             };
-            let logits = logits.flatten_all()?.to_dtype(DType::F32)?;
+            let mut logits = logits.flatten_all()?.to_dtype(DType::F32)?;
+            if self.logit_skew != 0.0 {
+                logits = skew_logits(&logits, self.logit_skew, generated.len())?;
+            }
             position += input.len();
             let token = sampler.sample(&logits)?;
             if self.eos_ids.contains(&token) {
@@ -375,6 +401,21 @@ impl TextPipeline {
     fn stop_position(&self, generated: &[u32], stop: &[String]) -> Result<Option<usize>> {
         Ok(earliest_stop(&self.decode(generated)?, stop))
     }
+}
+
+/// `logits[i] × (1 ± relative)`, the sign from a fixed hash of `(i, step)`.
+fn skew_logits(logits: &Tensor, relative: f32, step: usize) -> Result<Tensor> {
+    let values = logits.to_vec1::<f32>()?;
+    let skewed: Vec<f32> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| {
+            let mix = (i as u64 ^ ((step as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let sign = if mix >> 63 == 0 { 1.0 } else { -1.0 };
+            value * (1.0 + sign * relative)
+        })
+        .collect();
+    Ok(Tensor::new(skewed, logits.device())?)
 }
 
 /// Byte offset of the earliest occurrence of any stop sequence in `text`.
