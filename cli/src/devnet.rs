@@ -10,6 +10,7 @@
 pub(crate) mod anvil;
 mod deploy;
 mod fleet;
+mod load;
 pub(crate) mod table;
 
 use std::{
@@ -83,6 +84,16 @@ pub(crate) struct DevnetArgs {
     /// Give up when the demo tasks are not settled within this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
+    /// Load benchmark: after the demo, create this many one-image tasks at once and report
+    /// tasks validated per minute and the relayer's verified uploads per second.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=900))]
+    load_tasks: u32,
+    /// More honest nodes (`devnet-gpu-b`, 8 GiB) beside the demo's four, for the load benchmark.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    extra_nodes: u16,
+    /// Give up when the load tasks are not all settled within this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    load_timeout_secs: u64,
 }
 
 pub(crate) fn run(args: DevnetArgs) -> eyre::Result<()> {
@@ -107,6 +118,13 @@ async fn run_async(args: DevnetArgs) -> eyre::Result<()> {
     let outcome = tokio::select! {
         outcome = devnet.demo(&args, started) => outcome,
         signal = &mut interrupted => Err(eyre!("{signal}: stopped the devnet")),
+    };
+    let outcome = match outcome {
+        Ok(()) if args.load_tasks > 0 => tokio::select! {
+            outcome = devnet.load(&args) => outcome,
+            signal = &mut interrupted => Err(eyre!("{signal}: stopped the load benchmark")),
+        },
+        outcome => outcome,
     };
     if outcome.is_ok() && args.keep_running {
         devnet.print_connection_help();
@@ -143,6 +161,8 @@ struct Devnet {
     data_dir: PathBuf,
     models: Models,
     creator: alloy::signers::local::PrivateKeySigner,
+    /// How many nodes run.
+    node_count: usize,
     stop_tx: watch::Sender<bool>,
     services: JoinSet<(String, eyre::Result<()>)>,
 }
@@ -170,7 +190,7 @@ impl Devnet {
         }
 
         let anvil_binary = verinfer_abi::devnet::foundry_tool(&root, verinfer_abi::devnet::FoundryTool::Anvil)?;
-        let specs = fleet::fleet(args.cheater);
+        let specs = fleet::fleet(args.cheater, args.extra_nodes);
         let anvil = Anvil::start(&anvil_binary, args.port, specs.len() + 2, &data_dir.join("anvil.log")).await?;
         let rpc_url = anvil.endpoint();
         step(started, format_args!("anvil listening on {rpc_url} (pid {})", anvil.pid().unwrap_or_default()));
@@ -257,7 +277,7 @@ impl Devnet {
                 ),
             );
             let mut stop = stop_rx.clone();
-            let name = spec.name.to_owned();
+            let name = spec.name.clone();
             services.spawn(async move {
                 let result = node
                     .run(async move {
@@ -278,6 +298,7 @@ impl Devnet {
             data_dir,
             models,
             creator,
+            node_count: specs.len(),
             stop_tx,
             services,
         })
@@ -394,6 +415,30 @@ impl Devnet {
             bail!("the demo did not validate: {}", failed.join("; "));
         }
         check_cheater(args.cheater, &reports)
+    }
+
+    /// The load benchmark (`--load-tasks`): many image tasks at once, throughput measured.
+    async fn load(&self, args: &DevnetArgs) -> eyre::Result<()> {
+        let client = Client::new(self.rpc_url.clone(), self.creator.clone(), self.deployment, self.relayer_url.clone())
+            .with_poll_interval(Duration::from_millis(250));
+        let relayer = verinfer_relayer::RelayerClient::new(self.relayer_url.clone());
+        println!();
+        let report = load::run(
+            &client,
+            &relayer,
+            &self.models.sd,
+            args.load_tasks,
+            self.node_count,
+            // Every node can serve these (the cheater, if any, was kicked by the demo).
+            fleet::image_min_vram_mib(false),
+            Duration::from_secs(args.load_timeout_secs),
+        )
+        .await?;
+        println!("{}", report.render());
+        if report.validated != report.tasks {
+            bail!("{} of {} load tasks did not validate", report.tasks - report.validated, report.tasks);
+        }
+        Ok(())
     }
 
     fn print_connection_help(&self) {

@@ -3,6 +3,7 @@
 mod devnet;
 mod identity;
 mod model;
+mod node;
 mod phash;
 mod progress;
 mod relayer;
@@ -23,6 +24,8 @@ enum Command {
     /// Model utilities: tiny test models, digests, precision comparison.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Run the node daemon (`node run --config node.toml`) or show a node's status (`node status`).
+    Node(node::NodeArgs),
     /// Print this node's hardware identity (GPU model and memory, or CPU).
     Identity(identity::IdentityArgs),
     /// Run one task locally and print its result digest.
@@ -50,6 +53,7 @@ fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Model(command) => model::run(command),
+        Command::Node(args) => node::run(args),
         Command::Identity(args) => identity::run(args),
         Command::RunTask(args) => run_task::run(args),
         Command::Phash(args) => phash::run(args),

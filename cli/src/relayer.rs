@@ -48,17 +48,26 @@ pub fn run(args: RelayerArgs) -> eyre::Result<()> {
         print!("{}", include_str!("../../relayer/relayer.example.toml"));
         return Ok(());
     }
-    let config = RelayerConfig::load(args.config.as_deref()).wrap_err("cannot load the relayer configuration")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().wrap_err("cannot start tokio")?;
+    let config = RelayerConfig::load(args.config.as_deref())
+        .wrap_err("cannot load the relayer configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start tokio")?;
     runtime.block_on(async move {
-        let relayer = Relayer::from_config(&config).await.wrap_err("cannot start the relayer")?;
+        let relayer = Relayer::from_config(&config)
+            .await
+            .wrap_err("cannot start the relayer")?;
         if args.check {
             let text = effective_config_json(&config)?;
             println!("{text}");
             eprintln!("configuration ok");
             return Ok(());
         }
-        relayer.run(shutdown_signal()).await.wrap_err("relayer stopped")
+        relayer
+            .run(shutdown_signal())
+            .await
+            .wrap_err("relayer stopped")
     })
 }
 

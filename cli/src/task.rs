@@ -31,7 +31,7 @@ pub(crate) struct TaskArgsCli {
 enum TaskCommand {
     /// Create a task: validate its args (refusing bad ones before any gas is spent), upload them to
     /// the relayer, approve the fee and call createTask. Prints the task id.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Show a task: its chain record, nodes, reveals, settlement and payouts.
     Status(StatusArgs),
     /// Download a validated task's result, verify it against the digests revealed on chain, and
@@ -166,7 +166,7 @@ pub(crate) fn run(cli: TaskArgsCli) -> eyre::Result<()> {
         .wrap_err("cannot start the async runtime")?;
     runtime.block_on(async {
         match cli.command {
-            TaskCommand::Create(args) => create(args).await,
+            TaskCommand::Create(args) => create(*args).await,
             TaskCommand::Status(args) => status(args).await,
             TaskCommand::Result(args) => result(args).await,
         }

@@ -188,3 +188,107 @@ fn a_killed_devnet_takes_anvil_with_it() {
     let _serial = serial();
     stop_with_signal("-KILL");
 }
+
+/// The value after `label` on the devnet's `--keep-running` help lines (`  RPC         http://...`).
+fn field(lines: &[String], label: &str) -> String {
+    lines
+        .iter()
+        .find_map(|line| line.trim_start().strip_prefix(label).map(|rest| rest.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no {label:?} line in {lines:#?}"))
+}
+
+fn cast_nonce(rpc: &str, address: &str) -> String {
+    let cast = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/@foundry-rs/cast-linux-amd64/bin/cast");
+    let output = Command::new(cast).args(["nonce", address, "--rpc-url", rpc]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() {
+    use std::io::{BufRead, BufReader};
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let mut devnet_process =
+        devnet(data.path(), &["--keep-running"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(devnet_process.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut help = Vec::new();
+    for line in lines.by_ref() {
+        let done = line.contains("verinfer task result");
+        help.push(line);
+        if done {
+            break;
+        }
+    }
+    let drain = std::thread::spawn(move || lines.for_each(drop));
+    let rpc = field(&help, "RPC");
+    let relayer = field(&help, "relayer");
+    let deployment = field(&help, "deployment");
+    let creator = field(&help, "creator").split_whitespace().next().unwrap().to_owned();
+    let key = help
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("export VERINFER_KEY=").map(|rest| rest.split_whitespace().next().unwrap().to_owned()))
+        .expect("the devnet prints the creator's key");
+    let task = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_verinfer"))
+            .arg("task")
+            .args(args)
+            .args(["--rpc-url", &rpc, "--relayer", &relayer, "--deployment", &deployment])
+            .env("VERINFER_KEY", &key)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let llama = models_dir().join("tiny-llama");
+    let sd = models_dir().join("tiny-sd");
+
+    // Bad args: refused before anything is sent.
+    let nonce = cast_nonce(&rpc, &creator);
+    let refused = task(&["create", "--image", "--prompt", "a red bicycle", "--model", sd.to_str().unwrap(), "--width", "65"]);
+    let (stdout, stderr) = text(&refused);
+    assert!(!refused.status.success(), "{stdout}");
+    assert!(stderr.contains("width") && stderr.contains("before any gas is spent"), "{stderr}");
+    let refused = task(&["create", "--text", "--prompt", "hi", "--model", llama.to_str().unwrap(), "--max-tokens", "0"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).1.contains("max_tokens"), "{}", text(&refused).1);
+    assert_eq!(cast_nonce(&rpc, &creator), nonce, "a refused task sends no transaction");
+
+    // A text task through the CLI, waited for.
+    let created = task(&[
+        "create", "--text", "--prompt", "Once upon a time", "--model", llama.to_str().unwrap(),
+        "--max-tokens", "8", "--gpu-model", "devnet-gpu-a", "--fee", "1.5", "--wait",
+    ]);
+    let (stdout, stderr) = text(&created);
+    assert!(created.status.success(), "{stdout}\n{stderr}");
+    let id = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("task ").and_then(|rest| rest.split(" created").next()))
+        .and_then(|id| id.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no task id in {stdout}"));
+    assert!(stdout.contains(&format!("task {id} | text | Validated | fee 1.5 tokens")), "{stdout}");
+
+    let status = task(&["status", &id.to_string()]);
+    let (stdout, _) = text(&status);
+    assert!(status.status.success());
+    assert!(stdout.contains("| text | Validated |") && stdout.contains("devnet-gpu-a"), "{stdout}");
+    assert!(stdout.contains("relayer: indexed as"), "{stdout}");
+
+    let out = data.path().join("fetched");
+    let fetched = task(&["result", &id.to_string(), "--out", out.to_str().unwrap()]);
+    let (stdout, stderr) = text(&fetched);
+    assert!(fetched.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("verified the text output of task {id}")), "{stdout}");
+    let output: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("output.json")).unwrap()).unwrap();
+    let tokens = output["token_ids"].as_array().map(Vec::len).unwrap_or_default();
+    assert!(tokens <= 8, "at most --max-tokens tokens: {output}");
+    let plain = std::fs::read_to_string(out.join("output.txt")).unwrap();
+    assert_eq!(output["text"].as_str(), Some(plain.as_str()));
+
+    let missing = task(&["status", "999"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing).1.contains("task 999 does not exist on chain"), "{}", text(&missing).1);
+
+    Command::new("kill").args(["-INT", &devnet_process.id().to_string()]).status().unwrap();
+    assert!(devnet_process.wait().unwrap().success(), "Ctrl-C after --keep-running is a clean exit");
+    drain.join().unwrap();
+}

@@ -37,6 +37,9 @@ impl Anvil {
         let mut command = Command::new(binary);
         command
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--accounts", &accounts.to_string()])
+            // Transactions mine at once, and a block every second makes deadlines pass as on a
+            // real chain (nodes judge deadlines by the head block's timestamp).
+            .args(["--block-time", "1", "--mixed-mining"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

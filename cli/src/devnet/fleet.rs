@@ -25,7 +25,7 @@ const LARGE_VRAM_MIB: u32 = 24 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NodeSpec {
     /// Its name in the devnet's output and state directory.
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
     /// The GPU model it declares.
     pub(crate) gpu_model: &'static str,
     /// The VRAM it declares.
@@ -35,9 +35,10 @@ pub(crate) struct NodeSpec {
 }
 
 /// The fleet: three `devnet-gpu-a` nodes (one with 24 GiB), one `devnet-gpu-b` node with 24 GiB,
-/// and with `cheater` a counterfeiting `devnet-gpu-b` node with 24 GiB.
-pub(crate) fn fleet(cheater: bool) -> Vec<NodeSpec> {
-    let node = |name, gpu_model, vram_mib, behaviour| NodeSpec { name, gpu_model, vram_mib, behaviour };
+/// with `cheater` a counterfeiting `devnet-gpu-b` node with 24 GiB, and `extra` more honest
+/// `devnet-gpu-b` nodes with 8 GiB (`x1`, `x2`, …) for the load benchmark.
+pub(crate) fn fleet(cheater: bool, extra: u16) -> Vec<NodeSpec> {
+    let node = |name: &str, gpu_model, vram_mib, behaviour| NodeSpec { name: name.to_owned(), gpu_model, vram_mib, behaviour };
     let mut nodes = vec![
         node("a1", TEXT_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest),
         node("a2", TEXT_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest),
@@ -46,6 +47,9 @@ pub(crate) fn fleet(cheater: bool) -> Vec<NodeSpec> {
     ];
     if cheater {
         nodes.push(node("cheater", OTHER_GPU_MODEL, LARGE_VRAM_MIB, Behaviour::Counterfeit));
+    }
+    for index in 1..=extra {
+        nodes.push(node(&format!("x{index}"), OTHER_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest));
     }
     nodes
 }
@@ -79,14 +83,14 @@ pub(crate) async fn start_nodes(
             deployment: Some(env.deployment_path.to_path_buf()),
             relayer_url: env.relayer_url.clone(),
             models_dir: env.models_dir.to_path_buf(),
-            data_dir: env.data_dir.join(spec.name),
+            data_dir: env.data_dir.join(&spec.name),
             identity: Some(IdentityOverride { gpu_model: spec.gpu_model.to_owned(), vram_mib: spec.vram_mib }),
             poll_interval_ms: 200,
             testing: TestingConfig { behaviour: spec.behaviour, ..TestingConfig::default() },
             signer: Some(key.clone()),
             ..NodeConfig::default()
         };
-        let name = spec.name;
+        let name = spec.name.clone();
         starting.spawn(async move {
             (index, Node::start(config).await.wrap_err_with(|| format!("cannot start node {name}")))
         });
@@ -123,27 +127,29 @@ mod tests {
         tier
     }
 
-    fn eligible_for_image(fleet: &[NodeSpec], cheater: bool) -> Vec<&'static str> {
+    fn eligible_for_image(fleet: &[NodeSpec], cheater: bool) -> Vec<&str> {
         let required = required_tier(image_min_vram_mib(cheater));
-        fleet.iter().filter(|node| node_tier(node.vram_mib) >= required).map(|node| node.name).collect()
+        fleet.iter().filter(|node| node_tier(node.vram_mib) >= required).map(|node| node.name.as_str()).collect()
     }
 
     #[test]
     fn with_the_cheater_exactly_three_nodes_can_take_the_image_task() {
-        let fleet = fleet(true);
-        assert_eq!(eligible_for_image(&fleet, true), ["a3", "b1", "cheater"]);
+        for extra in [0, 3] {
+            let fleet = fleet(true, extra);
+            assert_eq!(eligible_for_image(&fleet, true), ["a3", "b1", "cheater"]);
+        }
     }
 
     #[test]
     fn without_the_cheater_every_node_can_take_the_image_task() {
-        let fleet = fleet(false);
-        assert_eq!(eligible_for_image(&fleet, false), ["a1", "a2", "a3", "b1"]);
+        let fleet = fleet(false, 2);
+        assert_eq!(eligible_for_image(&fleet, false), ["a1", "a2", "a3", "b1", "x1", "x2"]);
     }
 
     #[test]
     fn three_nodes_share_the_text_tasks_gpu_model() {
         for cheater in [false, true] {
-            let same_model = fleet(cheater).iter().filter(|node| node.gpu_model == TEXT_GPU_MODEL).count();
+            let same_model = fleet(cheater, 2).iter().filter(|node| node.gpu_model == TEXT_GPU_MODEL).count();
             assert_eq!(same_model, 3);
         }
     }

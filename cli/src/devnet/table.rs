@@ -65,7 +65,7 @@ pub(crate) fn render(report: &TaskReport) -> String {
         }
         for (a, b) in [(0, 1), (0, 2), (1, 2)] {
             let distances = settlement.pair_distances(a, b);
-            let line = if distances.iter().any(|&d| d == NO_RESULT) {
+            let line = if distances.contains(&NO_RESULT) {
                 "no result on one side".to_owned()
             } else {
                 let agree = match task.kind {
