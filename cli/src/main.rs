@@ -43,14 +43,17 @@ enum Command {
 }
 
 fn main() -> eyre::Result<()> {
+    let cli = Cli::parse();
+    // The devnet tells its story in its own progress lines; its services' logs (warnings and up
+    // by default) stay on stderr for when something goes wrong. RUST_LOG overrides either.
+    let default_level = if matches!(cli.command, Command::Devnet(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Model(command) => model::run(command),
         Command::Node(args) => node::run(args),

@@ -292,3 +292,25 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
     assert!(devnet_process.wait().unwrap().success(), "Ctrl-C after --keep-running is a clean exit");
     drain.join().unwrap();
 }
+
+#[test]
+fn the_load_benchmark_validates_every_task_and_reports_throughput() {
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let output = devnet(data.path(), &["--load-tasks", "5", "--extra-nodes", "2"]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "devnet --load-tasks failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout.matches(" joined as ").count(), 6, "four demo nodes and two extra ones\n{stdout}");
+    let summary = stdout
+        .lines()
+        .find(|line| line.starts_with("load: 5 image tasks (1 image"))
+        .unwrap_or_else(|| panic!("no load summary in\n{stdout}"));
+    assert!(summary.contains("on 6 nodes: 5 validated in"), "{summary}");
+    assert!(summary.contains("tasks validated per minute"), "{summary}");
+    // Three agreeing nodes upload each validated task's images.
+    assert!(summary.contains("relayer verified 15 result uploads"), "{summary}");
+
+    let refused = devnet(data.path(), &["--load-tasks", "901"]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(text(&refused).1.contains("--load-tasks"), "{}", text(&refused).1);
+}
