@@ -140,3 +140,34 @@ fn unknown_models_bad_args_and_missing_cuda_are_refused() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn compare_precision_prints_distances_per_image() {
+    let root = scratch("compare-precision");
+    let (models, _, _) = tiny_models(&root);
+    let stdout = ok(verinfer(&[
+        "model",
+        "compare-precision",
+        "--model",
+        models.join("tiny-sd").to_str().expect("utf-8"),
+        "--num-images",
+        "2",
+    ]));
+    assert!(stdout.contains("f32-vs-f16") && stdout.contains("seed 1-vs-2"), "{stdout}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.first().is_some_and(|cell| cell.parse::<u32>().is_ok()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for cells in rows {
+        // image, f32 pHash, f16 pHash, distance, seed distance
+        let distance: u32 = cells[3].parse().expect("a distance");
+        let across_seeds: u32 = cells[4].parse().expect("a distance");
+        assert!(distance <= 64 && across_seeds <= 64, "{stdout}");
+        assert!(across_seeds > distance, "another seed is another image, precision is not: {stdout}");
+    }
+
+    let refused = verinfer(&["model", "compare-precision", "--model", root.join("missing").to_str().expect("utf-8")]);
+    assert!(!refused.status.success());
+}
