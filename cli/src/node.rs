@@ -16,8 +16,8 @@ pub struct NodeArgs {
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
     /// Run the node daemon: join the network if needed, then compute, commit, reveal, settle and
-    /// upload every task that selects this node, until Ctrl-C (which finishes the current step;
-    /// a second Ctrl-C exits at once). Prints a one-line summary of start-up on stdout.
+    /// upload every task that selects this node, until Ctrl-C or SIGTERM (which finish the
+    /// current step; a second one exits at once). Prints a one-line summary of start-up on stdout.
     #[command(after_long_help = config_help())]
     Run(ConfigArg),
     /// Show the node's registration, balance and task records (safe while the daemon runs).
@@ -64,18 +64,44 @@ async fn run_daemon(config_path: PathBuf) -> eyre::Result<()> {
         .await
         .wrap_err("the node could not start")?;
     println!("{}", node.summary());
+    // Ctrl-C or SIGTERM (how service managers stop a daemon) finishes the current step; a
+    // second one exits at once.
     let shutdown = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C; stopping");
-            return;
-        }
+        stop_signal().await;
         tokio::spawn(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("second Ctrl-C: exiting without finishing the current step");
-                std::process::exit(130);
-            }
+            stop_signal().await;
+            tracing::warn!("second stop signal: exiting without finishing the current step");
+            std::process::exit(130);
         });
     };
     node.run(shutdown).await.wrap_err("the node stopped")?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C or (Unix) SIGTERM; never when neither can be listened for.
+async fn stop_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }

@@ -162,15 +162,15 @@ impl Proc {
         }
     }
 
-    /// Ctrl-C: `kill -INT <pid>`.
-    fn interrupt(&self) {
+    /// Ctrl-C (`kill -INT <pid>`) or a service manager's stop (`kill -TERM <pid>`).
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(
             status.success(),
-            "kill -INT {} ({}) failed",
+            "kill {signal} {} ({}) failed",
             self.child.id(),
             self.name
         );
@@ -1177,29 +1177,30 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
     );
     step("relayer routes and node status checked");
 
-    // ---------------------------------------------------------------- Ctrl-C
-    for proc in nodes.iter_mut().chain([&mut relayer]) {
+    // ------------------------------------------------- Ctrl-C, and SIGTERM
+    // The first two nodes get Ctrl-C, the third node and the relayer SIGTERM (systemd's stop).
+    for (index, proc) in nodes.iter_mut().chain([&mut relayer]).enumerate() {
         assert!(
             proc.exited().is_none(),
             "{} exited early\n{}",
             proc.name,
             proc.tails()
         );
-        proc.interrupt();
+        proc.signal(if index < 2 { "-INT" } else { "-TERM" });
     }
     for proc in nodes.iter_mut().chain([&mut relayer]) {
         let status = proc
             .wait_timeout(Duration::from_secs(20))
             .unwrap_or_else(|| {
                 panic!(
-                    "{} still runs 20 s after Ctrl-C\n{}",
+                    "{} still runs 20 s after Ctrl-C / SIGTERM\n{}",
                     proc.name,
                     proc.tails()
                 )
             });
         assert!(
             status.success(),
-            "{} exited with {status} after Ctrl-C\n{}",
+            "{} exited with {status} after Ctrl-C / SIGTERM\n{}",
             proc.name,
             proc.tails()
         );
