@@ -109,7 +109,7 @@ pub(crate) fn run(args: DevnetArgs) -> eyre::Result<()> {
 
 async fn run_async(args: DevnetArgs) -> eyre::Result<()> {
     let started = Instant::now();
-    let interrupted = interrupted();
+    let interrupted = crate::signals::stop_signal();
     tokio::pin!(interrupted);
     let devnet = tokio::select! {
         devnet = Devnet::start(&args, started) => devnet?,
@@ -133,22 +133,6 @@ async fn run_async(args: DevnetArgs) -> eyre::Result<()> {
     }
     devnet.stop().await;
     outcome
-}
-
-/// Resolves on Ctrl-C or SIGTERM, naming the signal.
-async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => "interrupted",
-                _ = term.recv() => "terminated",
-            };
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    "interrupted"
 }
 
 /// A running devnet.

@@ -8,6 +8,7 @@ mod phash;
 mod progress;
 mod relayer;
 mod run_task;
+mod signals;
 mod task;
 
 use clap::{Parser, Subcommand};

@@ -67,9 +67,9 @@ async fn run_daemon(config_path: PathBuf) -> eyre::Result<()> {
     // Ctrl-C or SIGTERM (how service managers stop a daemon) finishes the current step; a
     // second one exits at once.
     let shutdown = async {
-        stop_signal().await;
+        crate::signals::stop_signal().await;
         tokio::spawn(async {
-            stop_signal().await;
+            crate::signals::stop_signal().await;
             tracing::warn!("second stop signal: exiting without finishing the current step");
             std::process::exit(130);
         });
@@ -78,30 +78,3 @@ async fn run_daemon(config_path: PathBuf) -> eyre::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or (Unix) SIGTERM; never when neither can be listened for.
-async fn stop_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-}

@@ -13,7 +13,6 @@ use eyre::{WrapErr, bail, eyre};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use url::Url;
 use verinfer_client::{ChainTask, Client, ClientError, Deployment, TaskStatus};
-use verinfer_relayer::api::ErrorCode;
 use verinfer_task::{
     ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs, TextInput,
 };
@@ -245,22 +244,11 @@ pub(crate) async fn fetch_when_uploaded(
     out: &Path,
     timeout: Duration,
 ) -> eyre::Result<verinfer_client::ResultReport> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match client.fetch_result(task_id, out).await {
-            Ok(report) => return Ok(report),
-            Err(error @ ClientError::ResultsNotReady { .. }) => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(error).wrap_err(format!("no upload reached the relayer within {timeout:?}"));
-                }
-            }
-            // The relayer indexes the settlement a poll after the chain: 404 or 409 meanwhile.
-            Err(ClientError::Relayer(error))
-                if matches!(error.code(), Some(ErrorCode::TaskNotValidated | ErrorCode::UnknownTask))
-                    && tokio::time::Instant::now() < deadline => {}
-            Err(error) => return Err(error.into()),
+    match client.fetch_result_when_ready(task_id, out, timeout).await {
+        Err(error @ ClientError::ResultsNotReady { .. }) => {
+            Err(error).wrap_err(format!("no upload reached the relayer within {timeout:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        result => Ok(result?),
     }
 }
 

@@ -41,6 +41,9 @@ pub const FUNDS: u128 = 10_000 * TOKEN;
 /// The contract's slash share (50 %).
 pub const SLASH_BPS: u128 = 5_000;
 
+/// The deployment record's file name in the network's data directory.
+const DEPLOYMENT_FILE: &str = "deployment.json";
+
 /// The tiny models, made once per test binary.
 static MODELS: Mutex<Option<Models>> = Mutex::new(None);
 
@@ -149,7 +152,7 @@ impl Network {
         };
         let deployment = devnet::deploy_with_mock_token(&provider, deployer, deployer, deployer, init).await?;
         let data = tempfile::tempdir()?;
-        let deployment_path = data.path().join("deployment.json");
+        let deployment_path = data.path().join(DEPLOYMENT_FILE);
         deployment.save(&deployment_path)?;
         devnet::mint(&provider, deployment.staking_token, deployer, &[anvil.addresses()[1]], U256::from(FUNDS)).await?;
 
@@ -199,10 +202,29 @@ impl Network {
         self.anvil.addresses()[1]
     }
 
+    /// The creator's key (anvil dev account 1, whose key is public).
+    pub fn creator_key(&self) -> PrivateKeySigner {
+        PrivateKeySigner::from_signing_key(self.anvil.keys()[1].clone().into())
+    }
+
+    /// anvil's JSON-RPC endpoint.
+    pub fn rpc_url(&self) -> Url {
+        self.anvil.endpoint_url()
+    }
+
+    /// The relayer's base URL.
+    pub fn relayer_url(&self) -> &Url {
+        &self.relayer_url
+    }
+
+    /// The deployment record on disk (what `Deployment::load` reads; the relayer reads it too).
+    pub fn deployment_path(&self) -> PathBuf {
+        self.data.path().join(DEPLOYMENT_FILE)
+    }
+
     /// The creator's client.
     pub fn client(&self) -> Client {
-        let key = PrivateKeySigner::from_signing_key(self.anvil.keys()[1].clone().into());
-        Client::new(self.anvil.endpoint_url(), key, self.deployment, self.relayer_url.clone())
+        Client::new(self.rpc_url(), self.creator_key(), self.deployment, self.relayer_url.clone())
             .with_poll_interval(Duration::from_millis(200))
     }
 

@@ -2,12 +2,16 @@
 //! verified against the chain.
 //!
 //! ```sh
-//! cargo run --release -p verinfer -- devnet --keep-running   # prints the values below
+//! cargo run --locked -p verinfer -- devnet --keep-running --port 8545 --relayer-port 8645   # prints the values below
 //! VERINFER_KEY=0x... cargo run -p verinfer-client --example create_and_fetch -- \
-//!     http://127.0.0.1:8545 http://127.0.0.1:8645 .verinfer/devnet/deployments/31337.json sha256:<tiny-sd digest>
+//!     http://127.0.0.1:8545 http://127.0.0.1:8645 .verinfer/devnet/deployments/31337.json sha256:...
 //! ```
+//!
+//! `VERINFER_KEY` is the creator key the devnet prints and `sha256:...` the tiny-sd digest it
+//! prints (without `--port`/`--relayer-port` it picks free ports: pass the URLs it prints). The
+//! images are written to `task-images/` in the current directory.
 
-use std::{error::Error, path::Path};
+use std::{error::Error, path::Path, time::Duration};
 
 use verinfer_client::{Client, Deployment};
 use verinfer_task::{ImageArgs, ModelRef, Precision, Scheduler};
@@ -44,7 +48,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let task = client.wait(created.task_id, |task| println!("task {}: {}", task.task_id, task.status)).await?;
     println!("task {} is {}", task.task_id, task.status);
 
-    let result = client.fetch_result(task.task_id, Path::new("task-images")).await?;
+    // Nodes upload once the task is settled: wait up to 30 s for their images to arrive.
+    let result = client.fetch_result_when_ready(task.task_id, Path::new("task-images"), Duration::from_secs(30)).await?;
     println!("{}", result.summary());
     for file in &result.files {
         println!("wrote {}", file.display());

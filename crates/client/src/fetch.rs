@@ -4,11 +4,14 @@
 //! under, pHash against what the node revealed on chain) and every text output re-digested before
 //! a file is written. Only nodes the chain's settlement counts as agreeing are considered.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use alloy::primitives::{Address, B256, keccak256};
 use verinfer_abi::{TaskKind, TaskStatus};
-use verinfer_relayer::api::types::NodeResultView;
+use verinfer_relayer::api::{ErrorCode, types::NodeResultView};
 use verinfer_task::{TextOutput, text_digest};
 
 use crate::{
@@ -85,6 +88,11 @@ impl Client {
     /// Downloads a validated task's result from the relayer, checks it against the digests the
     /// agreeing nodes revealed on chain (pHash of every PNG, or the text digest), and only then
     /// writes it to `out_dir` (`image-<i>.png`, or `output.json` + `output.txt`).
+    ///
+    /// Nodes upload once the task is settled and the relayer indexes the settlement a poll after
+    /// the chain, so right after [`wait`](Self::wait) this can fail with
+    /// [`ClientError::ResultsNotReady`] or the relayer's 404/409: use
+    /// [`fetch_result_when_ready`](Self::fetch_result_when_ready) to wait that out.
     pub async fn fetch_result(&self, task_id: u64, out_dir: &Path) -> Result<ResultReport, ClientError> {
         let report = self.task_report(task_id).await?;
         if report.task.status != TaskStatus::Validated {
@@ -198,4 +206,36 @@ async fn write_result(out_dir: &Path, verified: &Verified) -> Result<Vec<PathBuf
         }
     }
     Ok(files)
+}
+
+impl Client {
+    /// [`fetch_result`](Self::fetch_result), retried every 250 ms for up to `timeout` while the
+    /// result is not there yet (no upload from an agreeing node, or the relayer has not indexed
+    /// the settlement); any other error, or the last one at the deadline, is returned.
+    pub async fn fetch_result_when_ready(
+        &self,
+        task_id: u64,
+        out_dir: &Path,
+        timeout: Duration,
+    ) -> Result<ResultReport, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.fetch_result(task_id, out_dir).await {
+                Err(error) if not_ready_yet(&error) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(task_id, %error, "result not ready yet");
+                }
+                result => return result,
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Whether `error` only says the result has not reached the relayer yet.
+fn not_ready_yet(error: &ClientError) -> bool {
+    match error {
+        ClientError::ResultsNotReady { .. } => true,
+        ClientError::Relayer(error) => matches!(error.code(), Some(ErrorCode::TaskNotValidated | ErrorCode::UnknownTask)),
+        _ => false,
+    }
 }

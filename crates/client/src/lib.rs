@@ -5,7 +5,8 @@
 //! # async fn demo(client: verinfer_client::Client, args: verinfer_task::ImageArgs) -> Result<(), verinfer_client::ClientError> {
 //! let created = client.create_image_task(args, 10u128.pow(18), 0).await?;
 //! let task = client.wait(created.task_id, |task| println!("{}", task.status)).await?;
-//! let result = client.fetch_result(task.task_id, std::path::Path::new("out")).await?;
+//! let out = std::path::Path::new("out");
+//! let result = client.fetch_result_when_ready(task.task_id, out, std::time::Duration::from_secs(30)).await?;
 //! println!("{}", result.summary());
 //! # Ok(()) }
 //! ```
@@ -17,6 +18,8 @@
 //!   relayer's index next to it).
 //! - [`Client::fetch_result`] downloads a validated result and recomputes every pHash (or the text
 //!   digest) before writing a file: the relayer is not trusted.
+//!   [`Client::fetch_result_when_ready`] also waits for the nodes' uploads, which land just after
+//!   the task settles.
 
 mod client;
 mod error;
