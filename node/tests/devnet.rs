@@ -415,6 +415,19 @@ async fn record(config: &NodeConfig, task_id: u64) -> TaskRecord {
         .expect("a record of the task")
 }
 
+/// The node's record of the task once it reaches `stage` (a node records its upload just after
+/// the relayer accepted it, so the relayer can show an upload a moment before the record does).
+async fn record_at(config: &NodeConfig, task_id: u64, stage: Stage) -> TaskRecord {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let found = record(config, task_id).await;
+        if found.stage == stage || tokio::time::Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn reward_per_node(payees: u128) -> u128 {
     (FEE - FEE * 500 / 10_000) / payees
 }
@@ -472,7 +485,7 @@ async fn image_task_runs_to_validated_and_every_node_uploads() {
             STAKE + reward_per_node(3),
             "node {node} was paid"
         );
-        let record = record(config, task_id).await;
+        let record = record_at(config, task_id, Stage::Uploaded).await;
         assert_eq!(record.stage, Stage::Uploaded, "{record:?}");
         assert!(record.commit_tx.is_some() && record.reveal_tx.is_some());
     }
@@ -598,7 +611,7 @@ async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
         NodeState::Available,
         "not slashed, not kicked"
     );
-    let resumed_record = record(&crashing, task_id).await;
+    let resumed_record = record_at(&crashing, task_id, Stage::Uploaded).await;
     assert_eq!(resumed_record.stage, Stage::Uploaded);
     assert_eq!(
         resumed_record.commit_tx, halted.commit_tx,

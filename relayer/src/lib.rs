@@ -190,8 +190,10 @@ impl Relayer {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RelayerError> {
-        let local = listener.local_addr().ok();
-        tracing::info!(listen = ?local, indexer = self.indexer.is_some(), "relayer serving");
+        match listener.local_addr() {
+            Ok(local) => tracing::info!(listen = %local, indexer = self.indexer.is_some(), "relayer serving"),
+            Err(error) => tracing::info!(%error, indexer = self.indexer.is_some(), "relayer serving (address unknown)"),
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let indexer_task = self
             .indexer
