@@ -824,7 +824,7 @@ async fn args_naming_a_model_no_node_holds_are_reported_invalid_and_refunded() {
             "nobody is slashed for invalid args"
         );
         assert_eq!(net.node_state(node).await, NodeState::Available);
-        let record = record(config, task_id).await;
+        let record = record_at(config, task_id, Stage::Closed).await;
         assert_eq!(record.stage, Stage::Closed, "{record:?}");
         assert!(record.result.as_ref().is_some_and(|r| r.is_invalid_args()));
     }
