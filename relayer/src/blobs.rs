@@ -145,11 +145,20 @@ impl BlobStore {
     }
 
     /// Writes `bytes` under their keccak256 (idempotent) and returns it.
+    ///
+    /// Content-addressed, so a blob already stored with the same size is not written again:
+    /// agreeing nodes on one GPU model upload identical PNGs, and rewriting a file in place costs
+    /// far more than a metadata lookup (on ext4 a rename over an existing file forces a
+    /// writeback). A stored blob that has rotted is caught by [`get`](Self::get)'s hash check.
     pub async fn put(&self, kind: BlobKind, bytes: Bytes) -> Result<B256, BlobError> {
         let keccak = keccak256(&bytes);
-        self.store
-            .put(&Self::key(kind, &keccak), PutPayload::from_bytes(bytes))
-            .await?;
+        let key = Self::key(kind, &keccak);
+        match self.store.head(&key).await {
+            Ok(meta) if meta.size == bytes.len() as u64 => return Ok(keccak),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.store.put(&key, PutPayload::from_bytes(bytes)).await?;
         Ok(keccak)
     }
 
@@ -180,4 +189,32 @@ fn hex_lower(bytes: &[u8]) -> String {
             let _ = write!(out, "{byte:02x}");
             out
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stored_blob_is_not_rewritten_but_a_damaged_one_is() {
+        let memory = Arc::new(InMemory::new());
+        let blobs = BlobStore::from_object_store(memory.clone());
+        let bytes = Bytes::from_static(b"\x89PNG pretend");
+        let keccak = blobs.put(BlobKind::Png, bytes.clone()).await.unwrap();
+        assert_eq!(keccak, keccak256(&bytes));
+        let key = BlobStore::key(BlobKind::Png, &keccak);
+        let first = memory.head(&key).await.unwrap();
+
+        // The same content again: nothing is written (the stored object keeps its version).
+        assert_eq!(blobs.put(BlobKind::Png, bytes.clone()).await.unwrap(), keccak);
+        assert_eq!(memory.head(&key).await.unwrap().e_tag, first.e_tag);
+
+        // A truncated object (size differs) is replaced by the next put of its content.
+        memory.put(&key, PutPayload::from_static(b"\x89PNG")).await.unwrap();
+        assert!(matches!(blobs.get(BlobKind::Png, keccak).await, Err(BlobError::Corrupt(_))));
+        blobs.put(BlobKind::Png, bytes.clone()).await.unwrap();
+        assert_eq!(blobs.get(BlobKind::Png, keccak).await.unwrap(), bytes);
+    }
 }
