@@ -33,6 +33,8 @@ enum TaskCommand {
     Create(Box<CreateArgs>),
     /// Show a task: its chain record, nodes, reveals, settlement and payouts.
     Status(StatusArgs),
+    /// Cancel a task of yours that still waits in its queue; its fee is refunded in full.
+    Cancel(CancelArgs),
     /// Download a validated task's result, verify it against the digests revealed on chain, and
     /// write it to a directory.
     Result(ResultArgs),
@@ -145,6 +147,14 @@ struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+struct CancelArgs {
+    /// The task id.
+    id: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
 struct ResultArgs {
     /// The task id.
     id: u64,
@@ -167,6 +177,7 @@ pub(crate) fn run(cli: TaskArgsCli) -> eyre::Result<()> {
         match cli.command {
             TaskCommand::Create(args) => create(*args).await,
             TaskCommand::Status(args) => status(args).await,
+            TaskCommand::Cancel(args) => cancel(args).await,
             TaskCommand::Result(args) => result(args).await,
         }
     })
@@ -219,6 +230,18 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
         ),
         Err(error) => println!("relayer: {error}"),
     }
+    Ok(())
+}
+
+async fn cancel(cli: CancelArgs) -> eyre::Result<()> {
+    let client = cli.connection.client(true)?;
+    let cancelled = client.cancel_task(cli.id).await.wrap_err_with(|| format!("cannot cancel task {}", cli.id))?;
+    println!(
+        "task {} cancelled (tx {}); fee of {} tokens refunded",
+        cancelled.task_id,
+        cancelled.tx,
+        table::tokens(cancelled.refunded)
+    );
     Ok(())
 }
 

@@ -284,6 +284,31 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
     let plain = std::fs::read_to_string(out.join("output.txt")).unwrap();
     assert_eq!(output["text"].as_str(), Some(plain.as_str()));
 
+    // A task no node can serve waits in its queue; its creator cancels it and gets the fee back.
+    let queued = task(&[
+        "create", "--text", "--prompt", "nobody runs this", "--model", llama.to_str().unwrap(),
+        "--max-tokens", "4", "--gpu-model", "gpu-nobody-has", "--fee", "2",
+    ]);
+    let (stdout, stderr) = text(&queued);
+    assert!(queued.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("queued until nodes are available"), "{stdout}");
+    let queued_id = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("task ").and_then(|rest| rest.split(" created").next()))
+        .and_then(|id| id.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no task id in {stdout}"));
+    let cancelled = task(&["cancel", &queued_id.to_string()]);
+    let (stdout, stderr) = text(&cancelled);
+    assert!(cancelled.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("task {queued_id} cancelled")) && stdout.contains("fee of 2 tokens refunded"), "{stdout}");
+    let status = task(&["status", &queued_id.to_string()]);
+    assert!(text(&status).0.contains(&format!("task {queued_id} | text | Cancelled |")), "{}", text(&status).0);
+    let again = task(&["cancel", &queued_id.to_string()]);
+    assert!(!again.status.success());
+    assert!(text(&again).1.contains("only a task still queued can be cancelled"), "{}", text(&again).1);
+    let validated = task(&["cancel", &id.to_string()]);
+    assert!(!validated.status.success(), "a validated task cannot be cancelled");
+
     let missing = task(&["status", "999"]);
     assert!(!missing.status.success());
     assert!(text(&missing).1.contains("task 999 does not exist on chain"), "{}", text(&missing).1);

@@ -44,6 +44,17 @@ pub struct CreatedTask {
     pub started: bool,
 }
 
+/// A queued task cancelled by its creator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelledTask {
+    /// Its id.
+    pub task_id: u64,
+    /// The `cancelTask` transaction.
+    pub tx: B256,
+    /// The fee refunded to the creator, in token base units.
+    pub refunded: u128,
+}
+
 /// A dApp's handle on verinfer: creates tasks from one account, follows them on chain and fetches
 /// their results from the relayer, checked against the chain.
 #[derive(Debug, Clone)]
@@ -192,6 +203,28 @@ impl Client {
         let started = decode_first::<Verinfer::TaskStarted>(&receipt).is_some();
         tracing::info!(task_id, %tx, started, "task created");
         Ok(CreatedTask { task_id, args_hash: local_hash, tx, started })
+    }
+
+    /// Cancels a task of this account that still waits in its queue; the contract refunds the
+    /// whole fee. Refused before any transaction when the task is not this account's or has
+    /// already started or ended.
+    pub async fn cancel_task(&self, task_id: u64) -> Result<CancelledTask, ClientError> {
+        let task = self.chain_task(task_id).await?;
+        if task.creator != self.account {
+            return Err(ClientError::InvalidRequest(format!(
+                "task {task_id} was created by {}, not by {}: only its creator can cancel it",
+                task.creator, self.account
+            )));
+        }
+        if task.status != TaskStatus::Queued {
+            return Err(ClientError::InvalidRequest(format!(
+                "task {task_id} is {}: only a task still queued can be cancelled",
+                task.status
+            )));
+        }
+        let receipt = send("cancelTask", self.verinfer.cancelTask(U256::from(task_id))).await?;
+        tracing::info!(task_id, tx = %receipt.transaction_hash, "task cancelled");
+        Ok(CancelledTask { task_id, tx: receipt.transaction_hash, refunded: task.fee })
     }
 
     async fn ensure_allowance(&self, fee: u128) -> Result<(), ClientError> {

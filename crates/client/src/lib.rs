@@ -14,6 +14,7 @@
 //! - [`Client::create_image_task`] / [`Client::create_text_task`] validate the args with
 //!   `verinfer-task` before anything is sent, upload their canonical bytes to the relayer,
 //!   approve the fee and call `createTask`.
+//! - [`Client::cancel_task`] cancels a task still waiting in its queue (full refund).
 //! - [`Client::task_status`], [`Client::wait`], [`Client::task_report`] read the chain (and the
 //!   relayer's index next to it).
 //! - [`Client::fetch_result`] downloads a validated result and recomputes every pHash (or the text
@@ -27,7 +28,7 @@ mod fetch;
 mod gpu_model;
 mod report;
 
-pub use client::{CreatedTask, Client, MAX_TASK_VRAM_MIB, checked_args_bytes};
+pub use client::{CancelledTask, CreatedTask, Client, MAX_TASK_VRAM_MIB, checked_args_bytes};
 pub use error::ClientError;
 pub use fetch::{ResultReport, VerifiedResult};
 pub use gpu_model::{MAX_GPU_MODEL_BYTES, normalise_gpu_model};
