@@ -114,12 +114,7 @@ async fn a_counterfeit_image_node_is_slashed_and_only_honest_results_are_served(
 
     // The relayer serves the agreeing nodes' uploads only, and the client verifies them.
     let out = tempfile::tempdir()?;
-    let fetched = loop {
-        match client.fetch_result(created.task_id, out.path()).await {
-            Err(ClientError::ResultsNotReady { .. }) => tokio::time::sleep(Duration::from_millis(200)).await,
-            other => break other?,
-        }
-    };
+    let fetched = client.fetch_result_when_ready(created.task_id, out.path(), Duration::from_secs(30)).await?;
     assert_ne!(fetched.node, cheater);
     assert_eq!(fetched.files.len(), 2);
     let served = client.relayer().results(created.task_id, false).await?;
