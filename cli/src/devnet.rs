@@ -293,20 +293,7 @@ impl Devnet {
         let client = Client::new(self.rpc_url.clone(), self.creator.clone(), self.deployment, self.relayer_url.clone())
             .with_poll_interval(Duration::from_millis(200));
 
-        let image_args = ImageArgs {
-            version: ARGS_VERSION,
-            model: self.models.sd.clone(),
-            prompt: "a lighthouse on a cliff at dusk".to_owned(),
-            negative_prompt: None,
-            width: 64,
-            height: 64,
-            steps: 4,
-            guidance_scale: 7.5,
-            scheduler: Scheduler::Ddim,
-            num_images: 2,
-            seed: 7,
-            precision: Precision::F32,
-        };
+        let image_args = tiny_image_args(&self.models.sd, "a lighthouse on a cliff at dusk", 2, 7);
         let text_args = TextArgs {
             version: ARGS_VERSION,
             model: self.models.llama.clone(),
@@ -481,6 +468,24 @@ fn check_cheater(cheater: bool, reports: &[TaskReport]) -> eyre::Result<()> {
     }
     println!("cheater caught: {} tokens of its stake slashed, and it was kicked", table::tokens(slashed));
     Ok(())
+}
+
+/// Image args the tiny models serve in a fraction of a second: 64×64, 4 DDIM steps, f32.
+pub(crate) fn tiny_image_args(model: &ModelRef, prompt: &str, num_images: u32, seed: u64) -> ImageArgs {
+    ImageArgs {
+        version: ARGS_VERSION,
+        model: model.clone(),
+        prompt: prompt.to_owned(),
+        negative_prompt: None,
+        width: 64,
+        height: 64,
+        steps: 4,
+        guidance_scale: 7.5,
+        scheduler: Scheduler::Ddim,
+        num_images,
+        seed,
+        precision: Precision::F32,
+    }
 }
 
 /// Removes the previous run's state (anvil restarts from genesis with the same addresses, so old

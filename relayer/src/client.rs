@@ -204,12 +204,6 @@ impl RelayerClient {
             }))
     }
 
-    /// `GET /metrics`: the Prometheus text exposition.
-    pub async fn metrics(&self) -> Result<String, ClientError> {
-        let response = self.http.get(self.url("metrics")?).send().await?;
-        Ok(Self::check(response).await?.text().await?)
-    }
-
     /// `GET /v1/nodes`.
     pub async fn nodes(&self, offset: u64, limit: u64) -> Result<NodesView, ClientError> {
         let response = self

@@ -14,7 +14,7 @@ use eyre::{WrapErr, bail, eyre};
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use verinfer_abi::TaskStatus;
 use verinfer_client::Client;
-use verinfer_task::{ARGS_VERSION, ImageArgs, ModelRef, Precision, Scheduler};
+use verinfer_task::{ImageArgs, ModelRef};
 
 /// Fee of one load task, in token base units (1 token).
 pub(crate) const LOAD_FEE: u128 = 1_000_000_000_000_000_000;
@@ -60,20 +60,7 @@ impl LoadReport {
 
 /// The args of load task `index`: the demo's image settings, one image, its own seed.
 fn load_args(model: &ModelRef, index: u32) -> ImageArgs {
-    ImageArgs {
-        version: ARGS_VERSION,
-        model: model.clone(),
-        prompt: format!("load test image {index}"),
-        negative_prompt: None,
-        width: 64,
-        height: 64,
-        steps: 4,
-        guidance_scale: 7.5,
-        scheduler: Scheduler::Ddim,
-        num_images: 1,
-        seed: 1_000 + u64::from(index),
-        precision: Precision::F32,
-    }
+    super::tiny_image_args(model, &format!("load test image {index}"), 1, 1_000 + u64::from(index))
 }
 
 /// Creates `tasks` image tasks, waits for all of them to settle (at most `timeout`) and measures.
