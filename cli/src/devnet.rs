@@ -19,11 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::{
-    network::EthereumWallet,
-    primitives::U256,
-    providers::ProviderBuilder,
-};
+use alloy::{network::EthereumWallet, primitives::U256, providers::ProviderBuilder};
 use clap::Args;
 use eyre::{WrapErr, bail, eyre};
 use tokio::{sync::watch, task::JoinSet};
@@ -34,11 +30,7 @@ use verinfer_task::{
     ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TextArgs, TextInput,
 };
 
-use self::{
-    anvil::Anvil,
-    deploy::DeployParams,
-    fleet::TEXT_GPU_MODEL,
-};
+use self::{anvil::Anvil, deploy::DeployParams, fleet::TEXT_GPU_MODEL};
 
 /// Token base units per token.
 const TOKEN: u128 = 1_000_000_000_000_000_000;
@@ -165,25 +157,54 @@ fn step(started: Instant, message: impl std::fmt::Display) {
 impl Devnet {
     async fn start(args: &DevnetArgs, started: Instant) -> eyre::Result<Self> {
         let root = args.root.clone();
-        let data_dir = args.data_dir.clone().unwrap_or_else(|| root.join(".verinfer/devnet"));
-        let models_dir = args.models_dir.clone().unwrap_or_else(|| data_dir.join("models"));
+        let data_dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| root.join(".verinfer/devnet"));
+        let models_dir = args
+            .models_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("models"));
         clear_state(&data_dir)?;
         // Checked before anything starts, so that a taken port fails fast and leaves nothing behind.
         if args.relayer_port != 0 {
             anvil::ensure_port_free(args.relayer_port, "--relayer-port")?;
         }
 
-        let anvil_binary = verinfer_abi::devnet::foundry_tool(&root, verinfer_abi::devnet::FoundryTool::Anvil)?;
+        let anvil_binary =
+            verinfer_abi::devnet::foundry_tool(&root, verinfer_abi::devnet::FoundryTool::Anvil)?;
         let specs = fleet::fleet(args.cheater, args.extra_nodes);
-        let anvil = Anvil::start(&anvil_binary, args.port, specs.len() + 2, &data_dir.join("anvil.log")).await?;
+        let anvil = Anvil::start(
+            &anvil_binary,
+            args.port,
+            specs.len() + 2,
+            &data_dir.join("anvil.log"),
+        )
+        .await?;
         let rpc_url = anvil.endpoint();
-        step(started, format_args!("anvil listening on {rpc_url} (pid {})", anvil.pid().unwrap_or_default()));
+        step(
+            started,
+            format_args!(
+                "anvil listening on {rpc_url} (pid {})",
+                anvil.pid().unwrap_or_default()
+            ),
+        );
         let keys = anvil.keys().to_vec();
         let (deployer, creator) = (keys[0].clone(), keys[1].clone());
 
-        let params = DeployParams { commit_window: args.commit_window, reveal_window: args.reveal_window, threshold: 10 };
-        let (deployment, deployment_path) =
-            deploy::deploy(&root, &rpc_url, &deployer, params, &data_dir.join("deployments")).await?;
+        let params = DeployParams {
+            commit_window: args.commit_window,
+            reveal_window: args.reveal_window,
+            threshold: 10,
+        };
+        let (deployment, deployment_path) = deploy::deploy(
+            &root,
+            &rpc_url,
+            &deployer,
+            params,
+            &data_dir.join("deployments"),
+        )
+        .await?;
         step(
             started,
             format_args!(
@@ -204,18 +225,37 @@ impl Devnet {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut services = JoinSet::new();
-        let relayer_url = start_relayer(&mut services, &stop_rx, args.relayer_port, &rpc_url, &deployment_path, &data_dir).await?;
+        let relayer_url = start_relayer(
+            &mut services,
+            &stop_rx,
+            args.relayer_port,
+            &rpc_url,
+            &deployment_path,
+            &data_dir,
+        )
+        .await?;
         step(started, format_args!("relayer serving on {relayer_url}"));
 
-        let models = models_task.await.map_err(|error| eyre!("model task failed: {error}"))??;
-        step(started, format_args!("tiny models ready in {}", models.dir.display()));
+        let models = models_task
+            .await
+            .map_err(|error| eyre!("model task failed: {error}"))??;
+        step(
+            started,
+            format_args!("tiny models ready in {}", models.dir.display()),
+        );
 
         // Fund the nodes and the creator from the deployer (the mock token's faucet).
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(deployer.clone())).connect_http(rpc_url.clone());
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(deployer.clone()))
+            .connect_http(rpc_url.clone());
         let token = verinfer_abi::MockStakingToken::new(deployment.staking_token, &provider);
         let node_keys = &keys[2..2 + specs.len()];
         let mut funded = Vec::new();
-        for (key, amount) in node_keys.iter().map(|key| (key, NODE_FUNDS)).chain([(&creator, CREATOR_FUNDS)]) {
+        for (key, amount) in node_keys
+            .iter()
+            .map(|key| (key, NODE_FUNDS))
+            .chain([(&creator, CREATOR_FUNDS)])
+        {
             let pending = token
                 .mint(key.address(), U256::from(amount))
                 .send()
@@ -224,9 +264,15 @@ impl Devnet {
             funded.push(pending);
         }
         for pending in funded {
-            let receipt = pending.get_receipt().await.wrap_err("minting devnet tokens failed")?;
+            let receipt = pending
+                .get_receipt()
+                .await
+                .wrap_err("minting devnet tokens failed")?;
             if !receipt.status() {
-                bail!("minting devnet tokens reverted (tx {})", receipt.transaction_hash);
+                bail!(
+                    "minting devnet tokens reverted (tx {})",
+                    receipt.transaction_hash
+                );
             }
         }
         drop(provider);
@@ -290,8 +336,13 @@ impl Devnet {
 
     /// Creates the demo tasks, waits for them, fetches their results and prints the report.
     async fn demo(&self, args: &DevnetArgs, started: Instant) -> eyre::Result<()> {
-        let client = Client::new(self.rpc_url.clone(), self.creator.clone(), self.deployment, self.relayer_url.clone())
-            .with_poll_interval(Duration::from_millis(200));
+        let client = Client::new(
+            self.rpc_url.clone(),
+            self.creator.clone(),
+            self.deployment,
+            self.relayer_url.clone(),
+        )
+        .with_poll_interval(Duration::from_millis(200));
 
         let image_args = tiny_image_args(&self.models.sd, "a lighthouse on a cliff at dusk", 2, 7);
         let text_args = TextArgs {
@@ -304,7 +355,10 @@ impl Devnet {
             stop: Vec::new(),
         };
         let image_vram = fleet::image_min_vram_mib(args.cheater);
-        let image = client.create_image_task(image_args, IMAGE_FEE, image_vram).await.wrap_err("creating the image task")?;
+        let image = client
+            .create_image_task(image_args, IMAGE_FEE, image_vram)
+            .await
+            .wrap_err("creating the image task")?;
         step(
             started,
             format_args!(
@@ -325,7 +379,11 @@ impl Devnet {
                 "text task {} created (GPU model {TEXT_GPU_MODEL:?}, fee {} tokens){}",
                 text.task_id,
                 table::tokens(TEXT_FEE),
-                if text.started { "" } else { ", queued until three of its nodes are free" }
+                if text.started {
+                    ""
+                } else {
+                    ", queued until three of its nodes are free"
+                }
             ),
         );
 
@@ -334,13 +392,22 @@ impl Devnet {
             let client = &client;
             async move {
                 client
-                    .wait(task_id, |task| step(started, format_args!("task {task_id}: {}", crate::task::describe(task))))
+                    .wait(task_id, |task| {
+                        step(
+                            started,
+                            format_args!("task {task_id}: {}", crate::task::describe(task)),
+                        )
+                    })
                     .await
             }
         };
-        let (image_task, text_task) = tokio::time::timeout(timeout, async { tokio::join!(wait(image.task_id), wait(text.task_id)) })
-            .await
-            .map_err(|_| eyre!("the demo tasks did not settle within {timeout:?} (see the node logs above)"))?;
+        let (image_task, text_task) = tokio::time::timeout(timeout, async {
+            tokio::join!(wait(image.task_id), wait(text.task_id))
+        })
+        .await
+        .map_err(|_| {
+            eyre!("the demo tasks did not settle within {timeout:?} (see the node logs above)")
+        })?;
         let (image_task, text_task) = (image_task?, text_task?);
 
         let results_dir = self.data_dir.join("results");
@@ -350,9 +417,14 @@ impl Devnet {
             let report = client.task_report(task.task_id).await?;
             if task.status == TaskStatus::Validated {
                 let out = results_dir.join(format!("task-{}", task.task_id));
-                let fetched = crate::task::fetch_when_uploaded(&client, task.task_id, &out, Duration::from_secs(30))
-                    .await
-                    .wrap_err_with(|| format!("fetching the result of task {}", task.task_id))?;
+                let fetched = crate::task::fetch_when_uploaded(
+                    &client,
+                    task.task_id,
+                    &out,
+                    Duration::from_secs(30),
+                )
+                .await
+                .wrap_err_with(|| format!("fetching the result of task {}", task.task_id))?;
                 step(started, fetched.summary());
                 written.push((task.task_id, out, fetched));
             }
@@ -368,9 +440,16 @@ impl Devnet {
             let files: Vec<String> = fetched
                 .files
                 .iter()
-                .filter_map(|file| file.file_name().map(|name| name.to_string_lossy().into_owned()))
+                .filter_map(|file| {
+                    file.file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                })
                 .collect();
-            println!("task {task_id}: verified result written to {} ({})", out.display(), files.join(", "));
+            println!(
+                "task {task_id}: verified result written to {} ({})",
+                out.display(),
+                files.join(", ")
+            );
             if let verinfer_client::VerifiedResult::Text { output, .. } = &fetched.verified {
                 println!("task {task_id}: generated text {:?}", output.text);
             }
@@ -390,8 +469,13 @@ impl Devnet {
 
     /// The load benchmark (`--load-tasks`): many image tasks at once, throughput measured.
     async fn load(&self, args: &DevnetArgs) -> eyre::Result<()> {
-        let client = Client::new(self.rpc_url.clone(), self.creator.clone(), self.deployment, self.relayer_url.clone())
-            .with_poll_interval(Duration::from_millis(250));
+        let client = Client::new(
+            self.rpc_url.clone(),
+            self.creator.clone(),
+            self.deployment,
+            self.relayer_url.clone(),
+        )
+        .with_poll_interval(Duration::from_millis(250));
         let relayer = verinfer_relayer::RelayerClient::new(self.relayer_url.clone());
         println!();
         let report = load::run(
@@ -407,7 +491,11 @@ impl Devnet {
         .await?;
         println!("{}", report.render());
         if report.validated != report.tasks {
-            bail!("{} of {} load tasks did not validate", report.tasks - report.validated, report.tasks);
+            bail!(
+                "{} of {} load tasks did not validate",
+                report.tasks - report.validated,
+                report.tasks
+            );
         }
         Ok(())
     }
@@ -419,11 +507,23 @@ impl Devnet {
         println!("  RPC         {}", self.rpc_url);
         println!("  relayer     {}", self.relayer_url);
         println!("  deployment  {}", self.deployment_path.display());
-        println!("  models      {} ({}, {})", self.models.dir.display(), self.models.sd.digest, self.models.llama.digest);
-        println!("  creator     {} (anvil dev account 1; its key is public)", self.creator.address());
+        println!(
+            "  models      {} ({}, {})",
+            self.models.dir.display(),
+            self.models.sd.digest,
+            self.models.llama.digest
+        );
+        println!(
+            "  creator     {} (anvil dev account 1; its key is public)",
+            self.creator.address()
+        );
         println!();
-        println!("  export VERINFER_KEY={key} VERINFER_RPC_URL={} VERINFER_RELAYER_URL={} VERINFER_DEPLOYMENT={}",
-            self.rpc_url, self.relayer_url, self.deployment_path.display());
+        println!(
+            "  export VERINFER_KEY={key} VERINFER_RPC_URL={} VERINFER_RELAYER_URL={} VERINFER_DEPLOYMENT={}",
+            self.rpc_url,
+            self.relayer_url,
+            self.deployment_path.display()
+        );
         println!(
             "  verinfer task create --text --prompt 'Once upon a time' --model {} --max-tokens 16 --gpu-model {TEXT_GPU_MODEL} --fee 1 --wait",
             self.models.dir.join("tiny-llama").display()
@@ -437,12 +537,19 @@ impl Devnet {
 
     /// Stops the nodes and the relayer, then anvil.
     async fn stop(self) {
-        let Self { anvil, stop_tx, mut services, .. } = self;
+        let Self {
+            anvil,
+            stop_tx,
+            mut services,
+            ..
+        } = self;
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(joined) = services.join_next().await {
                 match joined {
-                    Ok((name, Err(error))) => tracing::warn!(service = %name, "stopped with an error: {error:#}"),
+                    Ok((name, Err(error))) => {
+                        tracing::warn!(service = %name, "stopped with an error: {error:#}")
+                    }
                     Ok((_, Ok(()))) => {}
                     Err(error) => tracing::warn!(%error, "a devnet service panicked"),
                 }
@@ -466,12 +573,20 @@ fn check_cheater(cheater: bool, reports: &[TaskReport]) -> eyre::Result<()> {
     if slashed == 0 {
         bail!("--cheater: no node was slashed, the counterfeit result went unnoticed");
     }
-    println!("cheater caught: {} tokens of its stake slashed, and it was kicked", table::tokens(slashed));
+    println!(
+        "cheater caught: {} tokens of its stake slashed, and it was kicked",
+        table::tokens(slashed)
+    );
     Ok(())
 }
 
 /// Image args the tiny models serve in a fraction of a second: 64×64, 4 DDIM steps, f32.
-pub(crate) fn tiny_image_args(model: &ModelRef, prompt: &str, num_images: u32, seed: u64) -> ImageArgs {
+pub(crate) fn tiny_image_args(
+    model: &ModelRef,
+    prompt: &str,
+    num_images: u32,
+    seed: u64,
+) -> ImageArgs {
     ImageArgs {
         version: ARGS_VERSION,
         model: model.clone(),
@@ -491,7 +606,8 @@ pub(crate) fn tiny_image_args(model: &ModelRef, prompt: &str, num_images: u32, s
 /// Removes the previous run's state (anvil restarts from genesis with the same addresses, so old
 /// node records would describe another chain). Models are kept.
 fn clear_state(data_dir: &Path) -> eyre::Result<()> {
-    std::fs::create_dir_all(data_dir).wrap_err_with(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .wrap_err_with(|| format!("cannot create {}", data_dir.display()))?;
     for name in ["deployments", "relayer", "nodes", "results", "anvil.log"] {
         let path = data_dir.join(name);
         let removed = if path.is_dir() {
@@ -512,10 +628,20 @@ fn tiny_models(dir: &Path) -> eyre::Result<Models> {
         .wrap_err_with(|| format!("cannot make the tiny models in {}", dir.display()))?;
     let reference = |path: &Path| -> eyre::Result<ModelRef> {
         let digest = verinfer_task::model_digest_cached(path)?;
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(ModelRef { name, digest: digest.to_string() })
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(ModelRef {
+            name,
+            digest: digest.to_string(),
+        })
     };
-    Ok(Models { sd: reference(&made.sd)?, llama: reference(&made.llama)?, dir: dir.to_path_buf() })
+    Ok(Models {
+        sd: reference(&made.sd)?,
+        llama: reference(&made.llama)?,
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// Starts the relayer in this process on 127.0.0.1:`port`; returns its URL.
@@ -544,7 +670,9 @@ async fn start_relayer(
         }
     })?;
     let bound = listener.local_addr()?;
-    let relayer = verinfer_relayer::Relayer::from_config(&config).await.wrap_err("cannot start the relayer")?;
+    let relayer = verinfer_relayer::Relayer::from_config(&config)
+        .await
+        .wrap_err("cannot start the relayer")?;
     let mut stop = stop_rx.clone();
     services.spawn(async move {
         let result = relayer

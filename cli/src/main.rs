@@ -14,7 +14,11 @@ mod task;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "verinfer", version, about = "Validation of decentralized AI inference, on-chain")]
+#[command(
+    name = "verinfer",
+    version,
+    about = "Validation of decentralized AI inference, on-chain"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,7 +51,11 @@ fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     // The devnet tells its story in its own progress lines; its services' logs (warnings and up
     // by default) stay on stderr for when something goes wrong. RUST_LOG overrides either.
-    let default_level = if matches!(cli.command, Command::Devnet(_)) { "warn" } else { "info" };
+    let default_level = if matches!(cli.command, Command::Devnet(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use eyre::WrapErr;
-use verinfer_inference::{DeviceSpec, ImageGenParams, ImagePipeline, Precision, SchedulerKind, make_tiny_models};
+use verinfer_inference::{
+    DeviceSpec, ImageGenParams, ImagePipeline, Precision, SchedulerKind, make_tiny_models,
+};
 
 use crate::progress::StepProgress;
 
@@ -79,7 +81,9 @@ fn parse_precision(s: &str) -> Result<Precision, String> {
         "f32" => Ok(Precision::F32),
         "f16" => Ok(Precision::F16),
         "bf16" => Ok(Precision::Bf16),
-        other => Err(format!("{other:?} is not a precision: expected f32, f16 or bf16")),
+        other => Err(format!(
+            "{other:?} is not a precision: expected f32, f16 or bf16"
+        )),
     }
 }
 
@@ -88,7 +92,11 @@ pub(crate) fn run(command: ModelCommand) -> eyre::Result<()> {
         ModelCommand::MakeTiny(args) => {
             let started = std::time::Instant::now();
             let models = make_tiny_models(&args.out, args.seed, args.force)?;
-            tracing::info!(elapsed_ms = started.elapsed().as_millis(), written = models.written, "tiny models ready");
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis(),
+                written = models.written,
+                "tiny models ready"
+            );
             for dir in [&models.sd, &models.sdxl, &models.llama] {
                 let digest = verinfer_task::model_digest_cached(dir)?;
                 println!("{digest} {}", dir.display());
@@ -124,9 +132,14 @@ fn compare_precision(args: ComparePrecisionArgs) -> eyre::Result<()> {
     };
     let run = |pipeline: &ImagePipeline, seed: u64| -> eyre::Result<Vec<u64>> {
         let mut progress = StepProgress::new("step");
-        let images = pipeline.generate(&params(seed), &mut |done, total| progress.update(done, total))?;
+        let images = pipeline.generate(&params(seed), &mut |done, total| {
+            progress.update(done, total)
+        })?;
         progress.finish();
-        Ok(images.into_iter().map(|image| verinfer_phash::phash_image(&image.into()).0).collect())
+        Ok(images
+            .into_iter()
+            .map(|image| verinfer_phash::phash_image(&image.into()).0)
+            .collect())
     };
     let reference = ImagePipeline::load(&args.model, &device, Precision::F32)?;
     let f32_hashes = run(&reference, args.seed)?;
@@ -135,9 +148,24 @@ fn compare_precision(args: ComparePrecisionArgs) -> eyre::Result<()> {
     let reduced = ImagePipeline::load(&args.model, &device, precision)?;
     let reduced_hashes = run(&reduced, args.seed)?;
 
-    println!("model: {}  device: {}  {}x{}  {} steps  ddim", args.model.display(), args.device, args.size, args.size, args.steps);
-    println!("image  f32 pHash          {:<4} pHash         f32-vs-{:<4}  seed {}-vs-{}", precision, precision, args.seed, args.other_seed);
-    for (i, ((a, b), c)) in f32_hashes.iter().zip(&reduced_hashes).zip(&other_seed_hashes).enumerate() {
+    println!(
+        "model: {}  device: {}  {}x{}  {} steps  ddim",
+        args.model.display(),
+        args.device,
+        args.size,
+        args.size,
+        args.steps
+    );
+    println!(
+        "image  f32 pHash          {:<4} pHash         f32-vs-{:<4}  seed {}-vs-{}",
+        precision, precision, args.seed, args.other_seed
+    );
+    for (i, ((a, b), c)) in f32_hashes
+        .iter()
+        .zip(&reduced_hashes)
+        .zip(&other_seed_hashes)
+        .enumerate()
+    {
         println!(
             "{i:>5}  {a:#018x} {b:#018x}  {:>11}  {:>10}",
             (a ^ b).count_ones(),

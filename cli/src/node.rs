@@ -1,12 +1,14 @@
-//! `verinfer node`: run the node daemon, or show a node's status.
+//! `verinfer node`: run the node daemon, show a node's status, leave, or add stake.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use eyre::WrapErr as _;
-use verinfer_node::{CONFIG_REFERENCE, Node, NodeConfig};
+use verinfer_node::{CONFIG_REFERENCE, LeaveOutcome, Node, NodeConfig};
 
-/// Run a verinfer node, or show its status.
+use crate::devnet::table::tokens;
+
+/// Run a verinfer node, show its status, leave the network or add stake.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     #[command(subcommand)]
@@ -23,6 +25,19 @@ enum NodeCommand {
     /// Show the node's registration, balance and task records (safe while the daemon runs).
     #[command(after_long_help = config_help())]
     Status(ConfigArg),
+    /// Leave the network with the node's key. An idle node gets its stake back at once; a node in
+    /// a task leaves when that task settles (keep its daemon running until then).
+    #[command(after_long_help = config_help())]
+    Leave(ConfigArg),
+    /// Add tokens to the node's stake (approving the contract for them first when needed).
+    #[command(after_long_help = config_help())]
+    AddStake {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Tokens to add (18 decimals), e.g. `500` or `0.5`.
+        #[arg(long, value_parser = crate::task::parse_tokens)]
+        amount: u128,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -51,10 +66,47 @@ pub fn run(args: NodeArgs) -> eyre::Result<()> {
             println!("{status}");
             Ok(())
         }),
+        NodeCommand::Leave(ConfigArg { config }) => runtime.block_on(async {
+            let config = load(&config)?;
+            match verinfer_node::leave(&config)
+                .await
+                .wrap_err("cannot leave")?
+            {
+                LeaveOutcome::Left { node, returned, tx } => println!(
+                    "node {node} left the network; stake of {} tokens returned (tx {tx}). \
+                     Stop its daemon: `verinfer node run` would join again.",
+                    tokens(returned)
+                ),
+                LeaveOutcome::LeavingAfterTask { node, task_id, tx } => println!(
+                    "node {node} is leaving (tx {tx}): it leaves when task {task_id} settles and \
+                     gets its stake back then. Keep its daemon running until then, or it misses \
+                     the task's deadlines and is slashed."
+                ),
+            }
+            Ok(())
+        }),
+        NodeCommand::AddStake { config, amount } => runtime.block_on(async {
+            let config = load(&config.config)?;
+            let added = verinfer_node::add_stake(&config, amount)
+                .await
+                .wrap_err("cannot add stake")?;
+            let approve = added
+                .approve_tx
+                .map(|tx| format!("; approve tx {tx}"))
+                .unwrap_or_default();
+            println!(
+                "node {} added {} tokens to its stake, now {} tokens (tx {}{approve})",
+                added.node,
+                tokens(added.added),
+                tokens(added.stake),
+                added.tx
+            );
+            Ok(())
+        }),
     }
 }
 
-fn load(path: &PathBuf) -> eyre::Result<NodeConfig> {
+fn load(path: &Path) -> eyre::Result<NodeConfig> {
     NodeConfig::load(Some(path)).wrap_err_with(|| format!("loading {}", path.display()))
 }
 
@@ -77,4 +129,3 @@ async fn run_daemon(config_path: PathBuf) -> eyre::Result<()> {
     node.run(shutdown).await.wrap_err("the node stopped")?;
     Ok(())
 }
-

@@ -16,13 +16,24 @@ pub(crate) struct StepProgress {
 impl StepProgress {
     pub(crate) fn new(what: &'static str) -> Self {
         let terminal = std::io::stderr().is_terminal();
-        let target = if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let target = if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         let bar = ProgressBar::with_draw_target(None, target);
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed_precise}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} {elapsed_precise}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(format!("{what}s"));
-        Self { bar, what, terminal, last_logged_decile: 0 }
+        Self {
+            bar,
+            what,
+            terminal,
+            last_logged_decile: 0,
+        }
     }
 
     /// Reports `done` of `total`.

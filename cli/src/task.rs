@@ -14,7 +14,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use url::Url;
 use verinfer_client::{ChainTask, Client, ClientError, Deployment, TaskStatus};
 use verinfer_task::{
-    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs, TextInput,
+    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs,
+    TextInput,
 };
 
 use crate::devnet::table;
@@ -44,10 +45,18 @@ enum TaskCommand {
 #[derive(Debug, Args)]
 pub(crate) struct Connection {
     /// JSON-RPC endpoint of the chain.
-    #[arg(long, env = "VERINFER_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    #[arg(
+        long,
+        env = "VERINFER_RPC_URL",
+        default_value = "http://127.0.0.1:8545"
+    )]
     rpc_url: Url,
     /// Base URL of the relayer.
-    #[arg(long, env = "VERINFER_RELAYER_URL", default_value = "http://127.0.0.1:8645")]
+    #[arg(
+        long,
+        env = "VERINFER_RELAYER_URL",
+        default_value = "http://127.0.0.1:8645"
+    )]
     relayer: Url,
     /// The deployment record written by script/Deploy.s.sol (`deployments/<chainid>.json`).
     #[arg(long, env = "VERINFER_DEPLOYMENT")]
@@ -68,12 +77,20 @@ impl Connection {
                 .parse::<PrivateKeySigner>()
                 .map_err(|_| eyre!("${} does not hold a hex private key", self.key_env))?,
             Err(_) if need_key => {
-                bail!("set ${} to the creator's private key (hex), or name another variable with --key-env", self.key_env)
+                bail!(
+                    "set ${} to the creator's private key (hex), or name another variable with --key-env",
+                    self.key_env
+                )
             }
             // Never signs anything: status and result only read.
             Err(_) => PrivateKeySigner::random(),
         };
-        Ok(Client::new(self.rpc_url.clone(), signer, deployment, self.relayer.clone()))
+        Ok(Client::new(
+            self.rpc_url.clone(),
+            signer,
+            deployment,
+            self.relayer.clone(),
+        ))
     }
 }
 
@@ -196,7 +213,11 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
     println!(
         "task {} created ({}; tx {}; args {})",
         created.task_id,
-        if created.started { "three nodes selected" } else { "queued until nodes are available" },
+        if created.started {
+            "three nodes selected"
+        } else {
+            "queued until nodes are available"
+        },
         created.tx,
         created.args_hash
     );
@@ -225,7 +246,11 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
             "relayer: indexed as {:?} at block {}; args {}; uploads from {} of 3 nodes",
             view.status,
             view.updated_block,
-            if view.args_available { "held" } else { "missing" },
+            if view.args_available {
+                "held"
+            } else {
+                "missing"
+            },
             view.nodes.iter().filter(|node| node.uploaded).count()
         ),
         Err(error) => println!("relayer: {error}"),
@@ -235,7 +260,10 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
 
 async fn cancel(cli: CancelArgs) -> eyre::Result<()> {
     let client = cli.connection.client(true)?;
-    let cancelled = client.cancel_task(cli.id).await.wrap_err_with(|| format!("cannot cancel task {}", cli.id))?;
+    let cancelled = client
+        .cancel_task(cli.id)
+        .await
+        .wrap_err_with(|| format!("cannot cancel task {}", cli.id))?;
     println!(
         "task {} cancelled (tx {}); fee of {} tokens refunded",
         cancelled.task_id,
@@ -247,8 +275,13 @@ async fn cancel(cli: CancelArgs) -> eyre::Result<()> {
 
 async fn result(cli: ResultArgs) -> eyre::Result<()> {
     let client = cli.connection.client(false)?;
-    let report =
-        fetch_when_uploaded(&client, cli.id, &cli.out, Duration::from_secs(cli.upload_timeout_secs)).await?;
+    let report = fetch_when_uploaded(
+        &client,
+        cli.id,
+        &cli.out,
+        Duration::from_secs(cli.upload_timeout_secs),
+    )
+    .await?;
     println!("{}", report.summary());
     for file in &report.files {
         println!("wrote {}", file.display());
@@ -280,7 +313,11 @@ pub(crate) async fn wait_with_progress(client: &Client, task_id: u64) -> eyre::R
     let terminal = std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(
         None,
-        if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+        if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
     );
     if let Ok(style) = ProgressStyle::with_template("{spinner} task {prefix}: {msg} [{elapsed}]") {
         bar.set_style(style);
@@ -304,7 +341,10 @@ pub(crate) async fn wait_with_progress(client: &Client, task_id: u64) -> eyre::R
 pub(crate) fn describe(task: &ChainTask) -> String {
     match task.status {
         TaskStatus::Queued => "queued: waiting for three suitable nodes".to_owned(),
-        TaskStatus::Committing => format!("computing and committing ({}/3 committed)", task.committed()),
+        TaskStatus::Committing => format!(
+            "computing and committing ({}/3 committed)",
+            task.committed()
+        ),
         TaskStatus::Revealing => format!("revealing ({}/3 revealed)", task.revealed()),
         status => status.to_string(),
     }
@@ -312,9 +352,14 @@ pub(crate) fn describe(task: &ChainTask) -> String {
 
 fn build_args(cli: &CreateArgs) -> eyre::Result<TaskArgs> {
     if let Some(path) = &cli.args {
-        let bytes = std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
-        let args = TaskArgs::from_slice(&bytes)
-            .wrap_err_with(|| format!("{} holds invalid task args; refusing the task before any gas is spent", path.display()))?;
+        let bytes =
+            std::fs::read(path).wrap_err_with(|| format!("cannot read {}", path.display()))?;
+        let args = TaskArgs::from_slice(&bytes).wrap_err_with(|| {
+            format!(
+                "{} holds invalid task args; refusing the task before any gas is spent",
+                path.display()
+            )
+        })?;
         let flag_kind = match (cli.image, cli.text) {
             (true, _) => Some(verinfer_task::TaskKind::Image),
             (_, true) => Some(verinfer_task::TaskKind::Text),
@@ -323,14 +368,21 @@ fn build_args(cli: &CreateArgs) -> eyre::Result<TaskArgs> {
         if let Some(kind) = flag_kind
             && kind != args.kind()
         {
-            bail!("{} holds {} args but --{kind} was given", path.display(), args.kind());
+            bail!(
+                "{} holds {} args but --{kind} was given",
+                path.display(),
+                args.kind()
+            );
         }
         return Ok(args);
     }
     if !cli.image && !cli.text {
         bail!("say --image or --text (or give the whole args document with --args FILE)");
     }
-    let prompt = cli.prompt.clone().ok_or_else(|| eyre!("--prompt is needed without --args"))?;
+    let prompt = cli
+        .prompt
+        .clone()
+        .ok_or_else(|| eyre!("--prompt is needed without --args"))?;
     let model = model_ref(cli)?;
     let args = if cli.image {
         TaskArgs::Image(ImageArgs {
@@ -358,7 +410,8 @@ fn build_args(cli: &CreateArgs) -> eyre::Result<TaskArgs> {
             stop: Vec::new(),
         })
     };
-    args.validate().wrap_err("refusing the task before any gas is spent")?;
+    args.validate()
+        .wrap_err("refusing the task before any gas is spent")?;
     Ok(args)
 }
 
@@ -370,10 +423,16 @@ fn model_ref(cli: &CreateArgs) -> eyre::Result<ModelRef> {
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_else(|| dir.display().to_string());
-        return Ok(ModelRef { name, digest: digest.to_string() });
+        return Ok(ModelRef {
+            name,
+            digest: digest.to_string(),
+        });
     }
     match (&cli.model_digest, &cli.model_name) {
-        (Some(digest), Some(name)) => Ok(ModelRef { name: name.clone(), digest: digest.clone() }),
+        (Some(digest), Some(name)) => Ok(ModelRef {
+            name: name.clone(),
+            digest: digest.clone(),
+        }),
         _ => bail!("name the model: --model DIR, or --model-digest sha256:... --model-name NAME"),
     }
 }
@@ -393,9 +452,18 @@ pub(crate) fn parse_tokens(text: &str) -> Result<u128, String> {
     if fraction.len() > DECIMALS {
         return Err(format!("{text:?} has more than {DECIMALS} decimals"));
     }
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| error())? };
-    let fraction_units: u128 =
-        if fraction.is_empty() { 0 } else { format!("{fraction:0<DECIMALS$}").parse().map_err(|_| error())? };
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| error())?
+    };
+    let fraction_units: u128 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<DECIMALS$}")
+            .parse()
+            .map_err(|_| error())?
+    };
     whole
         .checked_mul(10u128.pow(DECIMALS as u32))
         .and_then(|units| units.checked_add(fraction_units))
@@ -412,7 +480,11 @@ mod tests {
         assert_eq!(parse_tokens("0.5"), Ok(5 * 10u128.pow(17)));
         assert_eq!(parse_tokens(".25"), Ok(25 * 10u128.pow(16)));
         assert_eq!(parse_tokens("1.000000000000000001"), Ok(10u128.pow(18) + 1));
-        assert!(parse_tokens("1.0000000000000000001").unwrap_err().contains("more than 18 decimals"));
+        assert!(
+            parse_tokens("1.0000000000000000001")
+                .unwrap_err()
+                .contains("more than 18 decimals")
+        );
         assert!(parse_tokens("-1").is_err());
         assert!(parse_tokens("1e3").is_err());
         assert!(parse_tokens(".").is_err());

@@ -15,7 +15,9 @@ use std::{
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn models_dir() -> PathBuf {
@@ -38,19 +40,31 @@ fn devnet(data_dir: &Path, extra: &[&str]) -> Command {
 }
 
 fn text(output: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// The anvil pid the devnet printed (`anvil listening on ... (pid N)`).
 fn anvil_pid(stdout: &str) -> Option<u32> {
-    let line = stdout.lines().find(|line| line.contains("anvil listening on"))?;
-    line.rsplit("(pid ").next()?.trim_end_matches(')').parse().ok()
+    let line = stdout
+        .lines()
+        .find(|line| line.contains("anvil listening on"))?;
+    line.rsplit("(pid ")
+        .next()?
+        .trim_end_matches(')')
+        .parse()
+        .ok()
 }
 
 /// Whether `pid` is a live process (zombies count as gone).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| !rest.starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit(") ")
+            .next()
+            .is_some_and(|rest| !rest.starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -68,7 +82,9 @@ fn wait_gone(pid: u32) -> bool {
 
 /// The table line of a task: `task <id> | <kind> ... | <status> | fee ...`.
 fn task_line<'a>(stdout: &'a str, kind: &str) -> Option<&'a str> {
-    stdout.lines().find(|line| line.starts_with("task ") && line.contains(&format!("| {kind}")))
+    stdout
+        .lines()
+        .find(|line| line.starts_with("task ") && line.contains(&format!("| {kind}")))
 }
 
 #[test]
@@ -77,15 +93,32 @@ fn devnet_validates_an_image_task_and_a_text_task() {
     let data = tempfile::tempdir().unwrap();
     let output = devnet(data.path(), &[]).output().unwrap();
     let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "devnet failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "devnet failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
-    let image = task_line(&stdout, "image").unwrap_or_else(|| panic!("no image task line:\n{stdout}"));
-    assert!(image.contains("| image (2 images) | Validated |"), "{image}");
-    let text_task = task_line(&stdout, "text").unwrap_or_else(|| panic!("no text task line:\n{stdout}"));
+    let image =
+        task_line(&stdout, "image").unwrap_or_else(|| panic!("no image task line:\n{stdout}"));
+    assert!(
+        image.contains("| image (2 images) | Validated |"),
+        "{image}"
+    );
+    let text_task =
+        task_line(&stdout, "text").unwrap_or_else(|| panic!("no text task line:\n{stdout}"));
     assert!(text_task.contains("| text | Validated |"), "{text_task}");
-    assert!(stdout.contains("pairwise pHash Hamming distances per image (threshold 10 bits)"), "{stdout}");
-    assert!(stdout.contains("verdict: Validated (nodes 0, 1, 2 agree"), "{stdout}");
-    assert!(!stdout.contains("kicked"), "an honest devnet slashes nobody:\n{stdout}");
+    assert!(
+        stdout.contains("pairwise pHash Hamming distances per image (threshold 10 bits)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: Validated (nodes 0, 1, 2 agree"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("kicked"),
+        "an honest devnet slashes nobody:\n{stdout}"
+    );
     assert!(stdout.contains("devnet-gpu-a"), "{stdout}");
 
     // The image task's verified images, written where the devnet said.
@@ -93,7 +126,11 @@ fn devnet_validates_an_image_task_and_a_text_task() {
         .lines()
         .find(|line| line.contains("verified result written to") && line.contains("image-0.png"))
         .unwrap_or_else(|| panic!("no images written:\n{stdout}"));
-    let dir = written.split("written to ").nth(1).and_then(|rest| rest.split(" (").next()).unwrap();
+    let dir = written
+        .split("written to ")
+        .nth(1)
+        .and_then(|rest| rest.split(" (").next())
+        .unwrap();
     for name in ["image-0.png", "image-1.png"] {
         let png = std::fs::read(Path::new(dir).join(name)).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
@@ -109,20 +146,35 @@ fn devnet_with_a_cheater_slashes_it() {
     let data = tempfile::tempdir().unwrap();
     let output = devnet(data.path(), &["--cheater"]).output().unwrap();
     let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "devnet --cheater failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "devnet --cheater failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
     let image = task_line(&stdout, "image").unwrap();
-    assert!(image.contains("Validated"), "two honest nodes still validate the image task: {image}");
+    assert!(
+        image.contains("Validated"),
+        "two honest nodes still validate the image task: {image}"
+    );
     let cheater_row = stdout
         .lines()
         .find(|line| line.contains("(Disagreed, kicked)"))
         .unwrap_or_else(|| panic!("no slashed node in the table:\n{stdout}"));
     // Half of the 1000-token minimum stake (slash share 50 %).
-    assert!(cheater_row.contains(" 500 (Disagreed, kicked)"), "{cheater_row}");
-    assert!(cheater_row.contains("devnet-gpu-b (24 GiB)"), "{cheater_row}");
+    assert!(
+        cheater_row.contains(" 500 (Disagreed, kicked)"),
+        "{cheater_row}"
+    );
+    assert!(
+        cheater_row.contains("devnet-gpu-b (24 GiB)"),
+        "{cheater_row}"
+    );
     assert!(stdout.contains("some > 10: disagree"), "{stdout}");
     assert!(stdout.contains("cheater caught: 500 tokens"), "{stdout}");
-    assert!(task_line(&stdout, "text").unwrap().contains("Validated"), "{stdout}");
+    assert!(
+        task_line(&stdout, "text").unwrap().contains("Validated"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -133,16 +185,34 @@ fn a_taken_port_fails_with_a_clear_message_and_starts_nothing() {
     let port = taken.local_addr().unwrap().port().to_string();
     let output = devnet(data.path(), &["--port", &port]).output().unwrap();
     let (stdout, stderr) = text(&output);
-    assert!(!output.status.success(), "must fail on a taken port\n{stdout}");
-    assert!(stderr.contains(&format!("port {port} is already in use on 127.0.0.1")), "{stderr}");
+    assert!(
+        !output.status.success(),
+        "must fail on a taken port\n{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("port {port} is already in use on 127.0.0.1")),
+        "{stderr}"
+    );
     assert!(stderr.contains("--port"), "{stderr}");
-    assert!(anvil_pid(&stdout).is_none(), "no anvil may start:\n{stdout}");
+    assert!(
+        anvil_pid(&stdout).is_none(),
+        "no anvil may start:\n{stdout}"
+    );
 
-    let output = devnet(data.path(), &["--relayer-port", &port]).output().unwrap();
+    let output = devnet(data.path(), &["--relayer-port", &port])
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&output);
     assert!(!output.status.success());
-    assert!(stderr.contains(&format!("port {port} is already in use")) && stderr.contains("--relayer-port"), "{stderr}");
-    assert!(anvil_pid(&stdout).is_none(), "no anvil may start:\n{stdout}");
+    assert!(
+        stderr.contains(&format!("port {port} is already in use"))
+            && stderr.contains("--relayer-port"),
+        "{stderr}"
+    );
+    assert!(
+        anvil_pid(&stdout).is_none(),
+        "no anvil may start:\n{stdout}"
+    );
 }
 
 #[test]
@@ -150,31 +220,52 @@ fn a_failure_after_anvil_started_stops_anvil() {
     let _serial = serial();
     let data = tempfile::tempdir().unwrap();
     // The contract refuses a zero commit window: the deployment fails after anvil is up.
-    let output = devnet(data.path(), &["--commit-window", "0"]).output().unwrap();
+    let output = devnet(data.path(), &["--commit-window", "0"])
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&output);
     assert!(!output.status.success(), "must fail\n{stdout}");
-    assert!(stderr.contains("forge script script/Deploy.s.sol failed"), "{stderr}");
+    assert!(
+        stderr.contains("forge script script/Deploy.s.sol failed"),
+        "{stderr}"
+    );
     let pid = anvil_pid(&stdout).unwrap_or_else(|| panic!("anvil should have started:\n{stdout}"));
-    assert!(wait_gone(pid), "anvil {pid} was left running after the failure");
+    assert!(
+        wait_gone(pid),
+        "anvil {pid} was left running after the failure"
+    );
 }
 
 /// Runs the devnet until anvil is up, then sends `signal`; anvil must be gone afterwards.
 fn stop_with_signal(signal: &str) {
     use std::io::{BufRead, BufReader};
     let data = tempfile::tempdir().unwrap();
-    let mut child = devnet(data.path(), &["--keep-running"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = devnet(data.path(), &["--keep-running"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let pid = lines.by_ref().map_while(Result::ok).find_map(|line| anvil_pid(&line));
+    let pid = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| anvil_pid(&line));
     // Keep reading so that the devnet never writes into a closed pipe.
     let drain = std::thread::spawn(move || lines.for_each(drop));
     let pid = pid.expect("the devnet prints anvil's pid");
     assert!(alive(pid));
-    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     child.wait().unwrap();
     drain.join().unwrap();
-    assert!(wait_gone(pid), "anvil {pid} survived {signal} of the devnet");
+    assert!(
+        wait_gone(pid),
+        "anvil {pid} survived {signal} of the devnet"
+    );
 }
 
 #[test]
@@ -193,14 +284,26 @@ fn a_killed_devnet_takes_anvil_with_it() {
 fn field(lines: &[String], label: &str) -> String {
     lines
         .iter()
-        .find_map(|line| line.trim_start().strip_prefix(label).map(|rest| rest.trim().to_owned()))
+        .find_map(|line| {
+            line.trim_start()
+                .strip_prefix(label)
+                .map(|rest| rest.trim().to_owned())
+        })
         .unwrap_or_else(|| panic!("no {label:?} line in {lines:#?}"))
 }
 
 fn cast_nonce(rpc: &str, address: &str) -> String {
-    let cast = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/@foundry-rs/cast-linux-amd64/bin/cast");
-    let output = Command::new(cast).args(["nonce", address, "--rpc-url", rpc]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let cast = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../node_modules/@foundry-rs/cast-linux-amd64/bin/cast");
+    let output = Command::new(cast)
+        .args(["nonce", address, "--rpc-url", rpc])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
@@ -209,9 +312,14 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
     use std::io::{BufRead, BufReader};
     let _serial = serial();
     let data = tempfile::tempdir().unwrap();
-    let mut devnet_process =
-        devnet(data.path(), &["--keep-running"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut lines = BufReader::new(devnet_process.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut devnet_process = devnet(data.path(), &["--keep-running"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(devnet_process.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
     let mut help = Vec::new();
     for line in lines.by_ref() {
         let done = line.contains("verinfer task result");
@@ -224,16 +332,31 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
     let rpc = field(&help, "RPC");
     let relayer = field(&help, "relayer");
     let deployment = field(&help, "deployment");
-    let creator = field(&help, "creator").split_whitespace().next().unwrap().to_owned();
+    let creator = field(&help, "creator")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     let key = help
         .iter()
-        .find_map(|line| line.trim().strip_prefix("export VERINFER_KEY=").map(|rest| rest.split_whitespace().next().unwrap().to_owned()))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("export VERINFER_KEY=")
+                .map(|rest| rest.split_whitespace().next().unwrap().to_owned())
+        })
         .expect("the devnet prints the creator's key");
     let task = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_verinfer"))
             .arg("task")
             .args(args)
-            .args(["--rpc-url", &rpc, "--relayer", &relayer, "--deployment", &deployment])
+            .args([
+                "--rpc-url",
+                &rpc,
+                "--relayer",
+                &relayer,
+                "--deployment",
+                &deployment,
+            ])
             .env("VERINFER_KEY", &key)
             .env("RUST_LOG", "warn")
             .output()
@@ -244,77 +367,180 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
 
     // Bad args: refused before anything is sent.
     let nonce = cast_nonce(&rpc, &creator);
-    let refused = task(&["create", "--image", "--prompt", "a red bicycle", "--model", sd.to_str().unwrap(), "--width", "65"]);
+    let refused = task(&[
+        "create",
+        "--image",
+        "--prompt",
+        "a red bicycle",
+        "--model",
+        sd.to_str().unwrap(),
+        "--width",
+        "65",
+    ]);
     let (stdout, stderr) = text(&refused);
     assert!(!refused.status.success(), "{stdout}");
-    assert!(stderr.contains("width") && stderr.contains("before any gas is spent"), "{stderr}");
-    let refused = task(&["create", "--text", "--prompt", "hi", "--model", llama.to_str().unwrap(), "--max-tokens", "0"]);
+    assert!(
+        stderr.contains("width") && stderr.contains("before any gas is spent"),
+        "{stderr}"
+    );
+    let refused = task(&[
+        "create",
+        "--text",
+        "--prompt",
+        "hi",
+        "--model",
+        llama.to_str().unwrap(),
+        "--max-tokens",
+        "0",
+    ]);
     assert!(!refused.status.success());
-    assert!(text(&refused).1.contains("max_tokens"), "{}", text(&refused).1);
-    assert_eq!(cast_nonce(&rpc, &creator), nonce, "a refused task sends no transaction");
+    assert!(
+        text(&refused).1.contains("max_tokens"),
+        "{}",
+        text(&refused).1
+    );
+    assert_eq!(
+        cast_nonce(&rpc, &creator),
+        nonce,
+        "a refused task sends no transaction"
+    );
 
     // A text task through the CLI, waited for.
     let created = task(&[
-        "create", "--text", "--prompt", "Once upon a time", "--model", llama.to_str().unwrap(),
-        "--max-tokens", "8", "--gpu-model", "devnet-gpu-a", "--fee", "1.5", "--wait",
+        "create",
+        "--text",
+        "--prompt",
+        "Once upon a time",
+        "--model",
+        llama.to_str().unwrap(),
+        "--max-tokens",
+        "8",
+        "--gpu-model",
+        "devnet-gpu-a",
+        "--fee",
+        "1.5",
+        "--wait",
     ]);
     let (stdout, stderr) = text(&created);
     assert!(created.status.success(), "{stdout}\n{stderr}");
     let id = stdout
         .lines()
-        .find_map(|line| line.strip_prefix("task ").and_then(|rest| rest.split(" created").next()))
+        .find_map(|line| {
+            line.strip_prefix("task ")
+                .and_then(|rest| rest.split(" created").next())
+        })
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no task id in {stdout}"));
-    assert!(stdout.contains(&format!("task {id} | text | Validated | fee 1.5 tokens")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("task {id} | text | Validated | fee 1.5 tokens")),
+        "{stdout}"
+    );
 
     let status = task(&["status", &id.to_string()]);
     let (stdout, _) = text(&status);
     assert!(status.status.success());
-    assert!(stdout.contains("| text | Validated |") && stdout.contains("devnet-gpu-a"), "{stdout}");
+    assert!(
+        stdout.contains("| text | Validated |") && stdout.contains("devnet-gpu-a"),
+        "{stdout}"
+    );
     assert!(stdout.contains("relayer: indexed as"), "{stdout}");
 
     let out = data.path().join("fetched");
     let fetched = task(&["result", &id.to_string(), "--out", out.to_str().unwrap()]);
     let (stdout, stderr) = text(&fetched);
     assert!(fetched.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("verified the text output of task {id}")), "{stdout}");
-    let output: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("output.json")).unwrap()).unwrap();
-    let tokens = output["token_ids"].as_array().map(Vec::len).unwrap_or_default();
+    assert!(
+        stdout.contains(&format!("verified the text output of task {id}")),
+        "{stdout}"
+    );
+    let output: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("output.json")).unwrap()).unwrap();
+    let tokens = output["token_ids"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or_default();
     assert!(tokens <= 8, "at most --max-tokens tokens: {output}");
     let plain = std::fs::read_to_string(out.join("output.txt")).unwrap();
     assert_eq!(output["text"].as_str(), Some(plain.as_str()));
 
     // A task no node can serve waits in its queue; its creator cancels it and gets the fee back.
     let queued = task(&[
-        "create", "--text", "--prompt", "nobody runs this", "--model", llama.to_str().unwrap(),
-        "--max-tokens", "4", "--gpu-model", "gpu-nobody-has", "--fee", "2",
+        "create",
+        "--text",
+        "--prompt",
+        "nobody runs this",
+        "--model",
+        llama.to_str().unwrap(),
+        "--max-tokens",
+        "4",
+        "--gpu-model",
+        "gpu-nobody-has",
+        "--fee",
+        "2",
     ]);
     let (stdout, stderr) = text(&queued);
     assert!(queued.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("queued until nodes are available"), "{stdout}");
+    assert!(
+        stdout.contains("queued until nodes are available"),
+        "{stdout}"
+    );
     let queued_id = stdout
         .lines()
-        .find_map(|line| line.strip_prefix("task ").and_then(|rest| rest.split(" created").next()))
+        .find_map(|line| {
+            line.strip_prefix("task ")
+                .and_then(|rest| rest.split(" created").next())
+        })
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no task id in {stdout}"));
     let cancelled = task(&["cancel", &queued_id.to_string()]);
     let (stdout, stderr) = text(&cancelled);
     assert!(cancelled.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains(&format!("task {queued_id} cancelled")) && stdout.contains("fee of 2 tokens refunded"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("task {queued_id} cancelled"))
+            && stdout.contains("fee of 2 tokens refunded"),
+        "{stdout}"
+    );
     let status = task(&["status", &queued_id.to_string()]);
-    assert!(text(&status).0.contains(&format!("task {queued_id} | text | Cancelled |")), "{}", text(&status).0);
+    assert!(
+        text(&status)
+            .0
+            .contains(&format!("task {queued_id} | text | Cancelled |")),
+        "{}",
+        text(&status).0
+    );
     let again = task(&["cancel", &queued_id.to_string()]);
     assert!(!again.status.success());
-    assert!(text(&again).1.contains("only a task still queued can be cancelled"), "{}", text(&again).1);
+    assert!(
+        text(&again)
+            .1
+            .contains("only a task still queued can be cancelled"),
+        "{}",
+        text(&again).1
+    );
     let validated = task(&["cancel", &id.to_string()]);
-    assert!(!validated.status.success(), "a validated task cannot be cancelled");
+    assert!(
+        !validated.status.success(),
+        "a validated task cannot be cancelled"
+    );
 
     let missing = task(&["status", "999"]);
     assert!(!missing.status.success());
-    assert!(text(&missing).1.contains("task 999 does not exist on chain"), "{}", text(&missing).1);
+    assert!(
+        text(&missing)
+            .1
+            .contains("task 999 does not exist on chain"),
+        "{}",
+        text(&missing).1
+    );
 
-    Command::new("kill").args(["-INT", &devnet_process.id().to_string()]).status().unwrap();
-    assert!(devnet_process.wait().unwrap().success(), "Ctrl-C after --keep-running is a clean exit");
+    Command::new("kill")
+        .args(["-INT", &devnet_process.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        devnet_process.wait().unwrap().success(),
+        "Ctrl-C after --keep-running is a clean exit"
+    );
     drain.join().unwrap();
 }
 
@@ -322,10 +548,19 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
 fn the_load_benchmark_validates_every_task_and_reports_throughput() {
     let _serial = serial();
     let data = tempfile::tempdir().unwrap();
-    let output = devnet(data.path(), &["--load-tasks", "5", "--extra-nodes", "2"]).output().unwrap();
+    let output = devnet(data.path(), &["--load-tasks", "5", "--extra-nodes", "2"])
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "devnet --load-tasks failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    assert_eq!(stdout.matches(" joined as ").count(), 6, "four demo nodes and two extra ones\n{stdout}");
+    assert!(
+        output.status.success(),
+        "devnet --load-tasks failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert_eq!(
+        stdout.matches(" joined as ").count(),
+        6,
+        "four demo nodes and two extra ones\n{stdout}"
+    );
     let summary = stdout
         .lines()
         .find(|line| line.starts_with("load: 5 image tasks (1 image"))
@@ -333,9 +568,18 @@ fn the_load_benchmark_validates_every_task_and_reports_throughput() {
     assert!(summary.contains("on 6 nodes: 5 validated in"), "{summary}");
     assert!(summary.contains("tasks validated per minute"), "{summary}");
     // Three agreeing nodes upload each validated task's images.
-    assert!(summary.contains("relayer verified 15 result uploads"), "{summary}");
+    assert!(
+        summary.contains("relayer verified 15 result uploads"),
+        "{summary}"
+    );
 
-    let refused = devnet(data.path(), &["--load-tasks", "901"]).output().unwrap();
+    let refused = devnet(data.path(), &["--load-tasks", "901"])
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
-    assert!(text(&refused).1.contains("--load-tasks"), "{}", text(&refused).1);
+    assert!(
+        text(&refused).1.contains("--load-tasks"),
+        "{}",
+        text(&refused).1
+    );
 }

@@ -473,7 +473,7 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
     );
     assert_eq!(
         cast_values(&balance.stdout),
-        [mock_mint.clone()],
+        std::slice::from_ref(&mock_mint),
         "VERINFER_MOCK_MINT went to the deployer"
     );
 
@@ -1206,5 +1206,86 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         );
     }
     step("nodes and relayer stopped by Ctrl-C");
+
+    // ------------------------------------------------- operator: add stake, leave
+    let stake_of = |stdout: &str| -> u128 {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("stake     "))
+            .and_then(|stake| stake.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no stake line in:\n{stdout}"))
+    };
+    // The daemons are stopped: the closure above borrows them, this one does not.
+    let status_node1 =
+        || run("node1-status", node_command(1, &["status"]), &logs, short).ok(String::new);
+    let before = stake_of(&status_node1().stdout);
+    let ran = run(
+        "node1-add-stake",
+        node_command(1, &["add-stake", "--amount", "5"]),
+        &logs,
+        short,
+    )
+    .ok(String::new);
+    assert!(
+        ran.stdout.contains(&format!(
+            "node {} added 5 tokens to its stake, now ",
+            nodes_accounts[0].0
+        )),
+        "{}",
+        ran.context()
+    );
+    let after = stake_of(&status_node1().stdout);
+    assert_eq!(
+        after,
+        before + 5 * 10u128.pow(18),
+        "addStake added 5 tokens"
+    );
+    let ran = run(
+        "node1-add-stake-zero",
+        node_command(1, &["add-stake", "--amount", "0"]),
+        &logs,
+        short,
+    );
+    assert!(!ran.status.success(), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("the amount to add to the stake is zero"),
+        "{}",
+        ran.context()
+    );
+    let ran = run("node1-leave", node_command(1, &["leave"]), &logs, short).ok(String::new);
+    assert!(
+        ran.stdout.contains(&format!(
+            "node {} left the network; stake of ",
+            nodes_accounts[0].0
+        )) && ran.stdout.contains("tokens returned (tx 0x"),
+        "{}",
+        ran.context()
+    );
+    let status = status_node1();
+    assert!(
+        status.stdout.contains("state     None"),
+        "{}",
+        status.context()
+    );
+    assert!(
+        status.stdout.contains("stake     0"),
+        "{}",
+        status.context()
+    );
+    let ran = run(
+        "node1-leave-again",
+        node_command(1, &["leave"]),
+        &logs,
+        short,
+    );
+    assert!(!ran.status.success(), "{}", ran.context());
+    assert!(
+        ran.stderr
+            .contains("cannot leave: it is None (only an Available or Busy node can)"),
+        "{}",
+        ran.context()
+    );
+    step("node1 added stake and left");
     drop(anvil);
 }

@@ -8,16 +8,25 @@ use std::{
 const BIN: &str = env!("CARGO_BIN_EXE_verinfer");
 
 fn verinfer(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("RUST_LOG", "warn").output().expect("run verinfer")
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run verinfer")
 }
 
 fn ok(output: Output) -> String {
-    assert!(output.status.success(), "verinfer failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "verinfer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).expect("utf-8 stdout")
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("run-task-{name}-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("run-task-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
@@ -26,7 +35,14 @@ fn scratch(name: &str) -> PathBuf {
 /// Makes the tiny models and returns `(models dir, sd digest, llama digest)`.
 fn tiny_models(root: &Path) -> (PathBuf, String, String) {
     let models = root.join("models");
-    let stdout = ok(verinfer(&["model", "make-tiny", "--out", models.to_str().expect("utf-8"), "--seed", "3"]));
+    let stdout = ok(verinfer(&[
+        "model",
+        "make-tiny",
+        "--out",
+        models.to_str().expect("utf-8"),
+        "--seed",
+        "3",
+    ]));
     let digest_of = |dir: &str| {
         stdout
             .lines()
@@ -36,7 +52,11 @@ fn tiny_models(root: &Path) -> (PathBuf, String, String) {
             .to_owned()
     };
     let (sd, llama) = (digest_of("tiny-sd"), digest_of("tiny-llama"));
-    let digest = ok(verinfer(&["model", "digest", models.join("tiny-sd").to_str().expect("utf-8")]));
+    let digest = ok(verinfer(&[
+        "model",
+        "digest",
+        models.join("tiny-sd").to_str().expect("utf-8"),
+    ]));
     assert_eq!(digest.trim(), sd);
     (models, sd, llama)
 }
@@ -68,11 +88,18 @@ fn image_and_text_tasks_reproduce_their_digests() {
     assert_eq!(first, second);
     let hashes: Vec<&str> = first.lines().collect();
     assert_eq!(hashes.len(), 2, "{first}");
-    assert!(hashes.iter().all(|h| h.len() == 18 && h.starts_with("0x")), "{first}");
+    assert!(
+        hashes.iter().all(|h| h.len() == 18 && h.starts_with("0x")),
+        "{first}"
+    );
     for i in 0..2 {
         let name = format!("image-{i}.png");
         let a = std::fs::read(root.join("img-1").join(&name)).expect("png");
-        assert_eq!(a, std::fs::read(root.join("img-2").join(&name)).expect("png"), "{name} differs");
+        assert_eq!(
+            a,
+            std::fs::read(root.join("img-2").join(&name)).expect("png"),
+            "{name} differs"
+        );
         assert_eq!(&a[1..4], b"PNG");
     }
 
@@ -85,10 +112,20 @@ fn image_and_text_tasks_reproduce_their_digests() {
     let first = ok(run_task(&text_args, &models, &root.join("txt-1")));
     let second = ok(run_task(&text_args, &models, &root.join("txt-2")));
     assert_eq!(first, second);
-    assert!(first.trim().starts_with("0x") && first.trim().len() == 66, "{first}");
-    let output: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root.join("txt-1/output.json")).expect("output.json")).expect("json");
-    assert!(output["token_ids"].as_array().is_some_and(|ids| !ids.is_empty() && ids.len() <= 16), "{output}");
+    assert!(
+        first.trim().starts_with("0x") && first.trim().len() == 66,
+        "{first}"
+    );
+    let output: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("txt-1/output.json")).expect("output.json"),
+    )
+    .expect("json");
+    assert!(
+        output["token_ids"]
+            .as_array()
+            .is_some_and(|ids| !ids.is_empty() && ids.len() <= 16),
+        "{output}"
+    );
     assert!(output["finish_reason"].is_string(), "{output}");
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -117,7 +154,11 @@ fn unknown_models_bad_args_and_missing_cuda_are_refused() {
     if !cfg!(feature = "cuda") {
         // The device is opened after the args are read, so give it valid args and models.
         let text_args = root.join("greedy.json");
-        let llama = ok(verinfer(&["model", "digest", models.join("tiny-llama").to_str().expect("utf-8")]));
+        let llama = ok(verinfer(&[
+            "model",
+            "digest",
+            models.join("tiny-llama").to_str().expect("utf-8"),
+        ]));
         std::fs::write(
             &text_args,
             format!(r#"{{"kind":"text","version":1,"model":{{"name":"tiny-llama","digest":"{}"}},"input":{{"prompt":"hi"}},"max_tokens":4,"sampling":{{"mode":"greedy"}},"seed":1}}"#, llama.trim()),
@@ -153,11 +194,18 @@ fn compare_precision_prints_distances_per_image() {
         "--num-images",
         "2",
     ]));
-    assert!(stdout.contains("f32-vs-f16") && stdout.contains("seed 1-vs-2"), "{stdout}");
+    assert!(
+        stdout.contains("f32-vs-f16") && stdout.contains("seed 1-vs-2"),
+        "{stdout}"
+    );
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .filter(|cells| cells.first().is_some_and(|cell| cell.parse::<u32>().is_ok()))
+        .filter(|cells| {
+            cells
+                .first()
+                .is_some_and(|cell| cell.parse::<u32>().is_ok())
+        })
         .collect();
     assert_eq!(rows.len(), 2, "{stdout}");
     for cells in rows {
@@ -165,9 +213,17 @@ fn compare_precision_prints_distances_per_image() {
         let distance: u32 = cells[3].parse().expect("a distance");
         let across_seeds: u32 = cells[4].parse().expect("a distance");
         assert!(distance <= 64 && across_seeds <= 64, "{stdout}");
-        assert!(across_seeds > distance, "another seed is another image, precision is not: {stdout}");
+        assert!(
+            across_seeds > distance,
+            "another seed is another image, precision is not: {stdout}"
+        );
     }
 
-    let refused = verinfer(&["model", "compare-precision", "--model", root.join("missing").to_str().expect("utf-8")]);
+    let refused = verinfer(&[
+        "model",
+        "compare-precision",
+        "--model",
+        root.join("missing").to_str().expect("utf-8"),
+    ]);
     assert!(!refused.status.success());
 }

@@ -592,6 +592,22 @@ impl Chain {
         self.confirm(submitted).await
     }
 
+    /// `leave()`.
+    pub async fn leave(&self) -> Result<B256, ChainError> {
+        let submitted = self.submit("leave", self.verinfer.leave()).await?;
+        self.confirm(submitted).await
+    }
+
+    /// `addStake(amount)`.
+    pub async fn add_stake(&self, amount: u128) -> Result<B256, ChainError> {
+        let amount = alloy::primitives::Uint::<96, 2>::try_from(amount)
+            .map_err(|_| ChainError::Unexpected(format!("amount {amount} does not fit uint96")))?;
+        let submitted = self
+            .submit("addStake", self.verinfer.addStake(amount))
+            .await?;
+        self.confirm(submitted).await
+    }
+
     /// The staking token's address.
     pub async fn token(&self) -> Result<Address, ChainError> {
         read("token", || async { self.verinfer.token().call().await }).await

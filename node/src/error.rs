@@ -38,6 +38,28 @@ pub enum NodeError {
     /// The node was slashed and kicked; it can never join again with this key.
     #[error("node {0} was kicked from the network and cannot join again with this key")]
     Kicked(Address),
+    /// `leave` needs an Available or Busy node.
+    #[error("node {node} cannot leave: it is {state} (only an Available or Busy node can)")]
+    NotLeavable {
+        /// The node.
+        node: Address,
+        /// Its state.
+        state: crate::chain::NodeState,
+    },
+    /// The key's address is not a registered node.
+    #[error("node {0} is not registered: `verinfer node run` joins the network")]
+    NotRegistered(Address),
+    /// A stake top-up of zero.
+    #[error("the amount to add to the stake is zero")]
+    ZeroStakeTopUp,
+    /// The stake after a top-up would not fit the contract's uint96.
+    #[error("stake {stake} plus {amount} does not fit the contract's uint96")]
+    StakeOverflow {
+        /// Current stake.
+        stake: u128,
+        /// Amount to add.
+        amount: u128,
+    },
     /// The configured stake is below the contract's minimum.
     #[error("stake {stake} is below the contract's minimum stake {minimum}")]
     StakeBelowMinimum {
@@ -116,6 +138,10 @@ impl NodeError {
             | Self::StakeBelowMinimum { .. }
             | Self::InsufficientBalance { .. }
             | Self::Metrics { .. } => "startup",
+            Self::NotLeavable { .. }
+            | Self::NotRegistered(_)
+            | Self::ZeroStakeTopUp
+            | Self::StakeOverflow { .. } => "stake_management",
             Self::Salt(_) | Self::Join(_) => "internal",
         }
     }

@@ -18,6 +18,7 @@ mod key;
 mod metrics;
 pub mod plan;
 mod retry;
+mod stake;
 pub mod state;
 mod status;
 
@@ -39,4 +40,5 @@ pub use error::NodeError;
 pub use key::{KeyError, load_signer};
 pub use metrics::Metrics;
 pub use retry::Backoff;
+pub use stake::{LeaveOutcome, StakeAdded, add_stake, leave};
 pub use status::{NodeStatus, status};

@@ -378,13 +378,13 @@ impl StateStore {
     pub fn load(&self, task_id: u64) -> Result<Option<TaskRecord>, StateError> {
         let path = self.record_path(task_id);
         let record: Option<TaskRecord> = read_json(&path)?;
-        if let Some(record) = &record {
-            if record.version != RECORD_VERSION {
-                return Err(StateError::Version {
-                    path,
-                    found: record.version,
-                });
-            }
+        if let Some(record) = &record
+            && record.version != RECORD_VERSION
+        {
+            return Err(StateError::Version {
+                path,
+                found: record.version,
+            });
         }
         Ok(record)
     }

@@ -621,6 +621,90 @@ async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
     let _ = net.relayer_stop.send(true);
 }
 
+/// `verinfer node leave` while the node is in a task: it is marked Leaving, finishes the task
+/// (here after a restart), is paid, and leaves with its stake and reward at settlement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_leaving_mid_task_finishes_it_and_gets_stake_and_reward_back() {
+    init_logs();
+    let net = Devnet::start().await;
+    let mut leaving = net.node_config(2, None);
+    leaving.testing = TestingConfig {
+        halt_after: Some(HaltPoint::Committed),
+        ..TestingConfig::default()
+    };
+    let honest: Vec<NodeConfig> = (3..=4)
+        .map(|account| net.node_config(account, None))
+        .collect();
+    let leaving_node = Node::start(leaving.clone()).await.expect("node starts");
+    let address = leaving_node.address();
+    let halted = tokio::spawn(leaving_node.run(std::future::pending()));
+    let mut nodes = Nodes::new();
+    nodes.spawn_all(honest).await;
+    let token = IERC20::new(net.deployment.staking_token, net.provider.clone());
+    let balance = || async { token.balanceOf(address).call().await.expect("balanceOf") };
+
+    let task_id = net.create_task(&image_args(11)).await;
+    tokio::time::timeout(TASK_TIMEOUT, halted)
+        .await
+        .expect("the halting node returns after committing")
+        .expect("no panic")
+        .expect("halting is a clean return");
+    let balance_in_task = balance().await;
+
+    match verinfer_node::leave(&leaving).await.expect("leave") {
+        verinfer_node::LeaveOutcome::LeavingAfterTask {
+            node,
+            task_id: busy_with,
+            ..
+        } => {
+            assert_eq!((node, busy_with), (address, task_id));
+        }
+        other => panic!("a node in a task leaves after it: {other:?}"),
+    }
+    assert_eq!(net.node_state(address).await, NodeState::Leaving);
+    assert_eq!(
+        balance().await,
+        balance_in_task,
+        "no stake returned before the task ends"
+    );
+    // Refused up front while leaving: a second leave.
+    match verinfer_node::leave(&leaving).await {
+        Err(NodeError::NotLeavable { state, .. }) => assert_eq!(state, NodeState::Leaving),
+        other => panic!("a second leave is refused: {other:?}"),
+    }
+
+    // The restarted daemon finishes the task it committed to.
+    leaving.testing = TestingConfig::default();
+    nodes.spawn(leaving.clone()).await;
+    let task = net
+        .wait_task(task_id, "settlement", |t| {
+            t.status >= TaskStatus::Validated.as_u8()
+        })
+        .await;
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Validated,
+        "{task:?}"
+    );
+    assert_eq!(
+        net.node_state(address).await,
+        NodeState::None,
+        "left at settlement"
+    );
+    assert_eq!(net.stake(address).await, 0);
+    assert_eq!(
+        balance().await,
+        balance_in_task + U256::from(STAKE + reward_per_node(3)),
+        "stake and reward returned"
+    );
+    match verinfer_node::add_stake(&leaving, TOKEN).await {
+        Err(NodeError::NotRegistered(node)) => assert_eq!(node, address),
+        other => panic!("a node that left cannot add stake: {other:?}"),
+    }
+    nodes.stop().await;
+    let _ = net.relayer_stop.send(true);
+}
+
 /// `[testing] numerics_skew` stands for other hardware: same args, another text digest; without
 /// it the engine is deterministic.
 #[test]

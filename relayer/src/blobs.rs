@@ -208,12 +208,21 @@ mod tests {
         let first = memory.head(&key).await.unwrap();
 
         // The same content again: nothing is written (the stored object keeps its version).
-        assert_eq!(blobs.put(BlobKind::Png, bytes.clone()).await.unwrap(), keccak);
+        assert_eq!(
+            blobs.put(BlobKind::Png, bytes.clone()).await.unwrap(),
+            keccak
+        );
         assert_eq!(memory.head(&key).await.unwrap().e_tag, first.e_tag);
 
         // A truncated object (size differs) is replaced by the next put of its content.
-        memory.put(&key, PutPayload::from_static(b"\x89PNG")).await.unwrap();
-        assert!(matches!(blobs.get(BlobKind::Png, keccak).await, Err(BlobError::Corrupt(_))));
+        memory
+            .put(&key, PutPayload::from_static(b"\x89PNG"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            blobs.get(BlobKind::Png, keccak).await,
+            Err(BlobError::Corrupt(_))
+        ));
         blobs.put(BlobKind::Png, bytes.clone()).await.unwrap();
         assert_eq!(blobs.get(BlobKind::Png, keccak).await.unwrap(), bytes);
     }

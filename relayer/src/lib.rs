@@ -191,8 +191,12 @@ impl Relayer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RelayerError> {
         match listener.local_addr() {
-            Ok(local) => tracing::info!(listen = %local, indexer = self.indexer.is_some(), "relayer serving"),
-            Err(error) => tracing::info!(%error, indexer = self.indexer.is_some(), "relayer serving (address unknown)"),
+            Ok(local) => {
+                tracing::info!(listen = %local, indexer = self.indexer.is_some(), "relayer serving")
+            }
+            Err(error) => {
+                tracing::info!(%error, indexer = self.indexer.is_some(), "relayer serving (address unknown)")
+            }
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let indexer_task = self

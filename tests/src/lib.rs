@@ -61,7 +61,9 @@ pub struct Models {
 /// Makes (once per process; kept across runs, as make-tiny is deterministic) and returns the tiny
 /// models under `target/e2e-models` of this workspace.
 pub fn models() -> Result<Models> {
-    let mut slot = MODELS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = MODELS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(models) = slot.as_ref() {
         return Ok(models.clone());
     }
@@ -70,10 +72,20 @@ pub fn models() -> Result<Models> {
     let made = verinfer_inference::make_tiny_models(&dir, 0, false)?;
     let reference = |path: &Path| -> Result<ModelRef> {
         let digest = verinfer_task::model_digest_cached(path)?;
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(ModelRef { name, digest: digest.to_string() })
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(ModelRef {
+            name,
+            digest: digest.to_string(),
+        })
     };
-    let models = Models { sd: reference(&made.sd)?, llama: reference(&made.llama)?, dir };
+    let models = Models {
+        sd: reference(&made.sd)?,
+        llama: reference(&made.llama)?,
+        dir,
+    };
     *slot = Some(models.clone());
     Ok(models)
 }
@@ -89,7 +101,10 @@ pub struct NetworkParams {
 
 impl Default for NetworkParams {
     fn default() -> Self {
-        Self { commit_window: 30, reveal_window: 6 }
+        Self {
+            commit_window: 30,
+            reveal_window: 6,
+        }
     }
 }
 
@@ -109,17 +124,28 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// An honest node declaring `gpu_model` with 24 GiB.
     pub fn honest(gpu_model: &'static str) -> Self {
-        Self { gpu_model, vram_mib: 24 * 1024, behaviour: Behaviour::Honest, numerics_skew: false }
+        Self {
+            gpu_model,
+            vram_mib: 24 * 1024,
+            behaviour: Behaviour::Honest,
+            numerics_skew: false,
+        }
     }
 
     /// A node of `gpu_model` with `behaviour`.
     pub fn behaving(gpu_model: &'static str, behaviour: Behaviour) -> Self {
-        Self { behaviour, ..Self::honest(gpu_model) }
+        Self {
+            behaviour,
+            ..Self::honest(gpu_model)
+        }
     }
 
     /// A node that claims `gpu_model` but computes on other numerics.
     pub fn skewed(gpu_model: &'static str) -> Self {
-        Self { numerics_skew: true, ..Self::honest(gpu_model) }
+        Self {
+            numerics_skew: true,
+            ..Self::honest(gpu_model)
+        }
     }
 }
 
@@ -141,20 +167,36 @@ impl Network {
     pub async fn start(params: NetworkParams) -> Result<Self> {
         let models = tokio::task::spawn_blocking(models).await??;
         let anvil_path = devnet::foundry_tool(&devnet::repo_root(), devnet::FoundryTool::Anvil)?;
-        let anvil = Anvil::at(anvil_path).block_time(1).arg("--mixed-mining").arg("--accounts").arg("12").try_spawn()?;
+        let anvil = Anvil::at(anvil_path)
+            .block_time(1)
+            .arg("--mixed-mining")
+            .arg("--accounts")
+            .arg("12")
+            .try_spawn()?;
         let wallet: EthereumWallet = anvil.wallet().ok_or("anvil reported no dev keys")?;
-        let provider = ProviderBuilder::new().wallet(wallet).connect_http(anvil.endpoint_url()).erased();
+        let provider = ProviderBuilder::new()
+            .wallet(wallet)
+            .connect_http(anvil.endpoint_url())
+            .erased();
         let deployer = anvil.addresses()[0];
         let init = IVerinfer::InitParams {
             commitWindow: params.commit_window,
             revealWindow: params.reveal_window,
             ..devnet::default_init_params()
         };
-        let deployment = devnet::deploy_with_mock_token(&provider, deployer, deployer, deployer, init).await?;
+        let deployment =
+            devnet::deploy_with_mock_token(&provider, deployer, deployer, deployer, init).await?;
         let data = tempfile::tempdir()?;
         let deployment_path = data.path().join(DEPLOYMENT_FILE);
         deployment.save(&deployment_path)?;
-        devnet::mint(&provider, deployment.staking_token, deployer, &[anvil.addresses()[1]], U256::from(FUNDS)).await?;
+        devnet::mint(
+            &provider,
+            deployment.staking_token,
+            deployer,
+            &[anvil.addresses()[1]],
+            U256::from(FUNDS),
+        )
+        .await?;
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut services = JoinSet::new();
@@ -179,7 +221,17 @@ impl Network {
                 tracing::error!(%error, "relayer stopped");
             }
         });
-        Ok(Self { anvil, provider, deployment, relayer_url, models, data, next_key: 2, stop_tx, services })
+        Ok(Self {
+            anvil,
+            provider,
+            deployment,
+            relayer_url,
+            models,
+            data,
+            next_key: 2,
+            stop_tx,
+            services,
+        })
     }
 
     /// The tiny models.
@@ -224,19 +276,35 @@ impl Network {
 
     /// The creator's client.
     pub fn client(&self) -> Client {
-        Client::new(self.rpc_url(), self.creator_key(), self.deployment, self.relayer_url.clone())
-            .with_poll_interval(Duration::from_millis(200))
+        Client::new(
+            self.rpc_url(),
+            self.creator_key(),
+            self.deployment,
+            self.relayer_url.clone(),
+        )
+        .with_poll_interval(Duration::from_millis(200))
     }
 
     /// Funds a fresh account and starts a node on it (it joins with the minimum stake).
     pub async fn add_node(&mut self, spec: NodeSpec) -> Result<Address> {
         let index = self.next_key;
-        let secret = self.anvil.keys().get(index).ok_or("no dev key left for another node")?.clone();
+        let secret = self
+            .anvil
+            .keys()
+            .get(index)
+            .ok_or("no dev key left for another node")?
+            .clone();
         self.next_key += 1;
         let key = PrivateKeySigner::from_signing_key(secret.into());
         let address = key.address();
-        devnet::mint(&self.provider, self.deployment.staking_token, self.anvil.addresses()[0], &[address], U256::from(FUNDS))
-            .await?;
+        devnet::mint(
+            &self.provider,
+            self.deployment.staking_token,
+            self.anvil.addresses()[0],
+            &[address],
+            U256::from(FUNDS),
+        )
+        .await?;
         let config = NodeConfig {
             rpc_url: self.anvil.endpoint_url(),
             chain_id: Some(self.deployment.chain_id),
@@ -245,10 +313,17 @@ impl Network {
             relayer_url: self.relayer_url.clone(),
             models_dir: self.models.dir.clone(),
             data_dir: self.data.path().join(format!("node-{index}")),
-            identity: Some(IdentityOverride { gpu_model: spec.gpu_model.to_owned(), vram_mib: spec.vram_mib }),
+            identity: Some(IdentityOverride {
+                gpu_model: spec.gpu_model.to_owned(),
+                vram_mib: spec.vram_mib,
+            }),
             poll_interval_ms: 200,
             args_deadline_margin_secs: 2,
-            testing: TestingConfig { behaviour: spec.behaviour, numerics_skew: spec.numerics_skew, ..TestingConfig::default() },
+            testing: TestingConfig {
+                behaviour: spec.behaviour,
+                numerics_skew: spec.numerics_skew,
+                ..TestingConfig::default()
+            },
             signer: Some(key),
             ..NodeConfig::default()
         };
@@ -267,13 +342,19 @@ impl Network {
 
     /// A token balance.
     pub async fn balance(&self, account: Address) -> Result<u128> {
-        let balance = IERC20::new(self.deployment.staking_token, &self.provider).balanceOf(account).call().await?;
+        let balance = IERC20::new(self.deployment.staking_token, &self.provider)
+            .balanceOf(account)
+            .call()
+            .await?;
         Ok(balance.to::<u128>())
     }
 
     /// A node's state and stake on chain.
     pub async fn node(&self, node: Address) -> Result<(NodeState, u128)> {
-        let info = Verinfer::new(self.deployment.verinfer, &self.provider).getNode(node).call().await?;
+        let info = Verinfer::new(self.deployment.verinfer, &self.provider)
+            .getNode(node)
+            .call()
+            .await?;
         Ok((NodeState::try_from(info.state)?, info.stake.to::<u128>()))
     }
 

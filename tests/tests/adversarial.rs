@@ -4,14 +4,16 @@
 //! Each scenario gets a fresh network; they run one at a time (each is CPU-heavy on a small
 //! machine, and the short commit/reveal windows must not be starved).
 
-use std::{sync::Mutex, time::Duration};
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use verinfer_abi::{NodeState, SlashReason, TaskStatus};
 use verinfer_client::{ClientError, RevealedResult, TaskReport};
 use verinfer_e2e::{FUNDS, MIN_STAKE, Network, NetworkParams, NodeSpec, Result, TOKEN, slash_of};
 use verinfer_node::Behaviour;
-use verinfer_task::{ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TextArgs, TextInput};
+use verinfer_task::{
+    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TextArgs, TextInput,
+};
 
 const GPU_A: &str = "e2e-gpu-a";
 const GPU_B: &str = "e2e-gpu-b";
@@ -21,10 +23,12 @@ const PAYOUT: u128 = FEE - FEE * 500 / 10_000;
 /// Upper bound on any scenario's wait for settlement.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-static SERIAL: Mutex<()> = Mutex::new(());
+/// An async lock: the guard is held across the scenario's awaits (and, unlike std's, a failing
+/// scenario does not poison it for the next).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 fn image_args(model: &ModelRef) -> ImageArgs {
@@ -65,39 +69,63 @@ async fn settled(net: &Network, task_id: u64) -> Result<TaskReport> {
 }
 
 fn node_of(report: &TaskReport, address: Address) -> &verinfer_client::NodeReport {
-    report.nodes.iter().find(|node| node.address == address).expect("the node was selected")
+    report
+        .nodes
+        .iter()
+        .find(|node| node.address == address)
+        .expect("the node was selected")
 }
 
 /// The one misbehaving node lost half its stake for `reason`, was kicked, and the two others were
 /// paid half the fee (less the protocol cut) each.
-async fn assert_one_slashed(net: &Network, report: &TaskReport, bad: Address, reason: SlashReason) -> Result<()> {
+async fn assert_one_slashed(
+    net: &Network,
+    report: &TaskReport,
+    bad: Address,
+    reason: SlashReason,
+) -> Result<()> {
     assert_eq!(report.task.status, TaskStatus::Validated, "{report:#?}");
     let cheater = node_of(report, bad);
     let slash = cheater.slash.expect("the misbehaving node is slashed");
     assert_eq!(slash.reason, reason);
     assert_eq!(slash.amount, slash_of(MIN_STAKE));
-    assert_eq!(slash.returned, Some(MIN_STAKE - slash_of(MIN_STAKE)), "the rest of the stake goes back");
+    assert_eq!(
+        slash.returned,
+        Some(MIN_STAKE - slash_of(MIN_STAKE)),
+        "the rest of the stake goes back"
+    );
     assert_eq!(cheater.reward, 0);
     assert_eq!(net.node(bad).await?, (NodeState::Kicked, 0));
     for node in report.nodes.iter().filter(|node| node.address != bad) {
         assert_eq!(node.agreed, Some(true));
         assert_eq!(node.slash, None);
-        assert_eq!(node.reward, PAYOUT / 2, "each honest node gets half the payout");
-        assert_eq!(net.node(node.address).await?, (NodeState::Available, MIN_STAKE + PAYOUT / 2));
+        assert_eq!(
+            node.reward,
+            PAYOUT / 2,
+            "each honest node gets half the payout"
+        );
+        assert_eq!(
+            net.node(node.address).await?,
+            (NodeState::Available, MIN_STAKE + PAYOUT / 2)
+        );
     }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_counterfeit_image_node_is_slashed_and_only_honest_results_are_served() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut net = Network::start(NetworkParams::default()).await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     net.add_node(NodeSpec::honest(GPU_B)).await?;
-    let cheater = net.add_node(NodeSpec::behaving(GPU_B, Behaviour::Counterfeit)).await?;
+    let cheater = net
+        .add_node(NodeSpec::behaving(GPU_B, Behaviour::Counterfeit))
+        .await?;
 
     let client = net.client();
-    let created = client.create_image_task(image_args(&net.models().sd), FEE, 0).await?;
+    let created = client
+        .create_image_task(image_args(&net.models().sd), FEE, 0)
+        .await?;
     assert!(created.started, "three nodes are available");
     let report = settled(&net, created.task_id).await?;
     assert_one_slashed(&net, &report, cheater, SlashReason::Disagreed).await?;
@@ -106,7 +134,10 @@ async fn a_counterfeit_image_node_is_slashed_and_only_honest_results_are_served(
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
         let distances = settlement.pair_distances(a, b);
         if a == cheater_slot || b == cheater_slot {
-            assert!(distances.iter().any(|&d| d > 10), "the counterfeit images are far off: {distances:?}");
+            assert!(
+                distances.iter().any(|&d| d > 10),
+                "the counterfeit images are far off: {distances:?}"
+            );
         } else {
             assert!(distances.iter().all(|&d| d <= 10), "{distances:?}");
         }
@@ -114,26 +145,45 @@ async fn a_counterfeit_image_node_is_slashed_and_only_honest_results_are_served(
 
     // The relayer serves the agreeing nodes' uploads only, and the client verifies them.
     let out = tempfile::tempdir()?;
-    let fetched = client.fetch_result_when_ready(created.task_id, out.path(), Duration::from_secs(30)).await?;
+    let fetched = client
+        .fetch_result_when_ready(created.task_id, out.path(), Duration::from_secs(30))
+        .await?;
     assert_ne!(fetched.node, cheater);
     assert_eq!(fetched.files.len(), 2);
     let served = client.relayer().results(created.task_id, false).await?;
-    assert!(served.results.iter().all(|result| result.node != cheater), "{served:?}");
+    assert!(
+        served.results.iter().all(|result| result.node != cheater),
+        "{served:?}"
+    );
     assert!(!served.pending_nodes.contains(&cheater));
-    assert_eq!(net.balance(net.creator()).await?, FUNDS - FEE, "the creator paid the fee");
+    assert_eq!(
+        net.balance(net.creator()).await?,
+        FUNDS - FEE,
+        "the creator paid the fee"
+    );
     net.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_lazy_node_is_slashed_after_the_reveal_deadline_and_the_task_still_validates() -> Result<()> {
-    let _serial = serial();
-    let mut net = Network::start(NetworkParams { commit_window: 30, reveal_window: 4 }).await?;
+async fn a_lazy_node_is_slashed_after_the_reveal_deadline_and_the_task_still_validates()
+-> Result<()> {
+    let _serial = serial().await;
+    let mut net = Network::start(NetworkParams {
+        commit_window: 30,
+        reveal_window: 4,
+    })
+    .await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
-    let lazy = net.add_node(NodeSpec::behaving(GPU_B, Behaviour::Lazy)).await?;
+    let lazy = net
+        .add_node(NodeSpec::behaving(GPU_B, Behaviour::Lazy))
+        .await?;
 
-    let created = net.client().create_image_task(image_args(&net.models().sd), FEE, 0).await?;
+    let created = net
+        .client()
+        .create_image_task(image_args(&net.models().sd), FEE, 0)
+        .await?;
     let report = settled(&net, created.task_id).await?;
     assert!(node_of(&report, lazy).committed, "the lazy node commits");
     assert_eq!(node_of(&report, lazy).revealed, None, "but never reveals");
@@ -144,16 +194,32 @@ async fn a_lazy_node_is_slashed_after_the_reveal_deadline_and_the_task_still_val
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_copycat_is_rejected_and_slashed_at_the_deadline() -> Result<()> {
-    let _serial = serial();
-    let mut net = Network::start(NetworkParams { commit_window: 30, reveal_window: 4 }).await?;
+    let _serial = serial().await;
+    let mut net = Network::start(NetworkParams {
+        commit_window: 30,
+        reveal_window: 4,
+    })
+    .await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     net.add_node(NodeSpec::honest(GPU_B)).await?;
-    let copycat = net.add_node(NodeSpec::behaving(GPU_B, Behaviour::Copycat)).await?;
+    let copycat = net
+        .add_node(NodeSpec::behaving(GPU_B, Behaviour::Copycat))
+        .await?;
 
-    let created = net.client().create_image_task(image_args(&net.models().sd), FEE, 0).await?;
+    let created = net
+        .client()
+        .create_image_task(image_args(&net.models().sd), FEE, 0)
+        .await?;
     let report = settled(&net, created.task_id).await?;
-    assert!(node_of(&report, copycat).committed, "the copycat committed a copied commitment");
-    assert_eq!(node_of(&report, copycat).revealed, None, "the contract rejected its copied reveal");
+    assert!(
+        node_of(&report, copycat).committed,
+        "the copycat committed a copied commitment"
+    );
+    assert_eq!(
+        node_of(&report, copycat).revealed,
+        None,
+        "the contract rejected its copied reveal"
+    );
     assert_one_slashed(&net, &report, copycat, SlashReason::MissedReveal).await?;
     net.stop().await;
     Ok(())
@@ -161,17 +227,27 @@ async fn a_copycat_is_rejected_and_slashed_at_the_deadline() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_false_gpu_claim_is_slashed_on_a_text_task() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut net = Network::start(NetworkParams::default()).await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     let impostor = net.add_node(NodeSpec::skewed(GPU_A)).await?;
 
-    let created = net.client().create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A)).await?;
+    let created = net
+        .client()
+        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A))
+        .await?;
     let report = settled(&net, created.task_id).await?;
     assert_one_slashed(&net, &report, impostor, SlashReason::Disagreed).await?;
-    let honest: Vec<_> = report.nodes.iter().filter(|node| node.address != impostor).collect();
-    assert_eq!(honest[0].revealed, honest[1].revealed, "honest text digests are identical");
+    let honest: Vec<_> = report
+        .nodes
+        .iter()
+        .filter(|node| node.address != impostor)
+        .collect();
+    assert_eq!(
+        honest[0].revealed, honest[1].revealed,
+        "honest text digests are identical"
+    );
     assert!(matches!(honest[0].revealed, Some(RevealedResult::Text(_))));
     net.stop().await;
     Ok(())
@@ -179,44 +255,74 @@ async fn a_false_gpu_claim_is_slashed_on_a_text_task() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn when_all_three_disagree_the_task_aborts_and_the_creator_is_refunded() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut net = Network::start(NetworkParams::default()).await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     net.add_node(NodeSpec::skewed(GPU_A)).await?;
-    net.add_node(NodeSpec::behaving(GPU_A, Behaviour::Counterfeit)).await?;
+    net.add_node(NodeSpec::behaving(GPU_A, Behaviour::Counterfeit))
+        .await?;
 
-    let created = net.client().create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A)).await?;
+    let created = net
+        .client()
+        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A))
+        .await?;
     let report = settled(&net, created.task_id).await?;
     assert_eq!(report.task.status, TaskStatus::Aborted, "{report:#?}");
-    let digests: Vec<_> = report.nodes.iter().map(|node| node.revealed.clone()).collect();
-    assert!(digests[0] != digests[1] && digests[0] != digests[2] && digests[1] != digests[2], "{digests:?}");
+    let digests: Vec<_> = report
+        .nodes
+        .iter()
+        .map(|node| node.revealed.clone())
+        .collect();
+    assert!(
+        digests[0] != digests[1] && digests[0] != digests[2] && digests[1] != digests[2],
+        "{digests:?}"
+    );
     for node in &report.nodes {
-        assert_eq!((node.slash, node.reward), (None, 0), "nobody is slashed or paid when nobody agrees");
-        assert_eq!(net.node(node.address).await?, (NodeState::Available, MIN_STAKE));
+        assert_eq!(
+            (node.slash, node.reward),
+            (None, 0),
+            "nobody is slashed or paid when nobody agrees"
+        );
+        assert_eq!(
+            net.node(node.address).await?,
+            (NodeState::Available, MIN_STAKE)
+        );
     }
-    assert_eq!(net.balance(net.creator()).await?, FUNDS, "the fee came back");
+    assert_eq!(
+        net.balance(net.creator()).await?,
+        FUNDS,
+        "the fee came back"
+    );
     net.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_text_task_waits_for_three_nodes_of_its_gpu_model() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut net = Network::start(NetworkParams::default()).await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
     net.add_node(NodeSpec::honest(GPU_B)).await?;
 
     let client = net.client();
-    let created = client.create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A)).await?;
+    let created = client
+        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A))
+        .await?;
     assert!(!created.started, "only two nodes declare {GPU_A}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(client.chain_task(created.task_id).await?.status, TaskStatus::Queued);
+    assert_eq!(
+        client.chain_task(created.task_id).await?.status,
+        TaskStatus::Queued
+    );
 
     let third = net.add_node(NodeSpec::honest(GPU_A)).await?;
     let report = settled(&net, created.task_id).await?;
     assert_eq!(report.task.status, TaskStatus::Validated);
-    assert!(report.nodes.iter().any(|node| node.address == third), "the joining node completes the trio");
+    assert!(
+        report.nodes.iter().any(|node| node.address == third),
+        "the joining node completes the trio"
+    );
     for node in &report.nodes {
         assert_eq!(node.gpu_model_name.as_deref(), Some(GPU_A));
     }
@@ -226,27 +332,45 @@ async fn a_text_task_waits_for_three_nodes_of_its_gpu_model() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_args_are_refused_before_any_transaction() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let net = Network::start(NetworkParams::default()).await?;
     let client = net.client();
     let nonce = net.nonce(net.creator()).await?;
 
     let mut odd_width = image_args(&net.models().sd);
     odd_width.width = 65;
-    let error = client.create_image_task(odd_width, FEE, 0).await.unwrap_err();
+    let error = client
+        .create_image_task(odd_width, FEE, 0)
+        .await
+        .unwrap_err();
     assert!(matches!(error, ClientError::InvalidArgs(_)), "{error}");
     assert!(error.to_string().contains("width"), "{error}");
     assert!(error.to_string().contains("no gas spent"), "{error}");
 
     let mut no_prompt = text_args(&net.models().llama);
     no_prompt.input = TextInput::Prompt("   ".into());
-    let error = client.create_text_task(no_prompt, FEE, 0, None).await.unwrap_err();
-    assert!(error.to_string().contains("input.prompt is empty"), "{error}");
+    let error = client
+        .create_text_task(no_prompt, FEE, 0, None)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("input.prompt is empty"),
+        "{error}"
+    );
 
-    let error = client.create_text_task(text_args(&net.models().llama), FEE, 0, Some(" \t")).await.unwrap_err();
+    let error = client
+        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(" \t"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, ClientError::InvalidRequest(_)), "{error}");
-    let error = client.create_image_task(image_args(&net.models().sd), FUNDS + 1, 0).await.unwrap_err();
-    assert!(matches!(error, ClientError::InsufficientBalance { .. }), "{error}");
+    let error = client
+        .create_image_task(image_args(&net.models().sd), FUNDS + 1, 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::InsufficientBalance { .. }),
+        "{error}"
+    );
 
     assert_eq!(net.nonce(net.creator()).await?, nonce, "nothing was sent");
     assert_eq!(net.balance(net.creator()).await?, FUNDS);
@@ -256,23 +380,33 @@ async fn bad_args_are_refused_before_any_transaction() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn args_no_node_can_run_end_errored_and_refunded() -> Result<()> {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut net = Network::start(NetworkParams::default()).await?;
     for _ in 0..3 {
         net.add_node(NodeSpec::honest(GPU_A)).await?;
     }
     // Well-formed args naming a model nobody holds: they pass the client, the nodes report them.
     let mut args = text_args(&net.models().llama);
-    args.model = ModelRef { name: "missing".into(), digest: format!("sha256:{}", "ab".repeat(32)) };
+    args.model = ModelRef {
+        name: "missing".into(),
+        digest: format!("sha256:{}", "ab".repeat(32)),
+    };
     let created = net.client().create_text_task(args, FEE, 0, None).await?;
     let report = settled(&net, created.task_id).await?;
     assert_eq!(report.task.status, TaskStatus::Errored, "{report:#?}");
     for node in &report.nodes {
         assert_eq!(node.revealed, Some(RevealedResult::InvalidArgs));
         assert_eq!(node.slash, None);
-        assert_eq!(net.node(node.address).await?, (NodeState::Available, MIN_STAKE));
+        assert_eq!(
+            net.node(node.address).await?,
+            (NodeState::Available, MIN_STAKE)
+        );
     }
-    assert_eq!(net.balance(net.creator()).await?, FUNDS, "the fee came back");
+    assert_eq!(
+        net.balance(net.creator()).await?,
+        FUNDS,
+        "the fee came back"
+    );
     net.stop().await;
     Ok(())
 }

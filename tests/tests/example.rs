@@ -56,7 +56,12 @@ impl Child {
         let pgid = child.id();
         let stdout = read_all(child.stdout.take().ok_or("no stdout pipe")?);
         let stderr = read_all(child.stderr.take().ok_or("no stderr pipe")?);
-        Ok(Self { child, pgid, stdout, stderr })
+        Ok(Self {
+            child,
+            pgid,
+            stdout,
+            stderr,
+        })
     }
 
     /// Waits for the child to exit; kills it (and its group) and fails the test after `timeout`.
@@ -68,14 +73,21 @@ impl Child {
                 self.kill_group();
                 let _ = self.child.wait().await;
                 let (stdout, stderr) = self.output().await;
-                panic!("{what} did not finish within {timeout:?}; killed it\n--- stdout\n{stdout}--- stderr\n{stderr}");
+                panic!(
+                    "{what} did not finish within {timeout:?}; killed it\n--- stdout\n{stdout}--- stderr\n{stderr}"
+                );
             }
         };
         // The example has exited; its group may only hold strays now, and those go too.
         self.kill_group();
         let elapsed = started.elapsed();
         let (stdout, stderr) = self.output().await;
-        Ok(Output { status, stdout, stderr, elapsed })
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+            elapsed,
+        })
     }
 
     async fn output(&mut self) -> (String, String) {
@@ -101,7 +113,9 @@ impl Drop for Child {
     }
 }
 
-fn read_all(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> tokio::task::JoinHandle<String> {
+fn read_all(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes).await;
@@ -112,21 +126,38 @@ fn read_all(mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> tok
 /// `cargo <subcommand> --manifest-path <this workspace> <args>` (the cargo running the tests).
 fn cargo(subcommand: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO"));
-    command.arg(subcommand).arg("--manifest-path").arg(workspace_manifest()).args(args);
+    command
+        .arg(subcommand)
+        .arg("--manifest-path")
+        .arg(workspace_manifest())
+        .args(args);
     command
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_vouches_for() -> Result<()> {
+async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_vouches_for()
+-> Result<()> {
     // Build first, before the network runs: compiling on a small machine while the nodes compute
     // would starve the short commit window. `cargo run` below then only checks it is up to date.
     let build = Child::spawn(&mut cargo(
         "build",
-        &["--locked", "--quiet", "-p", "verinfer-client", "--example", "create_and_fetch"],
+        &[
+            "--locked",
+            "--quiet",
+            "-p",
+            "verinfer-client",
+            "--example",
+            "create_and_fetch",
+        ],
     ))?
     .wait("cargo build --example create_and_fetch", BUILD_TIMEOUT)
     .await?;
-    assert!(build.status.success(), "building the example failed: {}\n{}", build.status, build.stderr);
+    assert!(
+        build.status.success(),
+        "building the example failed: {}\n{}",
+        build.status,
+        build.stderr
+    );
 
     let mut net = Network::start(NetworkParams::default()).await?;
     for gpu in ["e2e-gpu-a", "e2e-gpu-a", "e2e-gpu-b"] {
@@ -136,44 +167,103 @@ async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_
     let key = alloy::hex::encode_prefixed(net.creator_key().to_bytes());
     let deployment = net.deployment_path();
     let run = Child::spawn(
-        cargo("run", &["--locked", "--quiet", "-p", "verinfer-client", "--example", "create_and_fetch", "--"])
-            .arg(net.rpc_url().as_str())
-            .arg(net.relayer_url().as_str())
-            .arg(&deployment)
-            .arg(&net.models().sd.digest)
-            .env("VERINFER_KEY", &key)
-            .current_dir(cwd.path()),
+        cargo(
+            "run",
+            &[
+                "--locked",
+                "--quiet",
+                "-p",
+                "verinfer-client",
+                "--example",
+                "create_and_fetch",
+                "--",
+            ],
+        )
+        .arg(net.rpc_url().as_str())
+        .arg(net.relayer_url().as_str())
+        .arg(&deployment)
+        .arg(&net.models().sd.digest)
+        .env("VERINFER_KEY", &key)
+        .current_dir(cwd.path()),
     )?
     .wait("the create_and_fetch example", RUN_TIMEOUT)
     .await?;
-    println!("--- example stdout ({:.1?})\n{}--- example stderr\n{}", run.elapsed, run.stdout, run.stderr);
-    assert!(run.status.success(), "the example failed: {}\n{}\n{}", run.status, run.stdout, run.stderr);
+    println!(
+        "--- example stdout ({:.1?})\n{}--- example stderr\n{}",
+        run.elapsed, run.stdout, run.stderr
+    );
+    assert!(
+        run.status.success(),
+        "the example failed: {}\n{}\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
+    );
 
     // `task <id> created (tx 0x…)`, progress lines, `task <id> is Validated`, the summary, `wrote …`.
     let task_id: u64 = run
         .stdout
         .lines()
-        .find_map(|line| line.strip_prefix("task ")?.split_once(" created (tx 0x")?.0.parse().ok())
+        .find_map(|line| {
+            line.strip_prefix("task ")?
+                .split_once(" created (tx 0x")?
+                .0
+                .parse()
+                .ok()
+        })
         .ok_or_else(|| format!("no `task <id> created` line:\n{}", run.stdout))?;
-    assert!(run.stdout.lines().any(|line| line == format!("task {task_id} is Validated")), "{}", run.stdout);
-    let wrote: Vec<&str> = run.stdout.lines().filter_map(|line| line.strip_prefix("wrote ")).collect();
-    assert_eq!(wrote, ["task-images/image-0.png", "task-images/image-1.png"], "{}", run.stdout);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|line| line == format!("task {task_id} is Validated")),
+        "{}",
+        run.stdout
+    );
+    let wrote: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("wrote "))
+        .collect();
+    assert_eq!(
+        wrote,
+        ["task-images/image-0.png", "task-images/image-1.png"],
+        "{}",
+        run.stdout
+    );
 
     // The chain: the example's task, created and paid for by the creator, validated by all three.
     let report = net.client().task_report(task_id).await?;
     assert_eq!(report.task.status, TaskStatus::Validated, "{report:#?}");
     assert_eq!(report.task.kind, TaskKind::ImageGeneration);
-    assert_eq!((report.task.creator, report.task.fee, report.task.image_count), (net.creator(), EXAMPLE_FEE, 2));
+    assert_eq!(
+        (
+            report.task.creator,
+            report.task.fee,
+            report.task.image_count
+        ),
+        (net.creator(), EXAMPLE_FEE, 2)
+    );
     assert_eq!(report.nodes.len(), 3);
-    assert!(report.nodes.iter().all(|node| node.agreed == Some(true)), "{report:#?}");
-    assert_eq!(net.balance(net.creator()).await?, FUNDS - EXAMPLE_FEE, "the creator paid the fee");
+    assert!(
+        report.nodes.iter().all(|node| node.agreed == Some(true)),
+        "{report:#?}"
+    );
+    assert_eq!(
+        net.balance(net.creator()).await?,
+        FUNDS - EXAMPLE_FEE,
+        "the creator paid the fee"
+    );
 
     // The files: PNGs whose pHashes are the ones an agreeing node revealed on chain.
     let mut phashes = Vec::new();
     for index in 0..2 {
         let path = cwd.path().join(format!("task-images/image-{index}.png"));
         let png = std::fs::read(&path).map_err(|error| format!("{}: {error}", path.display()))?;
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is not a PNG", path.display());
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            path.display()
+        );
         phashes.push(verinfer_phash::phash_bytes(&png)?.0);
     }
     let revealed: Vec<&Vec<u64>> = report
@@ -190,7 +280,12 @@ async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_
         "the written images' pHashes {phashes:016x?} are none of the revealed {revealed:016x?}"
     );
     let hex: Vec<String> = phashes.iter().map(|p| format!("{p:016x}")).collect();
-    assert!(run.stdout.contains(&format!("(recomputed: {})", hex.join(", "))), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("(recomputed: {})", hex.join(", "))),
+        "{}",
+        run.stdout
+    );
 
     net.stop().await;
     Ok(())

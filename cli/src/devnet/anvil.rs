@@ -29,14 +29,26 @@ pub(crate) struct Anvil {
 impl Anvil {
     /// Starts `binary` on 127.0.0.1:`port` (0: a free port) with `accounts` funded dev accounts,
     /// logging its output to `log`.
-    pub(crate) async fn start(binary: &Path, port: u16, accounts: usize, log: &Path) -> eyre::Result<Self> {
+    pub(crate) async fn start(
+        binary: &Path,
+        port: u16,
+        accounts: usize,
+        log: &Path,
+    ) -> eyre::Result<Self> {
         // Port 0: anvil binds a free port itself and prints it (no race with other processes).
         if port != 0 {
             ensure_port_free(port, "--port")?;
         }
         let mut command = Command::new(binary);
         command
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--accounts", &accounts.to_string()])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--accounts",
+                &accounts.to_string(),
+            ])
             // Transactions mine at once, and a block every second makes deadlines pass as on a
             // real chain (nodes judge deadlines by the head block's timestamp).
             .args(["--block-time", "1", "--mixed-mining"])
@@ -45,10 +57,18 @@ impl Anvil {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         die_with_parent(&mut command);
-        let mut child = command.spawn().wrap_err_with(|| format!("cannot start {}", binary.display()))?;
+        let mut child = command
+            .spawn()
+            .wrap_err_with(|| format!("cannot start {}", binary.display()))?;
 
-        let stdout = child.stdout.take().ok_or_else(|| eyre!("anvil's stdout is not captured"))?;
-        let stderr = child.stderr.take().ok_or_else(|| eyre!("anvil's stderr is not captured"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| eyre!("anvil's stdout is not captured"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| eyre!("anvil's stderr is not captured"))?;
         let mut log_file = tokio::fs::File::create(log)
             .await
             .wrap_err_with(|| format!("cannot create {}", log.display()))?;
@@ -81,8 +101,12 @@ impl Anvil {
                 })
                 .await;
                 let _ = child.kill().await;
-                if errors.contains("Address already in use") || errors.contains("address already in use") {
-                    bail!("port {port} is already in use on 127.0.0.1 (another anvil?): stop it or choose another port with --port");
+                if errors.contains("Address already in use")
+                    || errors.contains("address already in use")
+                {
+                    bail!(
+                        "port {port} is already in use on 127.0.0.1 (another anvil?): stop it or choose another port with --port"
+                    );
                 }
                 let why = match ready {
                     Err(_) => format!("did not start listening within {START_TIMEOUT:?}"),
@@ -98,12 +122,17 @@ impl Anvil {
             .ok_or_else(|| eyre!("cannot read the port from anvil's {:?}", banner.last()))?;
         let keys = parse_private_keys(&banner)?;
         if keys.len() < accounts {
-            bail!("anvil printed {} private keys, {accounts} were asked for", keys.len());
+            bail!(
+                "anvil printed {} private keys, {accounts} were asked for",
+                keys.len()
+            );
         }
         // Keep draining its output so that it never blocks on a full pipe.
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                if log_file.write_all(line.as_bytes()).await.is_err() || log_file.write_all(b"\n").await.is_err() {
+                if log_file.write_all(line.as_bytes()).await.is_err()
+                    || log_file.write_all(b"\n").await.is_err()
+                {
                     break;
                 }
             }
@@ -160,8 +189,13 @@ fn parse_private_keys(banner: &[String]) -> eyre::Result<Vec<PrivateKeySigner>> 
             }
             continue;
         };
-        let Some((_, key)) = rest.split_once(") ") else { continue };
-        let key: PrivateKeySigner = key.trim().parse().map_err(|_| eyre!("anvil printed a malformed key line"))?;
+        let Some((_, key)) = rest.split_once(") ") else {
+            continue;
+        };
+        let key: PrivateKeySigner = key
+            .trim()
+            .parse()
+            .map_err(|_| eyre!("anvil printed a malformed key line"))?;
         keys.push(key);
     }
     Ok(keys)
@@ -223,7 +257,10 @@ mod tests {
         let addresses: Vec<String> = keys.iter().map(|key| key.address().to_string()).collect();
         assert_eq!(
             addresses,
-            ["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]
+            [
+                "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+            ]
         );
     }
 
@@ -232,7 +269,10 @@ mod tests {
         let taken = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
         let port = taken.local_addr().unwrap().port();
         let error = ensure_port_free(port, "--port").unwrap_err().to_string();
-        assert!(error.contains(&format!("port {port} is already in use")), "{error}");
+        assert!(
+            error.contains(&format!("port {port} is already in use")),
+            "{error}"
+        );
         assert!(error.contains("--port"), "{error}");
     }
 }

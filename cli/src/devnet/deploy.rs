@@ -41,14 +41,20 @@ pub(crate) async fn deploy(
     let forge = foundry_tool(root, FoundryTool::Forge)?;
     // foundry.toml lets scripts write only under ./deployments: forge writes into a private
     // directory there, which is moved to the devnet's data directory right after.
-    let staging = StagingDir::new(root.join("deployments").join(format!(".devnet-{}", std::process::id())))?;
+    let staging = StagingDir::new(
+        root.join("deployments")
+            .join(format!(".devnet-{}", std::process::id())),
+    )?;
     let mut command = Command::new(&forge);
     command
         .current_dir(root)
         .args(["script", "script/Deploy.s.sol", "--root"])
         .arg(root)
         .args(["--rpc-url", rpc_url.as_str(), "--broadcast"])
-        .env("DEPLOYER_PRIVATE_KEY", format!("0x{}", hex::encode(deployer.to_bytes())))
+        .env(
+            "DEPLOYER_PRIVATE_KEY",
+            format!("0x{}", hex::encode(deployer.to_bytes())),
+        )
         .env("VERINFER_COMMIT_WINDOW", params.commit_window.to_string())
         .env("VERINFER_REVEAL_WINDOW", params.reveal_window.to_string())
         .env("VERINFER_THRESHOLD", params.threshold.to_string())
@@ -65,7 +71,12 @@ pub(crate) async fn deploy(
     if !output.status.success() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stdout.lines().chain(stderr.lines()).rev().take(25).collect();
+        let tail: Vec<&str> = stdout
+            .lines()
+            .chain(stderr.lines())
+            .rev()
+            .take(25)
+            .collect();
         bail!(
             "forge script script/Deploy.s.sol failed ({}):\n{}",
             output.status,
@@ -73,13 +84,24 @@ pub(crate) async fn deploy(
         );
     }
 
-    std::fs::create_dir_all(out_dir).wrap_err_with(|| format!("cannot create {}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir)
+        .wrap_err_with(|| format!("cannot create {}", out_dir.display()))?;
     let written = std::fs::read_dir(&staging.path)
-        .wrap_err_with(|| format!("forge wrote no deployment record into {}", staging.path.display()))?
+        .wrap_err_with(|| {
+            format!(
+                "forge wrote no deployment record into {}",
+                staging.path.display()
+            )
+        })?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .find(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .ok_or_else(|| eyre::eyre!("forge wrote no deployment record into {}", staging.path.display()))?;
+        .ok_or_else(|| {
+            eyre::eyre!(
+                "forge wrote no deployment record into {}",
+                staging.path.display()
+            )
+        })?;
     let deployment = Deployment::load(&written)?;
     let path = Deployment::path_for(out_dir, deployment.chain_id);
     std::fs::copy(&written, &path)
@@ -95,7 +117,8 @@ struct StagingDir {
 impl StagingDir {
     fn new(path: PathBuf) -> eyre::Result<Self> {
         if path.exists() {
-            std::fs::remove_dir_all(&path).wrap_err_with(|| format!("cannot clear {}", path.display()))?;
+            std::fs::remove_dir_all(&path)
+                .wrap_err_with(|| format!("cannot clear {}", path.display()))?;
         }
         Ok(Self { path })
     }

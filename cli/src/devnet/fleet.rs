@@ -38,7 +38,12 @@ pub(crate) struct NodeSpec {
 /// with `cheater` a counterfeiting `devnet-gpu-b` node with 24 GiB, and `extra` more honest
 /// `devnet-gpu-b` nodes with 8 GiB (`x1`, `x2`, …) for the load benchmark.
 pub(crate) fn fleet(cheater: bool, extra: u16) -> Vec<NodeSpec> {
-    let node = |name: &str, gpu_model, vram_mib, behaviour| NodeSpec { name: name.to_owned(), gpu_model, vram_mib, behaviour };
+    let node = |name: &str, gpu_model, vram_mib, behaviour| NodeSpec {
+        name: name.to_owned(),
+        gpu_model,
+        vram_mib,
+        behaviour,
+    };
     let mut nodes = vec![
         node("a1", TEXT_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest),
         node("a2", TEXT_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest),
@@ -46,10 +51,20 @@ pub(crate) fn fleet(cheater: bool, extra: u16) -> Vec<NodeSpec> {
         node("b1", OTHER_GPU_MODEL, LARGE_VRAM_MIB, Behaviour::Honest),
     ];
     if cheater {
-        nodes.push(node("cheater", OTHER_GPU_MODEL, LARGE_VRAM_MIB, Behaviour::Counterfeit));
+        nodes.push(node(
+            "cheater",
+            OTHER_GPU_MODEL,
+            LARGE_VRAM_MIB,
+            Behaviour::Counterfeit,
+        ));
     }
     for index in 1..=extra {
-        nodes.push(node(&format!("x{index}"), OTHER_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest));
+        nodes.push(node(
+            &format!("x{index}"),
+            OTHER_GPU_MODEL,
+            SMALL_VRAM_MIB,
+            Behaviour::Honest,
+        ));
     }
     nodes
 }
@@ -84,15 +99,26 @@ pub(crate) async fn start_nodes(
             relayer_url: env.relayer_url.clone(),
             models_dir: env.models_dir.to_path_buf(),
             data_dir: env.data_dir.join(&spec.name),
-            identity: Some(IdentityOverride { gpu_model: spec.gpu_model.to_owned(), vram_mib: spec.vram_mib }),
+            identity: Some(IdentityOverride {
+                gpu_model: spec.gpu_model.to_owned(),
+                vram_mib: spec.vram_mib,
+            }),
             poll_interval_ms: 200,
-            testing: TestingConfig { behaviour: spec.behaviour, ..TestingConfig::default() },
+            testing: TestingConfig {
+                behaviour: spec.behaviour,
+                ..TestingConfig::default()
+            },
             signer: Some(key.clone()),
             ..NodeConfig::default()
         };
         let name = spec.name.clone();
         starting.spawn(async move {
-            (index, Node::start(config).await.wrap_err_with(|| format!("cannot start node {name}")))
+            (
+                index,
+                Node::start(config)
+                    .await
+                    .wrap_err_with(|| format!("cannot start node {name}")),
+            )
         });
     }
     let mut started: Vec<Option<Node>> = specs.iter().map(|_| None).collect();
@@ -100,7 +126,10 @@ pub(crate) async fn start_nodes(
         let (index, node) = joined.wrap_err("a node start-up task panicked")?;
         started[index] = Some(node?);
     }
-    started.into_iter().map(|node| node.ok_or_else(|| eyre::eyre!("a node did not start"))).collect()
+    started
+        .into_iter()
+        .map(|node| node.ok_or_else(|| eyre::eyre!("a node did not start")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -129,7 +158,11 @@ mod tests {
 
     fn eligible_for_image(fleet: &[NodeSpec], cheater: bool) -> Vec<&str> {
         let required = required_tier(image_min_vram_mib(cheater));
-        fleet.iter().filter(|node| node_tier(node.vram_mib) >= required).map(|node| node.name.as_str()).collect()
+        fleet
+            .iter()
+            .filter(|node| node_tier(node.vram_mib) >= required)
+            .map(|node| node.name.as_str())
+            .collect()
     }
 
     #[test]
@@ -143,13 +176,19 @@ mod tests {
     #[test]
     fn without_the_cheater_every_node_can_take_the_image_task() {
         let fleet = fleet(false, 2);
-        assert_eq!(eligible_for_image(&fleet, false), ["a1", "a2", "a3", "b1", "x1", "x2"]);
+        assert_eq!(
+            eligible_for_image(&fleet, false),
+            ["a1", "a2", "a3", "b1", "x1", "x2"]
+        );
     }
 
     #[test]
     fn three_nodes_share_the_text_tasks_gpu_model() {
         for cheater in [false, true] {
-            let same_model = fleet(cheater, 2).iter().filter(|node| node.gpu_model == TEXT_GPU_MODEL).count();
+            let same_model = fleet(cheater, 2)
+                .iter()
+                .filter(|node| node.gpu_model == TEXT_GPU_MODEL)
+                .count();
             assert_eq!(same_model, 3);
         }
     }

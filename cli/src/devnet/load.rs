@@ -60,7 +60,12 @@ impl LoadReport {
 
 /// The args of load task `index`: the demo's image settings, one image, its own seed.
 fn load_args(model: &ModelRef, index: u32) -> ImageArgs {
-    super::tiny_image_args(model, &format!("load test image {index}"), 1, 1_000 + u64::from(index))
+    super::tiny_image_args(
+        model,
+        &format!("load test image {index}"),
+        1,
+        1_000 + u64::from(index),
+    )
 }
 
 /// Creates `tasks` image tasks, waits for all of them to settle (at most `timeout`) and measures.
@@ -74,7 +79,8 @@ pub(crate) async fn run(
     timeout: Duration,
 ) -> eyre::Result<LoadReport> {
     // One approval for every fee, so that each task is a single createTask transaction.
-    let token = verinfer_abi::MockStakingToken::new(client.deployment().staking_token, client.provider());
+    let token =
+        verinfer_abi::MockStakingToken::new(client.deployment().staking_token, client.provider());
     let total_fees = U256::from(LOAD_FEE) * U256::from(tasks);
     let receipt = token
         .approve(client.deployment().verinfer, total_fees)
@@ -85,7 +91,10 @@ pub(crate) async fn run(
         .await
         .wrap_err("approving the load tasks' fees")?;
     if !receipt.status() {
-        bail!("approving the load tasks' fees reverted (tx {})", receipt.transaction_hash);
+        bail!(
+            "approving the load tasks' fees reverted (tx {})",
+            receipt.transaction_hash
+        );
     }
 
     let started = Instant::now();
@@ -104,8 +113,10 @@ pub(crate) async fn run(
         ids.last().copied().unwrap_or_default()
     );
 
-    let mut waiting: FuturesUnordered<_> =
-        ids.iter().map(|&task_id| async move { (task_id, client.wait(task_id, |_| {}).await) }).collect();
+    let mut waiting: FuturesUnordered<_> = ids
+        .iter()
+        .map(|&task_id| async move { (task_id, client.wait(task_id, |_| {}).await) })
+        .collect();
     let mut validated = 0;
     let mut other = Vec::new();
     let mut settled = 0;
@@ -155,7 +166,10 @@ pub(crate) async fn run(
 async fn uploaded(relayer: &verinfer_relayer::RelayerClient, tasks: &[u64]) -> eyre::Result<u64> {
     let mut total = 0;
     for &task_id in tasks {
-        let view = relayer.task(task_id).await.wrap_err_with(|| format!("reading load task {task_id} from the relayer"))?;
+        let view = relayer
+            .task(task_id)
+            .await
+            .wrap_err_with(|| format!("reading load task {task_id} from the relayer"))?;
         total += view.nodes.iter().filter(|node| node.uploaded).count() as u64;
     }
     Ok(total)
@@ -167,7 +181,10 @@ mod tests {
 
     #[test]
     fn load_tasks_have_distinct_args() {
-        let model = ModelRef { name: "tiny-sd".into(), digest: format!("0x{}", "11".repeat(32)) };
+        let model = ModelRef {
+            name: "tiny-sd".into(),
+            digest: format!("0x{}", "11".repeat(32)),
+        };
         let a = verinfer_task::TaskArgs::Image(load_args(&model, 0));
         let b = verinfer_task::TaskArgs::Image(load_args(&model, 1));
         assert_ne!(a.to_canonical_bytes(), b.to_canonical_bytes());

@@ -25,17 +25,39 @@ pub(crate) fn render(report: &TaskReport) -> String {
     let task = &report.task;
     let mut out = String::new();
     let kind = match task.kind {
-        TaskKind::ImageGeneration => format!("image ({} image{})", task.image_count, plural(task.image_count)),
+        TaskKind::ImageGeneration => format!(
+            "image ({} image{})",
+            task.image_count,
+            plural(task.image_count)
+        ),
         TaskKind::TextGeneration => "text".to_owned(),
     };
-    let _ = writeln!(out, "task {} | {kind} | {} | fee {} tokens", task.task_id, task.status, tokens(task.fee));
+    let _ = writeln!(
+        out,
+        "task {} | {kind} | {} | fee {} tokens",
+        task.task_id,
+        task.status,
+        tokens(task.fee)
+    );
     if report.nodes.is_empty() {
         let _ = writeln!(out, "  no nodes selected yet");
         return out;
     }
 
-    let rows: Vec<[String; 6]> = report.nodes.iter().map(|node| node_row(node, task.kind)).collect();
-    let header = ["slot", "node", "gpu (declared)", "result", "paid", "slashed"].map(String::from);
+    let rows: Vec<[String; 6]> = report
+        .nodes
+        .iter()
+        .map(|node| node_row(node, task.kind))
+        .collect();
+    let header = [
+        "slot",
+        "node",
+        "gpu (declared)",
+        "result",
+        "paid",
+        "slashed",
+    ]
+    .map(String::from);
     let mut widths = header.clone().map(|h| h.len());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -57,10 +79,17 @@ pub(crate) fn render(report: &TaskReport) -> String {
     if let Some(settlement) = &report.settlement {
         match task.kind {
             TaskKind::ImageGeneration => {
-                let _ = writeln!(out, "  pairwise pHash Hamming distances per image (threshold {} bits):", settlement.threshold);
+                let _ = writeln!(
+                    out,
+                    "  pairwise pHash Hamming distances per image (threshold {} bits):",
+                    settlement.threshold
+                );
             }
             TaskKind::TextGeneration => {
-                let _ = writeln!(out, "  pairwise digest comparison (text must match exactly; distance in differing bits):");
+                let _ = writeln!(
+                    out,
+                    "  pairwise digest comparison (text must match exactly; distance in differing bits):"
+                );
             }
         }
         for (a, b) in [(0, 1), (0, 2), (1, 2)] {
@@ -69,13 +98,23 @@ pub(crate) fn render(report: &TaskReport) -> String {
                 "no result on one side".to_owned()
             } else {
                 let agree = match task.kind {
-                    TaskKind::ImageGeneration => distances.iter().all(|&d| d <= u16::from(settlement.threshold)),
+                    TaskKind::ImageGeneration => distances
+                        .iter()
+                        .all(|&d| d <= u16::from(settlement.threshold)),
                     TaskKind::TextGeneration => distances.iter().all(|&d| d == 0),
                 };
-                let values = distances.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+                let values = distances
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let rule = match (task.kind, agree) {
-                    (TaskKind::ImageGeneration, true) => format!("all <= {}: agree", settlement.threshold),
-                    (TaskKind::ImageGeneration, false) => format!("some > {}: disagree", settlement.threshold),
+                    (TaskKind::ImageGeneration, true) => {
+                        format!("all <= {}: agree", settlement.threshold)
+                    }
+                    (TaskKind::ImageGeneration, false) => {
+                        format!("some > {}: disagree", settlement.threshold)
+                    }
                     (TaskKind::TextGeneration, true) => "equal: agree".to_owned(),
                     (TaskKind::TextGeneration, false) => "different: disagree".to_owned(),
                 };
@@ -99,8 +138,12 @@ pub(crate) fn render(report: &TaskReport) -> String {
                     tokens(settlement.reward_per_node)
                 );
             }
-            TaskStatus::Aborted => verdict.push_str(" (no two results agree; fee refunded to the creator)"),
-            TaskStatus::Errored => verdict.push_str(" (a majority reported invalid args; fee refunded)"),
+            TaskStatus::Aborted => {
+                verdict.push_str(" (no two results agree; fee refunded to the creator)")
+            }
+            TaskStatus::Errored => {
+                verdict.push_str(" (a majority reported invalid args; fee refunded)")
+            }
             _ => {}
         }
         let slashed = report.total_slashed();
@@ -126,25 +169,42 @@ fn node_row(node: &NodeReport, kind: TaskKind) -> [String; 6] {
         _ => "?".to_owned(),
     };
     let result = match &node.revealed {
-        Some(RevealedResult::Images(phashes)) => {
-            phashes.iter().map(|phash| format!("{phash:016x}")).collect::<Vec<_>>().join(" ")
-        }
+        Some(RevealedResult::Images(phashes)) => phashes
+            .iter()
+            .map(|phash| format!("{phash:016x}"))
+            .collect::<Vec<_>>()
+            .join(" "),
         Some(RevealedResult::Text(digest)) => digest.to_string(),
         Some(RevealedResult::InvalidArgs) => "reported invalid args".to_owned(),
         None if node.committed => "committed, not revealed".to_owned(),
         None => "nothing committed".to_owned(),
     };
     let result = match kind {
-        TaskKind::ImageGeneration if matches!(node.revealed, Some(RevealedResult::Images(_))) => format!("pHashes {result}"),
-        TaskKind::TextGeneration if matches!(node.revealed, Some(RevealedResult::Text(_))) => format!("digest {result}"),
+        TaskKind::ImageGeneration if matches!(node.revealed, Some(RevealedResult::Images(_))) => {
+            format!("pHashes {result}")
+        }
+        TaskKind::TextGeneration if matches!(node.revealed, Some(RevealedResult::Text(_))) => {
+            format!("digest {result}")
+        }
         _ => result,
     };
-    let paid = if node.reward > 0 { tokens(node.reward) } else { "-".to_owned() };
+    let paid = if node.reward > 0 {
+        tokens(node.reward)
+    } else {
+        "-".to_owned()
+    };
     let slashed = match node.slash {
         Some(slash) => format!("{} ({}, kicked)", tokens(slash.amount), slash.reason),
         None => "-".to_owned(),
     };
-    [node.slot.to_string(), node.address.to_string(), gpu, result, paid, slashed]
+    [
+        node.slot.to_string(),
+        node.address.to_string(),
+        gpu,
+        result,
+        paid,
+        slashed,
+    ]
 }
 
 fn plural(count: u8) -> &'static str {

@@ -24,12 +24,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let relayer_url = argv.next().ok_or(usage)?.parse()?;
     let deployment = Deployment::load(argv.next().ok_or(usage)?)?;
     let digest = argv.next().ok_or(usage)?;
-    let signer = std::env::var("VERINFER_KEY").map_err(|_| "set VERINFER_KEY to the creator's private key")?.parse()?;
+    let signer = std::env::var("VERINFER_KEY")
+        .map_err(|_| "set VERINFER_KEY to the creator's private key")?
+        .parse()?;
 
     let client = Client::new(rpc_url, signer, deployment, relayer_url);
     let args = ImageArgs {
         version: verinfer_task::ARGS_VERSION,
-        model: ModelRef { name: "tiny-sd".into(), digest },
+        model: ModelRef {
+            name: "tiny-sd".into(),
+            digest,
+        },
         prompt: "a lighthouse at dusk".into(),
         negative_prompt: None,
         width: 64,
@@ -45,11 +50,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let created = client.create_image_task(args, 10u128.pow(18), 0).await?;
     println!("task {} created (tx {})", created.task_id, created.tx);
 
-    let task = client.wait(created.task_id, |task| println!("task {}: {}", task.task_id, task.status)).await?;
+    let task = client
+        .wait(created.task_id, |task| {
+            println!("task {}: {}", task.task_id, task.status)
+        })
+        .await?;
     println!("task {} is {}", task.task_id, task.status);
 
     // Nodes upload once the task is settled: wait up to 30 s for their images to arrive.
-    let result = client.fetch_result_when_ready(task.task_id, Path::new("task-images"), Duration::from_secs(30)).await?;
+    let result = client
+        .fetch_result_when_ready(
+            task.task_id,
+            Path::new("task-images"),
+            Duration::from_secs(30),
+        )
+        .await?;
     println!("{}", result.summary());
     for file in &result.files {
         println!("wrote {}", file.display());

@@ -13,7 +13,8 @@ use alloy::{
 };
 use url::Url;
 use verinfer_abi::{
-    Deployment, Erc20Instance, IERC20, SlashReason, TaskKind, TaskStatus, Verinfer, VerinferInstance, padded_gas_limit,
+    Deployment, Erc20Instance, IERC20, SlashReason, TaskKind, TaskStatus, Verinfer,
+    VerinferInstance, padded_gas_limit,
 };
 use verinfer_relayer::RelayerClient;
 use verinfer_task::{ImageArgs, TaskArgs, TextArgs};
@@ -21,7 +22,9 @@ use verinfer_task::{ImageArgs, TaskArgs, TextArgs};
 use crate::{
     error::ClientError,
     gpu_model::normalise_gpu_model,
-    report::{ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport},
+    report::{
+        ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
+    },
 };
 
 /// `Verinfer.MAX_TASK_VRAM_MIB`: the largest VRAM requirement a task may state.
@@ -72,9 +75,17 @@ impl Client {
     /// A client sending transactions from `signer` to the contracts of `deployment` through
     /// `rpc_url`, and talking to the relayer at `relayer_url`. Connects lazily: the first call
     /// checks that the endpoint serves the deployment's chain.
-    pub fn new(rpc_url: Url, signer: PrivateKeySigner, deployment: Deployment, relayer_url: Url) -> Self {
+    pub fn new(
+        rpc_url: Url,
+        signer: PrivateKeySigner,
+        deployment: Deployment,
+        relayer_url: Url,
+    ) -> Self {
         let account = signer.address();
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(rpc_url).erased();
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(rpc_url)
+            .erased();
         Self {
             verinfer: Verinfer::new(deployment.verinfer, provider.clone()),
             token: IERC20::new(deployment.staking_token, provider.clone()),
@@ -121,7 +132,10 @@ impl Client {
     pub async fn check_chain(&self) -> Result<(), ClientError> {
         let actual = self.provider.get_chain_id().await?;
         if actual != self.deployment.chain_id {
-            return Err(ClientError::ChainMismatch { expected: self.deployment.chain_id, actual });
+            return Err(ClientError::ChainMismatch {
+                expected: self.deployment.chain_id,
+                actual,
+            });
         }
         Ok(())
     }
@@ -145,7 +159,8 @@ impl Client {
         fee: u128,
         min_vram_mib: u32,
     ) -> Result<CreatedTask, ClientError> {
-        self.create_task(&TaskArgs::Image(args), fee, min_vram_mib, None).await
+        self.create_task(&TaskArgs::Image(args), fee, min_vram_mib, None)
+            .await
     }
 
     /// Creates a text task, optionally for one GPU model (all three nodes then declared it; text
@@ -157,7 +172,8 @@ impl Client {
         min_vram_mib: u32,
         gpu_model: Option<&str>,
     ) -> Result<CreatedTask, ClientError> {
-        self.create_task(&TaskArgs::Text(args), fee, min_vram_mib, gpu_model).await
+        self.create_task(&TaskArgs::Text(args), fee, min_vram_mib, gpu_model)
+            .await
     }
 
     /// Creates a task of either kind; see [`create_image_task`](Self::create_image_task).
@@ -173,13 +189,20 @@ impl Client {
         self.check_chain().await?;
         let balance = self.token_balance().await?;
         if balance < fee {
-            return Err(ClientError::InsufficientBalance { account: self.account, balance, fee });
+            return Err(ClientError::InsufficientBalance {
+                account: self.account,
+                balance,
+                fee,
+            });
         }
 
         let local_hash = verinfer_task::args_hash(&bytes);
         let uploaded = self.relayer.upload_args(bytes).await?;
         if uploaded.args_hash != local_hash {
-            return Err(ClientError::ArgsHashMismatch { local: local_hash, relayer: uploaded.args_hash });
+            return Err(ClientError::ArgsHashMismatch {
+                local: local_hash,
+                relayer: uploaded.args_hash,
+            });
         }
         tracing::debug!(args_hash = %local_hash, created = uploaded.created, "args uploaded to the relayer");
 
@@ -196,13 +219,23 @@ impl Client {
         );
         let receipt = send("createTask", call).await?;
         let tx = receipt.transaction_hash;
-        let created = decode_first::<Verinfer::TaskCreated>(&receipt)
-            .ok_or(ClientError::MissingEvent { action: "createTask", tx, event: "TaskCreated" })?;
-        let task_id = u64::try_from(created.taskId)
-            .map_err(|_| ClientError::InvalidRequest(format!("task id {} does not fit u64", created.taskId)))?;
+        let created =
+            decode_first::<Verinfer::TaskCreated>(&receipt).ok_or(ClientError::MissingEvent {
+                action: "createTask",
+                tx,
+                event: "TaskCreated",
+            })?;
+        let task_id = u64::try_from(created.taskId).map_err(|_| {
+            ClientError::InvalidRequest(format!("task id {} does not fit u64", created.taskId))
+        })?;
         let started = decode_first::<Verinfer::TaskStarted>(&receipt).is_some();
         tracing::info!(task_id, %tx, started, "task created");
-        Ok(CreatedTask { task_id, args_hash: local_hash, tx, started })
+        Ok(CreatedTask {
+            task_id,
+            args_hash: local_hash,
+            tx,
+            started,
+        })
     }
 
     /// Cancels a task of this account that still waits in its queue; the contract refunds the
@@ -224,7 +257,11 @@ impl Client {
         }
         let receipt = send("cancelTask", self.verinfer.cancelTask(U256::from(task_id))).await?;
         tracing::info!(task_id, tx = %receipt.transaction_hash, "task cancelled");
-        Ok(CancelledTask { task_id, tx: receipt.transaction_hash, refunded: task.fee })
+        Ok(CancelledTask {
+            task_id,
+            tx: receipt.transaction_hash,
+            refunded: task.fee,
+        })
     }
 
     async fn ensure_allowance(&self, fee: u128) -> Result<(), ClientError> {
@@ -237,7 +274,12 @@ impl Client {
         if allowance >= U256::from(fee) {
             return Ok(());
         }
-        send("approve", self.token.approve(self.deployment.verinfer, U256::from(fee))).await?;
+        send(
+            "approve",
+            self.token
+                .approve(self.deployment.verinfer, U256::from(fee)),
+        )
+        .await?;
         Ok(())
     }
 
@@ -275,7 +317,11 @@ impl Client {
     /// The task on chain, with the relayer's view next to it.
     pub async fn task_status(&self, task_id: u64) -> Result<TaskStatusReport, ClientError> {
         let chain = self.chain_task(task_id).await?;
-        let relayer = self.relayer.task(task_id).await.map_err(|error| error.to_string());
+        let relayer = self
+            .relayer
+            .task(task_id)
+            .await
+            .map_err(|error| error.to_string());
         Ok(TaskStatusReport { chain, relayer })
     }
 
@@ -296,11 +342,18 @@ impl Client {
             if task.is_terminal() {
                 return Ok(task);
             }
-            if task.started() && !settle_tried && unix_now() > u64::from(task.reveal_deadline) + SETTLE_GRACE.as_secs() {
+            if task.started()
+                && !settle_tried
+                && unix_now() > u64::from(task.reveal_deadline) + SETTLE_GRACE.as_secs()
+            {
                 settle_tried = true;
                 match send("settle", self.verinfer.settle(U256::from(task_id))).await {
-                    Ok(receipt) => tracing::info!(task_id, tx = %receipt.transaction_hash, "settled the task past its deadline"),
-                    Err(error) => tracing::warn!(task_id, %error, "could not settle the task past its deadline"),
+                    Ok(receipt) => {
+                        tracing::info!(task_id, tx = %receipt.transaction_hash, "settled the task past its deadline")
+                    }
+                    Err(error) => {
+                        tracing::warn!(task_id, %error, "could not settle the task past its deadline")
+                    }
                 }
             }
             last = Some(task);
@@ -313,7 +366,11 @@ impl Client {
     pub async fn task_report(&self, task_id: u64) -> Result<TaskReport, ClientError> {
         let task = self.chain_task(task_id).await?;
         if !task.started() {
-            return Ok(TaskReport { task, nodes: Vec::new(), settlement: None });
+            return Ok(TaskReport {
+                task,
+                nodes: Vec::new(),
+                settlement: None,
+            });
         }
         let id_topic = B256::from(U256::from(task_id));
         let address = self.deployment.verinfer;
@@ -338,7 +395,12 @@ impl Client {
         let joins = Filter::new()
             .address(address)
             .event_signature(Verinfer::NodeJoined::SIGNATURE_HASH)
-            .topic1(task.nodes.iter().map(|node| node.into_word()).collect::<Vec<_>>());
+            .topic1(
+                task.nodes
+                    .iter()
+                    .map(|node| node.into_word())
+                    .collect::<Vec<_>>(),
+            );
 
         let mut nodes: Vec<NodeReport> = task
             .nodes
@@ -419,7 +481,8 @@ impl Client {
                 }
             } else if let Ok(event) = log.log_decode::<Verinfer::NodeKicked>() {
                 let event = event.inner.data;
-                if let Some(slash) = slot_of(event.node).and_then(|slot| nodes[slot].slash.as_mut()) {
+                if let Some(slash) = slot_of(event.node).and_then(|slot| nodes[slot].slash.as_mut())
+                {
                     slash.returned = Some(event.stakeReturned.to::<u128>());
                 }
             }
@@ -429,7 +492,11 @@ impl Client {
                 node.agreed = Some(settlement.agreeing_mask & (1 << node.slot) != 0);
             }
         }
-        Ok(TaskReport { task, nodes, settlement })
+        Ok(TaskReport {
+            task,
+            nodes,
+            settlement,
+        })
     }
 
     /// `eth_getLogs` from the deployment block to the head, in ranges the endpoint accepts.
@@ -439,7 +506,11 @@ impl Client {
         let mut from = self.deployment.deploy_block;
         while from <= head {
             let to = head.min(from.saturating_add(MAX_LOG_RANGE - 1));
-            logs.extend(self.provider.get_logs(&filter.clone().from_block(from).to_block(to)).await?);
+            logs.extend(
+                self.provider
+                    .get_logs(&filter.clone().from_block(from).to_block(to))
+                    .await?,
+            );
             from = to + 1;
         }
         Ok(logs)
@@ -454,9 +525,16 @@ struct TaskRequest {
 }
 
 impl TaskRequest {
-    fn new(args: &TaskArgs, fee: u128, min_vram_mib: u32, gpu_model: Option<&str>) -> Result<Self, ClientError> {
+    fn new(
+        args: &TaskArgs,
+        fee: u128,
+        min_vram_mib: u32,
+        gpu_model: Option<&str>,
+    ) -> Result<Self, ClientError> {
         if fee >= 1u128 << 96 {
-            return Err(ClientError::InvalidRequest(format!("fee {fee} does not fit the contract's uint96")));
+            return Err(ClientError::InvalidRequest(format!(
+                "fee {fee} does not fit the contract's uint96"
+            )));
         }
         if min_vram_mib > MAX_TASK_VRAM_MIB {
             return Err(ClientError::InvalidRequest(format!(
@@ -471,7 +549,10 @@ impl TaskRequest {
                     ));
                 }
                 // Validation bounds num_images to 1..=16.
-                (TaskKind::ImageGeneration, u8::try_from(image.num_images).unwrap_or(u8::MAX))
+                (
+                    TaskKind::ImageGeneration,
+                    u8::try_from(image.num_images).unwrap_or(u8::MAX),
+                )
             }
             TaskArgs::Text(_) => (TaskKind::TextGeneration, 0),
         };
@@ -482,7 +563,11 @@ impl TaskRequest {
             }
             None => String::new(),
         };
-        Ok(Self { kind, image_count, gpu_model })
+        Ok(Self {
+            kind,
+            image_count,
+            gpu_model,
+        })
     }
 }
 
@@ -501,22 +586,42 @@ async fn send<D: CallDecoder>(
     action: &'static str,
     call: CallBuilder<&DynProvider, D>,
 ) -> Result<TransactionReceipt, ClientError> {
-    let estimate = call.estimate_gas().await.map_err(|error| ClientError::contract(action, error))?;
-    let pending = call.gas(padded_gas_limit(estimate)).send().await.map_err(|error| ClientError::contract(action, error))?;
+    let estimate = call
+        .estimate_gas()
+        .await
+        .map_err(|error| ClientError::contract(action, error))?;
+    let pending = call
+        .gas(padded_gas_limit(estimate))
+        .send()
+        .await
+        .map_err(|error| ClientError::contract(action, error))?;
     let receipt = pending
         .get_receipt()
         .await
-        .map_err(|error| ClientError::Contract { action, message: error.to_string() })?;
+        .map_err(|error| ClientError::Contract {
+            action,
+            message: error.to_string(),
+        })?;
     if !receipt.status() {
-        return Err(ClientError::Reverted { action, tx: receipt.transaction_hash });
+        return Err(ClientError::Reverted {
+            action,
+            tx: receipt.transaction_hash,
+        });
     }
     Ok(receipt)
 }
 
 fn decode_first<E: SolEvent>(receipt: &TransactionReceipt) -> Option<E> {
-    receipt.logs().iter().find_map(|log| log.log_decode::<E>().ok()).map(|log| log.inner.data)
+    receipt
+        .logs()
+        .iter()
+        .find_map(|log| log.log_decode::<E>().ok())
+        .map(|log| log.inner.data)
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -15,7 +15,9 @@ pub enum ClientError {
     #[error("{0} (nothing was sent, no gas spent)")]
     InvalidRequest(String),
     /// The creator's token balance cannot pay the fee; nothing was sent.
-    #[error("fee {fee} exceeds the balance {balance} of {account} in the staking token (nothing was sent, no gas spent)")]
+    #[error(
+        "fee {fee} exceeds the balance {balance} of {account} in the staking token (nothing was sent, no gas spent)"
+    )]
     InsufficientBalance {
         /// The paying account.
         account: Address,
@@ -25,7 +27,9 @@ pub enum ClientError {
         fee: u128,
     },
     /// The RPC endpoint serves another chain than the deployment record names.
-    #[error("the RPC endpoint serves chain {actual}, the deployment record is for chain {expected}")]
+    #[error(
+        "the RPC endpoint serves chain {actual}, the deployment record is for chain {expected}"
+    )]
     ChainMismatch {
         /// The deployment's chain.
         expected: u64,
@@ -87,7 +91,9 @@ pub enum ClientError {
         status: TaskStatus,
     },
     /// No agreeing node has uploaded its result to the relayer yet.
-    #[error("task {task_id} is validated but the relayer holds no upload yet from {pending:?}; try again shortly")]
+    #[error(
+        "task {task_id} is validated but the relayer holds no upload yet from {pending:?}; try again shortly"
+    )]
     ResultsNotReady {
         /// The task.
         task_id: u64,
@@ -115,10 +121,11 @@ pub enum ClientError {
 
 impl ClientError {
     pub(crate) fn contract(action: &'static str, error: alloy::contract::Error) -> Self {
-        let message = match error.as_decoded_interface_error::<verinfer_abi::Verinfer::VerinferErrors>() {
-            Some(decoded) => format!("the contract reverted with {decoded:?}"),
-            None => error.to_string(),
-        };
+        let message =
+            match error.as_decoded_interface_error::<verinfer_abi::Verinfer::VerinferErrors>() {
+                Some(decoded) => format!("the contract reverted with {decoded:?}"),
+                None => error.to_string(),
+            };
         Self::Contract { action, message }
     }
 }

@@ -67,7 +67,11 @@ impl ResultReport {
                 phashes.len(),
                 self.task_id,
                 self.node,
-                phashes.iter().map(|p| format!("{p:016x}")).collect::<Vec<_>>().join(", ")
+                phashes
+                    .iter()
+                    .map(|p| format!("{p:016x}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             VerifiedResult::Text { digest, .. } => format!(
                 "verified the text output of task {} against node {}'s on-chain digest {digest}",
@@ -93,10 +97,17 @@ impl Client {
     /// the chain, so right after [`wait`](Self::wait) this can fail with
     /// [`ClientError::ResultsNotReady`] or the relayer's 404/409: use
     /// [`fetch_result_when_ready`](Self::fetch_result_when_ready) to wait that out.
-    pub async fn fetch_result(&self, task_id: u64, out_dir: &Path) -> Result<ResultReport, ClientError> {
+    pub async fn fetch_result(
+        &self,
+        task_id: u64,
+        out_dir: &Path,
+    ) -> Result<ResultReport, ClientError> {
         let report = self.task_report(task_id).await?;
         if report.task.status != TaskStatus::Validated {
-            return Err(ClientError::NotValidated { task_id, status: report.task.status });
+            return Err(ClientError::NotValidated {
+                task_id,
+                status: report.task.status,
+            });
         }
         let results = self.relayer().results(task_id, false).await?;
         let mut skipped = Vec::new();
@@ -115,21 +126,45 @@ impl Client {
         }
         let Some((node, verified)) = verified else {
             if skipped.is_empty() {
-                return Err(ClientError::ResultsNotReady { task_id, pending: results.pending_nodes });
+                return Err(ClientError::ResultsNotReady {
+                    task_id,
+                    pending: results.pending_nodes,
+                });
             }
-            let reasons = skipped.iter().map(|(node, why)| format!("{node}: {why}")).collect::<Vec<_>>().join("; ");
+            let reasons = skipped
+                .iter()
+                .map(|(node, why)| format!("{node}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
             return Err(ClientError::Unverified { task_id, reasons });
         };
         for pending in &results.pending_nodes {
             skipped.push((*pending, "not uploaded to the relayer yet".to_owned()));
         }
-        let slot = report.task.nodes.iter().position(|&n| n == node).unwrap_or_default() as u8;
+        let slot = report
+            .task
+            .nodes
+            .iter()
+            .position(|&n| n == node)
+            .unwrap_or_default() as u8;
         let files = write_result(out_dir, &verified).await?;
-        Ok(ResultReport { task_id, node, slot, verified: verified.result, files, skipped, report })
+        Ok(ResultReport {
+            task_id,
+            node,
+            slot,
+            verified: verified.result,
+            files,
+            skipped,
+            report,
+        })
     }
 
     /// Checks one node's upload against the chain; the error says what does not match.
-    async fn verify_upload(&self, report: &TaskReport, upload: &NodeResultView) -> Result<Verified, String> {
+    async fn verify_upload(
+        &self,
+        report: &TaskReport,
+        upload: &NodeResultView,
+    ) -> Result<Verified, String> {
         let node = report
             .nodes
             .iter()
@@ -142,17 +177,30 @@ impl Client {
             (TaskKind::ImageGeneration, Some(RevealedResult::Images(revealed))) => {
                 let images = upload.images.as_ref().ok_or("the upload has no images")?;
                 if images.len() != revealed.len() {
-                    return Err(format!("{} images uploaded, {} pHashes revealed", images.len(), revealed.len()));
+                    return Err(format!(
+                        "{} images uploaded, {} pHashes revealed",
+                        images.len(),
+                        revealed.len()
+                    ));
                 }
                 let mut pngs = Vec::with_capacity(images.len());
                 let mut hashes = Vec::with_capacity(images.len());
                 for (index, (image, &on_chain)) in images.iter().zip(revealed).enumerate() {
-                    let png = self.relayer().blob(image.keccak256).await.map_err(|e| format!("image {index}: {e}"))?;
+                    let png = self
+                        .relayer()
+                        .blob(image.keccak256)
+                        .await
+                        .map_err(|e| format!("image {index}: {e}"))?;
                     let hash = keccak256(&png);
                     if hash != image.keccak256 {
-                        return Err(format!("image {index} hashes to {hash}, not {}", image.keccak256));
+                        return Err(format!(
+                            "image {index} hashes to {hash}, not {}",
+                            image.keccak256
+                        ));
                     }
-                    let phash = verinfer_phash::phash_bytes(&png).map_err(|e| format!("image {index}: {e}"))?.0;
+                    let phash = verinfer_phash::phash_bytes(&png)
+                        .map_err(|e| format!("image {index}: {e}"))?
+                        .0;
                     if phash != on_chain {
                         return Err(format!(
                             "image {index} has pHash {phash:016x}, the node revealed {on_chain:016x} on chain"
@@ -161,18 +209,37 @@ impl Client {
                     hashes.push(hash);
                     pngs.push(png);
                 }
-                Ok(Verified { result: VerifiedResult::Images { phashes: revealed.clone(), keccak256: hashes }, pngs })
+                Ok(Verified {
+                    result: VerifiedResult::Images {
+                        phashes: revealed.clone(),
+                        keccak256: hashes,
+                    },
+                    pngs,
+                })
             }
             (TaskKind::TextGeneration, Some(RevealedResult::Text(on_chain))) => {
-                let output = upload.output.as_ref().ok_or("the upload has no text output")?;
+                let output = upload
+                    .output
+                    .as_ref()
+                    .ok_or("the upload has no text output")?;
                 let digest = text_digest(output);
                 if digest != *on_chain {
-                    return Err(format!("the text output digests to {digest}, the node revealed {on_chain} on chain"));
+                    return Err(format!(
+                        "the text output digests to {digest}, the node revealed {on_chain} on chain"
+                    ));
                 }
-                Ok(Verified { result: VerifiedResult::Text { digest, output: output.clone() }, pngs: Vec::new() })
+                Ok(Verified {
+                    result: VerifiedResult::Text {
+                        digest,
+                        output: output.clone(),
+                    },
+                    pngs: Vec::new(),
+                })
             }
             (_, None) => Err("the node revealed nothing on chain".to_owned()),
-            (_, Some(other)) => Err(format!("the node revealed {other:?} on chain, not a result of this kind")),
+            (_, Some(other)) => Err(format!(
+                "the node revealed {other:?} on chain, not a result of this kind"
+            )),
         }
     }
 }
@@ -183,25 +250,36 @@ async fn write_result(out_dir: &Path, verified: &Verified) -> Result<Vec<PathBuf
         let path = path.to_path_buf();
         move |source| ClientError::Write { path, source }
     };
-    tokio::fs::create_dir_all(out_dir).await.map_err(write_error(out_dir))?;
+    tokio::fs::create_dir_all(out_dir)
+        .await
+        .map_err(write_error(out_dir))?;
     let mut files = Vec::new();
     match &verified.result {
         VerifiedResult::Images { .. } => {
             for (index, png) in verified.pngs.iter().enumerate() {
                 let path = out_dir.join(format!("image-{index}.png"));
-                tokio::fs::write(&path, png).await.map_err(write_error(&path))?;
+                tokio::fs::write(&path, png)
+                    .await
+                    .map_err(write_error(&path))?;
                 files.push(path);
             }
         }
         VerifiedResult::Text { output, .. } => {
             let json_path = out_dir.join("output.json");
-            let mut json = serde_json::to_vec_pretty(output)
-                .map_err(|error| ClientError::Write { path: json_path.clone(), source: std::io::Error::other(error) })?;
+            let mut json =
+                serde_json::to_vec_pretty(output).map_err(|error| ClientError::Write {
+                    path: json_path.clone(),
+                    source: std::io::Error::other(error),
+                })?;
             json.push(b'\n');
-            tokio::fs::write(&json_path, json).await.map_err(write_error(&json_path))?;
+            tokio::fs::write(&json_path, json)
+                .await
+                .map_err(write_error(&json_path))?;
             files.push(json_path);
             let text_path = out_dir.join("output.txt");
-            tokio::fs::write(&text_path, output.text.as_bytes()).await.map_err(write_error(&text_path))?;
+            tokio::fs::write(&text_path, output.text.as_bytes())
+                .await
+                .map_err(write_error(&text_path))?;
             files.push(text_path);
         }
     }
@@ -235,7 +313,10 @@ impl Client {
 fn not_ready_yet(error: &ClientError) -> bool {
     match error {
         ClientError::ResultsNotReady { .. } => true,
-        ClientError::Relayer(error) => matches!(error.code(), Some(ErrorCode::TaskNotValidated | ErrorCode::UnknownTask)),
+        ClientError::Relayer(error) => matches!(
+            error.code(),
+            Some(ErrorCode::TaskNotValidated | ErrorCode::UnknownTask)
+        ),
         _ => false,
     }
 }

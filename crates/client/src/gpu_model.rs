@@ -11,7 +11,10 @@ pub const MAX_GPU_MODEL_BYTES: usize = 64;
 /// there.
 pub fn normalise_gpu_model(name: &str) -> Result<(B256, String), String> {
     if name.len() > MAX_GPU_MODEL_BYTES {
-        return Err(format!("GPU model {name:?} is {} bytes, more than {MAX_GPU_MODEL_BYTES}", name.len()));
+        return Err(format!(
+            "GPU model {name:?} is {} bytes, more than {MAX_GPU_MODEL_BYTES}",
+            name.len()
+        ));
     }
     let mut normal = String::with_capacity(name.len());
     let mut pending_space = false;
@@ -52,8 +55,16 @@ mod tests {
     #[test]
     fn names_the_contract_rejects_are_rejected() {
         assert!(normalise_gpu_model(" \t ").unwrap_err().contains("empty"));
-        assert!(normalise_gpu_model(&"a".repeat(65)).unwrap_err().contains("more than 64"));
-        assert!(normalise_gpu_model("rtx\u{e9}").unwrap_err().contains("printable ASCII at byte 3"));
+        assert!(
+            normalise_gpu_model(&"a".repeat(65))
+                .unwrap_err()
+                .contains("more than 64")
+        );
+        assert!(
+            normalise_gpu_model("rtx\u{e9}")
+                .unwrap_err()
+                .contains("printable ASCII at byte 3")
+        );
         assert!(normalise_gpu_model(&"a".repeat(64)).is_ok());
     }
 }

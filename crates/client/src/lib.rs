@@ -28,9 +28,12 @@ mod fetch;
 mod gpu_model;
 mod report;
 
-pub use client::{CancelledTask, CreatedTask, Client, MAX_TASK_VRAM_MIB, checked_args_bytes};
+pub use client::{CancelledTask, Client, CreatedTask, MAX_TASK_VRAM_MIB, checked_args_bytes};
 pub use error::ClientError;
 pub use fetch::{ResultReport, VerifiedResult};
 pub use gpu_model::{MAX_GPU_MODEL_BYTES, normalise_gpu_model};
-pub use report::{ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport, is_terminal};
+pub use report::{
+    ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
+    is_terminal,
+};
 pub use verinfer_abi::{Deployment, SlashReason, TaskKind, TaskStatus};

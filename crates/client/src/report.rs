@@ -62,7 +62,10 @@ impl ChainTask {
 
 /// Whether `status` is final.
 pub const fn is_terminal(status: TaskStatus) -> bool {
-    matches!(status, TaskStatus::Validated | TaskStatus::Aborted | TaskStatus::Errored | TaskStatus::Cancelled)
+    matches!(
+        status,
+        TaskStatus::Validated | TaskStatus::Aborted | TaskStatus::Errored | TaskStatus::Cancelled
+    )
 }
 
 /// The chain's view of a task together with the relayer's, as `task_status` returns it.
@@ -111,7 +114,9 @@ impl Settlement {
             _ => return &[],
         };
         let per_pair = self.distances.len() / 3;
-        self.distances.get(pair * per_pair..(pair + 1) * per_pair).unwrap_or(&[])
+        self.distances
+            .get(pair * per_pair..(pair + 1) * per_pair)
+            .unwrap_or(&[])
     }
 }
 
@@ -168,6 +173,9 @@ impl TaskReport {
 
     /// Stake slashed in this task, summed over nodes.
     pub fn total_slashed(&self) -> u128 {
-        self.nodes.iter().filter_map(|node| node.slash.map(|slash| slash.amount)).sum()
+        self.nodes
+            .iter()
+            .filter_map(|node| node.slash.map(|slash| slash.amount))
+            .sum()
     }
 }

@@ -8,8 +8,8 @@ use std::hint::black_box;
 use candle_core::Device;
 use criterion::{Criterion, criterion_group, criterion_main};
 use verinfer_inference::{
-    ImageGenParams, ImagePipeline, Precision, SchedulerKind, TextGenParams, TextPipeline, TextPrompt, TextSampling,
-    make_tiny_models,
+    ImageGenParams, ImagePipeline, Precision, SchedulerKind, TextGenParams, TextPipeline,
+    TextPrompt, TextSampling, make_tiny_models,
 };
 
 fn bench(c: &mut Criterion) {
@@ -38,7 +38,8 @@ fn bench(c: &mut Criterion) {
     };
     group.bench_function("image_task_64px_4steps_2images", |b| {
         b.iter(|| {
-            let pipeline = ImagePipeline::load(&models.sd, &Device::Cpu, Precision::F32).expect("load");
+            let pipeline =
+                ImagePipeline::load(&models.sd, &Device::Cpu, Precision::F32).expect("load");
             black_box(pipeline.generate(&image, &mut |_, _| {}).expect("generate"))
         })
     });
@@ -46,13 +47,18 @@ fn bench(c: &mut Criterion) {
     let text = TextGenParams {
         input: TextPrompt::Prompt("once upon a time".to_owned()),
         max_tokens: 32,
-        sampling: TextSampling::Sample { temperature: 0.8, top_p: Some(0.9), top_k: None },
+        sampling: TextSampling::Sample {
+            temperature: 0.8,
+            top_p: Some(0.9),
+            top_k: None,
+        },
         seed: 7,
         stop: Vec::new(),
     };
     group.bench_function("text_task_32_tokens", |b| {
         b.iter(|| {
-            let mut pipeline = TextPipeline::load(&models.llama, &Device::Cpu, Precision::F32).expect("load");
+            let mut pipeline =
+                TextPipeline::load(&models.llama, &Device::Cpu, Precision::F32).expect("load");
             black_box(pipeline.generate(&text, &mut |_, _| {}).expect("generate"))
         })
     });

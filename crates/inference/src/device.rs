@@ -65,8 +65,10 @@ fn open_cuda(ordinal: usize, spec: &str) -> Result<Device> {
     candle_core::cuda::set_gemm_reduced_precision_f32(false);
     candle_core::cuda::set_gemm_reduced_precision_f16(false);
     candle_core::cuda::set_gemm_reduced_precision_bf16(false);
-    Device::new_cuda(ordinal)
-        .map_err(|error| InferenceError::Device { spec: spec.to_owned(), message: error.to_string() })
+    Device::new_cuda(ordinal).map_err(|error| InferenceError::Device {
+        spec: spec.to_owned(),
+        message: error.to_string(),
+    })
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -87,11 +87,17 @@ impl InferenceError {
     }
 
     pub(crate) fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Config { path: path.into(), message: message.into() }
+        Self::Config {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn weights(path: impl Into<PathBuf>, error: impl std::fmt::Display) -> Self {
-        Self::Weights { path: path.into(), message: error.to_string() }
+        Self::Weights {
+            path: path.into(),
+            message: error.to_string(),
+        }
     }
 }
 

@@ -59,12 +59,18 @@ impl GpuIdentity {
 
     /// GPU `ordinal` through NVML (libnvidia-ml is loaded at run time).
     pub fn gpu(ordinal: u32) -> Result<Self, IdentityError> {
-        let nvml_error = |error: nvml_wrapper::error::NvmlError| IdentityError::Nvml { ordinal, message: error.to_string() };
+        let nvml_error = |error: nvml_wrapper::error::NvmlError| IdentityError::Nvml {
+            ordinal,
+            message: error.to_string(),
+        };
         let nvml = nvml_wrapper::Nvml::init().map_err(nvml_error)?;
         let device = nvml.device_by_index(ordinal).map_err(nvml_error)?;
         let model = device.name().map_err(nvml_error)?;
         let memory = device.memory_info().map_err(nvml_error)?;
-        Ok(Self { model: collapse_whitespace(&model), vram_mib: memory.total / (1024 * 1024) })
+        Ok(Self {
+            model: collapse_whitespace(&model),
+            vram_mib: memory.total / (1024 * 1024),
+        })
     }
 
     /// The CPU model (`cpu:` + `/proc/cpuinfo`'s first `model name`) and total RAM.
@@ -79,7 +85,10 @@ impl GpuIdentity {
             path: "/proc/meminfo".to_owned(),
             message: "no `MemTotal: <n> kB` line".to_owned(),
         })?;
-        Ok(Self { model: format!("{CPU_PREFIX}{model}"), vram_mib })
+        Ok(Self {
+            model: format!("{CPU_PREFIX}{model}"),
+            vram_mib,
+        })
     }
 
     /// Whether this identity is a CPU.
@@ -89,7 +98,10 @@ impl GpuIdentity {
 }
 
 fn read_proc(path: &Path) -> Result<String, IdentityError> {
-    fs::read_to_string(path).map_err(|error| IdentityError::Proc { path: path.display().to_string(), message: error.to_string() })
+    fs::read_to_string(path).map_err(|error| IdentityError::Proc {
+        path: path.display().to_string(),
+        message: error.to_string(),
+    })
 }
 
 fn collapse_whitespace(s: &str) -> String {
@@ -121,9 +133,15 @@ mod tests {
     #[test]
     fn parses_cpu_model_and_ram() {
         let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t:   AMD EPYC   9654 96-Core Processor  \nmodel name\t: other\n";
-        assert_eq!(cpu_model(cpuinfo).as_deref(), Some("AMD EPYC 9654 96-Core Processor"));
+        assert_eq!(
+            cpu_model(cpuinfo).as_deref(),
+            Some("AMD EPYC 9654 96-Core Processor")
+        );
         assert_eq!(cpu_model("processor : 0\n"), None);
-        assert_eq!(total_ram_mib("MemTotal:       24609640 kB\nMemFree: 1 kB\n"), Some(24032));
+        assert_eq!(
+            total_ram_mib("MemTotal:       24609640 kB\nMemFree: 1 kB\n"),
+            Some(24032)
+        );
         assert_eq!(total_ram_mib("MemFree: 1 kB\n"), None);
     }
 

@@ -69,7 +69,11 @@ pub struct BatchNoise {
 impl BatchNoise {
     /// Streams for images `0..num_images` of a task seeded with `seed`.
     pub fn new(seed: u64, num_images: usize) -> Self {
-        Self { streams: (0..num_images as u64).map(|i| NoiseStream::new(seed, i)).collect() }
+        Self {
+            streams: (0..num_images as u64)
+                .map(|i| NoiseStream::new(seed, i))
+                .collect(),
+        }
     }
 
     /// A `(num_images, dims...)` tensor of standard normals on `device`, in `dtype`: image `i`'s
@@ -83,7 +87,9 @@ impl BatchNoise {
         let mut shape = Vec::with_capacity(per_image.len() + 1);
         shape.push(self.streams.len());
         shape.extend_from_slice(per_image);
-        Ok(Tensor::from_vec(values, shape, &Device::Cpu)?.to_dtype(dtype)?.to_device(device)?)
+        Ok(Tensor::from_vec(values, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)?)
     }
 }
 
@@ -113,7 +119,11 @@ mod tests {
         let values = NoiseStream::new(42, 0).normals(100_000);
         let n = values.len() as f64;
         let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
         assert!(mean.abs() < 0.02, "mean {mean}");
         assert!((var - 1.0).abs() < 0.03, "variance {var}");
         assert!(values.iter().all(|v| v.is_finite()));

@@ -16,7 +16,10 @@ use crate::error::{InferenceError, Result};
 /// Reads and parses a JSON file; a missing file is [`InferenceError::MissingFile`].
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let bytes = read_required(path, what)?;
-    serde_json::from_slice(&bytes).map_err(|source| InferenceError::Json { path: path.to_owned(), source })
+    serde_json::from_slice(&bytes).map_err(|source| InferenceError::Json {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads a file the layout requires.
@@ -24,9 +27,15 @@ pub(crate) fn read_required(path: &Path, what: &str) -> Result<Vec<u8>> {
     match fs::read(path) {
         Ok(bytes) => Ok(bytes),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            Err(InferenceError::MissingFile { path: path.to_owned(), what: what.to_owned() })
+            Err(InferenceError::MissingFile {
+                path: path.to_owned(),
+                what: what.to_owned(),
+            })
         }
-        Err(source) => Err(InferenceError::Io { path: path.to_owned(), source }),
+        Err(source) => Err(InferenceError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -44,7 +53,10 @@ impl WeightFiles {
     pub(crate) fn find(dir: &Path, stem: &str) -> Result<Self> {
         let single = dir.join(format!("{stem}.safetensors"));
         if single.is_file() {
-            return Ok(Self { origin: single.clone(), files: vec![single] });
+            return Ok(Self {
+                origin: single.clone(),
+                files: vec![single],
+            });
         }
         let index = dir.join(format!("{stem}.safetensors.index.json"));
         if index.is_file() {
@@ -59,26 +71,43 @@ impl WeightFiles {
             let mut files = Vec::with_capacity(shards.len());
             for shard in shards {
                 if shard.contains('/') || shard.contains('\\') || shard.starts_with('.') {
-                    return Err(InferenceError::config(&index, format!("shard name {shard:?} is not a plain file name")));
+                    return Err(InferenceError::config(
+                        &index,
+                        format!("shard name {shard:?} is not a plain file name"),
+                    ));
                 }
                 let path = dir.join(&shard);
                 if !path.is_file() {
-                    return Err(InferenceError::MissingFile { path, what: format!("weight shard listed in {}", index.display()) });
+                    return Err(InferenceError::MissingFile {
+                        path,
+                        what: format!("weight shard listed in {}", index.display()),
+                    });
                 }
                 files.push(path);
             }
             if files.is_empty() {
-                return Err(InferenceError::config(&index, "the weight_map lists no shard"));
+                return Err(InferenceError::config(
+                    &index,
+                    "the weight_map lists no shard",
+                ));
             }
-            return Ok(Self { origin: index, files });
+            return Ok(Self {
+                origin: index,
+                files,
+            });
         }
         let fp16 = dir.join(format!("{stem}.fp16.safetensors"));
         if fp16.is_file() {
-            return Ok(Self { origin: fp16.clone(), files: vec![fp16] });
+            return Ok(Self {
+                origin: fp16.clone(),
+                files: vec![fp16],
+            });
         }
         Err(InferenceError::MissingFile {
             path: single,
-            what: format!("model weights (or {stem}.safetensors.index.json with shards, or {stem}.fp16.safetensors)"),
+            what: format!(
+                "model weights (or {stem}.safetensors.index.json with shards, or {stem}.fp16.safetensors)"
+            ),
         })
     }
 
@@ -109,12 +138,17 @@ impl WeightFiles {
         for (name, shape) in expected {
             match shapes.get(name) {
                 None => {
-                    return Err(InferenceError::weights(&self.origin, format!("tensor {name} is missing")));
+                    return Err(InferenceError::weights(
+                        &self.origin,
+                        format!("tensor {name} is missing"),
+                    ));
                 }
                 Some(found) if found != shape => {
                     return Err(InferenceError::weights(
                         &self.origin,
-                        format!("tensor {name} has shape {found:?}, expected {shape:?} from the config"),
+                        format!(
+                            "tensor {name} has shape {found:?}, expected {shape:?} from the config"
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -128,13 +162,20 @@ fn read_header(path: &Path) -> Result<safetensors::tensor::Metadata> {
     use std::io::Read;
     let mut file = fs::File::open(path).map_err(InferenceError::io(path))?;
     let mut len_bytes = [0u8; 8];
-    file.read_exact(&mut len_bytes).map_err(|_| InferenceError::weights(path, "not a safetensors file (shorter than 8 bytes)"))?;
+    file.read_exact(&mut len_bytes).map_err(|_| {
+        InferenceError::weights(path, "not a safetensors file (shorter than 8 bytes)")
+    })?;
     let len = u64::from_le_bytes(len_bytes);
     // safetensors caps headers at 100 MB.
     if len > 100_000_000 {
-        return Err(InferenceError::weights(path, format!("safetensors header of {len} bytes is too large")));
+        return Err(InferenceError::weights(
+            path,
+            format!("safetensors header of {len} bytes is too large"),
+        ));
     }
     let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header).map_err(|_| InferenceError::weights(path, "truncated safetensors header"))?;
-    serde_json::from_slice(&header).map_err(|error| InferenceError::weights(path, format!("bad safetensors header: {error}")))
+    file.read_exact(&mut header)
+        .map_err(|_| InferenceError::weights(path, "truncated safetensors header"))?;
+    serde_json::from_slice(&header)
+        .map_err(|error| InferenceError::weights(path, format!("bad safetensors header: {error}")))
 }

@@ -34,26 +34,59 @@ fn tiny_models_use_the_real_tensor_names() {
         assert!(unet.iter().any(|n| n == name), "unet lacks {name}");
     }
     let vae = tensor_names(&sd.join("vae/diffusion_pytorch_model.safetensors"));
-    for name in ["decoder.mid_block.attentions.0.to_q.weight", "decoder.up_blocks.0.upsamplers.0.conv.weight", "post_quant_conv.weight", "encoder.conv_out.weight"] {
+    for name in [
+        "decoder.mid_block.attentions.0.to_q.weight",
+        "decoder.up_blocks.0.upsamplers.0.conv.weight",
+        "post_quant_conv.weight",
+        "encoder.conv_out.weight",
+    ] {
         assert!(vae.iter().any(|n| n == name), "vae lacks {name}");
     }
     let clip = tensor_names(&sd.join("text_encoder/model.safetensors"));
-    assert!(clip.iter().any(|n| n == "text_model.encoder.layers.1.self_attn.q_proj.weight"));
-    assert!(clip.iter().any(|n| n == "text_model.embeddings.position_embedding.weight"));
+    assert!(
+        clip.iter()
+            .any(|n| n == "text_model.encoder.layers.1.self_attn.q_proj.weight")
+    );
+    assert!(
+        clip.iter()
+            .any(|n| n == "text_model.embeddings.position_embedding.weight")
+    );
     let xl_unet = tensor_names(&tiny().sdxl.join("unet/diffusion_pytorch_model.safetensors"));
-    for name in ["add_embedding.linear_1.weight", "down_blocks.1.attentions.0.transformer_blocks.1.attn1.to_q.weight", "down_blocks.1.attentions.0.proj_in.weight"] {
+    for name in [
+        "add_embedding.linear_1.weight",
+        "down_blocks.1.attentions.0.transformer_blocks.1.attn1.to_q.weight",
+        "down_blocks.1.attentions.0.proj_in.weight",
+    ] {
         assert!(xl_unet.iter().any(|n| n == name), "sdxl unet lacks {name}");
     }
     let clip2 = tensor_names(&tiny().sdxl.join("text_encoder_2/model.safetensors"));
     assert!(clip2.iter().any(|n| n == "text_projection.weight"));
     let llama = tensor_names(&tiny().llama.join("model.safetensors"));
-    for name in ["model.embed_tokens.weight", "model.layers.1.self_attn.k_proj.weight", "model.norm.weight", "lm_head.weight"] {
+    for name in [
+        "model.embed_tokens.weight",
+        "model.layers.1.self_attn.k_proj.weight",
+        "model.norm.weight",
+        "lm_head.weight",
+    ] {
         assert!(llama.iter().any(|n| n == name), "llama lacks {name}");
     }
-    for file in ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/vocab.json", "tokenizer/merges.txt", "unet/config.json", "vae/config.json", "text_encoder/config.json"] {
+    for file in [
+        "model_index.json",
+        "scheduler/scheduler_config.json",
+        "tokenizer/vocab.json",
+        "tokenizer/merges.txt",
+        "unet/config.json",
+        "vae/config.json",
+        "text_encoder/config.json",
+    ] {
         assert!(sd.join(file).is_file(), "tiny-sd lacks {file}");
     }
-    for file in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
         assert!(tiny().llama.join(file).is_file(), "tiny-llama lacks {file}");
     }
 }
@@ -63,25 +96,40 @@ fn make_tiny_is_deterministic_and_idempotent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let again = make_tiny_models(dir.path(), TINY_SEED, false).expect("make");
     assert!(again.written);
-    for (a, b) in [(&tiny().sd, &again.sd), (&tiny().sdxl, &again.sdxl), (&tiny().llama, &again.llama)] {
-        assert_eq!(verinfer_task::model_digest(a).expect("digest"), verinfer_task::model_digest(b).expect("digest"));
+    for (a, b) in [
+        (&tiny().sd, &again.sd),
+        (&tiny().sdxl, &again.sdxl),
+        (&tiny().llama, &again.llama),
+    ] {
+        assert_eq!(
+            verinfer_task::model_digest(a).expect("digest"),
+            verinfer_task::model_digest(b).expect("digest")
+        );
     }
     let digest_before = verinfer_task::model_digest(&again.sd).expect("digest");
     let skipped = make_tiny_models(dir.path(), TINY_SEED, false).expect("idempotent");
     assert!(!skipped.written);
-    let error = make_tiny_models(dir.path(), TINY_SEED + 1, false).expect_err("other seed without --force");
+    let error =
+        make_tiny_models(dir.path(), TINY_SEED + 1, false).expect_err("other seed without --force");
     assert!(error.to_string().contains("--force"), "{error}");
     let forced = make_tiny_models(dir.path(), TINY_SEED + 1, true).expect("force");
     assert!(forced.written);
-    assert_ne!(verinfer_task::model_digest(&forced.sd).expect("digest"), digest_before);
+    assert_ne!(
+        verinfer_task::model_digest(&forced.sd).expect("digest"),
+        digest_before
+    );
 }
 
 fn sd_error(dir: &Path) -> String {
-    ImagePipeline::load(dir, &Device::Cpu, Precision::F32).expect_err("broken model loaded").to_string()
+    ImagePipeline::load(dir, &Device::Cpu, Precision::F32)
+        .expect_err("broken model loaded")
+        .to_string()
 }
 
 fn llama_error(dir: &Path) -> String {
-    TextPipeline::load(dir, &Device::Cpu, Precision::F32).expect_err("broken model loaded").to_string()
+    TextPipeline::load(dir, &Device::Cpu, Precision::F32)
+        .expect_err("broken model loaded")
+        .to_string()
 }
 
 #[test]
@@ -90,7 +138,10 @@ fn missing_files_are_named() {
     let sd = copy_dir(&tiny().sd, &work.path().join("sd"));
     std::fs::remove_file(sd.join("unet/config.json")).expect("rm");
     let error = sd_error(&sd);
-    assert!(error.contains("unet/config.json") && error.contains("missing"), "{error}");
+    assert!(
+        error.contains("unet/config.json") && error.contains("missing"),
+        "{error}"
+    );
 
     let sd = copy_dir(&tiny().sd, &work.path().join("sd2"));
     std::fs::remove_file(sd.join("tokenizer/merges.txt")).expect("rm");
@@ -100,7 +151,10 @@ fn missing_files_are_named() {
     let sd = copy_dir(&tiny().sd, &work.path().join("sd3"));
     std::fs::remove_file(sd.join("vae/diffusion_pytorch_model.safetensors")).expect("rm");
     let error = sd_error(&sd);
-    assert!(error.contains("vae/diffusion_pytorch_model.safetensors"), "{error}");
+    assert!(
+        error.contains("vae/diffusion_pytorch_model.safetensors"),
+        "{error}"
+    );
 
     let llama = copy_dir(&tiny().llama, &work.path().join("llama"));
     std::fs::remove_file(llama.join("tokenizer.json")).expect("rm");
@@ -127,7 +181,13 @@ fn reshape_tensor(file: &Path, name: &str, shape: Vec<usize>) {
     assert!(owned.contains_key(name), "{name} not in {}", file.display());
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
         .iter()
-        .map(|(n, (s, d))| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).expect("view")))
+        .map(|(n, (s, d))| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .expect("view"),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, file).expect("write");
 }
@@ -136,19 +196,41 @@ fn reshape_tensor(file: &Path, name: &str, shape: Vec<usize>) {
 fn wrong_tensor_shapes_are_named() {
     let work = tempfile::tempdir().expect("tempdir");
     let sd = copy_dir(&tiny().sd, &work.path().join("sd"));
-    reshape_tensor(&sd.join("unet/diffusion_pytorch_model.safetensors"), "conv_in.weight", vec![32, 4, 3, 2]);
+    reshape_tensor(
+        &sd.join("unet/diffusion_pytorch_model.safetensors"),
+        "conv_in.weight",
+        vec![32, 4, 3, 2],
+    );
     let error = sd_error(&sd);
-    assert!(error.contains("unet/diffusion_pytorch_model.safetensors") && error.contains("conv_in.weight"), "{error}");
+    assert!(
+        error.contains("unet/diffusion_pytorch_model.safetensors")
+            && error.contains("conv_in.weight"),
+        "{error}"
+    );
 
     let sd = copy_dir(&tiny().sd, &work.path().join("sd2"));
-    reshape_tensor(&sd.join("text_encoder/model.safetensors"), "text_model.final_layer_norm.weight", vec![31]);
+    reshape_tensor(
+        &sd.join("text_encoder/model.safetensors"),
+        "text_model.final_layer_norm.weight",
+        vec![31],
+    );
     let error = sd_error(&sd);
-    assert!(error.contains("text_encoder/model.safetensors") && error.contains("final_layer_norm"), "{error}");
+    assert!(
+        error.contains("text_encoder/model.safetensors") && error.contains("final_layer_norm"),
+        "{error}"
+    );
 
     let llama = copy_dir(&tiny().llama, &work.path().join("llama"));
-    reshape_tensor(&llama.join("model.safetensors"), "model.layers.1.mlp.up_proj.weight", vec![64, 64]);
+    reshape_tensor(
+        &llama.join("model.safetensors"),
+        "model.layers.1.mlp.up_proj.weight",
+        vec![64, 64],
+    );
     let error = llama_error(&llama);
-    assert!(error.contains("model.safetensors") && error.contains("model.layers.1.mlp.up_proj.weight"), "{error}");
+    assert!(
+        error.contains("model.safetensors") && error.contains("model.layers.1.mlp.up_proj.weight"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -156,46 +238,68 @@ fn inconsistent_configs_are_refused() {
     let work = tempfile::tempdir().expect("tempdir");
     let sd = copy_dir(&tiny().sd, &work.path().join("sd"));
     let path = sd.join("unet/config.json");
-    let config = std::fs::read_to_string(&path).expect("read").replace("\"cross_attention_dim\": 32", "\"cross_attention_dim\": 48");
+    let config = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("\"cross_attention_dim\": 32", "\"cross_attention_dim\": 48");
     std::fs::write(&path, config).expect("write");
     let error = sd_error(&sd);
-    assert!(error.contains("unet/config.json") && error.contains("cross_attention_dim 48"), "{error}");
+    assert!(
+        error.contains("unet/config.json") && error.contains("cross_attention_dim 48"),
+        "{error}"
+    );
 
     let llama = copy_dir(&tiny().llama, &work.path().join("llama"));
     let path = llama.join("config.json");
-    let config = std::fs::read_to_string(&path).expect("read").replace("\"model_type\": \"llama\"", "\"model_type\": \"mamba\"");
+    let config = std::fs::read_to_string(&path)
+        .expect("read")
+        .replace("\"model_type\": \"llama\"", "\"model_type\": \"mamba\"");
     std::fs::write(&path, config).expect("write");
     let error = llama_error(&llama);
-    assert!(error.contains("config.json") && error.contains("mamba"), "{error}");
+    assert!(
+        error.contains("config.json") && error.contains("mamba"),
+        "{error}"
+    );
 }
 
 #[test]
 fn oversized_requests_are_refused() {
-    let mut pipeline = TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::F32).expect("load");
+    let mut pipeline =
+        TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::F32).expect("load");
     let mut params = common::text_params(1, verinfer_inference::TextSampling::Greedy);
     params.max_tokens = 4096;
-    let error = pipeline.generate(&params, &mut |_, _| {}).expect_err("beyond the context");
+    let error = pipeline
+        .generate(&params, &mut |_, _| {})
+        .expect_err("beyond the context");
     assert!(error.to_string().contains("positions"), "{error}");
 
     let image = ImagePipeline::load(&tiny().sd, &Device::Cpu, Precision::F32).expect("load");
     let mut params = common::image_params(1, verinfer_inference::SchedulerKind::Ddim);
     params.width = 60;
-    let error = image.generate(&params, &mut |_, _| {}).expect_err("not a multiple of 8");
+    let error = image
+        .generate(&params, &mut |_, _| {})
+        .expect_err("not a multiple of 8");
     assert!(error.to_string().contains("width 60"), "{error}");
 }
 
 #[test]
 fn bf16_on_the_cpu_is_refused_up_front() {
-    let error = ImagePipeline::load(&tiny().sd, &Device::Cpu, Precision::Bf16).expect_err("no CPU bf16 matmul");
+    let error = ImagePipeline::load(&tiny().sd, &Device::Cpu, Precision::Bf16)
+        .expect_err("no CPU bf16 matmul");
     assert!(error.to_string().contains("bf16"), "{error}");
-    let error = TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::Bf16).expect_err("no CPU bf16 matmul");
+    let error = TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::Bf16)
+        .expect_err("no CPU bf16 matmul");
     assert!(error.to_string().contains("bf16"), "{error}");
 }
 
 #[test]
 fn f16_runs_on_the_cpu() {
     let pipeline = ImagePipeline::load(&tiny().sd, &Device::Cpu, Precision::F16).expect("load f16");
-    let images = pipeline.generate(&common::image_params(1, verinfer_inference::SchedulerKind::Ddim), &mut |_, _| {}).expect("generate");
+    let images = pipeline
+        .generate(
+            &common::image_params(1, verinfer_inference::SchedulerKind::Ddim),
+            &mut |_, _| {},
+        )
+        .expect("generate");
     assert_eq!(images.len(), 2);
 }
 
@@ -205,11 +309,19 @@ fn logit_skew_changes_greedy_text_and_zero_skew_does_not() {
     params.max_tokens = 16;
     params.stop.clear();
     let generate = |skew: f32| {
-        let mut pipeline =
-            TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::F32).expect("load").with_logit_skew(skew);
-        pipeline.generate(&params, &mut |_, _| {}).expect("generate").token_ids
+        let mut pipeline = TextPipeline::load(&tiny().llama, &Device::Cpu, Precision::F32)
+            .expect("load")
+            .with_logit_skew(skew);
+        pipeline
+            .generate(&params, &mut |_, _| {})
+            .expect("generate")
+            .token_ids
     };
     let reference = generate(0.0);
     assert_eq!(generate(0.0), reference, "no skew: the reference");
-    assert_ne!(generate(0.05), reference, "the test stand-in for other hardware changes the tokens");
+    assert_ne!(
+        generate(0.05),
+        reference,
+        "the test stand-in for other hardware changes the tokens"
+    );
 }

@@ -21,7 +21,9 @@ fn test_image() -> DynamicImage {
 
 fn bench_phash(c: &mut Criterion) {
     let img = test_image();
-    c.bench_function("phash_image 512x512 rgb", |b| b.iter(|| phash_image(black_box(&img))));
+    c.bench_function("phash_image 512x512 rgb", |b| {
+        b.iter(|| phash_image(black_box(&img)))
+    });
 }
 
 criterion_group!(benches, bench_phash);

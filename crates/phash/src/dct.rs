@@ -47,7 +47,11 @@ impl Plan {
 
         let quarter = UnitRoots::new(4 * DCT_LEN);
         let cosines = std::array::from_fn(|i| quarter.get(i + 1).0);
-        Self { radix2, radix4, cosines }
+        Self {
+            radix2,
+            radix4,
+            cosines,
+        }
     }
 }
 
@@ -73,15 +77,40 @@ impl UnitRoots {
             shift += 1;
         }
         let mask = (1usize << shift) - 1;
-        let fine = (0..=mask).map(|i| if i == 0 { (1.0, 0.0) } else { octant_root(i, n, ang) }).collect();
+        let fine = (0..=mask)
+            .map(|i| {
+                if i == 0 {
+                    (1.0, 0.0)
+                } else {
+                    octant_root(i, n, ang)
+                }
+            })
+            .collect();
         let coarse_len = (nval + mask) / (mask + 1);
-        let coarse =
-            (0..coarse_len).map(|i| if i == 0 { (1.0, 0.0) } else { octant_root(i * (mask + 1), n, ang) }).collect();
-        Self { n, shift, mask, fine, coarse }
+        let coarse = (0..coarse_len)
+            .map(|i| {
+                if i == 0 {
+                    (1.0, 0.0)
+                } else {
+                    octant_root(i * (mask + 1), n, ang)
+                }
+            })
+            .collect();
+        Self {
+            n,
+            shift,
+            mask,
+            fine,
+            coarse,
+        }
     }
 
     fn get(&self, idx: usize) -> (f64, f64) {
-        let (idx, conjugate) = if 2 * idx <= self.n { (idx, false) } else { (self.n - idx, true) };
+        let (idx, conjugate) = if 2 * idx <= self.n {
+            (idx, false)
+        } else {
+            (self.n - idx, true)
+        };
         let (ar, ai) = self.fine[idx & self.mask];
         let (br, bi) = self.coarse[idx >> self.shift];
         let re = ar * br - ai * bi;
@@ -255,7 +284,8 @@ pub fn dct2d_low_frequencies(pixels: &[u8; DCT_LEN * DCT_LEN]) -> [f64; 64] {
     // axis=0: transform every column; keep the first KEEP outputs of each.
     let mut rows = [[0.0f64; DCT_LEN]; KEEP];
     for col in 0..DCT_LEN {
-        let mut line: [f64; DCT_LEN] = std::array::from_fn(|row| f64::from(pixels[row * DCT_LEN + col]));
+        let mut line: [f64; DCT_LEN] =
+            std::array::from_fn(|row| f64::from(pixels[row * DCT_LEN + col]));
         dct2_32(&mut line);
         for (row, value) in rows.iter_mut().zip(line) {
             row[col] = value;
@@ -279,7 +309,9 @@ mod tests {
             2.0 * x
                 .iter()
                 .enumerate()
-                .map(|(n, v)| v * (std::f64::consts::PI * k as f64 * (2 * n + 1) as f64 / 64.0).cos())
+                .map(|(n, v)| {
+                    v * (std::f64::consts::PI * k as f64 * (2 * n + 1) as f64 / 64.0).cos()
+                })
                 .sum::<f64>()
         })
     }
@@ -323,7 +355,10 @@ mod tests {
         for k in 0..128 {
             let (re, im) = roots.get(k);
             let angle = 2.0 * std::f64::consts::PI * k as f64 / 128.0;
-            assert!((re - angle.cos()).abs() < 1e-15 && (im - angle.sin()).abs() < 1e-15, "k={k}");
+            assert!(
+                (re - angle.cos()).abs() < 1e-15 && (im - angle.sin()).abs() < 1e-15,
+                "k={k}"
+            );
         }
     }
 }

@@ -36,9 +36,9 @@ type Result<T> = std::result::Result<T, JpegError>;
 
 /// Natural (row-major) index of the k-th coefficient in zigzag order.
 const ZIGZAG: [usize; 64] = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
-    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
-    47, 55, 62, 63,
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+    13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59,
+    52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
 /// `jpeg_natural_order` including libjpeg's 16 guard entries: a corrupt run length that
@@ -62,7 +62,9 @@ pub fn decode_jpeg(data: &[u8]) -> Result<DynamicImage> {
             0xD0..=0xD7 | 0x01 | 0xD8 => continue, // stray RSTn, TEM, repeated SOI: no payload
             _ => {}
         }
-        let len = usize::from(read_u16(data, pos).ok_or(JpegError::Malformed("truncated marker segment"))?);
+        let len = usize::from(
+            read_u16(data, pos).ok_or(JpegError::Malformed("truncated marker segment"))?,
+        );
         let segment = data
             .get(pos + 2..pos + len)
             .filter(|_| len >= 2)
@@ -79,12 +81,15 @@ pub fn decode_jpeg(data: &[u8]) -> Result<DynamicImage> {
             0xCC => return Err(JpegError::Unsupported("arithmetic-coded JPEG")),
             0xDB => decoder.parse_dqt(segment)?,
             0xDD => {
-                decoder.restart_interval =
-                    usize::from(read_u16(segment, 0).ok_or(JpegError::Malformed("short DRI segment"))?);
+                decoder.restart_interval = usize::from(
+                    read_u16(segment, 0).ok_or(JpegError::Malformed("short DRI segment"))?,
+                );
             }
             0xDA => pos = decoder.decode_scan(segment, data, pos)?,
             0xE0 => decoder.saw_jfif |= segment.starts_with(b"JFIF\0"),
-            0xEE if segment.starts_with(b"Adobe") && segment.len() >= 12 => decoder.adobe_transform = Some(segment[11]),
+            0xEE if segment.starts_with(b"Adobe") && segment.len() >= 12 => {
+                decoder.adobe_transform = Some(segment[11])
+            }
             _ => {} // APPn, COM, DNL, ...: nothing that changes the pixels
         }
     }
@@ -211,7 +216,16 @@ impl Frame {
             c.blocks_y = mcus_y * c.v;
             c.coefficients = vec![[0; 64]; c.blocks_x * c.blocks_y];
         }
-        Ok(Self { progressive, width, height, max_h, max_v, mcus_x, mcus_y, components })
+        Ok(Self {
+            progressive,
+            width,
+            height,
+            max_h,
+            max_v,
+            mcus_x,
+            mcus_y,
+            components,
+        })
     }
 }
 
@@ -223,7 +237,9 @@ impl Decoder {
                 return Err(JpegError::Malformed("bad DQT table"));
             }
             let size = if precision == 0 { 64 } else { 128 };
-            let values = rest.get(..size).ok_or(JpegError::Malformed("short DQT segment"))?;
+            let values = rest
+                .get(..size)
+                .ok_or(JpegError::Malformed("short DQT segment"))?;
             let mut table = [0u16; 64];
             for (k, &natural) in ZIGZAG.iter().enumerate() {
                 table[natural] = if precision == 0 {
@@ -244,10 +260,14 @@ impl Decoder {
             if class > 1 || index > 3 {
                 return Err(JpegError::Malformed("bad DHT table"));
             }
-            let counts: [u8; 16] =
-                rest.get(..16).and_then(|c| c.try_into().ok()).ok_or(JpegError::Malformed("short DHT segment"))?;
+            let counts: [u8; 16] = rest
+                .get(..16)
+                .and_then(|c| c.try_into().ok())
+                .ok_or(JpegError::Malformed("short DHT segment"))?;
             let total: usize = counts.iter().map(|&n| usize::from(n)).sum();
-            let symbols = rest.get(16..16 + total).ok_or(JpegError::Malformed("short DHT segment"))?;
+            let symbols = rest
+                .get(16..16 + total)
+                .ok_or(JpegError::Malformed("short DHT segment"))?;
             let table = Huffman::new(&counts, symbols)?;
             if class == 0 {
                 self.dc_tables[index] = Some(table);
@@ -261,12 +281,22 @@ impl Decoder {
 
     /// Parse SOS and decode the entropy-coded data after it; returns where it ends.
     fn decode_scan(&mut self, segment: &[u8], data: &[u8], pos: usize) -> Result<usize> {
-        let frame = self.frame.as_mut().ok_or(JpegError::Malformed("scan before frame header"))?;
+        let frame = self
+            .frame
+            .as_mut()
+            .ok_or(JpegError::Malformed("scan before frame header"))?;
         let malformed = JpegError::Malformed("short SOS segment");
         let count = usize::from(*segment.first().ok_or(malformed.clone())?);
         let specs = segment.get(1..1 + 2 * count).ok_or(malformed.clone())?;
-        let tail = segment.get(1 + 2 * count..1 + 2 * count + 3).ok_or(malformed)?;
-        let (ss, se, ah, al) = (usize::from(tail[0]), usize::from(tail[1]), tail[2] >> 4, tail[2] & 15);
+        let tail = segment
+            .get(1 + 2 * count..1 + 2 * count + 3)
+            .ok_or(malformed)?;
+        let (ss, se, ah, al) = (
+            usize::from(tail[0]),
+            usize::from(tail[1]),
+            tail[2] >> 4,
+            tail[2] & 15,
+        );
         if count == 0 || count > 4 {
             return Err(JpegError::Malformed("scan component count outside 1..=4"));
         }
@@ -278,10 +308,18 @@ impl Decoder {
                 .iter()
                 .position(|c| c.id == spec[0])
                 .ok_or(JpegError::Malformed("scan names an unknown component"))?;
-            members.push(ScanMember { index, dc: usize::from(spec[1] >> 4), ac: usize::from(spec[1] & 15) });
+            members.push(ScanMember {
+                index,
+                dc: usize::from(spec[1] >> 4),
+                ac: usize::from(spec[1] & 15),
+            });
         }
         if frame.progressive {
-            let valid = if ss == 0 { se == 0 } else { count == 1 && ss <= se && se <= 63 };
+            let valid = if ss == 0 {
+                se == 0
+            } else {
+                count == 1 && ss <= se && se <= 63
+            };
             if !valid || ah > 13 || al > 13 {
                 return Err(JpegError::Malformed("bad progressive scan parameters"));
             }
@@ -290,7 +328,9 @@ impl Decoder {
             let component = &mut frame.components[m.index];
             if component.quant.is_none() {
                 let table = self.quant[component.quant_index];
-                component.quant = Some(table.ok_or(JpegError::Malformed("scan uses an undefined quantisation table"))?);
+                component.quant = Some(table.ok_or(JpegError::Malformed(
+                    "scan uses an undefined quantisation table",
+                ))?);
             }
             let (first, last) = if frame.progressive { (ss, se) } else { (0, 63) };
             for bits in &mut component.coef_bits[first..=last] {
@@ -299,23 +339,35 @@ impl Decoder {
         }
         let dc_needed = !frame.progressive || (ss == 0 && ah == 0);
         let ac_needed = !frame.progressive || ss > 0;
-        let lookup = |tables: &[Option<Huffman>; 4], i: usize, needed: bool| -> Result<Option<Huffman>> {
-            if !needed {
-                return Ok(None);
-            }
-            tables
-                .get(i)
-                .cloned()
-                .flatten()
-                .map(Some)
-                .ok_or(JpegError::Malformed("scan uses an undefined Huffman table"))
-        };
+        let lookup =
+            |tables: &[Option<Huffman>; 4], i: usize, needed: bool| -> Result<Option<Huffman>> {
+                if !needed {
+                    return Ok(None);
+                }
+                tables
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .map(Some)
+                    .ok_or(JpegError::Malformed("scan uses an undefined Huffman table"))
+            };
         let mut tables = Vec::with_capacity(count);
         for m in &members {
-            tables.push((lookup(&self.dc_tables, m.dc, dc_needed)?, lookup(&self.ac_tables, m.ac, ac_needed)?));
+            tables.push((
+                lookup(&self.dc_tables, m.dc, dc_needed)?,
+                lookup(&self.ac_tables, m.ac, ac_needed)?,
+            ));
         }
 
-        let scan = Scan { members, tables, ss, se, ah, al, progressive: frame.progressive };
+        let scan = Scan {
+            members,
+            tables,
+            ss,
+            se,
+            ah,
+            al,
+            progressive: frame.progressive,
+        };
         let mut bits = BitReader::new(data, pos);
         scan.decode(frame, &mut bits, self.restart_interval);
         if bits.at_end {
@@ -327,12 +379,17 @@ impl Decoder {
     }
 
     fn finish(mut self) -> Result<DynamicImage> {
-        let frame = self.frame.take().ok_or(JpegError::Malformed("no frame header"))?;
+        let frame = self
+            .frame
+            .take()
+            .ok_or(JpegError::Malformed("no frame header"))?;
         if self.scans == 0 {
             return Err(JpegError::Malformed("no image data"));
         }
         if frame.progressive && block_smoothing_applies(&frame) {
-            return Err(JpegError::Unsupported("progressive JPEG that libjpeg would block-smooth"));
+            return Err(JpegError::Unsupported(
+                "progressive JPEG that libjpeg would block-smooth",
+            ));
         }
         let planes: Vec<Plane> = frame.components.iter().map(idct_component).collect();
         let (w, h) = (frame.width, frame.height);
@@ -343,14 +400,18 @@ impl Decoder {
                 for y in 0..h {
                     out.extend_from_slice(&plane.row(y)[..w]);
                 }
-                let img =
-                    GrayImage::from_raw(w as u32, h as u32, out).ok_or(JpegError::Malformed("image too large"))?;
+                let img = GrayImage::from_raw(w as u32, h as u32, out)
+                    .ok_or(JpegError::Malformed("image too large"))?;
                 Ok(DynamicImage::ImageLuma8(img))
             }
             3 => {
                 let ycc = self.colour_space_is_ycc(&frame);
-                let full: Vec<Vec<u8>> =
-                    frame.components.iter().zip(&planes).map(|(c, p)| upsample(&frame, c, p)).collect();
+                let full: Vec<Vec<u8>> = frame
+                    .components
+                    .iter()
+                    .zip(&planes)
+                    .map(|(c, p)| upsample(&frame, c, p))
+                    .collect();
                 let mut out = vec![0u8; w * h * 3];
                 let tables = YccTables::new();
                 for (i, px) in out.chunks_exact_mut(3).enumerate() {
@@ -358,27 +419,39 @@ impl Decoder {
                     let rgb = if ycc { tables.rgb(a, b, c) } else { [a, b, c] };
                     px.copy_from_slice(&rgb);
                 }
-                let img = RgbImage::from_raw(w as u32, h as u32, out).ok_or(JpegError::Malformed("image too large"))?;
+                let img = RgbImage::from_raw(w as u32, h as u32, out)
+                    .ok_or(JpegError::Malformed("image too large"))?;
                 Ok(DynamicImage::ImageRgb8(img))
             }
             4 => {
                 // Pillow opens these as "CMYK" (raw mode "CMYK;I": Adobe's inverted
                 // samples) and converts CMYK → RGB → L; return that RGB image.
                 let ycck = self.adobe_transform.is_some_and(|t| t != 0);
-                let full: Vec<Vec<u8>> =
-                    frame.components.iter().zip(&planes).map(|(c, p)| upsample(&frame, c, p)).collect();
+                let full: Vec<Vec<u8>> = frame
+                    .components
+                    .iter()
+                    .zip(&planes)
+                    .map(|(c, p)| upsample(&frame, c, p))
+                    .collect();
                 let tables = YccTables::new();
                 let mut out = vec![0u8; w * h * 3];
                 for (i, px) in out.chunks_exact_mut(3).enumerate() {
                     let (a, b, c, k) = (full[0][i], full[1][i], full[2][i], full[3][i]);
                     // libjpeg's `ycck_cmyk_convert`: YCC → RGB, then complemented.
-                    let [c, m, y] = if ycck { tables.rgb(a, b, c).map(|v| 255 - v) } else { [a, b, c] };
+                    let [c, m, y] = if ycck {
+                        tables.rgb(a, b, c).map(|v| 255 - v)
+                    } else {
+                        [a, b, c]
+                    };
                     px.copy_from_slice(&pillow_cmyk_inverted_to_rgb([c, m, y, k]));
                 }
-                let img = RgbImage::from_raw(w as u32, h as u32, out).ok_or(JpegError::Malformed("image too large"))?;
+                let img = RgbImage::from_raw(w as u32, h as u32, out)
+                    .ok_or(JpegError::Malformed("image too large"))?;
                 Ok(DynamicImage::ImageRgb8(img))
             }
-            _ => Err(JpegError::Unsupported("JPEG with 2 or more than 4 components")),
+            _ => Err(JpegError::Unsupported(
+                "JPEG with 2 or more than 4 components",
+            )),
         }
     }
 
@@ -468,7 +541,11 @@ impl Scan {
                 }
                 for (slot, (member, pred)) in self.members.iter().zip(&mut dc_pred).enumerate() {
                     let component = &mut frame.components[member.index];
-                    let (per_x, per_y) = if interleaved { (component.h, component.v) } else { (1, 1) };
+                    let (per_x, per_y) = if interleaved {
+                        (component.h, component.v)
+                    } else {
+                        (1, 1)
+                    };
                     for v in 0..per_y {
                         for h in 0..per_x {
                             let (bx, by) = (ux * per_x + h, uy * per_y + v);
@@ -512,7 +589,13 @@ impl Scan {
         }
     }
 
-    fn ac_first(&self, bits: &mut BitReader<'_>, block: &mut [i16; 64], table: &Huffman, eob_run: &mut u32) {
+    fn ac_first(
+        &self,
+        bits: &mut BitReader<'_>,
+        block: &mut [i16; 64],
+        table: &Huffman,
+        eob_run: &mut u32,
+    ) {
         if *eob_run > 0 {
             *eob_run -= 1;
             return;
@@ -539,13 +622,23 @@ impl Scan {
         }
     }
 
-    fn ac_refine(&self, bits: &mut BitReader<'_>, block: &mut [i16; 64], table: &Huffman, eob_run: &mut u32) {
+    fn ac_refine(
+        &self,
+        bits: &mut BitReader<'_>,
+        block: &mut [i16; 64],
+        table: &Huffman,
+        eob_run: &mut u32,
+    ) {
         let p1: i16 = 1 << self.al;
         let m1: i16 = -1 << self.al;
         let mut k = self.ss;
         let refine = |bits: &mut BitReader<'_>, coef: &mut i16| {
             if bits.bit() != 0 && (*coef & p1) == 0 {
-                *coef = if *coef >= 0 { coef.wrapping_add(p1) } else { coef.wrapping_add(m1) };
+                *coef = if *coef >= 0 {
+                    coef.wrapping_add(p1)
+                } else {
+                    coef.wrapping_add(m1)
+                };
             }
         };
         if *eob_run == 0 {
@@ -667,7 +760,12 @@ impl Huffman {
             code <<= 1;
         }
         max_code[17] = i32::MAX;
-        Ok(Self { fast, max_code, val_offset, symbols: symbols.to_vec() })
+        Ok(Self {
+            fast,
+            max_code,
+            val_offset,
+            symbols: symbols.to_vec(),
+        })
     }
 }
 
@@ -685,7 +783,14 @@ struct BitReader<'a> {
 
 impl<'a> BitReader<'a> {
     fn new(data: &'a [u8], pos: usize) -> Self {
-        Self { data, pos, acc: 0, count: 0, at_marker: false, at_end: false }
+        Self {
+            data,
+            pos,
+            acc: 0,
+            count: 0,
+            at_marker: false,
+            at_end: false,
+        }
     }
 
     fn fill(&mut self) {
@@ -763,7 +868,11 @@ impl<'a> BitReader<'a> {
             return 0;
         }
         let v = self.bits(s) as i32;
-        if v < (1 << (s - 1)) { v - (1 << s) + 1 } else { v }
+        if v < (1 << (s - 1)) {
+            v - (1 << s) + 1
+        } else {
+            v
+        }
     }
 
     /// Drop buffered bits and consume the RSTn marker that should be next.
@@ -856,7 +965,16 @@ fn idct_islow(coef: &[i16; 64], quant: &[u16; 64], out: &mut [u8], stride: usize
         t2 += z2 + z3;
         t1 += z2 + z4;
         t0 += z1 + z3;
-        [tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0, tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3]
+        [
+            tmp10 + t3,
+            tmp11 + t2,
+            tmp12 + t1,
+            tmp13 + t0,
+            tmp13 - t0,
+            tmp12 - t1,
+            tmp11 - t2,
+            tmp10 - t3,
+        ]
     }
     /// libjpeg's post-IDCT range limit: wrap to 10 bits, re-centre, clamp.
     fn range_limit(x: i64) -> u8 {
@@ -936,7 +1054,11 @@ fn upsample(frame: &Frame, c: &Component, plane: &Plane) -> Vec<u8> {
         for y in 0..h {
             let in_row = (y / 2) as isize;
             if sw > 2 {
-                let far = if y % 2 == 0 { row(in_row - 1) } else { row(in_row + 1) };
+                let far = if y % 2 == 0 {
+                    row(in_row - 1)
+                } else {
+                    row(in_row + 1)
+                };
                 h2v2_fancy(row(in_row), far, sw, &mut line);
             } else {
                 replicate(row(in_row), sw, 2, &mut line);
@@ -1030,7 +1152,11 @@ impl YccTables {
         let y = i32::from(y);
         let (cb, cr) = (usize::from(cb), usize::from(cr));
         let clamp = |v: i32| v.clamp(0, 255) as u8;
-        [clamp(y + self.cr_r[cr]), clamp(y + ((self.cb_g[cb] + self.cr_g[cr]) >> 16)), clamp(y + self.cb_b[cb])]
+        [
+            clamp(y + self.cr_r[cr]),
+            clamp(y + ((self.cb_g[cb] + self.cr_g[cr]) >> 16)),
+            clamp(y + self.cb_b[cb]),
+        ]
     }
 }
 
@@ -1058,8 +1184,17 @@ mod tests {
 
     #[test]
     fn rejects_non_jpeg_and_truncated_input() {
-        assert_eq!(decode_jpeg(b"\x89PNG"), Err(JpegError::NotJpeg).map(|_: ()| unreachable!()));
-        assert!(matches!(decode_jpeg(b"\xff\xd8\xff\xdb\x00\x43\x00"), Err(JpegError::Malformed(_))));
-        assert!(matches!(decode_jpeg(b"\xff\xd8"), Err(JpegError::Malformed(_))));
+        assert_eq!(
+            decode_jpeg(b"\x89PNG"),
+            Err(JpegError::NotJpeg).map(|_: ()| unreachable!())
+        );
+        assert!(matches!(
+            decode_jpeg(b"\xff\xd8\xff\xdb\x00\x43\x00"),
+            Err(JpegError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_jpeg(b"\xff\xd8"),
+            Err(JpegError::Malformed(_))
+        ));
     }
 }

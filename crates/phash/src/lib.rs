@@ -92,7 +92,9 @@ impl FromStr for PHash {
         if s.len() != 16 {
             return Err(ParsePHashError::Length(s.len()));
         }
-        u64::from_str_radix(s, 16).map(PHash).map_err(|_| ParsePHashError::Length(s.len()))
+        u64::from_str_radix(s, 16)
+            .map(PHash)
+            .map_err(|_| ParsePHashError::Length(s.len()))
     }
 }
 
@@ -137,8 +139,10 @@ fn phash_image_with(img: &DynamicImage, gray16_alpha: Gray16Alpha) -> PHash {
 fn phash_rows<S: resample::GrayRows>(rows: &S) -> PHash {
     let side = RESIZED_SIDE as usize;
     let small = resample::resize_rows(rows, side, side);
-    let pixels: &[u8; DCT_LEN * DCT_LEN] =
-        small.as_slice().try_into().unwrap_or_else(|_| unreachable!("resized to 32x32"));
+    let pixels: &[u8; DCT_LEN * DCT_LEN] = small
+        .as_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("resized to 32x32"));
     hash_luma32(pixels)
 }
 
@@ -147,7 +151,10 @@ fn phash_rows<S: resample::GrayRows>(rows: &S) -> PHash {
 pub fn hash_luma32(pixels: &[u8; DCT_LEN * DCT_LEN]) -> PHash {
     let low = dct2d_low_frequencies(pixels);
     let median = numpy_median(&low);
-    PHash(low.iter().fold(0u64, |bits, &v| (bits << 1) | u64::from(v > median)))
+    PHash(
+        low.iter()
+            .fold(0u64, |bits, &v| (bits << 1) | u64::from(v > median)),
+    )
 }
 
 /// `numpy.median` of an even-length sample: the mean of the two middle values,
@@ -166,8 +173,14 @@ pub fn phash_bytes(bytes: &[u8]) -> Result<PHash, PhashError> {
 
 /// pHash of an image file (PNG or JPEG). Errors name the file.
 pub fn phash_file(path: &Path) -> Result<PHash, PhashError> {
-    let bytes = std::fs::read(path).map_err(|source| PhashError::Read { path: path.to_owned(), source })?;
-    decode_and_hash(&bytes).map_err(|source| PhashError::DecodeFile { path: path.to_owned(), source })
+    let bytes = std::fs::read(path).map_err(|source| PhashError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    decode_and_hash(&bytes).map_err(|source| PhashError::DecodeFile {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 fn decode_and_hash(bytes: &[u8]) -> Result<PHash, ImageError> {
@@ -176,11 +189,20 @@ fn decode_and_hash(bytes: &[u8]) -> Result<PHash, ImageError> {
         // CMYK, arithmetic coding, ...: the `image` crate decodes those (not bit-exact).
         Err(JpegError::NotJpeg | JpegError::Unsupported(_)) => {}
         Err(err) => {
-            return Err(ImageError::Decoding(image::error::DecodingError::new(image::ImageFormat::Jpeg.into(), err)));
+            return Err(ImageError::Decoding(image::error::DecodingError::new(
+                image::ImageFormat::Jpeg.into(),
+                err,
+            )));
         }
     }
-    let img = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format()?.decode()?;
-    let gray16_alpha = if is_png_gray16(bytes) { Gray16Alpha::Clamp } else { Gray16Alpha::HighByte };
+    let img = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()?
+        .decode()?;
+    let gray16_alpha = if is_png_gray16(bytes) {
+        Gray16Alpha::Clamp
+    } else {
+        Gray16Alpha::HighByte
+    };
     Ok(phash_image_with(&img, gray16_alpha))
 }
 
@@ -189,7 +211,9 @@ fn decode_and_hash(bytes: &[u8]) -> Result<PHash, ImageError> {
 fn is_png_gray16(bytes: &[u8]) -> bool {
     const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
     // Signature, IHDR length and tag, width, height, then bit depth and colour type.
-    bytes.starts_with(SIGNATURE) && bytes.get(12..16) == Some(b"IHDR") && bytes.get(24..26) == Some(&[16, 0])
+    bytes.starts_with(SIGNATURE)
+        && bytes.get(12..16) == Some(b"IHDR")
+        && bytes.get(24..26) == Some(&[16, 0])
 }
 
 #[cfg(feature = "image-hasher")]
@@ -202,7 +226,8 @@ mod image_hasher_compat {
     impl From<PHash> for image_hasher::ImageHash<[u8; 8]> {
         fn from(hash: PHash) -> Self {
             // Eight bytes always fit `[u8; 8]`.
-            Self::from_bytes(&hash.0.to_be_bytes()).unwrap_or_else(|_| unreachable!("8 bytes fit [u8; 8]"))
+            Self::from_bytes(&hash.0.to_be_bytes())
+                .unwrap_or_else(|_| unreachable!("8 bytes fit [u8; 8]"))
         }
     }
 
@@ -233,9 +258,18 @@ mod tests {
     #[test]
     fn parse_rejects_malformed() {
         assert_eq!("123".parse::<PHash>(), Err(ParsePHashError::Length(3)));
-        assert_eq!("0123456789abcdef0".parse::<PHash>(), Err(ParsePHashError::Length(17)));
-        assert_eq!("+123456789abcdef".parse::<PHash>(), Err(ParsePHashError::NotHex('+')));
-        assert_eq!("0x23456789abcdef".parse::<PHash>(), Err(ParsePHashError::NotHex('x')));
+        assert_eq!(
+            "0123456789abcdef0".parse::<PHash>(),
+            Err(ParsePHashError::Length(17))
+        );
+        assert_eq!(
+            "+123456789abcdef".parse::<PHash>(),
+            Err(ParsePHashError::NotHex('+'))
+        );
+        assert_eq!(
+            "0x23456789abcdef".parse::<PHash>(),
+            Err(ParsePHashError::NotHex('x'))
+        );
         assert_eq!("".parse::<PHash>(), Err(ParsePHashError::Length(0)));
     }
 

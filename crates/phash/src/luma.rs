@@ -51,7 +51,8 @@ pub fn to_luma8(img: &DynamicImage) -> GrayImage {
 /// [`to_luma8`] with an explicit reading of 16-bit gray + alpha buffers.
 pub fn to_luma8_with(img: &DynamicImage, gray16_alpha: Gray16Alpha) -> GrayImage {
     let pixels = luma_pixels(&LumaRows::new(img, gray16_alpha));
-    GrayImage::from_raw(img.width(), img.height(), pixels).unwrap_or_else(|| unreachable!("one byte per pixel"))
+    GrayImage::from_raw(img.width(), img.height(), pixels)
+        .unwrap_or_else(|| unreachable!("one byte per pixel"))
 }
 
 dispatch! {
@@ -92,7 +93,11 @@ impl<'a> LumaRows<'a> {
             | DynamicImage::ImageRgba16(_) => None,
             other => Some(other.to_rgb8()),
         };
-        Self { img, gray16_alpha, fallback_rgb }
+        Self {
+            img,
+            gray16_alpha,
+            fallback_rgb,
+        }
     }
 }
 
@@ -112,12 +117,19 @@ impl GrayRows for LumaRows<'_> {
         match self.img {
             DynamicImage::ImageLuma8(buf) => return &buf.as_raw()[y * w..(y + 1) * w],
             DynamicImage::ImageLumaA8(buf) => {
-                for (o, p) in out.iter_mut().zip(buf.as_raw()[y * w * 2..(y + 1) * w * 2].chunks_exact(2)) {
+                for (o, p) in out
+                    .iter_mut()
+                    .zip(buf.as_raw()[y * w * 2..(y + 1) * w * 2].chunks_exact(2))
+                {
                     *o = p[0];
                 }
             }
-            DynamicImage::ImageRgb8(buf) => rgb_row::<3>(&buf.as_raw()[y * w * 3..(y + 1) * w * 3], out),
-            DynamicImage::ImageRgba8(buf) => rgb_row::<4>(&buf.as_raw()[y * w * 4..(y + 1) * w * 4], out),
+            DynamicImage::ImageRgb8(buf) => {
+                rgb_row::<3>(&buf.as_raw()[y * w * 3..(y + 1) * w * 3], out)
+            }
+            DynamicImage::ImageRgba8(buf) => {
+                rgb_row::<4>(&buf.as_raw()[y * w * 4..(y + 1) * w * 4], out)
+            }
             DynamicImage::ImageLuma16(buf) => {
                 for (o, &v) in out.iter_mut().zip(&buf.as_raw()[y * w..(y + 1) * w]) {
                     *o = clamp16(v);
@@ -126,12 +138,22 @@ impl GrayRows for LumaRows<'_> {
             DynamicImage::ImageLumaA16(buf) => {
                 let row = buf.as_raw()[y * w * 2..(y + 1) * w * 2].chunks_exact(2);
                 match self.gray16_alpha {
-                    Gray16Alpha::HighByte => out.iter_mut().zip(row).for_each(|(o, p)| *o = high_byte(p[0])),
-                    Gray16Alpha::Clamp => out.iter_mut().zip(row).for_each(|(o, p)| *o = clamp16(p[0])),
+                    Gray16Alpha::HighByte => out
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(o, p)| *o = high_byte(p[0])),
+                    Gray16Alpha::Clamp => out
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(o, p)| *o = clamp16(p[0])),
                 }
             }
-            DynamicImage::ImageRgb16(buf) => rgb16_row::<3>(&buf.as_raw()[y * w * 3..(y + 1) * w * 3], out),
-            DynamicImage::ImageRgba16(buf) => rgb16_row::<4>(&buf.as_raw()[y * w * 4..(y + 1) * w * 4], out),
+            DynamicImage::ImageRgb16(buf) => {
+                rgb16_row::<3>(&buf.as_raw()[y * w * 3..(y + 1) * w * 3], out)
+            }
+            DynamicImage::ImageRgba16(buf) => {
+                rgb16_row::<4>(&buf.as_raw()[y * w * 4..(y + 1) * w * 4], out)
+            }
             _ => match &self.fallback_rgb {
                 Some(rgb) => rgb_row::<3>(&rgb.as_raw()[y * w * 3..(y + 1) * w * 3], out),
                 None => unreachable!("LumaRows::new converts every other buffer type"),

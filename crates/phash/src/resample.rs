@@ -24,16 +24,35 @@ const LANCZOS_SUPPORT: f64 = 3.0;
 /// `Image.resize((width, height), Image.Resampling.LANCZOS)` on an "L" image.
 pub fn resize_lanczos(src: &GrayImage, width: u32, height: u32) -> GrayImage {
     let pixels = resize_rows(&GrayRowsOf(src), width as usize, height as usize);
-    GrayImage::from_raw(width, height, pixels).unwrap_or_else(|| unreachable!("buffer is width * height bytes"))
+    GrayImage::from_raw(width, height, pixels)
+        .unwrap_or_else(|| unreachable!("buffer is width * height bytes"))
 }
 
 /// [`resize_lanczos`] on a raw row-major buffer of `in_w * in_h` bytes.
 ///
 /// # Panics
 /// If `src.len() != in_w * in_h`.
-pub fn resize_lanczos_raw(src: &[u8], in_w: usize, in_h: usize, out_w: usize, out_h: usize) -> Vec<u8> {
-    assert_eq!(src.len(), in_w * in_h, "source buffer must hold in_w * in_h pixels");
-    resize_rows(&RawRows { pixels: src, width: in_w, height: in_h }, out_w, out_h)
+pub fn resize_lanczos_raw(
+    src: &[u8],
+    in_w: usize,
+    in_h: usize,
+    out_w: usize,
+    out_h: usize,
+) -> Vec<u8> {
+    assert_eq!(
+        src.len(),
+        in_w * in_h,
+        "source buffer must hold in_w * in_h pixels"
+    );
+    resize_rows(
+        &RawRows {
+            pixels: src,
+            width: in_w,
+            height: in_h,
+        },
+        out_w,
+        out_h,
+    )
 }
 
 /// A grayscale image read one row at a time, so a colour image can be converted to
@@ -101,11 +120,19 @@ fn resize_rows_inline<S: GrayRows>(src: &S, out_w: usize, out_h: usize) -> Vec<u
         if !need_horizontal && !need_vertical {
             return full;
         }
-        let tmp = if need_vertical { vertical_pass(&full, in_w, &kernel(in_h, out_h), 0) } else { full };
+        let tmp = if need_vertical {
+            vertical_pass(&full, in_w, &kernel(in_h, out_h), 0)
+        } else {
+            full
+        };
         if !need_horizontal {
             return tmp;
         }
-        let rows = RawRows { pixels: &tmp, width: in_w, height: out_h };
+        let rows = RawRows {
+            pixels: &tmp,
+            width: in_w,
+            height: out_h,
+        };
         return horizontal_pass(&rows, 0..out_h, &kernel(in_w, out_w));
     }
 
@@ -166,8 +193,12 @@ const SPLIT_BITS: u32 = 11;
 fn kernel(in_size: usize, out_size: usize) -> Arc<Kernel> {
     const CACHED: usize = 8;
     static CACHE: Mutex<Vec<Arc<Kernel>>> = Mutex::new(Vec::new());
-    let lookup =
-        |cache: &[Arc<Kernel>]| cache.iter().find(|k| k.in_size == in_size && k.bounds.len() == out_size).cloned();
+    let lookup = |cache: &[Arc<Kernel>]| {
+        cache
+            .iter()
+            .find(|k| k.in_size == in_size && k.bounds.len() == out_size)
+            .cloned()
+    };
     if let Some(found) = lookup(&CACHE.lock().unwrap_or_else(PoisonError::into_inner)) {
         return found;
     }
@@ -221,13 +252,24 @@ impl Kernel {
             }
             bounds.push(Span { start: xmin, len });
         }
-        let weights_low = weights.iter().map(|&w| (w & ((1 << SPLIT_BITS) - 1)) as i16).collect();
+        let weights_low = weights
+            .iter()
+            .map(|&w| (w & ((1 << SPLIT_BITS) - 1)) as i16)
+            .collect();
         let weights_high = weights.iter().map(|&w| split_high(w)).collect();
         #[cfg(target_arch = "x86_64")]
         let avx2 = std::arch::is_x86_feature_detected!("avx2");
         #[cfg(not(target_arch = "x86_64"))]
         let avx2 = false;
-        Self { in_size, stride, bounds, weights, weights_low, weights_high, avx2 }
+        Self {
+            in_size,
+            stride,
+            bounds,
+            weights,
+            weights_low,
+            weights_high,
+            avx2,
+        }
     }
 
     #[inline(always)]
@@ -240,19 +282,28 @@ impl Kernel {
     fn split_taps(&self, out: usize) -> (Span, &[i16], &[i16]) {
         let span = self.bounds[out];
         let at = out * self.stride;
-        (span, &self.weights_low[at..][..span.len], &self.weights_high[at..][..span.len])
+        (
+            span,
+            &self.weights_low[at..][..span.len],
+            &self.weights_high[at..][..span.len],
+        )
     }
 }
 
 fn split_high(w: i32) -> i16 {
     let high = w >> SPLIT_BITS;
-    i16::try_from(high).unwrap_or_else(|_| unreachable!("|weight| < 2^23, so weight >> 11 fits i16"))
+    i16::try_from(high)
+        .unwrap_or_else(|_| unreachable!("|weight| < 2^23, so weight >> 11 fits i16"))
 }
 
 /// Pillow's `normalize_coeffs_8bpc`: round half away from zero, then truncate.
 fn to_fixed(tap: f64) -> i32 {
     let scaled = tap * f64::from(1u32 << PRECISION_BITS);
-    if tap < 0.0 { (-0.5 + scaled) as i32 } else { (0.5 + scaled) as i32 }
+    if tap < 0.0 {
+        (-0.5 + scaled) as i32
+    } else {
+        (0.5 + scaled) as i32
+    }
 }
 
 fn sinc(x: f64) -> f64 {
@@ -264,7 +315,11 @@ fn sinc(x: f64) -> f64 {
 }
 
 fn lanczos(x: f64) -> f64 {
-    if (-LANCZOS_SUPPORT..LANCZOS_SUPPORT).contains(&x) { sinc(x) * sinc(x / 3.0) } else { 0.0 }
+    if (-LANCZOS_SUPPORT..LANCZOS_SUPPORT).contains(&x) {
+        sinc(x) * sinc(x / 3.0)
+    } else {
+        0.0
+    }
 }
 
 /// Pillow's `clip8`: drop the fraction bits (arithmetic shift), clamp to a byte.
@@ -332,9 +387,9 @@ fn dot_portable(pixels: &[u8], taps: &[i32]) -> i32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m128i, __m256i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm256_add_epi32,
-        _mm256_castsi256_si128, _mm256_cvtepu8_epi16, _mm256_extracti128_si256, _mm256_loadu_si256, _mm256_madd_epi16,
-        _mm256_setzero_si256, _mm256_slli_epi32,
+        __m128i, __m256i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32,
+        _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepu8_epi16, _mm256_extracti128_si256,
+        _mm256_loadu_si256, _mm256_madd_epi16, _mm256_setzero_si256, _mm256_slli_epi32,
     };
 
     use super::SPLIT_BITS;
@@ -363,8 +418,14 @@ mod x86 {
             acc_high = _mm256_add_epi32(acc_high, _mm256_madd_epi16(p, h));
             i += 16;
         }
-        let acc = _mm256_add_epi32(_mm256_slli_epi32::<{ SPLIT_BITS as i32 }>(acc_high), acc_low);
-        let quad = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
+        let acc = _mm256_add_epi32(
+            _mm256_slli_epi32::<{ SPLIT_BITS as i32 }>(acc_high),
+            acc_low,
+        );
+        let quad = _mm_add_epi32(
+            _mm256_castsi256_si128(acc),
+            _mm256_extracti128_si256::<1>(acc),
+        );
         let pair = _mm_add_epi32(quad, _mm_shuffle_epi32::<0b01_00_11_10>(quad));
         let one = _mm_add_epi32(pair, _mm_shuffle_epi32::<0b10_11_00_01>(pair));
         let mut total = _mm_cvtsi128_si32(one);
@@ -408,7 +469,9 @@ mod tests {
     use super::*;
 
     fn pattern(w: usize, h: usize) -> Vec<u8> {
-        (0..h).flat_map(|y| (0..w).map(move |x| ((x * 31 + y * 17 + (x * y) % 7 * 20) % 256) as u8)).collect()
+        (0..h)
+            .flat_map(|y| (0..w).map(move |x| ((x * 31 + y * 17 + (x * y) % 7 * 20) % 256) as u8))
+            .collect()
     }
 
     /// `Image.fromarray(pattern(w, h), "L").resize((ow, oh), LANCZOS)` from Pillow 13.
@@ -421,8 +484,8 @@ mod tests {
                 6,
                 4,
                 &[
-                    44, 158, 147, 156, 99, 173, 130, 164, 107, 68, 174, 149, 163, 133, 61, 90, 203, 133, 145, 94, 120,
-                    157, 97, 75,
+                    44, 158, 147, 156, 99, 173, 130, 164, 107, 68, 174, 149, 163, 133, 61, 90, 203,
+                    133, 145, 94, 120, 157, 97, 75,
                 ],
             ),
             (
@@ -431,8 +494,9 @@ mod tests {
                 8,
                 5,
                 &[
-                    120, 125, 130, 146, 136, 127, 126, 115, 129, 117, 116, 125, 128, 123, 139, 142, 121, 122, 133, 136,
-                    120, 116, 127, 120, 130, 130, 131, 122, 119, 128, 135, 131, 125, 125, 141, 137, 133, 130, 124, 114,
+                    120, 125, 130, 146, 136, 127, 126, 115, 129, 117, 116, 125, 128, 123, 139, 142,
+                    121, 122, 133, 136, 120, 116, 127, 120, 130, 130, 131, 122, 119, 128, 135, 131,
+                    125, 125, 141, 137, 133, 130, 124, 114,
                 ],
             ),
             // Upscaling both axes: ringing clipped to 0 and 255.
@@ -442,17 +506,36 @@ mod tests {
                 7,
                 9,
                 &[
-                    6, 13, 27, 54, 83, 98, 106, 39, 54, 83, 134, 181, 204, 215, 63, 102, 166, 217, 192, 141, 110, 110,
-                    133, 172, 204, 193, 166, 149, 168, 156, 136, 107, 89, 84, 83, 217, 183, 124, 58, 40, 55, 66, 255,
-                    228, 145, 57, 43, 73, 93, 72, 70, 69, 86, 123, 152, 169, 24, 57, 114, 177, 194, 179, 168,
+                    6, 13, 27, 54, 83, 98, 106, 39, 54, 83, 134, 181, 204, 215, 63, 102, 166, 217,
+                    192, 141, 110, 110, 133, 172, 204, 193, 166, 149, 168, 156, 136, 107, 89, 84,
+                    83, 217, 183, 124, 58, 40, 55, 66, 255, 228, 145, 57, 43, 73, 93, 72, 70, 69,
+                    86, 123, 152, 169, 24, 57, 114, 177, 194, 179, 168,
                 ],
             ),
-            (40, 3, 5, 2, &[104, 139, 130, 127, 135, 145, 139, 153, 122, 127]),
+            (
+                40,
+                3,
+                5,
+                2,
+                &[104, 139, 130, 127, 135, 145, 139, 153, 122, 127],
+            ),
             // Height shrinks far more than width: Pillow runs the vertical pass first.
-            (9, 60, 4, 4, &[121, 126, 121, 123, 138, 126, 115, 125, 126, 132, 112, 115, 137, 126, 129, 132]),
+            (
+                9,
+                60,
+                4,
+                4,
+                &[
+                    121, 126, 121, 123, 138, 126, 115, 125, 126, 132, 112, 115, 137, 126, 129, 132,
+                ],
+            ),
         ];
         for (w, h, ow, oh, want) in cases {
-            assert_eq!(resize_lanczos_raw(&pattern(w, h), w, h, ow, oh), want, "{w}x{h} -> {ow}x{oh}");
+            assert_eq!(
+                resize_lanczos_raw(&pattern(w, h), w, h, ow, oh),
+                want,
+                "{w}x{h} -> {ow}x{oh}"
+            );
         }
     }
 
@@ -473,7 +556,11 @@ mod tests {
                 let span = k.bounds[out];
                 let row = &pixels[span.start..span.start + span.len];
                 let (_, taps) = k.taps(out);
-                assert_eq!(dot(row, &k, out), dot_portable(row, taps), "{in_size}->{out_size} #{out}");
+                assert_eq!(
+                    dot(row, &k, out),
+                    dot_portable(row, taps),
+                    "{in_size}->{out_size} #{out}"
+                );
             }
         }
     }

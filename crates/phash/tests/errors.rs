@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use verinfer_phash::{JpegError, PhashError, decode_jpeg, phash_bytes, phash_file};
 
 fn image(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/images").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/images")
+        .join(name)
 }
 
 #[test]
@@ -14,7 +16,10 @@ fn missing_file_names_the_file() {
     let err = phash_file(&path).expect_err("missing file");
     assert!(matches!(err, PhashError::Read { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("no-such-image.png") && message.contains("cannot read"), "{message}");
+    assert!(
+        message.contains("no-such-image.png") && message.contains("cannot read"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -36,12 +41,18 @@ fn truncated_png_and_jpeg_are_errors() {
         let bytes = std::fs::read(image(name)).expect("read image");
         for cut in [bytes.len() / 3, bytes.len() - 40] {
             let err = phash_bytes(&bytes[..cut]).expect_err("truncated input");
-            assert!(err.to_string().contains("cannot decode"), "{name} cut at {cut}: {err}");
+            assert!(
+                err.to_string().contains("cannot decode"),
+                "{name} cut at {cut}: {err}"
+            );
         }
     }
     // Like Pillow ("image file is truncated"): no image from a cut-off JPEG scan.
     let bytes = std::fs::read(image("jpeg_q90_420.jpg")).expect("read image");
-    assert_eq!(decode_jpeg(&bytes[..bytes.len() / 2]), Err(JpegError::Malformed("truncated image data")));
+    assert_eq!(
+        decode_jpeg(&bytes[..bytes.len() / 2]),
+        Err(JpegError::Malformed("truncated image data"))
+    );
 }
 
 #[test]
@@ -55,6 +66,9 @@ fn partially_refined_progressive_jpeg_is_left_to_the_fallback_decoder() {
     // libjpeg block-smooths such files; that is not reproduced, so `decode_jpeg` says
     // so and `phash_bytes` hashes the `image` crate's decode instead.
     let bytes = std::fs::read(image("jpeg_progressive_partial.jpg")).expect("read image");
-    assert!(matches!(decode_jpeg(&bytes), Err(JpegError::Unsupported(_))));
+    assert!(matches!(
+        decode_jpeg(&bytes),
+        Err(JpegError::Unsupported(_))
+    ));
     assert!(phash_bytes(&bytes).is_ok());
 }

@@ -17,10 +17,16 @@ fn vectors() -> BTreeMap<String, String> {
 #[test]
 fn matches_imagehash_on_every_vector() {
     let vectors = vectors();
-    assert!(vectors.len() >= 50, "expected the full vector set, found {}", vectors.len());
+    assert!(
+        vectors.len() >= 50,
+        "expected the full vector set, found {}",
+        vectors.len()
+    );
     let mut mismatches = Vec::new();
     for (name, hex) in &vectors {
-        let expected: PHash = hex.parse().unwrap_or_else(|e| panic!("{name}: bad vector {hex:?}: {e}"));
+        let expected: PHash = hex
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}: bad vector {hex:?}: {e}"));
         let got = match phash_file(&testdata().join("images").join(name)) {
             Ok(got) => got,
             Err(e) => {
@@ -29,7 +35,10 @@ fn matches_imagehash_on_every_vector() {
             }
         };
         if got != expected {
-            mismatches.push(format!("{name}: expected {expected}, got {got}, distance {}", expected.distance(got)));
+            mismatches.push(format!(
+                "{name}: expected {expected}, got {got}, distance {}",
+                expected.distance(got)
+            ));
         }
     }
     assert!(
@@ -45,8 +54,15 @@ fn matches_imagehash_on_every_vector() {
 fn every_committed_image_has_a_vector() {
     let vectors = vectors();
     for entry in std::fs::read_dir(testdata().join("images")).expect("list images") {
-        let name = entry.expect("dir entry").file_name().into_string().expect("utf-8 name");
-        assert!(vectors.contains_key(&name), "{name} has no vector; re-run generate.py");
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8 name");
+        assert!(
+            vectors.contains_key(&name),
+            "{name} has no vector; re-run generate.py"
+        );
     }
 }
 
@@ -54,5 +70,8 @@ fn every_committed_image_has_a_vector() {
 fn bytes_and_file_agree() {
     let path = testdata().join("images").join("jpeg_q90_420.jpg");
     let bytes = std::fs::read(&path).expect("read image");
-    assert_eq!(phash_bytes(&bytes).expect("hash bytes"), phash_file(&path).expect("hash file"));
+    assert_eq!(
+        phash_bytes(&bytes).expect("hash bytes"),
+        phash_file(&path).expect("hash file")
+    );
 }

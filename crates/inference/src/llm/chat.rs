@@ -94,10 +94,15 @@ impl ChatTemplate {
                 .map(|t| t.template.clone())
                 .ok_or_else(|| InferenceError::ChatTemplate {
                     path: path.to_owned(),
-                    message: "chat_template lists named templates but none is called \"default\"".to_owned(),
+                    message: "chat_template lists named templates but none is called \"default\""
+                        .to_owned(),
                 })?,
         };
-        let token = |spec: &Option<crate::sd::tokenizer::TokenSpec>| spec.as_ref().map(|s| s.content().to_owned()).unwrap_or_default();
+        let token = |spec: &Option<crate::sd::tokenizer::TokenSpec>| {
+            spec.as_ref()
+                .map(|s| s.content().to_owned())
+                .unwrap_or_default()
+        };
         let template = Self {
             source,
             origin: path.to_owned(),
@@ -120,10 +125,14 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
-        });
-        env.add_template_owned("chat", self.source.clone()).map_err(|e| self.error(e))?;
+        env.add_function(
+            "raise_exception",
+            |message: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
+        env.add_template_owned("chat", self.source.clone())
+            .map_err(|e| self.error(e))?;
         Ok(env)
     }
 
@@ -134,7 +143,10 @@ impl ChatTemplate {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        InferenceError::ChatTemplate { path: self.origin.clone(), message }
+        InferenceError::ChatTemplate {
+            path: self.origin.clone(),
+            message,
+        }
     }
 
     /// Renders `messages` followed by the assistant's turn prompt.
@@ -163,8 +175,14 @@ mod tests {
 
     fn chat() -> Vec<ChatMessage> {
         vec![
-            ChatMessage { role: ChatRole::System, content: "Be brief.".into() },
-            ChatMessage { role: ChatRole::User, content: "Hi".into() },
+            ChatMessage {
+                role: ChatRole::System,
+                content: "Be brief.".into(),
+            },
+            ChatMessage {
+                role: ChatRole::User,
+                content: "Hi".into(),
+            },
         ]
     }
 
@@ -172,7 +190,10 @@ mod tests {
     fn fallback_template() {
         let t = template(r#"{"bos_token": "<s>"}"#).expect("fallback");
         assert!(t.is_fallback());
-        assert_eq!(t.render(&chat()).expect("renders"), "<s><|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n");
+        assert_eq!(
+            t.render(&chat()).expect("renders"),
+            "<s><|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n"
+        );
     }
 
     #[test]
@@ -180,15 +201,25 @@ mod tests {
         let json = r#"{"bos_token": {"content": "<s>"}, "eos_token": "</s>", "chat_template":
             "{{ bos_token }}{% for m in messages %}\n{% if m['role'] == 'user' %}[INST] {{ m['content'].strip() }} [/INST]{% elif m['role'] == 'system' %}<<SYS>>{{ m.content | upper }}<</SYS>>{% endif %}\n{% endfor %}"}"#;
         let t = template(json).expect("valid");
-        assert_eq!(t.render(&chat()).expect("renders"), "<s><<SYS>>BE BRIEF.<</SYS>>[INST] Hi [/INST]");
+        assert_eq!(
+            t.render(&chat()).expect("renders"),
+            "<s><<SYS>>BE BRIEF.<</SYS>>[INST] Hi [/INST]"
+        );
     }
 
     #[test]
     fn raise_exception_and_syntax_errors_are_reported() {
-        let t = template(r#"{"chat_template": "{{ raise_exception('roles must alternate') }}"}"#).expect("compiles");
+        let t = template(r#"{"chat_template": "{{ raise_exception('roles must alternate') }}"}"#)
+            .expect("compiles");
         let error = t.render(&chat()).expect_err("raises");
-        assert!(error.to_string().contains("roles must alternate"), "{error}");
+        assert!(
+            error.to_string().contains("roles must alternate"),
+            "{error}"
+        );
         let error = template(r#"{"chat_template": "{% for %}"}"#).expect_err("syntax");
-        assert!(error.to_string().contains("tokenizer_config.json"), "{error}");
+        assert!(
+            error.to_string().contains("tokenizer_config.json"),
+            "{error}"
+        );
     }
 }

@@ -79,14 +79,34 @@ impl From<&verinfer_task::TextArgs> for TextGenParams {
         let input = match &args.input {
             verinfer_task::TextInput::Prompt(prompt) => TextPrompt::Prompt(prompt.clone()),
             verinfer_task::TextInput::Messages(messages) => TextPrompt::Chat(
-                messages.iter().map(|m| ChatMessage { role: m.role.into(), content: m.content.clone() }).collect(),
+                messages
+                    .iter()
+                    .map(|m| ChatMessage {
+                        role: m.role.into(),
+                        content: m.content.clone(),
+                    })
+                    .collect(),
             ),
         };
         let sampling = match args.sampling {
             verinfer_task::Sampling::Greedy {} => TextSampling::Greedy,
-            verinfer_task::Sampling::Sample { temperature, top_p, top_k } => TextSampling::Sample { temperature, top_p, top_k },
+            verinfer_task::Sampling::Sample {
+                temperature,
+                top_p,
+                top_k,
+            } => TextSampling::Sample {
+                temperature,
+                top_p,
+                top_k,
+            },
         };
-        Self { input, max_tokens: args.max_tokens, sampling, seed: args.seed, stop: args.stop.clone() }
+        Self {
+            input,
+            max_tokens: args.max_tokens,
+            sampling,
+            seed: args.seed,
+            stop: args.stop.clone(),
+        }
     }
 }
 
@@ -128,13 +148,20 @@ pub struct TextGeneration {
 
 impl From<TextGeneration> for verinfer_task::TextOutput {
     fn from(generation: TextGeneration) -> Self {
-        Self { text: generation.text, token_ids: generation.token_ids, finish_reason: generation.finish_reason.into() }
+        Self {
+            text: generation.text,
+            token_ids: generation.token_ids,
+            finish_reason: generation.finish_reason.into(),
+        }
     }
 }
 
 #[derive(Debug)]
 enum CausalLm {
-    Llama { model: llama::Llama, config: llama::Config },
+    Llama {
+        model: llama::Llama,
+        config: llama::Config,
+    },
     Qwen2(qwen2::ModelForCausalLM),
 }
 
@@ -191,53 +218,81 @@ impl TextPipeline {
         let dtype = precision.dtype();
         let config_path = dir.join("config.json");
         let config_bytes = read_required(&config_path, "model configuration")?;
-        let parse_error = |source| InferenceError::Json { path: config_path.clone(), source };
+        let parse_error = |source| InferenceError::Json {
+            path: config_path.clone(),
+            source,
+        };
         let arch: ArchitectureJson = serde_json::from_slice(&config_bytes).map_err(parse_error)?;
         let weights = WeightFiles::find(dir, "model")?;
-        let mut eos_ids: BTreeSet<u32> =
-            serde_json::from_slice::<EosJson>(&config_bytes).map_err(parse_error)?.eos_token_id.map(|e| e.ids()).unwrap_or_default().into_iter().collect();
+        let mut eos_ids: BTreeSet<u32> = serde_json::from_slice::<EosJson>(&config_bytes)
+            .map_err(parse_error)?
+            .eos_token_id
+            .map(|e| e.ids())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         tracing::info!(dir = %dir.display(), model_type = ?arch.model_type, %precision, "loading language model");
 
         let (model, max_positions) = match arch.model_type.as_deref() {
             Some("llama") => {
-                let json: llama::LlamaConfig = serde_json::from_slice(&config_bytes).map_err(parse_error)?;
+                let json: llama::LlamaConfig =
+                    serde_json::from_slice(&config_bytes).map_err(parse_error)?;
                 let config = json.into_config(false);
-                check_heads(&config_path, config.hidden_size, config.num_attention_heads, config.num_key_value_heads, arch.head_dim)?;
+                check_heads(
+                    &config_path,
+                    config.hidden_size,
+                    config.num_attention_heads,
+                    config.num_key_value_heads,
+                    arch.head_dim,
+                )?;
                 weights.check_shapes(&decoder_tensors(&DecoderShape {
                     vocab: config.vocab_size,
                     hidden: config.hidden_size,
                     intermediate: config.intermediate_size,
                     layers: config.num_hidden_layers,
-                    kv: config.num_key_value_heads * (config.hidden_size / config.num_attention_heads),
+                    kv: config.num_key_value_heads
+                        * (config.hidden_size / config.num_attention_heads),
                     qkv_bias: false,
                     lm_head: !config.tie_word_embeddings,
                 }))?;
                 let vb = weights.var_builder(dtype, device)?;
-                let model = llama::Llama::load(vb, &config).map_err(|e| InferenceError::weights(&weights.origin, e))?;
+                let model = llama::Llama::load(vb, &config)
+                    .map_err(|e| InferenceError::weights(&weights.origin, e))?;
                 let max_positions = config.max_position_embeddings;
                 (CausalLm::Llama { model, config }, max_positions)
             }
             Some("qwen2") => {
-                let config: qwen2::Config = serde_json::from_slice(&config_bytes).map_err(parse_error)?;
-                check_heads(&config_path, config.hidden_size, config.num_attention_heads, config.num_key_value_heads, arch.head_dim)?;
+                let config: qwen2::Config =
+                    serde_json::from_slice(&config_bytes).map_err(parse_error)?;
+                check_heads(
+                    &config_path,
+                    config.hidden_size,
+                    config.num_attention_heads,
+                    config.num_key_value_heads,
+                    arch.head_dim,
+                )?;
                 let shapes = weights.shapes()?;
                 weights.check_shapes(&decoder_tensors(&DecoderShape {
                     vocab: config.vocab_size,
                     hidden: config.hidden_size,
                     intermediate: config.intermediate_size,
                     layers: config.num_hidden_layers,
-                    kv: config.num_key_value_heads * (config.hidden_size / config.num_attention_heads),
+                    kv: config.num_key_value_heads
+                        * (config.hidden_size / config.num_attention_heads),
                     qkv_bias: true,
                     lm_head: shapes.contains_key("lm_head.weight"),
                 }))?;
                 let vb = weights.var_builder(dtype, device)?;
-                let model = qwen2::ModelForCausalLM::new(&config, vb).map_err(|e| InferenceError::weights(&weights.origin, e))?;
+                let model = qwen2::ModelForCausalLM::new(&config, vb)
+                    .map_err(|e| InferenceError::weights(&weights.origin, e))?;
                 (CausalLm::Qwen2(model), config.max_position_embeddings)
             }
             other => {
                 return Err(InferenceError::config(
                     &config_path,
-                    format!("model_type {other:?} is not supported (supported: \"llama\", \"qwen2\")"),
+                    format!(
+                        "model_type {other:?} is not supported (supported: \"llama\", \"qwen2\")"
+                    ),
                 ));
             }
         };
@@ -249,10 +304,16 @@ impl TextPipeline {
         }
         let tokenizer_path = dir.join("tokenizer.json");
         if !tokenizer_path.is_file() {
-            return Err(InferenceError::MissingFile { path: tokenizer_path, what: "tokenizer".to_owned() });
+            return Err(InferenceError::MissingFile {
+                path: tokenizer_path,
+                what: "tokenizer".to_owned(),
+            });
         }
-        let tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| InferenceError::Tokenizer { path: tokenizer_path.clone(), message: e.to_string() })?;
+        let tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| InferenceError::Tokenizer {
+                path: tokenizer_path.clone(),
+                message: e.to_string(),
+            })?;
         let tokenizer_config_path = dir.join("tokenizer_config.json");
         let tokenizer_config = if tokenizer_config_path.is_file() {
             read_json(&tokenizer_config_path, "tokenizer configuration")?
@@ -304,44 +365,73 @@ impl TextPipeline {
             // The rendered template already holds BOS and role markers.
             TextPrompt::Chat(messages) => (self.chat_template.render(messages)?, false),
         };
-        let encoding = self.tokenizer.encode(text, add_special).map_err(|e| self.tokenizer_error(e))?;
+        let encoding = self
+            .tokenizer
+            .encode(text, add_special)
+            .map_err(|e| self.tokenizer_error(e))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     fn tokenizer_error(&self, error: impl std::fmt::Display) -> InferenceError {
-        InferenceError::Tokenizer { path: self.dir.join("tokenizer.json"), message: error.to_string() }
+        InferenceError::Tokenizer {
+            path: self.dir.join("tokenizer.json"),
+            message: error.to_string(),
+        }
     }
 
     fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer.decode(ids, true).map_err(|e| self.tokenizer_error(e))
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| self.tokenizer_error(e))
     }
 
     /// Generates text. `progress` is called after every token with `(generated, max_tokens)`.
-    pub fn generate(&mut self, params: &TextGenParams, progress: Progress<'_>) -> Result<TextGeneration> {
+    pub fn generate(
+        &mut self,
+        params: &TextGenParams,
+        progress: Progress<'_>,
+    ) -> Result<TextGeneration> {
         let max_tokens = params.max_tokens as usize;
         if max_tokens == 0 {
             return Err(InferenceError::InvalidParams("max_tokens is 0".to_owned()));
         }
         let sampling = match params.sampling {
             TextSampling::Greedy => Sampling::ArgMax,
-            TextSampling::Sample { temperature, top_p, top_k } => {
+            TextSampling::Sample {
+                temperature,
+                top_p,
+                top_k,
+            } => {
                 if !(temperature.is_finite() && temperature > 0.0) {
-                    return Err(InferenceError::InvalidParams(format!("temperature {temperature} is not positive")));
+                    return Err(InferenceError::InvalidParams(format!(
+                        "temperature {temperature} is not positive"
+                    )));
                 }
                 if top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) || top_k == Some(0) {
-                    return Err(InferenceError::InvalidParams("top_p must be in (0, 1] and top_k at least 1".to_owned()));
+                    return Err(InferenceError::InvalidParams(
+                        "top_p must be in (0, 1] and top_k at least 1".to_owned(),
+                    ));
                 }
                 match (top_k, top_p) {
                     (None, None) => Sampling::All { temperature },
                     (None, Some(p)) => Sampling::TopP { p, temperature },
-                    (Some(k), None) => Sampling::TopK { k: k as usize, temperature },
-                    (Some(k), Some(p)) => Sampling::TopKThenTopP { k: k as usize, p, temperature },
+                    (Some(k), None) => Sampling::TopK {
+                        k: k as usize,
+                        temperature,
+                    },
+                    (Some(k), Some(p)) => Sampling::TopKThenTopP {
+                        k: k as usize,
+                        p,
+                        temperature,
+                    },
                 }
             }
         };
         let prompt = self.prompt_ids(&params.input)?;
         if prompt.is_empty() {
-            return Err(InferenceError::InvalidParams("the prompt tokenizes to nothing".to_owned()));
+            return Err(InferenceError::InvalidParams(
+                "the prompt tokenizes to nothing".to_owned(),
+            ));
         }
         if prompt.len() + max_tokens > self.max_positions {
             return Err(InferenceError::InvalidParams(format!(
@@ -352,7 +442,9 @@ impl TextPipeline {
         }
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
         let mut llama_cache = match &self.model {
-            CausalLm::Llama { config, .. } => Some(llama::Cache::new(true, self.dtype, config, &self.device)?),
+            CausalLm::Llama { config, .. } => {
+                Some(llama::Cache::new(true, self.dtype, config, &self.device)?)
+            }
             CausalLm::Qwen2(_) => None,
         };
         if let CausalLm::Qwen2(model) = &mut self.model {
@@ -365,7 +457,9 @@ impl TextPipeline {
         let finish = loop {
             let ids = Tensor::new(input.as_slice(), &self.device)?.unsqueeze(0)?;
             let logits = match (&mut self.model, llama_cache.as_mut()) {
-                (CausalLm::Llama { model, .. }, Some(cache)) => model.forward(&ids, position, cache)?,
+                (CausalLm::Llama { model, .. }, Some(cache)) => {
+                    model.forward(&ids, position, cache)?
+                }
                 (CausalLm::Qwen2(model), _) => model.forward(&ids, position)?,
                 (CausalLm::Llama { .. }, None) => unreachable!("llama always has a cache"),
             };
@@ -394,8 +488,17 @@ impl TextPipeline {
         {
             text.truncate(cut);
         }
-        tracing::debug!(tokens = generated.len(), ?finish, "text generation finished");
-        Ok(TextGeneration { text, token_ids: generated, finish_reason: finish, prompt_tokens: prompt.len() })
+        tracing::debug!(
+            tokens = generated.len(),
+            ?finish,
+            "text generation finished"
+        );
+        Ok(TextGeneration {
+            text,
+            token_ids: generated,
+            finish_reason: finish,
+            prompt_tokens: prompt.len(),
+        })
     }
 
     fn stop_position(&self, generated: &[u32], stop: &[String]) -> Result<Option<usize>> {
@@ -420,20 +523,38 @@ fn skew_logits(logits: &Tensor, relative: f32, step: usize) -> Result<Tensor> {
 
 /// Byte offset of the earliest occurrence of any stop sequence in `text`.
 fn earliest_stop(text: &str, stop: &[String]) -> Option<usize> {
-    stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+    stop.iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
 }
 
-fn check_heads(path: &Path, hidden: usize, heads: usize, kv_heads: usize, head_dim: Option<usize>) -> Result<()> {
-    if heads == 0 || kv_heads == 0 || !hidden.is_multiple_of(heads) || !heads.is_multiple_of(kv_heads) {
+fn check_heads(
+    path: &Path,
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: Option<usize>,
+) -> Result<()> {
+    if heads == 0
+        || kv_heads == 0
+        || !hidden.is_multiple_of(heads)
+        || !heads.is_multiple_of(kv_heads)
+    {
         return Err(InferenceError::config(
             path,
-            format!("hidden_size {hidden}, num_attention_heads {heads} and num_key_value_heads {kv_heads} are inconsistent"),
+            format!(
+                "hidden_size {hidden}, num_attention_heads {heads} and num_key_value_heads {kv_heads} are inconsistent"
+            ),
         ));
     }
     if let Some(dim) = head_dim
         && dim != hidden / heads
     {
-        return Err(InferenceError::config(path, format!("head_dim {dim} != hidden_size / num_attention_heads is not supported")));
+        return Err(InferenceError::config(
+            path,
+            format!("head_dim {dim} != hidden_size / num_attention_heads is not supported"),
+        ));
     }
     Ok(())
 }
@@ -452,19 +573,40 @@ pub(crate) struct DecoderShape {
 
 /// Every tensor of a llama-style checkpoint with its shape.
 pub(crate) fn decoder_tensors(s: &DecoderShape) -> Vec<(String, Vec<usize>)> {
-    let mut tensors = vec![("model.embed_tokens.weight".to_owned(), vec![s.vocab, s.hidden])];
+    let mut tensors = vec![(
+        "model.embed_tokens.weight".to_owned(),
+        vec![s.vocab, s.hidden],
+    )];
     for i in 0..s.layers {
         let p = format!("model.layers.{i}");
         tensors.extend([
-            (format!("{p}.self_attn.q_proj.weight"), vec![s.hidden, s.hidden]),
+            (
+                format!("{p}.self_attn.q_proj.weight"),
+                vec![s.hidden, s.hidden],
+            ),
             (format!("{p}.self_attn.k_proj.weight"), vec![s.kv, s.hidden]),
             (format!("{p}.self_attn.v_proj.weight"), vec![s.kv, s.hidden]),
-            (format!("{p}.self_attn.o_proj.weight"), vec![s.hidden, s.hidden]),
-            (format!("{p}.mlp.gate_proj.weight"), vec![s.intermediate, s.hidden]),
-            (format!("{p}.mlp.up_proj.weight"), vec![s.intermediate, s.hidden]),
-            (format!("{p}.mlp.down_proj.weight"), vec![s.hidden, s.intermediate]),
+            (
+                format!("{p}.self_attn.o_proj.weight"),
+                vec![s.hidden, s.hidden],
+            ),
+            (
+                format!("{p}.mlp.gate_proj.weight"),
+                vec![s.intermediate, s.hidden],
+            ),
+            (
+                format!("{p}.mlp.up_proj.weight"),
+                vec![s.intermediate, s.hidden],
+            ),
+            (
+                format!("{p}.mlp.down_proj.weight"),
+                vec![s.hidden, s.intermediate],
+            ),
             (format!("{p}.input_layernorm.weight"), vec![s.hidden]),
-            (format!("{p}.post_attention_layernorm.weight"), vec![s.hidden]),
+            (
+                format!("{p}.post_attention_layernorm.weight"),
+                vec![s.hidden],
+            ),
         ]);
         if s.qkv_bias {
             tensors.extend([

@@ -90,7 +90,10 @@ impl Attention {
     }
 
     fn split_heads(&self, xs: &Tensor, batch: usize, seq: usize) -> Result<Tensor> {
-        xs.reshape((batch, seq, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()?.to_dtype(DType::F32)
+        xs.reshape((batch, seq, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .to_dtype(DType::F32)
     }
 
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
@@ -101,9 +104,15 @@ impl Attention {
         let k = self.split_heads(&self.k_proj.forward(xs)?, batch, seq)?;
         let v = self.split_heads(&self.v_proj.forward(xs)?, batch, seq)?;
         // Attention in f32 whatever the model dtype, as candle's CLIP does.
-        let weights = q.matmul(&k.transpose(2, 3)?.contiguous()?)?.broadcast_add(mask)?;
+        let weights = q
+            .matmul(&k.transpose(2, 3)?.contiguous()?)?
+            .broadcast_add(mask)?;
         let weights = candle_nn::ops::softmax_last_dim(&weights)?;
-        let out = weights.matmul(&v)?.to_dtype(dtype)?.transpose(1, 2)?.reshape((batch, seq, hidden))?;
+        let out = weights
+            .matmul(&v)?
+            .to_dtype(dtype)?
+            .transpose(1, 2)?
+            .reshape((batch, seq, hidden))?;
         self.out_proj.forward(&out)
     }
 }
@@ -132,7 +141,9 @@ impl EncoderLayer {
     }
 
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let attended = self.self_attn.forward(&self.layer_norm1.forward(xs)?, mask)?;
+        let attended = self
+            .self_attn
+            .forward(&self.layer_norm1.forward(xs)?, mask)?;
         let xs = (attended + xs)?;
         let hidden = self.fc1.forward(&self.layer_norm2.forward(&xs)?)?;
         let hidden = self.fc2.forward(&self.activation.apply(&hidden)?)?;
@@ -156,7 +167,10 @@ impl ClipTextModel {
     /// Builds the model from `vb` (the root of the checkpoint).
     pub fn new(vb: VarBuilder, c: &ClipConfig) -> Result<Self> {
         if c.num_hidden_layers < 2 {
-            candle_core::bail!("CLIP needs at least 2 layers (SDXL reads the penultimate one), config has {}", c.num_hidden_layers);
+            candle_core::bail!(
+                "CLIP needs at least 2 layers (SDXL reads the penultimate one), config has {}",
+                c.num_hidden_layers
+            );
         }
         let text = vb.pp("text_model");
         let embeddings = text.pp("embeddings");
@@ -164,14 +178,30 @@ impl ClipTextModel {
             .map(|i| EncoderLayer::new(text.pp("encoder").pp("layers").pp(i), c))
             .collect::<Result<Vec<_>>>()?;
         let text_projection = match c.projection_dim {
-            Some(dim) => Some(candle_nn::linear_no_bias(c.hidden_size, dim, vb.pp("text_projection"))?),
+            Some(dim) => Some(candle_nn::linear_no_bias(
+                c.hidden_size,
+                dim,
+                vb.pp("text_projection"),
+            )?),
             None => None,
         };
         Ok(Self {
-            token_embedding: candle_nn::embedding(c.vocab_size, c.hidden_size, embeddings.pp("token_embedding"))?,
-            position_embedding: candle_nn::embedding(c.max_position_embeddings, c.hidden_size, embeddings.pp("position_embedding"))?,
+            token_embedding: candle_nn::embedding(
+                c.vocab_size,
+                c.hidden_size,
+                embeddings.pp("token_embedding"),
+            )?,
+            position_embedding: candle_nn::embedding(
+                c.max_position_embeddings,
+                c.hidden_size,
+                embeddings.pp("position_embedding"),
+            )?,
             layers,
-            final_layer_norm: candle_nn::layer_norm(c.hidden_size, c.layer_norm_eps, text.pp("final_layer_norm"))?,
+            final_layer_norm: candle_nn::layer_norm(
+                c.hidden_size,
+                c.layer_norm_eps,
+                text.pp("final_layer_norm"),
+            )?,
             text_projection,
             projection_dim: c.projection_dim,
             max_positions: c.max_position_embeddings,
@@ -188,11 +218,17 @@ impl ClipTextModel {
     pub fn forward(&self, ids: &Tensor, eos_positions: &[usize]) -> Result<ClipOutput> {
         let (batch, seq) = ids.dims2()?;
         if seq > self.max_positions {
-            candle_core::bail!("{seq} tokens exceed CLIP's {} positions", self.max_positions);
+            candle_core::bail!(
+                "{seq} tokens exceed CLIP's {} positions",
+                self.max_positions
+            );
         }
         let device = ids.device();
         let positions = Tensor::arange(0u32, seq as u32, device)?;
-        let mut xs = self.token_embedding.forward(ids)?.broadcast_add(&self.position_embedding.forward(&positions)?)?;
+        let mut xs = self
+            .token_embedding
+            .forward(ids)?
+            .broadcast_add(&self.position_embedding.forward(&positions)?)?;
         let mask = causal_mask(seq, device)?;
         let mut penultimate = None;
         let last = self.layers.len() - 1;
@@ -224,7 +260,8 @@ impl ClipTextModel {
 }
 
 fn causal_mask(seq: usize, device: &Device) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..seq).flat_map(|i| (0..seq).map(move |j| if j > i { f32::MIN } else { 0.0 })).collect();
+    let mask: Vec<f32> = (0..seq)
+        .flat_map(|i| (0..seq).map(move |j| if j > i { f32::MIN } else { 0.0 }))
+        .collect();
     Tensor::from_vec(mask, (1, 1, seq, seq), device)
 }
-

@@ -41,7 +41,10 @@ impl PerBlock {
             Self::Each(values) if values.len() == blocks => Ok(values.clone()),
             Self::Each(values) => Err(InferenceError::config(
                 path,
-                format!("{key} has {} entries but there are {blocks} down blocks", values.len()),
+                format!(
+                    "{key} has {} entries but there are {blocks} down blocks",
+                    values.len()
+                ),
             )),
         }
     }
@@ -203,7 +206,11 @@ impl UnetJson {
                 other => return Err(unsupported(&format!("down_block_types[{i}]"), &other)),
             };
             // The up path mirrors the down path (candle builds it that way, as do all SD models).
-            let expected_up = if with_attention { "CrossAttnUpBlock2D" } else { "UpBlock2D" };
+            let expected_up = if with_attention {
+                "CrossAttnUpBlock2D"
+            } else {
+                "UpBlock2D"
+            };
             if self.up_block_types[n - 1 - i] != expected_up {
                 return Err(InferenceError::config(
                     path,
@@ -220,29 +227,45 @@ impl UnetJson {
         if layers.iter().any(|&l| l != layers[0]) {
             return Err(unsupported("layers_per_block", &layers));
         }
-        let cross_dims = self.cross_attention_dim.expand(n, path, "cross_attention_dim")?;
+        let cross_dims = self
+            .cross_attention_dim
+            .expand(n, path, "cross_attention_dim")?;
         if cross_dims.iter().any(|&d| d != cross_dims[0]) {
             return Err(unsupported("cross_attention_dim", &cross_dims));
         }
         // diffusers: `num_attention_heads or attention_head_dim` is the head *count*
         // (the historical misnaming); candle's `attention_head_dim` means the same.
-        let heads = self.num_attention_heads.as_ref().unwrap_or(&self.attention_head_dim);
+        let heads = self
+            .num_attention_heads
+            .as_ref()
+            .unwrap_or(&self.attention_head_dim);
         let heads = heads.expand(n, path, "attention_head_dim")?;
-        let transformer_layers = self.transformer_layers_per_block.expand(n, path, "transformer_layers_per_block")?;
-        for (i, (&channels, &head_count)) in self.block_out_channels.iter().zip(&heads).enumerate() {
+        let transformer_layers =
+            self.transformer_layers_per_block
+                .expand(n, path, "transformer_layers_per_block")?;
+        for (i, (&channels, &head_count)) in self.block_out_channels.iter().zip(&heads).enumerate()
+        {
             if head_count == 0 || channels % head_count != 0 {
                 return Err(InferenceError::config(
                     path,
-                    format!("block {i}: {channels} channels cannot be split into {head_count} attention heads"),
+                    format!(
+                        "block {i}: {channels} channels cannot be split into {head_count} attention heads"
+                    ),
                 ));
             }
         }
         // candle's down/up blocks build their resnets with 32 groups whatever the config says.
         if self.norm_num_groups != 32 {
-            return Err(unsupported("norm_num_groups (only 32)", &self.norm_num_groups));
+            return Err(unsupported(
+                "norm_num_groups (only 32)",
+                &self.norm_num_groups,
+            ));
         }
         if let Some(&bad) = self.block_out_channels.iter().find(|&&c| c % 32 != 0) {
-            return Err(InferenceError::config(path, format!("block_out_channels entry {bad} is not a multiple of norm_num_groups 32")));
+            return Err(InferenceError::config(
+                path,
+                format!("block_out_channels entry {bad} is not a multiple of norm_num_groups 32"),
+            ));
         }
         if self.act_fn != "silu" {
             return Err(unsupported("act_fn", &self.act_fn));
@@ -275,7 +298,10 @@ impl UnetJson {
         if self.dual_cross_attention {
             return Err(unsupported("dual_cross_attention", &true));
         }
-        for (key, kernel) in [("conv_in_kernel", self.conv_in_kernel), ("conv_out_kernel", self.conv_out_kernel)] {
+        for (key, kernel) in [
+            ("conv_in_kernel", self.conv_in_kernel),
+            ("conv_out_kernel", self.conv_out_kernel),
+        ] {
             if let Some(k) = kernel
                 && k != 3
             {
@@ -286,12 +312,18 @@ impl UnetJson {
             None => None,
             Some("text_time") => {
                 let time_embed_dim = self.addition_time_embed_dim.ok_or_else(|| {
-                    InferenceError::config(path, "addition_embed_type \"text_time\" needs addition_time_embed_dim")
+                    InferenceError::config(
+                        path,
+                        "addition_embed_type \"text_time\" needs addition_time_embed_dim",
+                    )
                 })?;
                 let projection_input_dim = self.projection_class_embeddings_input_dim.ok_or_else(|| {
                     InferenceError::config(path, "addition_embed_type \"text_time\" needs projection_class_embeddings_input_dim")
                 })?;
-                Some(TextTimeConfig { time_embed_dim, projection_input_dim })
+                Some(TextTimeConfig {
+                    time_embed_dim,
+                    projection_input_dim,
+                })
             }
             Some(other) => return Err(unsupported("addition_embed_type", &other)),
         };
@@ -378,28 +410,67 @@ impl VaeJson {
     pub fn resolve(&self, path: &Path) -> Result<VaeConfig> {
         let n = self.block_out_channels.len();
         if n == 0 || self.down_block_types.len() != n || self.up_block_types.len() != n {
-            return Err(InferenceError::config(path, "block_out_channels, down_block_types and up_block_types must be non-empty and of equal length"));
+            return Err(InferenceError::config(
+                path,
+                "block_out_channels, down_block_types and up_block_types must be non-empty and of equal length",
+            ));
         }
-        if let Some(bad) = self.down_block_types.iter().find(|t| *t != "DownEncoderBlock2D") {
-            return Err(InferenceError::config(path, format!("down_block_types entry {bad:?} is not supported")));
+        if let Some(bad) = self
+            .down_block_types
+            .iter()
+            .find(|t| *t != "DownEncoderBlock2D")
+        {
+            return Err(InferenceError::config(
+                path,
+                format!("down_block_types entry {bad:?} is not supported"),
+            ));
         }
-        if let Some(bad) = self.up_block_types.iter().find(|t| *t != "UpDecoderBlock2D") {
-            return Err(InferenceError::config(path, format!("up_block_types entry {bad:?} is not supported")));
+        if let Some(bad) = self
+            .up_block_types
+            .iter()
+            .find(|t| *t != "UpDecoderBlock2D")
+        {
+            return Err(InferenceError::config(
+                path,
+                format!("up_block_types entry {bad:?} is not supported"),
+            ));
         }
         if self.act_fn != "silu" {
-            return Err(InferenceError::config(path, format!("act_fn = {:?} is not supported", self.act_fn)));
+            return Err(InferenceError::config(
+                path,
+                format!("act_fn = {:?} is not supported", self.act_fn),
+            ));
         }
         if self.shift_factor.is_some_and(|s| s != 0.0) {
-            return Err(InferenceError::config(path, "shift_factor is not supported"));
+            return Err(InferenceError::config(
+                path,
+                "shift_factor is not supported",
+            ));
         }
         if self.mid_block_add_attention == Some(false) {
-            return Err(InferenceError::config(path, "mid_block_add_attention = false is not supported"));
+            return Err(InferenceError::config(
+                path,
+                "mid_block_add_attention = false is not supported",
+            ));
         }
-        if let Some(&bad) = self.block_out_channels.iter().find(|&&c| self.norm_num_groups == 0 || c % self.norm_num_groups != 0) {
-            return Err(InferenceError::config(path, format!("block_out_channels entry {bad} is not a multiple of norm_num_groups {}", self.norm_num_groups)));
+        if let Some(&bad) = self
+            .block_out_channels
+            .iter()
+            .find(|&&c| self.norm_num_groups == 0 || c % self.norm_num_groups != 0)
+        {
+            return Err(InferenceError::config(
+                path,
+                format!(
+                    "block_out_channels entry {bad} is not a multiple of norm_num_groups {}",
+                    self.norm_num_groups
+                ),
+            ));
         }
         if !(self.scaling_factor.is_finite() && self.scaling_factor > 0.0) {
-            return Err(InferenceError::config(path, format!("scaling_factor {} must be positive", self.scaling_factor)));
+            return Err(InferenceError::config(
+                path,
+                format!("scaling_factor {} must be positive", self.scaling_factor),
+            ));
         }
         Ok(VaeConfig {
             candle: candle_transformers::models::stable_diffusion::vae::AutoEncoderKLConfig {
@@ -506,7 +577,9 @@ mod tests {
     use super::*;
 
     fn unet(json: &str) -> Result<UnetConfig> {
-        serde_json::from_str::<UnetJson>(json).expect("parses").resolve(Path::new("unet/config.json"))
+        serde_json::from_str::<UnetJson>(json)
+            .expect("parses")
+            .resolve(Path::new("unet/config.json"))
     }
 
     // Abridged from stabilityai/sdxl-turbo unet/config.json.
@@ -535,11 +608,24 @@ mod tests {
     #[test]
     fn sdxl_unet_maps_heads_layers_and_text_time() {
         let config = unet(SDXL_UNET).expect("valid");
-        let blocks: Vec<_> = config.blocks.iter().map(|b| (b.out_channels, b.use_cross_attn, b.attention_head_dim)).collect();
-        assert_eq!(blocks, vec![(320, None, 5), (640, Some(2), 10), (1280, Some(10), 20)]);
+        let blocks: Vec<_> = config
+            .blocks
+            .iter()
+            .map(|b| (b.out_channels, b.use_cross_attn, b.attention_head_dim))
+            .collect();
+        assert_eq!(
+            blocks,
+            vec![(320, None, 5), (640, Some(2), 10), (1280, Some(10), 20)]
+        );
         assert_eq!(config.cross_attention_dim, 2048);
         assert!(config.use_linear_projection);
-        assert_eq!(config.text_time, Some(TextTimeConfig { time_embed_dim: 256, projection_input_dim: 2816 }));
+        assert_eq!(
+            config.text_time,
+            Some(TextTimeConfig {
+                time_embed_dim: 256,
+                projection_input_dim: 2816
+            })
+        );
     }
 
     #[test]
@@ -567,11 +653,22 @@ mod tests {
 
     #[test]
     fn unsupported_values_are_named() {
-        let json = SDXL_UNET.replace("\"class_embed_type\": null", "\"class_embed_type\": \"timestep\"");
+        let json = SDXL_UNET.replace(
+            "\"class_embed_type\": null",
+            "\"class_embed_type\": \"timestep\"",
+        );
         let error = unet(&json).expect_err("class embeddings");
         assert!(error.to_string().contains("class_embed_type"), "{error}");
-        let json = SDXL_UNET.replace("\"attention_head_dim\": [5, 10, 20]", "\"attention_head_dim\": [5, 10]");
+        let json = SDXL_UNET.replace(
+            "\"attention_head_dim\": [5, 10, 20]",
+            "\"attention_head_dim\": [5, 10]",
+        );
         let error = unet(&json).expect_err("length");
-        assert!(error.to_string().contains("attention_head_dim has 2 entries"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("attention_head_dim has 2 entries"),
+            "{error}"
+        );
     }
 }

@@ -84,17 +84,37 @@ struct TextEncoder {
 }
 
 impl TextEncoder {
-    fn load(root: &Path, encoder_dir: &str, tokenizer_dir: &str, projected: bool, device: &Device) -> Result<Self> {
+    fn load(
+        root: &Path,
+        encoder_dir: &str,
+        tokenizer_dir: &str,
+        projected: bool,
+        device: &Device,
+    ) -> Result<Self> {
         let dir = root.join(encoder_dir);
         let config_path = dir.join("config.json");
         let json: ClipJson = read_json(&config_path, "text encoder configuration")?;
-        let activation = ClipActivation::from_name(&json.hidden_act)
-            .ok_or_else(|| InferenceError::config(&config_path, format!("hidden_act {:?} is not supported", json.hidden_act)))?;
-        if json.num_attention_heads == 0 || !json.hidden_size.is_multiple_of(json.num_attention_heads) {
-            return Err(InferenceError::config(&config_path, "hidden_size must be a multiple of num_attention_heads"));
+        let activation = ClipActivation::from_name(&json.hidden_act).ok_or_else(|| {
+            InferenceError::config(
+                &config_path,
+                format!("hidden_act {:?} is not supported", json.hidden_act),
+            )
+        })?;
+        if json.num_attention_heads == 0
+            || !json.hidden_size.is_multiple_of(json.num_attention_heads)
+        {
+            return Err(InferenceError::config(
+                &config_path,
+                "hidden_size must be a multiple of num_attention_heads",
+            ));
         }
         let projection_dim = if projected {
-            Some(json.projection_dim.ok_or_else(|| InferenceError::config(&config_path, "projection_dim is needed for the pooled embedding"))?)
+            Some(json.projection_dim.ok_or_else(|| {
+                InferenceError::config(
+                    &config_path,
+                    "projection_dim is needed for the pooled embedding",
+                )
+            })?)
         } else {
             None
         };
@@ -112,15 +132,24 @@ impl TextEncoder {
         let weights = WeightFiles::find(&dir, "model")?;
         // Text encoders run in f32 whatever the UNet precision (cheap, and keeps prompts stable).
         let vb = weights.var_builder(DType::F32, device)?;
-        let model = ClipTextModel::new(vb, &config).map_err(|e| InferenceError::weights(&weights.origin, e))?;
+        let model = ClipTextModel::new(vb, &config)
+            .map_err(|e| InferenceError::weights(&weights.origin, e))?;
         let tokenizer = ClipTokenizer::load(&root.join(tokenizer_dir))?;
-        Ok(Self { tokenizer, model, max_len: json.max_position_embeddings, hidden_size: json.hidden_size })
+        Ok(Self {
+            tokenizer,
+            model,
+            max_len: json.max_position_embeddings,
+            hidden_size: json.hidden_size,
+        })
     }
 
     fn encode(&self, text: &str, device: &Device) -> Result<clip::ClipOutput> {
         let tokens = self.tokenizer.encode(text, self.max_len)?;
         if tokens.truncated {
-            tracing::warn!(max_tokens = self.max_len, "prompt truncated to the text encoder's context");
+            tracing::warn!(
+                max_tokens = self.max_len,
+                "prompt truncated to the text encoder's context"
+            );
         }
         let ids = Tensor::new(tokens.ids.as_slice(), device)?.unsqueeze(0)?;
         Ok(self.model.forward(&ids, &[tokens.eos_position])?)
@@ -149,28 +178,48 @@ impl ImagePipeline {
     pub fn load(dir: &Path, device: &Device, precision: Precision) -> Result<Self> {
         crate::device::check_precision(device, precision)?;
         let dtype = precision.dtype();
-        let index: ModelIndexJson = read_json(&dir.join("model_index.json"), "diffusers pipeline index")?;
+        let index: ModelIndexJson =
+            read_json(&dir.join("model_index.json"), "diffusers pipeline index")?;
         let dual = index.text_encoder_2.as_ref().is_some_and(|v| !v.is_null());
         tracing::info!(dir = %dir.display(), pipeline = %index.class_name, %precision, "loading Stable Diffusion");
 
         let unet_dir = dir.join("unet");
         let unet_config_path = unet_dir.join("config.json");
-        let unet_config = read_json::<UnetJson>(&unet_config_path, "UNet configuration")?.resolve(&unet_config_path)?;
+        let unet_config = read_json::<UnetJson>(&unet_config_path, "UNet configuration")?
+            .resolve(&unet_config_path)?;
 
-        let mut encoders = vec![TextEncoder::load(dir, "text_encoder", "tokenizer", false, device)?];
+        let mut encoders = vec![TextEncoder::load(
+            dir,
+            "text_encoder",
+            "tokenizer",
+            false,
+            device,
+        )?];
         if dual {
-            encoders.push(TextEncoder::load(dir, "text_encoder_2", "tokenizer_2", unet_config.text_time.is_some(), device)?);
+            encoders.push(TextEncoder::load(
+                dir,
+                "text_encoder_2",
+                "tokenizer_2",
+                unet_config.text_time.is_some(),
+                device,
+            )?);
         }
         let context_dim: usize = encoders.iter().map(|e| e.hidden_size).sum();
         if context_dim != unet_config.cross_attention_dim {
             return Err(InferenceError::config(
                 &unet_config_path,
-                format!("cross_attention_dim {} does not match the text encoders' hidden size {context_dim}", unet_config.cross_attention_dim),
+                format!(
+                    "cross_attention_dim {} does not match the text encoders' hidden size {context_dim}",
+                    unet_config.cross_attention_dim
+                ),
             ));
         }
         if let Some(text_time) = unet_config.text_time {
             let Some(second) = encoders.get(1) else {
-                return Err(InferenceError::config(&unet_config_path, "addition_embed_type \"text_time\" needs text_encoder_2 (SDXL)"));
+                return Err(InferenceError::config(
+                    &unet_config_path,
+                    "addition_embed_type \"text_time\" needs text_encoder_2 (SDXL)",
+                ));
             };
             let pooled = second.model.projection_dim().unwrap_or(0);
             if pooled + 6 * text_time.time_embed_dim != text_time.projection_input_dim {
@@ -184,23 +233,35 @@ impl ImagePipeline {
             }
         }
         let unet_weights = WeightFiles::find(&unet_dir, "diffusion_pytorch_model")?;
-        let unet = Unet::new(unet_weights.var_builder(dtype, device)?, unet_config.clone())
-            .map_err(|e| InferenceError::weights(&unet_weights.origin, e))?;
+        let unet = Unet::new(
+            unet_weights.var_builder(dtype, device)?,
+            unet_config.clone(),
+        )
+        .map_err(|e| InferenceError::weights(&unet_weights.origin, e))?;
 
         let vae_dir = dir.join("vae");
         let vae_config_path = vae_dir.join("config.json");
-        let vae_config = read_json::<VaeJson>(&vae_config_path, "VAE configuration")?.resolve(&vae_config_path)?;
-        if vae_config.candle.latent_channels != unet_config.in_channels || unet_config.in_channels != unet_config.out_channels {
+        let vae_config = read_json::<VaeJson>(&vae_config_path, "VAE configuration")?
+            .resolve(&vae_config_path)?;
+        if vae_config.candle.latent_channels != unet_config.in_channels
+            || unet_config.in_channels != unet_config.out_channels
+        {
             return Err(InferenceError::config(
                 &vae_config_path,
                 format!(
                     "latent_channels {} does not match the UNet's in/out channels {}/{}",
-                    vae_config.candle.latent_channels, unet_config.in_channels, unet_config.out_channels
+                    vae_config.candle.latent_channels,
+                    unet_config.in_channels,
+                    unet_config.out_channels
                 ),
             ));
         }
         // diffusers keeps a `force_upcast` VAE (SDXL's) in f32 when the pipeline runs in f16.
-        let vae_dtype = if dtype == DType::F16 && vae_config.force_upcast { DType::F32 } else { dtype };
+        let vae_dtype = if dtype == DType::F16 && vae_config.force_upcast {
+            DType::F32
+        } else {
+            dtype
+        };
         let vae_weights = WeightFiles::find(&vae_dir, "diffusion_pytorch_model")?;
         let vae = AutoEncoderKL::new(
             vae_weights.var_builder(vae_dtype, device)?,
@@ -211,7 +272,8 @@ impl ImagePipeline {
         .map_err(|e| InferenceError::weights(&vae_weights.origin, e))?;
 
         let scheduler_path = dir.join("scheduler").join("scheduler_config.json");
-        let scheduler_config: SchedulerJson = read_json(&scheduler_path, "scheduler configuration")?;
+        let scheduler_config: SchedulerJson =
+            read_json(&scheduler_path, "scheduler configuration")?;
         Ok(Self {
             dir: dir.to_owned(),
             device: device.clone(),
@@ -239,20 +301,34 @@ impl ImagePipeline {
     }
 
     /// Generates `params.num_images` images. `progress` is called after every denoising step.
-    pub fn generate(&self, params: &ImageGenParams, progress: Progress<'_>) -> Result<Vec<RgbImage>> {
+    pub fn generate(
+        &self,
+        params: &ImageGenParams,
+        progress: Progress<'_>,
+    ) -> Result<Vec<RgbImage>> {
         let scale = self.vae_config.scale_factor;
         for (name, side) in [("width", params.width), ("height", params.height)] {
             if side == 0 || !(side as usize).is_multiple_of(scale) {
-                return Err(InferenceError::InvalidParams(format!("{name} {side} is not a positive multiple of {scale}")));
+                return Err(InferenceError::InvalidParams(format!(
+                    "{name} {side} is not a positive multiple of {scale}"
+                )));
             }
         }
         if params.num_images == 0 {
             return Err(InferenceError::InvalidParams("num_images is 0".to_owned()));
         }
         if !params.guidance_scale.is_finite() {
-            return Err(InferenceError::InvalidParams(format!("guidance_scale {} is not finite", params.guidance_scale)));
+            return Err(InferenceError::InvalidParams(format!(
+                "guidance_scale {} is not finite",
+                params.guidance_scale
+            )));
         }
-        let scheduler = Scheduler::new(params.scheduler, &self.scheduler_config, params.steps as usize, &self.scheduler_path)?;
+        let scheduler = Scheduler::new(
+            params.scheduler,
+            &self.scheduler_config,
+            params.steps as usize,
+            &self.scheduler_path,
+        )?;
         let batch = params.num_images as usize;
         let guided = params.guidance_scale > 1.0;
 
@@ -262,9 +338,16 @@ impl ImagePipeline {
             Some(text_embeds) => {
                 let (h, w) = (f64::from(params.height), f64::from(params.width));
                 let rows = if guided { 2 * batch } else { batch };
-                let ids: Vec<f32> = (0..rows).flat_map(|_| [h, w, 0.0, 0.0, h, w]).map(|v| v as f32).collect();
-                let time_ids = Tensor::from_vec(ids, (rows, 6), &self.device)?.to_dtype(self.dtype)?;
-                Some(AddedConditions { text_embeds, time_ids })
+                let ids: Vec<f32> = (0..rows)
+                    .flat_map(|_| [h, w, 0.0, 0.0, h, w])
+                    .map(|v| v as f32)
+                    .collect();
+                let time_ids =
+                    Tensor::from_vec(ids, (rows, 6), &self.device)?.to_dtype(self.dtype)?;
+                Some(AddedConditions {
+                    text_embeds,
+                    time_ids,
+                })
             }
         };
 
@@ -274,12 +357,19 @@ impl ImagePipeline {
             params.width as usize / scale,
         ];
         let mut noise = BatchNoise::new(params.seed, batch);
-        let mut latents = (noise.sample(&latent_shape, &self.device, self.dtype)? * scheduler.init_noise_sigma())?;
+        let mut latents = (noise.sample(&latent_shape, &self.device, self.dtype)?
+            * scheduler.init_noise_sigma())?;
         let total = scheduler.timesteps().len();
         for (index, &timestep) in scheduler.timesteps().iter().enumerate() {
-            let input = if guided { Tensor::cat(&[&latents, &latents], 0)? } else { latents.clone() };
+            let input = if guided {
+                Tensor::cat(&[&latents, &latents], 0)?
+            } else {
+                latents.clone()
+            };
             let input = scheduler.scale_model_input(&input, index)?;
-            let prediction = self.unet.forward(&input, timestep, &context, added.as_ref())?;
+            let prediction = self
+                .unet
+                .forward(&input, timestep, &context, added.as_ref())?;
             let prediction = if guided {
                 let uncond = prediction.i(..batch)?;
                 let cond = prediction.i(batch..)?;
@@ -298,18 +388,28 @@ impl ImagePipeline {
         }
 
         let latents = (latents / self.vae_config.scaling_factor)?.to_dtype(self.vae_dtype)?;
-        (0..batch).map(|i| self.decode(&latents.i(i..i + 1)?)).collect()
+        (0..batch)
+            .map(|i| self.decode(&latents.i(i..i + 1)?))
+            .collect()
     }
 
     /// Text conditioning for the UNet: `(context, pooled)`, rows `[uncond * batch, cond * batch]`
     /// when guided.
-    fn condition(&self, params: &ImageGenParams, guided: bool, batch: usize) -> Result<(Tensor, Option<Tensor>)> {
+    fn condition(
+        &self,
+        params: &ImageGenParams,
+        guided: bool,
+        batch: usize,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (cond, cond_pooled) = self.encode_prompt(&params.prompt)?;
         let (mut rows, mut pooled_rows) = (vec![], vec![]);
         if guided {
             let zeros = params.negative_prompt.is_none() && self.force_zeros_for_empty_prompt;
             let (uncond, uncond_pooled) = if zeros {
-                (cond.zeros_like()?, cond_pooled.as_ref().map(Tensor::zeros_like).transpose()?)
+                (
+                    cond.zeros_like()?,
+                    cond_pooled.as_ref().map(Tensor::zeros_like).transpose()?,
+                )
             } else {
                 self.encode_prompt(params.negative_prompt.as_deref().unwrap_or(""))?
             };
@@ -319,7 +419,11 @@ impl ImagePipeline {
         rows.push(cond.repeat((batch, 1, 1))?);
         pooled_rows.extend(cond_pooled.map(|p| p.repeat((batch, 1))).transpose()?);
         let context = Tensor::cat(&rows, 0)?.to_dtype(self.dtype)?;
-        let pooled = if pooled_rows.is_empty() { None } else { Some(Tensor::cat(&pooled_rows, 0)?.to_dtype(self.dtype)?) };
+        let pooled = if pooled_rows.is_empty() {
+            None
+        } else {
+            Some(Tensor::cat(&pooled_rows, 0)?.to_dtype(self.dtype)?)
+        };
         Ok((context, pooled))
     }
 
@@ -343,14 +447,24 @@ impl ImagePipeline {
     fn decode(&self, latent: &Tensor) -> Result<RgbImage> {
         let image = self.vae.decode(latent)?;
         let image = ((image.to_device(&Device::Cpu)?.to_dtype(DType::F32)? / 2.0)? + 0.5)?;
-        let image = (image.clamp(0f32, 1f32)? * 255.0)?.round()?.to_dtype(DType::U8)?;
+        let image = (image.clamp(0f32, 1f32)? * 255.0)?
+            .round()?
+            .to_dtype(DType::U8)?;
         let (_, channels, height, width) = image.dims4()?;
         if channels != 3 {
-            return Err(InferenceError::config(self.dir.join("vae/config.json"), format!("out_channels {channels} is not 3 (RGB)")));
+            return Err(InferenceError::config(
+                self.dir.join("vae/config.json"),
+                format!("out_channels {channels} is not 3 (RGB)"),
+            ));
         }
-        let pixels = image.squeeze(0)?.permute((1, 2, 0))?.flatten_all()?.to_vec1::<u8>()?;
-        RgbImage::from_raw(width as u32, height as u32, pixels)
-            .ok_or_else(|| InferenceError::InvalidParams("decoded image has an unexpected size".to_owned()))
+        let pixels = image
+            .squeeze(0)?
+            .permute((1, 2, 0))?
+            .flatten_all()?
+            .to_vec1::<u8>()?;
+        RgbImage::from_raw(width as u32, height as u32, pixels).ok_or_else(|| {
+            InferenceError::InvalidParams("decoded image has an unexpected size".to_owned())
+        })
     }
 }
 
@@ -362,11 +476,12 @@ pub fn encode_png(image: &RgbImage) -> Result<Vec<u8>> {
         codecs::png::{CompressionType, FilterType, PngEncoder},
     };
     let mut bytes = Vec::new();
-    PngEncoder::new_with_quality(&mut bytes, CompressionType::Default, FilterType::Adaptive).write_image(
-        image.as_raw(),
-        image.width(),
-        image.height(),
-        ExtendedColorType::Rgb8,
-    )?;
+    PngEncoder::new_with_quality(&mut bytes, CompressionType::Default, FilterType::Adaptive)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            ExtendedColorType::Rgb8,
+        )?;
     Ok(bytes)
 }

@@ -5,7 +5,11 @@
 //! `CLIPConverter` builds (NFC + whitespace collapsing + lowercase, CLIP's word regex, byte-level
 //! BPE with the `</w>` end-of-word suffix, `<|startoftext|> ... <|endoftext|>` around the text).
 
-use std::{collections::BTreeMap, path::{Path, PathBuf}, str::FromStr};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use serde_json::{Value, json};
 use tokenizers::Tokenizer;
@@ -66,7 +70,9 @@ impl ClipTokenizer {
     /// Loads `dir` (a diffusers `tokenizer/` or `tokenizer_2/` directory).
     pub fn load(dir: &Path) -> Result<Self> {
         let specials = read_specials(dir)?;
-        let token = |spec: &Option<TokenSpec>, default: &str| spec.as_ref().map_or(default, TokenSpec::content).to_owned();
+        let token = |spec: &Option<TokenSpec>, default: &str| {
+            spec.as_ref().map_or(default, TokenSpec::content).to_owned()
+        };
         let bos = token(&specials.bos_token, "<|startoftext|>");
         let eos = token(&specials.eos_token, "<|endoftext|>");
         let unk = token(&specials.unk_token, &eos);
@@ -79,21 +85,31 @@ impl ClipTokenizer {
             build_from_vocab_and_merges(dir, &bos, &eos, &unk)?
         };
         let id = |token: &str| {
-            tokenizer.token_to_id(token).ok_or_else(|| InferenceError::Tokenizer {
-                path: dir.to_owned(),
-                message: format!("special token {token:?} is not in the vocabulary"),
-            })
+            tokenizer
+                .token_to_id(token)
+                .ok_or_else(|| InferenceError::Tokenizer {
+                    path: dir.to_owned(),
+                    message: format!("special token {token:?} is not in the vocabulary"),
+                })
         };
         let eos_id = id(&eos)?;
         let pad_id = id(&pad)?;
         id(&bos)?;
-        Ok(Self { tokenizer, dir: dir.to_owned(), eos_id, pad_id })
+        Ok(Self {
+            tokenizer,
+            dir: dir.to_owned(),
+            eos_id,
+            pad_id,
+        })
     }
 
     /// Tokenizes `text` to exactly `max_len` ids, cutting it like transformers'
     /// `truncation=True` (the `<eos>` is kept) and padding with the pad token.
     pub fn encode(&self, text: &str, max_len: usize) -> Result<ClipTokens> {
-        let encoding = self.tokenizer.encode(text, true).map_err(|e| tokenizer_error(&self.dir, e))?;
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| tokenizer_error(&self.dir, e))?;
         let mut ids = encoding.get_ids().to_vec();
         if ids.last() != Some(&self.eos_id) {
             ids.push(self.eos_id);
@@ -105,12 +121,19 @@ impl ClipTokenizer {
         }
         let eos_position = ids.len() - 1;
         ids.resize(max_len, self.pad_id);
-        Ok(ClipTokens { ids, eos_position, truncated })
+        Ok(ClipTokens {
+            ids,
+            eos_position,
+            truncated,
+        })
     }
 }
 
 fn tokenizer_error(path: &Path, error: impl std::fmt::Display) -> InferenceError {
-    InferenceError::Tokenizer { path: path.to_owned(), message: error.to_string() }
+    InferenceError::Tokenizer {
+        path: path.to_owned(),
+        message: error.to_string(),
+    }
 }
 
 fn read_specials(dir: &Path) -> Result<SpecialTokens> {
@@ -119,7 +142,8 @@ fn read_specials(dir: &Path) -> Result<SpecialTokens> {
         let path = dir.join(name);
         if path.is_file() {
             let bytes = read_required(&path, "tokenizer special tokens")?;
-            return serde_json::from_slice(&bytes).map_err(|source| InferenceError::Json { path, source });
+            return serde_json::from_slice(&bytes)
+                .map_err(|source| InferenceError::Json { path, source });
         }
     }
     Ok(SpecialTokens::default())
@@ -129,10 +153,14 @@ fn build_from_vocab_and_merges(dir: &Path, bos: &str, eos: &str, unk: &str) -> R
     let vocab_path = dir.join("vocab.json");
     let merges_path = dir.join("merges.txt");
     let vocab_bytes = read_required(&vocab_path, "CLIP vocabulary (or a tokenizer.json)")?;
-    let vocab: BTreeMap<String, u32> = serde_json::from_slice(&vocab_bytes)
-        .map_err(|source| InferenceError::Json { path: vocab_path.clone(), source })?;
+    let vocab: BTreeMap<String, u32> =
+        serde_json::from_slice(&vocab_bytes).map_err(|source| InferenceError::Json {
+            path: vocab_path.clone(),
+            source,
+        })?;
     let merges_bytes = read_required(&merges_path, "CLIP BPE merges (or a tokenizer.json)")?;
-    let merges_text = String::from_utf8(merges_bytes).map_err(|_| tokenizer_error(&merges_path, "not UTF-8"))?;
+    let merges_text =
+        String::from_utf8(merges_bytes).map_err(|_| tokenizer_error(&merges_path, "not UTF-8"))?;
     let mut merges = Vec::new();
     for (line_no, line) in merges_text.lines().enumerate() {
         if line.starts_with("#version") || line.trim().is_empty() {
@@ -141,12 +169,21 @@ fn build_from_vocab_and_merges(dir: &Path, bos: &str, eos: &str, unk: &str) -> R
         let mut parts = line.split(' ');
         match (parts.next(), parts.next(), parts.next()) {
             (Some(a), Some(b), None) => merges.push(Value::String(format!("{a} {b}"))),
-            _ => return Err(tokenizer_error(&merges_path, format!("line {} is not two space-separated symbols", line_no + 1))),
+            _ => {
+                return Err(tokenizer_error(
+                    &merges_path,
+                    format!("line {} is not two space-separated symbols", line_no + 1),
+                ));
+            }
         }
     }
     let special = |token: &str| -> Result<Value> {
-        let id = vocab.get(token).ok_or_else(|| tokenizer_error(&vocab_path, format!("special token {token:?} is missing")))?;
-        Ok(json!({"id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": true}))
+        let id = vocab.get(token).ok_or_else(|| {
+            tokenizer_error(&vocab_path, format!("special token {token:?} is missing"))
+        })?;
+        Ok(
+            json!({"id": id, "content": token, "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": true}),
+        )
     };
     let bos_id = vocab.get(bos).copied();
     let eos_id = vocab.get(eos).copied();

@@ -10,8 +10,9 @@ use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, VarBuilder};
 use candle_transformers::models::stable_diffusion::{
     embeddings::{TimestepEmbedding, Timesteps},
     unet_2d_blocks::{
-        CrossAttnDownBlock2D, CrossAttnDownBlock2DConfig, CrossAttnUpBlock2D, CrossAttnUpBlock2DConfig, DownBlock2D,
-        DownBlock2DConfig, UNetMidBlock2DCrossAttn, UNetMidBlock2DCrossAttnConfig, UpBlock2D, UpBlock2DConfig,
+        CrossAttnDownBlock2D, CrossAttnDownBlock2DConfig, CrossAttnUpBlock2D,
+        CrossAttnUpBlock2DConfig, DownBlock2D, DownBlock2DConfig, UNetMidBlock2DCrossAttn,
+        UNetMidBlock2DCrossAttnConfig, UpBlock2D, UpBlock2DConfig,
     },
 };
 
@@ -78,21 +79,36 @@ impl Unet {
         let base = config.blocks[0].out_channels;
         let last = config.blocks[n - 1];
         let time_dim = base * 4;
-        let padded = Conv2dConfig { padding: 1, ..Default::default() };
+        let padded = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
         let conv_in = candle_nn::conv2d(config.in_channels, base, 3, padded, vb.pp("conv_in"))?;
         let time_proj = Timesteps::new(base, config.flip_sin_to_cos, config.freq_shift);
         let time_embedding = TimestepEmbedding::new(vb.pp("time_embedding"), base, time_dim)?;
         let add_embedding = match config.text_time {
             None => None,
             Some(text_time) => Some(AddEmbedding {
-                time_proj: Timesteps::new(text_time.time_embed_dim, config.flip_sin_to_cos, config.freq_shift),
-                embedding: TimestepEmbedding::new(vb.pp("add_embedding"), text_time.projection_input_dim, time_dim)?,
+                time_proj: Timesteps::new(
+                    text_time.time_embed_dim,
+                    config.flip_sin_to_cos,
+                    config.freq_shift,
+                ),
+                embedding: TimestepEmbedding::new(
+                    vb.pp("add_embedding"),
+                    text_time.projection_input_dim,
+                    time_dim,
+                )?,
             }),
         };
 
         let mut down_blocks = Vec::with_capacity(n);
         for (i, block) in config.blocks.iter().enumerate() {
-            let in_channels = if i > 0 { config.blocks[i - 1].out_channels } else { base };
+            let in_channels = if i > 0 {
+                config.blocks[i - 1].out_channels
+            } else {
+                base
+            };
             let down = DownBlock2DConfig {
                 num_layers: config.layers_per_block,
                 resnet_eps: config.norm_eps,
@@ -103,22 +119,30 @@ impl Unet {
             };
             let vb = vb.pp("down_blocks").pp(i);
             down_blocks.push(match block.use_cross_attn {
-                Some(transformer_layers_per_block) => DownBlock::CrossAttn(CrossAttnDownBlock2D::new(
+                Some(transformer_layers_per_block) => {
+                    DownBlock::CrossAttn(CrossAttnDownBlock2D::new(
+                        vb,
+                        in_channels,
+                        block.out_channels,
+                        Some(time_dim),
+                        USE_FLASH_ATTN,
+                        CrossAttnDownBlock2DConfig {
+                            downblock: down,
+                            attn_num_head_channels: block.attention_head_dim,
+                            cross_attention_dim: config.cross_attention_dim,
+                            sliced_attention_size: None,
+                            use_linear_projection: config.use_linear_projection,
+                            transformer_layers_per_block,
+                        },
+                    )?)
+                }
+                None => DownBlock::Basic(DownBlock2D::new(
                     vb,
                     in_channels,
                     block.out_channels,
                     Some(time_dim),
-                    USE_FLASH_ATTN,
-                    CrossAttnDownBlock2DConfig {
-                        downblock: down,
-                        attn_num_head_channels: block.attention_head_dim,
-                        cross_attention_dim: config.cross_attention_dim,
-                        sliced_attention_size: None,
-                        use_linear_projection: config.use_linear_projection,
-                        transformer_layers_per_block,
-                    },
+                    down,
                 )?),
-                None => DownBlock::Basic(DownBlock2D::new(vb, in_channels, block.out_channels, Some(time_dim), down)?),
             });
         }
 
@@ -142,7 +166,11 @@ impl Unet {
         let mut up_blocks = Vec::with_capacity(n);
         for i in 0..n {
             let block = config.blocks[n - 1 - i];
-            let prev_out_channels = if i > 0 { config.blocks[n - i].out_channels } else { last.out_channels };
+            let prev_out_channels = if i > 0 {
+                config.blocks[n - i].out_channels
+            } else {
+                last.out_channels
+            };
             let in_channels = config.blocks[if i == n - 1 { 0 } else { n - i - 2 }].out_channels;
             let up = UpBlock2DConfig {
                 num_layers: config.layers_per_block + 1,
@@ -180,7 +208,12 @@ impl Unet {
             });
         }
 
-        let conv_norm_out = candle_nn::group_norm(config.norm_num_groups, base, config.norm_eps, vb.pp("conv_norm_out"))?;
+        let conv_norm_out = candle_nn::group_norm(
+            config.norm_num_groups,
+            base,
+            config.norm_eps,
+            vb.pp("conv_norm_out"),
+        )?;
         let conv_out = candle_nn::conv2d(base, config.out_channels, 3, padded, vb.pp("conv_out"))?;
         Ok(Self {
             conv_in,
@@ -202,23 +235,38 @@ impl Unet {
     }
 
     /// Predicts the noise (or v / x0) for `xs` at `timestep` given the text `context`.
-    pub fn forward(&self, xs: &Tensor, timestep: f64, context: &Tensor, added: Option<&AddedConditions>) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        xs: &Tensor,
+        timestep: f64,
+        context: &Tensor,
+        added: Option<&AddedConditions>,
+    ) -> Result<Tensor> {
         let (batch, _, height, width) = xs.dims4()?;
         let device = xs.device();
         let n = self.config.blocks.len();
         let up_factor = 1usize << (n - 1);
         let odd_size = height % up_factor != 0 || width % up_factor != 0;
-        let xs = if self.config.center_input_sample { ((xs * 2.0)? - 1.0)? } else { xs.clone() };
+        let xs = if self.config.center_input_sample {
+            ((xs * 2.0)? - 1.0)?
+        } else {
+            xs.clone()
+        };
 
         let emb = (Tensor::ones(batch, xs.dtype(), device)? * timestep)?;
-        let mut emb = self.time_embedding.forward(&self.time_proj.forward(&emb)?)?;
+        let mut emb = self
+            .time_embedding
+            .forward(&self.time_proj.forward(&emb)?)?;
         if let Some(add) = &self.add_embedding {
             let Some(added) = added else {
-                candle_core::bail!("this UNet (addition_embed_type \"text_time\") needs pooled text embeddings and time ids");
+                candle_core::bail!(
+                    "this UNet (addition_embed_type \"text_time\") needs pooled text embeddings and time ids"
+                );
             };
             let time_ids = added.time_ids.flatten_all()?.to_dtype(xs.dtype())?;
             let time_embeds = add.time_proj.forward(&time_ids)?.reshape((batch, ()))?;
-            let add_input = Tensor::cat(&[&added.text_embeds.to_dtype(xs.dtype())?, &time_embeds], 1)?;
+            let add_input =
+                Tensor::cat(&[&added.text_embeds.to_dtype(xs.dtype())?, &time_embeds], 1)?;
             emb = (emb + add.embedding.forward(&add_input)?)?;
         }
 
@@ -245,7 +293,13 @@ impl Unet {
             };
             xs = match block {
                 UpBlock::Basic(b) => b.forward(&xs, &block_residuals, Some(&emb), upsample_size)?,
-                UpBlock::CrossAttn(b) => b.forward(&xs, &block_residuals, Some(&emb), upsample_size, Some(context))?,
+                UpBlock::CrossAttn(b) => b.forward(
+                    &xs,
+                    &block_residuals,
+                    Some(&emb),
+                    upsample_size,
+                    Some(context),
+                )?,
             };
         }
         let xs = candle_nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;

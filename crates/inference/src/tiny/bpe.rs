@@ -16,7 +16,8 @@ once upon a time there was a small robot that wanted to see the sea and the sun 
 
 /// GPT-2's reversible byte → printable character map, in byte order.
 pub(crate) fn bytes_to_unicode() -> Vec<char> {
-    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     let mut extra = 0;
     (0u32..256)
         .map(|b| {
@@ -33,7 +34,8 @@ pub(crate) fn bytes_to_unicode() -> Vec<char> {
 /// The 256 byte symbols in CLIP/GPT-2 vocabulary order (printable bytes first).
 pub(crate) fn byte_alphabet() -> Vec<String> {
     let map = bytes_to_unicode();
-    let printable = |b: usize| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let printable =
+        |b: usize| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
     let mut order: Vec<usize> = (0..256).filter(|&b| printable(b)).collect();
     order.extend((0..256).filter(|&b| !printable(b)));
     order.into_iter().map(|b| map[b].to_string()).collect()
@@ -56,7 +58,10 @@ fn learn_merges(words: &[Vec<String>], count: usize) -> Vec<(String, String)> {
             }
         }
         // BTreeMap iterates pairs in order, so `max_by_key` over (count, Reverse) is stable.
-        let Some((best, freq)) = pairs.into_iter().max_by(|(a, ca), (b, cb)| ca.cmp(cb).then_with(|| b.cmp(a))) else {
+        let Some((best, freq)) = pairs
+            .into_iter()
+            .max_by(|(a, ca), (b, cb)| ca.cmp(cb).then_with(|| b.cmp(a)))
+        else {
             break;
         };
         if freq < 2 {
@@ -162,7 +167,11 @@ pub(crate) fn clip_bpe(merges: usize) -> ClipBpe {
 pub(crate) fn byte_level_bpe(merges: usize) -> (Vec<String>, Vec<(String, String)>) {
     let mut words = Vec::new();
     for (i, word) in CORPUS.split(' ').enumerate() {
-        let text = if i == 0 { word.to_owned() } else { format!(" {word}") };
+        let text = if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        };
         words.push(byte_symbols(&text));
     }
     let merges = learn_merges(&words, merges);
@@ -191,7 +200,11 @@ mod tests {
         let b = clip_bpe(100);
         assert_eq!(a.merges, b.merges);
         assert!(a.merges.len() > 50, "{} merges", a.merges.len());
-        assert!(a.merges.iter().any(|(x, y)| format!("{x}{y}") == "the</w>" || x == "th"));
+        assert!(
+            a.merges
+                .iter()
+                .any(|(x, y)| format!("{x}{y}") == "the</w>" || x == "th")
+        );
         assert!(a.vocab.len() <= 512 + a.merges.len() + 2);
         assert_eq!(a.vocab.last().map(String::as_str), Some(CLIP_EOS));
     }

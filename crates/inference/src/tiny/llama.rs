@@ -9,7 +9,13 @@ use super::{bpe, record, write_file, write_json, write_weights};
 use crate::error::{InferenceError, Result};
 
 const MERGES: usize = 256;
-const SPECIALS: [&str; 5] = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"];
+const SPECIALS: [&str; 5] = [
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+];
 /// A Llama 3 style chat template (with the features real templates use).
 const CHAT_TEMPLATE: &str = "{{ bos_token }}{% for message in messages %}{% if message['role'] not in ['system', 'user', 'assistant'] %}{{ raise_exception('unknown role') }}{% endif %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n{{ message['content'] | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}";
 
@@ -22,8 +28,11 @@ pub(super) fn write(dir: &Path, seed: u64) -> Result<()> {
     // Round the embedding up, as real checkpoints often pad their vocabulary.
     let vocab_size = vocab.len().next_multiple_of(64);
 
-    let vocab_map: serde_json::Map<String, serde_json::Value> =
-        vocab.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+    let vocab_map: serde_json::Map<String, serde_json::Value> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
     let added: Vec<serde_json::Value> = SPECIALS
         .iter()
         .map(|s| json!({"id": id(s), "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
@@ -55,7 +64,9 @@ pub(super) fn write(dir: &Path, seed: u64) -> Result<()> {
     // Round-trip through the tokenizers crate: proves it loads and writes its canonical form.
     let tokenizer = tokenizers::Tokenizer::from_str(&document.to_string())
         .map_err(|e| InferenceError::InvalidParams(format!("tiny llama tokenizer: {e}")))?;
-    let canonical = tokenizer.to_string(true).map_err(|e| InferenceError::InvalidParams(format!("tiny llama tokenizer: {e}")))?;
+    let canonical = tokenizer
+        .to_string(true)
+        .map_err(|e| InferenceError::InvalidParams(format!("tiny llama tokenizer: {e}")))?;
     write_file(&dir.join("tokenizer.json"), canonical.as_bytes())?;
     write_json(
         &dir.join("tokenizer_config.json"),

@@ -72,21 +72,39 @@ pub fn make_tiny_models(out: &Path, seed: u64, force: bool) -> Result<TinyModels
     written |= make_one(&sd, seed, force, sd::write)?;
     written |= make_one(&sdxl, seed, force, sd::write_xl)?;
     written |= make_one(&llama, seed, force, llama::write)?;
-    Ok(TinyModels { sd, sdxl, llama, written })
+    Ok(TinyModels {
+        sd,
+        sdxl,
+        llama,
+        written,
+    })
 }
 
-fn make_one(dir: &Path, seed: u64, force: bool, write: fn(&Path, u64) -> Result<()>) -> Result<bool> {
+fn make_one(
+    dir: &Path,
+    seed: u64,
+    force: bool,
+    write: fn(&Path, u64) -> Result<()>,
+) -> Result<bool> {
     let marker_path = dir.join(MARKER_FILE);
-    let wanted = Marker { version: TINY_FORMAT_VERSION, seed };
+    let wanted = Marker {
+        version: TINY_FORMAT_VERSION,
+        seed,
+    };
     if dir.exists() {
-        let existing = fs::read(&marker_path).ok().and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
+        let existing = fs::read(&marker_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
         if existing.as_ref() == Some(&wanted) && !force {
             tracing::info!(dir = %dir.display(), seed, "tiny model already present");
             return Ok(false);
         }
         if !force {
             let what = match existing {
-                Some(marker) => format!("it was made with seed {} (format {})", marker.seed, marker.version),
+                Some(marker) => format!(
+                    "it was made with seed {} (format {})",
+                    marker.seed, marker.version
+                ),
                 None => "it is not a tiny model made by this tool".to_owned(),
             };
             return Err(InferenceError::InvalidParams(format!(
@@ -107,7 +125,11 @@ fn make_one(dir: &Path, seed: u64, force: bool, write: fn(&Path, u64) -> Result<
     }
     fs::create_dir_all(&staging).map_err(InferenceError::io(&staging))?;
     let result = write(&staging, seed).and_then(|()| {
-        write_file(&staging.join(MARKER_FILE), &serde_json::to_vec(&wanted).map_err(|e| InferenceError::InvalidParams(e.to_string()))?)
+        write_file(
+            &staging.join(MARKER_FILE),
+            &serde_json::to_vec(&wanted)
+                .map_err(|e| InferenceError::InvalidParams(e.to_string()))?,
+        )
     });
     if let Err(error) = result {
         let _ = fs::remove_dir_all(&staging);
@@ -126,7 +148,8 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| InferenceError::InvalidParams(e.to_string()))?;
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| InferenceError::InvalidParams(e.to_string()))?;
     bytes.push(b'\n');
     write_file(path, &bytes)
 }
@@ -140,15 +163,29 @@ struct Recorder {
 }
 
 impl SimpleBackend for Recorder {
-    fn get(&self, shape: Shape, name: &str, hint: Init, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        hint: Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
         if let Ok(mut tensors) = self.tensors.lock() {
             tensors.insert(name.to_owned(), (shape.dims().to_vec(), hint));
         }
         Tensor::zeros(shape, dtype, device)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _device: &Device) -> candle_core::Result<Tensor> {
-        candle_core::bail!("tensor {name} requested without a shape; the tiny-model recorder needs shapes")
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        candle_core::bail!(
+            "tensor {name} requested without a shape; the tiny-model recorder needs shapes"
+        )
     }
 
     fn contains_tensor(&self, _name: &str) -> bool {
@@ -158,11 +195,22 @@ impl SimpleBackend for Recorder {
 }
 
 /// Runs `build` against a recorder and returns every tensor it requested.
-pub(crate) fn record<T>(build: impl FnOnce(VarBuilder<'_>) -> candle_core::Result<T>) -> Result<Recorded> {
-    let recorder = std::sync::Arc::new(Recorder { tensors: Mutex::new(BTreeMap::new()) });
+pub(crate) fn record<T>(
+    build: impl FnOnce(VarBuilder<'_>) -> candle_core::Result<T>,
+) -> Result<Recorded> {
+    let recorder = std::sync::Arc::new(Recorder {
+        tensors: Mutex::new(BTreeMap::new()),
+    });
     struct Shared(std::sync::Arc<Recorder>);
     impl SimpleBackend for Shared {
-        fn get(&self, s: Shape, n: &str, h: Init, d: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        fn get(
+            &self,
+            s: Shape,
+            n: &str,
+            h: Init,
+            d: DType,
+            dev: &Device,
+        ) -> candle_core::Result<Tensor> {
             self.0.get(s, n, h, d, dev)
         }
         fn get_unchecked(&self, n: &str, d: DType, dev: &Device) -> candle_core::Result<Tensor> {
@@ -173,13 +221,23 @@ pub(crate) fn record<T>(build: impl FnOnce(VarBuilder<'_>) -> candle_core::Resul
         }
     }
     let vb = VarBuilder::from_backend(Box::new(Shared(recorder.clone())), DType::F32, Device::Cpu);
-    build(vb).map_err(|e| InferenceError::InvalidParams(format!("recording tiny model tensors: {e}")))?;
-    let tensors = recorder.tensors.lock().map_err(|_| InferenceError::InvalidParams("recorder poisoned".to_owned()))?;
+    build(vb)
+        .map_err(|e| InferenceError::InvalidParams(format!("recording tiny model tensors: {e}")))?;
+    let tensors = recorder
+        .tensors
+        .lock()
+        .map_err(|_| InferenceError::InvalidParams("recorder poisoned".to_owned()))?;
     Ok(tensors.clone())
 }
 
 /// Writes `tensors` with deterministic values to a safetensors file.
-pub(crate) fn write_weights(path: &Path, tensors: &Recorded, seed: u64, stream: u64, gain: f64) -> Result<()> {
+pub(crate) fn write_weights(
+    path: &Path,
+    tensors: &Recorded,
+    seed: u64,
+    stream: u64,
+    gain: f64,
+) -> Result<()> {
     let mut noise = NoiseStream::new(seed, stream);
     let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
     for (name, (shape, init)) in tensors {

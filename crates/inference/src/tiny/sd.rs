@@ -54,7 +54,18 @@ pub(super) fn write(dir: &Path, seed: u64) -> Result<()> {
             "trained_betas": null
         }),
     )?;
-    write_clip(dir, &Encoder { name: "text_encoder", tokenizer: "tokenizer", pad: bpe::CLIP_EOS, gelu: false, projected: false }, seed, 10)?;
+    write_clip(
+        dir,
+        &Encoder {
+            name: "text_encoder",
+            tokenizer: "tokenizer",
+            pad: bpe::CLIP_EOS,
+            gelu: false,
+            projected: false,
+        },
+        seed,
+        10,
+    )?;
     write_unet(
         dir,
         json!({
@@ -110,8 +121,30 @@ pub(super) fn write_xl(dir: &Path, seed: u64) -> Result<()> {
             "trained_betas": null
         }),
     )?;
-    write_clip(dir, &Encoder { name: "text_encoder", tokenizer: "tokenizer", pad: bpe::CLIP_EOS, gelu: false, projected: false }, seed, 10)?;
-    write_clip(dir, &Encoder { name: "text_encoder_2", tokenizer: "tokenizer_2", pad: "!", gelu: true, projected: true }, seed, 13)?;
+    write_clip(
+        dir,
+        &Encoder {
+            name: "text_encoder",
+            tokenizer: "tokenizer",
+            pad: bpe::CLIP_EOS,
+            gelu: false,
+            projected: false,
+        },
+        seed,
+        10,
+    )?;
+    write_clip(
+        dir,
+        &Encoder {
+            name: "text_encoder_2",
+            tokenizer: "tokenizer_2",
+            pad: "!",
+            gelu: true,
+            projected: true,
+        },
+        seed,
+        13,
+    )?;
     const TIME_IDS_DIM: usize = 8;
     write_unet(
         dir,
@@ -129,7 +162,11 @@ pub(super) fn write_xl(dir: &Path, seed: u64) -> Result<()> {
         }),
         seed,
     )?;
-    write_vae(dir, json!({"scaling_factor": 0.13025, "force_upcast": true}), seed)
+    write_vae(
+        dir,
+        json!({"scaling_factor": 0.13025, "force_upcast": true}),
+        seed,
+    )
 }
 
 struct Encoder {
@@ -144,8 +181,12 @@ struct Encoder {
 fn write_clip(dir: &Path, encoder: &Encoder, seed: u64, stream: u64) -> Result<()> {
     let tokenizer_dir = dir.join(encoder.tokenizer);
     let clip_bpe = bpe::clip_bpe(CLIP_MERGES);
-    let vocab: serde_json::Map<String, Value> =
-        clip_bpe.vocab.iter().enumerate().map(|(id, token)| (token.clone(), json!(id))).collect();
+    let vocab: serde_json::Map<String, Value> = clip_bpe
+        .vocab
+        .iter()
+        .enumerate()
+        .map(|(id, token)| (token.clone(), json!(id)))
+        .collect();
     let bos_id = clip_bpe.vocab.len() - 2;
     let eos_id = clip_bpe.vocab.len() - 1;
     write_json(&tokenizer_dir.join("vocab.json"), &Value::Object(vocab))?;
@@ -187,7 +228,11 @@ fn write_clip(dir: &Path, encoder: &Encoder, seed: u64, stream: u64) -> Result<(
         num_hidden_layers: 2,
         num_attention_heads: 2,
         max_position_embeddings: CLIP_MAX_POSITIONS,
-        activation: if encoder.gelu { ClipActivation::Gelu } else { ClipActivation::QuickGelu },
+        activation: if encoder.gelu {
+            ClipActivation::Gelu
+        } else {
+            ClipActivation::QuickGelu
+        },
         layer_norm_eps: 1e-5,
         projection_dim: encoder.projected.then_some(CLIP_HIDDEN),
     };
@@ -216,7 +261,13 @@ fn write_clip(dir: &Path, encoder: &Encoder, seed: u64, stream: u64) -> Result<(
         }),
     )?;
     let tensors = record(|vb| ClipTextModel::new(vb, &config))?;
-    write_weights(&encoder_dir.join("model.safetensors"), &tensors, seed, stream, 1.0)
+    write_weights(
+        &encoder_dir.join("model.safetensors"),
+        &tensors,
+        seed,
+        stream,
+        1.0,
+    )
 }
 
 /// A UNet with the shared tiny settings plus `specific` keys.
@@ -242,7 +293,13 @@ fn write_unet(dir: &Path, specific: Value, seed: u64) -> Result<()> {
     write_json(&path, &unet)?;
     let config = parse::<UnetJson>(&unet)?.resolve(&path)?;
     let tensors = record(|vb| Unet::new(vb, config))?;
-    write_weights(&dir.join("unet/diffusion_pytorch_model.safetensors"), &tensors, seed, 11, 1.0)
+    write_weights(
+        &dir.join("unet/diffusion_pytorch_model.safetensors"),
+        &tensors,
+        seed,
+        11,
+        1.0,
+    )
 }
 
 /// A four-block VAE (latents 8x smaller than images, as in every SD model).
@@ -266,7 +323,13 @@ fn write_vae(dir: &Path, specific: Value, seed: u64) -> Result<()> {
     write_json(&path, &vae)?;
     let config = parse::<VaeJson>(&vae)?.resolve(&path)?;
     let tensors = record(|vb| AutoEncoderKL::new(vb, 3, 3, config.candle.clone()))?;
-    write_weights(&dir.join("vae/diffusion_pytorch_model.safetensors"), &tensors, seed, 12, 1.0)
+    write_weights(
+        &dir.join("vae/diffusion_pytorch_model.safetensors"),
+        &tensors,
+        seed,
+        12,
+        1.0,
+    )
 }
 
 fn merge(base: &mut Value, extra: Value) {
@@ -276,5 +339,6 @@ fn merge(base: &mut Value, extra: Value) {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T> {
-    serde_json::from_value(value.clone()).map_err(|e| InferenceError::InvalidParams(format!("tiny model config: {e}")))
+    serde_json::from_value(value.clone())
+        .map_err(|e| InferenceError::InvalidParams(format!("tiny model config: {e}")))
 }

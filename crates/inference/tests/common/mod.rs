@@ -8,8 +8,8 @@ use std::{
 };
 
 use verinfer_inference::{
-    ChatMessage, ChatRole, ImageGenParams, SchedulerKind, TextGenParams, TextPrompt, TextSampling, TinyModels,
-    make_tiny_models,
+    ChatMessage, ChatRole, ImageGenParams, SchedulerKind, TextGenParams, TextPrompt, TextSampling,
+    TinyModels, make_tiny_models,
 };
 
 pub const TINY_SEED: u64 = 7;
@@ -41,8 +41,14 @@ pub fn image_params(seed: u64, scheduler: SchedulerKind) -> ImageGenParams {
 pub fn text_params(seed: u64, sampling: TextSampling) -> TextGenParams {
     TextGenParams {
         input: TextPrompt::Chat(vec![
-            ChatMessage { role: ChatRole::System, content: "You are a helpful assistant.".to_owned() },
-            ChatMessage { role: ChatRole::User, content: "Tell me a story about a robot.".to_owned() },
+            ChatMessage {
+                role: ChatRole::System,
+                content: "You are a helpful assistant.".to_owned(),
+            },
+            ChatMessage {
+                role: ChatRole::User,
+                content: "Tell me a story about a robot.".to_owned(),
+            },
         ]),
         max_tokens: 32,
         sampling,
@@ -52,7 +58,11 @@ pub fn text_params(seed: u64, sampling: TextSampling) -> TextGenParams {
 }
 
 pub fn sampled() -> TextSampling {
-    TextSampling::Sample { temperature: 1.0, top_p: Some(0.95), top_k: Some(50) }
+    TextSampling::Sample {
+        temperature: 1.0,
+        top_p: Some(0.95),
+        top_k: Some(50),
+    }
 }
 
 /// Copies a model directory (to break it without touching the shared fixture).
