@@ -538,32 +538,55 @@ async fn text_task_on_one_shared_gpu_model_runs_to_validated() {
     let _ = net.relayer_stop.send(true);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
-    init_logs();
-    let net = Devnet::start().await;
-    let mut crashing = net.node_config(2, None);
-    crashing.testing = TestingConfig {
+/// An image task (seed `seed`) on nodes of accounts 2..=4, where account 2's node stops right
+/// after committing (its run has returned) and the other two keep running in `nodes`.
+struct HaltedAfterCommit {
+    config: NodeConfig,
+    address: Address,
+    task_id: u64,
+    nodes: Nodes,
+}
+
+async fn halted_after_commit(net: &Devnet, seed: u64) -> HaltedAfterCommit {
+    let mut config = net.node_config(2, None);
+    config.testing = TestingConfig {
         halt_after: Some(HaltPoint::Committed),
         ..TestingConfig::default()
     };
     let honest: Vec<NodeConfig> = (3..=4)
         .map(|account| net.node_config(account, None))
         .collect();
-
-    // The crashing node runs on its own so that the test sees its run return.
-    let crashing_node = Node::start(crashing.clone()).await.expect("node starts");
-    let crashing_address = crashing_node.address();
-    let crashed = tokio::spawn(crashing_node.run(std::future::pending()));
+    // The halting node runs on its own so that the test sees its run return.
+    let halting = Node::start(config.clone()).await.expect("node starts");
+    let address = halting.address();
+    let halted = tokio::spawn(halting.run(std::future::pending()));
     let mut nodes = Nodes::new();
     nodes.spawn_all(honest).await;
 
-    let task_id = net.create_task(&image_args(7)).await;
-    tokio::time::timeout(TASK_TIMEOUT, crashed)
+    let task_id = net.create_task(&image_args(seed)).await;
+    tokio::time::timeout(TASK_TIMEOUT, halted)
         .await
         .expect("the halting node returns after committing")
         .expect("no panic")
         .expect("halting is a clean return");
+    HaltedAfterCommit {
+        config,
+        address,
+        task_id,
+        nodes,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
+    init_logs();
+    let net = Devnet::start().await;
+    let HaltedAfterCommit {
+        config: mut crashing,
+        address: crashing_address,
+        task_id,
+        mut nodes,
+    } = halted_after_commit(&net, 7).await;
     let halted = record(&crashing, task_id).await;
     assert_eq!(halted.stage, Stage::Committed, "{halted:?}");
     assert!(
@@ -627,28 +650,14 @@ async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
 async fn a_node_leaving_mid_task_finishes_it_and_gets_stake_and_reward_back() {
     init_logs();
     let net = Devnet::start().await;
-    let mut leaving = net.node_config(2, None);
-    leaving.testing = TestingConfig {
-        halt_after: Some(HaltPoint::Committed),
-        ..TestingConfig::default()
-    };
-    let honest: Vec<NodeConfig> = (3..=4)
-        .map(|account| net.node_config(account, None))
-        .collect();
-    let leaving_node = Node::start(leaving.clone()).await.expect("node starts");
-    let address = leaving_node.address();
-    let halted = tokio::spawn(leaving_node.run(std::future::pending()));
-    let mut nodes = Nodes::new();
-    nodes.spawn_all(honest).await;
+    let HaltedAfterCommit {
+        config: mut leaving,
+        address,
+        task_id,
+        mut nodes,
+    } = halted_after_commit(&net, 11).await;
     let token = IERC20::new(net.deployment.staking_token, net.provider.clone());
     let balance = || async { token.balanceOf(address).call().await.expect("balanceOf") };
-
-    let task_id = net.create_task(&image_args(11)).await;
-    tokio::time::timeout(TASK_TIMEOUT, halted)
-        .await
-        .expect("the halting node returns after committing")
-        .expect("no panic")
-        .expect("halting is a clean return");
     let balance_in_task = balance().await;
 
     match verinfer_node::leave(&leaving).await.expect("leave") {
