@@ -1,10 +1,10 @@
-//! Runs `crates/client/examples/create_and_fetch.rs` as a user would (`cargo run --example`, a
-//! child process with `VERINFER_KEY` set, in a fresh working directory) against a real network of
-//! three honest nodes, and checks that it creates the task, sees it validated, and writes images
-//! whose pHashes are what the chain recorded.
+//! Runs `crates/client/examples/create_and_fetch.rs` as a user would (a child process with
+//! `VERINFER_KEY` set and the README's arguments, in a fresh working directory) against a real
+//! network of three honest nodes, and checks that it creates the task, sees it validated, and
+//! writes images whose pHashes are what the chain recorded. The binary is the example's file
+//! compiled as this crate's `create_and_fetch` bin (see tests/Cargo.toml), not `cargo run`.
 
 use std::{
-    path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
     time::{Duration, Instant},
 };
@@ -16,19 +16,12 @@ use verinfer_e2e::{FUNDS, Network, NetworkParams, NodeSpec, Result, TOKEN};
 
 /// The fee the example pays (`10u128.pow(18)`).
 const EXAMPLE_FEE: u128 = TOKEN;
-/// Building the example when it is not up to date (a cold build on 2 cores).
-const BUILD_TIMEOUT: Duration = Duration::from_secs(1_200);
 /// The example's run: one task through the 30 s commit and 6 s reveal windows, plus the fetch.
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The workspace's manifest: the child runs in a temporary directory, outside the workspace.
-fn workspace_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml")
-}
-
 /// A child process in its own process group; the whole group is killed once the child exited, on
-/// a timeout, and when this is dropped (a failed assertion, a panic), so that neither cargo nor
-/// the example (nor a rustc it started) outlives the test.
+/// a timeout, and when this is dropped (a failed assertion, a panic), so that the example never
+/// outlives the test.
 struct Child {
     child: tokio::process::Child,
     pgid: Option<u32>,
@@ -123,42 +116,9 @@ fn read_all(
     })
 }
 
-/// `cargo <subcommand> --manifest-path <this workspace> <args>` (the cargo running the tests).
-fn cargo(subcommand: &str, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO"));
-    command
-        .arg(subcommand)
-        .arg("--manifest-path")
-        .arg(workspace_manifest())
-        .args(args);
-    command
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_vouches_for()
 -> Result<()> {
-    // Build first, before the network runs: compiling on a small machine while the nodes compute
-    // would starve the short commit window. `cargo run` below then only checks it is up to date.
-    let build = Child::spawn(&mut cargo(
-        "build",
-        &[
-            "--locked",
-            "--quiet",
-            "-p",
-            "verinfer-client",
-            "--example",
-            "create_and_fetch",
-        ],
-    ))?
-    .wait("cargo build --example create_and_fetch", BUILD_TIMEOUT)
-    .await?;
-    assert!(
-        build.status.success(),
-        "building the example failed: {}\n{}",
-        build.status,
-        build.stderr
-    );
-
     let mut net = Network::start(NetworkParams::default()).await?;
     for gpu in ["e2e-gpu-a", "e2e-gpu-a", "e2e-gpu-b"] {
         net.add_node(NodeSpec::honest(gpu)).await?;
@@ -167,24 +127,13 @@ async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_
     let key = alloy::hex::encode_prefixed(net.creator_key().to_bytes());
     let deployment = net.deployment_path();
     let run = Child::spawn(
-        cargo(
-            "run",
-            &[
-                "--locked",
-                "--quiet",
-                "-p",
-                "verinfer-client",
-                "--example",
-                "create_and_fetch",
-                "--",
-            ],
-        )
-        .arg(net.rpc_url().as_str())
-        .arg(net.relayer_url().as_str())
-        .arg(&deployment)
-        .arg(&net.models().sd.digest)
-        .env("VERINFER_KEY", &key)
-        .current_dir(cwd.path()),
+        Command::new(env!("CARGO_BIN_EXE_create_and_fetch"))
+            .arg(net.rpc_url().as_str())
+            .arg(net.relayer_url().as_str())
+            .arg(&deployment)
+            .arg(&net.models().sd.digest)
+            .env("VERINFER_KEY", &key)
+            .current_dir(cwd.path()),
     )?
     .wait("the create_and_fetch example", RUN_TIMEOUT)
     .await?;
