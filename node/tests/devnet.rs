@@ -296,6 +296,21 @@ impl Devnet {
     }
 
     /// Waits until the relayer holds `count` verified uploads of the task.
+    /// Waits for `task_id` to settle and asserts it was validated.
+    async fn wait_validated(&self, task_id: u64) -> IVerinfer::TaskInfo {
+        let task = self
+            .wait_task(task_id, "settlement", |t| {
+                t.status >= TaskStatus::Validated.as_u8()
+            })
+            .await;
+        assert_eq!(
+            TaskStatus::try_from(task.status).unwrap(),
+            TaskStatus::Validated,
+            "{task:?}"
+        );
+        task
+    }
+
     async fn wait_uploads(&self, task_id: u64, count: usize) -> TaskResultsView {
         let deadline = tokio::time::Instant::now() + TASK_TIMEOUT;
         loop {
@@ -459,16 +474,7 @@ async fn image_task_runs_to_validated_and_every_node_uploads() {
     }
 
     let task_id = net.create_task(&image_args(42)).await;
-    let task = net
-        .wait_task(task_id, "settlement", |t| {
-            t.status >= TaskStatus::Validated.as_u8()
-        })
-        .await;
-    assert_eq!(
-        TaskStatus::try_from(task.status).unwrap(),
-        TaskStatus::Validated,
-        "{task:?}"
-    );
+    let task = net.wait_validated(task_id).await;
     assert_eq!(task.revealedMask, 0b111);
 
     let results = net.wait_uploads(task_id, 3).await;
@@ -504,16 +510,7 @@ async fn text_task_on_one_shared_gpu_model_runs_to_validated() {
     let addresses = nodes.spawn_all(configs.clone()).await;
 
     let task_id = net.create_task(&text_args(Sampling::Greedy {})).await;
-    let task = net
-        .wait_task(task_id, "settlement", |t| {
-            t.status >= TaskStatus::Validated.as_u8()
-        })
-        .await;
-    assert_eq!(
-        TaskStatus::try_from(task.status).unwrap(),
-        TaskStatus::Validated,
-        "{task:?}"
-    );
+    net.wait_validated(task_id).await;
 
     let results = net.wait_uploads(task_id, 3).await;
     let digests: Vec<_> = results
@@ -612,16 +609,7 @@ async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
     crashing.testing = TestingConfig::default();
     let resumed = nodes.spawn(crashing.clone()).await;
     assert_eq!(resumed, crashing_address);
-    let task = net
-        .wait_task(task_id, "settlement", |t| {
-            t.status >= TaskStatus::Validated.as_u8()
-        })
-        .await;
-    assert_eq!(
-        TaskStatus::try_from(task.status).unwrap(),
-        TaskStatus::Validated,
-        "{task:?}"
-    );
+    let task = net.wait_validated(task_id).await;
     assert_eq!(task.revealedMask, 0b111);
     net.wait_uploads(task_id, 3).await;
     assert_eq!(
@@ -685,16 +673,7 @@ async fn a_node_leaving_mid_task_finishes_it_and_gets_stake_and_reward_back() {
     // The restarted daemon finishes the task it committed to.
     leaving.testing = TestingConfig::default();
     nodes.spawn(leaving.clone()).await;
-    let task = net
-        .wait_task(task_id, "settlement", |t| {
-            t.status >= TaskStatus::Validated.as_u8()
-        })
-        .await;
-    assert_eq!(
-        TaskStatus::try_from(task.status).unwrap(),
-        TaskStatus::Validated,
-        "{task:?}"
-    );
+    net.wait_validated(task_id).await;
     assert_eq!(
         net.node_state(address).await,
         NodeState::None,
