@@ -78,6 +78,75 @@ pub enum DeploymentError {
     },
 }
 
+/// The chain a node or relayer works on: chain id, Verinfer contract and first block to scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainTarget {
+    /// Chain id the RPC endpoint must report (and part of every upload signature).
+    pub chain_id: u64,
+    /// The Verinfer contract.
+    pub verinfer: Address,
+    /// First block to scan for the contract's events.
+    pub deploy_block: u64,
+}
+
+/// Why a [`ChainTarget`] could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainTargetError {
+    /// The deployment record could not be loaded.
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    /// Neither `chain_id` nor a deployment record gives the chain id.
+    #[error("the chain id is unknown: set `chain_id` or `deployment`")]
+    UnknownChainId,
+    /// Neither `verinfer` nor a deployment record gives the contract.
+    #[error("the Verinfer address is unknown: set `verinfer` or `deployment`")]
+    UnknownVerinfer,
+    /// The explicit chain id is not the deployment record's.
+    #[error("chain_id {configured} contradicts the deployment file's chainId {recorded}")]
+    ChainIdContradicts {
+        /// The explicit `chain_id`.
+        configured: u64,
+        /// The record's `chainId`.
+        recorded: u64,
+    },
+}
+
+impl ChainTarget {
+    /// Resolves explicit settings over the deployment record at `deployment` (when given):
+    /// an explicit value wins, except a chain id that contradicts the record, which is an error;
+    /// the first block defaults to 0.
+    pub fn resolve(
+        chain_id: Option<u64>,
+        verinfer: Option<Address>,
+        deploy_block: Option<u64>,
+        deployment: Option<&Path>,
+    ) -> Result<Self, ChainTargetError> {
+        let deployment = deployment.map(Deployment::load).transpose()?;
+        let chain_id = chain_id
+            .or(deployment.map(|d| d.chain_id))
+            .ok_or(ChainTargetError::UnknownChainId)?;
+        let verinfer = verinfer
+            .or(deployment.map(|d| d.verinfer))
+            .ok_or(ChainTargetError::UnknownVerinfer)?;
+        if let Some(d) = deployment
+            && d.chain_id != chain_id
+        {
+            return Err(ChainTargetError::ChainIdContradicts {
+                configured: chain_id,
+                recorded: d.chain_id,
+            });
+        }
+        let deploy_block = deploy_block
+            .or(deployment.map(|d| d.deploy_block))
+            .unwrap_or(0);
+        Ok(Self {
+            chain_id,
+            verinfer,
+            deploy_block,
+        })
+    }
+}
+
 impl Deployment {
     /// The record's path for `chain_id` inside a deployments directory: `<dir>/<chain_id>.json`.
     pub fn path_for(deployments_dir: impl AsRef<Path>, chain_id: u64) -> PathBuf {
@@ -163,6 +232,56 @@ mod tests {
   "treasury": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
   "verinfer": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
 }"#;
+
+    #[test]
+    fn chain_targets_resolve_explicit_keys_over_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Deployment::path_for(dir.path(), 31337);
+        fs::write(
+            &path,
+            ANVIL_RECORD.replace("\"deployBlock\": 0", "\"deployBlock\": 7"),
+        )
+        .unwrap();
+        let recorded = address!("0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0");
+        let other = address!("0x5FbDB2315678afecb367f032d93F642f64180aa3");
+
+        let from_record = ChainTarget::resolve(None, None, None, Some(&path)).unwrap();
+        assert_eq!(
+            from_record,
+            ChainTarget {
+                chain_id: 31337,
+                verinfer: recorded,
+                deploy_block: 7
+            }
+        );
+        let explicit =
+            ChainTarget::resolve(Some(31337), Some(other), Some(9), Some(&path)).unwrap();
+        assert_eq!((explicit.verinfer, explicit.deploy_block), (other, 9));
+        let no_record = ChainTarget::resolve(Some(5), Some(other), None, None).unwrap();
+        assert_eq!((no_record.chain_id, no_record.deploy_block), (5, 0));
+
+        let error = ChainTarget::resolve(Some(1), None, None, Some(&path)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "chain_id 1 contradicts the deployment file's chainId 31337"
+        );
+        let error = ChainTarget::resolve(None, Some(other), None, None).unwrap_err();
+        assert!(matches!(error, ChainTargetError::UnknownChainId), "{error}");
+        let error = ChainTarget::resolve(Some(5), None, None, None).unwrap_err();
+        assert!(
+            matches!(error, ChainTargetError::UnknownVerinfer),
+            "{error}"
+        );
+        let missing = dir.path().join("missing.json");
+        let error = ChainTarget::resolve(None, None, None, Some(&missing)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ChainTargetError::Deployment(DeploymentError::Read { .. })
+            ),
+            "{error}"
+        );
+    }
 
     #[test]
     fn loads_the_record_deploy_script_writes() {

@@ -15,7 +15,7 @@ mod deployment;
 pub mod devnet;
 mod enums;
 
-pub use deployment::{Deployment, DeploymentError};
+pub use deployment::{ChainTarget, ChainTargetError, Deployment, DeploymentError};
 pub use enums::{ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue};
 
 /// The `sol!` expansions. Everything useful is re-exported at the crate root.

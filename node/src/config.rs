@@ -22,6 +22,8 @@ use figment::{
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
+pub use verinfer_abi::ChainTarget;
+use verinfer_abi::ChainTargetError;
 
 /// `node/node.example.toml`: every key with its meaning and default (shown by `--help`).
 pub const CONFIG_REFERENCE: &str = include_str!("../node.example.toml");
@@ -394,17 +396,6 @@ impl Default for NodeConfig {
     }
 }
 
-/// The chain side of the configuration, resolved from the keys and the deployment file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChainTarget {
-    /// Chain id the RPC endpoint must report.
-    pub chain_id: u64,
-    /// The Verinfer contract.
-    pub verinfer: Address,
-    /// First block to scan for task events.
-    pub deploy_block: u64,
-}
-
 impl NodeConfig {
     /// Defaults, then `path` (when given; it must exist), then `VERINFER_NODE__*` variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -467,47 +458,18 @@ impl NodeConfig {
 
     /// Chain id, contract and first block: explicit keys win over the deployment file.
     pub fn chain_target(&self) -> Result<ChainTarget, ConfigError> {
-        let deployment = match &self.deployment {
-            Some(path) => Some(verinfer_abi::Deployment::load(path).map_err(|error| {
-                ConfigError::Deployment {
-                    path: path.clone(),
-                    message: error.to_string(),
-                }
-            })?),
-            None => None,
-        };
-        let chain_id = self
-            .chain_id
-            .or(deployment.as_ref().map(|d| d.chain_id))
-            .ok_or_else(|| {
-                ConfigError::Invalid(
-                    "the chain id is unknown: set `chain_id` or `deployment`".into(),
-                )
-            })?;
-        let verinfer = self
-            .verinfer
-            .or(deployment.as_ref().map(|d| d.verinfer))
-            .ok_or_else(|| {
-                ConfigError::Invalid(
-                    "the Verinfer address is unknown: set `verinfer` or `deployment`".into(),
-                )
-            })?;
-        if let Some(d) = &deployment
-            && d.chain_id != chain_id
-        {
-            return Err(ConfigError::Invalid(format!(
-                "chain_id {chain_id} contradicts the deployment file's chainId {}",
-                d.chain_id
-            )));
-        }
-        let deploy_block = self
-            .deploy_block
-            .or(deployment.as_ref().map(|d| d.deploy_block))
-            .unwrap_or(0);
-        Ok(ChainTarget {
-            chain_id,
-            verinfer,
-            deploy_block,
+        ChainTarget::resolve(
+            self.chain_id,
+            self.verinfer,
+            self.deploy_block,
+            self.deployment.as_deref(),
+        )
+        .map_err(|error| match (error, &self.deployment) {
+            (ChainTargetError::Deployment(error), Some(path)) => ConfigError::Deployment {
+                path: path.clone(),
+                message: error.to_string(),
+            },
+            (error, _) => ConfigError::Invalid(error.to_string()),
         })
     }
 }
