@@ -48,14 +48,10 @@ pub enum ConfigError {
     /// The configured file does not exist.
     #[error("node configuration file {0} does not exist")]
     MissingFile(PathBuf),
-    /// The deployment file could not be read.
-    #[error("cannot read deployment file {path}: {message}")]
-    Deployment {
-        /// The `deployment` key.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
+    /// The chain id, contract or first block cannot be resolved (the deployment record is
+    /// unreadable, a key is missing, or the keys contradict the record).
+    #[error("invalid node configuration: {0}")]
+    ChainTarget(#[from] ChainTargetError),
     /// A required key is missing or keys contradict each other.
     #[error("invalid node configuration: {0}")]
     Invalid(String),
@@ -458,19 +454,13 @@ impl NodeConfig {
 
     /// Chain id, contract and first block: explicit keys win over the deployment file.
     pub fn chain_target(&self) -> Result<ChainTarget, ConfigError> {
-        ChainTarget::resolve(
+        let deployment = self.deployment.as_deref();
+        Ok(ChainTarget::resolve(
             self.chain_id,
             self.verinfer,
             self.deploy_block,
-            self.deployment.as_deref(),
-        )
-        .map_err(|error| match (error, &self.deployment) {
-            (ChainTargetError::Deployment(error), Some(path)) => ConfigError::Deployment {
-                path: path.clone(),
-                message: error.to_string(),
-            },
-            (error, _) => ConfigError::Invalid(error.to_string()),
-        })
+            deployment,
+        )?)
     }
 }
 
