@@ -626,20 +626,9 @@ fn clear_state(data_dir: &Path) -> eyre::Result<()> {
 fn tiny_models(dir: &Path) -> eyre::Result<Models> {
     let made = verinfer_inference::make_tiny_models(dir, 0, false)
         .wrap_err_with(|| format!("cannot make the tiny models in {}", dir.display()))?;
-    let reference = |path: &Path| -> eyre::Result<ModelRef> {
-        let digest = verinfer_task::model_digest_cached(path)?;
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(ModelRef {
-            name,
-            digest: digest.to_string(),
-        })
-    };
     Ok(Models {
-        sd: reference(&made.sd)?,
-        llama: reference(&made.llama)?,
+        sd: ModelRef::from_dir(&made.sd)?,
+        llama: ModelRef::from_dir(&made.llama)?,
         dir: dir.to_path_buf(),
     })
 }

@@ -417,16 +417,8 @@ fn build_args(cli: &CreateArgs) -> eyre::Result<TaskArgs> {
 
 fn model_ref(cli: &CreateArgs) -> eyre::Result<ModelRef> {
     if let Some(dir) = &cli.model {
-        let digest = verinfer_task::model_digest_cached(dir)
-            .wrap_err_with(|| format!("cannot digest the model directory {}", dir.display()))?;
-        let name = dir
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| dir.display().to_string());
-        return Ok(ModelRef {
-            name,
-            digest: digest.to_string(),
-        });
+        return ModelRef::from_dir(dir)
+            .wrap_err_with(|| format!("cannot digest the model directory {}", dir.display()));
     }
     match (&cli.model_digest, &cli.model_name) {
         (Some(digest), Some(name)) => Ok(ModelRef {

@@ -70,20 +70,9 @@ pub fn models() -> Result<Models> {
     // CARGO_TARGET_TMPDIR is only given to test and bench targets, not to this library.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-models");
     let made = verinfer_inference::make_tiny_models(&dir, 0, false)?;
-    let reference = |path: &Path| -> Result<ModelRef> {
-        let digest = verinfer_task::model_digest_cached(path)?;
-        let name = path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Ok(ModelRef {
-            name,
-            digest: digest.to_string(),
-        })
-    };
     let models = Models {
-        sd: reference(&made.sd)?,
-        llama: reference(&made.llama)?,
+        sd: ModelRef::from_dir(&made.sd)?,
+        llama: ModelRef::from_dir(&made.llama)?,
         dir,
     };
     *slot = Some(models.clone());

@@ -388,6 +388,19 @@ impl TaskArgs {
 }
 
 impl ModelRef {
+    /// The model in directory `dir`: named after the directory, with its (cached) digest.
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self, crate::model::ModelError> {
+        let digest = crate::model::model_digest_cached(dir)?;
+        let name = dir
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(Self {
+            name,
+            digest: digest.to_string(),
+        })
+    }
+
     /// The parsed digest (fails only for refs that were not validated).
     pub fn parsed_digest(&self) -> Result<ModelDigest, crate::model::ModelDigestParseError> {
         self.digest.parse()

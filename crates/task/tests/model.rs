@@ -176,6 +176,17 @@ fn symlinks_are_followed_and_cycles_rejected() {
 }
 
 #[test]
+fn a_model_ref_from_a_directory_is_named_after_it_and_carries_its_digest() {
+    let dir = model_dir();
+    let model = verinfer_task::ModelRef::from_dir(dir.path()).unwrap();
+    let name = dir.path().file_name().unwrap().to_string_lossy();
+    assert_eq!(model.name, name);
+    assert_eq!(model.digest, model_digest(dir.path()).unwrap().to_string());
+    let missing = dir.path().join("missing");
+    assert!(verinfer_task::ModelRef::from_dir(&missing).is_err());
+}
+
+#[test]
 fn cache_is_written_and_reused() {
     let dir = model_dir();
     let digest = model_digest_cached(dir.path()).unwrap();
