@@ -16,20 +16,19 @@ use std::{
 };
 
 use alloy::{primitives::Address, signers::local::PrivateKeySigner};
-use figment::{
-    Figment,
-    providers::{Env, Format, Serialized, Toml},
-};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 pub use verinfer_abi::ChainTarget;
 use verinfer_abi::ChainTargetError;
+use verinfer_config::{Layers, LoadError};
 
 /// `node/node.example.toml`: every key with its meaning and default (shown by `--help`).
 pub const CONFIG_REFERENCE: &str = include_str!("../node.example.toml");
 
 /// Prefix of environment overrides (`VERINFER_NODE__RPC_URL`, `VERINFER_NODE__TESTING__BEHAVIOUR`).
 pub const ENV_PREFIX: &str = "VERINFER_NODE__";
+/// Defaults < `node.toml` < `VERINFER_NODE__*`, with messages naming the "node configuration".
+const LAYERS: Layers = Layers::new("node", ENV_PREFIX);
 /// Default environment variable holding a raw private key (when no keystore is configured).
 pub const DEFAULT_KEY_ENV: &str = "VERINFER_NODE_KEY";
 /// Environment variable holding the keystore password (when no password file is configured).
@@ -42,12 +41,10 @@ pub const MAX_NODE_VRAM_MIB: u32 = (1 << 24) - 1;
 /// Why the configuration could not be loaded or is inconsistent.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The TOML file or an environment override does not parse or has an unknown key.
-    #[error("invalid node configuration: {0}")]
-    Parse(#[from] Box<figment::Error>),
-    /// The configured file does not exist.
-    #[error("node configuration file {0} does not exist")]
-    MissingFile(PathBuf),
+    /// The configured file does not exist, or it or an environment override does not parse,
+    /// has an unknown key or a value of the wrong type (the error names the file and the key).
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// The chain id, contract or first block cannot be resolved (the deployment record is
     /// unreadable, a key is missing, or the keys contradict the record).
     #[error("invalid node configuration: {0}")]
@@ -395,25 +392,15 @@ impl Default for NodeConfig {
 impl NodeConfig {
     /// Defaults, then `path` (when given; it must exist), then `VERINFER_NODE__*` variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Self::default()));
-        if let Some(path) = path {
-            if !path.exists() {
-                return Err(ConfigError::MissingFile(path.to_owned()));
-            }
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        Self::extract(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+        Self::validated(LAYERS.load(Self::default(), path)?)
     }
 
     /// Parses a TOML document over the defaults (no environment), e.g. for tests.
     pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
-        Self::extract(
-            Figment::from(Serialized::defaults(Self::default())).merge(Toml::string(toml)),
-        )
+        Self::validated(LAYERS.from_toml_str(Self::default(), toml)?)
     }
 
-    fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Self = figment.extract().map_err(Box::new)?;
+    fn validated(config: Self) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(config)
     }

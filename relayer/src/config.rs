@@ -10,27 +10,25 @@ use std::{
 };
 
 use alloy_primitives::Address;
-use figment::{
-    Figment,
-    providers::{Env, Format, Serialized, Toml},
-};
 use serde::{Deserialize, Serialize};
 use url::Url;
 pub use verinfer_abi::ChainTarget;
 use verinfer_abi::ChainTargetError;
+use verinfer_config::{Layers, LoadError};
 
 /// Prefix of environment overrides (`VERINFER_RELAYER__LISTEN`, `VERINFER_RELAYER__BLOBS__PATH`).
 pub const ENV_PREFIX: &str = "VERINFER_RELAYER__";
+/// Defaults < `relayer.toml` < `VERINFER_RELAYER__*`, with messages naming the "relayer
+/// configuration".
+const LAYERS: Layers = Layers::new("relayer", ENV_PREFIX);
 
 /// Why the configuration could not be loaded or is inconsistent.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The TOML file or an environment override does not parse or has an unknown key.
-    #[error("invalid relayer configuration: {0}")]
-    Parse(Box<figment::Error>),
-    /// The configured file does not exist.
-    #[error("relayer configuration file {0} does not exist")]
-    MissingFile(PathBuf),
+    /// The configured file does not exist, or it or an environment override does not parse,
+    /// has an unknown key or a value of the wrong type (the error names the file and the key).
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// The chain id, contract or first block cannot be resolved (the deployment record is
     /// unreadable, a key is missing, or the keys contradict the record).
     #[error("invalid relayer configuration: {0}")]
@@ -152,27 +150,16 @@ impl Default for RelayerConfig {
 impl RelayerConfig {
     /// Defaults, then `path` (when given; it must exist), then `VERINFER_RELAYER__*` variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Self::default()));
-        if let Some(path) = path {
-            if !path.exists() {
-                return Err(ConfigError::MissingFile(path.to_owned()));
-            }
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        Self::extract(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+        Self::validated(LAYERS.load(Self::default(), path)?)
     }
 
     /// Parses a TOML document over the defaults (no environment), e.g. for tests.
     pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
-        Self::extract(
-            Figment::from(Serialized::defaults(Self::default())).merge(Toml::string(toml)),
-        )
+        Self::validated(LAYERS.from_toml_str(Self::default(), toml)?)
     }
 
-    fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Self = figment
-            .extract()
-            .map_err(|err| ConfigError::Parse(Box::new(err)))?;
+    /// Checks the rules serde cannot express.
+    fn validated(config: Self) -> Result<Self, ConfigError> {
         if config.max_args_bytes == 0 || config.max_upload_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "max_args_bytes and max_upload_bytes must be positive".into(),
