@@ -8,7 +8,8 @@ use verinfer_node::{CONFIG_REFERENCE, LeaveOutcome, Node, NodeConfig};
 
 use crate::devnet::table::tokens;
 
-/// Run a verinfer node, show its status, leave the network or add stake.
+/// Run a verinfer node (`run`), show its status (`status`), add to its stake (`add-stake`) or
+/// leave the network (`leave`).
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     #[command(subcommand)]

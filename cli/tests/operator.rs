@@ -19,7 +19,13 @@
 //!    `task result --out`, then the same for `task create --image …`
 //! 7. the relayer's HTTP routes (`/healthz`, `/metrics`, `/v1/tasks/{id}`, `…/args`,
 //!    `…/results`, `/v1/blobs/{hash}`, `/v1/nodes`) and a node's `/metrics`
-//! 8. Ctrl-C (SIGINT) to every node and the relayer: each exits with status 0.
+//! 8. Ctrl-C (SIGINT) to two nodes, SIGTERM to the third and the relayer: each exits with
+//!    status 0.
+//! 9. operator, daemon stopped: `verinfer node add-stake --amount 5`, `verinfer node leave`.
+//!
+//! It is one scenario, so it is one `#[test]`: it calls the steps in order, each a function named
+//! for what it checks that takes the state earlier steps built ([`Scene`], [`Chain`],
+//! [`Deployment`], [`Operators`], [`Daemons`], …) and returns what later steps need.
 //!
 //! Needs `npm ci` (anvil, forge and cast from node_modules). Every child's stdout and stderr go to
 //! files in the test's temporary directory; failures show their tails. Every child is killed when
@@ -46,6 +52,12 @@ const GPU_MODEL: &str = "operator-gpu";
 const TOKEN: &str = "000000000000000000";
 /// Password of node 3's keystore.
 const KEYSTORE_PASSWORD: &str = "walkthrough password";
+/// The prompt of the text task.
+const TEXT_PROMPT: &str = "Once upon a time";
+/// The prompt of the image task.
+const IMAGE_PROMPT: &str = "a red bicycle";
+/// Time limit of a command that talks to the chain or the relayer once.
+const SHORT: Duration = Duration::from_secs(60);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -318,8 +330,8 @@ fn get_json(base: &str, path: &str, context: &dyn Fn() -> String) -> serde_json:
     })
 }
 
-/// The dev accounts anvil prints in its banner: (address, private key), in order.
-fn anvil_accounts(banner: &str) -> Vec<(String, String)> {
+/// The dev accounts anvil prints in its banner: in order.
+fn anvil_accounts(banner: &str) -> Vec<Account> {
     let section = |title: &str| -> Vec<String> {
         banner
             .lines()
@@ -334,6 +346,7 @@ fn anvil_accounts(banner: &str) -> Vec<(String, String)> {
     section("Available Accounts")
         .into_iter()
         .zip(section("Private Keys"))
+        .map(|(address, key)| Account { address, key })
         .collect()
 }
 
@@ -373,30 +386,269 @@ fn toml_string(value: impl AsRef<str>) -> String {
     format!("\"{value}\"")
 }
 
+/// An account from anvil's banner.
+#[derive(Clone)]
+struct Account {
+    address: String,
+    key: String,
+}
+
+/// The test's temporary directory, its logs and its clock: every step runs its commands through
+/// it. Declared first in the test, so dropped (the directory removed) last.
+struct Scene {
+    started: Instant,
+    dir: PathBuf,
+    logs: PathBuf,
+    root: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+impl Scene {
+    fn new() -> Self {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().to_path_buf();
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        Self {
+            started: Instant::now(),
+            dir,
+            logs,
+            root: repo_root(),
+            _temp: temp,
+        }
+    }
+
+    /// Prints a progress line with the time since the start.
+    fn step(&self, what: &str) {
+        eprintln!("[{:6.1}s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// [`run`] with this scene's log directory.
+    fn run(&self, name: &str, command: Command, timeout: Duration) -> Ran {
+        run(name, command, &self.logs, timeout)
+    }
+}
+
+/// anvil and its dev accounts: 0 deploys, 1 to 3 run the nodes, 4 creates the tasks.
+struct Chain {
+    anvil: Proc,
+    rpc: String,
+    deployer: Account,
+    nodes: Vec<Account>,
+    creator: Account,
+}
+
+impl Chain {
+    /// `cast <args> --rpc-url <rpc>`, which must succeed.
+    fn cast(&self, scene: &Scene, name: &str, args: &[&str]) -> Ran {
+        let mut command = foundry("cast");
+        command.args(args).args(["--rpc-url", &self.rpc]);
+        scene.run(name, command, SHORT).ok(String::new)
+    }
+}
+
+/// What the deploy script wrote: the record (copied into the scene) and two of its addresses.
+struct Deployment {
+    path: PathBuf,
+    verinfer: String,
+    token: String,
+}
+
+/// The relayer's files and address.
+struct RelayerSetup {
+    config: PathBuf,
+    data_dir: PathBuf,
+    listen: String,
+    url: String,
+}
+
+/// Node 3's encrypted keystore and its password file.
+struct Keystore {
+    file: PathBuf,
+    password_file: PathBuf,
+}
+
+/// The three node operators: their `nodeN.toml` files and how each starts `verinfer node`.
+struct Operators {
+    dir: PathBuf,
+    configs: Vec<PathBuf>,
+    accounts: Vec<Account>,
+    /// Node 1's Prometheus listener.
+    metrics: String,
+}
+
+impl Operators {
+    /// `verinfer node <args> --config nodeN.toml` (`index` from 1) with node N's environment:
+    /// node 1 a raw key, node 2 a raw key and its `[identity]` from `VERINFER_NODE__IDENTITY__*`,
+    /// node 3 nothing (its keystore and password file are in its TOML).
+    fn command(&self, index: usize, args: &[&str]) -> Command {
+        let mut command = verinfer();
+        command
+            .current_dir(&self.dir)
+            .arg("node")
+            .args(args)
+            .arg("--config")
+            .arg(&self.configs[index - 1]);
+        match index {
+            1 => {
+                command.env("VERINFER_NODE_KEY", &self.accounts[0].key);
+            }
+            2 => {
+                command
+                    .env("VERINFER_NODE_KEY", &self.accounts[1].key)
+                    .env("VERINFER_NODE__IDENTITY__GPU_MODEL", GPU_MODEL)
+                    .env("VERINFER_NODE__IDENTITY__VRAM_MIB", "8192");
+            }
+            _ => {}
+        }
+        command
+    }
+
+    /// `verinfer node status --config node1.toml`, which must succeed (`context` on failure).
+    fn status_node1(&self, scene: &Scene, context: impl FnOnce() -> String) -> Ran {
+        scene
+            .run("node1-status", self.command(1, &["status"]), SHORT)
+            .ok(context)
+    }
+}
+
+/// The running daemons. Nodes first: they are killed before the relayer when dropped.
+struct Daemons {
+    nodes: Vec<Proc>,
+    relayer: Proc,
+}
+
+impl Daemons {
+    /// Every daemon's log tails, for assertion messages.
+    fn tails(&self) -> String {
+        self.nodes
+            .iter()
+            .chain([&self.relayer])
+            .map(Proc::tails)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The dApp builder: `verinfer task …` with the connection in `VERINFER_*` variables.
+struct DappBuilder {
+    dir: PathBuf,
+    creator: Account,
+    rpc: String,
+    relayer_url: String,
+    deployment: PathBuf,
+}
+
+impl DappBuilder {
+    fn task(&self, args: &[&str]) -> Command {
+        let mut command = verinfer();
+        command
+            .current_dir(&self.dir)
+            .arg("task")
+            .args(args)
+            .env("VERINFER_KEY", &self.creator.key)
+            .env("VERINFER_RPC_URL", &self.rpc)
+            .env("VERINFER_RELAYER_URL", &self.relayer_url)
+            .env("VERINFER_DEPLOYMENT", &self.deployment);
+        command
+    }
+}
+
+/// A validated task and its result as `task result` verified it.
+struct Validated {
+    id: u64,
+    output: Output,
+}
+
+enum Output {
+    /// `output.txt`.
+    Text(String),
+    /// `image-0.png`.
+    Image(Vec<u8>),
+}
+
+impl Validated {
+    /// The relayer's `kind`.
+    fn kind(&self) -> &'static str {
+        match self.output {
+            Output::Text(_) => "text",
+            Output::Image(_) => "image",
+        }
+    }
+
+    /// The prompt the task was created with.
+    fn prompt(&self) -> &'static str {
+        match self.output {
+            Output::Text(_) => TEXT_PROMPT,
+            Output::Image(_) => IMAGE_PROMPT,
+        }
+    }
+}
+
 #[test]
 fn readme_walkthrough_deployer_operator_and_dapp_builder() {
-    let started = Instant::now();
-    let step = |what: &str| eprintln!("[{:6.1}s] {what}", started.elapsed().as_secs_f64());
-    let temp = tempfile::tempdir().unwrap();
-    let dir = temp.path();
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let root = repo_root();
-    let short = Duration::from_secs(60);
+    let scene = Scene::new();
+    // a. chain deployer
+    let chain = anvil_lists_the_dev_accounts(&scene);
+    let deployment = deploy_script_writes_the_record(&scene, &chain);
+    deployer_holds_the_mock_mint(&scene, &chain, &deployment);
+    let min_stake = owner_sets_validation_params_with_cast(&scene, &chain, &deployment);
+    deployer_funds_nodes_and_creator(&scene, &chain, &deployment);
+    let models = model_make_tiny_and_model_digest_agree(&scene);
+    identity_prints_the_gpu(&scene);
+    // b. node operator: the relayer, then three nodes
+    let example = relayer_prints_its_example_config(&scene);
+    let setup = relayer_toml_from_the_example(&scene, &chain, &deployment, &example);
+    relayer_check_merges_toml_and_env(&scene, &chain, &setup);
+    let relayer = relayer_daemon_from_toml_and_env(&scene, &setup);
+    let keystore = cast_wallet_import_writes_a_keystore(&scene, &chain);
+    let operators = node_tomls(&scene, &chain, &deployment, &setup, &models, &keystore);
+    let daemons = three_nodes_join_with_the_min_stake(&scene, &operators, relayer, &min_stake);
+    node_status_shows_address_chain_stake_and_vram(&scene, &operators, &daemons, &min_stake);
+    // c. dApp builder
+    let dapp = DappBuilder {
+        dir: scene.dir.clone(),
+        creator: chain.creator.clone(),
+        rpc: chain.rpc.clone(),
+        relayer_url: setup.url.clone(),
+        deployment: deployment.path.clone(),
+    };
+    let text_id = text_task_is_validated_by_three_agreeing_nodes(&scene, &dapp, &daemons, &models);
+    task_status_shows_the_text_task(&scene, &dapp, text_id);
+    let text = task_result_verifies_the_text_output(&scene, &dapp, &daemons, text_id);
+    let image_id =
+        image_task_is_validated_under_the_owners_threshold(&scene, &dapp, &daemons, &models);
+    let image = task_status_and_result_verify_the_image(&scene, &dapp, &daemons, image_id);
+    // The relayer's HTTP API and the nodes' view
+    relayer_healthz_and_metrics(&setup, &daemons);
+    for task in [&text, &image] {
+        relayer_serves_the_task_and_its_args(&setup, &daemons, task, &chain.creator);
+        relayer_holds_every_nodes_upload(&setup, &daemons, task);
+    }
+    task_status_counts_the_uploads(&scene, &dapp, text.id);
+    relayer_lists_the_nodes_and_404s_an_unknown_task(&setup, &daemons, &chain.nodes);
+    node_metrics_and_status_list_both_tasks(&scene, &operators, &daemons, [text.id, image.id]);
+    ctrl_c_and_sigterm_stop_every_daemon(&scene, daemons);
+    // b. node operator again, daemons stopped
+    node_add_stake_raises_the_stake(&scene, &operators);
+    node_leave_returns_the_stake_once(&scene, &operators);
+    drop(chain);
+}
 
-    // ---------------------------------------------------------------- anvil
-    let anvil_port = free_port();
-    let rpc = format!("http://127.0.0.1:{anvil_port}");
-    let mut anvil_command = foundry("anvil");
-    anvil_command.args([
+/// `anvil --port P --block-time 1 --mixed-mining` listens, and its first accounts are the ones
+/// the deploy script and this walkthrough expect.
+fn anvil_lists_the_dev_accounts(scene: &Scene) -> Chain {
+    let port = free_port();
+    let rpc = format!("http://127.0.0.1:{port}");
+    let mut command = foundry("anvil");
+    command.args([
         "--port",
-        &anvil_port.to_string(),
+        &port.to_string(),
         "--block-time",
         "1",
         "--mixed-mining",
     ]);
-    // Declared first: dropped (killed) last, after every node and the relayer.
-    let mut anvil = Proc::spawn("anvil", anvil_command, &logs);
+    let mut anvil = Proc::spawn("anvil", command, &scene.logs);
     wait_for(Duration::from_secs(30), || {
         anvil.stdout().contains("Listening on").then_some(())
     })
@@ -409,80 +661,105 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         anvil.stdout()
     );
     assert_eq!(
-        accounts[0].1, ANVIL_KEY_0,
+        accounts[0].key, ANVIL_KEY_0,
         "anvil's account 0 is the deploy script's default key"
     );
-    assert_eq!(accounts[1].1, ANVIL_KEY_1);
-    let (deployer, deployer_key) = accounts[0].clone();
-    let nodes_accounts = accounts[1..4].to_vec();
-    let (creator, creator_key) = accounts[4].clone();
-    step(&format!("anvil listening on {rpc}"));
+    assert_eq!(accounts[1].key, ANVIL_KEY_1);
+    scene.step(&format!("anvil listening on {rpc}"));
+    Chain {
+        anvil,
+        rpc,
+        deployer: accounts[0].clone(),
+        nodes: accounts[1..4].to_vec(),
+        creator: accounts[4].clone(),
+    }
+}
 
-    // ---------------------------------------------------------------- a. chain deployer
+/// `forge script script/Deploy.s.sol --broadcast` with env parameters writes
+/// `deployments/31337.json`: chain 31337, a mock token, the deployer as owner.
+fn deploy_script_writes_the_record(scene: &Scene, chain: &Chain) -> Deployment {
     let staging = RemoveOnDrop(
-        root.join("deployments")
+        scene
+            .root
+            .join("deployments")
             .join(format!(".operator-test-{}", std::process::id())),
     );
     let _ = std::fs::remove_dir_all(&staging.0);
-    let mock_mint = format!("1000000{TOKEN}"); // one million tokens to the deployer
     let mut forge = foundry("forge");
     forge
-        .args([
-            "script",
-            "script/Deploy.s.sol",
-            "--rpc-url",
-            &rpc,
-            "--broadcast",
-        ])
-        .env("DEPLOYER_PRIVATE_KEY", &deployer_key)
+        .args(["script", "script/Deploy.s.sol"])
+        .args(["--rpc-url", &chain.rpc, "--broadcast"])
+        .env("DEPLOYER_PRIVATE_KEY", &chain.deployer.key)
         .env("VERINFER_COMMIT_WINDOW", "60")
         .env("VERINFER_REVEAL_WINDOW", "60")
-        .env("VERINFER_MOCK_MINT", &mock_mint)
+        .env("VERINFER_MOCK_MINT", mock_mint())
         .env("VERINFER_DEPLOYMENTS_DIR", &staging.0);
-    run("forge-script", forge, &logs, Duration::from_secs(300)).ok(|| anvil.tails());
+    let long = Duration::from_secs(300);
+    scene
+        .run("forge-script", forge, long)
+        .ok(|| chain.anvil.tails());
     let written = staging.0.join("31337.json");
     assert!(written.is_file(), "forge wrote no {}", written.display());
-    let deployments = dir.join("deployments");
+    let deployments = scene.dir.join("deployments");
     std::fs::create_dir_all(&deployments).unwrap();
-    let deployment_path = deployments.join("31337.json");
-    std::fs::copy(&written, &deployment_path).unwrap();
+    let path = deployments.join("31337.json");
+    std::fs::copy(&written, &path).unwrap();
     drop(staging);
-    let deployment: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&deployment_path).unwrap()).unwrap();
-    assert_eq!(deployment["chainId"], 31337, "{deployment}");
-    assert_eq!(deployment["mockToken"], true, "{deployment}");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(record["chainId"], 31337, "{record}");
+    assert_eq!(record["mockToken"], true, "{record}");
     assert_eq!(
-        deployment["owner"].as_str().map(str::to_lowercase),
-        Some(deployer.to_lowercase()),
-        "{deployment}"
+        record["owner"].as_str().map(str::to_lowercase),
+        Some(chain.deployer.address.to_lowercase()),
+        "{record}"
     );
-    let verinfer_address = deployment["verinfer"].as_str().unwrap().to_owned();
-    let token = deployment["stakingToken"].as_str().unwrap().to_owned();
-    step(&format!(
-        "deployed: Verinfer {verinfer_address}, token {token}"
-    ));
-
-    let cast = |name: &str, args: &[&str]| {
-        let mut command = foundry("cast");
-        command.args(args).args(["--rpc-url", &rpc]);
-        run(name, command, &logs, short).ok(String::new)
+    let deployment = Deployment {
+        path,
+        verinfer: record["verinfer"].as_str().unwrap().to_owned(),
+        token: record["stakingToken"].as_str().unwrap().to_owned(),
     };
-    let balance = cast(
+    scene.step(&format!(
+        "deployed: Verinfer {}, token {}",
+        deployment.verinfer, deployment.token
+    ));
+    deployment
+}
+
+/// One million tokens, minted to the deployer by the mock token (`VERINFER_MOCK_MINT`).
+fn mock_mint() -> String {
+    format!("1000000{TOKEN}")
+}
+
+/// `cast call <token> balanceOf(deployer)`: `VERINFER_MOCK_MINT` went to the deployer.
+fn deployer_holds_the_mock_mint(scene: &Scene, chain: &Chain, deployment: &Deployment) {
+    let balance = chain.cast(
+        scene,
         "cast-balance",
-        &["call", &token, "balanceOf(address)(uint256)", &deployer],
+        &[
+            "call",
+            &deployment.token,
+            "balanceOf(address)(uint256)",
+            &chain.deployer.address,
+        ],
     );
     assert_eq!(
         cast_values(&balance.stdout),
-        std::slice::from_ref(&mock_mint),
+        [mock_mint()],
         "VERINFER_MOCK_MINT went to the deployer"
     );
+}
 
-    // The README's owner example, verbatim values: threshold 12, minStake 1200e18, 100e18 per bit.
+/// The README's owner example with `cast`, verbatim values: `params()` shows the defaults and
+/// the windows given, then `setValidationParams(12, 1200e18, 100e18)` changes them. Returns the
+/// new minimum stake.
+fn owner_sets_validation_params_with_cast(
+    scene: &Scene,
+    chain: &Chain,
+    deployment: &Deployment,
+) -> String {
     let params_signature = "params()(uint8,uint96,uint96,uint16,uint16,uint32,uint32)";
-    let params = cast(
-        "cast-params-before",
-        &["call", &verinfer_address, params_signature],
-    );
+    let call_params = ["call", deployment.verinfer.as_str(), params_signature];
+    let params = chain.cast(scene, "cast-params-before", &call_params);
     assert_eq!(
         cast_values(&params.stdout),
         [
@@ -497,60 +774,63 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "deployed with the defaults and the windows given"
     );
     let min_stake = format!("1200{TOKEN}");
-    cast(
+    chain.cast(
+        scene,
         "cast-set-validation-params",
         &[
             "send",
-            &verinfer_address,
+            &deployment.verinfer,
             "setValidationParams(uint8,uint96,uint96)",
             "12",
             &min_stake,
             &format!("100{TOKEN}"),
             "--private-key",
-            &deployer_key,
+            &chain.deployer.key,
         ],
     );
-    let params = cast(
-        "cast-params-after",
-        &["call", &verinfer_address, params_signature],
-    );
+    let params = chain.cast(scene, "cast-params-after", &call_params);
     assert_eq!(
         cast_values(&params.stdout)[..3],
         ["12".to_owned(), min_stake.clone(), format!("100{TOKEN}")]
     );
+    min_stake
+}
 
-    // Stake for the nodes and the fee for the creator, from the deployer's minted tokens.
-    for (index, (address, _)) in nodes_accounts.iter().enumerate() {
-        let amount = format!("10000{TOKEN}");
+/// Stake for the nodes and the fee for the creator, from the deployer's minted tokens
+/// (`cast send <token> transfer(…)`).
+fn deployer_funds_nodes_and_creator(scene: &Scene, chain: &Chain, deployment: &Deployment) {
+    let transfer = |name: &str, to: &Account, amount: String| {
         let args = [
             "send",
-            &token,
+            &deployment.token,
             "transfer(address,uint256)",
-            address,
+            &to.address,
             &amount,
             "--private-key",
-            &deployer_key,
+            &chain.deployer.key,
         ];
-        cast(&format!("cast-fund-node{}", index + 1), &args);
+        chain.cast(scene, name, &args);
+    };
+    for (index, node) in chain.nodes.iter().enumerate() {
+        transfer(
+            &format!("cast-fund-node{}", index + 1),
+            node,
+            format!("10000{TOKEN}"),
+        );
     }
-    let creator_funds = format!("100{TOKEN}");
-    let args = [
-        "send",
-        &token,
-        "transfer(address,uint256)",
-        &creator,
-        &creator_funds,
-        "--private-key",
-        &deployer_key,
-    ];
-    cast("cast-fund-creator", &args);
-    step("validation params set, nodes and creator funded");
+    transfer("cast-fund-creator", &chain.creator, format!("100{TOKEN}"));
+    scene.step("validation params set, nodes and creator funded");
+}
 
-    // ---------------------------------------------------------------- models
-    let models = dir.join("models");
+/// `verinfer model make-tiny --out models` writes the three tiny models and prints the same
+/// digest that `verinfer model digest models/tiny-sd` prints. Returns the models directory.
+fn model_make_tiny_and_model_digest_agree(scene: &Scene) -> PathBuf {
+    let models = scene.dir.join("models");
     let mut make = verinfer();
     make.args(["model", "make-tiny", "--out"]).arg(&models);
-    let made = run("make-tiny", make, &logs, Duration::from_secs(120)).ok(String::new);
+    let made = scene
+        .run("make-tiny", make, Duration::from_secs(120))
+        .ok(String::new);
     for name in ["tiny-sd", "tiny-sdxl", "tiny-llama"] {
         assert!(
             models.join(name).is_dir(),
@@ -563,129 +843,152 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         .arg("model")
         .arg("digest")
         .arg(models.join("tiny-sd"));
-    let digest = run("model-digest", digest, &logs, short).ok(String::new);
-    let sd_digest = digest
-        .stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let digest = scene.run("model-digest", digest, SHORT).ok(String::new);
+    let sd_digest = digest.stdout.split_whitespace().next().unwrap_or_default();
     assert!(
         sd_digest.starts_with("sha256:") && sd_digest.len() == 7 + 64,
         "{}",
         digest.context()
     );
     assert!(
-        made.stdout.contains(&sd_digest),
+        made.stdout.contains(sd_digest),
         "make-tiny prints the same digests:\n{}",
         made.context()
     );
+    models
+}
+
+/// `verinfer identity` prints the GPU model and VRAM a node would declare.
+fn identity_prints_the_gpu(scene: &Scene) {
     let mut identity = verinfer();
     identity.arg("identity");
-    let identity = run("identity", identity, &logs, short).ok(String::new);
+    let identity = scene.run("identity", identity, SHORT).ok(String::new);
     assert!(
         identity.stdout.contains("model: ") && identity.stdout.contains("vram_mib: "),
         "{}",
         identity.context()
     );
-    step("tiny models made");
+    scene.step("tiny models made");
+}
 
-    // ---------------------------------------------------------------- b. relayer
+/// `verinfer relayer --print-example-config` prints `relayer/relayer.example.toml`, which parses
+/// as a relayer configuration.
+fn relayer_prints_its_example_config(scene: &Scene) -> String {
     let mut example = verinfer();
     example.args(["relayer", "--print-example-config"]);
-    let example = run("relayer-print-example", example, &logs, short).ok(String::new);
+    let example = scene
+        .run("relayer-print-example", example, SHORT)
+        .ok(String::new);
     assert_eq!(
         example.stdout,
-        std::fs::read_to_string(root.join("relayer/relayer.example.toml")).unwrap(),
+        std::fs::read_to_string(scene.root.join("relayer/relayer.example.toml")).unwrap(),
         "--print-example-config prints relayer/relayer.example.toml"
     );
     let parsed = verinfer_relayer::RelayerConfig::from_toml_str(&example.stdout)
         .unwrap_or_else(|error| panic!("the printed example does not parse: {error}"));
     assert_eq!(parsed.listen.to_string(), "127.0.0.1:8645");
-    // relayer.toml = the example with this network's values; `listen` stays the example's and is
-    // overridden through the environment below.
-    let relayer_data = dir.join("relayer-data");
-    let mut relayer_toml = example.stdout.clone();
+    example.stdout
+}
+
+/// relayer.toml = the example with this network's values, each replacing a line the example
+/// has; `listen` stays the example's (it is overridden through the environment later).
+fn relayer_toml_from_the_example(
+    scene: &Scene,
+    chain: &Chain,
+    deployment: &Deployment,
+    example: &str,
+) -> RelayerSetup {
+    let data_dir = scene.dir.join("relayer-data");
+    let mut toml = example.to_owned();
     for (line, value) in [
         (
             "rpc_url = \"http://127.0.0.1:8545\"",
-            format!("rpc_url = {}", toml_string(&rpc)),
+            format!("rpc_url = {}", toml_string(&chain.rpc)),
         ),
         (
             "deployment = \"deployments/31337.json\"",
             format!(
                 "deployment = {}",
-                toml_string(deployment_path.to_str().unwrap())
+                toml_string(deployment.path.to_str().unwrap())
             ),
         ),
         (
             "data_dir = \"relayer-data\"",
-            format!("data_dir = {}", toml_string(relayer_data.to_str().unwrap())),
+            format!("data_dir = {}", toml_string(data_dir.to_str().unwrap())),
         ),
         (
             "poll_interval_ms = 1000",
             "poll_interval_ms = 250".to_owned(),
         ),
     ] {
-        assert!(
-            relayer_toml.contains(line),
-            "the example has no line {line:?}"
-        );
-        relayer_toml = relayer_toml.replacen(line, &value, 1);
+        assert!(toml.contains(line), "the example has no line {line:?}");
+        toml = toml.replacen(line, &value, 1);
     }
-    let relayer_config = dir.join("relayer.toml");
-    std::fs::write(&relayer_config, &relayer_toml).unwrap();
-    let relayer_port = free_port();
-    let relayer_listen = format!("127.0.0.1:{relayer_port}");
-    let relayer_url = format!("http://{relayer_listen}");
+    let config = scene.dir.join("relayer.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    RelayerSetup {
+        config,
+        data_dir,
+        url: format!("http://{listen}"),
+        listen,
+    }
+}
 
-    let relayer_check = |name: &str, listen_override: Option<&str>| {
+/// `verinfer relayer --config relayer.toml --check` prints the effective configuration: the
+/// file's values over the defaults, and `VERINFER_RELAYER__LISTEN` over the file.
+fn relayer_check_merges_toml_and_env(scene: &Scene, chain: &Chain, setup: &RelayerSetup) {
+    let check = |name: &str, listen_override: Option<&str>| {
         let mut check = verinfer();
         check
-            .current_dir(dir)
+            .current_dir(&scene.dir)
             .args(["relayer", "--config"])
-            .arg(&relayer_config)
+            .arg(&setup.config)
             .arg("--check");
         if let Some(listen) = listen_override {
             check.env("VERINFER_RELAYER__LISTEN", listen);
         }
-        let ran = run(name, check, &logs, short).ok(|| anvil.tails());
+        let ran = scene.run(name, check, SHORT).ok(|| chain.anvil.tails());
         let effective: serde_json::Value = serde_json::from_str(&ran.stdout)
             .unwrap_or_else(|error| panic!("--check prints no JSON ({error})\n{}", ran.context()));
         assert!(ran.stderr.contains("configuration ok"), "{}", ran.context());
         effective
     };
-    let effective = relayer_check("relayer-check-file", None);
+    let effective = check("relayer-check-file", None);
     assert_eq!(effective["listen"], "127.0.0.1:8645", "{effective}");
     assert_eq!(
         effective["rpc_url"]
             .as_str()
             .map(|url| url.trim_end_matches('/')),
-        Some(rpc.as_str()),
+        Some(chain.rpc.as_str()),
         "{effective}"
     );
     assert_eq!(effective["poll_interval_ms"], 250, "{effective}");
     assert_eq!(
         effective["data_dir"],
-        relayer_data.to_str().unwrap(),
+        setup.data_dir.to_str().unwrap(),
         "{effective}"
     );
-    let effective = relayer_check("relayer-check-env", Some(&relayer_listen));
+    let effective = check("relayer-check-env", Some(&setup.listen));
     assert_eq!(
         effective["listen"],
-        relayer_listen.as_str(),
+        setup.listen.as_str(),
         "VERINFER_RELAYER__LISTEN overrides the file: {effective}"
     );
+}
 
+/// `verinfer relayer --config relayer.toml` with `VERINFER_RELAYER__LISTEN` serves `/healthz`
+/// on the overridden address, its indexer running.
+fn relayer_daemon_from_toml_and_env(scene: &Scene, setup: &RelayerSetup) -> Proc {
     let mut serve = verinfer();
     serve
-        .current_dir(dir)
+        .current_dir(&scene.dir)
         .args(["relayer", "--config"])
-        .arg(&relayer_config)
-        .env("VERINFER_RELAYER__LISTEN", &relayer_listen);
-    let mut relayer = Proc::spawn("relayer", serve, &logs);
+        .arg(&setup.config)
+        .env("VERINFER_RELAYER__LISTEN", &setup.listen);
+    let relayer = Proc::spawn("relayer", serve, &scene.logs);
     let health = wait_for(Duration::from_secs(30), || {
-        match http_get(&relayer_url, "/healthz") {
+        match http_get(&setup.url, "/healthz") {
             Ok((200, body)) => Some(body),
             _ => None,
         }
@@ -694,12 +997,14 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
     let health: serde_json::Value = serde_json::from_slice(&health).unwrap();
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["indexer"], "ok", "{health}");
-    step(&format!("relayer serving on {relayer_url}"));
+    scene.step(&format!("relayer serving on {}", setup.url));
+    relayer
+}
 
-    // ---------------------------------------------------------------- b. nodes
-    // node1 and node2: raw key in VERINFER_NODE_KEY; node3: an encrypted keystore. node2 declares
-    // its GPU through VERINFER_NODE__IDENTITY__* instead of the file.
-    let keystores = dir.join("keystores");
+/// `cast wallet import node3 --keystore-dir keystores` writes node 3's encrypted keystore; its
+/// password goes to a file.
+fn cast_wallet_import_writes_a_keystore(scene: &Scene, chain: &Chain) -> Keystore {
+    let keystores = scene.dir.join("keystores");
     std::fs::create_dir_all(&keystores).unwrap();
     let mut import = foundry("cast");
     import
@@ -707,114 +1012,116 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         .arg(&keystores)
         .args([
             "--private-key",
-            &nodes_accounts[2].1,
+            &chain.nodes[2].key,
             "--unsafe-password",
             KEYSTORE_PASSWORD,
         ]);
-    run("cast-wallet-import", import, &logs, short).ok(String::new);
-    let keystore = keystores.join("node3");
+    scene
+        .run("cast-wallet-import", import, SHORT)
+        .ok(String::new);
+    let file = keystores.join("node3");
     assert!(
-        keystore.is_file(),
+        file.is_file(),
         "cast wallet import wrote no {}",
-        keystore.display()
+        file.display()
     );
-    let password_file = dir.join("node3.password");
+    let password_file = scene.dir.join("node3.password");
     std::fs::write(&password_file, format!("{KEYSTORE_PASSWORD}\n")).unwrap();
+    Keystore {
+        file,
+        password_file,
+    }
+}
 
-    let node_metrics = format!("127.0.0.1:{}", free_port());
-    let node_config = |index: usize| -> PathBuf {
-        let mut toml = format!(
-            "rpc_url = {}\ndeployment = {}\nrelayer_url = {}\nmodels_dir = {}\ndata_dir = {}\npoll_interval_ms = 500\n",
-            toml_string(&rpc),
-            toml_string(deployment_path.to_str().unwrap()),
-            toml_string(&relayer_url),
-            toml_string(models.to_str().unwrap()),
-            toml_string(dir.join(format!("node{index}-data")).to_str().unwrap()),
-        );
-        if index == 1 {
-            toml.push_str(&format!(
-                "metrics_listen = {}\n",
-                toml_string(&node_metrics)
-            ));
-        }
-        if index == 3 {
-            toml.push_str(&format!(
-                "\n[key]\nkeystore = {}\npassword_file = {}\n",
-                toml_string(keystore.to_str().unwrap()),
-                toml_string(password_file.to_str().unwrap())
-            ));
-        } else {
-            toml.push_str("\n[key]\nprivate_key_env = \"VERINFER_NODE_KEY\"\n");
-        }
-        if index != 2 {
-            toml.push_str(&format!(
-                "\n[identity]\ngpu_model = {}\nvram_mib = 8192\n",
-                toml_string(GPU_MODEL)
-            ));
-        }
-        let path = dir.join(format!("node{index}.toml"));
-        std::fs::write(&path, toml).unwrap();
-        path
-    };
-    let node_command = |index: usize, args: &[&str]| -> Command {
-        let mut command = verinfer();
-        command
-            .current_dir(dir)
-            .arg("node")
-            .args(args)
-            .arg("--config")
-            .arg(node_config(index));
-        match index {
-            1 => {
-                command.env("VERINFER_NODE_KEY", &nodes_accounts[0].1);
-            }
-            2 => {
-                command
-                    .env("VERINFER_NODE_KEY", &nodes_accounts[1].1)
-                    .env("VERINFER_NODE__IDENTITY__GPU_MODEL", GPU_MODEL)
-                    .env("VERINFER_NODE__IDENTITY__VRAM_MIB", "8192");
-            }
-            _ => {}
-        }
-        command
-    };
-    let mut nodes: Vec<Proc> = (1..=3)
+/// Writes node1.toml to node3.toml. Nodes 1 and 2 read a raw key from `VERINFER_NODE_KEY`,
+/// node 3 the keystore; node 2 declares its GPU through `VERINFER_NODE__IDENTITY__*` instead of
+/// the file; node 1 serves `/metrics`.
+fn node_tomls(
+    scene: &Scene,
+    chain: &Chain,
+    deployment: &Deployment,
+    relayer: &RelayerSetup,
+    models: &Path,
+    keystore: &Keystore,
+) -> Operators {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let path = |path: &Path| toml_string(path.to_str().unwrap());
+    let configs = (1..=3)
         .map(|index| {
-            Proc::spawn(
-                &format!("node{index}"),
-                node_command(index, &["run"]),
-                &logs,
-            )
+            let mut toml = format!(
+                "rpc_url = {}\ndeployment = {}\nrelayer_url = {}\nmodels_dir = {}\ndata_dir = {}\npoll_interval_ms = 500\n",
+                toml_string(&chain.rpc),
+                path(&deployment.path),
+                toml_string(&relayer.url),
+                path(models),
+                path(&scene.dir.join(format!("node{index}-data"))),
+            );
+            if index == 1 {
+                toml.push_str(&format!("metrics_listen = {}\n", toml_string(&metrics)));
+            }
+            if index == 3 {
+                toml.push_str(&format!(
+                    "\n[key]\nkeystore = {}\npassword_file = {}\n",
+                    path(&keystore.file),
+                    path(&keystore.password_file)
+                ));
+            } else {
+                toml.push_str("\n[key]\nprivate_key_env = \"VERINFER_NODE_KEY\"\n");
+            }
+            if index != 2 {
+                toml.push_str(&format!(
+                    "\n[identity]\ngpu_model = {}\nvram_mib = 8192\n",
+                    toml_string(GPU_MODEL)
+                ));
+            }
+            let config = scene.dir.join(format!("node{index}.toml"));
+            std::fs::write(&config, toml).unwrap();
+            config
         })
         .collect();
-    let daemon_tails = |nodes: &[Proc], relayer: &Proc| -> String {
-        nodes
-            .iter()
-            .chain([relayer])
-            .map(Proc::tails)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    for (node, (address, _)) in nodes.iter_mut().zip(&nodes_accounts) {
+    Operators {
+        dir: scene.dir.clone(),
+        configs,
+        accounts: chain.nodes.clone(),
+        metrics,
+    }
+}
+
+/// `verinfer node run --config nodeN.toml` for the three nodes: each prints a start-up summary
+/// saying it joined with the owner's minimum stake and the declared GPU, from the TOML file or
+/// the environment.
+fn three_nodes_join_with_the_min_stake(
+    scene: &Scene,
+    operators: &Operators,
+    relayer: Proc,
+    min_stake: &str,
+) -> Daemons {
+    let mut nodes: Vec<Proc> = (1..=3)
+        .map(|index| {
+            let name = format!("node{index}");
+            Proc::spawn(&name, operators.command(index, &["run"]), &scene.logs)
+        })
+        .collect();
+    for (node, account) in nodes.iter_mut().zip(&operators.accounts) {
         let summary = wait_for(Duration::from_secs(120), || {
             node.stdout()
                 .lines()
                 .find(|line| line.starts_with("node 0x"))
                 .map(str::to_owned)
         });
-        let summary = match summary {
-            Some(summary) => summary,
-            None => {
-                let exited = node.exited();
-                panic!(
-                    "{} printed no start-up summary (exited: {exited:?})\n{}",
-                    node.name,
-                    node.tails()
-                )
-            }
+        let Some(summary) = summary else {
+            let exited = node.exited();
+            panic!(
+                "{} printed no start-up summary (exited: {exited:?})\n{}",
+                node.name,
+                node.tails()
+            )
         };
         assert!(
-            summary.starts_with(&format!("node {address} on chain 31337 (Verinfer ")),
+            summary.starts_with(&format!(
+                "node {} on chain 31337 (Verinfer ",
+                account.address
+            )),
             "{summary}"
         );
         assert!(summary.contains(": joined as node #"), "{summary}");
@@ -829,52 +1136,42 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
             "{summary}"
         );
     }
-    step("three nodes joined");
+    scene.step("three nodes joined");
+    Daemons { nodes, relayer }
+}
 
-    let status_node1 = || {
-        let ran = run("node1-status", node_command(1, &["status"]), &logs, short);
-        ran.ok(|| daemon_tails(&nodes, &relayer))
-    };
-    let status = status_node1();
-    assert!(
-        status
-            .stdout
-            .contains(&format!("node      {}", nodes_accounts[0].0)),
-        "{}",
-        status.context()
-    );
-    assert!(
-        status.stdout.contains("chain     31337 (Verinfer "),
-        "{}",
-        status.context()
-    );
-    assert!(
-        status.stdout.contains(&format!("stake     {min_stake}")),
-        "{}",
-        status.context()
-    );
-    assert!(status.stdout.contains("(8192 MiB)"), "{}", status.context());
+/// `verinfer node status --config node1.toml` shows the node's address, chain, stake and VRAM.
+fn node_status_shows_address_chain_stake_and_vram(
+    scene: &Scene,
+    operators: &Operators,
+    daemons: &Daemons,
+    min_stake: &str,
+) {
+    let status = operators.status_node1(scene, || daemons.tails());
+    for expected in [
+        format!("node      {}", operators.accounts[0].address),
+        "chain     31337 (Verinfer ".to_owned(),
+        format!("stake     {min_stake}"),
+        "(8192 MiB)".to_owned(),
+    ] {
+        assert!(status.stdout.contains(&expected), "{}", status.context());
+    }
+}
 
-    // ---------------------------------------------------------------- c. dApp builder
-    let task_command = |args: &[&str]| -> Command {
-        let mut command = verinfer();
-        command
-            .current_dir(dir)
-            .arg("task")
-            .args(args)
-            .env("VERINFER_KEY", &creator_key)
-            .env("VERINFER_RPC_URL", &rpc)
-            .env("VERINFER_RELAYER_URL", &relayer_url)
-            .env("VERINFER_DEPLOYMENT", &deployment_path);
-        command
-    };
-    let task_timeout = Duration::from_secs(150);
+/// `verinfer task create --text … --wait` ends with the task validated: the three nodes'
+/// digests are equal. Returns the task id.
+fn text_task_is_validated_by_three_agreeing_nodes(
+    scene: &Scene,
+    dapp: &DappBuilder,
+    daemons: &Daemons,
+    models: &Path,
+) -> u64 {
     let llama = models.join("tiny-llama");
-    let text_args = [
+    let create = dapp.task(&[
         "create",
         "--text",
         "--prompt",
-        "Once upon a time",
+        TEXT_PROMPT,
         "--model",
         llama.to_str().unwrap(),
         "--max-tokens",
@@ -884,41 +1181,25 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "--fee",
         "1",
         "--wait",
-    ];
-    let created = run(
-        "task-create-text",
-        task_command(&text_args),
-        &logs,
-        task_timeout,
-    )
-    .ok(|| daemon_tails(&nodes, &relayer));
-    let text_id = created_id(&created.stdout).unwrap_or_else(|| panic!("{}", created.context()));
-    assert!(
-        created
-            .stdout
-            .contains(&format!("task {text_id} | text | Validated | fee 1 tokens")),
-        "{}\n{}",
-        created.context(),
-        daemon_tails(&nodes, &relayer)
-    );
+    ]);
+    let (id, created) = create_and_wait(scene, "task-create-text", create, daemons, "text");
     assert!(
         created.stdout.contains("equal: agree"),
         "{}",
         created.context()
     );
-    step(&format!("text task {text_id} validated"));
+    scene.step(&format!("text task {id} validated"));
+    id
+}
 
-    let status = run(
-        "task-status-text",
-        task_command(&["status", &text_id.to_string()]),
-        &logs,
-        short,
-    )
-    .ok(String::new);
+/// `verinfer task status <id>` shows the text task validated, the GPU model its nodes declared
+/// and the relayer's view.
+fn task_status_shows_the_text_task(scene: &Scene, dapp: &DappBuilder, id: u64) {
+    let status = task_status(scene, dapp, "task-status-text", id);
     assert!(
         status
             .stdout
-            .contains(&format!("task {text_id} | text | Validated |")),
+            .contains(&format!("task {id} | text | Validated |")),
         "{}",
         status.context()
     );
@@ -928,22 +1209,27 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "{}",
         status.context()
     );
+}
 
-    let text_out = dir.join("result-text");
-    let mut fetch = task_command(&["result", &text_id.to_string(), "--out"]);
-    fetch.arg(&text_out);
-    let fetched =
-        run("task-result-text", fetch, &logs, short).ok(|| daemon_tails(&nodes, &relayer));
+/// `verinfer task result <id> --out DIR` verifies the text output against the digest and writes
+/// `output.json` (at most 16 tokens) and `output.txt` (its text).
+fn task_result_verifies_the_text_output(
+    scene: &Scene,
+    dapp: &DappBuilder,
+    daemons: &Daemons,
+    id: u64,
+) -> Validated {
+    let (out, fetched) = task_result(scene, dapp, daemons, "task-result-text", id);
     assert!(
         fetched
             .stdout
-            .contains(&format!("verified the text output of task {text_id}")),
+            .contains(&format!("verified the text output of task {id}")),
         "{}",
         fetched.context()
     );
     let output: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(text_out.join("output.json")).unwrap()).unwrap();
-    let plain = std::fs::read_to_string(text_out.join("output.txt")).unwrap();
+        serde_json::from_slice(&std::fs::read(out.join("output.json")).unwrap()).unwrap();
+    let plain = std::fs::read_to_string(out.join("output.txt")).unwrap();
     assert_eq!(output["text"].as_str(), Some(plain.as_str()));
     assert!(
         output["token_ids"]
@@ -951,13 +1237,26 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
             .is_some_and(|tokens| tokens.len() <= 16),
         "{output}"
     );
+    Validated {
+        id,
+        output: Output::Text(plain),
+    }
+}
 
+/// `verinfer task create --image … --wait` ends with the task validated, every pHash within the
+/// owner's threshold 12 (not the default 10). Returns the task id.
+fn image_task_is_validated_under_the_owners_threshold(
+    scene: &Scene,
+    dapp: &DappBuilder,
+    daemons: &Daemons,
+    models: &Path,
+) -> u64 {
     let sd = models.join("tiny-sd");
-    let image_args = [
+    let create = dapp.task(&[
         "create",
         "--image",
         "--prompt",
-        "a red bicycle",
+        IMAGE_PROMPT,
         "--model",
         sd.to_str().unwrap(),
         "--width",
@@ -971,65 +1270,103 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "--fee",
         "1",
         "--wait",
-    ];
-    let created = run(
-        "task-create-image",
-        task_command(&image_args),
-        &logs,
-        task_timeout,
-    )
-    .ok(|| daemon_tails(&nodes, &relayer));
-    let image_id = created_id(&created.stdout).unwrap_or_else(|| panic!("{}", created.context()));
-    assert!(
-        created.stdout.contains(&format!(
-            "task {image_id} | image (1 image) | Validated | fee 1 tokens"
-        )),
-        "{}\n{}",
-        created.context(),
-        daemon_tails(&nodes, &relayer)
-    );
+    ]);
+    let kind = "image (1 image)";
+    let (id, created) = create_and_wait(scene, "task-create-image", create, daemons, kind);
     assert!(
         created.stdout.contains("all <= 12: agree"),
         "the owner's threshold 12 applies:\n{}",
         created.context()
     );
-    step(&format!("image task {image_id} validated"));
+    scene.step(&format!("image task {id} validated"));
+    id
+}
 
-    let status = run(
-        "task-status-image",
-        task_command(&["status", &image_id.to_string()]),
-        &logs,
-        short,
-    )
-    .ok(String::new);
+/// `verinfer task status <id>` shows the image task validated; `task result <id> --out DIR`
+/// verifies the image against the revealed pHashes and writes `image-0.png`.
+fn task_status_and_result_verify_the_image(
+    scene: &Scene,
+    dapp: &DappBuilder,
+    daemons: &Daemons,
+    id: u64,
+) -> Validated {
+    let status = task_status(scene, dapp, "task-status-image", id);
     assert!(
         status
             .stdout
-            .contains(&format!("task {image_id} | image (1 image) | Validated |")),
+            .contains(&format!("task {id} | image (1 image) | Validated |")),
         "{}",
         status.context()
     );
-    let image_out = dir.join("result-image");
-    let mut fetch = task_command(&["result", &image_id.to_string(), "--out"]);
-    fetch.arg(&image_out);
-    let fetched =
-        run("task-result-image", fetch, &logs, short).ok(|| daemon_tails(&nodes, &relayer));
+    let (out, fetched) = task_result(scene, dapp, daemons, "task-result-image", id);
     assert!(
         fetched
             .stdout
-            .contains(&format!("verified 1 image(s) of task {image_id}")),
+            .contains(&format!("verified 1 image(s) of task {id}")),
         "{}",
         fetched.context()
     );
-    let png = std::fs::read(image_out.join("image-0.png")).unwrap();
+    let png = std::fs::read(out.join("image-0.png")).unwrap();
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n"),
         "image-0.png is not a PNG"
     );
+    Validated {
+        id,
+        output: Output::Image(png),
+    }
+}
 
-    // ---------------------------------------------------------------- relayer HTTP API
-    let context = || daemon_tails(&nodes, &relayer);
-    let health = get_json(&relayer_url, "/healthz", &context);
+/// Runs `task create … --wait`, which must succeed and print the task validated with its `kind`
+/// and fee. Returns the task id and the run.
+fn create_and_wait(
+    scene: &Scene,
+    name: &str,
+    create: Command,
+    daemons: &Daemons,
+    kind: &str,
+) -> (u64, Ran) {
+    let created = scene
+        .run(name, create, Duration::from_secs(150))
+        .ok(|| daemons.tails());
+    let id = created_id(&created.stdout).unwrap_or_else(|| panic!("{}", created.context()));
+    assert!(
+        created
+            .stdout
+            .contains(&format!("task {id} | {kind} | Validated | fee 1 tokens")),
+        "{}\n{}",
+        created.context(),
+        daemons.tails()
+    );
+    (id, created)
+}
+
+/// `verinfer task status <id>`, which must succeed.
+fn task_status(scene: &Scene, dapp: &DappBuilder, name: &str, id: u64) -> Ran {
+    let status = dapp.task(&["status", &id.to_string()]);
+    scene.run(name, status, SHORT).ok(String::new)
+}
+
+/// `verinfer task result <id> --out <scene>/<name without "task-">`, which must succeed.
+/// Returns the output directory and the run.
+fn task_result(
+    scene: &Scene,
+    dapp: &DappBuilder,
+    daemons: &Daemons,
+    name: &str,
+    id: u64,
+) -> (PathBuf, Ran) {
+    let out = scene.dir.join(name.trim_start_matches("task-"));
+    let mut fetch = dapp.task(&["result", &id.to_string(), "--out"]);
+    fetch.arg(&out);
+    let fetched = scene.run(name, fetch, SHORT).ok(|| daemons.tails());
+    (out, fetched)
+}
+
+/// The relayer's `/healthz` reports the database ok and an indexed head; `/metrics` counts
+/// upload verifications.
+fn relayer_healthz_and_metrics(relayer: &RelayerSetup, daemons: &Daemons) {
+    let health = get_json(&relayer.url, "/healthz", &|| daemons.tails());
     assert_eq!(
         (health["status"].as_str(), health["database"].as_str()),
         (Some("ok"), Some("ok")),
@@ -1037,93 +1374,103 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
     );
     assert!(health["indexed_head"].as_u64().is_some(), "{health}");
 
-    let (code, metrics) = http_get(&relayer_url, "/metrics").unwrap();
+    let (code, metrics) = http_get(&relayer.url, "/metrics").unwrap();
     let metrics = String::from_utf8_lossy(&metrics);
     assert_eq!(code, 200, "{metrics}");
     assert!(
         metrics.contains("verinfer_relayer_upload_verifications_total"),
         "{metrics}"
     );
+}
 
-    for (id, kind) in [(text_id, "text"), (image_id, "image")] {
-        let task = get_json(&relayer_url, &format!("/v1/tasks/{id}"), &context);
-        assert_eq!(
-            (task["task_id"].as_u64(), task["kind"].as_str()),
-            (Some(id), Some(kind)),
-            "{task}"
-        );
-        assert_eq!(task["status"], "validated", "{task}");
-        assert_eq!(task["args_available"], true, "{task}");
-        assert_eq!(task["nodes"].as_array().map(Vec::len), Some(3), "{task}");
-        assert_eq!(task["settlement"]["threshold"], 12, "{task}");
-        assert_eq!(
-            task["creator"].as_str().map(str::to_lowercase),
-            Some(creator.to_lowercase()),
-            "{task}"
-        );
+/// `GET /v1/tasks/{id}`: the task validated with its kind, creator, three nodes and the owner's
+/// threshold; `GET /v1/tasks/{id}/args`: the args with the prompt it was created with.
+fn relayer_serves_the_task_and_its_args(
+    relayer: &RelayerSetup,
+    daemons: &Daemons,
+    task: &Validated,
+    creator: &Account,
+) {
+    let (id, kind) = (task.id, task.kind());
+    let view = get_json(&relayer.url, &format!("/v1/tasks/{id}"), &|| {
+        daemons.tails()
+    });
+    assert_eq!(
+        (view["task_id"].as_u64(), view["kind"].as_str()),
+        (Some(id), Some(kind)),
+        "{view}"
+    );
+    assert_eq!(view["status"], "validated", "{view}");
+    assert_eq!(view["args_available"], true, "{view}");
+    assert_eq!(view["nodes"].as_array().map(Vec::len), Some(3), "{view}");
+    assert_eq!(view["settlement"]["threshold"], 12, "{view}");
+    assert_eq!(
+        view["creator"].as_str().map(str::to_lowercase),
+        Some(creator.address.to_lowercase()),
+        "{view}"
+    );
 
-        let (code, args) = http_get(&relayer_url, &format!("/v1/tasks/{id}/args")).unwrap();
-        assert_eq!(code, 200);
-        let args: serde_json::Value = serde_json::from_slice(&args).unwrap();
-        // Image args hold `prompt`, text args `input.prompt` (docs/task-format.md).
-        let prompt = args.get("prompt").or_else(|| args["input"].get("prompt"));
-        let expected = if kind == "text" {
-            "Once upon a time"
-        } else {
-            "a red bicycle"
-        };
-        assert_eq!(
-            prompt.and_then(|prompt| prompt.as_str()),
-            Some(expected),
-            "{args}"
-        );
+    let (code, args) = http_get(&relayer.url, &format!("/v1/tasks/{id}/args")).unwrap();
+    assert_eq!(code, 200);
+    let args: serde_json::Value = serde_json::from_slice(&args).unwrap();
+    // Image args hold `prompt`, text args `input.prompt` (docs/task-format.md).
+    let prompt = args.get("prompt").or_else(|| args["input"].get("prompt"));
+    assert_eq!(
+        prompt.and_then(|prompt| prompt.as_str()),
+        Some(task.prompt()),
+        "{args}"
+    );
+}
 
-        // Every agreeing node uploads right after its reveal: wait until none is pending.
-        let results = wait_for(Duration::from_secs(30), || {
-            let results = get_json(&relayer_url, &format!("/v1/tasks/{id}/results"), &context);
-            results["pending_nodes"]
-                .as_array()
-                .is_some_and(Vec::is_empty)
-                .then_some(results)
-        })
-        .unwrap_or_else(|| panic!("task {id}: uploads still pending after 30 s\n{}", context()));
-        assert_eq!(results["kind"], kind, "{results}");
-        let uploads = results["results"].as_array().unwrap();
-        assert_eq!(
-            uploads.len(),
-            3,
-            "all three nodes agreed and uploaded: {results}"
-        );
-        if kind == "text" {
-            assert_eq!(
-                uploads[0]["output"]["text"].as_str(),
-                Some(plain.as_str()),
-                "{results}"
-            );
-        } else {
-            let url = uploads[0]["images"][0]["url"].as_str().unwrap();
-            assert!(url.starts_with("/v1/blobs/0x"), "{url}");
-            let (code, blob) = http_get(&relayer_url, url).unwrap();
+/// Every agreeing node uploads right after its reveal: `GET /v1/tasks/{id}/results` ends with
+/// none pending and three uploads, the first equal to what `task result` verified (the text, or
+/// the PNG served at `/v1/blobs/0x…`); `GET /v1/tasks/{id}` then marks every node agreed and
+/// uploaded.
+fn relayer_holds_every_nodes_upload(relayer: &RelayerSetup, daemons: &Daemons, task: &Validated) {
+    let (id, url) = (task.id, relayer.url.as_str());
+    let context = || daemons.tails();
+    let results = wait_for(Duration::from_secs(30), || {
+        let results = get_json(url, &format!("/v1/tasks/{id}/results"), &context);
+        results["pending_nodes"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(results)
+    })
+    .unwrap_or_else(|| panic!("task {id}: uploads still pending after 30 s\n{}", context()));
+    assert_eq!(results["kind"], task.kind(), "{results}");
+    let uploads = results["results"].as_array().unwrap();
+    assert_eq!(
+        uploads.len(),
+        3,
+        "all three nodes agreed and uploaded: {results}"
+    );
+    match &task.output {
+        Output::Text(plain) => assert_eq!(
+            uploads[0]["output"]["text"].as_str(),
+            Some(plain.as_str()),
+            "{results}"
+        ),
+        Output::Image(png) => {
+            let blob_url = uploads[0]["images"][0]["url"].as_str().unwrap();
+            assert!(blob_url.starts_with("/v1/blobs/0x"), "{blob_url}");
+            let (code, blob) = http_get(url, blob_url).unwrap();
             assert_eq!(code, 200);
-            assert_eq!(blob, png, "the relayer's blob is the verified image-0.png");
-        }
-        let task = get_json(&relayer_url, &format!("/v1/tasks/{id}"), &context);
-        for node in task["nodes"].as_array().unwrap() {
-            assert_eq!(
-                (node["agreed"].as_bool(), node["uploaded"].as_bool()),
-                (Some(true), Some(true)),
-                "{task}"
-            );
+            assert_eq!(&blob, png, "the relayer's blob is the verified image-0.png");
         }
     }
-    // The relayer's view in `task status` now counts the uploads too.
-    let status = run(
-        "task-status-text-uploaded",
-        task_command(&["status", &text_id.to_string()]),
-        &logs,
-        short,
-    )
-    .ok(String::new);
+    let view = get_json(url, &format!("/v1/tasks/{id}"), &context);
+    for node in view["nodes"].as_array().unwrap() {
+        assert_eq!(
+            (node["agreed"].as_bool(), node["uploaded"].as_bool()),
+            (Some(true), Some(true)),
+            "{view}"
+        );
+    }
+}
+
+/// The relayer's view in `verinfer task status` now counts the uploads too.
+fn task_status_counts_the_uploads(scene: &Scene, dapp: &DappBuilder, id: u64) {
+    let status = task_status(scene, dapp, "task-status-text-uploaded", id);
     assert!(
         status
             .stdout
@@ -1131,15 +1478,26 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "{}",
         status.context()
     );
-    let (code, missing) = http_get(&relayer_url, "/v1/tasks/999").unwrap();
+}
+
+/// `GET /v1/tasks/999` answers 404 with an error code; `GET /v1/nodes` lists the three nodes
+/// with the GPU they declared.
+fn relayer_lists_the_nodes_and_404s_an_unknown_task(
+    relayer: &RelayerSetup,
+    daemons: &Daemons,
+    accounts: &[Account],
+) {
+    let (code, missing) = http_get(&relayer.url, "/v1/tasks/999").unwrap();
     assert_eq!(code, 404, "{}", String::from_utf8_lossy(&missing));
     let missing: serde_json::Value = serde_json::from_slice(&missing).unwrap();
     assert!(missing["error"]["code"].is_string(), "{missing}");
 
-    let listed = get_json(&relayer_url, "/v1/nodes?offset=0&limit=100", &context);
+    let nodes_page = "/v1/nodes?offset=0&limit=100";
+    let listed = get_json(&relayer.url, nodes_page, &|| daemons.tails());
     let listed_nodes = listed["nodes"].as_array().unwrap();
     assert_eq!(listed_nodes.len(), 3, "{listed}");
-    for (address, _) in &nodes_accounts {
+    for account in accounts {
+        let address = &account.address;
         let node = listed_nodes
             .iter()
             .find(|node| {
@@ -1154,16 +1512,24 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
             "{node}"
         );
     }
+}
 
-    let node_metrics_url = format!("http://{node_metrics}");
+/// Node 1's `/metrics` counts tasks, and `verinfer node status` lists both tasks, validated and
+/// agreed.
+fn node_metrics_and_status_list_both_tasks(
+    scene: &Scene,
+    operators: &Operators,
+    daemons: &Daemons,
+    ids: [u64; 2],
+) {
+    let node_metrics_url = format!("http://{}", operators.metrics);
     let (code, metrics) = http_get(&node_metrics_url, "/metrics").unwrap();
     let metrics = String::from_utf8_lossy(&metrics);
     assert_eq!(code, 200, "{metrics}");
     assert!(metrics.contains("verinfer_node_tasks_total"), "{metrics}");
 
-    // `node status` now lists both tasks.
-    let status = status_node1();
-    for id in [text_id, image_id] {
+    let status = operators.status_node1(scene, || daemons.tails());
+    for id in ids {
         assert!(
             status.stdout.contains(&format!("#{id} ")),
             "node status lists task {id}:\n{}",
@@ -1175,11 +1541,14 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "{}",
         status.context()
     );
-    step("relayer routes and node status checked");
+    scene.step("relayer routes and node status checked");
+}
 
-    // ------------------------------------------------- Ctrl-C, and SIGTERM
-    // The first two nodes get Ctrl-C, the third node and the relayer SIGTERM (systemd's stop).
-    for (index, proc) in nodes.iter_mut().chain([&mut relayer]).enumerate() {
+/// The first two nodes get Ctrl-C (SIGINT), the third node and the relayer SIGTERM (systemd's
+/// stop): each was still running and exits with status 0 within 20 s.
+fn ctrl_c_and_sigterm_stop_every_daemon(scene: &Scene, mut daemons: Daemons) {
+    let Daemons { nodes, relayer } = &mut daemons;
+    for (index, proc) in nodes.iter_mut().chain([&mut *relayer]).enumerate() {
         assert!(
             proc.exited().is_none(),
             "{} exited early\n{}",
@@ -1188,7 +1557,7 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         );
         proc.signal(if index < 2 { "-INT" } else { "-TERM" });
     }
-    for proc in nodes.iter_mut().chain([&mut relayer]) {
+    for proc in nodes.iter_mut().chain([&mut *relayer]) {
         let status = proc
             .wait_timeout(Duration::from_secs(20))
             .unwrap_or_else(|| {
@@ -1205,47 +1574,40 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
             proc.tails()
         );
     }
-    step("nodes and relayer stopped by Ctrl-C");
+    scene.step("nodes and relayer stopped by Ctrl-C");
+}
 
-    // ------------------------------------------------- operator: add stake, leave
-    let stake_of = |stdout: &str| -> u128 {
-        stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("stake     "))
-            .and_then(|stake| stake.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no stake line in:\n{stdout}"))
-    };
-    // The daemons are stopped: the closure above borrows them, this one does not.
-    let status_node1 =
-        || run("node1-status", node_command(1, &["status"]), &logs, short).ok(String::new);
-    let before = stake_of(&status_node1().stdout);
-    let ran = run(
-        "node1-add-stake",
-        node_command(1, &["add-stake", "--amount", "5"]),
-        &logs,
-        short,
-    )
-    .ok(String::new);
+/// The `stake     N` line of `verinfer node status`.
+fn stake_of(stdout: &str) -> u128 {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("stake     "))
+        .and_then(|stake| stake.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no stake line in:\n{stdout}"))
+}
+
+/// `verinfer node add-stake --amount 5` (daemon stopped) adds 5 tokens, as `node status` shows;
+/// `--amount 0` is refused.
+fn node_add_stake_raises_the_stake(scene: &Scene, operators: &Operators) {
+    let before = stake_of(&operators.status_node1(scene, String::new).stdout);
+    let add = operators.command(1, &["add-stake", "--amount", "5"]);
+    let ran = scene.run("node1-add-stake", add, SHORT).ok(String::new);
     assert!(
         ran.stdout.contains(&format!(
             "node {} added 5 tokens to its stake, now ",
-            nodes_accounts[0].0
+            operators.accounts[0].address
         )),
         "{}",
         ran.context()
     );
-    let after = stake_of(&status_node1().stdout);
+    let after = stake_of(&operators.status_node1(scene, String::new).stdout);
     assert_eq!(
         after,
         before + 5 * 10u128.pow(18),
         "addStake added 5 tokens"
     );
-    let ran = run(
-        "node1-add-stake-zero",
-        node_command(1, &["add-stake", "--amount", "0"]),
-        &logs,
-        short,
-    );
+    let zero = operators.command(1, &["add-stake", "--amount", "0"]);
+    let ran = scene.run("node1-add-stake-zero", zero, SHORT);
     assert!(!ran.status.success(), "{}", ran.context());
     assert!(
         ran.stderr
@@ -1253,16 +1615,22 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "{}",
         ran.context()
     );
-    let ran = run("node1-leave", node_command(1, &["leave"]), &logs, short).ok(String::new);
+}
+
+/// `verinfer node leave` returns the whole stake (`node status`: state None, stake 0); leaving
+/// again is refused.
+fn node_leave_returns_the_stake_once(scene: &Scene, operators: &Operators) {
+    let leave = operators.command(1, &["leave"]);
+    let ran = scene.run("node1-leave", leave, SHORT).ok(String::new);
     assert!(
         ran.stdout.contains(&format!(
             "node {} left the network; stake of ",
-            nodes_accounts[0].0
+            operators.accounts[0].address
         )) && ran.stdout.contains("tokens returned (tx 0x"),
         "{}",
         ran.context()
     );
-    let status = status_node1();
+    let status = operators.status_node1(scene, String::new);
     assert!(
         status.stdout.contains("state     None"),
         "{}",
@@ -1273,12 +1641,8 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "{}",
         status.context()
     );
-    let ran = run(
-        "node1-leave-again",
-        node_command(1, &["leave"]),
-        &logs,
-        short,
-    );
+    let leave_again = operators.command(1, &["leave"]);
+    let ran = scene.run("node1-leave-again", leave_again, SHORT);
     assert!(!ran.status.success(), "{}", ran.context());
     assert!(
         ran.stderr
@@ -1286,6 +1650,5 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
         "{}",
         ran.context()
     );
-    step("node1 added stake and left");
-    drop(anvil);
+    scene.step("node1 added stake and left");
 }
