@@ -1,5 +1,7 @@
-//! End-to-end checks of the bindings against the real contracts on a real anvil: deploy, join,
-//! create a task, commit, reveal, settle, and read the outcome back through views and events.
+//! End-to-end checks of `verinfer-abi`'s bindings against the real contracts on a real anvil:
+//! deploy, join, create a task, commit, reveal, settle, and read the outcome back through views
+//! and events. They live here, not in `abi/tests`, because they deploy with this kit, which
+//! depends on `verinfer-abi`.
 //!
 //! Needs the npm-installed anvil (`npm ci`); fails with that instruction when it is missing.
 
@@ -7,19 +9,16 @@ use std::error::Error;
 
 use alloy::{
     contract::{CallBuilder, CallDecoder},
-    network::EthereumWallet,
-    node_bindings::{Anvil, AnvilInstance},
     primitives::{Address, B256, U256, aliases::U96, keccak256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     rpc::types::TransactionReceipt,
     sol_types::{SolEvent, SolValue},
 };
 use verinfer_abi::{
     Deployment, IERC20, MAX_IMAGES, NO_RESULT, NodeState, SlashReason, TaskKind, TaskStatus,
-    Verinfer, VerinferInstance,
-    devnet::{self, FoundryTool},
-    padded_gas_limit,
+    Verinfer, VerinferInstance, padded_gas_limit,
 };
+use verinfer_devchain::{AnvilOptions, Chain, Deploy, default_init_params};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -31,7 +30,7 @@ const H100: &str = "NVIDIA H100 80GB HBM3";
 /// A fresh anvil with the contracts deployed and three funded node accounts and a creator.
 struct Devnet {
     // Kept alive: dropping it stops anvil.
-    _anvil: AnvilInstance,
+    _chain: Chain,
     provider: DynProvider,
     deployment: Deployment,
     verinfer: VerinferInstance<DynProvider>,
@@ -41,40 +40,29 @@ struct Devnet {
 
 impl Devnet {
     async fn start() -> Result<Self, Box<dyn Error>> {
-        let anvil_path = devnet::foundry_tool(&devnet::repo_root(), FoundryTool::Anvil)?;
-        let anvil = Anvil::at(anvil_path).try_spawn()?;
-        let wallet: EthereumWallet = anvil.wallet().ok_or("anvil reported no dev keys")?;
-        let provider = ProviderBuilder::new()
-            .wallet(wallet)
-            .connect_http(anvil.endpoint_url())
-            .erased();
-        let accounts = anvil.addresses();
-        let (deployer, treasury) = (accounts[0], accounts[1]);
+        let deploy = Deploy::Bindings {
+            params: default_init_params(),
+            treasury: 1,
+        };
+        let chain = Chain::start(&AnvilOptions::default(), deploy).await?;
+        let provider = chain.provider().clone();
+        let accounts = chain.anvil().addresses();
         let nodes = [accounts[2], accounts[3], accounts[4]];
         let creator = accounts[5];
-
-        let deployment = devnet::deploy_with_mock_token(
-            &provider,
-            deployer,
-            deployer,
-            treasury,
-            devnet::default_init_params(),
-        )
-        .await?;
-        assert_eq!(deployment.chain_id, anvil.chain_id());
+        let deployment = *chain.deployment();
+        assert_eq!(deployment.chain_id, provider.get_chain_id().await?);
+        assert_eq!(
+            (deployment.owner, deployment.treasury),
+            (accounts[0], accounts[1])
+        );
         let mut funded = nodes.to_vec();
         funded.push(creator);
-        devnet::mint(
-            &provider,
-            deployment.staking_token,
-            deployer,
-            &funded,
-            U256::from(10 * STAKE),
-        )
-        .await?;
+        chain
+            .fund(funded.iter().map(|a| (*a, U256::from(10 * STAKE))))
+            .await?;
         let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
         Ok(Self {
-            _anvil: anvil,
+            _chain: chain,
             provider,
             deployment,
             verinfer,
@@ -235,7 +223,7 @@ async fn image_task_with_three_agreeing_nodes_is_validated_and_paid() -> TestRes
     assert_eq!(net.verinfer.threshold().call().await?, 10);
 
     net.join_all(H100).await?;
-    let (task_id, slots) = net.create_task(TaskKind::ImageGeneration, 1, "").await?;
+    let (task_id, slots) = net.create_task(TaskKind::Image, 1, "").await?;
 
     // Two identical pHashes and one 3 bits away: within the threshold of 10, all three agree.
     let base: u64 = 0xd1c3_a5f0_0f5a_3c1d;
@@ -325,7 +313,7 @@ async fn text_task_slashes_and_kicks_the_node_with_a_different_digest() -> TestR
     net.join_all(H100).await?;
     // The task names the model in another spelling: the contract normalises both.
     let (task_id, slots) = net
-        .create_task(TaskKind::TextGeneration, 0, "nvidia  H100 80gb hbm3")
+        .create_task(TaskKind::Text, 0, "nvidia  H100 80gb hbm3")
         .await?;
     let model_id = net.verinfer.gpuModelId(H100.to_owned()).call().await?;
     assert_eq!(

@@ -1,0 +1,139 @@
+//! Deploying with the project's own `script/Deploy.s.sol` through forge.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use alloy::{hex, signers::local::PrivateKeySigner};
+use tokio::process::Command;
+use url::Url;
+use verinfer_abi::Deployment;
+
+use crate::{Error, FoundryTool, foundry_tool};
+
+/// How long forge may take (a cold compile of the contracts with solc-js included).
+const FORGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Contract parameters of a script deployment (the script's environment variables; the others
+/// keep the script's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptParams {
+    /// `VERINFER_COMMIT_WINDOW`, seconds.
+    pub commit_window: u32,
+    /// `VERINFER_REVEAL_WINDOW`, seconds.
+    pub reveal_window: u32,
+    /// `VERINFER_THRESHOLD`, bits.
+    pub threshold: u8,
+}
+
+/// Runs `forge script script/Deploy.s.sol --broadcast` of the repository at `root` against
+/// `rpc_url` with `deployer`'s key, and copies the record it writes to `<out_dir>/<chainid>.json`.
+/// Returns the record and that path.
+pub async fn deploy_with_script(
+    root: &Path,
+    rpc_url: &Url,
+    deployer: &PrivateKeySigner,
+    params: ScriptParams,
+    out_dir: &Path,
+) -> Result<(Deployment, PathBuf), Error> {
+    let forge = foundry_tool(root, FoundryTool::Forge)?;
+    // foundry.toml lets scripts write only under ./deployments: forge writes into a private
+    // directory there, which is copied to `out_dir` right after.
+    let staging = StagingDir::new(
+        root.join("deployments")
+            .join(format!(".devnet-{}", std::process::id())),
+    )?;
+    run_forge(&forge, root, rpc_url, deployer, params, &staging.path).await?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(Error::io(format!("cannot create {}", out_dir.display())))?;
+    let written = std::fs::read_dir(&staging.path)
+        .map_err(|_| Error::NoDeploymentRecord(staging.path.clone()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .ok_or_else(|| Error::NoDeploymentRecord(staging.path.clone()))?;
+    let deployment = Deployment::load(&written)?;
+    let path = Deployment::path_for(out_dir, deployment.chain_id);
+    std::fs::copy(&written, &path).map_err(Error::io(format!(
+        "cannot copy {} to {}",
+        written.display(),
+        path.display()
+    )))?;
+    Ok((deployment, path))
+}
+
+/// Runs forge with the script's environment; fails with the tail of its output.
+async fn run_forge(
+    forge: &Path,
+    root: &Path,
+    rpc_url: &Url,
+    deployer: &PrivateKeySigner,
+    params: ScriptParams,
+    staging: &Path,
+) -> Result<(), Error> {
+    let mut command = Command::new(forge);
+    command
+        .current_dir(root)
+        .args(["script", "script/Deploy.s.sol", "--root"])
+        .arg(root)
+        .args(["--rpc-url", rpc_url.as_str(), "--broadcast"])
+        .env(
+            "DEPLOYER_PRIVATE_KEY",
+            format!("0x{}", hex::encode(deployer.to_bytes())),
+        )
+        .env("VERINFER_COMMIT_WINDOW", params.commit_window.to_string())
+        .env("VERINFER_REVEAL_WINDOW", params.reveal_window.to_string())
+        .env("VERINFER_THRESHOLD", params.threshold.to_string())
+        .env("VERINFER_DEPLOYMENTS_DIR", staging)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    tracing::info!(forge = %forge.display(), "deploying with script/Deploy.s.sol");
+    let output = tokio::time::timeout(FORGE_TIMEOUT, command.output())
+        .await
+        .map_err(|_| Error::ForgeTimeout(FORGE_TIMEOUT))?
+        .map_err(Error::io(format!("cannot run {}", forge.display())))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .rev()
+        .take(25)
+        .collect();
+    Err(Error::ForgeFailed {
+        status: output.status,
+        tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    })
+}
+
+/// A directory removed when dropped.
+struct StagingDir {
+    path: PathBuf,
+}
+
+impl StagingDir {
+    fn new(path: PathBuf) -> Result<Self, Error> {
+        if path.exists() {
+            std::fs::remove_dir_all(&path)
+                .map_err(Error::io(format!("cannot clear {}", path.display())))?;
+        }
+        Ok(Self { path })
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        if self.path.exists()
+            && let Err(error) = std::fs::remove_dir_all(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), %error, "cannot remove the staging directory");
+        }
+    }
+}

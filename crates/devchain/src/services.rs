@@ -1,0 +1,271 @@
+//! The relayer and node daemons running in this process, stopped together.
+
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use tokio::{
+    sync::watch,
+    task::{Id, JoinError, JoinSet},
+};
+use url::Url;
+use verinfer_abi::Deployment;
+use verinfer_node::{IdentityOverride, Node, NodeConfig};
+use verinfer_relayer::{Relayer, RelayerConfig};
+
+use crate::{Error, ServiceError, anvil::http_url};
+
+/// The devnet relayer's configuration: listening on 127.0.0.1:`port` (0: a free one), indexing
+/// `deployment` on `rpc_url` with no confirmations and 200 ms polls, storing under `data_dir`.
+pub fn relayer_config(
+    rpc_url: &Url,
+    deployment: &Deployment,
+    data_dir: &Path,
+    port: u16,
+) -> RelayerConfig {
+    RelayerConfig {
+        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        rpc_url: Some(rpc_url.clone()),
+        chain_id: Some(deployment.chain_id),
+        verinfer: Some(deployment.verinfer),
+        deploy_block: Some(deployment.deploy_block),
+        data_dir: data_dir.to_path_buf(),
+        poll_interval_ms: 200,
+        confirmations: 0,
+        ..RelayerConfig::default()
+    }
+}
+
+/// What every node of one devnet shares: the chain, the deployment, the relayer and the models.
+#[derive(Debug, Clone)]
+pub struct NodeEnv {
+    /// anvil's JSON-RPC endpoint.
+    pub rpc_url: Url,
+    /// The contracts.
+    pub deployment: Deployment,
+    /// The relayer's base URL.
+    pub relayer_url: Url,
+    /// The directory holding the tiny models.
+    pub models_dir: PathBuf,
+}
+
+impl NodeEnv {
+    /// A node's configuration: signing with `signer`, keeping its state in `data_dir`, declaring
+    /// `identity` (`None`: the detected GPU), polling every 200 ms, otherwise the defaults.
+    /// Adjust fields (test behaviours, margins) with struct update syntax.
+    pub fn node_config(
+        &self,
+        signer: PrivateKeySigner,
+        data_dir: PathBuf,
+        identity: Option<IdentityOverride>,
+    ) -> NodeConfig {
+        NodeConfig {
+            rpc_url: self.rpc_url.clone(),
+            chain_id: Some(self.deployment.chain_id),
+            verinfer: Some(self.deployment.verinfer),
+            deploy_block: Some(self.deployment.deploy_block),
+            relayer_url: self.relayer_url.clone(),
+            models_dir: self.models_dir.clone(),
+            data_dir,
+            identity,
+            poll_interval_ms: 200,
+            signer: Some(signer),
+            ..NodeConfig::default()
+        }
+    }
+}
+
+/// How one service ended.
+#[derive(Debug)]
+pub struct ServiceExit {
+    /// Its name (`relayer`, or the node's name).
+    pub name: String,
+    /// Its outcome.
+    pub outcome: Result<(), ServiceError>,
+}
+
+/// A relayer and nodes running in this process until [`Services::stop`] (or until dropped, which
+/// aborts them).
+#[derive(Debug)]
+pub struct Services {
+    stop: watch::Sender<bool>,
+    running: JoinSet<ServiceExit>,
+    names: HashMap<Id, String>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Services {
+    /// No services yet.
+    pub fn new() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            running: JoinSet::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    /// How many services run (or ran and were not yet collected by [`Self::stop`]).
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Whether none runs.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Binds `config.listen`, opens the relayer's store and serves it (and its indexer);
+    /// returns its base URL.
+    pub async fn start_relayer(&mut self, config: &RelayerConfig) -> Result<Url, Error> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|error| match error.kind() {
+                std::io::ErrorKind::AddrInUse => Error::PortInUse {
+                    port: config.listen.port(),
+                },
+                _ => Error::io(format!("cannot listen on {}", config.listen))(error),
+            })?;
+        let bound = listener
+            .local_addr()
+            .map_err(Error::io("cannot read the relayer's address"))?;
+        let relayer = Relayer::from_config(config).await.map_err(Error::Relayer)?;
+        let stop = self.stopped();
+        self.spawn("relayer".to_owned(), async move {
+            relayer
+                .serve(listener, stop)
+                .await
+                .map_err(ServiceError::from)
+        });
+        Ok(http_url(bound))
+    }
+
+    /// Starts (and so registers on chain) the node `name` and runs it; returns its address.
+    pub async fn start_node(&mut self, name: &str, config: NodeConfig) -> Result<Address, Error> {
+        let node = Node::start(config).await.map_err(|source| Error::Node {
+            name: name.to_owned(),
+            source,
+        })?;
+        Ok(self.run_node(name.to_owned(), node))
+    }
+
+    /// Starts every node of `nodes` (name, configuration) concurrently, so that their joins
+    /// share blocks, then runs them; returns their addresses in `nodes` order.
+    pub async fn start_nodes(
+        &mut self,
+        nodes: Vec<(String, NodeConfig)>,
+    ) -> Result<Vec<Address>, Error> {
+        let mut starting = JoinSet::new();
+        for (index, (name, config)) in nodes.into_iter().enumerate() {
+            starting.spawn(async move {
+                let started = Node::start(config).await;
+                (index, name, started)
+            });
+        }
+        let mut started: Vec<Option<(String, Node)>> = Vec::new();
+        started.resize_with(starting.len(), || None);
+        while let Some(joined) = starting.join_next().await {
+            let (index, name, node) = joined?;
+            let node = node.map_err(|source| Error::Node {
+                name: name.clone(),
+                source,
+            })?;
+            started[index] = Some((name, node));
+        }
+        Ok(started
+            .into_iter()
+            .flatten()
+            .map(|(name, node)| self.run_node(name, node))
+            .collect())
+    }
+
+    /// Runs an already started node until the services stop; returns its address.
+    pub fn run_node(&mut self, name: String, node: Node) -> Address {
+        let address = node.address();
+        let stop = self.stopped();
+        self.spawn(name, async move {
+            node.run(stop).await.map_err(ServiceError::from)
+        });
+        address
+    }
+
+    /// Tells every service to stop and waits up to `grace` for them; those still running then
+    /// are aborted. Returns how each ended.
+    pub async fn stop(mut self, grace: Duration) -> Vec<ServiceExit> {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut exits = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.running.join_next_with_id()).await {
+                Ok(Some(joined)) => exits.push(self.exit_of(joined, grace)),
+                Ok(None) => break,
+                Err(_) => {
+                    self.running.abort_all();
+                    while let Some(joined) = self.running.join_next_with_id().await {
+                        exits.push(self.exit_of(joined, grace));
+                    }
+                    break;
+                }
+            }
+        }
+        exits
+    }
+
+    /// A future that resolves when the services are told to stop.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.subscribe();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+    }
+
+    /// Runs `service` as `name`, logging an error it stops with when it stops.
+    fn spawn(
+        &mut self,
+        name: String,
+        service: impl Future<Output = Result<(), ServiceError>> + Send + 'static,
+    ) {
+        let task_name = name.clone();
+        let handle = self.running.spawn(async move {
+            let outcome = service.await;
+            if let Err(error) = &outcome {
+                tracing::warn!(service = %task_name, "stopped with an error: {error:#}");
+            }
+            ServiceExit {
+                name: task_name,
+                outcome,
+            }
+        });
+        self.names.insert(handle.id(), name);
+    }
+
+    fn exit_of(
+        &mut self,
+        joined: Result<(Id, ServiceExit), JoinError>,
+        grace: Duration,
+    ) -> ServiceExit {
+        match joined {
+            Ok((id, exit)) => {
+                self.names.remove(&id);
+                exit
+            }
+            Err(error) => {
+                let name = self.names.remove(&error.id()).unwrap_or_default();
+                let outcome = if error.is_cancelled() {
+                    Err(ServiceError::TimedOut(grace))
+                } else {
+                    Err(ServiceError::Panicked(error.to_string()))
+                };
+                ServiceExit { name, outcome }
+            }
+        }
+    }
+}
