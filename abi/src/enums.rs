@@ -3,8 +3,15 @@
 //! A JSON ABI does not list enum variants, so `sol!` types them as `uint8` user-defined value
 //! types (`IVerinfer::TaskStatus(u8)`); these enums give them names, `Display` and `FromStr`.
 //! The variant order must match `IVerinfer.sol` (the anvil tests check values from the contract).
+//! Each also has a lowercase wire name, its serde form in the relayer's JSON API and database.
+//!
+//! [`TaskKind`] is defined in `verinfer-task` (the args schema needs it, without the bindings) and
+//! converted to and from `IVerinfer::TaskKind` here.
 
 use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use verinfer_task::{TaskKind, UnknownTaskKind};
 
 use crate::IVerinfer;
 
@@ -21,7 +28,7 @@ pub struct UnknownEnumValue {
 macro_rules! contract_enum {
     (
         $(#[$meta:meta])*
-        $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $value:literal ),+ $(,)? }
+        $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $wire:literal ),+ $(,)? }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +51,33 @@ macro_rules! contract_enum {
             /// The value the contract stores.
             pub const fn as_u8(self) -> u8 {
                 self as u8
+            }
+
+            /// The lowercase name in the relayer's JSON API and database.
+            pub const fn wire_name(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $wire, )+
+                }
+            }
+
+            /// Inverse of [`Self::wire_name`].
+            pub fn from_wire_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|variant| variant.wire_name() == name)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.wire_name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::from_wire_name(&name).ok_or_else(|| {
+                    serde::de::Error::unknown_variant(&name, &[$($wire),+])
+                })
             }
         }
 
@@ -103,34 +137,25 @@ macro_rules! contract_enum {
 }
 
 contract_enum! {
-    /// What a task computes (`IVerinfer.TaskKind`).
-    TaskKind {
-        /// Stable Diffusion images, compared by 64-bit pHash under the Hamming threshold.
-        ImageGeneration = 0,
-        /// LLM text, compared by exact digest among nodes of one GPU model.
-        TextGeneration = 1,
-    }
-}
-
-contract_enum! {
     /// Where a task is in its life (`IVerinfer.TaskStatus`).
     TaskStatus {
-        /// No such task.
-        None = 0,
+        /// No such task. In the relayer's index (wire name `created`): a task whose
+        /// `TaskCreated` was applied before the `TaskQueued` / `TaskStarted` of its transaction.
+        None = 0 => "created",
         /// Waiting in its FIFO queue for three nodes.
-        Queued = 1,
+        Queued = 1 => "queued",
         /// Three nodes selected; commitments being collected.
-        Committing = 2,
+        Committing = 2 => "committing",
         /// All committed; results being revealed.
-        Revealing = 3,
+        Revealing = 3 => "revealing",
         /// Settled: a majority agreed and was paid.
-        Validated = 4,
+        Validated = 4 => "validated",
         /// Settled: no two results agreed; the fee was refunded.
-        Aborted = 5,
+        Aborted = 5 => "aborted",
         /// Settled: a majority reported invalid args; the fee was refunded.
-        Errored = 6,
+        Errored = 6 => "errored",
         /// Cancelled by its creator while queued; the fee was refunded.
-        Cancelled = 7,
+        Cancelled = 7 => "cancelled",
     }
 }
 
@@ -138,15 +163,15 @@ contract_enum! {
     /// A node's registration state (`IVerinfer.NodeState`).
     NodeState {
         /// Not registered (or left).
-        None = 0,
+        None = 0 => "none",
         /// Registered and waiting for a task.
-        Available = 1,
+        Available = 1 => "available",
         /// Working on a task.
-        Busy = 2,
+        Busy = 2 => "busy",
         /// Working on a task, and leaves when it settles.
-        Leaving = 3,
+        Leaving = 3 => "leaving",
         /// Slashed and removed; cannot join again.
-        Kicked = 4,
+        Kicked = 4 => "kicked",
     }
 }
 
@@ -154,11 +179,11 @@ contract_enum! {
     /// Why a node lost part of its stake (`IVerinfer.SlashReason`, in `NodeSlashed`).
     SlashReason {
         /// Its result disagreed with an agreeing pair.
-        Disagreed = 0,
+        Disagreed = 0 => "disagreed",
         /// It did not commit before the commit deadline.
-        MissedCommit = 1,
+        MissedCommit = 1 => "missed_commit",
         /// It committed but did not reveal before the reveal deadline.
-        MissedReveal = 2,
+        MissedReveal = 2 => "missed_reveal",
     }
 }
 
@@ -166,9 +191,36 @@ contract_enum! {
     /// Why a node's stake was returned (`IVerinfer.ExitReason`, in `NodeExited`).
     ExitReason {
         /// The node left.
-        Left = 0,
+        Left = 0 => "left",
         /// Its stake fell below the minimum after a task.
-        BelowMinStake = 1,
+        BelowMinStake = 1 => "below_min_stake",
+    }
+}
+
+impl From<UnknownTaskKind> for UnknownEnumValue {
+    fn from(error: UnknownTaskKind) -> Self {
+        Self {
+            enum_name: "TaskKind",
+            value: error.0,
+        }
+    }
+}
+
+impl TryFrom<IVerinfer::TaskKind> for TaskKind {
+    type Error = UnknownEnumValue;
+
+    fn try_from(value: IVerinfer::TaskKind) -> Result<Self, Self::Error> {
+        let value = value.into_underlying();
+        Self::try_from(value).map_err(|_| UnknownEnumValue {
+            enum_name: "TaskKind",
+            value: value.to_string(),
+        })
+    }
+}
+
+impl From<TaskKind> for IVerinfer::TaskKind {
+    fn from(value: TaskKind) -> Self {
+        Self::from_underlying(value.as_u8())
     }
 }
 
@@ -205,10 +257,32 @@ mod tests {
     #[test]
     fn names_display_and_parse_case_insensitively() {
         assert_eq!(TaskStatus::Validated.to_string(), "Validated");
-        assert_eq!("imagegeneration".parse(), Ok(TaskKind::ImageGeneration));
+        assert_eq!("imagegeneration".parse(), Ok(TaskKind::Image));
         assert_eq!("MissedReveal".parse(), Ok(SlashReason::MissedReveal));
         let error = "Done".parse::<TaskStatus>().unwrap_err();
         assert_eq!(error.to_string(), "Done is not a valid TaskStatus");
         assert!(TaskStatus::Cancelled.is_final() && !TaskStatus::Revealing.is_final());
+    }
+
+    #[test]
+    fn wire_names_are_the_serde_form() {
+        assert_eq!(
+            serde_json::to_string(&TaskStatus::None).unwrap(),
+            "\"created\""
+        );
+        assert_eq!(
+            serde_json::from_str::<NodeState>("\"leaving\"").unwrap(),
+            NodeState::Leaving
+        );
+        assert_eq!(SlashReason::MissedReveal.wire_name(), "missed_reveal");
+        assert_eq!(
+            TaskStatus::from_wire_name("validated"),
+            Some(TaskStatus::Validated)
+        );
+        assert!(serde_json::from_str::<TaskStatus>("\"done\"").is_err());
+        assert_eq!(
+            TaskKind::try_from(IVerinfer::TaskKind::from(TaskKind::Text)),
+            Ok(TaskKind::Text)
+        );
     }
 }

@@ -8,15 +8,29 @@
 //! Besides the bindings: [`Deployment`], the `deployments/<chainid>.json` record written by
 //! `script/Deploy.s.sol`, and Rust enums ([`TaskKind`], [`TaskStatus`], [`NodeState`],
 //! [`SlashReason`], [`ExitReason`]) for the contract's enums, which the JSON ABI carries as
-//! `uint8` user-defined value types ([`IVerinfer::TaskKind`] and so on). [`devnet`] finds the
-//! npm-installed anvil and deploys a fresh devnet for tests.
+//! `uint8` user-defined value types ([`IVerinfer::TaskKind`] and so on). Dev chains (anvil, a
+//! fresh deployment, funded accounts) are `verinfer-devchain`'s, not this crate's.
+//!
+//! The chain model is defined here once, for the relayer, the node, the client and the CLI:
+//! [`ChainTask`] (a decoded `getTask`), [`VerinferEvent`] (a decoded log) and [`Revert`] (a
+//! decoded revert).
+//!
+//! This crate must not depend on any service (HTTP server, database, object store) nor on the
+//! inference stack: a dApp's client compiles it.
 
 mod deployment;
-pub mod devnet;
 mod enums;
+mod events;
+mod revert;
+mod task;
 
 pub use deployment::{ChainTarget, ChainTargetError, Deployment, DeploymentError};
-pub use enums::{ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue};
+pub use enums::{
+    ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue, UnknownTaskKind,
+};
+pub use events::{EventError, VerinferEvent, task_event_signatures};
+pub use revert::Revert;
+pub use task::ChainTask;
 
 /// The `sol!` expansions. Everything useful is re-exported at the crate root.
 // Generated event constructors take one argument per field (`TaskCreated` has eight).

@@ -1,4 +1,7 @@
 //! `verinfer`: the one user-facing binary. Each subcommand lives in its own module.
+//!
+//! The binary edge: it may depend on every verinfer crate and reports errors with `eyre`; the
+//! libraries it wraps never depend on it.
 
 mod devnet;
 mod identity;

@@ -11,19 +11,17 @@ use alloy::{
     network::EthereumWallet,
     primitives::{Address, B256, Bytes, U256},
     providers::{DynProvider, Provider, ProviderBuilder},
-    rpc::types::Log,
+    rpc::types::{Filter, Log},
     signers::local::PrivateKeySigner,
-    sol_types::{SolCall as _, SolInterface as _},
+    sol_types::{SolCall as _, SolEvent as _},
 };
 use url::Url;
-pub use verinfer_abi::NodeState;
-use verinfer_abi::{IERC20, TaskKind, Verinfer, Verinfer::VerinferErrors, VerinferInstance};
-
-use crate::{
-    plan::{ChainStatus, ChainView},
-    retry::Backoff,
-    state::{RecordKind, SettledOutcome},
+pub use verinfer_abi::{ChainTask, NodeState};
+use verinfer_abi::{
+    IERC20, Revert, TaskStatus, Verinfer, Verinfer::VerinferErrors, VerinferEvent, VerinferInstance,
 };
+
+use crate::{retry::Backoff, state::SettledOutcome};
 
 /// A chain call that failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,44 +76,6 @@ pub struct Head {
     pub number: u64,
     /// Block timestamp: the chain's time.
     pub timestamp: u64,
-}
-
-/// A task as `getTask` returns it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChainTask {
-    /// Image or text (`None` for an unknown kind value).
-    pub kind: Option<RecordKind>,
-    /// Status.
-    pub status: ChainStatus,
-    /// Images per result (0 for text).
-    pub image_count: u8,
-    /// keccak256 of the args bytes.
-    pub args_hash: B256,
-    /// The selected nodes.
-    pub nodes: [Address; 3],
-    /// Bit i: node i committed.
-    pub committed_mask: u8,
-    /// Bit i: node i revealed.
-    pub revealed_mask: u8,
-    /// Commit deadline (chain seconds).
-    pub commit_deadline: u64,
-    /// Reveal deadline (chain seconds).
-    pub reveal_deadline: u64,
-}
-
-impl ChainTask {
-    /// The planning view of this task at chain time `now`.
-    pub const fn view(&self, now: u64) -> ChainView {
-        ChainView {
-            status: self.status,
-            nodes: self.nodes,
-            committed_mask: self.committed_mask,
-            revealed_mask: self.revealed_mask,
-            commit_deadline: self.commit_deadline,
-            reveal_deadline: self.reveal_deadline,
-            now,
-        }
-    }
 }
 
 /// A node as `getNode` returns it.
@@ -254,30 +214,15 @@ impl Chain {
         })
     }
 
-    /// `getTask(taskId)`.
+    /// `getTask(taskId)`, decoded ([`ChainError::Unexpected`] for values this node does not
+    /// know).
     pub async fn task(&self, task_id: u64) -> Result<ChainTask, ChainError> {
         let info = read("getTask", || async {
             self.verinfer.getTask(U256::from(task_id)).call().await
         })
         .await?;
-        let status = ChainStatus::try_from(info.status)
-            .map_err(|error| ChainError::Unexpected(format!("task {task_id}: {error}")))?;
-        let kind = match TaskKind::try_from(info.kind) {
-            Ok(TaskKind::ImageGeneration) => Some(RecordKind::Image),
-            Ok(TaskKind::TextGeneration) => Some(RecordKind::Text),
-            Err(_) => None,
-        };
-        Ok(ChainTask {
-            kind,
-            status,
-            image_count: info.imageCount,
-            args_hash: info.argsHash,
-            nodes: info.nodes,
-            committed_mask: info.committedMask,
-            revealed_mask: info.revealedMask,
-            commit_deadline: info.commitDeadline.into(),
-            reveal_deadline: info.revealDeadline.into(),
-        })
+        ChainTask::from_info(task_id, info)
+            .map_err(|error| ChainError::Unexpected(format!("task {task_id}: {error}")))
     }
 
     /// `getNode(node)`.
@@ -317,23 +262,41 @@ impl Chain {
             .map_err(|error| contract_error("gpuModelId", &error))
     }
 
-    /// `TaskStarted` events in `from..=to`, in chunks of at most `max_block_range` blocks.
-    pub async fn started_tasks(&self, from: u64, to: u64) -> Result<Vec<StartedTask>, ChainError> {
-        let mut started = Vec::new();
+    /// The contract's logs matching `filter` in `from..=to`, in chunks of at most
+    /// `max_block_range` blocks, each decoded with the one event decoder.
+    async fn events(
+        &self,
+        call: &'static str,
+        filter: Filter,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(Log, VerinferEvent)>, ChainError> {
+        let filter = filter.address(self.verinfer());
+        let mut events = Vec::new();
         for (start, end) in chunks(from, to, self.max_block_range) {
-            let logs = read("eth_getLogs(TaskStarted)", || async {
-                self.verinfer
-                    .TaskStarted_filter()
-                    .from_block(start)
-                    .to_block(end)
-                    .query()
-                    .await
-            })
-            .await?;
-            for (event, log) in logs {
+            let chunk = filter.clone().from_block(start).to_block(end);
+            let logs = read(call, || self.provider.get_logs(&chunk)).await?;
+            for log in logs {
+                let event = VerinferEvent::from_log(&log)
+                    .map_err(|error| ChainError::Unexpected(error.to_string()))?;
+                events.push((log, event));
+            }
+        }
+        Ok(events)
+    }
+
+    /// `TaskStarted` events in `from..=to`.
+    pub async fn started_tasks(&self, from: u64, to: u64) -> Result<Vec<StartedTask>, ChainError> {
+        let filter = Filter::new().event_signature(Verinfer::TaskStarted::SIGNATURE_HASH);
+        let mut started = Vec::new();
+        for (log, event) in self
+            .events("eth_getLogs(TaskStarted)", filter, from, to)
+            .await?
+        {
+            if let VerinferEvent::TaskStarted { task_id, nodes, .. } = event {
                 started.push(StartedTask {
-                    task_id: task_id_u64(event.taskId)?,
-                    nodes: event.nodes,
+                    task_id,
+                    nodes,
                     block: log_block(&log)?,
                 });
             }
@@ -341,38 +304,39 @@ impl Chain {
         Ok(started)
     }
 
-    /// The `TaskSettled` event of `task_id`, searched from `from` to the latest block.
+    /// The `TaskSettled` event of `task_id`, searched from `from` to `to`.
     pub async fn settlement(
         &self,
         task_id: u64,
         from: u64,
         to: u64,
     ) -> Result<Option<SettledTask>, ChainError> {
-        for (start, end) in chunks(from, to, self.max_block_range) {
-            let logs = read("eth_getLogs(TaskSettled)", || async {
-                self.verinfer
-                    .TaskSettled_filter()
-                    .topic1(U256::from(task_id))
-                    .from_block(start)
-                    .to_block(end)
-                    .query()
-                    .await
-            })
+        let filter = Filter::new()
+            .event_signature(Verinfer::TaskSettled::SIGNATURE_HASH)
+            .topic1(U256::from(task_id));
+        let events = self
+            .events("eth_getLogs(TaskSettled)", filter, from, to)
             .await?;
-            if let Some((event, _)) = logs.into_iter().next() {
-                let outcome = match ChainStatus::try_from(event.outcome) {
-                    Ok(ChainStatus::Validated) => SettledOutcome::Validated,
-                    Ok(ChainStatus::Aborted) => SettledOutcome::Aborted,
-                    Ok(ChainStatus::Errored) => SettledOutcome::Errored,
+        for (_, event) in events {
+            if let VerinferEvent::TaskSettled {
+                outcome,
+                agreeing_mask,
+                ..
+            } = event
+            {
+                let outcome = match outcome {
+                    TaskStatus::Validated => SettledOutcome::Validated,
+                    TaskStatus::Aborted => SettledOutcome::Aborted,
+                    TaskStatus::Errored => SettledOutcome::Errored,
                     other => {
                         return Err(ChainError::Unexpected(format!(
-                            "task {task_id} settled with outcome {other:?}"
+                            "task {task_id} settled with outcome {other}"
                         )));
                     }
                 };
                 return Ok(Some(SettledTask {
                     outcome,
-                    agreeing_mask: event.agreeingMask,
+                    agreeing_mask,
                 }));
             }
         }
@@ -386,24 +350,21 @@ impl Chain {
         from: u64,
         to: u64,
     ) -> Result<Vec<(Address, B256)>, ChainError> {
-        let mut commitments = Vec::new();
-        for (start, end) in chunks(from, to, self.max_block_range) {
-            let logs = read("eth_getLogs(ResultCommitted)", || async {
-                self.verinfer
-                    .ResultCommitted_filter()
-                    .topic1(U256::from(task_id))
-                    .from_block(start)
-                    .to_block(end)
-                    .query()
-                    .await
-            })
+        let filter = Filter::new()
+            .event_signature(Verinfer::ResultCommitted::SIGNATURE_HASH)
+            .topic1(U256::from(task_id));
+        let events = self
+            .events("eth_getLogs(ResultCommitted)", filter, from, to)
             .await?;
-            commitments.extend(
-                logs.into_iter()
-                    .map(|(event, _)| (event.node, event.commitment)),
-            );
-        }
-        Ok(commitments)
+        Ok(events
+            .into_iter()
+            .filter_map(|(_, event)| match event {
+                VerinferEvent::ResultCommitted {
+                    node, commitment, ..
+                } => Some((node, commitment)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The reveal `node` sent for `task_id`, decoded from its transaction's calldata.
@@ -414,54 +375,24 @@ impl Chain {
         from: u64,
         to: u64,
     ) -> Result<Option<ObservedReveal>, ChainError> {
-        let task = U256::from(task_id);
-        for (start, end) in chunks(from, to, self.max_block_range) {
-            let image = read("eth_getLogs(ImageResultRevealed)", || async {
-                self.verinfer
-                    .ImageResultRevealed_filter()
-                    .topic1(task)
-                    .topic2(node)
-                    .from_block(start)
-                    .to_block(end)
-                    .query()
-                    .await
-            })
+        let filter = Filter::new()
+            .event_signature(vec![
+                Verinfer::ImageResultRevealed::SIGNATURE_HASH,
+                Verinfer::TextResultRevealed::SIGNATURE_HASH,
+                Verinfer::InvalidArgsReported::SIGNATURE_HASH,
+            ])
+            .topic1(U256::from(task_id))
+            .topic2(node.into_word());
+        let events = self
+            .events("eth_getLogs(reveals)", filter, from, to)
             .await?;
-            let text = read("eth_getLogs(TextResultRevealed)", || async {
-                self.verinfer
-                    .TextResultRevealed_filter()
-                    .topic1(task)
-                    .topic2(node)
-                    .from_block(start)
-                    .to_block(end)
-                    .query()
-                    .await
-            })
-            .await?;
-            let invalid = read("eth_getLogs(InvalidArgsReported)", || async {
-                self.verinfer
-                    .InvalidArgsReported_filter()
-                    .topic1(task)
-                    .topic2(node)
-                    .from_block(start)
-                    .to_block(end)
-                    .query()
-                    .await
-            })
-            .await?;
-            let tx = image
-                .first()
-                .map(|(_, log)| log.transaction_hash)
-                .or_else(|| text.first().map(|(_, log)| log.transaction_hash))
-                .or_else(|| invalid.first().map(|(_, log)| log.transaction_hash));
-            if let Some(tx) = tx {
-                let tx = tx.ok_or_else(|| {
-                    ChainError::Unexpected("a reveal log without a transaction hash".into())
-                })?;
-                return self.decode_reveal(tx).await.map(Some);
-            }
-        }
-        Ok(None)
+        let Some((log, _)) = events.into_iter().next() else {
+            return Ok(None);
+        };
+        let tx = log.transaction_hash.ok_or_else(|| {
+            ChainError::Unexpected("a reveal log without a transaction hash".into())
+        })?;
+        self.decode_reveal(tx).await.map(Some)
     }
 
     async fn decode_reveal(&self, tx: B256) -> Result<ObservedReveal, ChainError> {
@@ -748,11 +679,6 @@ fn chunks(from: u64, to: u64, size: u64) -> impl Iterator<Item = (u64, u64)> {
     })
 }
 
-fn task_id_u64(id: U256) -> Result<u64, ChainError> {
-    u64::try_from(id)
-        .map_err(|_| ChainError::Unexpected(format!("task id {id} does not fit 64 bits")))
-}
-
 fn log_block(log: &Log) -> Result<u64, ChainError> {
     log.block_number
         .ok_or_else(|| ChainError::Unexpected("a log without a block number".into()))
@@ -807,30 +733,19 @@ impl IntoChainError for alloy::contract::Error {
     }
 }
 
-/// Maps a contract call error: decoded Verinfer errors and other reverts become
-/// [`ChainError::Reverted`], the rest [`ChainError::Rpc`].
+/// Maps a contract call error: reverts (decoded by [`Revert`]) become [`ChainError::Reverted`],
+/// the rest [`ChainError::Rpc`].
 fn contract_error(call: &'static str, error: &alloy::contract::Error) -> ChainError {
-    if let Some(decoded) = error.as_decoded_interface_error::<VerinferErrors>() {
-        let reason = format!("{decoded:?}");
-        return ChainError::Reverted {
+    match Revert::from_error(error) {
+        Some(revert) => ChainError::Reverted {
             call,
-            reason,
-            error: Some(Box::new(decoded)),
-        };
-    }
-    if let Some(data) = error.as_revert_data() {
-        let reason = VerinferErrors::abi_decode(&data)
-            .map(|decoded| format!("{decoded:?}"))
-            .unwrap_or_else(|_| format!("revert data {data}"));
-        return ChainError::Reverted {
+            reason: revert.to_string(),
+            error: revert.into_verinfer().map(Box::new),
+        },
+        None => ChainError::Rpc {
             call,
-            reason,
-            error: None,
-        };
-    }
-    ChainError::Rpc {
-        call,
-        message: error.to_string(),
+            message: error.to_string(),
+        },
     }
 }
 

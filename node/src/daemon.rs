@@ -16,13 +16,8 @@ use alloy::{
 };
 use tokio::sync::watch;
 use verinfer_abi::{NodeState, Verinfer::VerinferErrors};
-use verinfer_relayer::{
-    UploadPayload,
-    api::ErrorCode,
-    client::{ClientError, RelayerClient},
-    sign_result_upload,
-};
-use verinfer_task::{ModelStore, TaskArgs, random_salt, text_digest};
+use verinfer_task::{ModelStore, TaskArgs, TaskKind, random_salt, text_digest};
+use verinfer_wire::{ClientError, ErrorCode, RelayerClient, UploadPayload, sign_result_upload};
 
 use crate::{
     chain::{Chain, ChainError, ChainTask, Head, ObservedReveal, Submitted, TxState},
@@ -31,11 +26,11 @@ use crate::{
     error::NodeError,
     key::load_signer,
     metrics::Metrics,
-    plan::{Action, CloseReason, next_action},
+    plan::{Action, ChainView, CloseReason, next_action},
     retry::Backoff,
     state::{
-        Payload, RecordKind, SettledOutcome, Settlement, Stage, StateError, StateStore,
-        StoredResult, TaskRecord,
+        Payload, SettledOutcome, Settlement, Stage, StateError, StateStore, StoredResult,
+        TaskRecord,
     },
 };
 
@@ -411,11 +406,15 @@ impl Node {
                 if !started.nodes.contains(&me) || self.store.load(started.task_id)?.is_some() {
                     continue;
                 }
-                let task = self.chain.task(started.task_id).await?;
-                let Some(kind) = task.kind else {
-                    tracing::warn!(task = started.task_id, "ignoring a task of an unknown kind");
-                    continue;
+                let task = match self.chain.task(started.task_id).await {
+                    Ok(task) => task,
+                    Err(ChainError::Unexpected(reason)) => {
+                        tracing::warn!(task = started.task_id, %reason, "ignoring a task this node cannot decode");
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
                 };
+                let kind = task.kind;
                 let record =
                     TaskRecord::assigned(started.task_id, kind, started.nodes, started.block);
                 self.store.save(&record)?;
@@ -442,7 +441,11 @@ impl Node {
         for _ in 0..MAX_ROUNDS_PER_POLL {
             let head = self.chain.head().await?;
             let task = self.chain.task(record.task_id).await?;
-            let action = next_action(record, self.address(), &task.view(head.timestamp));
+            let action = next_action(
+                record,
+                self.address(),
+                &ChainView::of(&task, head.timestamp),
+            );
             tracing::debug!(
                 task = record.task_id,
                 stage = record.stage.as_str(),
@@ -572,7 +575,9 @@ impl Node {
                 }
             }
             let now = self.chain.head().await?.timestamp;
-            if now.saturating_add(self.config.args_deadline_margin_secs) >= task.commit_deadline {
+            if now.saturating_add(self.config.args_deadline_margin_secs)
+                >= u64::from(task.commit_deadline)
+            {
                 return Ok(ArgsFetch::Invalid(format!(
                     "the relayer did not serve args {} within {}s of the commit deadline",
                     task.args_hash, self.config.args_deadline_margin_secs
@@ -595,7 +600,7 @@ impl Node {
     fn check_args(
         &self,
         bytes: &[u8],
-        kind: RecordKind,
+        kind: TaskKind,
         task: &ChainTask,
     ) -> Result<(TaskArgs, PathBuf), String> {
         let hash = verinfer_task::args_hash(bytes);
@@ -606,7 +611,7 @@ impl Node {
             ));
         }
         let args = TaskArgs::from_slice(bytes).map_err(|error| error.to_string())?;
-        args.check_matches_task(kind.into(), task.image_count.into())
+        args.check_matches_task(kind, task.image_count.into())
             .map_err(|error| error.to_string())?;
         let model_dir = self
             .models
@@ -652,8 +657,10 @@ impl Node {
                     .iter()
                     .enumerate()
                     .map(|(index, png)| {
-                        crate::engine::png_phash(png)
-                            .map_err(|message| NodeError::Phash { index, message })
+                        verinfer_task::png_phash(index, png).map_err(|error| NodeError::Phash {
+                            index,
+                            message: error.to_string(),
+                        })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((StoredResult::Image { phashes }, Payload::Images(pngs)))

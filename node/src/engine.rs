@@ -241,14 +241,6 @@ fn contract_model_name(name: &str) -> String {
     cleaned.trim_end().to_owned()
 }
 
-/// The 64-bit pHash of a PNG, bit-exact with Python's imagehash (what the contract compares
-/// and the relayer recomputes).
-pub fn png_phash(png: &[u8]) -> Result<u64, String> {
-    verinfer_phash::phash_bytes(png)
-        .map(|hash| hash.0)
-        .map_err(|error| error.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,10 +93,10 @@ pub enum NodeError {
     },
     /// The relayer failed.
     #[error(transparent)]
-    Relayer(#[from] verinfer_relayer::client::ClientError),
+    Relayer(#[from] verinfer_wire::ClientError),
     /// Signing a result upload failed.
     #[error(transparent)]
-    Signing(#[from] verinfer_relayer::auth::AuthError),
+    Signing(#[from] verinfer_wire::AuthError),
     /// The OS random number generator failed.
     #[error(transparent)]
     Salt(#[from] verinfer_task::SaltError),

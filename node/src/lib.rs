@@ -8,6 +8,9 @@
 //!
 //! Embed it with [`run`] (or [`Node::start`] + [`Node::run`] to read the start-up summary first);
 //! configure it with [`NodeConfig`] (`node.toml`, see `node/node.example.toml`).
+//!
+//! It talks to the relayer through `verinfer-wire` only: it must not depend on the relayer
+//! server (no database, HTTP server or object store in a node).
 
 mod chain;
 mod config;
@@ -34,7 +37,6 @@ pub use config::{
 pub use daemon::{Node, Registration, StartupSummary, run};
 pub use engine::{
     CandleEngine, Identity, InferenceEngine, InferenceJob, InferenceOutput, detect_identity,
-    png_phash,
 };
 pub use error::NodeError;
 pub use key::{KeyError, load_signer};

@@ -4,7 +4,14 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::{Router, http::header, response::IntoResponse, routing::get};
+use std::convert::Infallible;
+
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode, body::Bytes, header, server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
 use prometheus::{
     Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -123,7 +130,28 @@ impl Metrics {
         String::from_utf8_lossy(&buffer).into_owned()
     }
 
-    /// Serves `GET /metrics` on `listen` until `shutdown` resolves; returns the bound address.
+    /// The answer to one request: the Prometheus text for `GET /metrics`, 405 for another method
+    /// there, 404 elsewhere.
+    fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
+        let (status, content_type, body) = match (path, method) {
+            ("/metrics", &Method::GET) => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.render(),
+            ),
+            ("/metrics", _) => (StatusCode::METHOD_NOT_ALLOWED, "text/plain", String::new()),
+            _ => (StatusCode::NOT_FOUND, "text/plain", String::new()),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        if let Ok(value) = header::HeaderValue::from_str(content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+    }
+
+    /// Serves `GET /metrics` (hyper, HTTP/1.1) on `listen` until `shutdown` resolves; returns
+    /// the bound address.
     pub async fn serve(
         self,
         listen: SocketAddr,
@@ -131,28 +159,32 @@ impl Metrics {
     ) -> std::io::Result<SocketAddr> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let bound = listener.local_addr()?;
-        let app = Router::new().route(
-            "/metrics",
-            get(move || {
-                let metrics = self.clone();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        metrics.render(),
-                    )
-                        .into_response()
-                }
-            }),
-        );
         tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::warn!(%error, "metrics listener failed");
+            tokio::pin!(shutdown);
+            loop {
+                let stream = tokio::select! {
+                    () = &mut shutdown => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(error) => {
+                            tracing::warn!(%error, "metrics listener could not accept");
+                            continue;
+                        }
+                    },
+                };
+                let metrics = self.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let response = metrics.respond(request.method(), request.uri().path());
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    if let Err(error) = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                    {
+                        tracing::debug!(%error, "metrics connection failed");
+                    }
+                });
             }
         });
         Ok(bound)
@@ -168,6 +200,27 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_get_metrics_only() {
+        let metrics = Metrics::new();
+        let ok = metrics.respond(&Method::GET, "/metrics");
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert!(
+            ok.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        assert_eq!(
+            metrics.respond(&Method::POST, "/metrics").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            metrics.respond(&Method::GET, "/").status(),
+            StatusCode::NOT_FOUND
+        );
+    }
 
     #[test]
     fn renders_every_family_with_labels() {

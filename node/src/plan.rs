@@ -38,6 +38,19 @@ pub struct ChainView {
 }
 
 impl ChainView {
+    /// The planning view of `task` at chain time `now`.
+    pub const fn of(task: &verinfer_abi::ChainTask, now: u64) -> Self {
+        Self {
+            status: task.status,
+            nodes: task.nodes,
+            committed_mask: task.committed_mask,
+            revealed_mask: task.revealed_mask,
+            commit_deadline: task.commit_deadline as u64,
+            reveal_deadline: task.reveal_deadline as u64,
+            now,
+        }
+    }
+
     /// Whether a commitment sent now can still land in time.
     pub const fn commit_open(&self) -> bool {
         matches!(self.status, ChainStatus::Committing) && self.now < self.commit_deadline
@@ -190,7 +203,8 @@ mod tests {
     use alloy::primitives::B256;
 
     use super::*;
-    use crate::state::{RecordKind, SettledOutcome, Settlement, StoredResult};
+    use crate::state::{SettledOutcome, Settlement, StoredResult};
+    use verinfer_task::TaskKind;
 
     const ME: Address = Address::repeat_byte(0xaa);
     const OTHER_A: Address = Address::repeat_byte(0x01);
@@ -202,7 +216,7 @@ mod tests {
     const REVEAL_DEADLINE: u64 = 1_030;
 
     fn record(stage: Stage) -> TaskRecord {
-        let mut record = TaskRecord::assigned(9, RecordKind::Image, NODES, 1);
+        let mut record = TaskRecord::assigned(9, TaskKind::Image, NODES, 1);
         record.stage = stage;
         if stage >= Stage::Computed {
             record.result = Some(StoredResult::Image { phashes: vec![7] });

@@ -24,6 +24,7 @@ use std::{
 
 use alloy::primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
+use verinfer_task::TaskKind;
 use verinfer_task::{ImageResult, TaskResult, TextOutput};
 
 /// Version of the record format; a record of another version is refused, not misread.
@@ -101,25 +102,6 @@ impl Stage {
             Self::Settled => "settled",
             Self::Uploaded => "uploaded",
             Self::Closed => "closed",
-        }
-    }
-}
-
-/// The chain's task kind, as recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordKind {
-    /// `ImageGeneration`.
-    Image,
-    /// `TextGeneration`.
-    Text,
-}
-
-impl From<RecordKind> for verinfer_task::TaskKind {
-    fn from(kind: RecordKind) -> Self {
-        match kind {
-            RecordKind::Image => Self::Image,
-            RecordKind::Text => Self::Text,
         }
     }
 }
@@ -203,7 +185,7 @@ pub struct TaskRecord {
     /// The task id.
     pub task_id: u64,
     /// Image or text.
-    pub kind: RecordKind,
+    pub kind: TaskKind,
     /// The three selected nodes, in slot order.
     pub nodes: [Address; 3],
     /// Block of the `TaskStarted` event (where to start looking for the task's later events).
@@ -247,12 +229,7 @@ pub struct TaskRecord {
 
 impl TaskRecord {
     /// A fresh record for a task this node was selected for.
-    pub fn assigned(
-        task_id: u64,
-        kind: RecordKind,
-        nodes: [Address; 3],
-        started_block: u64,
-    ) -> Self {
+    pub fn assigned(task_id: u64, kind: TaskKind, nodes: [Address; 3], started_block: u64) -> Self {
         Self {
             version: RECORD_VERSION,
             task_id,
@@ -468,14 +445,14 @@ impl StateStore {
             fs::read(&path).map_err(io_error("read", &path))
         };
         match record.kind {
-            RecordKind::Image => Ok(Payload::Images(
+            TaskKind::Image => Ok(Payload::Images(
                 record
                     .payload_files
                     .iter()
                     .map(read)
                     .collect::<Result<_, _>>()?,
             )),
-            RecordKind::Text => {
+            TaskKind::Text => {
                 let Some(relative) = record.payload_files.first() else {
                     let path = self.payload_dir(record.task_id).join("output.json");
                     return Err(StateError::Io {
@@ -602,7 +579,7 @@ mod tests {
         store.set_cursor(42).unwrap();
         assert_eq!(store.cursor().unwrap(), Some(42));
 
-        let mut first = TaskRecord::assigned(7, RecordKind::Image, nodes(), 10);
+        let mut first = TaskRecord::assigned(7, TaskKind::Image, nodes(), 10);
         first.stage = Stage::Committed;
         first.result = Some(StoredResult::Image {
             phashes: vec![1, u64::MAX],
@@ -610,7 +587,7 @@ mod tests {
         first.salt = Some(B256::repeat_byte(9));
         first.commitment = Some(B256::repeat_byte(8));
         store.save(&first).unwrap();
-        let mut done = TaskRecord::assigned(3, RecordKind::Text, nodes(), 5);
+        let mut done = TaskRecord::assigned(3, TaskKind::Text, nodes(), 5);
         done.stage = Stage::Closed;
         store.save(&done).unwrap();
 
@@ -639,7 +616,7 @@ mod tests {
     fn payloads_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        let mut record = TaskRecord::assigned(1, RecordKind::Image, nodes(), 0);
+        let mut record = TaskRecord::assigned(1, TaskKind::Image, nodes(), 0);
         let images = Payload::Images(vec![b"png-0".to_vec(), b"png-1".to_vec()]);
         record.payload_files = store.write_payload(1, &images).unwrap();
         assert_eq!(
@@ -648,7 +625,7 @@ mod tests {
         );
         assert_eq!(store.read_payload(&record).unwrap(), images);
 
-        let mut record = TaskRecord::assigned(2, RecordKind::Text, nodes(), 0);
+        let mut record = TaskRecord::assigned(2, TaskKind::Text, nodes(), 0);
         let text = Payload::Text(TextOutput {
             text: "hello".into(),
             token_ids: vec![1, 2, 3],
@@ -669,7 +646,7 @@ mod tests {
 
         fs::write(dir.path().join("tasks/5.json"), b"{ not json").unwrap();
         assert!(matches!(store.load(5), Err(StateError::Corrupt { .. })));
-        let mut record = TaskRecord::assigned(6, RecordKind::Text, nodes(), 0);
+        let mut record = TaskRecord::assigned(6, TaskKind::Text, nodes(), 0);
         record.version = RECORD_VERSION + 1;
         store.save(&record).unwrap();
         assert!(
@@ -687,7 +664,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         store
-            .save(&TaskRecord::assigned(1, RecordKind::Text, nodes(), 0))
+            .save(&TaskRecord::assigned(1, TaskKind::Text, nodes(), 0))
             .unwrap();
         let mode = fs::metadata(dir.path().join("tasks/1.json"))
             .unwrap()

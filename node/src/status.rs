@@ -66,7 +66,7 @@ impl fmt::Display for NodeStatus {
                 "\n  #{:<8} {:<10} {:<9}",
                 record.task_id,
                 record.stage.as_str(),
-                format!("{:?}", record.kind).to_lowercase()
+                record.kind.to_string()
             )?;
             if let Some(settlement) = record.settlement {
                 write!(

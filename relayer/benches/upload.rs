@@ -18,15 +18,11 @@ use std::{
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use verinfer_abi::{TaskKind, TaskStatus, VerinferEvent};
 use verinfer_relayer::{
-    ApiSettings, AppState, UploadPayload,
-    auth::sign_result_upload,
-    blobs::BlobStore,
-    events::{TaskKind, TaskStatus, VerinferEvent},
-    metrics::Metrics,
-    router,
-    store::Store,
+    ApiSettings, AppState, blobs::BlobStore, metrics::Metrics, router, store::Store,
 };
+use verinfer_wire::{UploadPayload, sign_result_upload};
 
 const CHAIN_ID: u64 = 31337;
 const VERINFER: Address = Address::new([0x5a; 20]);

@@ -2,24 +2,60 @@
 //! chain order. The fold mirrors `Verinfer.sol`, including the state changes it makes without an
 //! event of their own (a settled task's nodes become Available again).
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::Address;
 use sqlx::AnyConnection;
+use verinfer_abi::{NodeState, TaskStatus, VerinferEvent};
 
-use crate::{
-    events::{NodeState, TaskStatus, VerinferEvent},
-    store::{
-        NodeRecord, Settlement, StoreError, TaskNodeRecord, TaskRecord, load_node, load_task,
-        load_task_nodes, save_node, save_task, save_task_node,
-    },
+use crate::store::{
+    NodeRecord, Settlement, StoreError, TaskNodeRecord, TaskRecord, load_node, load_task,
+    load_task_nodes, save_node, save_task, save_task_node,
 };
-
-/// The contract's `INVALID_ARGS`: `keccak256("verinfer.invalid-args.v1")`.
-pub fn invalid_args_digest() -> B256 {
-    alloy_primitives::keccak256("verinfer.invalid-args.v1")
-}
 
 /// Applies one event at `block` to the derived tables.
 pub(crate) async fn apply(
+    conn: &mut AnyConnection,
+    block: u64,
+    event: &VerinferEvent,
+) -> Result<(), StoreError> {
+    use VerinferEvent as E;
+    match event {
+        E::NodeJoined { .. }
+        | E::StakeAdded { .. }
+        | E::NodeLeaving { .. }
+        | E::NodeExited { .. }
+        | E::NodeSlashed { .. }
+        | E::NodeKicked { .. }
+        | E::NodeRewarded { .. } => apply_node_event(conn, block, event).await,
+        E::TaskCreated { .. } => apply_task_created(conn, block, event).await,
+        E::TaskStarted {
+            task_id,
+            nodes,
+            commit_deadline,
+            reveal_deadline,
+        } => {
+            apply_task_started(
+                conn,
+                block,
+                *task_id,
+                nodes,
+                (*commit_deadline, *reveal_deadline),
+            )
+            .await
+        }
+        E::TaskQueued { .. } | E::TaskCancelled { .. } | E::RevealPhaseOpened { .. } => {
+            apply_task_phase(conn, block, event).await
+        }
+        E::ResultCommitted { .. }
+        | E::ImageResultRevealed { .. }
+        | E::TextResultRevealed { .. }
+        | E::InvalidArgsReported { .. } => apply_node_result(conn, block, event).await,
+        E::TaskSettled { .. } => apply_settlement(conn, block, event).await,
+        E::Other { .. } => Ok(()),
+    }
+}
+
+/// A node's own events: joins, stake changes, leaving, exits, slashes, kicks and rewards.
+async fn apply_node_event(
     conn: &mut AnyConnection,
     block: u64,
     event: &VerinferEvent,
@@ -34,94 +70,141 @@ pub(crate) async fn apply(
             vram_mib,
             stake,
         } => {
-            save_node(
-                conn,
-                &NodeRecord {
-                    address: *node,
-                    node_id: *node_id,
-                    state: NodeState::Available,
-                    stake: *stake,
-                    gpu_model: *gpu_model,
-                    gpu_model_name: gpu_model_name.clone(),
-                    vram_mib: *vram_mib,
-                    task_id: 0,
-                    updated_block: block,
-                },
-            )
-            .await?;
+            let record = NodeRecord {
+                address: *node,
+                node_id: *node_id,
+                state: NodeState::Available,
+                stake: *stake,
+                gpu_model: *gpu_model,
+                gpu_model_name: gpu_model_name.clone(),
+                vram_mib: *vram_mib,
+                task_id: 0,
+                updated_block: block,
+            };
+            save_node(conn, &record).await
         }
         E::StakeAdded {
             node, new_stake, ..
-        } => {
-            update_node(conn, *node, block, |n| n.stake = *new_stake).await?;
-        }
+        } => update_node(conn, *node, block, |n| n.stake = *new_stake).await,
         E::NodeLeaving { node, .. } => {
-            update_node(conn, *node, block, |n| n.state = NodeState::Leaving).await?;
+            update_node(conn, *node, block, |n| n.state = NodeState::Leaving).await
         }
-        E::NodeExited { node, .. } => {
+        E::NodeExited { node, .. } | E::NodeKicked { node, .. } => {
+            let state = if matches!(event, E::NodeKicked { .. }) {
+                NodeState::Kicked
+            } else {
+                NodeState::None
+            };
             update_node(conn, *node, block, |n| {
-                n.state = NodeState::None;
+                n.state = state;
                 n.stake = 0;
                 n.task_id = 0;
             })
-            .await?;
+            .await
         }
         E::NodeSlashed { node, amount, .. } => {
             update_node(conn, *node, block, |n| {
                 n.stake = n.stake.saturating_sub(*amount)
             })
-            .await?;
-        }
-        E::NodeKicked { node, .. } => {
-            update_node(conn, *node, block, |n| {
-                n.state = NodeState::Kicked;
-                n.stake = 0;
-                n.task_id = 0;
-            })
-            .await?;
+            .await
         }
         E::NodeRewarded { node, amount, .. } => {
             update_node(conn, *node, block, |n| {
                 n.stake = n.stake.saturating_add(*amount)
             })
-            .await?;
+            .await
         }
-        E::TaskCreated {
+        _ => Ok(()),
+    }
+}
+
+/// `TaskCreated`: a new task record (status `None` until its `TaskQueued` / `TaskStarted`).
+async fn apply_task_created(
+    conn: &mut AnyConnection,
+    block: u64,
+    event: &VerinferEvent,
+) -> Result<(), StoreError> {
+    let VerinferEvent::TaskCreated {
+        task_id,
+        creator,
+        kind,
+        args_hash,
+        image_count,
+        min_vram_mib,
+        gpu_model,
+        fee,
+    } = event
+    else {
+        return Ok(());
+    };
+    let record = TaskRecord {
+        task_id: *task_id,
+        creator: *creator,
+        kind: *kind,
+        status: TaskStatus::None,
+        image_count: *image_count,
+        min_vram_mib: *min_vram_mib,
+        args_hash: *args_hash,
+        gpu_model: *gpu_model,
+        fee: *fee,
+        queue_key: None,
+        nodes: None,
+        committed_mask: 0,
+        revealed_mask: 0,
+        invalid_mask: 0,
+        commit_deadline: 0,
+        reveal_deadline: 0,
+        settlement: None,
+        created_block: block,
+        updated_block: block,
+    };
+    save_task(conn, &record).await
+}
+
+/// `TaskStarted`: the task's nodes and deadlines, an empty slot record per node, nodes busy.
+async fn apply_task_started(
+    conn: &mut AnyConnection,
+    block: u64,
+    task_id: u64,
+    nodes: &[Address; 3],
+    (commit_deadline, reveal_deadline): (u32, u32),
+) -> Result<(), StoreError> {
+    update_task(conn, task_id, block, |t| {
+        t.status = TaskStatus::Committing;
+        t.queue_key = None;
+        t.nodes = Some(*nodes);
+        t.commit_deadline = commit_deadline;
+        t.reveal_deadline = reveal_deadline;
+    })
+    .await?;
+    for (slot, node) in nodes.iter().enumerate() {
+        let record = TaskNodeRecord {
             task_id,
-            creator,
-            kind,
-            args_hash,
-            image_count,
-            min_vram_mib,
-            gpu_model,
-            fee,
-        } => {
-            save_task(
-                conn,
-                &TaskRecord {
-                    task_id: *task_id,
-                    creator: *creator,
-                    kind: *kind,
-                    status: TaskStatus::Created,
-                    image_count: *image_count,
-                    min_vram_mib: *min_vram_mib,
-                    args_hash: *args_hash,
-                    gpu_model: *gpu_model,
-                    fee: *fee,
-                    queue_key: None,
-                    nodes: None,
-                    committed_mask: 0,
-                    revealed_mask: 0,
-                    invalid_mask: 0,
-                    commit_deadline: 0,
-                    reveal_deadline: 0,
-                    settlement: None,
-                    created_block: block,
-                    updated_block: block,
-                },
-            )
-            .await?;
-        }
+            slot: slot as u8,
+            node: *node,
+            commitment: None,
+            phashes: None,
+            text_digest: None,
+            invalid_args: false,
+        };
+        save_task_node(conn, &record).await?;
+        update_node(conn, *node, block, |n| {
+            n.state = NodeState::Busy;
+            n.task_id = task_id;
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Status changes without node data: queued, cancelled, reveal phase opened.
+async fn apply_task_phase(
+    conn: &mut AnyConnection,
+    block: u64,
+    event: &VerinferEvent,
+) -> Result<(), StoreError> {
+    use VerinferEvent as E;
+    match event {
         E::TaskQueued { task_id, queue_key } => {
             update_task(conn, *task_id, block, |t| {
                 t.status = TaskStatus::Queued;
@@ -129,56 +212,12 @@ pub(crate) async fn apply(
             })
             .await?;
         }
-        E::TaskStarted {
-            task_id,
-            nodes,
-            commit_deadline,
-            reveal_deadline,
-        } => {
-            update_task(conn, *task_id, block, |t| {
-                t.status = TaskStatus::Committing;
-                t.queue_key = None;
-                t.nodes = Some(*nodes);
-                t.commit_deadline = *commit_deadline;
-                t.reveal_deadline = *reveal_deadline;
-            })
-            .await?;
-            for (slot, node) in nodes.iter().enumerate() {
-                save_task_node(
-                    conn,
-                    &TaskNodeRecord {
-                        task_id: *task_id,
-                        slot: slot as u8,
-                        node: *node,
-                        commitment: None,
-                        phashes: None,
-                        text_digest: None,
-                        invalid_args: false,
-                    },
-                )
-                .await?;
-                update_node(conn, *node, block, |n| {
-                    n.state = NodeState::Busy;
-                    n.task_id = *task_id;
-                })
-                .await?;
-            }
-        }
         E::TaskCancelled { task_id } => {
             update_task(conn, *task_id, block, |t| {
                 t.status = TaskStatus::Cancelled;
                 t.queue_key = None;
             })
             .await?;
-        }
-        E::ResultCommitted {
-            task_id,
-            node,
-            commitment,
-        } => {
-            let slot =
-                update_slot(conn, *task_id, *node, |r| r.commitment = Some(*commitment)).await?;
-            update_task(conn, *task_id, block, |t| t.committed_mask |= bit(slot)).await?;
         }
         E::RevealPhaseOpened {
             task_id,
@@ -190,66 +229,81 @@ pub(crate) async fn apply(
             })
             .await?;
         }
-        E::ImageResultRevealed {
-            task_id,
-            node,
-            phashes,
-        } => {
-            let slot =
-                update_slot(conn, *task_id, *node, |r| r.phashes = Some(phashes.clone())).await?;
-            update_task(conn, *task_id, block, |t| t.revealed_mask |= bit(slot)).await?;
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A node's commitment or reveal: its slot record, and the task's mask bits.
+async fn apply_node_result(
+    conn: &mut AnyConnection,
+    block: u64,
+    event: &VerinferEvent,
+) -> Result<(), StoreError> {
+    use VerinferEvent as E;
+    let (Some(task_id), Some(node)) = (event.task_id(), event.node()) else {
+        return Ok(());
+    };
+    let slot = update_slot(conn, task_id, node, |r| match event {
+        E::ResultCommitted { commitment, .. } => r.commitment = Some(*commitment),
+        E::ImageResultRevealed { phashes, .. } => r.phashes = Some(phashes.clone()),
+        E::TextResultRevealed { digest, .. } => r.text_digest = Some(*digest),
+        // `reportInvalidArgs` emits no reveal event of its own: this one is the reveal.
+        E::InvalidArgsReported { .. } => r.invalid_args = true,
+        _ => {}
+    })
+    .await?;
+    update_task(conn, task_id, block, |t| match event {
+        E::ResultCommitted { .. } => t.committed_mask |= bit(slot),
+        E::InvalidArgsReported { .. } => {
+            t.revealed_mask |= bit(slot);
+            t.invalid_mask |= bit(slot);
         }
-        E::TextResultRevealed {
-            task_id,
-            node,
-            digest,
-        } => {
-            let slot =
-                update_slot(conn, *task_id, *node, |r| r.text_digest = Some(*digest)).await?;
-            update_task(conn, *task_id, block, |t| t.revealed_mask |= bit(slot)).await?;
-        }
-        E::InvalidArgsReported { task_id, node } => {
-            // `reportInvalidArgs` emits no reveal event of its own: this one is the reveal.
-            let slot = update_slot(conn, *task_id, *node, |r| r.invalid_args = true).await?;
-            update_task(conn, *task_id, block, |t| {
-                t.revealed_mask |= bit(slot);
-                t.invalid_mask |= bit(slot);
-            })
-            .await?;
-        }
-        E::TaskSettled {
-            task_id,
-            outcome,
-            agreeing_mask,
-            distances,
-            threshold,
-            reward_per_node,
-        } => {
-            let task = update_task(conn, *task_id, block, |t| {
-                t.status = *outcome;
-                t.settlement = Some(Settlement {
-                    agreeing_mask: *agreeing_mask,
-                    distances: distances.clone(),
-                    threshold: *threshold,
-                    reward_per_node: *reward_per_node,
-                });
-            })
-            .await?;
-            // The contract releases every node still busy with this task (no event); slashes,
-            // kicks and exits follow as their own events and override this.
-            if let Some(nodes) = task.and_then(|t| t.nodes) {
-                for node in nodes {
-                    update_node(conn, node, block, |n| {
-                        if n.state == NodeState::Busy && n.task_id == *task_id {
-                            n.state = NodeState::Available;
-                            n.task_id = 0;
-                        }
-                    })
-                    .await?;
+        _ => t.revealed_mask |= bit(slot),
+    })
+    .await?;
+    Ok(())
+}
+
+/// `TaskSettled`: the outcome, and the task's nodes released.
+async fn apply_settlement(
+    conn: &mut AnyConnection,
+    block: u64,
+    event: &VerinferEvent,
+) -> Result<(), StoreError> {
+    let VerinferEvent::TaskSettled {
+        task_id,
+        outcome,
+        agreeing_mask,
+        distances,
+        threshold,
+        reward_per_node,
+    } = event
+    else {
+        return Ok(());
+    };
+    let task = update_task(conn, *task_id, block, |t| {
+        t.status = *outcome;
+        t.settlement = Some(Settlement {
+            agreeing_mask: *agreeing_mask,
+            distances: distances.clone(),
+            threshold: *threshold,
+            reward_per_node: *reward_per_node,
+        });
+    })
+    .await?;
+    // The contract releases every node still busy with this task (no event); slashes, kicks and
+    // exits follow as their own events and override this.
+    if let Some(nodes) = task.and_then(|t| t.nodes) {
+        for node in nodes {
+            update_node(conn, node, block, |n| {
+                if n.state == NodeState::Busy && n.task_id == *task_id {
+                    n.state = NodeState::Available;
+                    n.task_id = 0;
                 }
-            }
+            })
+            .await?;
         }
-        E::Other { .. } => {}
     }
     Ok(())
 }

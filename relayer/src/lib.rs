@@ -1,6 +1,10 @@
 //! verinfer relayer: stores task args and verified results off-chain, indexes the Verinfer
 //! contract, and refuses anything forged.
 //!
+//! The server: it owns the database (sqlx), the HTTP server (axum) and the blob store
+//! (object_store). Nothing a node or a dApp compiles may depend on this crate; they use
+//! `verinfer-wire`.
+//!
 //! # HTTP API (JSON errors `{"error":{"code","message"}}`, see [`api::ErrorCode`])
 //!
 //! | route | does |
@@ -8,7 +12,7 @@
 //! | `POST /v1/args` | body: the exact args bytes (≤ `max_args_bytes`, else 413); validated with `TaskArgs::from_slice` (422 `invalid_args`) unless `validate_args = false`; stored under keccak256; answers `{"args_hash","created"}` (201 new, 200 known) |
 //! | `GET /v1/args/{hash}` | the raw bytes (404 `unknown_args`) |
 //! | `GET /v1/tasks/{id}/args` | the bytes whose keccak256 is the task's on-chain `argsHash` (404 `unknown_task` / `unknown_args`) |
-//! | `POST /v1/tasks/{id}/results` | a selected node's [`auth::UploadRequest`], EIP-712 signed; accepted only when the recomputed pHashes / text digest equal the node's on-chain reveal; answers [`api::types::UploadAccepted`] |
+//! | `POST /v1/tasks/{id}/results` | a selected node's [`verinfer_wire::UploadRequest`], EIP-712 signed; accepted only when the recomputed pHashes / text digest equal the node's on-chain reveal; answers [`api::types::UploadAccepted`] |
 //! | `GET /v1/tasks/{id}/results[?inline=true]` | [`api::types::TaskResultsView`]: the agreeing nodes' verified uploads (409 `task_not_validated` before validation); PNGs as `/v1/blobs/{keccak256}` URLs, or inline base64 with `?inline=true` |
 //! | `GET /v1/blobs/{keccak256}` | a stored blob (PNG `image/png`, text output `application/json`, args) |
 //! | `GET /v1/tasks/{id}` | [`api::types::TaskView`]: status, nodes, reveals, settlement |
@@ -16,13 +20,14 @@
 //! | `GET /healthz` | 200 when the database answers and the indexer polled recently, else 503 |
 //! | `GET /metrics` | Prometheus text |
 //!
-//! Nodes sign uploads with [`auth::sign_result_upload`] and send them with
-//! [`client::RelayerClient::upload_result`].
+//! The request and answer types, the error codes, the EIP-712 upload and the HTTP client are in
+//! `verinfer-wire`, which nodes and dApp clients use without compiling this server: nodes sign
+//! uploads with `verinfer_wire::sign_result_upload` and send them with
+//! `verinfer_wire::RelayerClient::upload_result`. Uploads are checked with `verinfer-task`'s
+//! result verifier, the same one the client runs again on what it downloads.
 
 pub mod api;
-pub mod auth;
 pub mod blobs;
-pub mod client;
 pub mod config;
 mod derived;
 pub mod events;
@@ -34,10 +39,7 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use alloy::providers::{Provider, ProviderBuilder};
 pub use api::{ApiSettings, AppState, router};
-pub use auth::{UploadPayload, UploadRequest, sign_result_upload};
-pub use client::RelayerClient;
 pub use config::RelayerConfig;
-pub use derived::invalid_args_digest;
 use tokio::sync::watch;
 
 /// Why the relayer could not start or stopped.

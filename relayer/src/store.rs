@@ -9,10 +9,11 @@ use sqlx::{
     Any, AnyConnection, AnyPool, Row, Transaction,
     any::{AnyPoolOptions, AnyRow},
 };
+use verinfer_abi::{NodeState, TaskKind, TaskStatus, VerinferEvent};
 
 use crate::{
     derived,
-    events::{EventError, NodeState, RawLog, TaskKind, TaskStatus, VerinferEvent},
+    events::{EventError, RawLog},
 };
 
 /// Why a database operation failed.
@@ -624,11 +625,14 @@ impl Store {
         for row in rows {
             let node: Address = parse("results", "node", row.try_get(0)?)?;
             let kind_text: String = row.try_get(1)?;
-            let kind = TaskKind::parse(&kind_text).ok_or(StoreError::Corrupt {
-                table: "results",
-                column: "kind",
-                value: kind_text,
-            })?;
+            let kind = kind_text
+                .parse::<TaskKind>()
+                .ok()
+                .ok_or(StoreError::Corrupt {
+                    table: "results",
+                    column: "kind",
+                    value: kind_text,
+                })?;
             let items = sqlx::query(
                 "SELECT blob, phash FROM result_items WHERE task_id = $1 AND node = $2 ORDER BY position",
             )
@@ -821,12 +825,15 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
     Ok(TaskRecord {
         task_id: int(T, "task_id", row.try_get("task_id")?)?,
         creator: parse(T, "creator", row.try_get("creator")?)?,
-        kind: TaskKind::parse(&kind_text).ok_or(StoreError::Corrupt {
-            table: T,
-            column: "kind",
-            value: kind_text,
-        })?,
-        status: TaskStatus::parse(&status_text).ok_or(StoreError::Corrupt {
+        kind: kind_text
+            .parse::<TaskKind>()
+            .ok()
+            .ok_or(StoreError::Corrupt {
+                table: T,
+                column: "kind",
+                value: kind_text,
+            })?,
+        status: TaskStatus::from_wire_name(&status_text).ok_or(StoreError::Corrupt {
             table: T,
             column: "status",
             value: status_text,
@@ -868,7 +875,7 @@ pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Re
         .bind(to_i64(task.task_id))
         .bind(hex_address(&task.creator))
         .bind(task.kind.as_str())
-        .bind(task.status.as_str())
+        .bind(task.status.wire_name())
         .bind(i64::from(task.image_count))
         .bind(i64::from(task.min_vram_mib))
         .bind(hex_b256(&task.args_hash))
@@ -988,7 +995,7 @@ fn node_row(row: &AnyRow) -> Result<NodeRecord> {
     Ok(NodeRecord {
         address: parse(T, "address", row.try_get(0)?)?,
         node_id: int(T, "node_id", row.try_get(1)?)?,
-        state: NodeState::parse(&state_text).ok_or(StoreError::Corrupt {
+        state: NodeState::from_wire_name(&state_text).ok_or(StoreError::Corrupt {
             table: T,
             column: "state",
             value: state_text,
@@ -1010,7 +1017,7 @@ pub(crate) async fn save_node(conn: &mut AnyConnection, node: &NodeRecord) -> Re
     )
     .bind(hex_address(&node.address))
     .bind(i64::from(node.node_id))
-    .bind(node.state.as_str())
+    .bind(node.state.wire_name())
     .bind(node.stake.to_string())
     .bind(hex_b256(&node.gpu_model))
     .bind(node.gpu_model_name.clone())

@@ -7,13 +7,10 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{B256, Bytes, keccak256};
 use axum::http::StatusCode;
 use common::*;
-use verinfer_relayer::{
-    UploadPayload, UploadRequest,
-    auth::sign_result_upload,
-    events::{TaskKind, TaskStatus},
-    invalid_args_digest,
-};
+use verinfer_abi::{TaskKind, TaskStatus};
+use verinfer_task::INVALID_ARGS;
 use verinfer_task::{FinishReason, TextOutput, text_digest};
+use verinfer_wire::{UploadPayload, UploadRequest, sign_result_upload};
 
 const TASK: u64 = 1;
 
@@ -632,14 +629,12 @@ async fn upload_by_a_node_that_reported_invalid_args_is_409() {
     harness
         .start_task(3, TaskKind::Text, 0, B256::repeat_byte(3))
         .await;
-    harness.reveal_text(3, 0, invalid_args_digest()).await;
+    harness.reveal_text(3, 0, INVALID_ARGS).await;
     harness
-        .apply(&[
-            verinfer_relayer::events::VerinferEvent::InvalidArgsReported {
-                task_id: 3,
-                node: harness.nodes[0].address(),
-            },
-        ])
+        .apply(&[verinfer_abi::VerinferEvent::InvalidArgsReported {
+            task_id: 3,
+            node: harness.nodes[0].address(),
+        }])
         .await;
     let output = TextOutput {
         text: "x".into(),
@@ -805,7 +800,7 @@ async fn client_over_a_real_loopback_listener() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(axum::serve(listener, harness.router()).into_future());
-    let client = verinfer_relayer::RelayerClient::new(format!("http://{addr}/").parse().unwrap());
+    let client = verinfer_wire::RelayerClient::new(format!("http://{addr}/").parse().unwrap());
 
     let uploaded = client.upload_args(valid_image_args()).await.unwrap();
     assert_eq!(
@@ -827,7 +822,7 @@ async fn client_over_a_real_loopback_listener() {
     let err = client.upload_result(TASK, &forged).await.unwrap_err();
     assert_eq!(
         err.code(),
-        Some(verinfer_relayer::api::ErrorCode::NotSelected),
+        Some(verinfer_wire::ErrorCode::NotSelected),
         "{err}"
     );
     let err = client
@@ -836,7 +831,7 @@ async fn client_over_a_real_loopback_listener() {
         .unwrap_err();
     assert_eq!(
         err.code(),
-        Some(verinfer_relayer::api::ErrorCode::UnknownArgs),
+        Some(verinfer_wire::ErrorCode::UnknownArgs),
         "{err}"
     );
     server.abort();

@@ -1,6 +1,8 @@
 //! Generates `abi/contracts/*.json`, the contract artifacts that `verinfer-abi` builds its alloy
 //! bindings from, out of the Solidity sources with forge.
 //!
+//! A build-time tool: it depends on no other verinfer crate and nothing of alloy.
+//!
 //! The one place that decides what the committed JSON looks like: `verinfer-abi`'s build script
 //! uses it to regenerate stale files, and `gen-abi --check` (run by `scripts/check-abi.sh` in CI)
 //! uses it to prove the committed files are current.

@@ -13,11 +13,11 @@ use alloy::{
 };
 use url::Url;
 use verinfer_abi::{
-    Deployment, Erc20Instance, IERC20, SlashReason, TaskKind, TaskStatus, Verinfer,
+    Deployment, Erc20Instance, IERC20, TaskKind, TaskStatus, Verinfer, VerinferEvent,
     VerinferInstance, padded_gas_limit,
 };
-use verinfer_relayer::RelayerClient;
 use verinfer_task::{ImageArgs, TaskArgs, TextArgs};
+use verinfer_wire::RelayerClient;
 
 use crate::{
     error::ClientError,
@@ -291,27 +291,11 @@ impl Client {
             .call()
             .await
             .map_err(|error| ClientError::contract("getTask", error))?;
-        let status = TaskStatus::try_from(info.status)?;
-        if status == TaskStatus::None {
+        let task = ChainTask::from_info(task_id, info)?;
+        if !task.exists() {
             return Err(ClientError::UnknownTask(task_id));
         }
-        Ok(ChainTask {
-            task_id,
-            creator: info.creator,
-            kind: TaskKind::try_from(info.kind)?,
-            status,
-            image_count: info.imageCount,
-            min_vram_mib: info.minVramMiB,
-            args_hash: info.argsHash,
-            gpu_model: info.gpuModel,
-            fee: info.fee.to::<u128>(),
-            nodes: info.nodes,
-            committed_mask: info.committedMask,
-            revealed_mask: info.revealedMask,
-            invalid_mask: info.invalidMask,
-            commit_deadline: info.commitDeadline,
-            reveal_deadline: info.revealDeadline,
-        })
+        Ok(task)
     }
 
     /// The task on chain, with the relayer's view next to it.
@@ -418,73 +402,74 @@ impl Client {
                 slash: None,
             })
             .collect();
-        let slot_of = |node: Address| task.nodes.iter().position(|&n| n == node);
-
-        for log in self.logs(&joins).await? {
-            if let Ok(joined) = log.log_decode::<Verinfer::NodeJoined>() {
-                let joined = joined.inner.data;
-                if let Some(slot) = slot_of(joined.node) {
-                    // A node that left and rejoined: the latest join holds.
-                    nodes[slot].gpu_model_name = Some(joined.gpuModelName);
-                    nodes[slot].vram_mib = Some(joined.vramMiB);
-                }
-            }
-        }
-
         let mut settlement = None;
-        for log in self.logs(&by_task).await? {
-            if let Ok(event) = log.log_decode::<Verinfer::ImageResultRevealed>() {
-                let event = event.inner.data;
-                if let Some(slot) = slot_of(event.node) {
-                    nodes[slot].revealed = Some(RevealedResult::Images(event.pHashes));
+        let mut logs = self.logs(&joins).await?;
+        logs.extend(self.logs(&by_task).await?);
+        logs.extend(self.logs(&payouts).await?);
+        for log in logs {
+            let event = VerinferEvent::from_log(&log).map_err(ClientError::Event)?;
+            let slot = event.node().and_then(|node| task.slot_of(node));
+            match (event, slot) {
+                (
+                    VerinferEvent::NodeJoined {
+                        gpu_model_name,
+                        vram_mib,
+                        ..
+                    },
+                    Some(slot),
+                ) => {
+                    // A node that left and rejoined: the latest join holds.
+                    nodes[slot].gpu_model_name = Some(gpu_model_name);
+                    nodes[slot].vram_mib = Some(vram_mib);
                 }
-            } else if let Ok(event) = log.log_decode::<Verinfer::TextResultRevealed>() {
-                let event = event.inner.data;
-                if let Some(slot) = slot_of(event.node) {
-                    let result = if event.digest == verinfer_task::INVALID_ARGS {
+                (VerinferEvent::ImageResultRevealed { phashes, .. }, Some(slot)) => {
+                    nodes[slot].revealed = Some(RevealedResult::Images(phashes));
+                }
+                (VerinferEvent::TextResultRevealed { digest, .. }, Some(slot)) => {
+                    nodes[slot].revealed = Some(if digest == verinfer_task::INVALID_ARGS {
                         RevealedResult::InvalidArgs
                     } else {
-                        RevealedResult::Text(event.digest)
-                    };
-                    nodes[slot].revealed = Some(result);
+                        RevealedResult::Text(digest)
+                    });
                 }
-            } else if let Ok(event) = log.log_decode::<Verinfer::InvalidArgsReported>() {
-                let event = event.inner.data;
-                if let Some(slot) = slot_of(event.node) {
+                (VerinferEvent::InvalidArgsReported { .. }, Some(slot)) => {
                     nodes[slot].revealed = Some(RevealedResult::InvalidArgs);
                 }
-            } else if let Ok(event) = log.log_decode::<Verinfer::TaskSettled>() {
-                let event = event.inner.data;
-                settlement = Some(Settlement {
-                    outcome: TaskStatus::try_from(event.outcome)?,
-                    agreeing_mask: event.agreeingMask,
-                    distances: event.distances,
-                    threshold: event.threshold,
-                    reward_per_node: event.rewardPerNode.to::<u128>(),
-                });
-            }
-        }
-        for log in self.logs(&payouts).await? {
-            if let Ok(event) = log.log_decode::<Verinfer::NodeRewarded>() {
-                let event = event.inner.data;
-                if let Some(slot) = slot_of(event.node) {
-                    nodes[slot].reward += event.amount.to::<u128>();
+                (VerinferEvent::NodeRewarded { amount, .. }, Some(slot)) => {
+                    nodes[slot].reward += amount;
                 }
-            } else if let Ok(event) = log.log_decode::<Verinfer::NodeSlashed>() {
-                let event = event.inner.data;
-                if let Some(slot) = slot_of(event.node) {
+                (VerinferEvent::NodeSlashed { amount, reason, .. }, Some(slot)) => {
                     nodes[slot].slash = Some(Slash {
-                        reason: SlashReason::try_from(event.reason)?,
-                        amount: event.amount.to::<u128>(),
+                        reason,
+                        amount,
                         returned: None,
                     });
                 }
-            } else if let Ok(event) = log.log_decode::<Verinfer::NodeKicked>() {
-                let event = event.inner.data;
-                if let Some(slash) = slot_of(event.node).and_then(|slot| nodes[slot].slash.as_mut())
-                {
-                    slash.returned = Some(event.stakeReturned.to::<u128>());
+                (VerinferEvent::NodeKicked { stake_returned, .. }, Some(slot)) => {
+                    if let Some(slash) = nodes[slot].slash.as_mut() {
+                        slash.returned = Some(stake_returned);
+                    }
                 }
+                (
+                    VerinferEvent::TaskSettled {
+                        outcome,
+                        agreeing_mask,
+                        distances,
+                        threshold,
+                        reward_per_node,
+                        ..
+                    },
+                    _,
+                ) => {
+                    settlement = Some(Settlement {
+                        outcome,
+                        agreeing_mask,
+                        distances,
+                        threshold,
+                        reward_per_node,
+                    });
+                }
+                _ => {}
             }
         }
         if let Some(settlement) = &settlement {
@@ -550,11 +535,11 @@ impl TaskRequest {
                 }
                 // Validation bounds num_images to 1..=16.
                 (
-                    TaskKind::ImageGeneration,
+                    TaskKind::Image,
                     u8::try_from(image.num_images).unwrap_or(u8::MAX),
                 )
             }
-            TaskArgs::Text(_) => (TaskKind::TextGeneration, 0),
+            TaskArgs::Text(_) => (TaskKind::Text, 0),
         };
         let gpu_model = match gpu_model {
             Some(name) => {

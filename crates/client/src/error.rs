@@ -67,7 +67,7 @@ pub enum ClientError {
     },
     /// The relayer refused or failed a call.
     #[error(transparent)]
-    Relayer(#[from] verinfer_relayer::client::ClientError),
+    Relayer(#[from] verinfer_wire::ClientError),
     /// The relayer stored args under another hash than ours.
     #[error("the relayer stored the args under {relayer}, but they hash to {local}")]
     ArgsHashMismatch {
@@ -82,6 +82,9 @@ pub enum ClientError {
     /// The chain holds a value this client does not know (a newer contract?).
     #[error("unexpected value from the contract: {0}")]
     UnexpectedValue(#[from] verinfer_abi::UnknownEnumValue),
+    /// A contract log does not decode (a value out of range: a newer contract?).
+    #[error("unexpected contract event: {0}")]
+    Event(#[source] verinfer_abi::EventError),
     /// The task did not end validated: there is no result to fetch.
     #[error("task {task_id} is {status}: only validated tasks have a result")]
     NotValidated {
@@ -121,11 +124,12 @@ pub enum ClientError {
 
 impl ClientError {
     pub(crate) fn contract(action: &'static str, error: alloy::contract::Error) -> Self {
-        let message =
-            match error.as_decoded_interface_error::<verinfer_abi::Verinfer::VerinferErrors>() {
-                Some(decoded) => format!("the contract reverted with {decoded:?}"),
-                None => error.to_string(),
-            };
+        let message = match verinfer_abi::Revert::from_error(&error) {
+            Some(revert @ verinfer_abi::Revert::Verinfer(_)) => {
+                format!("the contract reverted with {revert}")
+            }
+            _ => error.to_string(),
+        };
         Self::Contract { action, message }
     }
 }

@@ -11,8 +11,8 @@ use std::{
 
 use alloy::primitives::{Address, B256, keccak256};
 use verinfer_abi::{TaskKind, TaskStatus};
-use verinfer_relayer::api::{ErrorCode, types::NodeResultView};
-use verinfer_task::{TextOutput, text_digest};
+use verinfer_task::TextOutput;
+use verinfer_wire::{ErrorCode, types::NodeResultView};
 
 use crate::{
     Client,
@@ -174,14 +174,14 @@ impl Client {
             return Err("the chain does not count this node as agreeing".to_owned());
         }
         match (report.task.kind, &node.revealed) {
-            (TaskKind::ImageGeneration, Some(RevealedResult::Images(revealed))) => {
+            (TaskKind::Image, Some(RevealedResult::Images(revealed))) => {
                 let images = upload.images.as_ref().ok_or("the upload has no images")?;
                 if images.len() != revealed.len() {
-                    return Err(format!(
-                        "{} images uploaded, {} pHashes revealed",
-                        images.len(),
-                        revealed.len()
-                    ));
+                    return Err(verinfer_task::ResultMismatch::ImageCount {
+                        revealed: revealed.len(),
+                        uploaded: images.len(),
+                    }
+                    .to_string());
                 }
                 let mut pngs = Vec::with_capacity(images.len());
                 let mut hashes = Vec::with_capacity(images.len());
@@ -198,14 +198,8 @@ impl Client {
                             image.keccak256
                         ));
                     }
-                    let phash = verinfer_phash::phash_bytes(&png)
-                        .map_err(|e| format!("image {index}: {e}"))?
-                        .0;
-                    if phash != on_chain {
-                        return Err(format!(
-                            "image {index} has pHash {phash:016x}, the node revealed {on_chain:016x} on chain"
-                        ));
-                    }
+                    verinfer_task::verify_image(index, &png, on_chain)
+                        .map_err(|error| error.to_string())?;
                     hashes.push(hash);
                     pngs.push(png);
                 }
@@ -217,17 +211,13 @@ impl Client {
                     pngs,
                 })
             }
-            (TaskKind::TextGeneration, Some(RevealedResult::Text(on_chain))) => {
+            (TaskKind::Text, Some(RevealedResult::Text(on_chain))) => {
                 let output = upload
                     .output
                     .as_ref()
                     .ok_or("the upload has no text output")?;
-                let digest = text_digest(output);
-                if digest != *on_chain {
-                    return Err(format!(
-                        "the text output digests to {digest}, the node revealed {on_chain} on chain"
-                    ));
-                }
+                let digest = verinfer_task::verify_text(output, *on_chain)
+                    .map_err(|error| error.to_string())?;
                 Ok(Verified {
                     result: VerifiedResult::Text {
                         digest,

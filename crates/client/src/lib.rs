@@ -21,6 +21,10 @@
 //!   digest) before writing a file: the relayer is not trusted.
 //!   [`Client::fetch_result_when_ready`] also waits for the nodes' uploads, which land just after
 //!   the task settles.
+//!
+//! The chain model (tasks, events, reverts) is `verinfer-abi`'s, the relayer's HTTP contract
+//! `verinfer-wire`'s and the result check `verinfer-task`'s. This crate must not depend on the
+//! relayer server, the node or the inference stack (no database, HTTP server or object store).
 
 mod client;
 mod error;
@@ -34,6 +38,5 @@ pub use fetch::{ResultReport, VerifiedResult};
 pub use gpu_model::{MAX_GPU_MODEL_BYTES, normalise_gpu_model};
 pub use report::{
     ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
-    is_terminal,
 };
 pub use verinfer_abi::{Deployment, SlashReason, TaskKind, TaskStatus};

@@ -1,72 +1,8 @@
 //! What the chain says about a task: its record plus the events of its reveals and settlement.
 
 use alloy::primitives::{Address, B256};
-use verinfer_abi::{SlashReason, TaskKind, TaskStatus};
-
-/// A task as `getTask` returns it, with the contract's enums decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainTask {
-    /// The task id.
-    pub task_id: u64,
-    /// Who created (and paid for) it.
-    pub creator: Address,
-    /// Image or text generation.
-    pub kind: TaskKind,
-    /// Current status.
-    pub status: TaskStatus,
-    /// Images to generate (0 for text tasks).
-    pub image_count: u8,
-    /// VRAM each node needs, in MiB.
-    pub min_vram_mib: u32,
-    /// keccak256 of the args bytes.
-    pub args_hash: B256,
-    /// GPU model id all three nodes share (text tasks naming a model; zero otherwise).
-    pub gpu_model: B256,
-    /// Escrowed fee, in token base units.
-    pub fee: u128,
-    /// The selected nodes in slot order (zero addresses before the task starts).
-    pub nodes: [Address; 3],
-    /// Bit i: node i committed.
-    pub committed_mask: u8,
-    /// Bit i: node i revealed.
-    pub revealed_mask: u8,
-    /// Bit i: node i reported invalid args.
-    pub invalid_mask: u8,
-    /// Commit deadline, unix seconds (0 before start).
-    pub commit_deadline: u32,
-    /// Reveal deadline, unix seconds (0 before start).
-    pub reveal_deadline: u32,
-}
-
-impl ChainTask {
-    /// Whether the task reached a final status (validated, aborted, errored or cancelled).
-    pub fn is_terminal(&self) -> bool {
-        is_terminal(self.status)
-    }
-
-    /// Whether three nodes were selected.
-    pub fn started(&self) -> bool {
-        !self.nodes[0].is_zero()
-    }
-
-    /// Nodes that committed.
-    pub fn committed(&self) -> u32 {
-        self.committed_mask.count_ones()
-    }
-
-    /// Nodes that revealed.
-    pub fn revealed(&self) -> u32 {
-        self.revealed_mask.count_ones()
-    }
-}
-
-/// Whether `status` is final.
-pub const fn is_terminal(status: TaskStatus) -> bool {
-    matches!(
-        status,
-        TaskStatus::Validated | TaskStatus::Aborted | TaskStatus::Errored | TaskStatus::Cancelled
-    )
-}
+pub use verinfer_abi::ChainTask;
+use verinfer_abi::{SlashReason, TaskStatus};
 
 /// The chain's view of a task together with the relayer's, as `task_status` returns it.
 #[derive(Debug, Clone)]
@@ -74,7 +10,7 @@ pub struct TaskStatusReport {
     /// From `getTask` (authoritative).
     pub chain: ChainTask,
     /// From the relayer's index, or why it could not be read (the chain view does not need it).
-    pub relayer: Result<verinfer_relayer::api::types::TaskView, String>,
+    pub relayer: Result<verinfer_wire::types::TaskView, String>,
 }
 
 /// What a node revealed.

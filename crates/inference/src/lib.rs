@@ -1,6 +1,10 @@
 //! verinfer's inference: deterministic Stable Diffusion and LLM pipelines on candle, tiny
 //! random-weight models in the real layouts, and the node's hardware identity.
 //!
+//! Only node operators compile it (through `verinfer-node` and the CLI): it must not depend on
+//! the chain bindings, the relayer or any network service; its one protocol dependency is
+//! `verinfer-task`.
+//!
 //! - [`ImagePipeline`] + [`ImageGenParams`]: diffusers directories (SD 1.x, 2.x, SDXL);
 //!   the images other nodes reproduce within a few pHash bits.
 //! - [`TextPipeline`] + [`TextGenParams`]: llama / qwen2 directories; text other nodes on the

@@ -1,6 +1,9 @@
 //! 64-bit perceptual hash, bit-identical to Python `imagehash.phash` (imagehash 4.3,
 //! defaults `hash_size=8`, `highfreq_factor=4`).
 //!
+//! Consensus code: it depends only on `image` (and optionally `image_hasher` for conversions),
+//! never on the chain, HTTP or storage, so every node, the relayer and the client hash alike.
+//!
 //! Peers hash images in Python, and the contract compares hashes by Hamming distance,
 //! so this crate reproduces every step of
 //! `imagehash.phash(PIL.Image.open(path))` exactly rather than approximately:

@@ -9,12 +9,10 @@
 //! (a node that rejects args commits [`INVALID_ARGS`](crate::INVALID_ARGS)). Changing any rule
 //! therefore needs a new `version`.
 
-use std::fmt;
-
 use alloy_primitives::{B256, keccak256};
 use serde::{Deserialize, Serialize};
 
-use crate::model::ModelDigest;
+use crate::{kind::TaskKind, model::ModelDigest};
 
 /// The only args schema version this crate accepts.
 pub const ARGS_VERSION: u32 = 1;
@@ -102,24 +100,6 @@ impl ArgsError {
 /// keccak256 of the exact args bytes: the `argsHash` the chain stores.
 pub fn args_hash(bytes: &[u8]) -> B256 {
     keccak256(bytes)
-}
-
-/// The kind of a task, as the chain distinguishes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TaskKind {
-    /// Image generation: the result is one pHash per image.
-    Image,
-    /// Text generation: the result is a `bytes32` text digest.
-    Text,
-}
-
-impl fmt::Display for TaskKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Image => "image",
-            Self::Text => "text",
-        })
-    }
 }
 
 /// Arguments of one task, tagged by `kind`.

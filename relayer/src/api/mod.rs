@@ -20,25 +20,23 @@ use axum::{
 };
 use base64::Engine as _;
 use serde::Deserialize;
-use verinfer_task::{ArgsError, TaskArgs, TextOutput, text_digest};
+use verinfer_abi::{TaskKind, TaskStatus};
+use verinfer_task::{ArgsError, ResultMismatch, TaskArgs, TextOutput};
+use verinfer_wire::{AuthError, UploadPayload, UploadRequest};
 
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 use types::{
-    ArgsUploaded, HealthView, ImageView, NodeResultView, NodeView, NodesView, TaskResultsView,
-    TaskView, UploadAccepted, phash_hex,
+    ArgsUploaded, HealthView, ImageView, NodeResultView, NodesView, TaskResultsView, TaskView,
+    UploadAccepted, node_view, phash_hex, task_view,
 };
 
 use crate::{
-    auth::{AuthError, UploadPayload, UploadRequest},
     blobs::{BlobKind, BlobStore},
-    events::{TaskKind, TaskStatus},
     indexer::IndexerStatus,
     metrics::Metrics,
     store::{BlobMeta, ResultInsert, ResultItem, ResultRecord, Store, TaskNodeRecord, TaskRecord},
 };
 
-/// The PNG file signature.
-const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 /// Most nodes one `GET /v1/nodes` returns.
 const MAX_NODES_PAGE: u64 = 1000;
 
@@ -305,12 +303,7 @@ async fn get_task(
         .map(|r| r.node)
         .collect();
     let args_available = state.0.store.blob(task.args_hash).await?.is_some();
-    Ok(Json(TaskView::new(
-        &task,
-        &nodes,
-        &uploaded,
-        args_available,
-    )))
+    Ok(Json(task_view(&task, &nodes, &uploaded, args_available)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,7 +324,7 @@ async fn list_nodes(
     let limit = page.limit.unwrap_or(MAX_NODES_PAGE).min(MAX_NODES_PAGE);
     let nodes = state.0.store.nodes(page.offset, limit).await?;
     Ok(Json(NodesView {
-        nodes: nodes.iter().map(NodeView::from).collect(),
+        nodes: nodes.iter().map(node_view).collect(),
         offset: page.offset,
         limit,
     }))
@@ -366,52 +359,34 @@ fn verify_upload(
             AuthError::Signing(_) => ApiError::new(ErrorCode::Internal, err.to_string()),
         })?;
     let payload_hash = request.payload.payload_hash();
+    let node = request.node;
+    let mismatch = |error: ResultMismatch| {
+        let code = match error {
+            ResultMismatch::ImageCount { .. } => ErrorCode::WrongImageCount,
+            ResultMismatch::NotPng { .. } | ResultMismatch::UndecodablePng { .. } => {
+                ErrorCode::BadPng
+            }
+            ResultMismatch::PhashMismatch { .. } | ResultMismatch::TextDigestMismatch { .. } => {
+                ErrorCode::DigestMismatch
+            }
+        };
+        ApiError::new(code, format!("task {}, node {node}: {error}", task.task_id))
+    };
     match request.payload {
         UploadPayload::Image {
             images_png_base64: pngs,
         } => {
             let revealed = reveal.phashes.as_deref().unwrap_or_default();
-            if pngs.len() != revealed.len() {
-                return Err(ApiError::new(
-                    ErrorCode::WrongImageCount,
-                    format!(
-                        "task {} has {} images, the upload has {}",
-                        task.task_id,
-                        revealed.len(),
-                        pngs.len()
-                    ),
-                ));
-            }
-            let mut items = Vec::with_capacity(pngs.len());
-            let mut blobs = Vec::with_capacity(pngs.len());
-            for (index, (png, revealed_phash)) in pngs.into_iter().zip(revealed).enumerate() {
-                if !png.starts_with(PNG_SIGNATURE) {
-                    return Err(ApiError::new(
-                        ErrorCode::BadPng,
-                        format!("image {index} is not a PNG file"),
-                    ));
-                }
-                let phash = png_phash(&png).map_err(|err| {
-                    ApiError::new(ErrorCode::BadPng, format!("image {index}: {err}"))
-                })?;
-                if phash != *revealed_phash {
-                    return Err(ApiError::new(
-                        ErrorCode::DigestMismatch,
-                        format!(
-                            "image {index} has pHash {}, but node {} revealed {} on chain",
-                            phash_hex(phash),
-                            request.node,
-                            phash_hex(*revealed_phash)
-                        ),
-                    ));
-                }
-                let png = png.0;
-                items.push(ResultItem {
-                    blob: alloy_primitives::keccak256(&png),
+            verinfer_task::verify_images(&pngs, revealed).map_err(mismatch)?;
+            let items = pngs
+                .iter()
+                .zip(revealed)
+                .map(|(png, &phash)| ResultItem {
+                    blob: alloy_primitives::keccak256(png),
                     phash: Some(phash),
-                });
-                blobs.push((BlobKind::Png, png));
-            }
+                })
+                .collect();
+            let blobs = pngs.into_iter().map(|png| (BlobKind::Png, png.0)).collect();
             Ok(VerifiedUpload {
                 kind: TaskKind::Image,
                 payload_hash,
@@ -420,17 +395,8 @@ fn verify_upload(
             })
         }
         UploadPayload::Text { output } => {
-            let digest = text_digest(&output);
             let revealed = reveal.text_digest.unwrap_or_default();
-            if digest != revealed {
-                return Err(ApiError::new(
-                    ErrorCode::DigestMismatch,
-                    format!(
-                        "the output's text digest is {digest}, but node {} revealed {revealed} on chain",
-                        request.node
-                    ),
-                ));
-            }
+            verinfer_task::verify_text(&output, revealed).map_err(mismatch)?;
             let json = serde_json::to_vec(&output).map_err(|err| {
                 ApiError::new(
                     ErrorCode::Internal,
@@ -450,13 +416,6 @@ fn verify_upload(
             })
         }
     }
-}
-
-/// pHash of a PNG, bit-exact with Python imagehash (`verinfer-phash`).
-fn png_phash(png: &[u8]) -> Result<u64, String> {
-    verinfer_phash::phash_bytes(png)
-        .map(|hash| hash.0)
-        .map_err(|err| err.to_string())
 }
 
 /// `POST /v1/tasks/{id}/results`: a selected node's signed upload, verified against its reveal.
@@ -493,7 +452,7 @@ async fn accept_upload(
 ) -> Result<Response, ApiError> {
     let settings = state.0.settings;
     let task = known_task(state, task_id).await?;
-    if request.payload.kind() != task.kind.as_str() {
+    if request.payload.kind() != task.kind {
         return Err(ApiError::new(
             ErrorCode::WrongPayloadKind,
             format!(
@@ -646,7 +605,7 @@ async fn get_results(
             format!(
                 "task {} is {}, not validated: it has no results to serve",
                 task.task_id,
-                task.status.as_str()
+                task.status.wire_name()
             ),
         ));
     };

@@ -13,10 +13,10 @@ use axum::{
 };
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
+use verinfer_abi::{TaskKind, TaskStatus, VerinferEvent};
 use verinfer_relayer::{
     ApiSettings, AppState,
     blobs::BlobStore,
-    events::{TaskKind, TaskStatus, VerinferEvent},
     metrics::Metrics,
     router,
     store::{CountedTable, Store},

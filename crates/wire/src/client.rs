@@ -1,4 +1,4 @@
-//! HTTP client of the relayer API, for the node daemon, the CLI and tests.
+//! HTTP client of the relayer API, for the node daemon, the dApp client, the CLI and tests.
 
 use alloy_primitives::B256;
 use bytes::Bytes;
@@ -6,11 +6,9 @@ use reqwest::StatusCode;
 use url::Url;
 
 use crate::{
-    api::{
-        ErrorBody, ErrorCode,
-        types::{ArgsUploaded, HealthView, NodesView, TaskResultsView, TaskView, UploadAccepted},
-    },
-    auth::UploadRequest,
+    ErrorBody, ErrorCode,
+    types::{ArgsUploaded, HealthView, NodesView, TaskResultsView, TaskView, UploadAccepted},
+    upload::UploadRequest,
 };
 
 /// Why a relayer call failed.
@@ -149,7 +147,7 @@ impl RelayerClient {
         Ok(Self::check(response).await?.json().await?)
     }
 
-    /// `POST /v1/tasks/{id}/results` with a request from [`crate::auth::sign_result_upload`].
+    /// `POST /v1/tasks/{id}/results` with a request from [`crate::sign_result_upload`].
     pub async fn upload_result(
         &self,
         task_id: u64,

@@ -1,4 +1,4 @@
-//! Result uploads and their EIP-712 authentication.
+//! Result uploads and their EIP-712 authentication (signed by nodes, checked by the relayer).
 //!
 //! A node that revealed a result on chain uploads the data behind it (the PNGs of an image task,
 //! the [`TextOutput`] of a text task) signed with its node key. The signature is EIP-712 over
@@ -22,7 +22,7 @@ use alloy_primitives::{Address, B256, Bytes, Signature, U256, keccak256};
 use alloy_sol_types::{Eip712Domain, SolStruct, SolValue, eip712_domain, sol};
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use verinfer_task::{TextOutput, text_digest};
+use verinfer_task::{TaskKind, TextOutput, text_digest};
 
 /// EIP-712 domain name of result uploads.
 pub const UPLOAD_DOMAIN_NAME: &str = "verinfer-relayer";
@@ -94,11 +94,11 @@ impl UploadPayload {
         Self::Text { output }
     }
 
-    /// `"image"` or `"text"`.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of task this payload answers.
+    pub fn kind(&self) -> TaskKind {
         match self {
-            Self::Image { .. } => "image",
-            Self::Text { .. } => "text",
+            Self::Image { .. } => TaskKind::Image,
+            Self::Text { .. } => TaskKind::Text,
         }
     }
 
@@ -187,7 +187,7 @@ impl UploadRequest {
 }
 
 /// Signs an upload of `payload` for `task_id` with the node key `signer`; the result is the
-/// request body to `POST /v1/tasks/{task_id}/results` (see [`crate::client::RelayerClient`]).
+/// request body to `POST /v1/tasks/{task_id}/results` (see [`crate::RelayerClient`]).
 pub async fn sign_result_upload<S: Signer + ?Sized>(
     signer: &S,
     chain_id: u64,

@@ -1,0 +1,94 @@
+//! [`ChainTask`]: a task as `getTask` returns it, decoded once for the node, the client and the
+//! CLI.
+
+use alloy::primitives::{Address, B256};
+
+use crate::{IVerinfer, TaskKind, TaskStatus, UnknownEnumValue};
+
+/// A task as `getTask` returns it, with the contract's enums and integer types decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTask {
+    /// The task id.
+    pub task_id: u64,
+    /// Who created (and paid for) it.
+    pub creator: Address,
+    /// Image or text generation.
+    pub kind: TaskKind,
+    /// Current status ([`TaskStatus::None`]: no such task).
+    pub status: TaskStatus,
+    /// Images to generate (0 for text tasks).
+    pub image_count: u8,
+    /// VRAM each node needs, in MiB.
+    pub min_vram_mib: u32,
+    /// keccak256 of the args bytes.
+    pub args_hash: B256,
+    /// GPU model id all three nodes share (text tasks naming a model; zero otherwise).
+    pub gpu_model: B256,
+    /// Escrowed fee, in token base units.
+    pub fee: u128,
+    /// The selected nodes in slot order (zero addresses before the task starts).
+    pub nodes: [Address; 3],
+    /// Bit i: node i committed.
+    pub committed_mask: u8,
+    /// Bit i: node i revealed.
+    pub revealed_mask: u8,
+    /// Bit i: node i reported invalid args.
+    pub invalid_mask: u8,
+    /// Commit deadline, unix seconds (0 before start).
+    pub commit_deadline: u32,
+    /// Reveal deadline, unix seconds (0 before start).
+    pub reveal_deadline: u32,
+}
+
+impl ChainTask {
+    /// Decodes `getTask(task_id)`'s answer; fails on an enum value this crate does not know.
+    pub fn from_info(task_id: u64, info: IVerinfer::TaskInfo) -> Result<Self, UnknownEnumValue> {
+        Ok(Self {
+            task_id,
+            creator: info.creator,
+            kind: TaskKind::try_from(info.kind)?,
+            status: TaskStatus::try_from(info.status)?,
+            image_count: info.imageCount,
+            min_vram_mib: info.minVramMiB,
+            args_hash: info.argsHash,
+            gpu_model: info.gpuModel,
+            fee: info.fee.to::<u128>(),
+            nodes: info.nodes,
+            committed_mask: info.committedMask,
+            revealed_mask: info.revealedMask,
+            invalid_mask: info.invalidMask,
+            commit_deadline: info.commitDeadline,
+            reveal_deadline: info.revealDeadline,
+        })
+    }
+
+    /// Whether a task with this id exists.
+    pub fn exists(&self) -> bool {
+        self.status != TaskStatus::None
+    }
+
+    /// Whether the task reached a final status (validated, aborted, errored or cancelled).
+    pub fn is_terminal(&self) -> bool {
+        self.status.is_final()
+    }
+
+    /// Whether three nodes were selected.
+    pub fn started(&self) -> bool {
+        !self.nodes[0].is_zero()
+    }
+
+    /// Nodes that committed.
+    pub fn committed(&self) -> u32 {
+        self.committed_mask.count_ones()
+    }
+
+    /// Nodes that revealed.
+    pub fn revealed(&self) -> u32 {
+        self.revealed_mask.count_ones()
+    }
+
+    /// The slot (0..3) of `node` in this task, if it was selected.
+    pub fn slot_of(&self, node: Address) -> Option<usize> {
+        self.nodes.iter().position(|&selected| selected == node)
+    }
+}
