@@ -7,30 +7,30 @@
 //! up). Every child is stopped on exit, on error and on Ctrl-C; on Linux anvil is also killed by
 //! the kernel if this process dies without cleaning up.
 
-pub(crate) mod anvil;
-mod deploy;
 mod fleet;
 mod load;
 pub(crate) mod table;
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use alloy::{network::EthereumWallet, primitives::U256, providers::ProviderBuilder};
+use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use clap::Args;
 use eyre::{WrapErr, bail, eyre};
-use tokio::{sync::watch, task::JoinSet};
 use url::Url;
-use verinfer_abi::{Deployment, TaskStatus};
-use verinfer_client::{Client, TaskReport};
+use verinfer_abi::TaskStatus;
+use verinfer_client::{ChainTask, Client, TaskReport};
+use verinfer_devchain::{
+    self as devchain, Anvil, AnvilOptions, Chain, Deploy, NodeEnv, ScriptParams, ServiceError,
+    Services, TinyModels,
+};
 use verinfer_task::{
     ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TextArgs, TextInput,
 };
 
-use self::{anvil::Anvil, deploy::DeployParams, fleet::TEXT_GPU_MODEL};
+use self::fleet::TEXT_GPU_MODEL;
 
 /// Token base units per token.
 const TOKEN: u128 = 1_000_000_000_000_000_000;
@@ -58,7 +58,7 @@ pub(crate) struct DevnetArgs {
     #[arg(long)]
     models_dir: Option<PathBuf>,
     /// The verinfer repository (where node_modules/ and script/Deploy.s.sol are).
-    #[arg(long, default_value_os_t = verinfer_abi::devnet::repo_root())]
+    #[arg(long, default_value_os_t = verinfer_devchain::repo_root())]
     root: PathBuf,
     /// Add a node that counterfeits its results; it shares the image task's pool and is selected
     /// for it (and slashed).
@@ -129,113 +129,58 @@ async fn run_async(args: DevnetArgs) -> eyre::Result<()> {
 
 /// A running devnet.
 struct Devnet {
-    anvil: Anvil,
-    rpc_url: Url,
+    chain: Chain,
     relayer_url: Url,
-    deployment: Deployment,
     deployment_path: PathBuf,
     data_dir: PathBuf,
-    models: Models,
-    creator: alloy::signers::local::PrivateKeySigner,
+    models: TinyModels,
+    creator: PrivateKeySigner,
     /// How many nodes run.
     node_count: usize,
-    stop_tx: watch::Sender<bool>,
-    services: JoinSet<(String, eyre::Result<()>)>,
+    services: Services,
 }
 
-/// The tiny models and their digests.
-struct Models {
-    sd: ModelRef,
-    llama: ModelRef,
-    dir: PathBuf,
+/// The devnet's directories.
+struct Dirs {
+    /// The state, cleared at start except the models.
+    data: PathBuf,
+    /// The tiny models.
+    models: PathBuf,
 }
 
 fn step(started: Instant, message: impl std::fmt::Display) {
     println!("[{:>5.1}s] {message}", started.elapsed().as_secs_f64());
 }
 
-impl Devnet {
-    async fn start(args: &DevnetArgs, started: Instant) -> eyre::Result<Self> {
-        let root = args.root.clone();
-        let data_dir = args
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| root.join(".verinfer/devnet"));
-        let models_dir = args
-            .models_dir
-            .clone()
-            .unwrap_or_else(|| data_dir.join("models"));
-        clear_state(&data_dir)?;
-        // Checked before anything starts, so that a taken port fails fast and leaves nothing behind.
-        if args.relayer_port != 0 {
-            anvil::ensure_port_free(args.relayer_port, "--relayer-port")?;
+/// A taken port as the user fixes it: with the flag that chooses another.
+fn port_hint(flag: &'static str) -> impl FnOnce(devchain::Error) -> eyre::Report {
+    move |error| match error {
+        devchain::Error::PortInUse { .. } => {
+            eyre!("{error}: stop it, or choose another port with {flag} (0 picks a free one)")
         }
+        error => eyre::Report::new(error),
+    }
+}
 
-        let anvil_binary =
-            verinfer_abi::devnet::foundry_tool(&root, verinfer_abi::devnet::FoundryTool::Anvil)?;
+impl Devnet {
+    /// Starts anvil, deploys, starts the relayer, funds the accounts and starts the nodes,
+    /// printing each step.
+    async fn start(args: &DevnetArgs, started: Instant) -> eyre::Result<Self> {
+        let dirs = prepare_dirs(args)?;
         let specs = fleet::fleet(args.cheater, args.extra_nodes);
-        let anvil = Anvil::start(
-            &anvil_binary,
-            args.port,
-            specs.len() + 2,
-            &data_dir.join("anvil.log"),
-        )
-        .await?;
-        let rpc_url = anvil.endpoint();
-        step(
-            started,
-            format_args!(
-                "anvil listening on {rpc_url} (pid {})",
-                anvil.pid().unwrap_or_default()
-            ),
-        );
-        let keys = anvil.keys().to_vec();
-        let (deployer, creator) = (keys[0].clone(), keys[1].clone());
-
-        let params = DeployParams {
-            commit_window: args.commit_window,
-            reveal_window: args.reveal_window,
-            threshold: 10,
-        };
-        let (deployment, deployment_path) = deploy::deploy(
-            &root,
-            &rpc_url,
-            &deployer,
-            params,
-            &data_dir.join("deployments"),
-        )
-        .await?;
-        step(
-            started,
-            format_args!(
-                "deployed with script/Deploy.s.sol: Verinfer {} staking {} (commit/reveal windows {}s/{}s) -> {}",
-                deployment.verinfer,
-                deployment.staking_token,
-                args.commit_window,
-                args.reveal_window,
-                deployment_path.display()
-            ),
-        );
-
+        let anvil = start_anvil(args, &dirs, specs.len() + 2, started).await?;
+        let chain = deploy(anvil, args, &dirs, started).await?;
+        let deployment_path = chain
+            .deployment_path()
+            .ok_or_else(|| eyre!("the deploy script's record has no path"))?
+            .to_path_buf();
         // Models are made (or found) while the relayer starts.
         let models_task = tokio::task::spawn_blocking({
-            let models_dir = models_dir.clone();
-            move || tiny_models(&models_dir)
+            let models_dir = dirs.models.clone();
+            move || TinyModels::make(&models_dir, 0)
         });
-
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut services = JoinSet::new();
-        let relayer_url = start_relayer(
-            &mut services,
-            &stop_rx,
-            args.relayer_port,
-            &rpc_url,
-            &deployment_path,
-            &data_dir,
-        )
-        .await?;
-        step(started, format_args!("relayer serving on {relayer_url}"));
-
+        let mut services = Services::new();
+        let relayer_url = start_relayer(&mut services, &chain, args, &dirs, started).await?;
         let models = models_task
             .await
             .map_err(|error| eyre!("model task failed: {error}"))??;
@@ -244,239 +189,59 @@ impl Devnet {
             format_args!("tiny models ready in {}", models.dir.display()),
         );
 
-        // Fund the nodes and the creator from the deployer (the mock token's faucet).
-        let provider = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(deployer.clone()))
-            .connect_http(rpc_url.clone());
-        let token = verinfer_abi::MockStakingToken::new(deployment.staking_token, &provider);
-        let node_keys = &keys[2..2 + specs.len()];
-        let mut funded = Vec::new();
-        for (key, amount) in node_keys
-            .iter()
-            .map(|key| (key, NODE_FUNDS))
-            .chain([(&creator, CREATOR_FUNDS)])
-        {
-            let pending = token
-                .mint(key.address(), U256::from(amount))
-                .send()
-                .await
-                .wrap_err("minting devnet tokens failed")?;
-            funded.push(pending);
-        }
-        for pending in funded {
-            let receipt = pending
-                .get_receipt()
-                .await
-                .wrap_err("minting devnet tokens failed")?;
-            if !receipt.status() {
-                bail!(
-                    "minting devnet tokens reverted (tx {})",
-                    receipt.transaction_hash
-                );
-            }
-        }
-        drop(provider);
-
-        let relayer = relayer_url.clone();
-        let started_nodes = fleet::start_nodes(
-            &specs,
-            node_keys,
-            fleet::NodeEnv {
-                rpc_url: &rpc_url,
-                relayer_url: &relayer,
-                deployment_path: &deployment_path,
-                models_dir: &models.dir,
-                data_dir: &data_dir.join("nodes"),
-            },
-        )
-        .await?;
-        for (spec, node) in specs.iter().zip(started_nodes) {
-            step(
-                started,
-                format_args!(
-                    "node {:<9} {} joined as {:?} with {} GiB{}",
-                    spec.name,
-                    node.address(),
-                    spec.gpu_model,
-                    spec.vram_mib / 1024,
-                    if spec.behaviour == verinfer_node::Behaviour::Honest {
-                        String::new()
-                    } else {
-                        format!(" [{:?}]", spec.behaviour).to_lowercase()
-                    }
-                ),
-            );
-            let mut stop = stop_rx.clone();
-            let name = spec.name.clone();
-            services.spawn(async move {
-                let result = node
-                    .run(async move {
-                        let _ = stop.wait_for(|stop| *stop).await;
-                    })
-                    .await
-                    .map_err(eyre::Report::from);
-                (name, result)
-            });
-        }
-
+        let keys = chain.anvil().keys();
+        let (creator, node_keys) = (keys[1].clone(), &keys[2..2 + specs.len()]);
+        fund(&chain, node_keys, &creator).await?;
+        let env = NodeEnv {
+            rpc_url: chain.rpc_url(),
+            deployment: *chain.deployment(),
+            relayer_url: relayer_url.clone(),
+            models_dir: models.dir.clone(),
+        };
+        let nodes_dir = dirs.data.join("nodes");
+        start_fleet(&mut services, &specs, node_keys, &env, &nodes_dir, started).await?;
         Ok(Self {
-            anvil,
-            rpc_url,
+            chain,
             relayer_url,
-            deployment,
             deployment_path,
-            data_dir,
+            data_dir: dirs.data,
             models,
             creator,
             node_count: specs.len(),
-            stop_tx,
             services,
         })
     }
 
-    /// Creates the demo tasks, waits for them, fetches their results and prints the report.
-    async fn demo(&self, args: &DevnetArgs, started: Instant) -> eyre::Result<()> {
-        let client = Client::new(
-            self.rpc_url.clone(),
+    /// The task creator's client.
+    fn client(&self, poll_interval: Duration) -> Client {
+        Client::new(
+            self.chain.rpc_url(),
             self.creator.clone(),
-            self.deployment,
+            *self.chain.deployment(),
             self.relayer_url.clone(),
         )
-        .with_poll_interval(Duration::from_millis(200));
+        .with_poll_interval(poll_interval)
+    }
 
-        let image_args = tiny_image_args(&self.models.sd, "a lighthouse on a cliff at dusk", 2, 7);
-        let text_args = TextArgs {
-            version: ARGS_VERSION,
-            model: self.models.llama.clone(),
-            input: TextInput::Prompt("The lighthouse keeper wrote in the log:".to_owned()),
-            max_tokens: 16,
-            sampling: Sampling::Greedy {},
-            seed: 7,
-            stop: Vec::new(),
-        };
-        let image_vram = fleet::image_min_vram_mib(args.cheater);
-        let image = client
-            .create_image_task(image_args, IMAGE_FEE, image_vram)
-            .await
-            .wrap_err("creating the image task")?;
-        step(
-            started,
-            format_args!(
-                "image task {} created (2 images, fee {} tokens, min VRAM {} GiB){}",
-                image.task_id,
-                table::tokens(IMAGE_FEE),
-                image_vram / 1024,
-                if image.started { "" } else { ", queued" }
-            ),
-        );
-        let text = client
-            .create_text_task(text_args, TEXT_FEE, 0, Some(TEXT_GPU_MODEL))
-            .await
-            .wrap_err("creating the text task")?;
-        step(
-            started,
-            format_args!(
-                "text task {} created (GPU model {TEXT_GPU_MODEL:?}, fee {} tokens){}",
-                text.task_id,
-                table::tokens(TEXT_FEE),
-                if text.started {
-                    ""
-                } else {
-                    ", queued until three of its nodes are free"
-                }
-            ),
-        );
-
+    /// Creates the demo tasks, waits for them, fetches their results and prints the report.
+    async fn demo(&self, args: &DevnetArgs, started: Instant) -> eyre::Result<()> {
+        let client = self.client(Duration::from_millis(200));
+        let image = create_image_task(&client, &self.models, args.cheater, started).await?;
+        let text = create_text_task(&client, &self.models, started).await?;
         let timeout = Duration::from_secs(args.timeout_secs);
-        let wait = |task_id: u64| {
-            let client = &client;
-            async move {
-                client
-                    .wait(task_id, |task| {
-                        step(
-                            started,
-                            format_args!("task {task_id}: {}", crate::task::describe(task)),
-                        )
-                    })
-                    .await
-            }
-        };
-        let (image_task, text_task) = tokio::time::timeout(timeout, async {
-            tokio::join!(wait(image.task_id), wait(text.task_id))
-        })
-        .await
-        .map_err(|_| {
-            eyre!("the demo tasks did not settle within {timeout:?} (see the node logs above)")
-        })?;
-        let (image_task, text_task) = (image_task?, text_task?);
-
+        let tasks = wait_settled(&client, [image, text], timeout, started).await?;
         let results_dir = self.data_dir.join("results");
-        let mut reports = Vec::new();
-        let mut written = Vec::new();
-        for task in [&image_task, &text_task] {
-            let report = client.task_report(task.task_id).await?;
-            if task.status == TaskStatus::Validated {
-                let out = results_dir.join(format!("task-{}", task.task_id));
-                let fetched = crate::task::fetch_when_uploaded(
-                    &client,
-                    task.task_id,
-                    &out,
-                    Duration::from_secs(30),
-                )
-                .await
-                .wrap_err_with(|| format!("fetching the result of task {}", task.task_id))?;
-                step(started, fetched.summary());
-                written.push((task.task_id, out, fetched));
-            }
-            reports.push(report);
-        }
-
-        println!();
-        for report in &reports {
-            print!("{}", table::render(report));
-            println!();
-        }
-        for (task_id, out, fetched) in &written {
-            let files: Vec<String> = fetched
-                .files
-                .iter()
-                .filter_map(|file| {
-                    file.file_name()
-                        .map(|name| name.to_string_lossy().into_owned())
-                })
-                .collect();
-            println!(
-                "task {task_id}: verified result written to {} ({})",
-                out.display(),
-                files.join(", ")
-            );
-            if let verinfer_client::VerifiedResult::Text { output, .. } = &fetched.verified {
-                println!("task {task_id}: generated text {:?}", output.text);
-            }
-        }
+        let (reports, written) = fetch_results(&client, &tasks, &results_dir, started).await?;
+        print_report(&reports, &written);
         step(started, "demo complete");
-
-        let failed: Vec<String> = reports
-            .iter()
-            .filter(|report| report.task.status != TaskStatus::Validated)
-            .map(|report| format!("task {} ended {}", report.task.task_id, report.task.status))
-            .collect();
-        if !failed.is_empty() {
-            bail!("the demo did not validate: {}", failed.join("; "));
-        }
+        check_validated(&reports)?;
         check_cheater(args.cheater, &reports)
     }
 
     /// The load benchmark (`--load-tasks`): many image tasks at once, throughput measured.
     async fn load(&self, args: &DevnetArgs) -> eyre::Result<()> {
-        let client = Client::new(
-            self.rpc_url.clone(),
-            self.creator.clone(),
-            self.deployment,
-            self.relayer_url.clone(),
-        )
-        .with_poll_interval(Duration::from_millis(250));
-        let relayer = verinfer_relayer::RelayerClient::new(self.relayer_url.clone());
+        let client = self.client(Duration::from_millis(250));
+        let relayer = verinfer_wire::RelayerClient::new(self.relayer_url.clone());
         println!();
         let report = load::run(
             &client,
@@ -504,7 +269,7 @@ impl Devnet {
         let key = alloy::hex::encode_prefixed(self.creator.to_bytes());
         println!();
         println!("devnet running (Ctrl-C stops it):");
-        println!("  RPC         {}", self.rpc_url);
+        println!("  RPC         {}", self.chain.rpc_url());
         println!("  relayer     {}", self.relayer_url);
         println!("  deployment  {}", self.deployment_path.display());
         println!(
@@ -520,7 +285,7 @@ impl Devnet {
         println!();
         println!(
             "  export VERINFER_KEY={key} VERINFER_RPC_URL={} VERINFER_RELAYER_URL={} VERINFER_DEPLOYMENT={}",
-            self.rpc_url,
+            self.chain.rpc_url(),
             self.relayer_url,
             self.deployment_path.display()
         );
@@ -538,29 +303,22 @@ impl Devnet {
     /// Stops the nodes and the relayer, then anvil.
     async fn stop(self) {
         let Self {
-            anvil,
-            stop_tx,
-            mut services,
-            ..
+            chain, services, ..
         } = self;
-        let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(joined) = services.join_next().await {
-                match joined {
-                    Ok((name, Err(error))) => {
-                        tracing::warn!(service = %name, "stopped with an error: {error:#}")
-                    }
-                    Ok((_, Ok(()))) => {}
-                    Err(error) => tracing::warn!(%error, "a devnet service panicked"),
+        let grace = Duration::from_secs(10);
+        for exit in services.stop(grace).await {
+            // Errors were logged when the service stopped with them.
+            match exit.outcome {
+                Err(ServiceError::TimedOut(_)) => {
+                    tracing::warn!(service = %exit.name, "did not stop within 10 s; dropped")
                 }
+                Err(ServiceError::Panicked(error)) => {
+                    tracing::warn!(service = %exit.name, %error, "a devnet service panicked")
+                }
+                _ => {}
             }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!("some nodes did not stop within 10 s; dropping them");
-            services.abort_all();
         }
-        anvil.stop().await;
+        chain.stop().await;
     }
 }
 
@@ -622,55 +380,314 @@ fn clear_state(data_dir: &Path) -> eyre::Result<()> {
     Ok(())
 }
 
-/// Makes the tiny models when missing and digests them.
-fn tiny_models(dir: &Path) -> eyre::Result<Models> {
-    let made = verinfer_inference::make_tiny_models(dir, 0, false)
-        .wrap_err_with(|| format!("cannot make the tiny models in {}", dir.display()))?;
-    Ok(Models {
-        sd: ModelRef::from_dir(&made.sd)?,
-        llama: ModelRef::from_dir(&made.llama)?,
-        dir: dir.to_path_buf(),
-    })
+/// The data and models directories (defaults under the repository), the previous run's state
+/// cleared, and the relayer's port checked: a taken port fails before anything starts.
+fn prepare_dirs(args: &DevnetArgs) -> eyre::Result<Dirs> {
+    let data = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| args.root.join(".verinfer/devnet"));
+    let models = args
+        .models_dir
+        .clone()
+        .unwrap_or_else(|| data.join("models"));
+    clear_state(&data)?;
+    if args.relayer_port != 0 {
+        devchain::ensure_port_free(args.relayer_port).map_err(port_hint("--relayer-port"))?;
+    }
+    Ok(Dirs { data, models })
 }
 
-/// Starts the relayer in this process on 127.0.0.1:`port`; returns its URL.
-async fn start_relayer(
-    services: &mut JoinSet<(String, eyre::Result<()>)>,
-    stop_rx: &watch::Receiver<bool>,
-    port: u16,
-    rpc_url: &Url,
-    deployment_path: &Path,
-    data_dir: &Path,
-) -> eyre::Result<Url> {
-    let config = verinfer_relayer::RelayerConfig {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        rpc_url: Some(rpc_url.clone()),
-        deployment: Some(deployment_path.to_path_buf()),
-        data_dir: data_dir.join("relayer"),
-        poll_interval_ms: 200,
-        confirmations: 0,
-        ..verinfer_relayer::RelayerConfig::default()
+/// Starts anvil with `accounts` dev accounts, logging to `<data>/anvil.log`.
+async fn start_anvil(
+    args: &DevnetArgs,
+    dirs: &Dirs,
+    accounts: usize,
+    started: Instant,
+) -> eyre::Result<Anvil> {
+    let options = AnvilOptions {
+        root: args.root.clone(),
+        port: args.port,
+        accounts,
+        log: Some(dirs.data.join("anvil.log")),
+        ..AnvilOptions::devnet()
     };
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|error| {
-        if error.kind() == std::io::ErrorKind::AddrInUse {
-            eyre!("port {port} is already in use on 127.0.0.1: choose another with --relayer-port (0 picks a free one)")
-        } else {
-            eyre!("cannot listen on {}: {error}", config.listen)
-        }
-    })?;
-    let bound = listener.local_addr()?;
-    let relayer = verinfer_relayer::Relayer::from_config(&config)
+    let anvil = Anvil::start(&options).await.map_err(port_hint("--port"))?;
+    step(
+        started,
+        format_args!(
+            "anvil listening on {} (pid {})",
+            anvil.endpoint(),
+            anvil.pid().unwrap_or_default()
+        ),
+    );
+    Ok(anvil)
+}
+
+/// Deploys with `script/Deploy.s.sol`, the record into `<data>/deployments`.
+async fn deploy(
+    anvil: Anvil,
+    args: &DevnetArgs,
+    dirs: &Dirs,
+    started: Instant,
+) -> eyre::Result<Chain> {
+    let deploy = Deploy::Script {
+        root: args.root.clone(),
+        params: ScriptParams {
+            commit_window: args.commit_window,
+            reveal_window: args.reveal_window,
+            threshold: 10,
+        },
+        out_dir: dirs.data.join("deployments"),
+    };
+    let chain = Chain::deploy(anvil, deploy).await?;
+    let deployment = chain.deployment();
+    step(
+        started,
+        format_args!(
+            "deployed with script/Deploy.s.sol: Verinfer {} staking {} (commit/reveal windows {}s/{}s) -> {}",
+            deployment.verinfer,
+            deployment.staking_token,
+            args.commit_window,
+            args.reveal_window,
+            chain.deployment_path().unwrap_or(Path::new("?")).display()
+        ),
+    );
+    Ok(chain)
+}
+
+/// Starts the relayer in this process on 127.0.0.1:`--relayer-port`; returns its URL.
+async fn start_relayer(
+    services: &mut Services,
+    chain: &Chain,
+    args: &DevnetArgs,
+    dirs: &Dirs,
+    started: Instant,
+) -> eyre::Result<Url> {
+    let config = devchain::relayer_config(
+        &chain.rpc_url(),
+        chain.deployment(),
+        &dirs.data.join("relayer"),
+        args.relayer_port,
+    );
+    let relayer_url = services
+        .start_relayer(&config)
         .await
-        .wrap_err("cannot start the relayer")?;
-    let mut stop = stop_rx.clone();
-    services.spawn(async move {
-        let result = relayer
-            .serve(listener, async move {
-                let _ = stop.wait_for(|stop| *stop).await;
+        .map_err(port_hint("--relayer-port"))?;
+    step(started, format_args!("relayer serving on {relayer_url}"));
+    Ok(relayer_url)
+}
+
+/// Mints the nodes' and the creator's tokens from the deployer (the mock token's faucet).
+async fn fund(
+    chain: &Chain,
+    node_keys: &[PrivateKeySigner],
+    creator: &PrivateKeySigner,
+) -> eyre::Result<()> {
+    let grants = node_keys
+        .iter()
+        .map(|key| (key.address(), U256::from(NODE_FUNDS)))
+        .chain([(creator.address(), U256::from(CREATOR_FUNDS))]);
+    chain.fund(grants).await?;
+    Ok(())
+}
+
+/// Starts (and so registers on chain) every node of `specs` with the matching key, concurrently,
+/// and prints each one's identity.
+async fn start_fleet(
+    services: &mut Services,
+    specs: &[fleet::NodeSpec],
+    keys: &[PrivateKeySigner],
+    env: &NodeEnv,
+    nodes_dir: &Path,
+    started: Instant,
+) -> eyre::Result<()> {
+    let configs = specs
+        .iter()
+        .zip(keys)
+        .map(|(spec, key)| {
+            (
+                spec.name.clone(),
+                fleet::node_config(spec, key, env, nodes_dir),
+            )
+        })
+        .collect();
+    let addresses = services.start_nodes(configs).await?;
+    for (spec, address) in specs.iter().zip(addresses) {
+        step(
+            started,
+            format_args!(
+                "node {:<9} {address} joined as {:?} with {} GiB{}",
+                spec.name,
+                spec.gpu_model,
+                spec.vram_mib / 1024,
+                if spec.behaviour == verinfer_node::Behaviour::Honest {
+                    String::new()
+                } else {
+                    format!(" [{:?}]", spec.behaviour).to_lowercase()
+                }
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Creates the demo's image task (two images; with the cheater, a VRAM floor that selects it).
+async fn create_image_task(
+    client: &Client,
+    models: &TinyModels,
+    cheater: bool,
+    started: Instant,
+) -> eyre::Result<u64> {
+    let args = tiny_image_args(&models.sd, "a lighthouse on a cliff at dusk", 2, 7);
+    let vram = fleet::image_min_vram_mib(cheater);
+    let image = client
+        .create_image_task(args, IMAGE_FEE, vram)
+        .await
+        .wrap_err("creating the image task")?;
+    step(
+        started,
+        format_args!(
+            "image task {} created (2 images, fee {} tokens, min VRAM {} GiB){}",
+            image.task_id,
+            table::tokens(IMAGE_FEE),
+            vram / 1024,
+            if image.started { "" } else { ", queued" }
+        ),
+    );
+    Ok(image.task_id)
+}
+
+/// Creates the demo's text task, for three nodes of [`TEXT_GPU_MODEL`].
+async fn create_text_task(
+    client: &Client,
+    models: &TinyModels,
+    started: Instant,
+) -> eyre::Result<u64> {
+    let args = TextArgs {
+        version: ARGS_VERSION,
+        model: models.llama.clone(),
+        input: TextInput::Prompt("The lighthouse keeper wrote in the log:".to_owned()),
+        max_tokens: 16,
+        sampling: Sampling::Greedy {},
+        seed: 7,
+        stop: Vec::new(),
+    };
+    let text = client
+        .create_text_task(args, TEXT_FEE, 0, Some(TEXT_GPU_MODEL))
+        .await
+        .wrap_err("creating the text task")?;
+    step(
+        started,
+        format_args!(
+            "text task {} created (GPU model {TEXT_GPU_MODEL:?}, fee {} tokens){}",
+            text.task_id,
+            table::tokens(TEXT_FEE),
+            if text.started {
+                ""
+            } else {
+                ", queued until three of its nodes are free"
+            }
+        ),
+    );
+    Ok(text.task_id)
+}
+
+/// Waits for both tasks to settle, printing their progress; fails after `timeout`.
+async fn wait_settled(
+    client: &Client,
+    [image, text]: [u64; 2],
+    timeout: Duration,
+    started: Instant,
+) -> eyre::Result<[ChainTask; 2]> {
+    let wait = |task_id: u64| async move {
+        client
+            .wait(task_id, |task| {
+                step(
+                    started,
+                    format_args!("task {task_id}: {}", crate::task::describe(task)),
+                )
             })
             .await
-            .map_err(eyre::Report::from);
-        ("relayer".to_owned(), result)
-    });
-    Url::parse(&format!("http://{bound}")).wrap_err("relayer URL")
+    };
+    let (image, text) =
+        tokio::time::timeout(timeout, async { tokio::join!(wait(image), wait(text)) })
+            .await
+            .map_err(|_| {
+                eyre!("the demo tasks did not settle within {timeout:?} (see the node logs above)")
+            })?;
+    Ok([image?, text?])
+}
+
+/// A verified result written to disk: task id, directory, what was fetched.
+type Written = (u64, PathBuf, verinfer_client::ResultReport);
+
+/// Each task's report, and for each validated one its verified result, fetched into
+/// `<results_dir>/task-<id>`.
+async fn fetch_results(
+    client: &Client,
+    tasks: &[ChainTask],
+    results_dir: &Path,
+    started: Instant,
+) -> eyre::Result<(Vec<TaskReport>, Vec<Written>)> {
+    let mut reports = Vec::new();
+    let mut written = Vec::new();
+    for task in tasks {
+        let report = client.task_report(task.task_id).await?;
+        if task.status == TaskStatus::Validated {
+            let out = results_dir.join(format!("task-{}", task.task_id));
+            let fetched = crate::task::fetch_when_uploaded(
+                client,
+                task.task_id,
+                &out,
+                Duration::from_secs(30),
+            )
+            .await
+            .wrap_err_with(|| format!("fetching the result of task {}", task.task_id))?;
+            step(started, fetched.summary());
+            written.push((task.task_id, out, fetched));
+        }
+        reports.push(report);
+    }
+    Ok((reports, written))
+}
+
+/// Prints one table per task, then where each verified result was written (and the text).
+fn print_report(reports: &[TaskReport], written: &[Written]) {
+    println!();
+    for report in reports {
+        print!("{}", table::render(report));
+        println!();
+    }
+    for (task_id, out, fetched) in written {
+        let files: Vec<String> = fetched
+            .files
+            .iter()
+            .filter_map(|file| {
+                file.file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .collect();
+        println!(
+            "task {task_id}: verified result written to {} ({})",
+            out.display(),
+            files.join(", ")
+        );
+        if let verinfer_client::VerifiedResult::Text { output, .. } = &fetched.verified {
+            println!("task {task_id}: generated text {:?}", output.text);
+        }
+    }
+}
+
+/// Fails unless every demo task was validated.
+fn check_validated(reports: &[TaskReport]) -> eyre::Result<()> {
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|report| report.task.status != TaskStatus::Validated)
+        .map(|report| format!("task {} ended {}", report.task.task_id, report.task.status))
+        .collect();
+    if !failed.is_empty() {
+        bail!("the demo did not validate: {}", failed.join("; "));
+    }
+    Ok(())
 }

@@ -293,8 +293,9 @@ fn field(lines: &[String], label: &str) -> String {
 }
 
 fn cast_nonce(rpc: &str, address: &str) -> String {
-    let cast = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../node_modules/@foundry-rs/cast-linux-amd64/bin/cast");
+    let root = verinfer_devchain::repo_root();
+    let cast = verinfer_devchain::foundry_tool(&root, verinfer_devchain::FoundryTool::Cast)
+        .expect("cast (run `npm ci`)");
     let output = Command::new(cast)
         .args(["nonce", address, "--rpc-url", rpc])
         .output()

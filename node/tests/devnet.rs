@@ -4,30 +4,26 @@
 //!
 //! Needs the npm-installed anvil (`npm ci`).
 
-use std::{path::Path, sync::OnceLock, time::Duration};
+use std::{sync::OnceLock, time::Duration};
 
 use alloy::{
-    network::EthereumWallet,
-    node_bindings::{Anvil, AnvilInstance},
     primitives::{Address, U256, aliases::U96},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::DynProvider,
     signers::local::PrivateKeySigner,
 };
-use tokio::{sync::watch, task::JoinHandle};
 use url::Url;
 use verinfer_abi::{
     Deployment, IERC20, IVerinfer, NodeState, TaskKind, TaskStatus, Verinfer, VerinferInstance,
-    devnet::{self, FoundryTool},
+};
+use verinfer_devchain::{
+    AnvilOptions, Chain, Deploy, NodeEnv, Services, TinyModels, default_init_params, relayer_config,
 };
 use verinfer_node::{
     Behaviour, HaltPoint, IdentityOverride, Node, NodeConfig, NodeError, TestingConfig,
     state::{Stage, TaskRecord},
 };
-use verinfer_relayer::{Relayer, RelayerClient, RelayerConfig, api::types::TaskResultsView};
-use verinfer_task::{
-    ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs, TextInput,
-    model_digest_cached,
-};
+use verinfer_task::{ImageArgs, Precision, Sampling, Scheduler, TaskArgs, TextArgs, TextInput};
+use verinfer_wire::{RelayerClient, types::TaskResultsView};
 
 const TOKEN: u128 = 1_000_000_000_000_000_000;
 const STAKE: u128 = 1_000 * TOKEN;
@@ -50,29 +46,21 @@ fn init_logs() {
 }
 
 /// The tiny models, made once per test binary.
-fn models_dir() -> &'static Path {
-    static MODELS: OnceLock<tempfile::TempDir> = OnceLock::new();
-    MODELS
+fn models() -> &'static TinyModels {
+    static MODELS: OnceLock<(tempfile::TempDir, TinyModels)> = OnceLock::new();
+    &MODELS
         .get_or_init(|| {
             let dir = tempfile::tempdir().expect("tempdir");
-            verinfer_inference::make_tiny_models(dir.path(), 11, false).expect("tiny models");
-            dir
+            let models = TinyModels::make(dir.path(), 11).expect("tiny models");
+            (dir, models)
         })
-        .path()
-}
-
-fn model_ref(name: &str) -> ModelRef {
-    let digest = model_digest_cached(&models_dir().join(name)).expect("model digest");
-    ModelRef {
-        name: name.to_owned(),
-        digest: digest.to_string(),
-    }
+        .1
 }
 
 fn image_args(seed: u64) -> TaskArgs {
     TaskArgs::Image(ImageArgs {
         version: 1,
-        model: model_ref("tiny-sd"),
+        model: models().sd.clone(),
         prompt: "a lighthouse on a rocky coast at dusk".to_owned(),
         negative_prompt: None,
         width: 64,
@@ -89,7 +77,7 @@ fn image_args(seed: u64) -> TaskArgs {
 fn text_args(sampling: Sampling) -> TaskArgs {
     TaskArgs::Text(TextArgs {
         version: 1,
-        model: model_ref("tiny-llama"),
+        model: models().llama.clone(),
         input: TextInput::Prompt("Once upon a time".to_owned()),
         max_tokens: 24,
         sampling,
@@ -100,119 +88,98 @@ fn text_args(sampling: Sampling) -> TaskArgs {
 
 /// A fresh chain with the contracts, a funded creator and six funded node accounts, and a relayer.
 struct Devnet {
-    anvil: AnvilInstance,
+    chain: Chain,
     provider: DynProvider,
     deployment: Deployment,
     verinfer: VerinferInstance<DynProvider>,
     relayer: RelayerClient,
     relayer_url: Url,
-    relayer_stop: watch::Sender<bool>,
+    services: Services,
     creator: Address,
     dir: tempfile::TempDir,
 }
 
 impl Devnet {
     async fn start() -> Self {
-        let anvil_path = devnet::foundry_tool(&devnet::repo_root(), FoundryTool::Anvil)
-            .expect("anvil (run `npm ci`)");
-        let anvil = Anvil::at(anvil_path)
-            .block_time(1)
-            .try_spawn()
-            .expect("anvil starts");
-        let wallet: EthereumWallet = anvil.wallet().expect("dev keys");
-        let provider = ProviderBuilder::new()
-            .wallet(wallet)
-            .connect_http(anvil.endpoint_url())
-            .erased();
-        let accounts = anvil.addresses().to_vec();
-        let mut params: IVerinfer::InitParams = devnet::default_init_params();
+        let anvil = AnvilOptions {
+            block_time_secs: Some(1),
+            ..AnvilOptions::default()
+        };
+        let mut params: IVerinfer::InitParams = default_init_params();
         params.commitWindow = WINDOW_SECS;
         params.revealWindow = WINDOW_SECS;
-        let deployment = devnet::deploy_with_mock_token(
-            &provider,
-            accounts[0],
-            accounts[0],
-            accounts[1],
-            params,
+        let chain = Chain::start(
+            &anvil,
+            Deploy::Bindings {
+                params,
+                treasury: 1,
+            },
         )
         .await
-        .expect("deploy");
+        .expect("anvil (run `npm ci`) and the deployment");
+        let accounts = chain.anvil().addresses();
         let creator = accounts[8];
-        // Mint in parallel: one block for all.
-        let token = verinfer_abi::MockStakingToken::new(deployment.staking_token, provider.clone());
-        let mut pending = Vec::new();
-        for account in &accounts[2..=8] {
-            pending.push(
-                token
-                    .mint(*account, U256::from(10 * STAKE))
-                    .from(accounts[0])
-                    .send()
-                    .await
-                    .expect("mint"),
-            );
-        }
-        for tx in pending {
-            assert!(tx.get_receipt().await.expect("mint receipt").status());
-        }
+        // Minted in parallel: one block for all.
+        chain
+            .fund(accounts[2..=8].iter().map(|a| (*a, U256::from(10 * STAKE))))
+            .await
+            .expect("mint");
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = RelayerConfig {
-            rpc_url: Some(anvil.endpoint_url()),
-            chain_id: Some(deployment.chain_id),
-            verinfer: Some(deployment.verinfer),
-            deploy_block: Some(deployment.deploy_block),
-            data_dir: dir.path().join("relayer"),
-            poll_interval_ms: 200,
-            ..RelayerConfig::default()
-        };
-        let relayer = Relayer::from_config(&config).await.expect("relayer");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let relayer_url: Url = format!("http://{}/", listener.local_addr().expect("addr"))
-            .parse()
-            .expect("url");
-        let (relayer_stop, mut stopped) = watch::channel(false);
-        tokio::spawn(relayer.serve(listener, async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }));
+        let deployment = *chain.deployment();
+        let config = relayer_config(
+            &chain.rpc_url(),
+            &deployment,
+            &dir.path().join("relayer"),
+            0,
+        );
+        let mut services = Services::new();
+        let relayer_url = services.start_relayer(&config).await.expect("relayer");
+        let provider = chain.provider().clone();
         let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
         Self {
-            anvil,
+            chain,
             provider,
             deployment,
             verinfer,
             relayer: RelayerClient::new(relayer_url.clone()),
             relayer_url,
-            relayer_stop,
+            services,
             creator,
             dir,
         }
     }
 
+    /// Stops the relayer (and anvil, when dropped).
+    async fn stop(self) {
+        self.services.stop(Duration::from_secs(5)).await;
+    }
+
     fn signer(&self, account: usize) -> PrivateKeySigner {
-        PrivateKeySigner::from(self.anvil.keys()[account].clone())
+        self.chain.key(account).expect("a dev account")
     }
 
     /// A node on anvil account `account` (2..=7), with its own data directory.
     fn node_config(&self, account: usize, identity: Option<&str>) -> NodeConfig {
-        NodeConfig {
-            rpc_url: self.anvil.endpoint_url(),
-            chain_id: Some(self.deployment.chain_id),
-            verinfer: Some(self.deployment.verinfer),
-            deploy_block: Some(self.deployment.deploy_block),
+        let env = NodeEnv {
+            rpc_url: self.chain.rpc_url(),
+            deployment: self.deployment,
             relayer_url: self.relayer_url.clone(),
-            models_dir: models_dir().to_owned(),
-            data_dir: self.dir.path().join(format!("node-{account}")),
-            identity: identity.map(|gpu_model| IdentityOverride {
-                gpu_model: gpu_model.to_owned(),
-                vram_mib: 24_576,
-            }),
+            models_dir: models().dir.clone(),
+        };
+        let identity = identity.map(|gpu_model| IdentityOverride {
+            gpu_model: gpu_model.to_owned(),
+            vram_mib: 24_576,
+        });
+        NodeConfig {
             poll_interval_ms: 250,
             args_deadline_margin_secs: 5,
             tx_timeout_secs: 30,
-            signer: Some(self.signer(account)),
-            ..NodeConfig::default()
+            ..env.node_config(
+                self.signer(account),
+                self.dir.path().join(format!("node-{account}")),
+                identity,
+            )
         }
     }
 
@@ -235,8 +202,8 @@ impl Devnet {
                 .status()
         );
         let kind = match args {
-            TaskArgs::Image(_) => TaskKind::ImageGeneration,
-            TaskArgs::Text(_) => TaskKind::TextGeneration,
+            TaskArgs::Image(_) => TaskKind::Image,
+            TaskArgs::Text(_) => TaskKind::Text,
         };
         let image_count = u8::try_from(args.image_count()).expect("few images");
         let create = self
@@ -352,72 +319,54 @@ impl Devnet {
 
 /// Nodes running in this process, stopped together.
 struct Nodes {
-    stop: watch::Sender<bool>,
-    running: Vec<(Address, JoinHandle<Result<(), NodeError>>)>,
+    services: Services,
 }
 
 impl Nodes {
     fn new() -> Self {
         Self {
-            stop: watch::channel(false).0,
-            running: Vec::new(),
+            services: Services::new(),
         }
     }
 
     /// Starts (joins, if needed) and runs a node; returns its address.
     async fn spawn(&mut self, config: NodeConfig) -> Address {
-        let node = Node::start(config).await.expect("node starts");
-        let address = node.address();
-        let mut stop = self.stop.subscribe();
-        let handle = tokio::spawn(node.run(async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        }));
-        self.running.push((address, handle));
-        address
+        let name = node_name(&config);
+        self.services
+            .start_node(&name, config)
+            .await
+            .expect("node starts")
     }
 
     /// Starts several nodes concurrently (their joins share blocks).
     async fn spawn_all(&mut self, configs: Vec<NodeConfig>) -> Vec<Address> {
-        let started = futures_join_all(configs.into_iter().map(Node::start)).await;
-        let mut addresses = Vec::new();
-        for node in started {
-            let node = node.expect("node starts");
-            let address = node.address();
-            let mut stop = self.stop.subscribe();
-            let handle = tokio::spawn(node.run(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            }));
-            self.running.push((address, handle));
-            addresses.push(address);
-        }
-        addresses
+        let named = configs
+            .into_iter()
+            .map(|config| (node_name(&config), config))
+            .collect();
+        self.services.start_nodes(named).await.expect("node starts")
     }
 
     /// Stops every node; each must exit cleanly.
     async fn stop(self) {
-        let _ = self.stop.send(true);
-        for (address, handle) in self.running {
-            let result = tokio::time::timeout(Duration::from_secs(30), handle).await;
-            match result {
-                Ok(Ok(Ok(()))) => {}
-                other => panic!("node {address} did not stop cleanly: {other:?}"),
-            }
+        for exit in self.services.stop(Duration::from_secs(30)).await {
+            assert!(
+                exit.outcome.is_ok(),
+                "node {} did not stop cleanly: {:?}",
+                exit.name,
+                exit.outcome
+            );
         }
     }
 }
 
-/// `futures::future::join_all` without the dependency: spawn each future, await in order.
-async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut outputs = Vec::with_capacity(handles.len());
-    for handle in handles {
-        outputs.push(handle.await.expect("task panicked"));
-    }
-    outputs
+/// A node's name: its data directory's (`node-<account>`).
+fn node_name(config: &NodeConfig) -> String {
+    config
+        .data_dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The persisted record of `task_id` in a node's state directory.
@@ -496,7 +445,7 @@ async fn image_task_runs_to_validated_and_every_node_uploads() {
         assert!(record.commit_tx.is_some() && record.reveal_tx.is_some());
     }
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -532,7 +481,7 @@ async fn text_task_on_one_shared_gpu_model_runs_to_validated() {
         assert_eq!(net.stake(node).await, STAKE + reward_per_node(3));
     }
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }
 
 /// An image task (seed `seed`) on nodes of accounts 2..=4, where account 2's node stops right
@@ -629,7 +578,7 @@ async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
         "the commitment was not sent twice"
     );
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }
 
 /// `verinfer node leave` while the node is in a task: it is marked Leaving, finishes the task
@@ -690,7 +639,7 @@ async fn a_node_leaving_mid_task_finishes_it_and_gets_stake_and_reward_back() {
         other => panic!("a node that left cannot add stake: {other:?}"),
     }
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }
 
 /// `[testing] numerics_skew` stands for other hardware: same args, another text digest; without
@@ -708,7 +657,7 @@ fn numerics_skew_changes_the_text_digest() {
             top_p: None,
             top_k: None,
         }),
-        model_dir: models_dir().join("tiny-llama"),
+        model_dir: models().dir.join("tiny-llama"),
         device: verinfer_node::Device::Cpu,
         numerics_skew,
     };
@@ -802,7 +751,7 @@ async fn a_counterfeit_node_disagrees_and_is_kicked() {
     );
     assert_honest_pair_paid_and_cheat_kicked(&net, task_id, &task, cheat).await;
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -822,7 +771,7 @@ async fn a_lazy_node_misses_its_reveal_and_the_others_settle_after_the_deadline(
     let lazy_record = record(&lazy_config, task_id).await;
     assert!(lazy_record.skip_reveal.is_some(), "{lazy_record:?}");
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -854,7 +803,7 @@ async fn a_copycat_reveal_is_rejected_by_the_contract() {
             .is_some_and(|victim| victim != copycat)
     );
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -901,5 +850,5 @@ async fn args_naming_a_model_no_node_holds_are_reported_invalid_and_refunded() {
         assert!(record.result.as_ref().is_some_and(|r| r.is_invalid_args()));
     }
     nodes.stop().await;
-    let _ = net.relayer_stop.send(true);
+    net.stop().await;
 }

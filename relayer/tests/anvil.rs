@@ -9,24 +9,22 @@ mod common;
 use std::time::Duration;
 
 use alloy::{
-    network::EthereumWallet,
-    node_bindings::{Anvil, AnvilInstance},
     primitives::{Address, B256, U256, aliases::U96, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder, ext::AnvilApi},
     rpc::types::Filter,
     signers::local::PrivateKeySigner,
 };
 use common::{gradient_png, phash, valid_image_args};
-use verinfer_abi::{Deployment, IERC20, Verinfer, VerinferInstance, devnet};
+use verinfer_abi::{Deployment, IERC20, Verinfer, VerinferInstance};
+use verinfer_devchain::{AnvilOptions, Chain, Deploy, default_init_params};
 use verinfer_relayer::{
-    Relayer, RelayerClient, RelayerConfig, UploadPayload,
-    api::ErrorCode,
-    auth::sign_result_upload,
+    Relayer, RelayerConfig,
     indexer::{Indexer, IndexerConfig, catch_up},
     metrics::Metrics,
     store::{CountedTable, Store},
 };
 use verinfer_task::image_commitment;
+use verinfer_wire::{ErrorCode, RelayerClient, UploadPayload, sign_result_upload};
 
 const TOKEN: u128 = 1_000_000_000_000_000_000;
 const STAKE: u128 = 1_000 * TOKEN;
@@ -38,7 +36,7 @@ const GAS: u64 = 5_000_000;
 
 /// anvil with the contracts deployed; accounts 2.. are funded nodes, account 9 the creator.
 struct Devnet {
-    anvil: AnvilInstance,
+    chain: Chain,
     provider: DynProvider,
     deployment: Deployment,
     verinfer: VerinferInstance<DynProvider>,
@@ -47,42 +45,32 @@ struct Devnet {
 
 impl Devnet {
     async fn start() -> Self {
-        let anvil_path =
-            devnet::foundry_tool(&devnet::repo_root(), devnet::FoundryTool::Anvil).unwrap();
-        let anvil = Anvil::at(anvil_path).try_spawn().unwrap();
-        let wallet: EthereumWallet = anvil.wallet().unwrap();
+        let deploy = Deploy::Bindings {
+            params: default_init_params(),
+            treasury: 1,
+        };
+        let chain = Chain::start(&AnvilOptions::default(), deploy)
+            .await
+            .unwrap();
+        let accounts = chain.anvil().addresses();
+        chain
+            .fund(accounts[2..].iter().map(|a| (*a, U256::from(10 * STAKE))))
+            .await
+            .unwrap();
         // Nonces fetched per transaction: a cached nonce would outlive a reorg and stall.
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .with_gas_estimation()
             .with_simple_nonce_management()
             .fetch_chain_id()
-            .wallet(wallet)
-            .connect_http(anvil.endpoint_url())
+            .wallet(chain.anvil().wallet())
+            .connect_http(chain.rpc_url())
             .erased();
-        let accounts = anvil.addresses().to_vec();
-        let deployment = devnet::deploy_with_mock_token(
-            &provider,
-            accounts[0],
-            accounts[0],
-            accounts[1],
-            devnet::default_init_params(),
-        )
-        .await
-        .unwrap();
-        devnet::mint(
-            &provider,
-            deployment.staking_token,
-            accounts[0],
-            &accounts[2..],
-            U256::from(10 * STAKE),
-        )
-        .await
-        .unwrap();
+        let deployment = *chain.deployment();
         let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
         Self {
             creator: accounts[9],
-            anvil,
+            chain,
             provider,
             deployment,
             verinfer,
@@ -90,17 +78,17 @@ impl Devnet {
     }
 
     fn account(&self, index: usize) -> Address {
-        self.anvil.addresses()[index]
+        self.chain.address(index).unwrap()
     }
 
     fn signer(&self, address: Address) -> PrivateKeySigner {
-        let index = self
-            .anvil
-            .addresses()
+        self.chain
+            .anvil()
+            .keys()
             .iter()
-            .position(|a| *a == address)
-            .unwrap();
-        PrivateKeySigner::from(self.anvil.keys()[index].clone())
+            .find(|key| key.address() == address)
+            .unwrap()
+            .clone()
     }
 
     fn token(&self) -> IERC20::IERC20Instance<DynProvider> {
@@ -145,7 +133,7 @@ impl Devnet {
         let receipt = self
             .verinfer
             .createTask(
-                verinfer_abi::TaskKind::ImageGeneration.into(),
+                verinfer_abi::TaskKind::Image.into(),
                 args_hash,
                 image_count,
                 16_384,
@@ -217,7 +205,7 @@ impl Devnet {
     fn read_provider(&self) -> DynProvider {
         ProviderBuilder::new()
             .disable_recommended_fillers()
-            .connect_http(self.anvil.endpoint_url())
+            .connect_http(self.chain.rpc_url())
             .erased()
     }
 
@@ -263,43 +251,43 @@ impl Devnet {
                 );
                 continue;
             };
-            assert_eq!(ours.status.as_u8(), chain.status, "task {task_id} status");
-            assert_eq!(ours.creator, chain.creator, "task {task_id} creator");
-            assert_eq!(ours.kind as u8, chain.kind, "task {task_id} kind");
+            assert_eq!(ours.chain.status.as_u8(), chain.status, "task {task_id} status");
+            assert_eq!(ours.chain.creator, chain.creator, "task {task_id} creator");
+            assert_eq!(ours.chain.kind as u8, chain.kind, "task {task_id} kind");
             assert_eq!(
-                ours.image_count, chain.imageCount,
+                ours.chain.image_count, chain.imageCount,
                 "task {task_id} imageCount"
             );
             assert_eq!(
-                ours.min_vram_mib, chain.minVramMiB,
+                ours.chain.min_vram_mib, chain.minVramMiB,
                 "task {task_id} minVramMiB"
             );
-            assert_eq!(ours.args_hash, chain.argsHash, "task {task_id} argsHash");
-            assert_eq!(ours.gpu_model, chain.gpuModel, "task {task_id} gpuModel");
-            assert_eq!(ours.fee, chain.fee.to::<u128>(), "task {task_id} fee");
+            assert_eq!(ours.chain.args_hash, chain.argsHash, "task {task_id} argsHash");
+            assert_eq!(ours.chain.gpu_model, chain.gpuModel, "task {task_id} gpuModel");
+            assert_eq!(ours.chain.fee, chain.fee.to::<u128>(), "task {task_id} fee");
             assert_eq!(
-                ours.nodes.unwrap_or_default(),
+                ours.nodes().unwrap_or_default(),
                 chain.nodes,
                 "task {task_id} nodes"
             );
             assert_eq!(
-                ours.committed_mask, chain.committedMask,
+                ours.chain.committed_mask, chain.committedMask,
                 "task {task_id} committedMask"
             );
             assert_eq!(
-                ours.revealed_mask, chain.revealedMask,
+                ours.chain.revealed_mask, chain.revealedMask,
                 "task {task_id} revealedMask"
             );
             assert_eq!(
-                ours.invalid_mask, chain.invalidMask,
+                ours.chain.invalid_mask, chain.invalidMask,
                 "task {task_id} invalidMask"
             );
             assert_eq!(
-                ours.commit_deadline, chain.commitDeadline,
+                ours.chain.commit_deadline, chain.commitDeadline,
                 "task {task_id} commitDeadline"
             );
             assert_eq!(
-                ours.reveal_deadline, chain.revealDeadline,
+                ours.chain.reveal_deadline, chain.revealDeadline,
                 "task {task_id} revealDeadline"
             );
         }
@@ -353,7 +341,7 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
     // The relayer as `verinfer relayer` runs it, on a loopback port.
     let dir = tempfile::tempdir().unwrap();
     let config = RelayerConfig {
-        rpc_url: Some(net.anvil.endpoint_url()),
+        rpc_url: Some(net.chain.rpc_url()),
         chain_id: Some(net.deployment.chain_id),
         verinfer: Some(net.deployment.verinfer),
         deploy_block: Some(net.deployment.deploy_block),
@@ -393,7 +381,7 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
             .task(task_id)
             .await
             .ok()
-            .filter(|t| t.status.as_str() == "validated")
+            .filter(|t| t.status == verinfer_abi::TaskStatus::Validated)
     })
     .await;
     assert_eq!(view.settlement.as_ref().unwrap().agreeing_mask, 0b111);
@@ -679,7 +667,7 @@ async fn reorgs_are_rolled_back_and_reindexed() {
     catch_up(&indexer, 100).await.unwrap();
     net.assert_index_matches_chain(&store, &nodes).await;
     assert_eq!(
-        store.task(other).await.unwrap().unwrap().args_hash,
+        store.task(other).await.unwrap().unwrap().chain.args_hash,
         B256::repeat_byte(0xb)
     );
 

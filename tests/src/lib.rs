@@ -1,4 +1,5 @@
-//! End-to-end test harness: a real verinfer network in one process.
+//! End-to-end test harness: a real verinfer network in one process, a thin layer over
+//! `verinfer-devchain`.
 //!
 //! [`Network::start`] runs anvil (the npm binary, automining plus a block every second so that
 //! deadlines pass as on a real chain), deploys the contracts with short commit and reveal
@@ -7,25 +8,23 @@
 //! creator's [`Client`]. Everything stops when the `Network` is dropped.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::Mutex,
     time::Duration,
 };
 
 use alloy::{
-    network::EthereumWallet,
-    node_bindings::{Anvil, AnvilInstance},
     primitives::{Address, U256},
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
     signers::local::PrivateKeySigner,
 };
-use tokio::{sync::watch, task::JoinSet};
 use url::Url;
-use verinfer_abi::{Deployment, IERC20, IVerinfer, NodeState, Verinfer, devnet};
+use verinfer_abi::{Deployment, IERC20, IVerinfer, NodeState, Verinfer};
 use verinfer_client::Client;
-use verinfer_node::{Behaviour, IdentityOverride, Node, NodeConfig, TestingConfig};
-use verinfer_task::ModelRef;
+use verinfer_devchain::{
+    AnvilOptions, Chain, Deploy, NodeEnv, Services, TinyModels, default_init_params, relayer_config,
+};
+use verinfer_node::{Behaviour, IdentityOverride, NodeConfig, TestingConfig};
 
 /// Errors of the harness (it is test code: any error fails the test with its message).
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -48,15 +47,7 @@ const DEPLOYMENT_FILE: &str = "deployment.json";
 static MODELS: Mutex<Option<Models>> = Mutex::new(None);
 
 /// The tiny models and references to them for task args.
-#[derive(Debug, Clone)]
-pub struct Models {
-    /// Directory holding `tiny-sd/` and `tiny-llama/`.
-    pub dir: PathBuf,
-    /// The Stable Diffusion model.
-    pub sd: ModelRef,
-    /// The llama model.
-    pub llama: ModelRef,
-}
+pub type Models = TinyModels;
 
 /// Makes (once per process; kept across runs, as make-tiny is deterministic) and returns the tiny
 /// models under `target/e2e-models` of this workspace.
@@ -69,12 +60,7 @@ pub fn models() -> Result<Models> {
     }
     // CARGO_TARGET_TMPDIR is only given to test and bench targets, not to this library.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-models");
-    let made = verinfer_inference::make_tiny_models(&dir, 0, false)?;
-    let models = Models {
-        sd: ModelRef::from_dir(&made.sd)?,
-        llama: ModelRef::from_dir(&made.llama)?,
-        dir,
-    };
+    let models = TinyModels::make(&dir, 0)?;
     *slot = Some(models.clone());
     Ok(models)
 }
@@ -140,85 +126,52 @@ impl NodeSpec {
 
 /// A running test network.
 pub struct Network {
-    anvil: AnvilInstance,
-    provider: DynProvider,
-    deployment: Deployment,
+    chain: Chain,
+    creator: PrivateKeySigner,
     relayer_url: Url,
     models: Models,
     data: tempfile::TempDir,
     next_key: usize,
-    stop_tx: watch::Sender<bool>,
-    services: JoinSet<()>,
+    services: Services,
 }
 
 impl Network {
     /// Starts anvil, deploys, funds the creator and starts the relayer.
     pub async fn start(params: NetworkParams) -> Result<Self> {
         let models = tokio::task::spawn_blocking(models).await??;
-        let anvil_path = devnet::foundry_tool(&devnet::repo_root(), devnet::FoundryTool::Anvil)?;
-        let anvil = Anvil::at(anvil_path)
-            .block_time(1)
-            .arg("--mixed-mining")
-            .arg("--accounts")
-            .arg("12")
-            .try_spawn()?;
-        let wallet: EthereumWallet = anvil.wallet().ok_or("anvil reported no dev keys")?;
-        let provider = ProviderBuilder::new()
-            .wallet(wallet)
-            .connect_http(anvil.endpoint_url())
-            .erased();
-        let deployer = anvil.addresses()[0];
-        let init = IVerinfer::InitParams {
-            commitWindow: params.commit_window,
-            revealWindow: params.reveal_window,
-            ..devnet::default_init_params()
+        let anvil = AnvilOptions {
+            accounts: 12,
+            ..AnvilOptions::devnet()
         };
-        let deployment =
-            devnet::deploy_with_mock_token(&provider, deployer, deployer, deployer, init).await?;
+        let deploy = Deploy::Bindings {
+            params: IVerinfer::InitParams {
+                commitWindow: params.commit_window,
+                revealWindow: params.reveal_window,
+                ..default_init_params()
+            },
+            treasury: 0,
+        };
+        let chain = Chain::start(&anvil, deploy).await?;
         let data = tempfile::tempdir()?;
-        let deployment_path = data.path().join(DEPLOYMENT_FILE);
-        deployment.save(&deployment_path)?;
-        devnet::mint(
-            &provider,
-            deployment.staking_token,
-            deployer,
-            &[anvil.addresses()[1]],
-            U256::from(FUNDS),
-        )
-        .await?;
+        chain.deployment().save(data.path().join(DEPLOYMENT_FILE))?;
+        let creator = chain.key(1)?;
+        chain.fund([(creator.address(), U256::from(FUNDS))]).await?;
 
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut services = JoinSet::new();
-        let config = verinfer_relayer::RelayerConfig {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            rpc_url: Some(anvil.endpoint_url()),
-            deployment: Some(deployment_path),
-            data_dir: data.path().join("relayer"),
-            poll_interval_ms: 200,
-            confirmations: 0,
-            ..verinfer_relayer::RelayerConfig::default()
-        };
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let relayer_url = Url::parse(&format!("http://{}", listener.local_addr()?))?;
-        let relayer = verinfer_relayer::Relayer::from_config(&config).await?;
-        let mut stop = stop_rx.clone();
-        services.spawn(async move {
-            let served = relayer.serve(listener, async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            });
-            if let Err(error) = served.await {
-                tracing::error!(%error, "relayer stopped");
-            }
-        });
+        let mut services = Services::new();
+        let config = relayer_config(
+            &chain.rpc_url(),
+            chain.deployment(),
+            &data.path().join("relayer"),
+            0,
+        );
+        let relayer_url = services.start_relayer(&config).await?;
         Ok(Self {
-            anvil,
-            provider,
-            deployment,
+            chain,
+            creator,
             relayer_url,
             models,
             data,
             next_key: 2,
-            stop_tx,
             services,
         })
     }
@@ -230,27 +183,27 @@ impl Network {
 
     /// The deployment.
     pub fn deployment(&self) -> &Deployment {
-        &self.deployment
+        self.chain.deployment()
     }
 
     /// A provider holding every dev key.
     pub fn provider(&self) -> &DynProvider {
-        &self.provider
+        self.chain.provider()
     }
 
     /// The task creator (anvil account 1, funded with [`FUNDS`]).
     pub fn creator(&self) -> Address {
-        self.anvil.addresses()[1]
+        self.creator.address()
     }
 
     /// The creator's key (anvil dev account 1, whose key is public).
     pub fn creator_key(&self) -> PrivateKeySigner {
-        PrivateKeySigner::from_signing_key(self.anvil.keys()[1].clone().into())
+        self.creator.clone()
     }
 
     /// anvil's JSON-RPC endpoint.
     pub fn rpc_url(&self) -> Url {
-        self.anvil.endpoint_url()
+        self.chain.rpc_url()
     }
 
     /// The relayer's base URL.
@@ -258,7 +211,7 @@ impl Network {
         &self.relayer_url
     }
 
-    /// The deployment record on disk (what `Deployment::load` reads; the relayer reads it too).
+    /// The deployment record on disk (what `Deployment::load` reads).
     pub fn deployment_path(&self) -> PathBuf {
         self.data.path().join(DEPLOYMENT_FILE)
     }
@@ -268,7 +221,7 @@ impl Network {
         Client::new(
             self.rpc_url(),
             self.creator_key(),
-            self.deployment,
+            *self.deployment(),
             self.relayer_url.clone(),
         )
         .with_poll_interval(Duration::from_millis(200))
@@ -277,61 +230,42 @@ impl Network {
     /// Funds a fresh account and starts a node on it (it joins with the minimum stake).
     pub async fn add_node(&mut self, spec: NodeSpec) -> Result<Address> {
         let index = self.next_key;
-        let secret = self
-            .anvil
-            .keys()
-            .get(index)
-            .ok_or("no dev key left for another node")?
-            .clone();
+        let key = self
+            .chain
+            .key(index)
+            .map_err(|_| "no dev key left for another node")?;
         self.next_key += 1;
-        let key = PrivateKeySigner::from_signing_key(secret.into());
         let address = key.address();
-        devnet::mint(
-            &self.provider,
-            self.deployment.staking_token,
-            self.anvil.addresses()[0],
-            &[address],
-            U256::from(FUNDS),
-        )
-        .await?;
-        let config = NodeConfig {
-            rpc_url: self.anvil.endpoint_url(),
-            chain_id: Some(self.deployment.chain_id),
-            verinfer: Some(self.deployment.verinfer),
-            deploy_block: Some(self.deployment.deploy_block),
+        self.chain.fund([(address, U256::from(FUNDS))]).await?;
+        let env = NodeEnv {
+            rpc_url: self.rpc_url(),
+            deployment: *self.deployment(),
             relayer_url: self.relayer_url.clone(),
             models_dir: self.models.dir.clone(),
-            data_dir: self.data.path().join(format!("node-{index}")),
-            identity: Some(IdentityOverride {
-                gpu_model: spec.gpu_model.to_owned(),
-                vram_mib: spec.vram_mib,
-            }),
-            poll_interval_ms: 200,
+        };
+        let identity = IdentityOverride {
+            gpu_model: spec.gpu_model.to_owned(),
+            vram_mib: spec.vram_mib,
+        };
+        let data_dir = self.data.path().join(format!("node-{index}"));
+        let config = NodeConfig {
             args_deadline_margin_secs: 2,
             testing: TestingConfig {
                 behaviour: spec.behaviour,
                 numerics_skew: spec.numerics_skew,
                 ..TestingConfig::default()
             },
-            signer: Some(key),
-            ..NodeConfig::default()
+            ..env.node_config(key, data_dir, Some(identity))
         };
-        let node = Node::start(config).await?;
-        let mut stop = self.stop_tx.subscribe();
-        self.services.spawn(async move {
-            let run = node.run(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            });
-            if let Err(error) = run.await {
-                tracing::error!(%address, %error, "node stopped");
-            }
-        });
+        self.services
+            .start_node(&format!("node-{index}"), config)
+            .await?;
         Ok(address)
     }
 
     /// A token balance.
     pub async fn balance(&self, account: Address) -> Result<u128> {
-        let balance = IERC20::new(self.deployment.staking_token, &self.provider)
+        let balance = IERC20::new(self.deployment().staking_token, self.provider())
             .balanceOf(account)
             .call()
             .await?;
@@ -340,7 +274,7 @@ impl Network {
 
     /// A node's state and stake on chain.
     pub async fn node(&self, node: Address) -> Result<(NodeState, u128)> {
-        let info = Verinfer::new(self.deployment.verinfer, &self.provider)
+        let info = Verinfer::new(self.deployment().verinfer, self.provider())
             .getNode(node)
             .call()
             .await?;
@@ -349,17 +283,12 @@ impl Network {
 
     /// The account's transaction count (to prove nothing was sent).
     pub async fn nonce(&self, account: Address) -> Result<u64> {
-        Ok(self.provider.get_transaction_count(account).await?)
+        Ok(self.provider().get_transaction_count(account).await?)
     }
 
     /// Stops the nodes and the relayer (anvil stops when the network is dropped).
-    pub async fn stop(mut self) {
-        let _ = self.stop_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), async {
-            while self.services.join_next().await.is_some() {}
-        })
-        .await;
-        self.services.abort_all();
+    pub async fn stop(self) {
+        self.services.stop(Duration::from_secs(10)).await;
     }
 }
 

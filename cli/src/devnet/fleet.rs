@@ -10,10 +10,8 @@
 use std::path::Path;
 
 use alloy::signers::local::PrivateKeySigner;
-use eyre::WrapErr;
-use tokio::task::JoinSet;
-use url::Url;
-use verinfer_node::{Behaviour, IdentityOverride, Node, NodeConfig, TestingConfig};
+use verinfer_devchain::NodeEnv;
+use verinfer_node::{Behaviour, IdentityOverride, NodeConfig, TestingConfig};
 
 /// The GPU model the text task requires (declared by three nodes).
 pub(crate) const TEXT_GPU_MODEL: &str = "devnet-gpu-a";
@@ -75,61 +73,24 @@ pub(crate) fn image_min_vram_mib(cheater: bool) -> u32 {
     if cheater { 16 * 1024 } else { SMALL_VRAM_MIB }
 }
 
-/// What every node of the devnet shares.
-pub(crate) struct NodeEnv<'a> {
-    pub(crate) rpc_url: &'a Url,
-    pub(crate) relayer_url: &'a Url,
-    pub(crate) deployment_path: &'a Path,
-    pub(crate) models_dir: &'a Path,
-    pub(crate) data_dir: &'a Path,
-}
-
-/// Starts (and so registers on chain) every node of `specs` with the matching key, concurrently;
-/// returns them in `specs` order, ready to run.
-pub(crate) async fn start_nodes(
-    specs: &[NodeSpec],
-    keys: &[PrivateKeySigner],
-    env: NodeEnv<'_>,
-) -> eyre::Result<Vec<Node>> {
-    let mut starting = JoinSet::new();
-    for (index, (spec, key)) in specs.iter().zip(keys).enumerate() {
-        let config = NodeConfig {
-            rpc_url: env.rpc_url.clone(),
-            deployment: Some(env.deployment_path.to_path_buf()),
-            relayer_url: env.relayer_url.clone(),
-            models_dir: env.models_dir.to_path_buf(),
-            data_dir: env.data_dir.join(&spec.name),
-            identity: Some(IdentityOverride {
-                gpu_model: spec.gpu_model.to_owned(),
-                vram_mib: spec.vram_mib,
-            }),
-            poll_interval_ms: 200,
-            testing: TestingConfig {
-                behaviour: spec.behaviour,
-                ..TestingConfig::default()
-            },
-            signer: Some(key.clone()),
-            ..NodeConfig::default()
-        };
-        let name = spec.name.clone();
-        starting.spawn(async move {
-            (
-                index,
-                Node::start(config)
-                    .await
-                    .wrap_err_with(|| format!("cannot start node {name}")),
-            )
-        });
+/// The configuration of `spec`'s node, signing with `key`, its state in `<nodes_dir>/<name>`.
+pub(crate) fn node_config(
+    spec: &NodeSpec,
+    key: &PrivateKeySigner,
+    env: &NodeEnv,
+    nodes_dir: &Path,
+) -> NodeConfig {
+    let identity = IdentityOverride {
+        gpu_model: spec.gpu_model.to_owned(),
+        vram_mib: spec.vram_mib,
+    };
+    NodeConfig {
+        testing: TestingConfig {
+            behaviour: spec.behaviour,
+            ..TestingConfig::default()
+        },
+        ..env.node_config(key.clone(), nodes_dir.join(&spec.name), Some(identity))
     }
-    let mut started: Vec<Option<Node>> = specs.iter().map(|_| None).collect();
-    while let Some(joined) = starting.join_next().await {
-        let (index, node) = joined.wrap_err("a node start-up task panicked")?;
-        started[index] = Some(node?);
-    }
-    started
-        .into_iter()
-        .map(|node| node.ok_or_else(|| eyre::eyre!("a node did not start")))
-        .collect()
 }
 
 #[cfg(test)]

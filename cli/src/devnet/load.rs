@@ -71,7 +71,7 @@ fn load_args(model: &ModelRef, index: u32) -> ImageArgs {
 /// Creates `tasks` image tasks, waits for all of them to settle (at most `timeout`) and measures.
 pub(crate) async fn run(
     client: &Client,
-    relayer: &verinfer_relayer::RelayerClient,
+    relayer: &verinfer_wire::RelayerClient,
     model: &ModelRef,
     tasks: u32,
     nodes: usize,
@@ -163,7 +163,7 @@ pub(crate) async fn run(
 }
 
 /// Verified uploads the relayer holds for `tasks` (one per node whose result it accepted).
-async fn uploaded(relayer: &verinfer_relayer::RelayerClient, tasks: &[u64]) -> eyre::Result<u64> {
+async fn uploaded(relayer: &verinfer_wire::RelayerClient, tasks: &[u64]) -> eyre::Result<u64> {
     let mut total = 0;
     for &task_id in tasks {
         let view = relayer

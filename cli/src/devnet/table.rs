@@ -25,12 +25,12 @@ pub(crate) fn render(report: &TaskReport) -> String {
     let task = &report.task;
     let mut out = String::new();
     let kind = match task.kind {
-        TaskKind::ImageGeneration => format!(
+        TaskKind::Image => format!(
             "image ({} image{})",
             task.image_count,
             plural(task.image_count)
         ),
-        TaskKind::TextGeneration => "text".to_owned(),
+        TaskKind::Text => "text".to_owned(),
     };
     let _ = writeln!(
         out,
@@ -78,14 +78,14 @@ pub(crate) fn render(report: &TaskReport) -> String {
 
     if let Some(settlement) = &report.settlement {
         match task.kind {
-            TaskKind::ImageGeneration => {
+            TaskKind::Image => {
                 let _ = writeln!(
                     out,
                     "  pairwise pHash Hamming distances per image (threshold {} bits):",
                     settlement.threshold
                 );
             }
-            TaskKind::TextGeneration => {
+            TaskKind::Text => {
                 let _ = writeln!(
                     out,
                     "  pairwise digest comparison (text must match exactly; distance in differing bits):"
@@ -98,10 +98,10 @@ pub(crate) fn render(report: &TaskReport) -> String {
                 "no result on one side".to_owned()
             } else {
                 let agree = match task.kind {
-                    TaskKind::ImageGeneration => distances
+                    TaskKind::Image => distances
                         .iter()
                         .all(|&d| d <= u16::from(settlement.threshold)),
-                    TaskKind::TextGeneration => distances.iter().all(|&d| d == 0),
+                    TaskKind::Text => distances.iter().all(|&d| d == 0),
                 };
                 let values = distances
                     .iter()
@@ -109,14 +109,14 @@ pub(crate) fn render(report: &TaskReport) -> String {
                     .collect::<Vec<_>>()
                     .join(", ");
                 let rule = match (task.kind, agree) {
-                    (TaskKind::ImageGeneration, true) => {
+                    (TaskKind::Image, true) => {
                         format!("all <= {}: agree", settlement.threshold)
                     }
-                    (TaskKind::ImageGeneration, false) => {
+                    (TaskKind::Image, false) => {
                         format!("some > {}: disagree", settlement.threshold)
                     }
-                    (TaskKind::TextGeneration, true) => "equal: agree".to_owned(),
-                    (TaskKind::TextGeneration, false) => "different: disagree".to_owned(),
+                    (TaskKind::Text, true) => "equal: agree".to_owned(),
+                    (TaskKind::Text, false) => "different: disagree".to_owned(),
                 };
                 format!("[{values}]  {rule}")
             };
@@ -180,10 +180,10 @@ fn node_row(node: &NodeReport, kind: TaskKind) -> [String; 6] {
         None => "nothing committed".to_owned(),
     };
     let result = match kind {
-        TaskKind::ImageGeneration if matches!(node.revealed, Some(RevealedResult::Images(_))) => {
+        TaskKind::Image if matches!(node.revealed, Some(RevealedResult::Images(_))) => {
             format!("pHashes {result}")
         }
-        TaskKind::TextGeneration if matches!(node.revealed, Some(RevealedResult::Text(_))) => {
+        TaskKind::Text if matches!(node.revealed, Some(RevealedResult::Text(_))) => {
             format!("digest {result}")
         }
         _ => result,
