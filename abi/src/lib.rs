@@ -30,11 +30,13 @@ pub use enums::{
 };
 pub use events::{EventError, VerinferEvent, task_event_signatures};
 pub use revert::Revert;
-pub use task::ChainTask;
+pub use task::{ChainTask, Settlement};
 
 /// The `sol!` expansions. Everything useful is re-exported at the crate root.
-// Generated event constructors take one argument per field (`TaskCreated` has eight).
-#[allow(clippy::too_many_arguments)]
+// Generated event constructors take one argument per field (`TaskCreated` has eight); the JSON
+// ABI carries no NatSpec, so the generated items (the `IVerinfer` structs, every call and event
+// type) cannot have docs: their documentation is the contract's NatSpec in `contracts/src`.
+#[allow(clippy::too_many_arguments, missing_docs)]
 pub mod bindings {
     alloy::sol!(
         /// The verinfer validation contract (with the `IVerinfer` types, events and errors).

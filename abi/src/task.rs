@@ -1,5 +1,5 @@
-//! [`ChainTask`]: a task as `getTask` returns it, decoded once for the node, the client and the
-//! CLI.
+//! [`ChainTask`]: a task as `getTask` returns it, and [`Settlement`]: how it was settled
+//! (`TaskSettled`), decoded once for the relayer, the node, the client and the CLI.
 
 use alloy::primitives::{Address, B256};
 
@@ -90,5 +90,37 @@ impl ChainTask {
     /// The slot (0..3) of `node` in this task, if it was selected.
     pub fn slot_of(&self, node: Address) -> Option<usize> {
         self.nodes.iter().position(|&selected| selected == node)
+    }
+}
+
+/// The settlement of a task (`TaskSettled`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Validated, Aborted or Errored.
+    pub outcome: TaskStatus,
+    /// Bit i: node i agreed with another node and was paid.
+    pub agreeing_mask: u8,
+    /// Pairwise distances, pairs (0,1), (0,2), (1,2); per image (pair-major) for image tasks,
+    /// one per pair for text tasks; [`crate::NO_RESULT`] where a side has no result.
+    pub distances: Vec<u16>,
+    /// The Hamming threshold image distances were judged against.
+    pub threshold: u8,
+    /// Fee share paid into each agreeing node's stake.
+    pub reward_per_node: u128,
+}
+
+impl Settlement {
+    /// Distances of the pair `(a, b)` (`a < b`, slots 0..3): one per image, or one for text.
+    pub fn pair_distances(&self, a: usize, b: usize) -> &[u16] {
+        let pair = match (a, b) {
+            (0, 1) => 0,
+            (0, 2) => 1,
+            (1, 2) => 2,
+            _ => return &[],
+        };
+        let per_pair = self.distances.len() / 3;
+        self.distances
+            .get(pair * per_pair..(pair + 1) * per_pair)
+            .unwrap_or(&[])
     }
 }

@@ -4,11 +4,11 @@
 
 use alloy_primitives::Address;
 use sqlx::AnyConnection;
-use verinfer_abi::{NodeState, TaskStatus, VerinferEvent};
+use verinfer_abi::{ChainTask, NodeState, Settlement, TaskStatus, VerinferEvent};
 
 use crate::store::{
-    NodeRecord, Settlement, StoreError, TaskNodeRecord, TaskRecord, load_node, load_task,
-    load_task_nodes, save_node, save_task, save_task_node,
+    NodeRecord, StoreError, TaskNodeRecord, TaskRecord, load_node, load_task, load_task_nodes,
+    save_node, save_task, save_task_node,
 };
 
 /// Applies one event at `block` to the derived tables.
@@ -137,7 +137,7 @@ async fn apply_task_created(
     else {
         return Ok(());
     };
-    let record = TaskRecord {
+    let chain = ChainTask {
         task_id: *task_id,
         creator: *creator,
         kind: *kind,
@@ -147,13 +147,16 @@ async fn apply_task_created(
         args_hash: *args_hash,
         gpu_model: *gpu_model,
         fee: *fee,
-        queue_key: None,
-        nodes: None,
+        nodes: [Address::ZERO; 3],
         committed_mask: 0,
         revealed_mask: 0,
         invalid_mask: 0,
         commit_deadline: 0,
         reveal_deadline: 0,
+    };
+    let record = TaskRecord {
+        chain,
+        queue_key: None,
         settlement: None,
         created_block: block,
         updated_block: block,
@@ -170,11 +173,11 @@ async fn apply_task_started(
     (commit_deadline, reveal_deadline): (u32, u32),
 ) -> Result<(), StoreError> {
     update_task(conn, task_id, block, |t| {
-        t.status = TaskStatus::Committing;
+        t.chain.status = TaskStatus::Committing;
         t.queue_key = None;
-        t.nodes = Some(*nodes);
-        t.commit_deadline = commit_deadline;
-        t.reveal_deadline = reveal_deadline;
+        t.chain.nodes = *nodes;
+        t.chain.commit_deadline = commit_deadline;
+        t.chain.reveal_deadline = reveal_deadline;
     })
     .await?;
     for (slot, node) in nodes.iter().enumerate() {
@@ -207,14 +210,14 @@ async fn apply_task_phase(
     match event {
         E::TaskQueued { task_id, queue_key } => {
             update_task(conn, *task_id, block, |t| {
-                t.status = TaskStatus::Queued;
+                t.chain.status = TaskStatus::Queued;
                 t.queue_key = Some(*queue_key);
             })
             .await?;
         }
         E::TaskCancelled { task_id } => {
             update_task(conn, *task_id, block, |t| {
-                t.status = TaskStatus::Cancelled;
+                t.chain.status = TaskStatus::Cancelled;
                 t.queue_key = None;
             })
             .await?;
@@ -224,8 +227,8 @@ async fn apply_task_phase(
             reveal_deadline,
         } => {
             update_task(conn, *task_id, block, |t| {
-                t.status = TaskStatus::Revealing;
-                t.reveal_deadline = *reveal_deadline;
+                t.chain.status = TaskStatus::Revealing;
+                t.chain.reveal_deadline = *reveal_deadline;
             })
             .await?;
         }
@@ -254,12 +257,12 @@ async fn apply_node_result(
     })
     .await?;
     update_task(conn, task_id, block, |t| match event {
-        E::ResultCommitted { .. } => t.committed_mask |= bit(slot),
+        E::ResultCommitted { .. } => t.chain.committed_mask |= bit(slot),
         E::InvalidArgsReported { .. } => {
-            t.revealed_mask |= bit(slot);
-            t.invalid_mask |= bit(slot);
+            t.chain.revealed_mask |= bit(slot);
+            t.chain.invalid_mask |= bit(slot);
         }
-        _ => t.revealed_mask |= bit(slot),
+        _ => t.chain.revealed_mask |= bit(slot),
     })
     .await?;
     Ok(())
@@ -283,8 +286,9 @@ async fn apply_settlement(
         return Ok(());
     };
     let task = update_task(conn, *task_id, block, |t| {
-        t.status = *outcome;
+        t.chain.status = *outcome;
         t.settlement = Some(Settlement {
+            outcome: *outcome,
             agreeing_mask: *agreeing_mask,
             distances: distances.clone(),
             threshold: *threshold,
@@ -294,7 +298,7 @@ async fn apply_settlement(
     .await?;
     // The contract releases every node still busy with this task (no event); slashes, kicks and
     // exits follow as their own events and override this.
-    if let Some(nodes) = task.and_then(|t| t.nodes) {
+    if let Some(nodes) = task.and_then(|t| t.nodes()) {
         for node in nodes {
             update_node(conn, node, block, |n| {
                 if n.state == NodeState::Busy && n.task_id == *task_id {

@@ -9,7 +9,7 @@ use sqlx::{
     Any, AnyConnection, AnyPool, Row, Transaction,
     any::{AnyPoolOptions, AnyRow},
 };
-use verinfer_abi::{NodeState, TaskKind, TaskStatus, VerinferEvent};
+use verinfer_abi::{ChainTask, NodeState, Settlement, TaskKind, TaskStatus, VerinferEvent};
 
 use crate::{
     derived,
@@ -69,42 +69,16 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A stored task (derived from events).
+/// A stored task, derived from events: the chain's record of it as `getTask` would return it,
+/// plus what only the events say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRecord {
-    /// Task id.
-    pub task_id: u64,
-    /// Creator.
-    pub creator: Address,
-    /// Image or text.
-    pub kind: TaskKind,
-    /// Current status.
-    pub status: TaskStatus,
-    /// Images to generate (0 for text).
-    pub image_count: u8,
-    /// VRAM each node needs.
-    pub min_vram_mib: u32,
-    /// keccak256 of the args bytes.
-    pub args_hash: B256,
-    /// GPU model id required of text tasks (zero: any).
-    pub gpu_model: B256,
-    /// Escrowed fee.
-    pub fee: u128,
+    /// The task as the chain holds it (status [`TaskStatus::None`] between its `TaskCreated` and
+    /// the `TaskQueued` / `TaskStarted` of the same transaction).
+    pub chain: ChainTask,
     /// Queue key while queued.
     pub queue_key: Option<B256>,
-    /// The three selected nodes, once started.
-    pub nodes: Option<[Address; 3]>,
-    /// Bit i: node i committed.
-    pub committed_mask: u8,
-    /// Bit i: node i revealed (a result or an invalid-args report).
-    pub revealed_mask: u8,
-    /// Bit i: node i reported invalid args.
-    pub invalid_mask: u8,
-    /// Commit deadline (unix seconds).
-    pub commit_deadline: u32,
-    /// Reveal deadline (unix seconds).
-    pub reveal_deadline: u32,
-    /// The settlement, once settled.
+    /// The settlement, once settled (its outcome is the task's status).
     pub settlement: Option<Settlement>,
     /// Block of `TaskCreated`.
     pub created_block: u64,
@@ -112,17 +86,11 @@ pub struct TaskRecord {
     pub updated_block: u64,
 }
 
-/// A task's `TaskSettled` data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settlement {
-    /// Bit i: node i agreed with another node and was paid.
-    pub agreeing_mask: u8,
-    /// Pairwise distances, pairs (0,1), (0,2), (1,2); per image for image tasks.
-    pub distances: Vec<u16>,
-    /// Hamming threshold the image distances were judged against.
-    pub threshold: u8,
-    /// Fee share paid to each agreeing node.
-    pub reward_per_node: u128,
+impl TaskRecord {
+    /// The three selected nodes, once started.
+    pub fn nodes(&self) -> Option<[Address; 3]> {
+        self.chain.started().then_some(self.chain.nodes)
+    }
 }
 
 /// What one selected node committed and revealed.
@@ -792,13 +760,18 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
     let node1: Option<String> = row.try_get("node1")?;
     let node2: Option<String> = row.try_get("node2")?;
     let nodes = match (node0, node1, node2) {
-        (Some(a), Some(b), Some(c)) => Some([
+        (Some(a), Some(b), Some(c)) => [
             parse(T, "node0", a)?,
             parse(T, "node1", b)?,
             parse(T, "node2", c)?,
-        ]),
-        _ => None,
+        ],
+        _ => [Address::ZERO; 3],
     };
+    let status = TaskStatus::from_wire_name(&status_text).ok_or(StoreError::Corrupt {
+        table: T,
+        column: "status",
+        value: status_text,
+    })?;
     let agreeing: Option<i64> = row.try_get("agreeing_mask")?;
     let settlement = match agreeing {
         Some(mask) => {
@@ -813,6 +786,7 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
             let threshold: Option<i64> = row.try_get("threshold")?;
             let reward: Option<String> = row.try_get("reward_per_node")?;
             Some(Settlement {
+                outcome: status,
                 agreeing_mask: int(T, "agreeing_mask", mask)?,
                 distances,
                 threshold: int(T, "threshold", threshold.unwrap_or(-1))?,
@@ -822,7 +796,7 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
         None => None,
     };
     let queue_key: Option<String> = row.try_get("queue_key")?;
-    Ok(TaskRecord {
+    let chain = ChainTask {
         task_id: int(T, "task_id", row.try_get("task_id")?)?,
         creator: parse(T, "creator", row.try_get("creator")?)?,
         kind: kind_text
@@ -833,25 +807,24 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
                 column: "kind",
                 value: kind_text,
             })?,
-        status: TaskStatus::from_wire_name(&status_text).ok_or(StoreError::Corrupt {
-            table: T,
-            column: "status",
-            value: status_text,
-        })?,
+        status,
         image_count: int(T, "image_count", row.try_get("image_count")?)?,
         min_vram_mib: int(T, "min_vram_mib", row.try_get("min_vram_mib")?)?,
         args_hash: parse(T, "args_hash", row.try_get("args_hash")?)?,
         gpu_model: parse(T, "gpu_model", row.try_get("gpu_model")?)?,
         fee: parse(T, "fee", row.try_get("fee")?)?,
-        queue_key: queue_key
-            .map(|key| parse(T, "queue_key", key))
-            .transpose()?,
         nodes,
         committed_mask: int(T, "committed_mask", row.try_get("committed_mask")?)?,
         revealed_mask: int(T, "revealed_mask", row.try_get("revealed_mask")?)?,
         invalid_mask: int(T, "invalid_mask", row.try_get("invalid_mask")?)?,
         commit_deadline: int(T, "commit_deadline", row.try_get("commit_deadline")?)?,
         reveal_deadline: int(T, "reveal_deadline", row.try_get("reveal_deadline")?)?,
+    };
+    Ok(TaskRecord {
+        chain,
+        queue_key: queue_key
+            .map(|key| parse(T, "queue_key", key))
+            .transpose()?,
         settlement,
         created_block: int(T, "created_block", row.try_get("created_block")?)?,
         updated_block: int(T, "updated_block", row.try_get("updated_block")?)?,
@@ -859,7 +832,9 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
 }
 
 pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Result<()> {
-    let nodes = task.nodes.map(|nodes| nodes.map(|node| hex_address(&node)));
+    let nodes = task
+        .nodes()
+        .map(|nodes| nodes.map(|node| hex_address(&node)));
     let [node0, node1, node2] =
         nodes.map_or([None, None, None], |[a, b, c]| [Some(a), Some(b), Some(c)]);
     let settlement = task.settlement.as_ref();
@@ -872,24 +847,24 @@ pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Re
          reward_per_node = $22, created_block = $23, updated_block = $24"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(to_i64(task.task_id))
-        .bind(hex_address(&task.creator))
-        .bind(task.kind.as_str())
-        .bind(task.status.wire_name())
-        .bind(i64::from(task.image_count))
-        .bind(i64::from(task.min_vram_mib))
-        .bind(hex_b256(&task.args_hash))
-        .bind(hex_b256(&task.gpu_model))
-        .bind(task.fee.to_string())
+        .bind(to_i64(task.chain.task_id))
+        .bind(hex_address(&task.chain.creator))
+        .bind(task.chain.kind.as_str())
+        .bind(task.chain.status.wire_name())
+        .bind(i64::from(task.chain.image_count))
+        .bind(i64::from(task.chain.min_vram_mib))
+        .bind(hex_b256(&task.chain.args_hash))
+        .bind(hex_b256(&task.chain.gpu_model))
+        .bind(task.chain.fee.to_string())
         .bind(task.queue_key.as_ref().map(hex_b256))
         .bind(node0)
         .bind(node1)
         .bind(node2)
-        .bind(i64::from(task.committed_mask))
-        .bind(i64::from(task.revealed_mask))
-        .bind(i64::from(task.invalid_mask))
-        .bind(i64::from(task.commit_deadline))
-        .bind(i64::from(task.reveal_deadline))
+        .bind(i64::from(task.chain.committed_mask))
+        .bind(i64::from(task.chain.revealed_mask))
+        .bind(i64::from(task.chain.invalid_mask))
+        .bind(i64::from(task.chain.commit_deadline))
+        .bind(i64::from(task.chain.reveal_deadline))
         .bind(settlement.map(|s| i64::from(s.agreeing_mask)))
         .bind(settlement.map(|s| serde_json::to_string(&s.distances).unwrap_or_default()))
         .bind(settlement.map(|s| i64::from(s.threshold)))

@@ -1,8 +1,8 @@
 //! What the chain says about a task: its record plus the events of its reveals and settlement.
 
 use alloy::primitives::{Address, B256};
-pub use verinfer_abi::ChainTask;
-use verinfer_abi::{SlashReason, TaskStatus};
+use verinfer_abi::SlashReason;
+pub use verinfer_abi::{ChainTask, Settlement};
 
 /// The chain's view of a task together with the relayer's, as `task_status` returns it.
 #[derive(Debug, Clone)]
@@ -22,38 +22,6 @@ pub enum RevealedResult {
     Text(B256),
     /// A report that the args are invalid.
     InvalidArgs,
-}
-
-/// The settlement of a task (`TaskSettled`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settlement {
-    /// Validated, Aborted or Errored.
-    pub outcome: TaskStatus,
-    /// Bit i: node i agreed with another node and was paid.
-    pub agreeing_mask: u8,
-    /// Pairwise distances, pairs (0,1), (0,2), (1,2); per image (pair-major) for image tasks,
-    /// one per pair for text tasks; [`verinfer_abi::NO_RESULT`] where a side has no result.
-    pub distances: Vec<u16>,
-    /// The Hamming threshold image distances were judged against.
-    pub threshold: u8,
-    /// Fee share paid into each agreeing node's stake.
-    pub reward_per_node: u128,
-}
-
-impl Settlement {
-    /// Distances of the pair `(a, b)` (`a < b`, slots 0..3): one per image, or one for text.
-    pub fn pair_distances(&self, a: usize, b: usize) -> &[u16] {
-        let pair = match (a, b) {
-            (0, 1) => 0,
-            (0, 2) => 1,
-            (1, 2) => 2,
-            _ => return &[],
-        };
-        let per_pair = self.distances.len() / 3;
-        self.distances
-            .get(pair * per_pair..(pair + 1) * per_pair)
-            .unwrap_or(&[])
-    }
 }
 
 /// A slash (`NodeSlashed`, followed by `NodeKicked`).

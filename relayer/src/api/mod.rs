@@ -281,7 +281,7 @@ async fn get_task_args(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let task = known_task(&state, parse_task_id(&id)?).await?;
-    let bytes = args_bytes(&state, task.args_hash).await?;
+    let bytes = args_bytes(&state, task.chain.args_hash).await?;
     Ok(bytes_response(BlobKind::Args.content_type(), bytes))
 }
 
@@ -293,16 +293,16 @@ async fn get_task(
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
     let task = known_task(&state, parse_task_id(&id)?).await?;
-    let nodes = state.0.store.task_nodes(task.task_id).await?;
+    let nodes = state.0.store.task_nodes(task.chain.task_id).await?;
     let uploaded: Vec<Address> = state
         .0
         .store
-        .results(task.task_id)
+        .results(task.chain.task_id)
         .await?
         .iter()
         .map(|r| r.node)
         .collect();
-    let args_available = state.0.store.blob(task.args_hash).await?.is_some();
+    let args_available = state.0.store.blob(task.chain.args_hash).await?.is_some();
     Ok(Json(task_view(&task, &nodes, &uploaded, args_available)))
 }
 
@@ -349,7 +349,7 @@ fn verify_upload(
     request: UploadRequest,
 ) -> Result<VerifiedUpload, ApiError> {
     request
-        .verify_signer(settings.chain_id, settings.verinfer, task.task_id)
+        .verify_signer(settings.chain_id, settings.verinfer, task.chain.task_id)
         .map_err(|err| match err {
             AuthError::WrongSigner { .. }
             | AuthError::MalformedSignature(_)
@@ -370,7 +370,10 @@ fn verify_upload(
                 ErrorCode::DigestMismatch
             }
         };
-        ApiError::new(code, format!("task {}, node {node}: {error}", task.task_id))
+        ApiError::new(
+            code,
+            format!("task {}, node {node}: {error}", task.chain.task_id),
+        )
     };
     match request.payload {
         UploadPayload::Image {
@@ -452,17 +455,17 @@ async fn accept_upload(
 ) -> Result<Response, ApiError> {
     let settings = state.0.settings;
     let task = known_task(state, task_id).await?;
-    if request.payload.kind() != task.kind {
+    if request.payload.kind() != task.chain.kind {
         return Err(ApiError::new(
             ErrorCode::WrongPayloadKind,
             format!(
                 "task {task_id} is a {} task, the upload is a {} payload",
-                task.kind.as_str(),
+                task.chain.kind.as_str(),
                 request.payload.kind()
             ),
         ));
     }
-    let Some(nodes) = task.nodes else {
+    let Some(nodes) = task.nodes() else {
         return Err(ApiError::new(
             ErrorCode::TaskNotStarted,
             format!("task {task_id} has no selected nodes yet"),
@@ -599,18 +602,19 @@ async fn get_results(
     let Query(query) =
         query.map_err(|err| ApiError::new(ErrorCode::BadRequest, err.body_text()))?;
     let task = known_task(&state, parse_task_id(&id)?).await?;
-    let (TaskStatus::Validated, Some(settlement)) = (task.status, task.settlement.as_ref()) else {
+    let (TaskStatus::Validated, Some(settlement)) = (task.chain.status, task.settlement.as_ref())
+    else {
         return Err(ApiError::new(
             ErrorCode::TaskNotValidated,
             format!(
                 "task {} is {}, not validated: it has no results to serve",
-                task.task_id,
-                task.status.wire_name()
+                task.chain.task_id,
+                task.chain.status.wire_name()
             ),
         ));
     };
-    let reveals = state.0.store.task_nodes(task.task_id).await?;
-    let uploads = state.0.store.results(task.task_id).await?;
+    let reveals = state.0.store.task_nodes(task.chain.task_id).await?;
+    let uploads = state.0.store.results(task.chain.task_id).await?;
     let mut results = Vec::new();
     let mut pending_nodes = Vec::new();
     for reveal in reveals
@@ -621,7 +625,7 @@ async fn get_results(
             pending_nodes.push(reveal.node);
             continue;
         };
-        let (images, output) = match task.kind {
+        let (images, output) = match task.chain.kind {
             TaskKind::Image => {
                 let mut images = Vec::with_capacity(upload.items.len());
                 for item in &upload.items {
@@ -671,8 +675,8 @@ async fn get_results(
         });
     }
     Ok(Json(TaskResultsView {
-        task_id: task.task_id,
-        kind: task.kind,
+        task_id: task.chain.task_id,
+        kind: task.chain.kind,
         results,
         pending_nodes,
     }))

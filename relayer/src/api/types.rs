@@ -35,29 +35,30 @@ pub fn task_view(
     args_available: bool,
 ) -> TaskView {
     let settled_mask = task.settlement.as_ref().map(|s| s.agreeing_mask);
+    let chain = &task.chain;
     TaskView {
-        task_id: task.task_id,
-        kind: task.kind,
-        status: task.status,
-        creator: task.creator,
-        image_count: task.image_count,
-        min_vram_mib: task.min_vram_mib,
-        args_hash: task.args_hash,
+        task_id: chain.task_id,
+        kind: chain.kind,
+        status: chain.status,
+        creator: chain.creator,
+        image_count: chain.image_count,
+        min_vram_mib: chain.min_vram_mib,
+        args_hash: chain.args_hash,
         args_available,
-        gpu_model: task.gpu_model,
-        fee: task.fee.to_string(),
+        gpu_model: chain.gpu_model,
+        fee: chain.fee.to_string(),
         queue_key: task.queue_key,
         nodes: nodes
             .iter()
             .map(|record| task_node_view(record, settled_mask, uploaded.contains(&record.node)))
             .collect(),
-        committed_mask: task.committed_mask,
-        revealed_mask: task.revealed_mask,
-        invalid_mask: task.invalid_mask,
-        commit_deadline: task.commit_deadline,
-        reveal_deadline: task.reveal_deadline,
+        committed_mask: chain.committed_mask,
+        revealed_mask: chain.revealed_mask,
+        invalid_mask: chain.invalid_mask,
+        commit_deadline: chain.commit_deadline,
+        reveal_deadline: chain.reveal_deadline,
         settlement: task.settlement.as_ref().map(|s| SettlementView {
-            outcome: task.status,
+            outcome: s.outcome,
             agreeing_mask: s.agreeing_mask,
             distances: s.distances.clone(),
             threshold: s.threshold,
