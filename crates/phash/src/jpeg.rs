@@ -24,10 +24,13 @@ use image::{DynamicImage, GrayImage, RgbImage};
 /// Why a JPEG could not be decoded exactly.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JpegError {
+    /// The data does not start with the SOI marker (`FF D8`).
     #[error("not a JPEG file (no SOI marker)")]
     NotJpeg,
+    /// A valid JPEG this decoder does not reproduce exactly; names the feature.
     #[error("unsupported JPEG: {0}")]
     Unsupported(&'static str),
+    /// Corrupt or truncated JPEG data; says what is wrong.
     #[error("malformed JPEG: {0}")]
     Malformed(&'static str),
 }

@@ -78,8 +78,10 @@ impl fmt::LowerHex for PHash {
 /// Why a string is not a pHash.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParsePHashError {
+    /// The string is all hex digits but not 16 of them; holds its length.
     #[error("a pHash is 16 hex digits, got {0} characters")]
     Length(usize),
+    /// The string holds a character that is not a hex digit (the first such one).
     #[error("a pHash is 16 hex digits, found {0:?}")]
     NotHex(char),
 }
@@ -104,20 +106,28 @@ impl FromStr for PHash {
 /// Why an image could not be hashed.
 #[derive(Debug, thiserror::Error)]
 pub enum PhashError {
+    /// The image file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// The I/O error reading it.
         #[source]
         source: std::io::Error,
     },
+    /// In-memory image bytes could not be decoded.
     #[error("cannot decode image: {source}")]
     Decode {
+        /// The decoder's error.
         #[source]
         source: ImageError,
     },
+    /// The contents of an image file could not be decoded.
     #[error("cannot decode {}: {source}", path.display())]
     DecodeFile {
+        /// The file whose contents could not be decoded.
         path: PathBuf,
+        /// The decoder's error.
         #[source]
         source: ImageError,
     },

@@ -43,13 +43,21 @@ impl ClipActivation {
 /// CLIP text transformer configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipConfig {
+    /// Size of the token vocabulary (rows of the token embedding).
     pub vocab_size: usize,
+    /// Width of the hidden states.
     pub hidden_size: usize,
+    /// Hidden width of each layer's MLP.
     pub intermediate_size: usize,
+    /// Number of transformer layers (at least 2).
     pub num_hidden_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size`.
     pub num_attention_heads: usize,
+    /// Longest token sequence (rows of the position embedding).
     pub max_position_embeddings: usize,
+    /// Activation of each layer's MLP.
     pub activation: ClipActivation,
+    /// Epsilon of the layer norms.
     pub layer_norm_eps: f64,
     /// Width of `text_projection`, when the checkpoint has one and it is used.
     pub projection_dim: Option<usize>,

@@ -53,64 +53,96 @@ impl PerBlock {
 /// `unet/config.json` (`UNet2DConditionModel`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct UnetJson {
+    /// Latent height and width the model was trained at (default 64).
     #[serde(default = "default_sample_size")]
     pub sample_size: usize,
+    /// Channels of the input latents (default 4).
     #[serde(default = "default_latent_channels")]
     pub in_channels: usize,
+    /// Channels of the predicted output (default 4).
     #[serde(default = "default_latent_channels")]
     pub out_channels: usize,
+    /// Map input latents from [0, 1] to [-1, 1] (`2x - 1`) before `conv_in` (default false).
     #[serde(default)]
     pub center_input_sample: bool,
+    /// Timestep embedding puts the cosines before the sines (default true).
     #[serde(default = "default_true")]
     pub flip_sin_to_cos: bool,
+    /// Frequency shift of the sinusoidal timestep embedding (default 0).
     #[serde(default)]
     pub freq_shift: f64,
+    /// Down block kinds, top to bottom: `CrossAttnDownBlock2D` or `DownBlock2D`.
     pub down_block_types: Vec<String>,
+    /// Up block kinds, bottom to top; must mirror `down_block_types`.
     pub up_block_types: Vec<String>,
+    /// Output channels of each UNet down block, top to bottom.
     pub block_out_channels: Vec<usize>,
+    /// ResNet layers in each down block (up blocks get one more); default 2, must be uniform.
     #[serde(default = "default_layers_per_block")]
     pub layers_per_block: PerBlock,
+    /// Padding of the down blocks' downsampling convolutions (default 1).
     #[serde(default = "default_one")]
     pub downsample_padding: usize,
+    /// Output scale factor (divisor) of the mid block's resnets (default 1.0).
     #[serde(default = "default_one_f")]
     pub mid_block_scale_factor: f64,
+    /// Mid block kind; only `UNetMidBlock2DCrossAttn` (assumed when absent) is supported.
     #[serde(default)]
     pub mid_block_type: Option<String>,
+    /// Activation of the resnets; only `silu` (the default) is supported.
     #[serde(default = "default_silu")]
     pub act_fn: String,
+    /// Groups of the group norms (default 32, the only value supported).
     #[serde(default = "default_groups")]
     pub norm_num_groups: usize,
+    /// Epsilon of the group norms (default 1e-5).
     #[serde(default = "default_norm_eps")]
     pub norm_eps: f64,
+    /// Width of the text-encoder states that cross-attention reads; the same for every block.
     pub cross_attention_dim: PerBlock,
+    /// Attention head *count* of each block, despite the name (diffusers' misnaming); default 8.
     #[serde(default = "default_attention_head_dim")]
     pub attention_head_dim: PerBlock,
+    /// Attention head count of each block; overrides `attention_head_dim` when set.
     #[serde(default)]
     pub num_attention_heads: Option<PerBlock>,
+    /// Transformers project in and out with linear layers, not 1x1 convolutions (default false).
     #[serde(default)]
     pub use_linear_projection: bool,
+    /// Transformer layers in each cross-attention block (default 1).
     #[serde(default = "default_transformer_layers")]
     pub transformer_layers_per_block: PerBlock,
+    /// Extra conditioning added to the time embedding: absent, or `text_time` (SDXL).
     #[serde(default)]
     pub addition_embed_type: Option<String>,
+    /// `text_time`: sinusoidal width of each of the six micro-conditioning time ids.
     #[serde(default)]
     pub addition_time_embed_dim: Option<usize>,
+    /// `text_time`: input width of the added embedding (pooled width + 6 x time embed dim).
     #[serde(default)]
     pub projection_class_embeddings_input_dim: Option<usize>,
+    /// Class-embedding kind; only absent/null is supported.
     #[serde(default)]
     pub class_embed_type: Option<String>,
+    /// Projection applied to the encoder hidden states; only absent/null is supported.
     #[serde(default)]
     pub encoder_hid_dim_type: Option<String>,
+    /// Timestep embedding kind; only `positional` (sinusoidal, assumed when absent) is supported.
     #[serde(default)]
     pub time_embedding_type: Option<String>,
+    /// How resnets take the time embedding; only `default` (added; assumed when absent).
     #[serde(default)]
     pub resnet_time_scale_shift: Option<String>,
+    /// Attention blocks without self-attention (bool or per block); only absent or `false`.
     #[serde(default)]
     pub only_cross_attention: Option<serde_json::Value>,
+    /// Dual cross-attention (Versatile Diffusion); refused when true (default false).
     #[serde(default)]
     pub dual_cross_attention: bool,
+    /// Kernel size of `conv_in`; only 3 (assumed when absent) is supported.
     #[serde(default)]
     pub conv_in_kernel: Option<usize>,
+    /// Kernel size of `conv_out`; only 3 (assumed when absent) is supported.
     #[serde(default)]
     pub conv_out_kernel: Option<usize>,
 }
@@ -161,20 +193,35 @@ pub struct TextTimeConfig {
 /// The UNet configuration, validated.
 #[derive(Debug, Clone)]
 pub struct UnetConfig {
+    /// Latent height and width the model was trained at.
     pub sample_size: usize,
+    /// Channels of the input latents.
     pub in_channels: usize,
+    /// Channels of the predicted output.
     pub out_channels: usize,
+    /// Map input latents from [0, 1] to [-1, 1] (`2x - 1`) before `conv_in`.
     pub center_input_sample: bool,
+    /// Timestep embedding puts the cosines before the sines.
     pub flip_sin_to_cos: bool,
+    /// Frequency shift of the sinusoidal timestep embedding.
     pub freq_shift: f64,
+    /// Down blocks, top to bottom: channels, transformer layers if cross-attending, head count.
     pub blocks: Vec<BlockConfig>,
+    /// ResNet layers in each down block (up blocks get one more).
     pub layers_per_block: usize,
+    /// Padding of the down blocks' downsampling convolutions.
     pub downsample_padding: usize,
+    /// Output scale factor (divisor) of the mid block's resnets.
     pub mid_block_scale_factor: f64,
+    /// Groups of the group norms (always 32).
     pub norm_num_groups: usize,
+    /// Epsilon of the group norms.
     pub norm_eps: f64,
+    /// Width of the text-encoder states that cross-attention reads.
     pub cross_attention_dim: usize,
+    /// Transformers project in and out with linear layers, not 1x1 convolutions.
     pub use_linear_projection: bool,
+    /// The SDXL micro-conditioning, when `addition_embed_type` is `text_time`.
     pub text_time: Option<TextTimeConfig>,
 }
 
@@ -357,31 +404,46 @@ impl UnetJson {
 /// `vae/config.json` (`AutoencoderKL`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct VaeJson {
+    /// Channels of the images the encoder takes (default 3).
     #[serde(default = "default_rgb")]
     pub in_channels: usize,
+    /// Channels of the images the decoder yields (default 3).
     #[serde(default = "default_rgb")]
     pub out_channels: usize,
+    /// Encoder block kinds, top to bottom; only `DownEncoderBlock2D` is supported.
     pub down_block_types: Vec<String>,
+    /// Decoder block kinds; only `UpDecoderBlock2D` is supported.
     pub up_block_types: Vec<String>,
+    /// Output channels of each encoder block, top to bottom (the decoder mirrors them).
     pub block_out_channels: Vec<usize>,
+    /// ResNet layers in each encoder block (decoder blocks get one more); default 1.
     #[serde(default = "default_one")]
     pub layers_per_block: usize,
+    /// Activation; only `silu` (the default) is supported.
     #[serde(default = "default_silu")]
     pub act_fn: String,
+    /// Channels of the latent space (default 4).
     #[serde(default = "default_latent_channels")]
     pub latent_channels: usize,
+    /// Groups of the group norms (default 32); must divide every `block_out_channels` entry.
     #[serde(default = "default_groups")]
     pub norm_num_groups: usize,
+    /// Latents are this times the VAE's; they are divided by it before decoding (default 0.18215).
     #[serde(default = "default_scaling_factor")]
     pub scaling_factor: f64,
+    /// Latent shift (SD3, Flux); only absent or 0 is supported.
     #[serde(default)]
     pub shift_factor: Option<f64>,
+    /// Keep the VAE in f32 when the pipeline runs in f16 (default false; SDXL sets it).
     #[serde(default)]
     pub force_upcast: bool,
+    /// The encoder ends with a `quant_conv` (default true).
     #[serde(default = "default_true")]
     pub use_quant_conv: bool,
+    /// The decoder starts with a `post_quant_conv` (default true).
     #[serde(default = "default_true")]
     pub use_post_quant_conv: bool,
+    /// Attention in the mid blocks; only absent or `true` (diffusers' default) is supported.
     #[serde(default)]
     pub mid_block_add_attention: Option<bool>,
 }
@@ -396,10 +458,15 @@ fn default_scaling_factor() -> f64 {
 /// The VAE configuration, validated.
 #[derive(Debug, Clone)]
 pub struct VaeConfig {
+    /// The configuration candle's `AutoEncoderKL` is built from.
     pub candle: candle_transformers::models::stable_diffusion::vae::AutoEncoderKLConfig,
+    /// Channels of the images the encoder takes.
     pub in_channels: usize,
+    /// Channels of the images the decoder yields.
     pub out_channels: usize,
+    /// Latents are this times the VAE's; they are divided by it before decoding.
     pub scaling_factor: f64,
+    /// Keep the VAE in f32 when the pipeline runs in f16.
     pub force_upcast: bool,
     /// Image pixels per latent pixel along a side: `2^(blocks - 1)`.
     pub scale_factor: usize,
@@ -493,20 +560,31 @@ impl VaeJson {
 /// `text_encoder*/config.json` (`CLIPTextModel`, `CLIPTextModelWithProjection`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClipJson {
+    /// Size of the token vocabulary (rows of the token embedding).
     pub vocab_size: usize,
+    /// Width of the hidden states.
     pub hidden_size: usize,
+    /// Hidden width of each layer's MLP.
     pub intermediate_size: usize,
+    /// Number of transformer layers.
     pub num_hidden_layers: usize,
+    /// Attention heads per layer; must divide `hidden_size`.
     pub num_attention_heads: usize,
+    /// Longest token sequence (rows of the position embedding).
     pub max_position_embeddings: usize,
+    /// MLP activation, by transformers' name (default `quick_gelu`).
     #[serde(default = "default_quick_gelu")]
     pub hidden_act: String,
+    /// Epsilon of the layer norms (default 1e-5).
     #[serde(default = "default_clip_eps")]
     pub layer_norm_eps: f64,
+    /// Width of `text_projection` (`CLIPTextModelWithProjection`); needed for the pooled embedding.
     #[serde(default)]
     pub projection_dim: Option<usize>,
+    /// Id of the end-of-text token, when the file gives one.
     #[serde(default)]
     pub eos_token_id: Option<u32>,
+    /// transformers class names, e.g. `CLIPTextModelWithProjection` (default empty).
     #[serde(default)]
     pub architectures: Vec<String>,
 }
@@ -523,35 +601,47 @@ fn default_clip_eps() -> f64 {
 /// `Scheduler.from_config`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchedulerJson {
+    /// Diffusion timesteps the model was trained with (default 1000).
     #[serde(default = "default_train_timesteps")]
     pub num_train_timesteps: usize,
+    /// First beta of the noise schedule (default 0.0001).
     #[serde(default = "default_beta_start")]
     pub beta_start: f64,
+    /// Last beta of the noise schedule (default 0.02).
     #[serde(default = "default_beta_end")]
     pub beta_end: f64,
+    /// Beta curve: `linear` (default), `scaled_linear` or `squaredcos_cap_v2`.
     #[serde(default = "default_beta_schedule")]
     pub beta_schedule: String,
+    /// Explicit betas, one per training timestep; they replace `beta_schedule` when given.
     #[serde(default)]
     pub trained_betas: Option<Vec<f64>>,
+    /// What the UNet predicts: `epsilon` (the noise; default), `v_prediction` or `sample`.
     #[serde(default = "default_prediction_type")]
     pub prediction_type: String,
+    /// Added to every `leading`-spaced timestep (default 0).
     #[serde(default)]
     pub steps_offset: usize,
     /// Absent: each scheduler's own diffusers default (`leading` for DDIM and DDPM,
     /// `linspace` for Euler ancestral).
     #[serde(default)]
     pub timestep_spacing: Option<String>,
+    /// DDIM: the last step steps to alpha-cumprod 1, not to that of timestep 0 (default true).
     #[serde(default = "default_true")]
     pub set_alpha_to_one: bool,
     /// Absent: diffusers' default, `true`, for DDIM and DDPM.
     #[serde(default)]
     pub clip_sample: Option<bool>,
+    /// DDPM posterior variance: `fixed_small` (assumed when absent) or `fixed_large`.
     #[serde(default)]
     pub variance_type: Option<String>,
+    /// Bound the predicted clean sample is clipped to, when `clip_sample` (default 1.0).
     #[serde(default = "default_one_f")]
     pub clip_sample_range: f64,
+    /// Dynamic thresholding; refused when true (default false).
     #[serde(default)]
     pub thresholding: bool,
+    /// Rescale betas to zero terminal SNR; refused when true (default false).
     #[serde(default)]
     pub rescale_betas_zero_snr: bool,
 }
