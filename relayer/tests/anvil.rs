@@ -251,7 +251,11 @@ impl Devnet {
                 );
                 continue;
             };
-            assert_eq!(ours.chain.status.as_u8(), chain.status, "task {task_id} status");
+            assert_eq!(
+                ours.chain.status.as_u8(),
+                chain.status,
+                "task {task_id} status"
+            );
             assert_eq!(ours.chain.creator, chain.creator, "task {task_id} creator");
             assert_eq!(ours.chain.kind as u8, chain.kind, "task {task_id} kind");
             assert_eq!(
@@ -262,8 +266,14 @@ impl Devnet {
                 ours.chain.min_vram_mib, chain.minVramMiB,
                 "task {task_id} minVramMiB"
             );
-            assert_eq!(ours.chain.args_hash, chain.argsHash, "task {task_id} argsHash");
-            assert_eq!(ours.chain.gpu_model, chain.gpuModel, "task {task_id} gpuModel");
+            assert_eq!(
+                ours.chain.args_hash, chain.argsHash,
+                "task {task_id} argsHash"
+            );
+            assert_eq!(
+                ours.chain.gpu_model, chain.gpuModel,
+                "task {task_id} gpuModel"
+            );
             assert_eq!(ours.chain.fee, chain.fee.to::<u128>(), "task {task_id} fee");
             assert_eq!(
                 ours.nodes().unwrap_or_default(),
