@@ -32,7 +32,8 @@ enum Command {
     /// Model utilities: tiny test models, digests, precision comparison.
     #[command(subcommand)]
     Model(model::ModelCommand),
-    /// Run the node daemon (`node run --config node.toml`) or show a node's status (`node status`).
+    /// Operate a node: run the daemon (`node run`), show its status (`node status`), add stake
+    /// (`node add-stake`) or leave the network (`node leave`).
     Node(node::NodeArgs),
     /// Print this node's hardware identity (GPU model and memory, or CPU).
     Identity(identity::IdentityArgs),
@@ -43,7 +44,8 @@ enum Command {
     /// Run the relayer: stores task args and verified results off-chain, indexes the chain
     /// (`--config relayer.toml`).
     Relayer(relayer::RelayerArgs),
-    /// Create tasks, follow them, and fetch their results verified against the chain.
+    /// Create tasks, follow them, cancel queued ones, and fetch their results verified against
+    /// the chain.
     Task(task::TaskArgsCli),
     /// Run a local network (anvil, contracts, relayer, nodes on tiny models) and push an image
     /// task and a text task through it.

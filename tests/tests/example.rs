@@ -183,7 +183,7 @@ async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_
     // The chain: the example's task, created and paid for by the creator, validated by all three.
     let report = net.client().task_report(task_id).await?;
     assert_eq!(report.task.status, TaskStatus::Validated, "{report:#?}");
-    assert_eq!(report.task.kind, TaskKind::ImageGeneration);
+    assert_eq!(report.task.kind, TaskKind::Image);
     assert_eq!(
         (
             report.task.creator,

@@ -61,7 +61,7 @@ pub enum Error {
         context: &'static str,
         /// The underlying error.
         #[source]
-        source: alloy::contract::Error,
+        source: Box<alloy::contract::Error>,
     },
     /// A transaction was mined but reverted.
     #[error("{what} reverted (tx {tx})")]
@@ -76,7 +76,7 @@ pub enum Error {
     NoAccount(usize),
     /// The in-process relayer could not start.
     #[error("cannot start the relayer")]
-    Relayer(#[source] verinfer_relayer::RelayerError),
+    Relayer(#[source] Box<verinfer_relayer::RelayerError>),
     /// An in-process node could not start.
     #[error("cannot start node {name}")]
     Node {
@@ -84,7 +84,7 @@ pub enum Error {
         name: String,
         /// The underlying error.
         #[source]
-        source: verinfer_node::NodeError,
+        source: Box<verinfer_node::NodeError>,
     },
     /// The tiny models could not be made.
     #[error("cannot make the tiny models in {}", dir.display())]
@@ -93,7 +93,7 @@ pub enum Error {
         dir: PathBuf,
         /// The underlying error.
         #[source]
-        source: verinfer_inference::InferenceError,
+        source: Box<verinfer_inference::InferenceError>,
     },
     /// A tiny model could not be digested.
     #[error(transparent)]
@@ -110,7 +110,10 @@ impl Error {
     }
 
     pub(crate) fn contract(context: &'static str) -> impl FnOnce(alloy::contract::Error) -> Self {
-        move |source| Self::Contract { context, source }
+        move |source| Self::Contract {
+            context,
+            source: Box::new(source),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ impl TinyModels {
         let made = verinfer_inference::make_tiny_models(dir, seed, false).map_err(|source| {
             Error::Models {
                 dir: dir.to_path_buf(),
-                source,
+                source: Box::new(source),
             }
         })?;
         Ok(Self {

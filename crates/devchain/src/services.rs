@@ -137,7 +137,9 @@ impl Services {
         let bound = listener
             .local_addr()
             .map_err(Error::io("cannot read the relayer's address"))?;
-        let relayer = Relayer::from_config(config).await.map_err(Error::Relayer)?;
+        let relayer = Relayer::from_config(config)
+            .await
+            .map_err(|error| Error::Relayer(Box::new(error)))?;
         let stop = self.stopped();
         self.spawn("relayer".to_owned(), async move {
             relayer
@@ -152,7 +154,7 @@ impl Services {
     pub async fn start_node(&mut self, name: &str, config: NodeConfig) -> Result<Address, Error> {
         let node = Node::start(config).await.map_err(|source| Error::Node {
             name: name.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(self.run_node(name.to_owned(), node))
     }
@@ -176,7 +178,7 @@ impl Services {
             let (index, name, node) = joined?;
             let node = node.map_err(|source| Error::Node {
                 name: name.clone(),
-                source,
+                source: Box::new(source),
             })?;
             started[index] = Some((name, node));
         }
