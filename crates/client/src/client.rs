@@ -219,16 +219,21 @@ impl Client {
         );
         let receipt = send("createTask", call).await?;
         let tx = receipt.transaction_hash;
-        let created =
-            decode_first::<Verinfer::TaskCreated>(&receipt).ok_or(ClientError::MissingEvent {
+        let events = self.receipt_events(&receipt)?;
+        let task_id = events
+            .iter()
+            .find_map(|event| match event {
+                VerinferEvent::TaskCreated { task_id, .. } => Some(*task_id),
+                _ => None,
+            })
+            .ok_or(ClientError::MissingEvent {
                 action: "createTask",
                 tx,
                 event: "TaskCreated",
             })?;
-        let task_id = u64::try_from(created.taskId).map_err(|_| {
-            ClientError::InvalidRequest(format!("task id {} does not fit u64", created.taskId))
-        })?;
-        let started = decode_first::<Verinfer::TaskStarted>(&receipt).is_some();
+        let started = events
+            .iter()
+            .any(|event| matches!(event, VerinferEvent::TaskStarted { .. }));
         tracing::info!(task_id, %tx, started, "task created");
         Ok(CreatedTask {
             task_id,
@@ -484,6 +489,19 @@ impl Client {
         })
     }
 
+    /// The Verinfer events of a receipt (logs of other contracts, such as the token's, skipped).
+    fn receipt_events(
+        &self,
+        receipt: &TransactionReceipt,
+    ) -> Result<Vec<VerinferEvent>, ClientError> {
+        receipt
+            .logs()
+            .iter()
+            .filter(|log| log.address() == self.deployment.verinfer)
+            .map(|log| VerinferEvent::from_log(log).map_err(ClientError::Event))
+            .collect()
+    }
+
     /// `eth_getLogs` from the deployment block to the head, in ranges the endpoint accepts.
     async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, ClientError> {
         let head = self.provider.get_block_number().await?;
@@ -594,14 +612,6 @@ async fn send<D: CallDecoder>(
         });
     }
     Ok(receipt)
-}
-
-fn decode_first<E: SolEvent>(receipt: &TransactionReceipt) -> Option<E> {
-    receipt
-        .logs()
-        .iter()
-        .find_map(|log| log.log_decode::<E>().ok())
-        .map(|log| log.inner.data)
 }
 
 fn unix_now() -> u64 {
