@@ -12,27 +12,55 @@ import {GpuModels} from "./libraries/GpuModels.sol";
 import {TieredPool} from "./libraries/TieredPool.sol";
 
 /// @title Verinfer
-/// @notice Validation of decentralized AI inference. GPU nodes stake an ERC20 and declare their GPU
-///         model; each task is computed by three randomly selected nodes that commit, then reveal,
-///         their results. Image results (one 64-bit pHash per image) agree when every per-image
-///         Hamming distance is within `threshold`; text results (a bytes32 digest) must be equal and
-///         come from three nodes of one declared GPU model. Nodes agreeing with a majority share the
-///         fee; a node that disagrees with an agreeing pair, or misses a deadline, is slashed and kicked.
-/// @dev Node selection randomness is `block.prevrandao` mixed with a nonce. Its limits: the block
-///      proposer knows it in advance and can withhold a block (bias of one bit per forfeited block),
-///      and anyone can predict the selection of a transaction landing in a known block, so a creator
-///      could choose to submit or not. Anyone can also advance the nonce (every start attempt draws a
-///      fresh seed), so a block builder who orders transactions can choose among a few draws for a
-///      victim's task. The creator cannot steer the draw through the task's inputs: the seed contains
-///      neither the args, the fee nor the creator. A deployment facing stronger adversaries should
-///      swap `_seed` for a VRF or a commit to a future block's randomness.
+/// @notice Validation of decentralized AI inference. GPU nodes stake an ERC20 and declare a GPU model
+///         from the owner's registry (which fixes their VRAM); each task is computed by three nodes
+///         drawn at random, which commit, then reveal, their results. Image results (one 64-bit pHash
+///         per image) agree when every per-image Hamming distance is within the task's threshold;
+///         text results (a bytes32 digest) must be equal and come from three nodes of the GPU model
+///         the task names. Nodes agreeing with a majority share the fee; a node that disagrees with
+///         an agreeing pair, or misses a deadline, is slashed and kicked, and part of its slash goes
+///         to the nodes that were right (or to the creator when none was).
+/// @dev Selection. `createTask` never selects: every task waits in a queue and is started by a
+///      *draw*, which runs at the start of the first state-changing call of a later block (any
+///      call, or `drawTasks`, which anybody may send). Every draw of that call is seeded by the hash
+///      of the last block in which the contract's state changed, and chooses among the nodes
+///      available at the end of that block. So when a task, a node joining or leaving, or anything
+///      else that can change a draw is submitted, the randomness of the draw does not exist yet;
+///      the first call of the next block draws before it can change any state, so whoever triggers
+///      the draw can neither choose its seed by choosing when (the seed is fixed once that block is
+///      sealed) nor change the candidates after seeing the seed; a call that reverts after the draw
+///      changes nothing, and the next call draws the same nodes. Nothing but the block hash and the
+///      task id enters the seed. If no call arrives within 256 blocks the hash is no longer
+///      readable: that call draws nothing and its own block becomes the seed block.
+///      What a block builder can still bias: the builder of the seed block chooses its contents and
+///      can try many hashes (extra data, transaction order) before publishing, so it can choose
+///      among many draws for the tasks that wait when its block is sealed, and can sell that choice.
+///      It cannot do so without building that very block. Deployments that must withstand their
+///      block builders (or a centralised sequencer) should replace `_drawSeed` with a VRF.
 ///
-///      Queues: a task starts at creation when three suitable nodes are available; otherwise it
-///      waits in a FIFO queue per class (image tasks; text tasks of one GPU model; text tasks of any
-///      model). When nodes join or come back, the heads of the queues they can serve are retried
-///      before anything else can take those nodes (at most one start per queue per event); anybody
-///      may call `dispatch` to retry more. A head that needs more VRAM than is available blocks only
-///      its own queue, until nodes that can serve it appear or its creator cancels it.
+///      Pools. Image tasks draw uniformly among all available nodes whose model has the VRAM the
+///      task asks for and whose fee tier the fee pays for; text tasks draw uniformly among the
+///      available nodes of the named model (and fee tier), and only while at least `minTextPool`
+///      of them are available. An operator holding a share s of the eligible nodes therefore holds
+///      two or more of a task's three slots with probability 3s^2 - 2s^3 (drawing without
+///      replacement gives slightly less), for every kind of task.
+///
+///      Queues. One FIFO queue per class of identical eligibility (image: VRAM class and fee level;
+///      text: model and fee level), so a task that cannot be served never holds back one that can.
+///      Each draw visits at most `MAX_DRAW_ATTEMPTS` queue heads, round robin over the non-empty
+///      queues. A task that waits longer than its `queueTimeout` expires and its fee is refunded.
+///
+///      Payments. Nothing in settlement transfers tokens: returned stakes, refunds and slash shares
+///      are credited and withdrawn by their owners (`withdraw`). Tokens are pulled only for the
+///      exact amount: a token that delivers less (fee on transfer) is refused.
+///
+///      Parameters. A task runs under the parameter version in force when it was created; the
+///      owner schedules a new version, which takes effect `paramsDelay` seconds later.
+///
+///      Known limit: two colluding nodes that both report `INVALID_ARGS` end a task Errored: the
+///      creator is refunded, nobody is paid or slashed. They gain nothing but the third node's wasted
+///      work; args validity is deterministic (verinfer-task's schema), and the relayer refuses args
+///      that do not parse, so honest nodes never split on it and repeated splits identify the pair.
 contract Verinfer is IVerinfer, Ownable2Step {
     using SafeERC20 for IERC20;
     using TieredPool for TieredPool.Pool;
@@ -43,37 +71,45 @@ contract Verinfer is IVerinfer, Ownable2Step {
     uint16 public constant BPS = 10_000;
     /// @notice Largest Hamming threshold (a 64-bit hash).
     uint8 public constant MAX_THRESHOLD = 64;
-    /// @notice Smallest VRAM a node may declare, in MiB.
-    uint32 public constant MIN_NODE_VRAM_MIB = 1024;
-    /// @notice Largest VRAM requirement a task may state, in MiB (top tier starts at 128 GiB).
-    uint32 public constant MAX_TASK_VRAM_MIB = 131_072;
-    /// @notice Largest VRAM a node may declare, in MiB (fits the packed node record).
-    uint32 public constant MAX_NODE_VRAM_MIB = type(uint24).max;
+    /// @notice Smallest VRAM a registered GPU model may have, in MiB.
+    uint32 public constant MIN_GPU_VRAM_MIB = 1024;
+    /// @notice Largest VRAM a registered GPU model may have, in MiB (16 TiB).
+    uint32 public constant MAX_GPU_VRAM_MIB = 1 << 24;
+    /// @notice Most GPU models the registry holds (bounds the image draw's loop).
+    uint256 public constant MAX_GPU_MODELS = 32;
+    /// @notice Highest node fee tier: a node of tier t serves tasks paying at least 2^t times the minimum.
+    uint8 public constant MAX_FEE_TIER = 7;
+    /// @notice Smallest `minTextPool`.
+    uint8 public constant MIN_TEXT_POOL = 3;
+    /// @notice Longest delay the constructor accepts before a scheduled parameter version applies.
+    uint32 public constant MAX_PARAMS_DELAY = 30 days;
+    /// @notice Queue heads one draw visits at most (bounds the gas the drawing call pays).
+    uint256 public constant MAX_DRAW_ATTEMPTS = 8;
     /// @notice Result a node commits and reveals to report that the task's args are invalid.
     bytes32 public constant INVALID_ARGS = keccak256("verinfer.invalid-args.v1");
     /// @notice Marks a missing distance in `TaskSettled` (a side has no result).
     uint16 public constant NO_RESULT = type(uint16).max;
 
-    bytes32 internal constant GLOBAL_POOL = bytes32(0);
-    bytes32 internal constant IMAGE_QUEUE = bytes32(uint256(1));
-    bytes32 internal constant TEXT_ANY_QUEUE = bytes32(uint256(2));
+    uint256 internal constant GLOBAL_POOL = 0;
     uint256 internal constant MAX_QUEUE_SKIPS = 8;
-    uint256 internal constant TEXT_ANY_ATTEMPTS = 3;
+    uint256 internal constant MAX_EVICTIONS = 3;
+    uint256 internal constant BLOCKHASH_WINDOW = 256;
     uint256 internal constant MAX_RESULT_WORDS = MAX_IMAGES / 4;
 
     /// @notice The token staked by nodes and paid as task fees.
     IERC20 public immutable token;
+    /// @notice Seconds between scheduling a parameter version and its taking effect.
+    uint32 public immutable paramsDelay;
 
     struct Node {
         uint96 stake;
         uint32 id;
-        uint24 vramMiB;
-        uint8 tier;
+        uint8 model; // registry index
+        uint8 feeTier;
         NodeState state;
         uint40 taskId;
         uint24 globalIndex;
         uint24 modelIndex;
-        bytes32 gpuModel;
     }
 
     struct Task {
@@ -81,25 +117,35 @@ contract Verinfer is IVerinfer, Ownable2Step {
         TaskKind kind;
         TaskStatus status;
         uint8 imageCount;
-        uint8 minTier;
         uint8 committedMask;
         uint8 revealedMask;
         uint8 invalidMask;
-        uint24 minVramMiB;
+        uint8 feeLevel;
+        uint24 paramsVersion;
         bytes32 argsHash;
-        bytes32 gpuModel;
         uint96 fee;
         uint32 node0;
         uint32 node1;
         uint32 node2;
         uint32 commitDeadline;
         uint32 revealDeadline;
+        uint32 minVramMiB;
+        uint40 expiresAt;
+        uint8 textModel; // registry index + 1; 0 for image tasks
     }
 
     struct Queue {
         uint64 head;
         uint64 tail;
+        bool linked;
+        bytes32 next; // the next non-empty queue in the draw ring
         mapping(uint256 position => uint40 taskId) items;
+    }
+
+    struct GpuModel {
+        bool registered;
+        bool active;
+        uint8 index;
     }
 
     /// @dev A node's commitment, then (after reveal) its result packed four pHashes per word.
@@ -108,61 +154,87 @@ contract Verinfer is IVerinfer, Ownable2Step {
         bytes32[MAX_RESULT_WORDS] words;
     }
 
-    // slot: validation parameters read together at settlement
-    uint96 internal _minStake;
-    uint96 internal _stakePerThresholdBit;
-    uint8 internal _threshold;
-    uint16 internal _slashShareBps;
-    uint16 internal _protocolFeeBps;
-    // slot: timing and treasury
-    uint32 internal _commitWindow;
-    uint32 internal _revealWindow;
-    address public treasury;
-    // slot: counters
+    // slot: read by every state-changing call
     uint40 public taskCount;
     uint32 public nodeCount;
-    uint64 internal _selectionNonce;
     uint40 public queuedTasks;
-    uint96 public treasuryBalance;
+    /// @notice Last block in which a call changed the contract's state; its hash seeds the next draw.
+    uint48 public lastTouchBlock;
+    uint24 internal _paramsVersion;
+    uint24 internal _scheduledVersion;
+    uint40 internal _scheduledAt;
+    // slot
+    address public treasury;
+    uint8 internal _gpuModelCount;
+    uint32 internal _minModelVram;
 
+    uint256 public treasuryBalance;
+    bytes32 internal _drawCursor;
+    bytes32[MAX_GPU_MODELS] internal _modelIds;
+    uint32[MAX_GPU_MODELS] internal _modelVram;
+
+    mapping(bytes32 modelId => GpuModel) internal _gpuModels;
+    mapping(bytes32 modelId => string) internal _modelNames;
+    mapping(uint24 version => Params) internal _params;
     mapping(address node => Node) internal _nodes;
     mapping(uint32 nodeId => address node) public nodeAddress;
     mapping(uint256 taskId => Task) internal _tasks;
     mapping(address node => Slate) internal _slates;
-    mapping(bytes32 poolKey => TieredPool.Pool) internal _pools;
+    /// @dev Key 0: every available node; key i + 1: the available nodes of registry model i.
+    mapping(uint256 poolKey => TieredPool.Pool) internal _pools;
     mapping(bytes32 queueKey => Queue) internal _queues;
+    /// @notice Tokens `account` may withdraw (returned stakes, refunds, slash rewards).
+    mapping(address account => uint256) public claimable;
 
-    /// @param token_ Staking and fee token.
-    /// @param initParams Initial parameters; `minStake >= stakePerThresholdBit * threshold` must hold.
-    /// @param owner_ Owner (parameter changes, two-step transfer).
+    modifier touch() {
+        _touch();
+        _;
+    }
+
+    /// @param token_ Staking and fee token (a plain ERC20: tokens that deliver less than sent are refused).
+    /// @param initParams Parameter version 1, in force at once.
+    /// @param paramsDelay_ Seconds between scheduling a parameter version and its effect (<= 30 days;
+    ///        0 gives users no notice and suits only devnets).
+    /// @param owner_ Owner (parameters, GPU registry, two-step transfer).
     /// @param treasury_ Receiver of protocol fees and slashed stake.
-    constructor(IERC20 token_, InitParams memory initParams, address owner_, address treasury_) Ownable(owner_) {
+    constructor(IERC20 token_, Params memory initParams, uint32 paramsDelay_, address owner_, address treasury_)
+        Ownable(owner_)
+    {
         if (address(token_) == address(0) || treasury_ == address(0)) revert ZeroAddress();
+        if (paramsDelay_ > MAX_PARAMS_DELAY) revert ParamsDelayTooLong(paramsDelay_);
+        _validateParams(initParams);
         token = token_;
-        _setValidationParams(initParams.threshold, initParams.minStake, initParams.stakePerThresholdBit);
-        _setSlashShare(initParams.slashShareBps);
-        _setProtocolFee(initParams.protocolFeeBps);
-        _setWindows(initParams.commitWindow, initParams.revealWindow);
+        paramsDelay = paramsDelay_;
+        _params[1] = initParams;
+        _paramsVersion = 1;
+        lastTouchBlock = uint48(block.number);
         treasury = treasury_;
+        emit ParamsScheduled(1, initParams, uint40(block.timestamp));
+        emit ParamsActivated(1);
         emit TreasurySet(treasury_);
     }
 
     // ================================================================ nodes
 
     /// @notice Registers the caller as a node: stakes `amount` (>= minStake, approved beforehand) and
-    ///         declares its GPU model and VRAM. The node becomes Available at once.
+    ///         declares its GPU model, which must be registered and active; the model fixes the VRAM.
+    ///         The node becomes Available at once and can be drawn from the next block on.
     /// @param gpuModelName Declared GPU model; normalised (case, whitespace) into the model id.
-    /// @param vramMiB Declared VRAM in MiB (>= MIN_NODE_VRAM_MIB).
+    /// @param feeTier The node serves tasks whose fee is at least 2^feeTier times the network
+    ///        minimum for that task (0 = any task); cheaper tasks are never drawn onto it.
     /// @param amount Stake to transfer from the caller.
-    function join(string calldata gpuModelName, uint32 vramMiB, uint96 amount) external {
+    function join(string calldata gpuModelName, uint8 feeTier, uint96 amount) external touch {
         Node storage node = _nodes[msg.sender];
         NodeState state = node.state;
         if (state == NodeState.Kicked) revert NodeIsKicked(msg.sender);
         if (state != NodeState.None) revert AlreadyRegistered(msg.sender);
-        if (amount < _minStake) revert StakeBelowMinimum(amount, _minStake);
-        if (vramMiB < MIN_NODE_VRAM_MIB) revert VramTooSmall(vramMiB, MIN_NODE_VRAM_MIB);
-        if (vramMiB > MAX_NODE_VRAM_MIB) revert VramTooLarge(vramMiB, MAX_NODE_VRAM_MIB);
+        uint96 minStake_ = _params[_paramsVersion].minStake;
+        if (amount < minStake_) revert StakeBelowMinimum(amount, minStake_);
+        if (feeTier > MAX_FEE_TIER) revert InvalidFeeTier(feeTier, MAX_FEE_TIER);
         (bytes32 modelId, string memory normal) = GpuModels.normalise(gpuModelName);
+        GpuModel memory model = _gpuModels[modelId];
+        if (!model.registered) revert GpuModelNotRegistered(modelId);
+        if (!model.active) revert GpuModelInactive(modelId);
 
         uint32 id = node.id;
         if (id == 0) {
@@ -171,19 +243,33 @@ contract Verinfer is IVerinfer, Ownable2Step {
             nodeAddress[id] = msg.sender;
         }
         node.stake = amount;
-        node.vramMiB = uint24(vramMiB);
-        node.tier = uint8(_nodeTier(vramMiB));
-        node.gpuModel = modelId;
-        node.taskId = 0;
-        emit NodeJoined(msg.sender, id, modelId, normal, vramMiB, amount);
+        node.model = model.index;
+        node.feeTier = feeTier;
+        emit NodeJoined(msg.sender, id, modelId, normal, _modelVram[model.index], amount, feeTier);
         _makeAvailable(node, msg.sender);
-        _dispatchFor(modelId);
 
-        token.safeTransferFrom(msg.sender, address(this), amount);
+        _pull(msg.sender, amount);
+    }
+
+    /// @notice Sets the caller's fee tier (see `join`); applies to draws from the next block on.
+    function setFeeTier(uint8 feeTier) external touch {
+        if (feeTier > MAX_FEE_TIER) revert InvalidFeeTier(feeTier, MAX_FEE_TIER);
+        Node storage node = _nodes[msg.sender];
+        NodeState state = node.state;
+        if (state == NodeState.None) revert NotRegistered(msg.sender);
+        if (state == NodeState.Kicked) revert NodeIsKicked(msg.sender);
+        if (state == NodeState.Available) {
+            _removeFromPools(node);
+            node.feeTier = feeTier;
+            _makeAvailable(node, msg.sender);
+        } else {
+            node.feeTier = feeTier; // a busy node re-enters its pools with it when released
+        }
+        emit FeeTierSet(msg.sender, feeTier);
     }
 
     /// @notice Adds `amount` to the caller's stake (any time while registered and not kicked).
-    function addStake(uint96 amount) external {
+    function addStake(uint96 amount) external touch {
         if (amount == 0) revert ZeroAmount();
         Node storage node = _nodes[msg.sender];
         NodeState state = node.state;
@@ -193,12 +279,13 @@ contract Verinfer is IVerinfer, Ownable2Step {
         if (newStake > type(uint96).max) revert StakeOverflow(msg.sender);
         node.stake = uint96(newStake);
         emit StakeAdded(msg.sender, amount, uint96(newStake));
-        token.safeTransferFrom(msg.sender, address(this), amount);
+        _pull(msg.sender, amount);
     }
 
     /// @notice Leaves the network. An idle node gets its stake back now; a node in a task is marked
-    ///         Leaving and gets its stake (with the task's reward, or less any slash) when the task ends.
-    function leave() external {
+    ///         Leaving and its stake (with the task's reward, or less any slash) is credited to it
+    ///         when the task ends (see `withdraw`).
+    function leave() external touch {
         Node storage node = _nodes[msg.sender];
         NodeState state = node.state;
         if (state == NodeState.Available) {
@@ -213,16 +300,28 @@ contract Verinfer is IVerinfer, Ownable2Step {
         }
     }
 
+    /// @notice Sends the caller everything credited to it (returned stakes, refunds, slash rewards).
+    /// @return amount The amount sent.
+    function withdraw() external touch returns (uint256 amount) {
+        amount = claimable[msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        claimable[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
     // ================================================================ tasks
 
-    /// @notice Creates a task and escrows `fee` (approved beforehand). Three nodes are selected at
-    ///         once if available; otherwise the task waits in its FIFO queue.
+    /// @notice Creates a task and escrows `fee` (approved beforehand). The task waits in its queue
+    ///         until a draw in a later block selects its three nodes (see the contract's notes).
     /// @param kind ImageGeneration or TextGeneration.
     /// @param argsHash keccak256 of the task's argument bytes (stored off-chain).
     /// @param imageCount Images to generate (1..MAX_IMAGES) for image tasks; 0 for text tasks.
-    /// @param minVramMiB VRAM each node needs, in MiB (<= MAX_TASK_VRAM_MIB).
-    /// @param gpuModelName Text tasks only, optional: the GPU model all three nodes must have ("" = any).
-    /// @param fee Fee escrowed now, paid to agreeing nodes (less the protocol fee) on validation.
+    /// @param minVramMiB VRAM each node's GPU model must have, in MiB.
+    /// @param gpuModelName Text tasks: the registered GPU model all three nodes must have (required).
+    ///        Image tasks: empty.
+    /// @param fee Fee escrowed now (>= `minTaskFee(kind, imageCount)`), paid to agreeing nodes (less
+    ///        the protocol fee) on validation, refunded otherwise.
     /// @return taskId The new task's id (ids start at 1).
     function createTask(
         TaskKind kind,
@@ -231,41 +330,35 @@ contract Verinfer is IVerinfer, Ownable2Step {
         uint32 minVramMiB,
         string calldata gpuModelName,
         uint96 fee
-    ) external returns (uint256 taskId) {
+    ) external touch returns (uint256 taskId) {
         if (argsHash == bytes32(0)) revert ZeroArgsHash();
-        bytes32 modelId;
-        if (kind == TaskKind.ImageGeneration) {
-            if (imageCount == 0 || imageCount > MAX_IMAGES) revert InvalidImageCount(kind, imageCount);
-            if (bytes(gpuModelName).length != 0) revert GpuModelNotAllowedForImages();
-        } else {
-            if (imageCount != 0) revert InvalidImageCount(kind, imageCount);
-            if (bytes(gpuModelName).length != 0) (modelId,) = GpuModels.normalise(gpuModelName);
-        }
-        if (minVramMiB > MAX_TASK_VRAM_MIB) revert VramTooLarge(minVramMiB, MAX_TASK_VRAM_MIB);
-
+        (bytes32 queueClass, bytes32 modelId, uint8 textModel) =
+            _taskClass(kind, imageCount, minVramMiB, gpuModelName);
         taskId = ++taskCount;
         Task storage task = _tasks[taskId];
+        {
+            uint24 version = _paramsVersion;
+            uint256 minimum = _minimumFee(_params[version], kind, imageCount);
+            if (fee < minimum) revert FeeBelowMinimum(fee, uint96(minimum));
+            task.feeLevel = _feeLevel(fee, minimum);
+            task.paramsVersion = version;
+            task.expiresAt = uint40(block.timestamp + _params[version].queueTimeout);
+        }
         task.creator = msg.sender;
         task.kind = kind;
         task.imageCount = imageCount;
-        task.minTier = uint8(_requiredTier(minVramMiB));
-        task.minVramMiB = uint24(minVramMiB);
         task.argsHash = argsHash;
-        if (modelId != bytes32(0)) task.gpuModel = modelId;
         task.fee = fee;
+        task.minVramMiB = minVramMiB;
+        task.textModel = textModel;
         emit TaskCreated(taskId, msg.sender, kind, argsHash, imageCount, minVramMiB, modelId, fee);
+        _enqueue(_queueKey(kind, queueClass, task.feeLevel), taskId, task);
 
-        // Work-conserving: start now if nodes can serve the task, else wait in its class's FIFO queue.
-        if (!_tryStart(taskId, task)) {
-            bytes32 queueKey = _queueKey(kind, modelId);
-            _enqueue(_queues[queueKey], queueKey, taskId, task);
-        }
-
-        if (fee != 0) token.safeTransferFrom(msg.sender, address(this), fee);
+        if (fee != 0) _pull(msg.sender, fee);
     }
 
     /// @notice Cancels a task still waiting in its queue and refunds its fee in full.
-    function cancelTask(uint256 taskId) external {
+    function cancelTask(uint256 taskId) external touch {
         Task storage task = _tasks[taskId];
         if (task.status == TaskStatus.None) revert UnknownTask(taskId);
         if (task.creator != msg.sender) revert NotTaskCreator(taskId, msg.sender);
@@ -273,15 +366,30 @@ contract Verinfer is IVerinfer, Ownable2Step {
         task.status = TaskStatus.Cancelled;
         --queuedTasks;
         emit TaskCancelled(taskId);
-        // The cancelled task may have been the head blocking its queue.
-        _tryStartHead(_queueKey(task.kind, task.gpuModel));
         uint96 fee = task.fee;
         if (fee != 0) token.safeTransfer(msg.sender, fee);
     }
 
+    /// @notice Ends a queued task whose `expiresAt` has passed and credits its fee to its creator.
+    ///         Anybody may call it (draws also expire the tasks they meet).
+    function expireTask(uint256 taskId) external touch {
+        Task storage task = _tasks[taskId];
+        if (task.status == TaskStatus.None) revert UnknownTask(taskId);
+        if (task.status != TaskStatus.Queued) revert TaskNotQueued(taskId, task.status);
+        if (block.timestamp < task.expiresAt) revert TaskNotExpired(taskId, task.expiresAt);
+        _expire(task, taskId);
+    }
+
+    /// @notice Runs the draw that the first state-changing call of a block runs anyway (see the
+    ///         contract's notes). Anybody may call it; it does nothing when this block already drew.
+    /// @return started How many tasks started.
+    function drawTasks() external returns (uint256 started) {
+        return _touch();
+    }
+
     /// @notice Commits the caller's result: `keccak256(abi.encode(taskId, node, result, salt))` where
     ///         result is `uint64[]` (image), `bytes32` digest (text) or `INVALID_ARGS` (as bytes32).
-    function commit(uint256 taskId, bytes32 commitment) external {
+    function commit(uint256 taskId, bytes32 commitment) external touch {
         Task storage task = _tasks[taskId];
         if (task.status != TaskStatus.Committing || block.timestamp > task.commitDeadline) {
             revert NotInCommitPhase(taskId);
@@ -295,7 +403,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         _slates[msg.sender].words[0] = commitment;
         emit ResultCommitted(taskId, msg.sender, commitment);
         if (committed == 7) {
-            uint32 revealDeadline = uint32(block.timestamp) + _revealWindow;
+            uint32 revealDeadline = uint32(block.timestamp) + _params[task.paramsVersion].revealWindow;
             task.status = TaskStatus.Revealing;
             task.revealDeadline = revealDeadline;
             emit RevealPhaseOpened(taskId, revealDeadline);
@@ -303,7 +411,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
     }
 
     /// @notice Reveals an image result: one pHash per image, in image order, and the commitment's salt.
-    function revealImage(uint256 taskId, uint64[] calldata pHashes, bytes32 salt) external {
+    function revealImage(uint256 taskId, uint64[] calldata pHashes, bytes32 salt) external touch {
         Task storage task = _tasks[taskId];
         if (task.kind != TaskKind.ImageGeneration) revert WrongResultKind(taskId, task.kind);
         if (pHashes.length != task.imageCount) revert WrongImageCount(taskId, task.imageCount, pHashes.length);
@@ -326,7 +434,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
     }
 
     /// @notice Reveals a text result digest and the commitment's salt.
-    function revealText(uint256 taskId, bytes32 digest, bytes32 salt) external {
+    function revealText(uint256 taskId, bytes32 digest, bytes32 salt) external touch {
         Task storage task = _tasks[taskId];
         if (task.kind != TaskKind.TextGeneration) revert WrongResultKind(taskId, task.kind);
         uint256 slot = _checkReveal(task, taskId);
@@ -341,7 +449,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
 
     /// @notice Reveals a committed report that the task's args are invalid (commitment over
     ///         `INVALID_ARGS` as bytes32). If a majority reports so, the task ends Errored and is refunded.
-    function reportInvalidArgs(uint256 taskId, bytes32 salt) external {
+    function reportInvalidArgs(uint256 taskId, bytes32 salt) external touch {
         Task storage task = _tasks[taskId];
         if (task.status == TaskStatus.None) revert UnknownTask(taskId);
         uint256 slot = _checkReveal(task, taskId);
@@ -353,7 +461,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
 
     /// @notice Settles a task whose deadline passed (or whose committed nodes all revealed after the
     ///         commit deadline). Anybody may call it; missing nodes are slashed.
-    function settle(uint256 taskId) external {
+    function settle(uint256 taskId) external touch {
         Task storage task = _tasks[taskId];
         TaskStatus status = task.status;
         if (status != TaskStatus.Committing && status != TaskStatus.Revealing) revert NotSettleable(taskId, status);
@@ -363,44 +471,63 @@ contract Verinfer is IVerinfer, Ownable2Step {
         _settle(task, taskId);
     }
 
-    /// @notice Retries starting up to `maxStarts` tasks waiting in the queue `queueKey`
-    ///         (see `imageQueueKey`, `textQueueKey`). Anybody may call it.
-    /// @return started How many tasks started.
-    function dispatch(bytes32 queueKey, uint256 maxStarts) external returns (uint256 started) {
-        if (maxStarts == 0 || maxStarts > 16) revert MaxStartsOutOfRange(maxStarts);
-        for (; started < maxStarts; ++started) {
-            if (!_tryStartHead(queueKey)) break;
-        }
-    }
 
     // ================================================================ owner
 
-    /// @notice Sets the Hamming threshold and the stakes that pay for it, in one call so that
-    ///         `minStake >= stakePerThresholdBit * threshold` always holds.
-    function setValidationParams(uint8 newThreshold, uint96 newMinStake, uint96 newStakePerThresholdBit)
-        external
-        onlyOwner
-    {
-        _setValidationParams(newThreshold, newMinStake, newStakePerThresholdBit);
+    /// @notice Schedules parameter version `paramsVersion() + 1`, in force `paramsDelay` seconds from
+    ///         now (at once when the delay is 0) for tasks created from then on. Replaces a version
+    ///         scheduled earlier and not yet in force. Running and queued tasks keep their version.
+    function scheduleParams(Params calldata newParams) external onlyOwner touch {
+        _validateParams(newParams);
+        uint24 pending = _scheduledVersion;
+        if (pending != 0) emit ParamsScheduleCancelled(pending);
+        uint24 version = _paramsVersion + 1;
+        uint40 effectiveAt = uint40(block.timestamp + paramsDelay);
+        _params[version] = newParams;
+        _scheduledVersion = version;
+        _scheduledAt = effectiveAt;
+        emit ParamsScheduled(version, newParams, effectiveAt);
+        if (paramsDelay == 0) _activateScheduledParams();
     }
 
-    /// @notice Sets the share of its stake a misbehaving node loses, in basis points (1..10000).
-    function setSlashShare(uint16 slashShareBps) external onlyOwner {
-        _setSlashShare(slashShareBps);
+    /// @notice Withdraws the scheduled parameter version before it takes effect.
+    function cancelScheduledParams() external onlyOwner touch {
+        uint24 pending = _scheduledVersion;
+        if (pending == 0) revert NoScheduledParams();
+        _scheduledVersion = 0;
+        _scheduledAt = 0;
+        emit ParamsScheduleCancelled(pending);
     }
 
-    /// @notice Sets the commit and reveal windows, in seconds (each 1 s .. 7 days).
-    function setWindows(uint32 commitWindow, uint32 revealWindow) external onlyOwner {
-        _setWindows(commitWindow, revealWindow);
+    /// @notice Registers a GPU model nodes may declare: its name (normalised into its id) and the
+    ///         VRAM every card of that model has, in MiB. At most `MAX_GPU_MODELS`; never removed.
+    function addGpuModel(string calldata name, uint32 vramMiB) external onlyOwner touch {
+        if (vramMiB < MIN_GPU_VRAM_MIB) revert VramTooSmall(vramMiB, MIN_GPU_VRAM_MIB);
+        if (vramMiB > MAX_GPU_VRAM_MIB) revert VramTooLarge(vramMiB, MAX_GPU_VRAM_MIB);
+        (bytes32 id, string memory normal) = GpuModels.normalise(name);
+        if (_gpuModels[id].registered) revert GpuModelAlreadyRegistered(id);
+        uint8 index = _gpuModelCount;
+        if (index >= MAX_GPU_MODELS) revert TooManyGpuModels(MAX_GPU_MODELS);
+        _gpuModels[id] = GpuModel({registered: true, active: true, index: index});
+        _modelIds[index] = id;
+        _modelVram[index] = vramMiB;
+        _modelNames[id] = normal;
+        _gpuModelCount = index + 1;
+        if (index == 0 || vramMiB < _minModelVram) _minModelVram = vramMiB;
+        emit GpuModelAdded(id, normal, vramMiB);
     }
 
-    /// @notice Sets the protocol's share of a validated task's fee, in basis points (0..10000).
-    function setProtocolFee(uint16 protocolFeeBps) external onlyOwner {
-        _setProtocolFee(protocolFeeBps);
+    /// @notice Opens or closes a registered GPU model to new nodes. Nodes already registered with
+    ///         it keep serving; tasks may still name it.
+    function setGpuModelActive(bytes32 id, bool active) external onlyOwner touch {
+        GpuModel storage model = _gpuModels[id];
+        if (!model.registered) revert GpuModelNotRegistered(id);
+        model.active = active;
+        emit GpuModelActiveSet(id, active);
     }
 
     /// @notice Sets the address that receives treasury withdrawals.
-    function setTreasury(address treasury_) external onlyOwner {
+    function setTreasury(address treasury_) external onlyOwner touch {
         if (treasury_ == address(0)) revert ZeroAddress();
         treasury = treasury_;
         emit TreasurySet(treasury_);
@@ -408,51 +535,84 @@ contract Verinfer is IVerinfer, Ownable2Step {
 
     /// @notice Sends `amount` of accrued protocol fees and slashes to the treasury address.
     ///         Callable by the owner or the treasury.
-    function withdrawTreasury(uint96 amount) external {
+    function withdrawTreasury(uint256 amount) external touch {
         address to = treasury;
         if (msg.sender != to && msg.sender != owner()) revert NotTreasuryOrOwner(msg.sender);
-        uint96 balance = treasuryBalance;
+        uint256 balance = treasuryBalance;
         if (amount > balance) revert InsufficientTreasury(amount, balance);
         treasuryBalance = balance - amount;
         emit TreasuryWithdrawn(to, amount);
         token.safeTransfer(to, amount);
     }
 
+    /// @notice Disabled: the registry and the parameters need an owner, and a contract without one
+    ///         could never add a GPU model. Transfer ownership (two steps) instead.
+    function renounceOwnership() public view override onlyOwner {
+        revert OwnershipCannotBeRenounced();
+    }
+
     // ================================================================ views
 
-    /// @notice Current parameters.
-    function params()
-        external
-        view
-        returns (
-            uint8 threshold_,
-            uint96 minStake_,
-            uint96 stakePerThresholdBit,
-            uint16 slashShareBps,
-            uint16 protocolFeeBps,
-            uint32 commitWindow,
-            uint32 revealWindow
-        )
-    {
-        return (
-            _threshold, _minStake, _stakePerThresholdBit, _slashShareBps, _protocolFeeBps, _commitWindow, _revealWindow
-        );
+    /// @notice The parameters new tasks get now (a scheduled version counts once its time has come).
+    function params() external view returns (Params memory) {
+        return _params[paramsVersion()];
     }
 
-    /// @notice The Hamming threshold (bits) under which two image pHashes count as the same image.
-    function threshold() external view returns (uint8) {
-        return _threshold;
+    /// @notice The version number of `params()`.
+    function paramsVersion() public view returns (uint24) {
+        uint40 at = _scheduledAt;
+        return at != 0 && block.timestamp >= at ? _scheduledVersion : _paramsVersion;
     }
 
-    /// @notice Smallest stake a node can join with.
-    function minStake() external view returns (uint96) {
-        return _minStake;
+    /// @notice Parameter version `version` (what tasks created under it run with).
+    function paramsAt(uint24 version) external view returns (Params memory) {
+        return _params[version];
+    }
+
+    /// @notice The scheduled version not yet in force: its number (0 = none), values and start.
+    function scheduledParams() external view returns (uint24 version, Params memory values, uint40 effectiveAt) {
+        uint40 at = _scheduledAt;
+        if (at == 0 || block.timestamp >= at) return (0, values, 0);
+        version = _scheduledVersion;
+        return (version, _params[version], at);
+    }
+
+
+
+    /// @notice Smallest fee a task of this kind and image count may pay now.
+    function minTaskFee(TaskKind kind, uint8 imageCount) external view returns (uint256) {
+        return _minimumFee(_params[paramsVersion()], kind, imageCount);
+    }
+
+    /// @notice How many GPU models are registered (see `gpuModelAt`).
+    function gpuModelCount() external view returns (uint256) {
+        return _gpuModelCount;
+    }
+
+    /// @notice The registered GPU model at `index` (registration order; reverts past the end).
+    function gpuModelAt(uint256 index) external view returns (GpuModelInfo memory) {
+        if (index >= _gpuModelCount) revert GpuModelNotRegistered(bytes32(index));
+        return _gpuModelInfo(_modelIds[index]);
+    }
+
+    /// @notice One registered GPU model by id (reverts when not registered).
+    function gpuModel(bytes32 id) external view returns (GpuModelInfo memory) {
+        if (!_gpuModels[id].registered) revert GpuModelNotRegistered(id);
+        return _gpuModelInfo(id);
     }
 
     /// @notice A node's record (state None for unknown addresses).
     function getNode(address node) external view returns (NodeInfo memory info) {
         Node storage n = _nodes[node];
-        info = NodeInfo(n.state, n.id, n.stake, n.gpuModel, n.vramMiB, n.tier, n.taskId);
+        info.state = n.state;
+        info.id = n.id;
+        info.stake = n.stake;
+        info.feeTier = n.feeTier;
+        info.taskId = n.taskId;
+        if (n.id != 0) {
+            info.gpuModel = _modelIds[n.model];
+            info.vramMiB = _modelVram[n.model];
+        }
     }
 
     /// @notice A task's record (status None for unknown ids).
@@ -464,7 +624,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         info.imageCount = t.imageCount;
         info.minVramMiB = t.minVramMiB;
         info.argsHash = t.argsHash;
-        info.gpuModel = t.gpuModel;
+        if (t.textModel != 0) info.gpuModel = _modelIds[t.textModel - 1];
         info.fee = t.fee;
         info.nodes = [nodeAddress[t.node0], nodeAddress[t.node1], nodeAddress[t.node2]];
         info.committedMask = t.committedMask;
@@ -472,28 +632,39 @@ contract Verinfer is IVerinfer, Ownable2Step {
         info.invalidMask = t.invalidMask;
         info.commitDeadline = t.commitDeadline;
         info.revealDeadline = t.revealDeadline;
+        info.feeLevel = t.feeLevel;
+        info.paramsVersion = t.paramsVersion;
+        info.expiresAt = t.expiresAt;
     }
 
-    /// @notice Available nodes able to serve `minVramMiB`, in all models (`gpuModel` = 0) or one model id.
-    function availableNodes(bytes32 gpuModel, uint32 minVramMiB) external view returns (uint256) {
-        return _pools[gpuModel].countFrom(_requiredTier(minVramMiB));
+    /// @notice The parameters task `taskId` runs under.
+    function taskParams(uint256 taskId) external view returns (Params memory) {
+        Task storage t = _tasks[taskId];
+        if (t.status == TaskStatus.None) revert UnknownTask(taskId);
+        return _params[t.paramsVersion];
     }
 
-    /// @notice Tasks in queue `queueKey`, cancelled ones not yet skipped included.
+    /// @notice Available nodes (any fee tier) whose model has `minVramMiB`: of every model
+    ///         (`gpuModel` = 0) or of one model id.
+    function availableNodes(bytes32 gpuModel_, uint32 minVramMiB) external view returns (uint256) {
+        if (gpuModel_ == bytes32(0)) return _imageCandidates(minVramMiB, MAX_FEE_TIER);
+        GpuModel memory model = _gpuModels[gpuModel_];
+        if (!model.registered || _modelVram[model.index] < minVramMiB) return 0;
+        return _pools[uint256(model.index) + 1].countTo(MAX_FEE_TIER);
+    }
+
+    /// @notice Whether a call sent now would run a draw (a task waits and this block has not drawn).
+    function drawDue() external view returns (bool) {
+        return queuedTasks != 0 && block.number > lastTouchBlock;
+    }
+
+    /// @notice Tasks in queue `queueKey`, cancelled and expired ones not yet skipped included.
     function queueLength(bytes32 queueKey) external view returns (uint256) {
         Queue storage q = _queues[queueKey];
         return q.tail - q.head;
     }
 
-    /// @notice Queue of image tasks.
-    function imageQueueKey() external pure returns (bytes32) {
-        return IMAGE_QUEUE;
-    }
 
-    /// @notice Queue of text tasks for GPU model id `gpuModel` (0 = text tasks of any model).
-    function textQueueKey(bytes32 gpuModel) external pure returns (bytes32) {
-        return _queueKey(TaskKind.TextGeneration, gpuModel);
-    }
 
     /// @notice The id a GPU model name normalises to (reverts on an invalid name).
     function gpuModelId(string calldata gpuModelName) external pure returns (bytes32 id) {
@@ -518,10 +689,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
         return keccak256(abi.encode(taskId, node, digest, salt));
     }
 
-    /// @notice Hamming distance of two 64-bit pHashes, as the contract computes it.
-    function hammingDistance(uint64 a, uint64 b) external pure returns (uint256) {
-        return Hamming.distance64(a, b);
-    }
 
     // ================================================================ internal: reveal and settle
 
@@ -557,25 +724,26 @@ contract Verinfer is IVerinfer, Ownable2Step {
         uint8 revealed;
         uint8 agreeing;
         uint8 slashMask;
-        uint96 reward;
-        uint96 toTreasury;
         uint16 slashBps;
+        uint96 reward;
         uint96 minStake;
+        uint256 slashed;
+        uint256 toTreasury;
         address[3] addrs;
-        uint96[3] payouts;
-        bytes32[3] releasedModels;
     }
 
     function _settle(Task storage task, uint256 taskId) internal {
+        Params storage p = _params[task.paramsVersion];
         Settlement memory s;
         s.taskId = taskId;
         s.committed = task.committedMask;
         s.revealed = task.revealedMask;
         uint8 invalid = task.invalidMask;
         s.addrs = [nodeAddress[task.node0], nodeAddress[task.node1], nodeAddress[task.node2]];
+        uint8 threshold_ = p.threshold;
 
         uint16[] memory distances;
-        (distances, s.agreeing) = _compare(task, s.revealed & ~invalid, s.addrs);
+        (distances, s.agreeing) = _compare(task, s.revealed & ~invalid, s.addrs, threshold_);
 
         s.slashMask = 7 & ~s.revealed; // missed a deadline
         if (_popcount3(invalid) >= 2) {
@@ -589,34 +757,45 @@ contract Verinfer is IVerinfer, Ownable2Step {
         task.status = s.outcome;
 
         uint96 fee = task.fee;
+        uint8 payees = _popcount3(s.agreeing);
         if (s.outcome == TaskStatus.Validated) {
-            uint96 protocolCut = uint96((uint256(fee) * _protocolFeeBps) / BPS);
-            uint8 payees = _popcount3(s.agreeing);
+            uint96 protocolCut = uint96((uint256(fee) * p.protocolFeeBps) / BPS);
             s.reward = (fee - protocolCut) / payees;
-            s.toTreasury = fee - s.reward * payees;
+            s.toTreasury = fee - uint256(s.reward) * payees;
         }
-        emit TaskSettled(taskId, s.outcome, s.agreeing, distances, _threshold, s.reward);
+        emit TaskSettled(taskId, s.outcome, s.agreeing, distances, threshold_, s.reward);
 
-        s.slashBps = _slashShareBps;
-        s.minStake = _minStake;
+        s.slashBps = p.slashShareBps;
+        s.minStake = _params[_paramsVersion].minStake;
         for (uint256 i; i < 3; ++i) {
             _releaseNode(s, i);
+        }
+
+        // A share of the slashes goes to the nodes that were right, or to the creator if none was.
+        uint256 slashReward = (s.slashed * p.slashRewardBps) / BPS;
+        s.toTreasury += s.slashed - slashReward;
+        if (slashReward != 0) {
+            if (s.outcome == TaskStatus.Validated) {
+                uint256 each = slashReward / payees;
+                for (uint256 i; i < 3; ++i) {
+                    if (s.agreeing & (1 << i) != 0) _credit(s.addrs[i], taskId, CreditReason.SlashReward, each);
+                }
+                s.toTreasury += slashReward - each * payees;
+            } else {
+                _credit(task.creator, taskId, CreditReason.SlashReward, slashReward);
+            }
+        }
+        if (s.outcome != TaskStatus.Validated && fee != 0) {
+            _credit(task.creator, taskId, CreditReason.FeeRefunded, fee);
         }
         if (s.toTreasury != 0) {
             treasuryBalance += s.toTreasury;
             emit TreasuryAccrued(taskId, s.toTreasury);
         }
-
-        _dispatchReleased(s.releasedModels);
-
-        // Interactions last: stakes returned to leaving or kicked nodes, refund to the creator.
-        for (uint256 i; i < 3; ++i) {
-            if (s.payouts[i] != 0) token.safeTransfer(s.addrs[i], s.payouts[i]);
-        }
-        if (s.outcome != TaskStatus.Validated && fee != 0) token.safeTransfer(task.creator, fee);
     }
 
-    /// @dev Slashes, pays or releases node `i` of a settling task.
+    /// @dev Slashes, pays or releases node `i` of a settling task. Stakes leaving the network are
+    ///      credited, never transferred, so no receiver can block a settlement.
     function _releaseNode(Settlement memory s, uint256 i) internal {
         address account = s.addrs[i];
         Node storage node = _nodes[account];
@@ -625,9 +804,9 @@ contract Verinfer is IVerinfer, Ownable2Step {
             SlashReason reason = s.committed & bit == 0
                 ? SlashReason.MissedCommit
                 : (s.revealed & bit == 0 ? SlashReason.MissedReveal : SlashReason.Disagreed);
-            uint96 slashed;
-            (slashed, s.payouts[i]) = _slashAndKick(node, account, s.taskId, reason, s.slashBps);
-            s.toTreasury += slashed;
+            (uint96 slashed, uint96 remaining) = _slashAndKick(node, account, s.taskId, reason, s.slashBps);
+            s.slashed += slashed;
+            if (remaining != 0) _credit(account, s.taskId, CreditReason.StakeReturned, remaining);
             return;
         }
         if (s.reward != 0 && s.agreeing & bit != 0) {
@@ -641,39 +820,22 @@ contract Verinfer is IVerinfer, Ownable2Step {
             }
         }
         if (node.state == NodeState.Leaving) {
-            s.payouts[i] = _exit(node, account, ExitReason.Left);
+            _credit(account, s.taskId, CreditReason.StakeReturned, _exit(node, account, ExitReason.Left));
         } else if (node.stake < s.minStake) {
-            s.payouts[i] = _exit(node, account, ExitReason.BelowMinStake);
+            _credit(account, s.taskId, CreditReason.StakeReturned, _exit(node, account, ExitReason.BelowMinStake));
         } else {
             _makeAvailable(node, account);
-            s.releasedModels[i] = node.gpuModel;
-        }
-    }
-
-    /// @dev After a settlement: retry the queue heads that the released nodes can serve.
-    function _dispatchReleased(bytes32[3] memory releasedModels) internal {
-        if (queuedTasks != 0) {
-            for (uint256 i; i < 3; ++i) {
-                bytes32 m = releasedModels[i];
-                if (m == bytes32(0) || (i > 0 && m == releasedModels[0]) || (i > 1 && m == releasedModels[1])) {
-                    continue;
-                }
-                _tryStartHead(m);
-            }
-            _tryStartHead(TEXT_ANY_QUEUE);
-            _tryStartHead(IMAGE_QUEUE);
         }
     }
 
     /// @dev Pairwise comparison of the valid results; returns the distances and who agrees with whom.
-    function _compare(Task storage task, uint8 valid, address[3] memory addrs)
+    function _compare(Task storage task, uint8 valid, address[3] memory addrs, uint256 threshold_)
         internal
         view
         returns (uint16[] memory distances, uint8 agreeing)
     {
         bool isImage = task.kind == TaskKind.ImageGeneration;
         uint256 perPair = isImage ? task.imageCount : 1;
-        uint256 threshold_ = _threshold;
         distances = new uint16[](3 * perPair);
         for (uint256 p; p < 3; ++p) {
             (uint256 a, uint256 b) = p == 0 ? (0, 1) : (p == 1 ? (0, 2) : (1, 2));
@@ -738,7 +900,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         emit NodeKicked(account, taskId, remaining);
     }
 
-    /// @dev Deregisters the node; the caller transfers the returned stake.
+    /// @dev Deregisters the node; the caller transfers or credits the returned stake.
     function _exit(Node storage node, address account, ExitReason reason) internal returns (uint96 stake) {
         stake = node.stake;
         node.stake = 0;
@@ -747,115 +909,243 @@ contract Verinfer is IVerinfer, Ownable2Step {
         emit NodeExited(account, reason, stake);
     }
 
-    // ================================================================ internal: selection and queues
+    function _credit(address account, uint256 taskId, CreditReason reason, uint256 amount) internal {
+        claimable[account] += amount;
+        emit BalanceCredited(account, taskId, reason, amount);
+    }
 
-    function _tryStartHead(bytes32 queueKey) internal returns (bool) {
-        Queue storage queue = _queues[queueKey];
+    function _expire(Task storage task, uint256 taskId) internal {
+        task.status = TaskStatus.Expired;
+        --queuedTasks;
+        emit TaskExpired(taskId);
+        uint96 fee = task.fee;
+        if (fee != 0) _credit(task.creator, taskId, CreditReason.FeeRefunded, fee);
+    }
+
+    /// @dev Pulls exactly `amount` from `from`; refuses tokens that deliver less (fee on transfer),
+    ///      which would otherwise leave the contract owing more than it holds.
+    function _pull(address from, uint256 amount) internal {
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(from, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert TokenTransferShortfall(amount, received);
+    }
+
+    // ================================================================ internal: draws and queues
+
+    /// @dev Runs at the start of every state-changing call: the first call of a block activates a
+    ///      due parameter version and draws, seeded by the hash of the previous touched block, before
+    ///      anything else in the block can change the candidates.
+    function _touch() internal returns (uint256 started) {
+        uint256 last = lastTouchBlock;
+        if (block.number == last) return 0;
+        lastTouchBlock = uint48(block.number);
+        if (_scheduledAt != 0 && block.timestamp >= _scheduledAt) _activateScheduledParams();
+        if (queuedTasks == 0 || block.number - last > BLOCKHASH_WINDOW) return 0;
+        return _draw(_drawSeed(last), last);
+    }
+
+    /// @dev The randomness of the draws of a block: the hash of the last block that changed state.
+    function _drawSeed(uint256 seedBlock) internal view returns (bytes32) {
+        return blockhash(seedBlock);
+    }
+
+    /// @dev Visits up to `MAX_DRAW_ATTEMPTS` queue heads, round robin over the non-empty queues.
+    function _draw(bytes32 seedHash, uint256 seedBlock) internal returns (uint256 started) {
+        bytes32 prev = _drawCursor;
+        if (prev == bytes32(0)) return 0;
+        for (uint256 attempt; attempt < MAX_DRAW_ATTEMPTS; ++attempt) {
+            bytes32 key = _queues[prev].next;
+            Queue storage queue = _queues[key];
+            (bool empty, bool didStart) = _serveHead(queue, seedHash, seedBlock);
+            if (didStart) ++started;
+            if (!empty) {
+                prev = key;
+            } else {
+                queue.linked = false;
+                if (key == prev) {
+                    prev = bytes32(0); // the ring is empty
+                    break;
+                }
+                _queues[prev].next = queue.next;
+            }
+        }
+        _drawCursor = prev;
+    }
+
+    /// @dev Skips (and expires) dead entries at the head, then tries to start the live head.
+    function _serveHead(Queue storage queue, bytes32 seedHash, uint256 seedBlock)
+        internal
+        returns (bool empty, bool started)
+    {
         uint64 head = queue.head;
         uint64 tail = queue.tail;
         for (uint256 skips; head != tail && skips < MAX_QUEUE_SKIPS; ++skips) {
             uint256 taskId = queue.items[head];
             Task storage task = _tasks[taskId];
+            if (task.status == TaskStatus.Queued && block.timestamp >= task.expiresAt) _expire(task, taskId);
             if (task.status != TaskStatus.Queued) {
-                ++head; // cancelled while waiting
+                ++head;
                 continue;
             }
-            if (!_tryStart(taskId, task)) break;
-            queue.head = head + 1;
-            --queuedTasks;
-            return true;
+            started = _tryStart(taskId, task, seedHash, seedBlock);
+            if (started) {
+                ++head;
+                --queuedTasks;
+            }
+            break;
         }
-        if (queue.head != head) queue.head = head;
-        return false;
+        if (head != queue.head) queue.head = head;
+        empty = head == tail;
     }
 
-    function _enqueue(Queue storage queue, bytes32 queueKey, uint256 taskId, Task storage task) internal {
+    function _enqueue(bytes32 queueKey, uint256 taskId, Task storage task) internal {
+        Queue storage queue = _queues[queueKey];
         uint64 tail = queue.tail;
         queue.items[tail] = uint40(taskId);
         queue.tail = tail + 1;
         task.status = TaskStatus.Queued;
         ++queuedTasks;
         emit TaskQueued(taskId, queueKey);
-    }
-
-    /// @dev Selects three distinct available nodes for `task` and opens its commit phase.
-    function _tryStart(uint256 taskId, Task storage task) internal returns (bool) {
-        uint256 minTier = task.minTier;
-        bytes32 poolKey = GLOBAL_POOL;
-        uint256 seed = _seed();
-        if (task.kind == TaskKind.TextGeneration) {
-            poolKey = task.gpuModel;
-            if (poolKey == bytes32(0)) {
-                // Any model: draw a node and take its model if three of that model can serve.
-                TieredPool.Pool storage global = _pools[GLOBAL_POOL];
-                if (global.countFrom(minTier) < 3) return false;
-                for (uint256 attempt; attempt < TEXT_ANY_ATTEMPTS; ++attempt) {
-                    (address probe,,) = global.pick(minTier, uint256(keccak256(abi.encode(seed, attempt, "model"))));
-                    bytes32 model = _nodes[probe].gpuModel;
-                    if (_pools[model].countFrom(minTier) >= 3) {
-                        poolKey = model;
-                        break;
-                    }
-                }
-                if (poolKey == bytes32(0)) return false;
+        if (!queue.linked) {
+            queue.linked = true;
+            bytes32 cursor = _drawCursor;
+            if (cursor == bytes32(0)) {
+                queue.next = queueKey;
+                _drawCursor = queueKey;
+            } else {
+                queue.next = _queues[cursor].next;
+                _queues[cursor].next = queueKey;
             }
         }
-        TieredPool.Pool storage pool = _pools[poolKey];
-        if (pool.countFrom(minTier) < 3) return false;
+    }
 
-        uint32[3] memory ids;
-        address[3] memory addrs;
-        for (uint256 k; k < 3; ++k) {
-            (address account,,) = pool.pick(minTier, uint256(keccak256(abi.encode(seed, k))));
-            Node storage node = _nodes[account];
-            _removeFromPools(node);
-            node.state = NodeState.Busy;
-            node.taskId = uint40(taskId);
-            ids[k] = node.id;
-            addrs[k] = account;
-        }
+    /// @dev Draws three distinct eligible nodes for `task` and opens its commit phase; false (and no
+    ///      change but evictions) when too few are eligible.
+    function _tryStart(uint256 taskId, Task storage task, bytes32 seedHash, uint256 seedBlock)
+        internal
+        returns (bool)
+    {
+        (bool ok, address[3] memory addrs, uint32[3] memory ids) =
+            _drawNodes(task, uint256(keccak256(abi.encode(seedHash, taskId))));
+        if (!ok) return false;
         // Removal makes repeats impossible; the check guards that property against future edits.
         if (ids[0] == ids[1] || ids[0] == ids[2]) revert DuplicateNodeSelected(ids[0]);
         if (ids[1] == ids[2]) revert DuplicateNodeSelected(ids[1]);
+        for (uint256 k; k < 3; ++k) {
+            Node storage node = _nodes[addrs[k]];
+            node.state = NodeState.Busy;
+            node.taskId = uint40(taskId);
+        }
 
-        uint32 commitDeadline = uint32(block.timestamp) + _commitWindow;
-        uint32 revealDeadline = commitDeadline + _revealWindow;
+        Params storage p = _params[task.paramsVersion];
+        uint32 commitDeadline = uint32(block.timestamp) + p.commitWindow;
+        uint32 revealDeadline = commitDeadline + p.revealWindow;
         task.node0 = ids[0];
         task.node1 = ids[1];
         task.node2 = ids[2];
         task.commitDeadline = commitDeadline;
         task.revealDeadline = revealDeadline;
         task.status = TaskStatus.Committing;
-        emit TaskStarted(taskId, addrs, commitDeadline, revealDeadline);
+        emit TaskStarted(taskId, addrs, commitDeadline, revealDeadline, seedBlock);
         return true;
     }
 
+    /// @dev Takes three nodes out of the pools, each uniform among `task`'s remaining candidates.
+    ///      A drawn node whose stake fell below the current minimum is evicted (its stake credited)
+    ///      and another one drawn. On failure the drawn nodes go back and `ok` is false.
+    function _drawNodes(Task storage task, uint256 seed)
+        internal
+        returns (bool ok, address[3] memory addrs, uint32[3] memory ids)
+    {
+        uint256 level = task.feeLevel;
+        uint256 needed = 3;
+        if (task.kind == TaskKind.TextGeneration) {
+            uint256 minPool = _params[task.paramsVersion].minTextPool;
+            if (minPool > needed) needed = minPool;
+        }
+        uint96 minStake_ = _params[_paramsVersion].minStake;
+        uint256 picked;
+        uint256 evictions;
+        while (picked < 3) {
+            uint256 candidates = _candidates(task, level);
+            if (candidates + picked < needed || evictions > MAX_EVICTIONS) {
+                for (uint256 j; j < picked; ++j) {
+                    _makeAvailable(_nodes[addrs[j]], addrs[j]); // undo: the task waits
+                }
+                return (false, addrs, ids);
+            }
+            uint256 r = uint256(keccak256(abi.encode(seed, picked, evictions))) % candidates;
+            address account = _candidateAt(task, level, r);
+            Node storage node = _nodes[account];
+            _removeFromPools(node);
+            if (node.stake < minStake_) {
+                ++evictions;
+                _credit(account, 0, CreditReason.StakeReturned, _exit(node, account, ExitReason.BelowMinStake));
+                continue;
+            }
+            ids[picked] = node.id;
+            addrs[picked] = account;
+            ++picked;
+        }
+        ok = true;
+    }
+
+    /// @dev Available nodes `task` may draw at fee tiers up to `level`.
+    function _candidates(Task storage task, uint256 level) internal view returns (uint256) {
+        uint256 textModel = task.textModel;
+        if (textModel != 0) return _pools[textModel].countTo(level);
+        return _imageCandidates(task.minVramMiB, level);
+    }
+
+    function _imageCandidates(uint32 minVramMiB, uint256 level) internal view returns (uint256 total) {
+        if (minVramMiB <= _minModelVram) return _pools[GLOBAL_POOL].countTo(level);
+        uint256 n = _gpuModelCount;
+        for (uint256 i; i < n; ++i) {
+            if (_modelVram[i] >= minVramMiB) total += _pools[i + 1].countTo(level);
+        }
+    }
+
+    /// @dev The `r`-th candidate of `task` (models in registry order, then fee tiers, then index).
+    function _candidateAt(Task storage task, uint256 level, uint256 r) internal view returns (address account) {
+        uint256 textModel = task.textModel;
+        if (textModel != 0) {
+            (account,,) = _pools[textModel].at(level, r);
+            return account;
+        }
+        uint32 minVramMiB = task.minVramMiB;
+        if (minVramMiB <= _minModelVram) {
+            (account,,) = _pools[GLOBAL_POOL].at(level, r);
+            return account;
+        }
+        uint256 n = _gpuModelCount;
+        for (uint256 i; i < n; ++i) {
+            if (_modelVram[i] < minVramMiB) continue;
+            TieredPool.Pool storage pool = _pools[i + 1];
+            uint256 c = pool.countTo(level);
+            if (r < c) {
+                (account,,) = pool.at(level, r);
+                return account;
+            }
+            r -= c;
+        }
+    }
+
     function _makeAvailable(Node storage node, address account) internal {
-        uint256 tier = node.tier;
+        uint256 tier = node.feeTier;
         node.globalIndex = uint24(_pools[GLOBAL_POOL].add(tier, account));
-        node.modelIndex = uint24(_pools[node.gpuModel].add(tier, account));
+        node.modelIndex = uint24(_pools[uint256(node.model) + 1].add(tier, account));
         node.state = NodeState.Available;
         node.taskId = 0;
     }
 
     /// @dev Swap-and-pop in both pools; the node moved into the freed index learns its new index.
     function _removeFromPools(Node storage node) internal {
-        uint256 tier = node.tier;
+        uint256 tier = node.feeTier;
         address moved = _pools[GLOBAL_POOL].remove(tier, node.globalIndex);
         if (moved != address(0)) _nodes[moved].globalIndex = node.globalIndex;
-        moved = _pools[node.gpuModel].remove(tier, node.modelIndex);
+        moved = _pools[uint256(node.model) + 1].remove(tier, node.modelIndex);
         if (moved != address(0)) _nodes[moved].modelIndex = node.modelIndex;
-    }
-
-    function _dispatchFor(bytes32 gpuModel) internal {
-        if (queuedTasks == 0) return;
-        _tryStartHead(gpuModel);
-        _tryStartHead(TEXT_ANY_QUEUE);
-        _tryStartHead(IMAGE_QUEUE);
-    }
-
-    function _seed() internal returns (uint256) {
-        return uint256(keccak256(abi.encode(block.prevrandao, ++_selectionNonce, address(this))));
     }
 
     /// @dev Index of `account` among the task's three nodes; reverts when it is not one of them.
@@ -869,61 +1159,90 @@ contract Verinfer is IVerinfer, Ownable2Step {
         revert NotSelected(taskId, account);
     }
 
+    /// @dev Checks a new task's shape; returns its queue class, its text model id and registry index + 1.
+    function _taskClass(TaskKind kind, uint8 imageCount, uint32 minVramMiB, string calldata gpuModelName)
+        internal
+        view
+        returns (bytes32 queueClass, bytes32 modelId, uint8 textModel)
+    {
+        if (kind == TaskKind.ImageGeneration) {
+            if (imageCount == 0 || imageCount > MAX_IMAGES) revert InvalidImageCount(kind, imageCount);
+            if (bytes(gpuModelName).length != 0) revert GpuModelNotAllowedForImages();
+            return (bytes32(uint256(_vramClass(minVramMiB))), bytes32(0), 0);
+        }
+        if (imageCount != 0) revert InvalidImageCount(kind, imageCount);
+        if (bytes(gpuModelName).length == 0) revert GpuModelRequiredForText();
+        (modelId,) = GpuModels.normalise(gpuModelName);
+        GpuModel memory model = _gpuModels[modelId];
+        if (!model.registered) revert GpuModelNotRegistered(modelId);
+        uint32 vram = _modelVram[model.index];
+        if (vram < minVramMiB) revert GpuModelLacksVram(modelId, vram, minVramMiB);
+        return (modelId, modelId, model.index + 1);
+    }
+
+    /// @dev Image tasks are queued by VRAM class: the smallest registered VRAM that meets the
+    ///      requirement (0 when every model does), so tasks of one queue have the same candidates.
+    function _vramClass(uint32 minVramMiB) internal view returns (uint32 vramClass) {
+        if (minVramMiB <= _minModelVram) return 0;
+        uint256 n = _gpuModelCount;
+        for (uint256 i; i < n; ++i) {
+            uint32 vram = _modelVram[i];
+            if (vram >= minVramMiB && (vramClass == 0 || vram < vramClass)) vramClass = vram;
+        }
+        if (vramClass == 0) revert NoGpuModelFits(minVramMiB);
+    }
+
+    function _queueKey(TaskKind kind, bytes32 class_, uint8 feeLevel) internal pure returns (bytes32) {
+        return keccak256(abi.encode(kind, class_, feeLevel));
+    }
+
     // ================================================================ internal: parameters and math
 
-    function _setValidationParams(uint8 threshold_, uint96 minStake_, uint96 stakePerThresholdBit_) internal {
-        if (threshold_ > MAX_THRESHOLD) revert ThresholdTooHigh(threshold_, MAX_THRESHOLD);
-        if (minStake_ == 0) revert ZeroAmount();
-        if (uint256(minStake_) < uint256(stakePerThresholdBit_) * threshold_) {
-            revert StakeTooLowForThreshold(minStake_, stakePerThresholdBit_, threshold_);
+    function _activateScheduledParams() internal {
+        uint24 version = _scheduledVersion;
+        _paramsVersion = version;
+        _scheduledVersion = 0;
+        _scheduledAt = 0;
+        emit ParamsActivated(version);
+    }
+
+    function _validateParams(Params memory p) internal pure {
+        if (p.threshold > MAX_THRESHOLD) revert ThresholdTooHigh(p.threshold, MAX_THRESHOLD);
+        if (p.minStake == 0) revert ZeroAmount();
+        if (uint256(p.minStake) < uint256(p.stakePerThresholdBit) * p.threshold) {
+            revert StakeTooLowForThreshold(p.minStake, p.stakePerThresholdBit, p.threshold);
         }
-        _threshold = threshold_;
-        _minStake = minStake_;
-        _stakePerThresholdBit = stakePerThresholdBit_;
-        emit ValidationParamsSet(threshold_, minStake_, stakePerThresholdBit_);
-    }
-
-    function _setSlashShare(uint16 bps) internal {
-        if (bps == 0 || bps > BPS) revert InvalidBps(bps);
-        _slashShareBps = bps;
-        emit SlashShareSet(bps);
-    }
-
-    function _setProtocolFee(uint16 bps) internal {
-        if (bps > BPS) revert InvalidBps(bps);
-        _protocolFeeBps = bps;
-        emit ProtocolFeeSet(bps);
-    }
-
-    function _setWindows(uint32 commitWindow, uint32 revealWindow) internal {
-        if (commitWindow == 0 || revealWindow == 0 || commitWindow > 7 days || revealWindow > 7 days) {
-            revert InvalidWindow(commitWindow, revealWindow);
+        if (p.slashShareBps == 0 || p.slashShareBps > BPS) revert InvalidBps(p.slashShareBps);
+        if (p.slashRewardBps > BPS) revert InvalidBps(p.slashRewardBps);
+        if (p.protocolFeeBps > BPS) revert InvalidBps(p.protocolFeeBps);
+        if (p.commitWindow == 0 || p.revealWindow == 0 || p.commitWindow > 7 days || p.revealWindow > 7 days) {
+            revert InvalidWindow(p.commitWindow, p.revealWindow);
         }
-        _commitWindow = commitWindow;
-        _revealWindow = revealWindow;
-        emit WindowsSet(commitWindow, revealWindow);
+        if (p.queueTimeout == 0 || p.queueTimeout > 365 days) revert InvalidQueueTimeout(p.queueTimeout);
+        if (p.minTextPool < MIN_TEXT_POOL) revert InvalidMinTextPool(p.minTextPool);
     }
 
-    function _queueKey(TaskKind kind, bytes32 gpuModel) internal pure returns (bytes32) {
-        if (kind == TaskKind.ImageGeneration) return IMAGE_QUEUE;
-        return gpuModel == bytes32(0) ? TEXT_ANY_QUEUE : gpuModel;
+    function _minimumFee(Params storage p, TaskKind kind, uint8 imageCount) internal view returns (uint256) {
+        uint256 minimum = p.minTaskFee;
+        if (kind == TaskKind.ImageGeneration) minimum += uint256(p.minImageFee) * imageCount;
+        return minimum;
     }
 
-    /// @dev Tier t holds VRAM in [2^t GiB, 2^(t+1) GiB); the top tier is open ended.
-    function _nodeTier(uint256 vramMiB) internal pure returns (uint256 tier) {
-        uint256 gib = vramMiB >> 10;
-        while (gib > 1 && tier < TieredPool.TIERS - 1) {
-            gib >>= 1;
-            ++tier;
+    /// @dev Highest fee tier t (<= MAX_FEE_TIER) with fee >= 2^t * minimum.
+    function _feeLevel(uint96 fee, uint256 minimum) internal pure returns (uint8 level) {
+        if (minimum == 0) return MAX_FEE_TIER;
+        while (level < MAX_FEE_TIER && uint256(fee) >= minimum << (level + 1)) {
+            ++level;
         }
     }
 
-    /// @dev Smallest tier whose every member has at least `minVramMiB`. Conservative: a node of
-    ///      24 GiB (tier 4, from 16 GiB) is not offered a task needing 20 GiB (tier 5).
-    function _requiredTier(uint256 minVramMiB) internal pure returns (uint256 tier) {
-        while (tier < TieredPool.TIERS - 1 && (uint256(1024) << tier) < minVramMiB) {
-            ++tier;
-        }
+    function _gpuModelInfo(bytes32 id) internal view returns (GpuModelInfo memory info) {
+        GpuModel memory model = _gpuModels[id];
+        info.id = id;
+        info.name = _modelNames[id];
+        info.vramMiB = _modelVram[model.index];
+        info.active = model.active;
+        info.availableNodes = uint32(_pools[uint256(model.index) + 1].countTo(MAX_FEE_TIER));
     }
 
     function _popcount3(uint8 mask) internal pure returns (uint8) {

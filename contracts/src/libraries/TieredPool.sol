@@ -2,10 +2,11 @@
 pragma solidity ^0.8.24;
 
 /// @title TieredPool
-/// @notice A set of node addresses split into VRAM tiers, with O(1) insert, remove and uniform random pick.
-/// @dev Tier t holds nodes with 2^t GiB <= VRAM < 2^(t+1) GiB (tier 0 from 1 GiB, tier 7 open ended).
-///      The eight tier sizes are packed into one word, so counting the candidates for a task is one
-///      SLOAD and a pick never loops over members. Removal is swap-and-pop; popped slots are not
+/// @notice A set of node addresses split into eight tiers, with O(1) insert, remove and uniform
+///         random pick among the tiers up to a given one.
+/// @dev Verinfer keys the tiers by node fee tier: a task whose fee pays for tier `t` may draw any
+///      node of tiers 0..t. The eight tier sizes are packed into one word, so counting the
+///      candidates for a task is one SLOAD and a pick never loops over members. Removal is swap-and-pop; popped slots are not
 ///      zeroed on purpose (re-adding a node then costs a nonzero-to-nonzero write).
 library TieredPool {
     uint256 internal constant TIERS = 8;
@@ -26,10 +27,10 @@ library TieredPool {
         return (pool.counts >> (tier * COUNT_BITS)) & COUNT_MASK;
     }
 
-    /// @notice Members in tiers `minTier` and above.
-    function countFrom(Pool storage pool, uint256 minTier) internal view returns (uint256 total) {
-        uint256 counts = pool.counts >> (minTier * COUNT_BITS);
-        for (uint256 t = minTier; t < TIERS; ++t) {
+    /// @notice Members in tiers 0..`maxTier`.
+    function countTo(Pool storage pool, uint256 maxTier) internal view returns (uint256 total) {
+        uint256 counts = pool.counts;
+        for (uint256 t; t <= maxTier; ++t) {
             total += counts & COUNT_MASK;
             counts >>= COUNT_BITS;
         }
@@ -56,16 +57,15 @@ library TieredPool {
         pool.counts = counts - (1 << (tier * COUNT_BITS));
     }
 
-    /// @notice Picks a member uniformly at random among tiers `minTier` and above.
-    /// @dev Caller must have checked `countFrom(pool, minTier) > 0`.
-    function pick(Pool storage pool, uint256 minTier, uint256 rand)
+    /// @notice The `r`-th member (0-based) of tiers 0..`maxTier`, counting tier by tier.
+    /// @dev Caller must have checked `r < countTo(pool, maxTier)`; a uniform `r` gives a uniform pick.
+    function at(Pool storage pool, uint256 maxTier, uint256 r)
         internal
         view
         returns (address node, uint256 tier, uint256 index)
     {
         uint256 counts = pool.counts;
-        uint256 r = rand % countFrom(pool, minTier);
-        for (tier = minTier; tier < TIERS; ++tier) {
+        for (tier = 0; tier <= maxTier; ++tier) {
             uint256 c = (counts >> (tier * COUNT_BITS)) & COUNT_MASK;
             if (r < c) {
                 index = r;

@@ -19,6 +19,12 @@ abstract contract VerinferTestBase {
     uint16 internal constant PROTOCOL_FEE_BPS = 500;
     uint32 internal constant COMMIT_WINDOW = 300;
     uint32 internal constant REVEAL_WINDOW = 300;
+    uint16 internal constant SLASH_REWARD_BPS = 5000;
+    uint32 internal constant QUEUE_TIMEOUT = 1 days;
+    uint96 internal constant MIN_TASK_FEE = 1 ether;
+    uint96 internal constant MIN_IMAGE_FEE = 0.1 ether;
+    uint8 internal constant MIN_TEXT_POOL = 3;
+    uint32 internal constant PARAMS_DELAY = 1 days;
     uint16 internal constant BPS = 10_000;
 
     uint96 internal constant FEE = 10 ether;
@@ -26,6 +32,8 @@ abstract contract VerinferTestBase {
 
     string internal constant H100 = "NVIDIA H100 80GB HBM3";
     string internal constant RTX4090 = "NVIDIA GeForce RTX 4090";
+    string internal constant A100 = "NVIDIA A100 80GB PCIe";
+    string internal constant RTX4060 = "NVIDIA GeForce RTX 4060";
     uint32 internal constant VRAM_80G = 81_920;
     uint32 internal constant VRAM_24G = 24_576;
     uint32 internal constant VRAM_8G = 8192;
@@ -47,7 +55,8 @@ abstract contract VerinferTestBase {
         VM.roll(1000);
         VM.prevrandao(bytes32(uint256(0x5eed)));
         token = new MockStakingToken();
-        verinfer = new Verinfer(token, defaultParams(), owner, treasury);
+        verinfer = new Verinfer(token, defaultParams(), PARAMS_DELAY, owner, treasury);
+        _registerDefaultModels();
         VM.label(address(verinfer), "Verinfer");
         VM.label(address(token), "Token");
         VM.label(owner, "owner");
@@ -57,16 +66,50 @@ abstract contract VerinferTestBase {
         _fund(creator, 1_000_000 ether);
     }
 
-    function defaultParams() internal pure returns (IVerinfer.InitParams memory) {
-        return IVerinfer.InitParams({
+    function defaultParams() internal pure returns (IVerinfer.Params memory) {
+        return IVerinfer.Params({
             threshold: THRESHOLD,
-            minStake: MIN_STAKE,
-            stakePerThresholdBit: STAKE_PER_BIT,
+            minTextPool: MIN_TEXT_POOL,
             slashShareBps: SLASH_BPS,
+            slashRewardBps: SLASH_REWARD_BPS,
             protocolFeeBps: PROTOCOL_FEE_BPS,
             commitWindow: COMMIT_WINDOW,
-            revealWindow: REVEAL_WINDOW
+            revealWindow: REVEAL_WINDOW,
+            queueTimeout: QUEUE_TIMEOUT,
+            minStake: MIN_STAKE,
+            stakePerThresholdBit: STAKE_PER_BIT,
+            minTaskFee: MIN_TASK_FEE,
+            minImageFee: MIN_IMAGE_FEE
         });
+    }
+
+    /// @dev The GPU registry every test starts with (VRAM as NVML reports it, rounded to the card).
+    function _registerDefaultModels() internal {
+        VM.startPrank(owner);
+        verinfer.addGpuModel(H100, VRAM_80G);
+        verinfer.addGpuModel(RTX4090, VRAM_24G);
+        verinfer.addGpuModel(A100, VRAM_80G);
+        verinfer.addGpuModel(RTX4060, VRAM_8G);
+        VM.stopPrank();
+    }
+
+    /// @dev Schedules `p` and waits out the delay, so that tasks created from now on run under it.
+    function _setParams(IVerinfer.Params memory p) internal {
+        VM.prank(owner);
+        verinfer.scheduleParams(p);
+        VM.warp(block.timestamp + PARAMS_DELAY);
+        _nextBlock();
+    }
+
+    /// @dev Mines a block, so that the next state-changing call draws.
+    function _nextBlock() internal {
+        VM.roll(block.number + 1);
+    }
+
+    /// @dev Runs the next block's draw (what any call in a new block does first).
+    function _draw() internal returns (uint256 started) {
+        _nextBlock();
+        started = verinfer.drawTasks();
     }
 
     // ================================================================ math
@@ -110,21 +153,23 @@ abstract contract VerinferTestBase {
         token.approve(address(verinfer), type(uint256).max);
     }
 
-    function _join(address node, string memory model, uint32 vramMiB, uint96 stake) internal {
+    /// @dev Joins `node` with `model` (registered), fee tier 0 and `stake`.
+    function _join(address node, string memory model, uint96 stake) internal {
+        _join(node, model, 0, stake);
+    }
+
+    function _join(address node, string memory model, uint8 feeTier, uint96 stake) internal {
         _fund(node, stake);
         VM.prank(node);
-        verinfer.join(model, vramMiB, stake);
+        verinfer.join(model, feeTier, stake);
     }
 
     /// @dev Registers nodes `_nodeAddr(from) .. _nodeAddr(from + n - 1)` with the minimum stake.
-    function _makeNodes(uint256 from, uint256 n, string memory model, uint32 vramMiB)
-        internal
-        returns (address[] memory nodes)
-    {
+    function _makeNodes(uint256 from, uint256 n, string memory model) internal returns (address[] memory nodes) {
         nodes = new address[](n);
         for (uint256 i; i < n; ++i) {
             nodes[i] = _nodeAddr(from + i);
-            _join(nodes[i], model, vramMiB, MIN_STAKE);
+            _join(nodes[i], model, MIN_STAKE);
         }
     }
 
@@ -142,20 +187,34 @@ abstract contract VerinferTestBase {
         return keccak256(abi.encode("verinfer-test-args", ++_argsNonce));
     }
 
-    function _createImageTask(uint8 imageCount, uint32 minVramMiB, uint96 fee) internal returns (uint256) {
+    /// @dev Creates an image task; it waits for the next block's draw.
+    function _queueImageTask(uint8 imageCount, uint32 minVramMiB, uint96 fee) internal returns (uint256) {
         bytes32 argsHash = _nextArgsHash();
         VM.prank(creator);
         return verinfer.createTask(IMAGE, argsHash, imageCount, minVramMiB, "", fee);
+    }
+
+    /// @dev Creates a text task; it waits for the next block's draw.
+    function _queueTextTask(string memory model, uint32 minVramMiB, uint96 fee) internal returns (uint256) {
+        bytes32 argsHash = _nextArgsHash();
+        VM.prank(creator);
+        return verinfer.createTask(TEXT, argsHash, 0, minVramMiB, model, fee);
+    }
+
+    /// @dev Creates an image task and runs the next block's draw (which starts it when nodes can).
+    function _createImageTask(uint8 imageCount, uint32 minVramMiB, uint96 fee) internal returns (uint256 taskId) {
+        taskId = _queueImageTask(imageCount, minVramMiB, fee);
+        _draw();
     }
 
     function _createImageTask() internal returns (uint256) {
         return _createImageTask(1, 0, FEE);
     }
 
-    function _createTextTask(string memory model, uint32 minVramMiB, uint96 fee) internal returns (uint256) {
-        bytes32 argsHash = _nextArgsHash();
-        VM.prank(creator);
-        return verinfer.createTask(TEXT, argsHash, 0, minVramMiB, model, fee);
+    /// @dev Creates a text task and runs the next block's draw.
+    function _createTextTask(string memory model, uint32 minVramMiB, uint96 fee) internal returns (uint256 taskId) {
+        taskId = _queueTextTask(model, minVramMiB, fee);
+        _draw();
     }
 
     function _status(uint256 taskId) internal view returns (IVerinfer.TaskStatus) {
