@@ -156,6 +156,8 @@ contract_enum! {
         Errored = 6 => "errored",
         /// Cancelled by its creator while queued; the fee was refunded.
         Cancelled = 7 => "cancelled",
+        /// Waited longer than its queue timeout without nodes; the fee was credited back.
+        Expired = 8 => "expired",
     }
 }
 
@@ -184,6 +186,18 @@ contract_enum! {
         MissedCommit = 1 => "missed_commit",
         /// It committed but did not reveal before the reveal deadline.
         MissedReveal = 2 => "missed_reveal",
+    }
+}
+
+contract_enum! {
+    /// Why an account's withdrawable balance grew (`IVerinfer.CreditReason`, in `BalanceCredited`).
+    CreditReason {
+        /// A leaving, kicked or under-staked node's remaining stake.
+        StakeReturned = 0 => "stake_returned",
+        /// A task's fee returned to its creator (aborted, errored or expired).
+        FeeRefunded = 1 => "fee_refunded",
+        /// A share of a slash paid to the nodes that were right, or to the creator.
+        SlashReward = 2 => "slash_reward",
     }
 }
 
@@ -229,7 +243,7 @@ impl TaskStatus {
     pub const fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Validated | Self::Aborted | Self::Errored | Self::Cancelled
+            Self::Validated | Self::Aborted | Self::Errored | Self::Cancelled | Self::Expired
         )
     }
 }
@@ -247,7 +261,7 @@ mod tests {
                 Ok(status)
             );
         }
-        assert_eq!(TaskStatus::ALL.len(), 8);
+        assert_eq!(TaskStatus::ALL.len(), 9);
         assert_eq!(NodeState::ALL.len(), 5);
         let error = NodeState::try_from(5).unwrap_err();
         assert_eq!(error.to_string(), "5 is not a valid NodeState");

@@ -10,10 +10,12 @@ use alloy::{
     sol_types::{SolEvent, SolEventInterface},
 };
 
-use crate::{ExitReason, SlashReason, TaskKind, TaskStatus, Verinfer, Verinfer::VerinferEvents};
+use crate::{
+    CreditReason, ExitReason, SlashReason, TaskKind, TaskStatus, Verinfer, Verinfer::VerinferEvents,
+};
 
-/// A Verinfer event with its values in Rust types. Parameter, treasury and ownership events are
-/// [`VerinferEvent::Other`], by name.
+/// A Verinfer event with its values in Rust types. Parameter, registry, treasury and ownership
+/// events are [`VerinferEvent::Other`], by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // the fields are the Solidity event's, in snake case
 pub enum VerinferEvent {
@@ -24,6 +26,11 @@ pub enum VerinferEvent {
         gpu_model_name: String,
         vram_mib: u32,
         stake: u128,
+        fee_tier: u8,
+    },
+    FeeTierSet {
+        node: Address,
+        fee_tier: u8,
     },
     StakeAdded {
         node: Address,
@@ -55,6 +62,18 @@ pub enum VerinferEvent {
         task_id: u64,
         amount: u128,
     },
+    /// `amount` became withdrawable by `account`; `task_id` 0 when no task caused it (a node
+    /// evicted below the minimum stake by a draw).
+    BalanceCredited {
+        account: Address,
+        task_id: u64,
+        reason: CreditReason,
+        amount: u128,
+    },
+    Withdrawn {
+        account: Address,
+        amount: u128,
+    },
     TaskCreated {
         task_id: u64,
         creator: Address,
@@ -74,8 +93,13 @@ pub enum VerinferEvent {
         nodes: [Address; 3],
         commit_deadline: u32,
         reveal_deadline: u32,
+        /// The block whose hash seeded the draw.
+        seed_block: u64,
     },
     TaskCancelled {
+        task_id: u64,
+    },
+    TaskExpired {
         task_id: u64,
     },
     ResultCommitted {
@@ -153,6 +177,10 @@ impl VerinferEvent {
     pub fn name(&self) -> &str {
         match self {
             Self::NodeJoined { .. } => "NodeJoined",
+            Self::FeeTierSet { .. } => "FeeTierSet",
+            Self::BalanceCredited { .. } => "BalanceCredited",
+            Self::Withdrawn { .. } => "Withdrawn",
+            Self::TaskExpired { .. } => "TaskExpired",
             Self::StakeAdded { .. } => "StakeAdded",
             Self::NodeLeaving { .. } => "NodeLeaving",
             Self::NodeExited { .. } => "NodeExited",
@@ -184,12 +212,14 @@ impl VerinferEvent {
             | Self::TaskQueued { task_id, .. }
             | Self::TaskStarted { task_id, .. }
             | Self::TaskCancelled { task_id }
+            | Self::TaskExpired { task_id }
             | Self::ResultCommitted { task_id, .. }
             | Self::RevealPhaseOpened { task_id, .. }
             | Self::ImageResultRevealed { task_id, .. }
             | Self::TextResultRevealed { task_id, .. }
             | Self::InvalidArgsReported { task_id, .. }
             | Self::TaskSettled { task_id, .. } => Some(*task_id),
+            Self::BalanceCredited { task_id, .. } if *task_id != 0 => Some(*task_id),
             _ => None,
         }
     }
@@ -198,6 +228,7 @@ impl VerinferEvent {
     pub fn node(&self) -> Option<Address> {
         match self {
             Self::NodeJoined { node, .. }
+            | Self::FeeTierSet { node, .. }
             | Self::StakeAdded { node, .. }
             | Self::NodeLeaving { node, .. }
             | Self::NodeExited { node, .. }
@@ -236,6 +267,15 @@ fn amount(value: U96) -> u128 {
     value.to::<u128>()
 }
 
+/// Credits and withdrawals are uint256 on chain (sums of uint96 amounts); they fit u128 for any
+/// token whose supply does.
+fn wide_amount(event: &'static str, value: U256) -> Result<u128, EventError> {
+    u128::try_from(value).map_err(|_| EventError::OutOfRange {
+        event,
+        message: format!("amount {value} exceeds u128"),
+    })
+}
+
 fn known<T, E: std::fmt::Display>(
     event: &'static str,
     value: Result<T, E>,
@@ -257,6 +297,24 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
             gpu_model_name: e.gpuModelName,
             vram_mib: e.vramMiB,
             stake: amount(e.stake),
+            fee_tier: e.feeTier,
+        },
+        E::FeeTierSet(e) => V::FeeTierSet {
+            node: e.node,
+            fee_tier: e.feeTier,
+        },
+        E::BalanceCredited(e) => V::BalanceCredited {
+            account: e.account,
+            task_id: task_id("BalanceCredited", e.taskId)?,
+            reason: known("BalanceCredited", CreditReason::try_from(e.reason))?,
+            amount: wide_amount("BalanceCredited", e.amount)?,
+        },
+        E::Withdrawn(e) => V::Withdrawn {
+            account: e.account,
+            amount: wide_amount("Withdrawn", e.amount)?,
+        },
+        E::TaskExpired(e) => V::TaskExpired {
+            task_id: task_id("TaskExpired", e.taskId)?,
         },
         E::StakeAdded(e) => V::StakeAdded {
             node: e.node,
@@ -307,6 +365,10 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
             nodes: e.nodes,
             commit_deadline: e.commitDeadline,
             reveal_deadline: e.revealDeadline,
+            seed_block: u64::try_from(e.seedBlock).map_err(|_| EventError::OutOfRange {
+                event: "TaskStarted",
+                message: format!("seed block {} exceeds u64", e.seedBlock),
+            })?,
         },
         E::TaskCancelled(e) => V::TaskCancelled {
             task_id: task_id("TaskCancelled", e.taskId)?,

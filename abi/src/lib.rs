@@ -7,7 +7,7 @@
 //!
 //! Besides the bindings: [`Deployment`], the `deployments/<chainid>.json` record written by
 //! `script/Deploy.s.sol`, and Rust enums ([`TaskKind`], [`TaskStatus`], [`NodeState`],
-//! [`SlashReason`], [`ExitReason`]) for the contract's enums, which the JSON ABI carries as
+//! [`SlashReason`], [`ExitReason`], [`CreditReason`]) for the contract's enums, which the JSON ABI carries as
 //! `uint8` user-defined value types ([`IVerinfer::TaskKind`] and so on). Dev chains (anvil, a
 //! fresh deployment, funded accounts) are `verinfer-devchain`'s, not this crate's.
 //!
@@ -26,7 +26,8 @@ mod task;
 
 pub use deployment::{ChainTarget, ChainTargetError, Deployment, DeploymentError};
 pub use enums::{
-    ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue, UnknownTaskKind,
+    CreditReason, ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue,
+    UnknownTaskKind,
 };
 pub use events::{EventError, VerinferEvent, task_event_signatures};
 pub use revert::Revert;
@@ -77,10 +78,10 @@ pub const MAX_IMAGES: u8 = 16;
 
 /// A gas limit for a verinfer transaction, padded over `eth_estimateGas`'s `estimate`.
 ///
-/// Node selection draws from `block.prevrandao`, so the gas of a transaction that may start a
-/// task (`createTask`, `join`, `dispatch`, and reveals or `settle` that release nodes to a queue)
-/// depends on the block it lands in, not the one `eth_estimateGas` simulated; on anvil an
-/// unpadded text `createTask` was seen to revert for lack of gas. Pads by 30 % plus 25 000.
+/// The first state-changing call of a block runs the block's draw (starting waiting tasks) before
+/// its own work, so the gas of any verinfer transaction depends on whether it lands first in its
+/// block, not only on what `eth_estimateGas` simulated; a reveal that happens to be last also
+/// settles the task. Pads by 30 % plus 25 000.
 pub const fn padded_gas_limit(estimate: u64) -> u64 {
     estimate
         .saturating_add(estimate / 10 * 3)

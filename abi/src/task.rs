@@ -38,6 +38,12 @@ pub struct ChainTask {
     pub commit_deadline: u32,
     /// Reveal deadline, unix seconds (0 before start).
     pub reveal_deadline: u32,
+    /// Highest node fee tier the fee pays for (a node of tier t serves fees >= 2^t x the minimum).
+    pub fee_level: u8,
+    /// The parameter version the task runs under (`paramsAt`).
+    pub params_version: u32,
+    /// When the task expires if still queued, unix seconds.
+    pub expires_at: u64,
 }
 
 impl ChainTask {
@@ -59,6 +65,9 @@ impl ChainTask {
             invalid_mask: info.invalidMask,
             commit_deadline: info.commitDeadline,
             reveal_deadline: info.revealDeadline,
+            fee_level: info.feeLevel,
+            params_version: info.paramsVersion.to::<u32>(),
+            expires_at: info.expiresAt.to::<u64>(),
         })
     }
 
@@ -67,7 +76,7 @@ impl ChainTask {
         self.status != TaskStatus::None
     }
 
-    /// Whether the task reached a final status (validated, aborted, errored or cancelled).
+    /// Whether the task reached a final status (validated, aborted, errored, cancelled or expired).
     pub fn is_terminal(&self) -> bool {
         self.status.is_final()
     }
