@@ -332,8 +332,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         uint96 fee
     ) external touch returns (uint256 taskId) {
         if (argsHash == bytes32(0)) revert ZeroArgsHash();
-        (bytes32 queueClass, bytes32 modelId, uint8 textModel) =
-            _taskClass(kind, imageCount, minVramMiB, gpuModelName);
+        (bytes32 queueClass, bytes32 modelId, uint8 textModel) = _taskClass(kind, imageCount, minVramMiB, gpuModelName);
         taskId = ++taskCount;
         Task storage task = _tasks[taskId];
         {
@@ -471,7 +470,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
         _settle(task, taskId);
     }
 
-
     // ================================================================ owner
 
     /// @notice Schedules parameter version `paramsVersion() + 1`, in force `paramsDelay` seconds from
@@ -577,8 +575,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
         return (version, _params[version], at);
     }
 
-
-
     /// @notice Smallest fee a task of this kind and image count may pay now.
     function minTaskFee(TaskKind kind, uint8 imageCount) external view returns (uint256) {
         return _minimumFee(_params[paramsVersion()], kind, imageCount);
@@ -664,8 +660,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
         return q.tail - q.head;
     }
 
-
-
     /// @notice The id a GPU model name normalises to (reverts on an invalid name).
     function gpuModelId(string calldata gpuModelName) external pure returns (bytes32 id) {
         (id,) = GpuModels.normalise(gpuModelName);
@@ -688,7 +682,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
     {
         return keccak256(abi.encode(taskId, node, digest, salt));
     }
-
 
     // ================================================================ internal: reveal and settle
 
@@ -1022,10 +1015,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
 
     /// @dev Draws three distinct eligible nodes for `task` and opens its commit phase; false (and no
     ///      change but evictions) when too few are eligible.
-    function _tryStart(uint256 taskId, Task storage task, bytes32 seedHash, uint256 seedBlock)
-        internal
-        returns (bool)
-    {
+    function _tryStart(uint256 taskId, Task storage task, bytes32 seedHash, uint256 seedBlock) internal returns (bool) {
         (bool ok, address[3] memory addrs, uint32[3] memory ids) =
             _drawNodes(task, uint256(keccak256(abi.encode(seedHash, taskId))));
         if (!ok) return false;
