@@ -47,8 +47,8 @@ import {TieredPool} from "./libraries/TieredPool.sol";
 ///
 ///      Queues. One FIFO queue per class of identical eligibility (image: VRAM class and fee level;
 ///      text: model and fee level), so a task that cannot be served never holds back one that can.
-///      Each draw visits at most `MAX_DRAW_ATTEMPTS` queue heads, round robin over the non-empty
-///      queues. A task that waits longer than its `queueTimeout` expires and its fee is refunded.
+///      Each draw takes at most `MAX_DRAW_ATTEMPTS` steps (start attempts and skipped dead
+///      entries), round robin over the non-empty queues. A task that waits longer than its `queueTimeout` expires and its fee is refunded.
 ///
 ///      Payments. Nothing in settlement transfers tokens: returned stakes, refunds and slash shares
 ///      are credited and withdrawn by their owners (`withdraw`). Tokens are pulled only for the
@@ -83,7 +83,8 @@ contract Verinfer is IVerinfer, Ownable2Step {
     uint8 public constant MIN_TEXT_POOL = 3;
     /// @notice Longest delay the constructor accepts before a scheduled parameter version applies.
     uint32 public constant MAX_PARAMS_DELAY = 30 days;
-    /// @notice Queue heads one draw visits at most (bounds the gas the drawing call pays).
+    /// @notice Steps one draw takes at most — a start attempt, or a cancelled or expired task
+    ///         skipped — which bounds the gas the drawing call pays.
     uint256 public constant MAX_DRAW_ATTEMPTS = 8;
     /// @notice Result a node commits and reveals to report that the task's args are invalid.
     bytes32 public constant INVALID_ARGS = keccak256("verinfer.invalid-args.v1");
@@ -91,7 +92,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
     uint16 public constant NO_RESULT = type(uint16).max;
 
     uint256 internal constant GLOBAL_POOL = 0;
-    uint256 internal constant MAX_QUEUE_SKIPS = 8;
     uint256 internal constant MAX_EVICTIONS = 3;
     uint256 internal constant BLOCKHASH_WINDOW = 256;
     uint256 internal constant MAX_RESULT_WORDS = MAX_IMAGES / 4;
@@ -943,14 +943,18 @@ contract Verinfer is IVerinfer, Ownable2Step {
         return blockhash(seedBlock);
     }
 
-    /// @dev Visits up to `MAX_DRAW_ATTEMPTS` queue heads, round robin over the non-empty queues.
+    /// @dev Spends at most `MAX_DRAW_ATTEMPTS` steps — a start attempt, or a cancelled or expired
+    ///      entry skipped — on queue heads, round robin over the non-empty queues, so the gas the
+    ///      drawing call pays is bounded whatever is queued.
     function _draw(bytes32 seedHash, uint256 seedBlock) internal returns (uint256 started) {
         bytes32 prev = _drawCursor;
-        if (prev == bytes32(0)) return 0;
-        for (uint256 attempt; attempt < MAX_DRAW_ATTEMPTS; ++attempt) {
+        uint256 steps;
+        while (prev != bytes32(0) && steps < MAX_DRAW_ATTEMPTS) {
             bytes32 key = _queues[prev].next;
             Queue storage queue = _queues[key];
-            (bool empty, bool didStart) = _serveHead(queue, seedHash, seedBlock);
+            (bool empty, bool didStart, uint256 used) =
+                _serveHead(queue, seedHash, seedBlock, MAX_DRAW_ATTEMPTS - steps);
+            steps += used;
             if (didStart) ++started;
             if (!empty) {
                 prev = key;
@@ -958,22 +962,24 @@ contract Verinfer is IVerinfer, Ownable2Step {
                 queue.linked = false;
                 if (key == prev) {
                     prev = bytes32(0); // the ring is empty
-                    break;
+                } else {
+                    _queues[prev].next = queue.next;
                 }
-                _queues[prev].next = queue.next;
             }
         }
         _drawCursor = prev;
     }
 
-    /// @dev Skips (and expires) dead entries at the head, then tries to start the live head.
-    function _serveHead(Queue storage queue, bytes32 seedHash, uint256 seedBlock)
+    /// @dev Skips (and expires) dead entries at the head, then tries to start the live head, within
+    ///      `budget` steps.
+    function _serveHead(Queue storage queue, bytes32 seedHash, uint256 seedBlock, uint256 budget)
         internal
-        returns (bool empty, bool started)
+        returns (bool empty, bool started, uint256 used)
     {
         uint64 head = queue.head;
         uint64 tail = queue.tail;
-        for (uint256 skips; head != tail && skips < MAX_QUEUE_SKIPS; ++skips) {
+        while (head != tail && used < budget) {
+            ++used;
             uint256 taskId = queue.items[head];
             Task storage task = _tasks[taskId];
             if (task.status == TaskStatus.Queued && block.timestamp >= task.expiresAt) _expire(task, taskId);
@@ -988,6 +994,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
             }
             break;
         }
+        if (used == 0) used = 1; // a linked queue is never empty; never loop without progress
         if (head != queue.head) queue.head = head;
         empty = head == tail;
     }
