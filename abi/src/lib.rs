@@ -87,3 +87,31 @@ pub const fn padded_gas_limit(estimate: u64) -> u64 {
         .saturating_add(estimate / 10 * 3)
         .saturating_add(25_000)
 }
+
+/// Base units of one staking token (the tools assume 18 decimals, as the mock token has).
+pub const TOKEN_UNITS: u128 = 1_000_000_000_000_000_000;
+
+/// `units` token base units as a decimal number of tokens (18 decimals), without trailing zeros:
+/// `1500000000000000000` is `"1.5"`.
+pub fn format_tokens(units: u128) -> String {
+    let whole = units / TOKEN_UNITS;
+    let fraction = units % TOKEN_UNITS;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{fraction:018}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_format_without_trailing_zeros() {
+        assert_eq!(format_tokens(0), "0");
+        assert_eq!(format_tokens(1_500 * TOKEN_UNITS), "1500");
+        assert_eq!(format_tokens(TOKEN_UNITS + TOKEN_UNITS / 2), "1.5");
+        assert_eq!(format_tokens(1), "0.000000000000000001");
+    }
+}
