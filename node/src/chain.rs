@@ -89,10 +89,27 @@ pub struct ChainNode {
     pub stake: u128,
     /// Declared GPU model id.
     pub gpu_model: B256,
-    /// Declared VRAM in MiB.
+    /// The registry's VRAM of its GPU model, in MiB.
     pub vram_mib: u32,
+    /// Fee tier: it is drawn only for tasks paying at least 2^fee_tier x the network minimum.
+    pub fee_tier: u8,
     /// Current task (0: none).
     pub task_id: u64,
+}
+
+/// A registered GPU model (`gpuModel(id)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuModel {
+    /// Its id (keccak256 of the normalised name).
+    pub id: B256,
+    /// Its normalised name.
+    pub name: String,
+    /// The VRAM every card of the model has, in MiB.
+    pub vram_mib: u32,
+    /// Whether new nodes may declare it.
+    pub active: bool,
+    /// Available nodes of the model (all fee tiers).
+    pub available_nodes: u32,
 }
 
 /// A `TaskStarted` event.
@@ -239,17 +256,85 @@ impl Chain {
             stake: info.stake.to::<u128>(),
             gpu_model: info.gpuModel,
             vram_mib: info.vramMiB,
+            fee_tier: info.feeTier,
             task_id: info.taskId.to::<u64>(),
         })
     }
 
-    /// `minStake()`.
+    /// `params().minStake`: the smallest stake a node may join with now.
     pub async fn min_stake(&self) -> Result<u128, ChainError> {
-        let stake = read("minStake", || async {
-            self.verinfer.minStake().call().await
+        let params = read("params", || async { self.verinfer.params().call().await }).await?;
+        Ok(params.minStake.to::<u128>())
+    }
+
+    /// `minTaskFee(kind, imageCount)`: the smallest fee of such a task now.
+    pub async fn min_task_fee(
+        &self,
+        kind: verinfer_abi::TaskKind,
+        image_count: u8,
+    ) -> Result<u128, ChainError> {
+        let fee = read("minTaskFee", || async {
+            self.verinfer
+                .minTaskFee(kind.into(), image_count)
+                .call()
+                .await
         })
         .await?;
-        Ok(stake.to::<u128>())
+        Ok(u128::try_from(fee).unwrap_or(u128::MAX))
+    }
+
+    /// The registered GPU model `id` (`gpuModel(id)`); `None` when it is not registered.
+    pub async fn gpu_model(&self, id: B256) -> Result<Option<GpuModel>, ChainError> {
+        match read("gpuModel", || async {
+            self.verinfer.gpuModel(id).call().await
+        })
+        .await
+        {
+            Ok(info) => Ok(Some(GpuModel {
+                id: info.id,
+                name: info.name,
+                vram_mib: info.vramMiB,
+                active: info.active,
+                available_nodes: info.availableNodes,
+            })),
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::GpuModelNotRegistered(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `claimable(account)`: tokens credited to `account` (returned stakes, refunds, slash
+    /// rewards) that `withdraw()` sends it.
+    pub async fn claimable(&self, account: Address) -> Result<u128, ChainError> {
+        let amount = read("claimable", || async {
+            self.verinfer.claimable(account).call().await
+        })
+        .await?;
+        Ok(u128::try_from(amount).unwrap_or(u128::MAX))
+    }
+
+    /// `drawDue()` as a transaction sent now would see it (read at the pending block, where it
+    /// would land; at the latest block when the endpoint cannot read the pending one).
+    pub async fn draw_due(&self) -> Result<bool, ChainError> {
+        let pending = self
+            .verinfer
+            .drawDue()
+            .block(alloy::eips::BlockId::pending())
+            .call()
+            .await;
+        match pending {
+            Ok(due) => Ok(due),
+            Err(error) => {
+                tracing::debug!(%error, "drawDue at the pending block failed; reading the latest");
+                read("drawDue", || async { self.verinfer.drawDue().call().await }).await
+            }
+        }
     }
 
     /// `gpuModelId(name)`: the id the contract stores for a declared GPU model name.
@@ -505,11 +590,11 @@ impl Chain {
         })
     }
 
-    /// `join(gpuModelName, vramMiB, amount)`.
+    /// `join(gpuModelName, feeTier, amount)`.
     pub async fn join(
         &self,
         gpu_model: &str,
-        vram_mib: u32,
+        fee_tier: u8,
         stake: u128,
     ) -> Result<B256, ChainError> {
         let amount = alloy::primitives::Uint::<96, 2>::try_from(stake)
@@ -517,9 +602,29 @@ impl Chain {
         let submitted = self
             .submit(
                 "join",
-                self.verinfer.join(gpu_model.to_owned(), vram_mib, amount),
+                self.verinfer.join(gpu_model.to_owned(), fee_tier, amount),
             )
             .await?;
+        self.confirm(submitted).await
+    }
+
+    /// `setFeeTier(feeTier)`.
+    pub async fn set_fee_tier(&self, fee_tier: u8) -> Result<B256, ChainError> {
+        let submitted = self
+            .submit("setFeeTier", self.verinfer.setFeeTier(fee_tier))
+            .await?;
+        self.confirm(submitted).await
+    }
+
+    /// `drawTasks()`: runs the draw a later block owes the waiting tasks (never reverts).
+    pub async fn draw_tasks(&self) -> Result<B256, ChainError> {
+        let submitted = self.submit("drawTasks", self.verinfer.drawTasks()).await?;
+        self.confirm(submitted).await
+    }
+
+    /// `withdraw()`: sends the node everything credited to it.
+    pub async fn withdraw(&self) -> Result<B256, ChainError> {
+        let submitted = self.submit("withdraw", self.verinfer.withdraw()).await?;
         self.confirm(submitted).await
     }
 
@@ -594,8 +699,8 @@ impl Chain {
     where
         C: alloy::sol_types::SolCall,
     {
-        // Node selection draws from the block's prevrandao, so gas depends on the block the
-        // transaction lands in: pad the estimate (which also surfaces reverts, decoded).
+        // The first call of a block runs the block's draw, so gas depends on where the
+        // transaction lands: pad the estimate (which also surfaces reverts, decoded).
         let estimate = builder
             .estimate_gas()
             .await

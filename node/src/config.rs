@@ -33,10 +33,13 @@ const LAYERS: Layers = Layers::new("node", ENV_PREFIX);
 pub const DEFAULT_KEY_ENV: &str = "VERINFER_NODE_KEY";
 /// Environment variable holding the keystore password (when no password file is configured).
 pub const KEYSTORE_PASSWORD_ENV: &str = "VERINFER_NODE_KEY_PASSWORD";
-/// Smallest VRAM the contract accepts from a node, in MiB (`Verinfer.MIN_NODE_VRAM_MIB`).
+/// Smallest VRAM a registered GPU model may have, in MiB (`Verinfer.MIN_GPU_VRAM_MIB`).
 pub const MIN_NODE_VRAM_MIB: u32 = 1024;
-/// Largest VRAM the contract accepts from a node, in MiB (`Verinfer.MAX_NODE_VRAM_MIB`).
-pub const MAX_NODE_VRAM_MIB: u32 = (1 << 24) - 1;
+/// Largest VRAM a registered GPU model may have, in MiB (`Verinfer.MAX_GPU_VRAM_MIB`).
+pub const MAX_NODE_VRAM_MIB: u32 = 1 << 24;
+/// Highest fee tier (`Verinfer.MAX_FEE_TIER`): tier t serves tasks paying at least 2^t times the
+/// network minimum.
+pub const MAX_FEE_TIER: u8 = 7;
 
 /// Why the configuration could not be loaded or is inconsistent.
 #[derive(Debug, thiserror::Error)]
@@ -80,14 +83,16 @@ impl Default for KeyConfig {
     }
 }
 
-/// GPU identity declared on chain instead of the detected one (devnets where several nodes
-/// share one machine, or text nodes that must share one declared model).
+/// GPU identity used instead of the detected one (devnets where several nodes share one machine,
+/// or text nodes that must share one declared model).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityOverride {
-    /// GPU model name, e.g. `"NVIDIA GeForce RTX 4090"` (the contract normalises case and spaces).
+    /// GPU model name declared on chain, e.g. `"NVIDIA GeForce RTX 4090"` (the contract
+    /// normalises case and spaces). The owner must have registered it.
     pub gpu_model: String,
-    /// VRAM in MiB (`1024..=16777215`).
+    /// The VRAM this machine has, in MiB (`1024..=16777216`). The chain takes the model's VRAM
+    /// from its registry; the node warns when this is less.
     pub vram_mib: u32,
 }
 
@@ -307,6 +312,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Stake to join with: `"min"` or token base units.
     pub stake: StakeAmount,
+    /// The node's minimum price: it is drawn only for tasks paying at least `2^fee_tier` times
+    /// the network's minimum fee for that task (`0..=7`; 0 serves every task).
+    pub fee_tier: u8,
     /// Declared GPU identity instead of the detected one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityOverride>,
@@ -347,6 +355,7 @@ impl fmt::Debug for NodeConfig {
             .field("models_dir", &self.models_dir)
             .field("data_dir", &self.data_dir)
             .field("stake", &self.stake)
+            .field("fee_tier", &self.fee_tier)
             .field("identity", &self.identity)
             .field("device", &self.device)
             .field("poll_interval_ms", &self.poll_interval_ms)
@@ -376,6 +385,7 @@ impl Default for NodeConfig {
             models_dir: PathBuf::from("models"),
             data_dir: PathBuf::from("node-data"),
             stake: StakeAmount::Minimum,
+            fee_tier: 0,
             identity: None,
             device: Device::Cpu,
             poll_interval_ms: 2000,
@@ -416,6 +426,12 @@ impl NodeConfig {
         }
         if self.tx_timeout_secs == 0 {
             return invalid("tx_timeout_secs must be positive".into());
+        }
+        if self.fee_tier > MAX_FEE_TIER {
+            return invalid(format!(
+                "fee_tier {} is above the contract's highest fee tier {MAX_FEE_TIER} (a node of tier t serves tasks paying at least 2^t times the network minimum)",
+                self.fee_tier
+            ));
         }
         if let Some(identity) = &self.identity {
             if identity.gpu_model.trim().is_empty() {
@@ -470,6 +486,7 @@ mod tests {
             chain_id = 5
             verinfer = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
             stake = "1500e18"
+            fee_tier = 3
             device = "cuda:1"
             metrics_listen = "127.0.0.1:9464"
             [identity]
@@ -483,6 +500,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.stake, StakeAmount::Exact(1500 * 10u128.pow(18)));
+        assert_eq!(config.fee_tier, 3);
         assert_eq!(config.device, Device::Cuda(1));
         assert_eq!(config.testing.behaviour, Behaviour::Lazy);
         assert_eq!(config.testing.halt_after, Some(HaltPoint::Committed));
@@ -499,6 +517,8 @@ mod tests {
             ("stake = \"12.5\"", "12.5"),
             ("stake = \"1e30\"", "uint96"),
             ("poll_interval_ms = 0", "poll_interval_ms"),
+            ("fee_tier = 8", "fee_tier 8"),
+            ("fee_tier = -1", "fee_tier"),
             ("[identity]\ngpu_model = \"x\"\nvram_mib = 512", "vram_mib"),
             ("[testing]\nbehaviour = \"evil\"", "evil"),
         ] {

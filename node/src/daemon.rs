@@ -20,10 +20,10 @@ use verinfer_task::{ModelStore, TaskArgs, TaskKind, random_salt, text_digest};
 use verinfer_wire::{ClientError, ErrorCode, RelayerClient, UploadPayload, sign_result_upload};
 
 use crate::{
-    chain::{Chain, ChainError, ChainTask, Head, ObservedReveal, Submitted, TxState},
+    chain::{Chain, ChainError, ChainTask, GpuModel, Head, ObservedReveal, Submitted, TxState},
     config::{Behaviour, ChainTarget, HaltPoint, NodeConfig, StakeAmount},
     engine::{Identity, InferenceEngine, InferenceJob, InferenceOutput},
-    error::NodeError,
+    error::{NodeError, claimable_hint},
     key::load_signer,
     metrics::Metrics,
     plan::{Action, ChainView, CloseReason, next_action},
@@ -52,6 +52,14 @@ const POLL_BACKOFF: Backoff = Backoff {
     factor: 2.0,
     max_attempts: u32::MAX,
 };
+
+/// How often a busy node checks whether a draw is due (an idle one checks at every poll).
+const DRAW_CHECK_PERIOD: Duration = Duration::from_secs(10);
+/// Longest random pause before sending `drawTasks()`, so that the nodes that saw the same due
+/// draw do not all send one (the first one in a block draws; the others then do nothing).
+const DRAW_JITTER_MAX: Duration = Duration::from_millis(1_500);
+/// How often the daemon checks that the node is still registered (not left, not kicked).
+const STATE_CHECK_PERIOD: Duration = Duration::from_secs(5);
 
 /// How the node stands on chain after start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +95,14 @@ pub struct StartupSummary {
     pub chain_id: u64,
     /// The Verinfer contract.
     pub verinfer: Address,
-    /// The declared GPU identity.
+    /// The GPU identity: the declared model name and this machine's VRAM.
     pub identity: Identity,
+    /// The registry's record of the node's GPU model (its VRAM is the one the chain uses).
+    pub gpu_model: GpuModel,
+    /// The node's fee tier on chain (the configured one).
+    pub fee_tier: u8,
+    /// The `setFeeTier` transaction, when start-up changed the tier on chain.
+    pub fee_tier_tx: Option<B256>,
     /// Models found in `models_dir`.
     pub models: usize,
     /// Registration.
@@ -124,8 +138,17 @@ impl fmt::Display for StartupSummary {
         }
         write!(
             f,
-            "; declared {:?} with {} MiB; {} model(s)",
-            self.identity.gpu_model, self.identity.vram_mib, self.models
+            "; GPU model {:?} ({} MiB in the registry; this machine {} MiB); fee tier {} (tasks paying at least {}x the minimum{}); {} model(s)",
+            self.gpu_model.name,
+            self.gpu_model.vram_mib,
+            self.identity.vram_mib,
+            self.fee_tier,
+            1u32 << self.fee_tier.min(31),
+            match self.fee_tier_tx {
+                Some(tx) => format!(", set now: tx {tx}"),
+                None => String::new(),
+            },
+            self.models
         )?;
         if !self.resumed_tasks.is_empty() {
             write!(f, "; resuming task(s) {:?}", self.resumed_tasks)?;
@@ -148,6 +171,49 @@ pub struct Node {
     summary: StartupSummary,
     /// Per task: failures in a row and when to try again.
     retry_at: HashMap<u64, (u32, Instant)>,
+    /// When a busy node next checks for a due draw.
+    next_draw_check: Instant,
+    /// When the daemon next checks that the node is still registered.
+    next_state_check: Instant,
+}
+
+/// Why [`Node::run_to_exit`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeExit {
+    /// Shut down as asked.
+    Stopped,
+    /// A `[testing] halt_after` point was reached.
+    Halted,
+    /// The node left the network (`verinfer node leave`) and finished its tasks.
+    Left {
+        /// Tokens credited to it (its stake when it left during a task, rewards of slashes):
+        /// `verinfer node withdraw` sends them.
+        claimable: u128,
+    },
+    /// The node was slashed and kicked, and finished what it could of its tasks.
+    Kicked {
+        /// Tokens credited to it (its stake after the slash).
+        claimable: u128,
+    },
+}
+
+impl fmt::Display for NodeExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stopped => f.write_str("stopped"),
+            Self::Halted => f.write_str("halted at the configured [testing] halt_after point"),
+            Self::Left { claimable } => write!(
+                f,
+                "the node left the network and has no task left; {}",
+                claimable_hint(*claimable)
+            ),
+            Self::Kicked { claimable } => write!(
+                f,
+                "the node was slashed and kicked from the network (it cannot join again with this key); {}",
+                claimable_hint(*claimable)
+            ),
+        }
+    }
 }
 
 impl fmt::Debug for Node {
@@ -164,6 +230,8 @@ enum Flow {
     Continue,
     /// A `[testing] halt_after` point was reached.
     Halt,
+    /// The node is no longer registered and has nothing left to do.
+    Exit(NodeExit),
 }
 
 /// The result of one action.
@@ -237,7 +305,11 @@ impl Node {
         };
 
         let metrics = Metrics::new();
-        let registration = register(&chain, &store, &config, &identity).await?;
+        let Registered {
+            registration,
+            gpu_model,
+            fee_tier_tx,
+        } = register(&chain, &store, &config, &identity).await?;
         let resumed_tasks = store
             .active_records()?
             .iter()
@@ -248,6 +320,9 @@ impl Node {
             chain_id: target.chain_id,
             verinfer: target.verinfer,
             identity,
+            gpu_model,
+            fee_tier: config.fee_tier,
+            fee_tier_tx,
             models: models.len(),
             registration,
             resumed_tasks,
@@ -266,6 +341,8 @@ impl Node {
             metrics,
             summary,
             retry_at: HashMap::new(),
+            next_draw_check: Instant::now(),
+            next_state_check: Instant::now(),
         })
     }
 
@@ -285,8 +362,18 @@ impl Node {
     }
 
     /// Works until `shutdown` resolves (then finishes the current step and returns), a
-    /// `[testing] halt_after` point is reached, or the metrics listener cannot bind.
+    /// `[testing] halt_after` point is reached, the node is no longer registered (it left or was
+    /// kicked) and has finished its tasks, or the metrics listener cannot bind.
+    /// [`run_to_exit`](Self::run_to_exit) says which.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+        self.run_to_exit(shutdown).await.map(|_| ())
+    }
+
+    /// [`run`](Self::run), returning why the daemon stopped.
+    pub async fn run_to_exit(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<NodeExit, NodeError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         if let Some(listen) = self.config.metrics_listen {
             let mut stopped = stop_rx.clone();
@@ -315,17 +402,24 @@ impl Node {
         result
     }
 
-    async fn work(mut self, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
+    async fn work(mut self, mut stop: watch::Receiver<bool>) -> Result<NodeExit, NodeError> {
         let mut failures = 0u32;
         loop {
             if *stop.borrow() {
                 tracing::info!("stopped");
-                return Ok(());
+                return Ok(NodeExit::Stopped);
             }
             let delay = match self.poll(&stop).await {
                 Ok(Flow::Halt) => {
                     tracing::warn!("halting at the configured [testing] halt_after point");
-                    return Ok(());
+                    return Ok(NodeExit::Halted);
+                }
+                Ok(Flow::Exit(exit)) => {
+                    match exit {
+                        NodeExit::Kicked { .. } => tracing::warn!("exiting: {exit}"),
+                        _ => tracing::info!("exiting: {exit}"),
+                    }
+                    return Ok(exit);
                 }
                 Ok(Flow::Continue) => {
                     failures = 0;
@@ -347,10 +441,89 @@ impl Node {
         }
     }
 
-    /// One poll: scan for new tasks, then drive every unfinished record.
+    /// One poll: scan for new tasks, drive every unfinished record, then start waiting tasks
+    /// when a draw is due, and exit once the node left or was kicked and has nothing left to do.
     async fn poll(&mut self, stop: &watch::Receiver<bool>) -> Result<Flow, NodeError> {
         let head = self.chain.head().await?;
         self.scan(head).await?;
+        let flow = self.drive_all(stop).await?;
+        if flow != Flow::Continue || *stop.borrow() {
+            return Ok(flow);
+        }
+        let active = self.store.active_records()?;
+        let idle = active.iter().all(|record| record.stage >= Stage::Settled);
+        if let Some(exit) = self.unregistered(active.is_empty()).await? {
+            return Ok(Flow::Exit(exit));
+        }
+        self.draw_if_due(idle, stop).await;
+        Ok(Flow::Continue)
+    }
+
+    /// When the node is no longer registered (it left, or was kicked) and `finished` (no task
+    /// record left to drive): why the daemon should exit. Checked every [`STATE_CHECK_PERIOD`].
+    async fn unregistered(&mut self, finished: bool) -> Result<Option<NodeExit>, NodeError> {
+        if !finished || Instant::now() < self.next_state_check {
+            return Ok(None);
+        }
+        self.next_state_check = Instant::now() + STATE_CHECK_PERIOD;
+        let me = self.address();
+        let state = self.chain.node_info(me).await?.state;
+        let exit = match state {
+            NodeState::None => NodeExit::Left {
+                claimable: self.chain.claimable(me).await?,
+            },
+            NodeState::Kicked => NodeExit::Kicked {
+                claimable: self.chain.claimable(me).await?,
+            },
+            NodeState::Available | NodeState::Busy | NodeState::Leaving => return Ok(None),
+        };
+        Ok(Some(exit))
+    }
+
+    /// Sends `drawTasks()` when `drawDue()` says waiting tasks need a draw that no call of the
+    /// coming block has run yet: checked at every poll while the node is idle, every
+    /// [`DRAW_CHECK_PERIOD`] while it works, after a random pause of up to [`DRAW_JITTER_MAX`]
+    /// (checked again after it), so that the nodes do not all send one. Failures are logged only:
+    /// any other call draws as well.
+    async fn draw_if_due(&mut self, idle: bool, stop: &watch::Receiver<bool>) {
+        let now = Instant::now();
+        if !idle && now < self.next_draw_check {
+            return;
+        }
+        self.next_draw_check = now + DRAW_CHECK_PERIOD;
+        match self.chain.draw_due().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::debug!(%error, "cannot read drawDue");
+                return;
+            }
+        }
+        let jitter = DRAW_JITTER_MAX.min(self.config.poll_interval());
+        let pause = Duration::from_millis(rand::random_range(0..=jitter.as_millis() as u64));
+        let mut stopped = stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = stopped.wait_for(|stop| *stop) => return,
+        }
+        if !matches!(self.chain.draw_due().await, Ok(true)) {
+            return;
+        }
+        match self.chain.draw_tasks().await {
+            Ok(tx) => {
+                tracing::info!(%tx, "sent drawTasks: waiting tasks were due a draw");
+                self.metrics.step("draw", now.elapsed());
+            }
+            Err(error) => {
+                let error = NodeError::from(error);
+                self.metrics.error(error.kind());
+                tracing::warn!(%error, "drawTasks failed (any later call draws as well)");
+            }
+        }
+    }
+
+    /// Drives every unfinished record.
+    async fn drive_all(&mut self, stop: &watch::Receiver<bool>) -> Result<Flow, NodeError> {
         let mut current = 0;
         for mut record in self.store.active_records()? {
             if *stop.borrow() {
@@ -369,8 +542,8 @@ impl Node {
             match self.drive(&mut record, stop).await {
                 Ok(flow) => {
                     self.retry_at.remove(&task_id);
-                    if flow == Flow::Halt {
-                        return Ok(Flow::Halt);
+                    if flow != Flow::Continue {
+                        return Ok(flow);
                     }
                 }
                 Err(error) => {
@@ -1026,17 +1199,31 @@ pub(crate) fn state_dir(config: &NodeConfig, target: &ChainTarget, node: Address
         .join(node.to_string())
 }
 
-/// Joins the network when the node is not registered; reports what it found or did.
+/// What [`register`] found or did.
+struct Registered {
+    registration: Registration,
+    gpu_model: GpuModel,
+    fee_tier_tx: Option<B256>,
+}
+
+/// Joins the network when the node is not registered (refusing a GPU model the registry does not
+/// hold, or holds inactive), or sets its fee tier on chain when it differs from the
+/// configuration; reports what it found or did.
 async fn register(
     chain: &Chain,
     store: &StateStore,
     config: &NodeConfig,
     identity: &Identity,
-) -> Result<Registration, NodeError> {
+) -> Result<Registered, NodeError> {
     let me = chain.node();
     let info = chain.node_info(me).await?;
     match info.state {
-        NodeState::Kicked => return Err(NodeError::Kicked(me)),
+        NodeState::Kicked => {
+            return Err(NodeError::Kicked {
+                node: me,
+                claimable: chain.claimable(me).await?,
+            });
+        }
         NodeState::None => {}
         state => {
             let declared = chain.gpu_model_id(&identity.gpu_model).await?;
@@ -1046,14 +1233,34 @@ async fn register(
                     "this node is registered with another GPU model than it would declare now; leave and join again to change it"
                 );
             }
-            return Ok(Registration::Registered {
-                node_id: info.id,
-                state,
-                stake: info.stake,
+            let gpu_model = chain.gpu_model(info.gpu_model).await?.ok_or_else(|| {
+                ChainError::Unexpected(format!(
+                    "node {me} is registered with GPU model {} which the registry does not hold",
+                    info.gpu_model
+                ))
+            })?;
+            warn_if_less_vram(identity, &gpu_model);
+            let fee_tier_tx = if info.fee_tier != config.fee_tier && state != NodeState::Leaving {
+                let tx = chain.set_fee_tier(config.fee_tier).await?;
+                tracing::info!(%tx, from = info.fee_tier, to = config.fee_tier, "set the fee tier");
+                Some(tx)
+            } else {
+                None
+            };
+            return Ok(Registered {
+                registration: Registration::Registered {
+                    node_id: info.id,
+                    state,
+                    stake: info.stake,
+                },
+                gpu_model,
+                fee_tier_tx,
             });
         }
     }
 
+    let gpu_model = registered_gpu_model(chain, &identity.gpu_model).await?;
+    warn_if_less_vram(identity, &gpu_model);
     let minimum = chain.min_stake().await?;
     let stake = match config.stake {
         StakeAmount::Minimum => minimum,
@@ -1084,16 +1291,48 @@ async fn register(
         None
     };
     let join_tx = chain
-        .join(&identity.gpu_model, identity.vram_mib, stake)
+        .join(&identity.gpu_model, config.fee_tier, stake)
         .await?;
     let node_id = chain.node_info(me).await?.id;
-    tracing::info!(%join_tx, node_id, stake, gpu_model = %identity.gpu_model, vram_mib = identity.vram_mib, "joined");
-    Ok(Registration::Joined {
-        node_id,
-        stake,
-        approve_tx,
-        join_tx,
+    tracing::info!(%join_tx, node_id, stake, gpu_model = %gpu_model.name, vram_mib = gpu_model.vram_mib, fee_tier = config.fee_tier, "joined");
+    Ok(Registered {
+        registration: Registration::Joined {
+            node_id,
+            stake,
+            approve_tx,
+            join_tx,
+        },
+        gpu_model,
+        fee_tier_tx: None,
     })
+}
+
+/// The registry's record of the GPU model `name`; an error naming the model and the owner's
+/// command when it is not registered, or inactive (a node cannot join with it).
+async fn registered_gpu_model(chain: &Chain, name: &str) -> Result<GpuModel, NodeError> {
+    let id = chain.gpu_model_id(name).await?;
+    match chain.gpu_model(id).await? {
+        None => Err(NodeError::GpuModelNotRegistered {
+            name: name.to_owned(),
+        }),
+        Some(model) if !model.active => Err(NodeError::GpuModelInactive {
+            name: name.to_owned(),
+        }),
+        Some(model) => Ok(model),
+    }
+}
+
+/// Warns when this machine has less VRAM than the registry says every card of its model has
+/// (tasks are drawn onto the node by the registry's VRAM).
+fn warn_if_less_vram(identity: &Identity, model: &GpuModel) {
+    if identity.vram_mib < model.vram_mib {
+        tracing::warn!(
+            gpu_model = %model.name,
+            local_vram_mib = identity.vram_mib,
+            registry_vram_mib = model.vram_mib,
+            "this machine has less VRAM than the registry's VRAM for its GPU model: tasks needing up to the registry's VRAM may be drawn onto it and fail"
+        );
+    }
 }
 
 /// Runs a node until `shutdown` resolves: [`Node::start`] then [`Node::run`].
@@ -1127,6 +1366,15 @@ mod tests {
                 gpu_model: "NVIDIA H100".into(),
                 vram_mib: 81_559,
             },
+            gpu_model: GpuModel {
+                id: B256::repeat_byte(9),
+                name: "nvidia h100".into(),
+                vram_mib: 81_920,
+                active: true,
+                available_nodes: 3,
+            },
+            fee_tier: 2,
+            fee_tier_tx: None,
             models: 2,
             registration: Registration::Joined {
                 node_id: 4,
@@ -1142,7 +1390,8 @@ mod tests {
         for needle in [
             "joined as node #4",
             "staking 1000",
-            "\"NVIDIA H100\" with 81559 MiB",
+            "GPU model \"nvidia h100\" (81920 MiB in the registry; this machine 81559 MiB)",
+            "fee tier 2 (tasks paying at least 4x the minimum)",
             "resuming task(s) [7]",
         ] {
             assert!(line.contains(needle), "{needle:?} missing in {line}");

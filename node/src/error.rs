@@ -36,8 +36,33 @@ pub enum NodeError {
     )]
     Identity(String),
     /// The node was slashed and kicked; it can never join again with this key.
-    #[error("node {0} was kicked from the network and cannot join again with this key")]
-    Kicked(Address),
+    #[error(
+        "node {node} was kicked from the network and cannot join again with this key; {}",
+        claimable_hint(*claimable)
+    )]
+    Kicked {
+        /// The node.
+        node: Address,
+        /// What the contract holds for it (`claimable`): its stake after the slash, and any
+        /// slash rewards.
+        claimable: u128,
+    },
+    /// The declared GPU model is not in the contract's registry: the node cannot join.
+    #[error(
+        "GPU model {name:?} is not registered on this network, so the node cannot join with it: the contract owner registers it with `verinfer admin gpu-model add --name {name:?} --vram-mib <MiB>` (`verinfer admin gpu-model list` shows the registered models; a node declares one with [identity] gpu_model)"
+    )]
+    GpuModelNotRegistered {
+        /// The declared name.
+        name: String,
+    },
+    /// The declared GPU model is registered but closed to new nodes.
+    #[error(
+        "GPU model {name:?} is registered but inactive (closed to new nodes), so the node cannot join with it: the contract owner reopens it with `verinfer admin gpu-model set-active --name {name:?} --active true`"
+    )]
+    GpuModelInactive {
+        /// The declared name.
+        name: String,
+    },
     /// `leave` needs an Available or Busy node.
     #[error("node {node} cannot leave: it is {state} (only an Available or Busy node can)")]
     NotLeavable {
@@ -49,6 +74,9 @@ pub enum NodeError {
     /// The key's address is not a registered node.
     #[error("node {0} is not registered: `verinfer node run` joins the network")]
     NotRegistered(Address),
+    /// `withdraw` with nothing credited to the node.
+    #[error("nothing to withdraw: the contract holds no credited tokens for {0}")]
+    NothingToWithdraw(Address),
     /// A stake top-up of zero.
     #[error("the amount to add to the stake is zero")]
     ZeroStakeTopUp,
@@ -134,15 +162,30 @@ impl NodeError {
             Self::Config(_)
             | Self::Key(_)
             | Self::Identity(_)
-            | Self::Kicked(_)
+            | Self::Kicked { .. }
+            | Self::GpuModelNotRegistered { .. }
+            | Self::GpuModelInactive { .. }
             | Self::StakeBelowMinimum { .. }
             | Self::InsufficientBalance { .. }
             | Self::Metrics { .. } => "startup",
             Self::NotLeavable { .. }
             | Self::NotRegistered(_)
             | Self::ZeroStakeTopUp
+            | Self::NothingToWithdraw(_)
             | Self::StakeOverflow { .. } => "stake_management",
             Self::Salt(_) | Self::Join(_) => "internal",
         }
+    }
+}
+
+/// "N tokens are claimable: `verinfer node withdraw` sends them", or that nothing is.
+pub(crate) fn claimable_hint(claimable: u128) -> String {
+    if claimable == 0 {
+        "nothing is left to withdraw".to_owned()
+    } else {
+        format!(
+            "{} tokens are claimable: `verinfer node withdraw` sends them to the node's account",
+            verinfer_abi::format_tokens(claimable)
+        )
     }
 }

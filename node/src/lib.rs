@@ -1,8 +1,11 @@
 //! The verinfer node daemon.
 //!
-//! A node stakes on the Verinfer contract, learns of the tasks that select it from chain events,
-//! fetches their args from the relayer, runs inference, commits, reveals, settles when nobody
-//! else does, and uploads the result behind a validated reveal to the relayer. Every step is
+//! A node stakes on the Verinfer contract (declaring a GPU model of the owner's registry and a fee
+//! tier), sends the draw that starts waiting tasks when one is due, learns of the tasks the draws
+//! select it for from chain events, fetches their args from the relayer, runs inference,
+//! commits, reveals, settles when nobody else does, and uploads the result behind a validated
+//! reveal to the relayer. It exits once it left the network or was kicked and has nothing left
+//! to do, saying what it can withdraw. Every step is
 //! persisted before the next one is sent, so a node that crashes or restarts at any point
 //! resumes from disk and the chain, and is never slashed for restarting.
 //!
@@ -26,15 +29,15 @@ pub mod state;
 mod status;
 
 pub use chain::{
-    Chain, ChainError, ChainNode, ChainTask, Head, NodeState, ObservedReveal, SettledTask,
-    StartedTask, Submitted, TxState,
+    Chain, ChainError, ChainNode, ChainTask, GpuModel, Head, NodeState, ObservedReveal,
+    SettledTask, StartedTask, Submitted, TxState,
 };
 pub use config::{
     Behaviour, CONFIG_REFERENCE, ChainTarget, ConfigError, DEFAULT_KEY_ENV, Device, ENV_PREFIX,
-    HaltPoint, IdentityOverride, KEYSTORE_PASSWORD_ENV, KeyConfig, NodeConfig, StakeAmount,
-    TestingConfig,
+    HaltPoint, IdentityOverride, KEYSTORE_PASSWORD_ENV, KeyConfig, MAX_FEE_TIER, NodeConfig,
+    StakeAmount, TestingConfig,
 };
-pub use daemon::{Node, Registration, StartupSummary, run};
+pub use daemon::{Node, NodeExit, Registration, StartupSummary, run};
 pub use engine::{
     CandleEngine, Identity, InferenceEngine, InferenceJob, InferenceOutput, detect_identity,
 };
@@ -42,5 +45,5 @@ pub use error::NodeError;
 pub use key::{KeyError, load_signer};
 pub use metrics::Metrics;
 pub use retry::Backoff;
-pub use stake::{LeaveOutcome, StakeAdded, add_stake, leave};
+pub use stake::{LeaveOutcome, StakeAdded, Withdrawal, add_stake, leave, withdraw};
 pub use status::{NodeStatus, status};

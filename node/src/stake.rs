@@ -1,5 +1,5 @@
-//! `verinfer node leave` and `verinfer node add-stake`: an operator's stake management, sent with
-//! the node's own key from its configuration. Both check the node's state first, so a command that
+//! `verinfer node leave`, `verinfer node add-stake` and `verinfer node withdraw`: an operator's
+//! stake management, sent with the node's own key from its configuration. Both check the node's state first, so a command that
 //! the contract would refuse fails with a plain reason before any gas is spent.
 
 use std::time::Duration;
@@ -16,7 +16,8 @@ use crate::{
 /// What `leave` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaveOutcome {
-    /// The node was idle: it is deregistered and its stake is back in its account.
+    /// The node was idle: it is deregistered and its stake is back in its account (`leave` of an
+    /// idle node transfers it at once).
     Left {
         /// The node.
         node: Address,
@@ -25,8 +26,9 @@ pub enum LeaveOutcome {
         /// The `leave` transaction.
         tx: B256,
     },
-    /// The node is in a task: it leaves when that task settles, and gets its stake (with the
-    /// task's reward, or less a slash) then. A running daemon finishes the task.
+    /// The node is in a task: it leaves when that task settles, and its stake (with the task's
+    /// reward, or less a slash) is then credited to it (`verinfer node withdraw` sends it). A
+    /// running daemon finishes the task.
     LeavingAfterTask {
         /// The node.
         node: Address,
@@ -50,6 +52,30 @@ pub struct StakeAdded {
     pub approve_tx: Option<B256>,
     /// The `addStake` transaction.
     pub tx: B256,
+}
+
+/// What `withdraw` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// The node.
+    pub node: Address,
+    /// The amount sent to the node's account.
+    pub amount: u128,
+    /// The `withdraw` transaction.
+    pub tx: B256,
+}
+
+/// Sends the node everything credited to it (`withdraw()`); refused before any transaction when
+/// nothing is.
+pub async fn withdraw(config: &NodeConfig) -> Result<Withdrawal, NodeError> {
+    let (chain, node) = connect(config).await?;
+    let amount = chain.claimable(node).await?;
+    if amount == 0 {
+        return Err(NodeError::NothingToWithdraw(node));
+    }
+    let tx = chain.withdraw().await?;
+    tracing::info!(%tx, amount, "withdrew");
+    Ok(Withdrawal { node, amount, tx })
 }
 
 /// Leaves the network with the key of the node `config` describes.
@@ -87,7 +113,12 @@ pub async fn add_stake(config: &NodeConfig, amount: u128) -> Result<StakeAdded, 
     let info = chain.node_info(node).await?;
     match info.state {
         NodeState::None => return Err(NodeError::NotRegistered(node)),
-        NodeState::Kicked => return Err(NodeError::Kicked(node)),
+        NodeState::Kicked => {
+            return Err(NodeError::Kicked {
+                node,
+                claimable: chain.claimable(node).await?,
+            });
+        }
         _ => {}
     }
     if info

@@ -1,12 +1,14 @@
-//! `verinfer node status`: the node's registration, balance and task records, read without
-//! disturbing a running daemon.
+//! `verinfer node status`: the node's registration (GPU model from the registry, fee tier),
+//! stake, claimable credit, balance and task records, read without disturbing a running daemon.
 
 use std::{fmt, path::PathBuf, time::Duration};
 
 use alloy::primitives::{Address, U256};
 
+use verinfer_abi::format_tokens;
+
 use crate::{
-    chain::{Chain, ChainNode},
+    chain::{Chain, ChainNode, GpuModel},
     config::NodeConfig,
     error::NodeError,
     key::load_signer,
@@ -24,6 +26,11 @@ pub struct NodeStatus {
     pub verinfer: Address,
     /// `getNode`.
     pub registration: ChainNode,
+    /// The registry's record of the node's GPU model (`None` before the first join).
+    pub gpu_model: Option<GpuModel>,
+    /// Tokens credited to the node (`claimable`): stakes returned after it left or was kicked,
+    /// slash rewards. `verinfer node withdraw` sends them.
+    pub claimable: u128,
     /// Staking token balance (not staked).
     pub balance: U256,
     /// The state directory.
@@ -48,9 +55,44 @@ impl fmt::Display for NodeStatus {
             "state     {} (node #{}, task {})",
             r.state, r.id, r.task_id
         )?;
-        writeln!(f, "stake     {}", r.stake)?;
+        writeln!(
+            f,
+            "stake     {} ({} tokens)",
+            r.stake,
+            format_tokens(r.stake)
+        )?;
+        write!(
+            f,
+            "claimable {} ({} tokens)",
+            self.claimable,
+            format_tokens(self.claimable)
+        )?;
+        if self.claimable != 0 {
+            write!(f, ": `verinfer node withdraw` sends it")?;
+        }
+        writeln!(f)?;
         writeln!(f, "balance   {}", self.balance)?;
-        writeln!(f, "gpu model {} ({} MiB)", r.gpu_model, r.vram_mib)?;
+        match &self.gpu_model {
+            Some(model) => writeln!(
+                f,
+                "gpu model {} ({} MiB{})",
+                model.name,
+                model.vram_mib,
+                if model.active {
+                    ""
+                } else {
+                    "; inactive: closed to new nodes"
+                }
+            )?,
+            None if r.id == 0 => writeln!(f, "gpu model none (never joined)")?,
+            None => writeln!(f, "gpu model {} ({} MiB)", r.gpu_model, r.vram_mib)?,
+        }
+        writeln!(
+            f,
+            "fee tier  {} (drawn only for tasks paying at least {}x the network minimum)",
+            r.fee_tier,
+            1u32 << r.fee_tier.min(31)
+        )?;
         writeln!(f, "state dir {}", self.state_dir.display())?;
         match self.cursor {
             Some(block) => writeln!(f, "scanned   up to block {}", block.saturating_sub(1))?,
@@ -110,6 +152,12 @@ pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
         });
     }
     let registration = chain.node_info(node).await?;
+    let gpu_model = if registration.gpu_model.is_zero() {
+        None
+    } else {
+        chain.gpu_model(registration.gpu_model).await?
+    };
+    let claimable = chain.claimable(node).await?;
     let token = chain.token().await?;
     let balance = chain.token_balance(token, node).await?;
     let state_dir = crate::daemon::state_dir(config, &target, node);
@@ -122,6 +170,8 @@ pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
         chain_id: target.chain_id,
         verinfer: target.verinfer,
         registration,
+        gpu_model,
+        claimable,
         balance,
         state_dir,
         cursor,
