@@ -21,21 +21,22 @@ use verinfer_wire::RelayerClient;
 
 use crate::{
     error::ClientError,
-    gpu_model::normalise_gpu_model,
+    gpu_model::{GpuModelInfo, normalise_gpu_model},
     report::{
         ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
     },
 };
 
-/// `Verinfer.MAX_TASK_VRAM_MIB`: the largest VRAM requirement a task may state.
-pub const MAX_TASK_VRAM_MIB: u32 = 131_072;
 /// Largest block range of one `eth_getLogs` call.
 const MAX_LOG_RANGE: u64 = 10_000;
 /// How long after a task's reveal deadline [`Client::wait`] settles it itself when no node did.
 const SETTLE_GRACE: Duration = Duration::from_secs(10);
+/// How long [`Client::create_task`] waits for the block after `createTask`'s before it sends
+/// `drawTasks()` itself (on a chain that mines only on demand no block comes by itself).
+const DRAW_WAIT: Duration = Duration::from_secs(3);
 
 /// A task just created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedTask {
     /// Its id.
     pub task_id: u64,
@@ -43,8 +44,42 @@ pub struct CreatedTask {
     pub args_hash: B256,
     /// The `createTask` transaction.
     pub tx: B256,
-    /// Whether three nodes were selected at once (otherwise it waits in its queue).
+    /// The fee escrowed, in token base units (the network minimum when none was given).
+    pub fee: u128,
+    /// The network's minimum fee for this task (`minTaskFee(kind, imageCount)`) when it was
+    /// created.
+    pub min_fee: u128,
+    /// Text tasks: the registered GPU model the task names (chosen by the client when none was
+    /// given); `None` for image tasks.
+    pub gpu_model: Option<GpuModelInfo>,
+    /// The `drawTasks()` transaction this client sent because the task still waited a block
+    /// after its creation (`None` when something else drew first).
+    pub draw_tx: Option<B256>,
+    /// Whether a draw had started it (three nodes selected) when `create_task` returned;
+    /// otherwise it waits in its queue for suitable nodes (until it expires).
     pub started: bool,
+}
+
+/// A queued task that outlived its queue timeout, ended by [`Client::expire_task`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiredTask {
+    /// Its id.
+    pub task_id: u64,
+    /// The `expireTask` transaction.
+    pub tx: B256,
+    /// The fee credited back to its creator (see [`Client::withdraw`]).
+    pub refunded: u128,
+}
+
+/// What [`Client::withdraw`] sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Withdrawal {
+    /// The account.
+    pub account: Address,
+    /// The amount sent to it, in token base units.
+    pub amount: u128,
+    /// The `withdraw` transaction.
+    pub tx: B256,
 }
 
 /// A queued task cancelled by its creator.
@@ -152,23 +187,25 @@ impl Client {
     }
 
     /// Creates an image task: validates `args` (before anything is sent), uploads their
-    /// canonical bytes to the relayer, approves `fee` and calls `createTask`.
+    /// canonical bytes to the relayer, approves the fee and calls `createTask`; see
+    /// [`create_task`](Self::create_task). `fee` `None` pays the network minimum.
     pub async fn create_image_task(
         &self,
         args: ImageArgs,
-        fee: u128,
+        fee: Option<u128>,
         min_vram_mib: u32,
     ) -> Result<CreatedTask, ClientError> {
         self.create_task(&TaskArgs::Image(args), fee, min_vram_mib, None)
             .await
     }
 
-    /// Creates a text task, optionally for one GPU model (all three nodes then declared it; text
-    /// results only match across identical hardware).
+    /// Creates a text task on one registered GPU model (all three nodes have it: text results
+    /// only match across identical hardware); `None` picks the registered model with the most
+    /// available nodes that has `min_vram_mib`. See [`create_task`](Self::create_task).
     pub async fn create_text_task(
         &self,
         args: TextArgs,
-        fee: u128,
+        fee: Option<u128>,
         min_vram_mib: u32,
         gpu_model: Option<&str>,
     ) -> Result<CreatedTask, ClientError> {
@@ -176,17 +213,45 @@ impl Client {
             .await
     }
 
-    /// Creates a task of either kind; see [`create_image_task`](Self::create_image_task).
+    /// Creates a task of either kind. Before anything is sent: validates `args`, checks the fee
+    /// against the network minimum (`minTaskFee(kind, imageCount)`; `None` pays exactly it), and
+    /// checks the GPU model against the registry (text tasks: the named one must be registered
+    /// with `min_vram_mib`, and `None` picks the registered model with the most available nodes
+    /// that has it; image tasks: some registered model must have `min_vram_mib`). Then uploads
+    /// the args' canonical bytes to the relayer, approves the fee and calls `createTask`.
+    ///
+    /// `createTask` only queues the task: a draw in a later block starts it. When the task still
+    /// waits one block later (or after a few seconds on a chain that mines only on demand),
+    /// sends `drawTasks()` once; [`wait`](Self::wait) then follows it.
     pub async fn create_task(
         &self,
         args: &TaskArgs,
-        fee: u128,
+        fee: Option<u128>,
         min_vram_mib: u32,
         gpu_model: Option<&str>,
     ) -> Result<CreatedTask, ClientError> {
         let bytes = checked_args_bytes(args)?;
-        let request = TaskRequest::new(args, fee, min_vram_mib, gpu_model)?;
+        let request = TaskRequest::new(args, fee, gpu_model)?;
         self.check_chain().await?;
+        let min_fee = self.min_task_fee(request.kind, request.image_count).await?;
+        let fee = match fee {
+            None => min_fee,
+            Some(fee) if fee < min_fee => {
+                return Err(ClientError::FeeBelowMinimum {
+                    fee,
+                    minimum: min_fee,
+                });
+            }
+            Some(fee) => fee,
+        };
+        if fee >= 1u128 << 96 {
+            return Err(ClientError::InvalidRequest(format!(
+                "fee {fee} does not fit the contract's uint96"
+            )));
+        }
+        let gpu_model = self
+            .task_gpu_model(request.kind, min_vram_mib, request.gpu_model.as_deref())
+            .await?;
         let balance = self.token_balance().await?;
         if balance < fee {
             return Err(ClientError::InsufficientBalance {
@@ -214,7 +279,10 @@ impl Client {
             local_hash,
             request.image_count,
             min_vram_mib,
-            request.gpu_model,
+            gpu_model
+                .as_ref()
+                .map(|model| model.name.clone())
+                .unwrap_or_default(),
             U96::from(fee),
         );
         let receipt = send("createTask", call).await?;
@@ -231,16 +299,259 @@ impl Client {
                 tx,
                 event: "TaskCreated",
             })?;
-        let started = events
-            .iter()
-            .any(|event| matches!(event, VerinferEvent::TaskStarted { .. }));
-        tracing::info!(task_id, %tx, started, "task created");
+        tracing::info!(task_id, %tx, fee, gpu_model = ?gpu_model.as_ref().map(|m| &m.name), "task created (queued until a draw starts it)");
+        let block = receipt.block_number.unwrap_or_default();
+        let (draw_tx, started) = self.draw_after(task_id, block).await?;
         Ok(CreatedTask {
             task_id,
             args_hash: local_hash,
             tx,
+            fee,
+            min_fee,
+            gpu_model,
+            draw_tx,
             started,
         })
+    }
+
+    /// After `createTask` mined in `block`: waits for a later block (at most [`DRAW_WAIT`]); when
+    /// the task still waits then and a draw is due, sends `drawTasks()` once. Returns that
+    /// transaction and whether the task has started.
+    async fn draw_after(
+        &self,
+        task_id: u64,
+        block: u64,
+    ) -> Result<(Option<B256>, bool), ClientError> {
+        let deadline = tokio::time::Instant::now() + DRAW_WAIT;
+        while self.provider.get_block_number().await? <= block
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(self.poll_interval.min(Duration::from_millis(250))).await;
+        }
+        let task = self.chain_task(task_id).await?;
+        if task.status != TaskStatus::Queued || !self.draw_due().await? {
+            return Ok((None, task.started()));
+        }
+        let (tx, _) = self.draw_tasks().await?;
+        let started = self.chain_task(task_id).await?.started();
+        tracing::info!(task_id, %tx, started, "sent drawTasks");
+        Ok((Some(tx), started))
+    }
+
+    /// `drawDue()` as a transaction sent now would see it: a task waits for a draw that no call
+    /// of the coming block has run yet (read at the pending block; at the latest block when the
+    /// endpoint cannot read the pending one).
+    pub async fn draw_due(&self) -> Result<bool, ClientError> {
+        match self
+            .verinfer
+            .drawDue()
+            .block(alloy::eips::BlockId::pending())
+            .call()
+            .await
+        {
+            Ok(due) => Ok(due),
+            Err(error) => {
+                tracing::debug!(%error, "drawDue at the pending block failed; reading the latest");
+                self.verinfer
+                    .drawDue()
+                    .call()
+                    .await
+                    .map_err(|error| ClientError::contract("drawDue", error))
+            }
+        }
+    }
+
+    /// Sends `drawTasks()`: the draw that starts waiting tasks, which runs in the first call of
+    /// any block after the one that queued them (anybody may send it; it never reverts).
+    /// Returns the transaction and the ids of the tasks it started.
+    pub async fn draw_tasks(&self) -> Result<(B256, Vec<u64>), ClientError> {
+        let receipt = send("drawTasks", self.verinfer.drawTasks()).await?;
+        let started = self
+            .receipt_events(&receipt)?
+            .into_iter()
+            .filter_map(|event| match event {
+                VerinferEvent::TaskStarted { task_id, .. } => Some(task_id),
+                _ => None,
+            })
+            .collect();
+        Ok((receipt.transaction_hash, started))
+    }
+
+    /// `minTaskFee(kind, imageCount)`: the smallest fee such a task may pay now, in token base
+    /// units.
+    pub async fn min_task_fee(&self, kind: TaskKind, image_count: u8) -> Result<u128, ClientError> {
+        let fee = self
+            .verinfer
+            .minTaskFee(kind.into(), image_count)
+            .call()
+            .await
+            .map_err(|error| ClientError::contract("minTaskFee", error))?;
+        Ok(u128::try_from(fee).unwrap_or(u128::MAX))
+    }
+
+    /// Every registered GPU model, in registration order (`gpuModelCount`, `gpuModelAt`).
+    pub async fn gpu_models(&self) -> Result<Vec<GpuModelInfo>, ClientError> {
+        let count = self
+            .verinfer
+            .gpuModelCount()
+            .call()
+            .await
+            .map_err(|error| ClientError::contract("gpuModelCount", error))?;
+        let mut models = Vec::new();
+        for index in 0..count.to::<u64>() {
+            let info = self
+                .verinfer
+                .gpuModelAt(U256::from(index))
+                .call()
+                .await
+                .map_err(|error| ClientError::contract("gpuModelAt", error))?;
+            models.push(GpuModelInfo::from(info));
+        }
+        Ok(models)
+    }
+
+    /// The registered GPU model `name` (any spelling of it), or `None` when it is not
+    /// registered; an error when the name is not one the contract accepts.
+    pub async fn gpu_model(&self, name: &str) -> Result<Option<GpuModelInfo>, ClientError> {
+        let (id, _) = normalise_gpu_model(name).map_err(ClientError::InvalidRequest)?;
+        match self.verinfer.gpuModel(id).call().await {
+            Ok(info) => Ok(Some(GpuModelInfo::from(info))),
+            Err(error) => match verinfer_abi::Revert::from_error(&error)
+                .as_ref()
+                .and_then(verinfer_abi::Revert::verinfer)
+            {
+                Some(Verinfer::VerinferErrors::GpuModelNotRegistered(_)) => Ok(None),
+                _ => Err(ClientError::contract("gpuModel", error)),
+            },
+        }
+    }
+
+    /// The GPU model a task of `kind` will name: for text, `named` checked against the registry,
+    /// or the registered model with the most available nodes that has `min_vram_mib`; for
+    /// images none (but some registered model must have `min_vram_mib`).
+    async fn task_gpu_model(
+        &self,
+        kind: TaskKind,
+        min_vram_mib: u32,
+        named: Option<&str>,
+    ) -> Result<Option<GpuModelInfo>, ClientError> {
+        if let Some(name) = named {
+            let model = self
+                .gpu_model(name)
+                .await?
+                .ok_or_else(|| ClientError::GpuModelNotRegistered(name.to_owned()))?;
+            if model.vram_mib < min_vram_mib {
+                return Err(ClientError::GpuModelLacksVram {
+                    name: model.name,
+                    vram_mib: model.vram_mib,
+                    min_vram_mib,
+                });
+            }
+            return Ok(Some(model));
+        }
+        let fitting: Vec<GpuModelInfo> = self
+            .gpu_models()
+            .await?
+            .into_iter()
+            .filter(|model| model.vram_mib >= min_vram_mib)
+            .collect();
+        if fitting.is_empty() {
+            return Err(ClientError::NoGpuModelFits { min_vram_mib });
+        }
+        if kind == TaskKind::Image {
+            return Ok(None);
+        }
+        // The most available nodes; the first registered among equals.
+        let chosen = fitting
+            .into_iter()
+            .rev()
+            .max_by_key(|model| model.available_nodes)
+            .expect("not empty");
+        tracing::info!(gpu_model = %chosen.name, available_nodes = chosen.available_nodes, "chose the text task's GPU model");
+        Ok(Some(chosen))
+    }
+
+    /// Tokens the contract holds for this account (`claimable`): refunds of its aborted, errored
+    /// and expired tasks, slash rewards, and returned stakes. [`withdraw`](Self::withdraw) sends
+    /// them.
+    pub async fn claimable(&self) -> Result<u128, ClientError> {
+        self.claimable_of(self.account).await
+    }
+
+    /// Tokens the contract holds for `account` (`claimable`).
+    pub async fn claimable_of(&self, account: Address) -> Result<u128, ClientError> {
+        let amount = self
+            .verinfer
+            .claimable(account)
+            .call()
+            .await
+            .map_err(|error| ClientError::contract("claimable", error))?;
+        Ok(u128::try_from(amount).unwrap_or(u128::MAX))
+    }
+
+    /// Sends this account everything credited to it (`withdraw()`); refused before any
+    /// transaction when nothing is.
+    pub async fn withdraw(&self) -> Result<Withdrawal, ClientError> {
+        self.check_chain().await?;
+        let amount = self.claimable().await?;
+        if amount == 0 {
+            return Err(ClientError::NothingToWithdraw(self.account));
+        }
+        let receipt = send("withdraw", self.verinfer.withdraw()).await?;
+        let amount = self
+            .receipt_events(&receipt)?
+            .into_iter()
+            .find_map(|event| match event {
+                VerinferEvent::Withdrawn { amount, .. } => Some(amount),
+                _ => None,
+            })
+            .unwrap_or(amount);
+        tracing::info!(amount, tx = %receipt.transaction_hash, "withdrew");
+        Ok(Withdrawal {
+            account: self.account,
+            amount,
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// Ends a queued task whose queue timeout has passed (`expireTask`, anybody may send it); its
+    /// fee is credited to its creator. Refused before any transaction when the task is not
+    /// queued or has not expired yet (by the latest block's time).
+    pub async fn expire_task(&self, task_id: u64) -> Result<ExpiredTask, ClientError> {
+        let task = self.chain_task(task_id).await?;
+        if task.status != TaskStatus::Queued {
+            return Err(ClientError::InvalidRequest(format!(
+                "task {task_id} is {}: only a task still queued can expire",
+                task.status
+            )));
+        }
+        let now = self.chain_time().await?;
+        if now < task.expires_at {
+            return Err(ClientError::InvalidRequest(format!(
+                "task {task_id} expires at {} (unix time), {} s from the latest block",
+                task.expires_at,
+                task.expires_at - now
+            )));
+        }
+        let receipt = send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await?;
+        tracing::info!(task_id, tx = %receipt.transaction_hash, "task expired");
+        Ok(ExpiredTask {
+            task_id,
+            tx: receipt.transaction_hash,
+            refunded: task.fee,
+        })
+    }
+
+    /// The latest block's timestamp: the chain's time.
+    async fn chain_time(&self) -> Result<u64, ClientError> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await?
+            .ok_or_else(|| {
+                ClientError::InvalidRequest("the endpoint has no latest block".into())
+            })?;
+        Ok(block.header.timestamp)
     }
 
     /// Cancels a task of this account that still waits in its queue; the contract refunds the
@@ -316,13 +627,15 @@ impl Client {
 
     /// Polls the chain until the task is final, calling `on_progress` whenever its record
     /// changes. When no node settles a task well after its reveal deadline (all of them went
-    /// away), settles it itself so the fee comes back.
+    /// away), settles it itself so the fee comes back; when a queued task outlives its queue
+    /// timeout, expires it (its fee is credited back: see [`claimable`](Self::claimable)).
     pub async fn wait<F>(&self, task_id: u64, mut on_progress: F) -> Result<ChainTask, ClientError>
     where
         F: FnMut(&ChainTask),
     {
         let mut last: Option<ChainTask> = None;
         let mut settle_tried = false;
+        let mut expire_tried = false;
         loop {
             let task = self.chain_task(task_id).await?;
             if last.as_ref() != Some(&task) {
@@ -342,6 +655,21 @@ impl Client {
                     }
                     Err(error) => {
                         tracing::warn!(task_id, %error, "could not settle the task past its deadline")
+                    }
+                }
+            }
+            if task.status == TaskStatus::Queued
+                && !expire_tried
+                && unix_now() >= task.expires_at
+                && self.chain_time().await? >= task.expires_at
+            {
+                expire_tried = true;
+                match send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await {
+                    Ok(receipt) => {
+                        tracing::info!(task_id, tx = %receipt.transaction_hash, "expired the task past its queue timeout")
+                    }
+                    Err(error) => {
+                        tracing::warn!(task_id, %error, "could not expire the task past its queue timeout")
                     }
                 }
             }
@@ -524,24 +852,20 @@ impl Client {
 struct TaskRequest {
     kind: TaskKind,
     image_count: u8,
-    gpu_model: String,
+    gpu_model: Option<String>,
 }
 
 impl TaskRequest {
     fn new(
         args: &TaskArgs,
-        fee: u128,
-        min_vram_mib: u32,
+        fee: Option<u128>,
         gpu_model: Option<&str>,
     ) -> Result<Self, ClientError> {
-        if fee >= 1u128 << 96 {
+        if let Some(fee) = fee
+            && fee >= 1u128 << 96
+        {
             return Err(ClientError::InvalidRequest(format!(
                 "fee {fee} does not fit the contract's uint96"
-            )));
-        }
-        if min_vram_mib > MAX_TASK_VRAM_MIB {
-            return Err(ClientError::InvalidRequest(format!(
-                "min VRAM {min_vram_mib} MiB is more than the contract's {MAX_TASK_VRAM_MIB} MiB"
             )));
         }
         let (kind, image_count) = match args {
@@ -562,9 +886,9 @@ impl TaskRequest {
         let gpu_model = match gpu_model {
             Some(name) => {
                 normalise_gpu_model(name).map_err(ClientError::InvalidRequest)?;
-                name.to_owned()
+                Some(name.to_owned())
             }
-            None => String::new(),
+            None => None,
         };
         Ok(Self {
             kind,
@@ -583,9 +907,9 @@ pub fn checked_args_bytes(args: &TaskArgs) -> Result<Vec<u8>, ClientError> {
     Ok(bytes)
 }
 
-/// Sends `call` with a padded gas limit (node selection makes gas depend on the block) and waits
-/// for a successful receipt.
-async fn send<D: CallDecoder>(
+/// Sends `call` with a padded gas limit (the block's draw runs in its first call, so gas depends
+/// on where the transaction lands) and waits for a successful receipt.
+pub(crate) async fn send<D: CallDecoder>(
     action: &'static str,
     call: CallBuilder<&DynProvider, D>,
 ) -> Result<TransactionReceipt, ClientError> {

@@ -14,6 +14,58 @@ pub enum ClientError {
     /// A task parameter outside the args is out of range; nothing was sent.
     #[error("{0} (nothing was sent, no gas spent)")]
     InvalidRequest(String),
+    /// The fee is below the network's minimum for the task (`minTaskFee`); nothing was sent.
+    #[error(
+        "fee {} tokens is below the network's minimum of {} tokens for this task (leave the fee out to pay the minimum; nothing was sent, no gas spent)",
+        verinfer_abi::format_tokens(*fee),
+        verinfer_abi::format_tokens(*minimum)
+    )]
+    FeeBelowMinimum {
+        /// The fee asked for.
+        fee: u128,
+        /// `minTaskFee(kind, imageCount)`.
+        minimum: u128,
+    },
+    /// The text task's GPU model is not in the registry; nothing was sent.
+    #[error(
+        "GPU model {0:?} is not registered on this network (`verinfer admin gpu-model list` shows the registered ones; nothing was sent, no gas spent)"
+    )]
+    GpuModelNotRegistered(String),
+    /// The text task's GPU model has less VRAM than the task asks for; nothing was sent.
+    #[error(
+        "GPU model {name:?} has {vram_mib} MiB, less than the task's minimum of {min_vram_mib} MiB (nothing was sent, no gas spent)"
+    )]
+    GpuModelLacksVram {
+        /// The model's normalised name.
+        name: String,
+        /// Its VRAM in the registry.
+        vram_mib: u32,
+        /// The task's requirement.
+        min_vram_mib: u32,
+    },
+    /// No registered GPU model has the VRAM the task asks for; nothing was sent.
+    #[error(
+        "no registered GPU model has {min_vram_mib} MiB of VRAM (`verinfer admin gpu-model list` shows them; nothing was sent, no gas spent)"
+    )]
+    NoGpuModelFits {
+        /// The task's requirement.
+        min_vram_mib: u32,
+    },
+    /// An owner's call from an account that does not own the contract; nothing was sent.
+    #[error(
+        "{action} is the contract owner's: the owner is {owner}, this key is {account} (nothing was sent, no gas spent)"
+    )]
+    NotOwner {
+        /// The call.
+        action: &'static str,
+        /// The contract's owner.
+        owner: Address,
+        /// This client's account.
+        account: Address,
+    },
+    /// `withdraw` with nothing credited to the account; nothing was sent.
+    #[error("nothing to withdraw: the contract holds no credited tokens for {0}")]
+    NothingToWithdraw(Address),
     /// The creator's token balance cannot pay the fee; nothing was sent.
     #[error(
         "fee {fee} exceeds the balance {balance} of {account} in the staking token (nothing was sent, no gas spent)"

@@ -1,6 +1,37 @@
-//! The contract's GPU model normal form (`GpuModels.normalise`), checked before any gas is spent.
+//! The contract's GPU model normal form (`GpuModels.normalise`), checked before any gas is spent,
+//! and the registry's records of GPU models.
 
 use alloy::primitives::{B256, keccak256};
+use verinfer_abi::IVerinfer;
+
+/// A GPU model of the contract owner's registry (`gpuModel(id)`, `gpuModelAt(i)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuModelInfo {
+    /// Its id: keccak256 of the normalised name.
+    pub id: B256,
+    /// The normalised name.
+    pub name: String,
+    /// The VRAM every card of the model has, in MiB (what draws match tasks' `minVramMiB`
+    /// against).
+    pub vram_mib: u32,
+    /// Whether new nodes may join with it (nodes already registered keep serving either way,
+    /// and tasks may still name it).
+    pub active: bool,
+    /// Available nodes of the model now, all fee tiers.
+    pub available_nodes: u32,
+}
+
+impl From<IVerinfer::GpuModelInfo> for GpuModelInfo {
+    fn from(info: IVerinfer::GpuModelInfo) -> Self {
+        Self {
+            id: info.id,
+            name: info.name,
+            vram_mib: info.vramMiB,
+            active: info.active,
+            available_nodes: info.availableNodes,
+        }
+    }
+}
 
 /// Longest GPU model name the contract accepts, in bytes.
 pub const MAX_GPU_MODEL_BYTES: usize = 64;

@@ -3,7 +3,8 @@
 //!
 //! ```no_run
 //! # async fn demo(client: verinfer_client::Client, args: verinfer_task::ImageArgs) -> Result<(), verinfer_client::ClientError> {
-//! let created = client.create_image_task(args, 10u128.pow(18), 0).await?;
+//! // No fee given: the network's minimum for the task.
+//! let created = client.create_image_task(args, None, 0).await?;
 //! let task = client.wait(created.task_id, |task| println!("{}", task.status)).await?;
 //! let out = std::path::Path::new("out");
 //! let result = client.fetch_result_when_ready(task.task_id, out, std::time::Duration::from_secs(30)).await?;
@@ -12,9 +13,17 @@
 //! ```
 //!
 //! - [`Client::create_image_task`] / [`Client::create_text_task`] validate the args with
-//!   `verinfer-task` before anything is sent, upload their canonical bytes to the relayer,
-//!   approve the fee and call `createTask`.
-//! - [`Client::cancel_task`] cancels a task still waiting in its queue (full refund).
+//!   `verinfer-task` and check the fee (default: the network minimum) and the GPU model (text
+//!   tasks: default the registered model with the most available nodes) before anything is sent,
+//!   upload the args' canonical bytes to the relayer, approve the fee and call `createTask`;
+//!   the task waits in its queue until a draw in a later block starts it, which they send
+//!   (`drawTasks`) when nothing else did a block later.
+//! - [`Client::cancel_task`] cancels a task still waiting in its queue (full refund);
+//!   [`Client::expire_task`] ends one that outlived its queue timeout.
+//! - [`Client::claimable`] / [`Client::withdraw`]: refunds of aborted, errored and expired tasks
+//!   are credited to the creator, not sent; `withdraw` sends them.
+//! - [`Client::gpu_models`], [`Client::min_task_fee`], and the owner's calls in [`admin`]
+//!   (GPU model registry, parameter schedule).
 //! - [`Client::task_status`], [`Client::wait`], [`Client::task_report`] read the chain (and the
 //!   relayer's index next to it).
 //! - [`Client::fetch_result`] downloads a validated result and recomputes every pHash (or the text
@@ -26,17 +35,18 @@
 //! `verinfer-wire`'s and the result check `verinfer-task`'s. This crate must not depend on the
 //! relayer server, the node or the inference stack (no database, HTTP server or object store).
 
+pub mod admin;
 mod client;
 mod error;
 mod fetch;
 mod gpu_model;
 mod report;
 
-pub use client::{CancelledTask, Client, CreatedTask, MAX_TASK_VRAM_MIB, checked_args_bytes};
+pub use client::{CancelledTask, Client, CreatedTask, ExpiredTask, Withdrawal, checked_args_bytes};
 pub use error::ClientError;
 pub use fetch::{ResultReport, VerifiedResult};
-pub use gpu_model::{MAX_GPU_MODEL_BYTES, normalise_gpu_model};
+pub use gpu_model::{GpuModelInfo, MAX_GPU_MODEL_BYTES, normalise_gpu_model};
 pub use report::{
     ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
 };
-pub use verinfer_abi::{Deployment, SlashReason, TaskKind, TaskStatus};
+pub use verinfer_abi::{Deployment, IVerinfer::Params, SlashReason, TaskKind, TaskStatus};
