@@ -5,11 +5,18 @@
 //!   automining or with a block time ([`AnvilOptions`]), killed when dropped and, on Linux, when
 //!   this process dies however it dies.
 //! - [`Chain`]: anvil with the contracts deployed, either through the bindings
-//!   (`MockStakingToken` + `Verinfer` with [`default_init_params`] or given ones) or with the
-//!   project's own `script/Deploy.s.sol` through forge ([`Deploy`]); [`Chain::fund`] mints the
-//!   mock token to accounts.
-//! - [`Services`]: the relayer ([`Services::start_relayer`]) and nodes
-//!   ([`Services::start_nodes`]) running in this process until [`Services::stop`].
+//!   (`MockStakingToken` + `Verinfer` with [`default_init_params`] or given ones, parameter
+//!   changes applying at once) or with the project's own `script/Deploy.s.sol` through forge
+//!   ([`Deploy`]); [`Chain::fund`] mints the mock token to accounts, [`Chain::add_gpu_models`]
+//!   registers GPU models, [`Chain::draw`] sends the draw that starts queued tasks.
+//! - [`Services`]: the relayer ([`Services::start_relayer`]), nodes ([`Services::start_nodes`],
+//!   which first registers the GPU models they declare: [`register_declared_gpu_models`]) and a
+//!   drawer ([`Services::start_drawer`]) running in this process until [`Services::stop`].
+//!
+//! Tasks start in a later block than the one that created them: `createTask` only queues a task,
+//! and the first call to the contract in a later block draws its nodes. On an automining chain
+//! where nothing else is sent, something must send that call: [`Chain::draw`] once, the drawer
+//! continuously, or any other transaction to the contract.
 //! - [`TinyModels`]: the random-weight models the nodes serve in a fraction of a second.
 //!
 //! Who may depend on it: only the `verinfer` CLI (for `verinfer devnet`) and tests
@@ -29,11 +36,14 @@ use std::path::{Path, PathBuf};
 
 pub use anvil::{Anvil, AnvilOptions, ensure_port_free};
 pub use chain::{Chain, Deploy};
-pub use contracts::{TOKEN, default_init_params, deploy_with_mock_token, mint};
+pub use contracts::{
+    DEVNET_MIN_IMAGE_FEE, DEVNET_MIN_TASK_FEE, TOKEN, add_gpu_models, default_init_params,
+    deploy_with_mock_token, draw, mint, script_default_params,
+};
 pub use error::{Error, ServiceError};
 pub use models::TinyModels;
 pub use script::{ScriptParams, deploy_with_script};
-pub use services::{NodeEnv, ServiceExit, Services, relayer_config};
+pub use services::{NodeEnv, ServiceExit, Services, register_declared_gpu_models, relayer_config};
 pub use verinfer_abi_gen::foundry::{FoundryTool, ToolNotFound, tool as foundry_tool};
 
 /// The repository root this crate was built in (`crates/devchain/../..`): where `node_modules/`

@@ -11,13 +11,15 @@ use tokio::process::Command;
 use url::Url;
 use verinfer_abi::Deployment;
 
-use crate::{Error, FoundryTool, foundry_tool};
+use crate::{DEVNET_MIN_IMAGE_FEE, DEVNET_MIN_TASK_FEE, Error, FoundryTool, foundry_tool};
 
 /// How long forge may take (a cold compile of the contracts with solc-js included).
 const FORGE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Contract parameters of a script deployment (the script's environment variables; the others
-/// keep the script's defaults).
+/// Contract parameters of a script deployment (the script's environment variables). The
+/// minimum fees are the kit's devnet ones ([`crate::DEVNET_MIN_TASK_FEE`],
+/// [`crate::DEVNET_MIN_IMAGE_FEE`]) and parameter changes apply at once (`paramsDelay` 0); the
+/// others keep the script's defaults, its default GPU models included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScriptParams {
     /// `VERINFER_COMMIT_WINDOW`, seconds.
@@ -86,6 +88,9 @@ async fn run_forge(
         .env("VERINFER_COMMIT_WINDOW", params.commit_window.to_string())
         .env("VERINFER_REVEAL_WINDOW", params.reveal_window.to_string())
         .env("VERINFER_THRESHOLD", params.threshold.to_string())
+        .env("VERINFER_MIN_TASK_FEE", DEVNET_MIN_TASK_FEE.to_string())
+        .env("VERINFER_MIN_IMAGE_FEE", DEVNET_MIN_IMAGE_FEE.to_string())
+        .env("VERINFER_PARAMS_DELAY", "0")
         .env("VERINFER_DEPLOYMENTS_DIR", staging)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

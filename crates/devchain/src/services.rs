@@ -7,17 +7,28 @@ use std::{
     time::Duration,
 };
 
-use alloy::{primitives::Address, signers::local::PrivateKeySigner};
+use alloy::{
+    primitives::{Address, b256},
+    providers::{Provider, ProviderBuilder},
+    signers::local::PrivateKeySigner,
+};
 use tokio::{
     sync::watch,
     task::{Id, JoinError, JoinSet},
 };
 use url::Url;
-use verinfer_abi::Deployment;
+use verinfer_abi::{Deployment, Verinfer, padded_gas_limit};
 use verinfer_node::{IdentityOverride, Node, NodeConfig};
 use verinfer_relayer::{Relayer, RelayerConfig};
 
-use crate::{Error, ServiceError, anvil::http_url};
+use crate::{Error, ServiceError, add_gpu_models, anvil::http_url};
+
+/// anvil's dev account 0 (the first key of its default mnemonic): the deployer and owner of every
+/// deployment this kit makes, so the one that registers GPU models.
+const ANVIL_KEY_0: alloy::primitives::B256 =
+    b256!("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+/// anvil's chain id.
+const ANVIL_CHAIN_ID: u64 = 31_337;
 
 /// The devnet relayer's configuration: listening on 127.0.0.1:`port` (0: a free one), indexing
 /// `deployment` on `rpc_url` with no confirmations and 200 ms polls, storing under `data_dir`.
@@ -77,6 +88,111 @@ impl NodeEnv {
             ..NodeConfig::default()
         }
     }
+}
+
+/// Sends `drawTasks()` when `drawDue()` (evaluated on the pending block: the block a transaction
+/// sent now lands in).
+async fn draw_if_due<P: Provider>(
+    verinfer: &verinfer_abi::VerinferInstance<P>,
+) -> Result<(), String> {
+    let due = verinfer
+        .drawDue()
+        .block(alloy::eips::BlockId::pending())
+        .call()
+        .await
+        .map_err(|error| format!("drawDue: {error}"))?;
+    if !due {
+        return Ok(());
+    }
+    let call = verinfer.drawTasks().block(alloy::eips::BlockId::pending());
+    let gas = call
+        .estimate_gas()
+        .await
+        .map_err(|error| format!("estimating drawTasks: {error}"))?;
+    let receipt = call
+        .gas(padded_gas_limit(gas))
+        .send()
+        .await
+        .map_err(|error| format!("sending drawTasks: {error}"))?
+        .get_receipt()
+        .await
+        .map_err(|error| format!("drawTasks receipt: {error}"))?;
+    let started = receipt
+        .logs()
+        .iter()
+        .filter(|log| log.log_decode::<Verinfer::TaskStarted>().is_ok())
+        .count();
+    tracing::debug!(started, tx = %receipt.transaction_hash, "drew");
+    Ok(())
+}
+
+/// Registers the GPU models that `nodes` (name, configuration) declare — their
+/// [`NodeConfig::identity`], or what [`verinfer_node::detect_identity`] finds for the node's
+/// device (`cpu:<model>` with the RAM on a machine without an NVIDIA GPU) — with the VRAM they
+/// declare, when the registry lacks them. Only on anvil deployments owned by anvil's dev account
+/// 0 (every deployment of this kit): elsewhere nothing is sent and a node with an unregistered
+/// model fails to join. Where two nodes declare one model with different VRAM, the first one's
+/// is registered (and a warning logged): on chain a model has one VRAM.
+pub async fn register_declared_gpu_models<'a>(
+    nodes: impl IntoIterator<Item = (&'a str, &'a NodeConfig)>,
+) -> Result<(), Error> {
+    // Per RPC endpoint and contract: the models (name, VRAM), in order.
+    type Models = Vec<(String, u32)>;
+    let mut targets: Vec<((Url, Address), Models)> = Vec::new();
+    for (name, config) in nodes {
+        let Some(verinfer) = config.chain_target().ok().map(|target| target.verinfer) else {
+            continue;
+        };
+        let (gpu_model, vram_mib) = match &config.identity {
+            Some(identity) => (identity.gpu_model.clone(), identity.vram_mib),
+            None => {
+                let detected = verinfer_node::detect_identity(config.device).map_err(|source| {
+                    Error::Node {
+                        name: name.to_owned(),
+                        source: Box::new(source),
+                    }
+                })?;
+                (detected.gpu_model, detected.vram_mib)
+            }
+        };
+        let key = (config.rpc_url.clone(), verinfer);
+        match targets.iter_mut().find(|(target, _)| *target == key) {
+            Some((_, models)) => models.push((gpu_model, vram_mib)),
+            None => targets.push((key, vec![(gpu_model, vram_mib)])),
+        }
+    }
+    let owner_key = PrivateKeySigner::from_bytes(&ANVIL_KEY_0).expect("a valid key");
+    let owner = owner_key.address();
+    for ((rpc_url, verinfer), models) in targets {
+        // The running chain's own provider when this process runs it (its nonce cache must see
+        // account 0's transactions), else one of our own.
+        let provider = crate::chain::chain_provider(&rpc_url).unwrap_or_else(|| {
+            ProviderBuilder::new()
+                .wallet(owner_key.clone())
+                .connect_http(rpc_url)
+                .erased()
+        });
+        let context = "reading the contract's owner";
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|error| Error::contract(context)(error.into()))?;
+        let contract_owner = Verinfer::new(verinfer, &provider)
+            .owner()
+            .call()
+            .await
+            .map_err(Error::contract(context))?;
+        if chain_id != ANVIL_CHAIN_ID || contract_owner != owner {
+            tracing::info!(
+                %verinfer,
+                %contract_owner,
+                "not an anvil deployment owned by dev account 0: the nodes' GPU models are not registered"
+            );
+            continue;
+        }
+        add_gpu_models(&provider, verinfer, owner, models).await?;
+    }
+    Ok(())
 }
 
 /// How one service ended.
@@ -151,7 +267,10 @@ impl Services {
     }
 
     /// Starts (and so registers on chain) the node `name` and runs it; returns its address.
+    /// The GPU model it declares is registered first when missing (see
+    /// [`register_declared_gpu_models`]).
     pub async fn start_node(&mut self, name: &str, config: NodeConfig) -> Result<Address, Error> {
+        register_declared_gpu_models([(name, &config)]).await?;
         let node = Node::start(config).await.map_err(|source| Error::Node {
             name: name.to_owned(),
             source: Box::new(source),
@@ -160,11 +279,15 @@ impl Services {
     }
 
     /// Starts every node of `nodes` (name, configuration) concurrently, so that their joins
-    /// share blocks, then runs them; returns their addresses in `nodes` order.
+    /// share blocks, then runs them; returns their addresses in `nodes` order. The GPU models
+    /// they declare are registered first when missing, in `nodes` order (see
+    /// [`register_declared_gpu_models`]).
     pub async fn start_nodes(
         &mut self,
         nodes: Vec<(String, NodeConfig)>,
     ) -> Result<Vec<Address>, Error> {
+        register_declared_gpu_models(nodes.iter().map(|(name, config)| (name.as_str(), config)))
+            .await?;
         let mut starting = JoinSet::new();
         for (index, (name, config)) in nodes.into_iter().enumerate() {
             starting.spawn(async move {
@@ -197,6 +320,41 @@ impl Services {
             node.run(stop).await.map_err(ServiceError::from)
         });
         address
+    }
+
+    /// Runs a drawer until the services stop: every `interval`, when `drawDue()` says a queued task
+    /// waits for a draw that no call of this block has run yet, sends `drawTasks()` from
+    /// `signer`. `createTask` only queues a task and the draw that starts it runs in a later
+    /// block's first call, so on an automining chain with nothing else to send this is what
+    /// starts tasks. Use an account nothing else sends from at the same time (nonces). Errors are
+    /// logged and retried; the drawer never stops on its own.
+    pub fn start_drawer(
+        &mut self,
+        rpc_url: &Url,
+        verinfer: Address,
+        signer: PrivateKeySigner,
+        interval: Duration,
+    ) {
+        let provider = ProviderBuilder::new()
+            .wallet(signer)
+            .connect_http(rpc_url.clone());
+        let stop = self.stopped();
+        self.spawn("drawer".to_owned(), async move {
+            let verinfer = Verinfer::new(verinfer, provider);
+            let draws = async {
+                loop {
+                    tokio::time::sleep(interval).await;
+                    if let Err(error) = draw_if_due(&verinfer).await {
+                        tracing::warn!("drawer: {error}");
+                    }
+                }
+            };
+            tokio::select! {
+                () = draws => {}
+                () = stop => {}
+            }
+            Ok(())
+        });
     }
 
     /// Tells every service to stop and waits up to `grace` for them; those still running then

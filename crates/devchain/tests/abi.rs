@@ -1,6 +1,6 @@
 //! End-to-end checks of `verinfer-abi`'s bindings against the real contracts on a real anvil:
-//! deploy, join, create a task, commit, reveal, settle, and read the outcome back through views
-//! and events. They live here, not in `abi/tests`, because they deploy with this kit, which
+//! deploy, register a GPU model, join, create a task, draw it, commit, reveal, settle, withdraw
+//! credits, and read the outcome back through views and events. They live here, not in `abi/tests`, because they deploy with this kit, which
 //! depends on `verinfer-abi`.
 //!
 //! Needs the npm-installed anvil (`npm ci`); fails with that instruction when it is missing.
@@ -15,8 +15,8 @@ use alloy::{
     sol_types::{SolEvent, SolValue},
 };
 use verinfer_abi::{
-    Deployment, IERC20, MAX_IMAGES, NO_RESULT, NodeState, SlashReason, TaskKind, TaskStatus,
-    Verinfer, VerinferInstance, padded_gas_limit,
+    CreditReason, Deployment, IERC20, MAX_IMAGES, NO_RESULT, NodeState, SlashReason, TaskKind,
+    TaskStatus, Verinfer, VerinferInstance, padded_gas_limit,
 };
 use verinfer_devchain::{AnvilOptions, Chain, Deploy, default_init_params};
 
@@ -26,11 +26,12 @@ const TOKEN: u128 = 1_000_000_000_000_000_000;
 const STAKE: u128 = 1_000 * TOKEN;
 const FEE: u128 = 30 * TOKEN;
 const H100: &str = "NVIDIA H100 80GB HBM3";
+const H100_VRAM_MIB: u32 = 81_559;
 
 /// A fresh anvil with the contracts deployed and three funded node accounts and a creator.
 struct Devnet {
     // Kept alive: dropping it stops anvil.
-    _chain: Chain,
+    chain: Chain,
     provider: DynProvider,
     deployment: Deployment,
     verinfer: VerinferInstance<DynProvider>,
@@ -60,9 +61,24 @@ impl Devnet {
         chain
             .fund(funded.iter().map(|a| (*a, U256::from(10 * STAKE))))
             .await?;
+        let added = chain.add_gpu_models([(H100, H100_VRAM_MIB)]).await?;
+        assert_eq!(added.len(), 1);
+        assert!(
+            chain
+                .add_gpu_models([(H100, H100_VRAM_MIB)])
+                .await?
+                .is_empty(),
+            "a registered model is skipped"
+        );
         let verinfer = Verinfer::new(deployment.verinfer, provider.clone());
+        let model = verinfer.gpuModel(added[0]).call().await?;
+        assert_eq!(
+            (model.name.as_str(), model.vramMiB, model.active),
+            ("nvidia h100 80gb hbm3", H100_VRAM_MIB, true)
+        );
+        assert_eq!(verinfer.paramsDelay().call().await?, 0);
         Ok(Self {
-            _chain: chain,
+            chain,
             provider,
             deployment,
             verinfer,
@@ -87,12 +103,17 @@ impl Devnet {
                 .await?;
             let receipt = send_ok(
                 self.verinfer
-                    .join(gpu_model.to_owned(), 81_559, U96::from(STAKE))
+                    .join(gpu_model.to_owned(), 0, U96::from(STAKE))
                     .from(node),
             )
             .await?;
             let joined = decode_one::<Verinfer::NodeJoined>(&receipt)?;
             assert_eq!(joined.node, node);
+            assert_eq!(
+                (joined.vramMiB, joined.feeTier),
+                (H100_VRAM_MIB, 0),
+                "the registry gives the VRAM"
+            );
             assert_eq!(
                 joined.gpuModelName, "nvidia h100 80gb hbm3",
                 "the contract normalises model names"
@@ -104,7 +125,8 @@ impl Devnet {
         Ok(())
     }
 
-    /// approve fee + createTask; returns the task id and its nodes in slot order.
+    /// approve fee + createTask (which queues the task) + a draw in the next block (which starts
+    /// it); returns the task id and its nodes in slot order.
     async fn create_task(
         &self,
         kind: TaskKind,
@@ -133,10 +155,50 @@ impl Devnet {
         )
         .await?;
         let created = decode_one::<Verinfer::TaskCreated>(&receipt)?;
-        let started = decode_one::<Verinfer::TaskStarted>(&receipt)?;
+        decode_one::<Verinfer::TaskQueued>(&receipt)?;
+        assert!(
+            decode_all::<Verinfer::TaskStarted>(&receipt).is_empty(),
+            "createTask never starts a task"
+        );
+        let queued = self.verinfer.getTask(created.taskId).call().await?;
+        assert_eq!(TaskStatus::try_from(queued.status)?, TaskStatus::Queued);
+        let due_latest = self.verinfer.drawDue().call().await?;
+        let due_pending = self
+            .verinfer
+            .drawDue()
+            .block(alloy::eips::BlockId::pending())
+            .call()
+            .await?;
+        assert!(
+            due_pending && !due_latest,
+            "a draw is due in the next block, not in the one that queued the task"
+        );
+
+        let drawn = self.chain.draw().await?;
         assert_eq!(
-            started.taskId, created.taskId,
-            "three available nodes: the task starts at once"
+            drawn,
+            [created.taskId.to::<u64>()],
+            "the next block's draw starts it"
+        );
+        let started_logs = self
+            .provider
+            .get_logs(
+                &alloy::rpc::types::Filter::new()
+                    .address(self.deployment.verinfer)
+                    .event_signature(Verinfer::TaskStarted::SIGNATURE_HASH),
+            )
+            .await?;
+        let started = started_logs
+            .last()
+            .ok_or("no TaskStarted log")?
+            .log_decode::<Verinfer::TaskStarted>()?
+            .inner
+            .data;
+        assert_eq!(started.taskId, created.taskId);
+        assert_eq!(
+            started.seedBlock,
+            U256::from(receipt.block_number.ok_or("no block number")?),
+            "seeded by the hash of the block that queued it"
         );
 
         let task = self.verinfer.getTask(created.taskId).call().await?;
@@ -220,7 +282,7 @@ async fn image_task_with_three_agreeing_nodes_is_validated_and_paid() -> TestRes
         net.verinfer.MAX_IMAGES().call().await?,
         U256::from(MAX_IMAGES)
     );
-    assert_eq!(net.verinfer.threshold().call().await?, 10);
+    assert_eq!(net.verinfer.params().call().await?.threshold, 10);
 
     net.join_all(H100).await?;
     let (task_id, slots) = net.create_task(TaskKind::Image, 1, "").await?;
@@ -302,7 +364,7 @@ async fn image_task_with_three_agreeing_nodes_is_validated_and_paid() -> TestRes
     assert_eq!(creator_balance, U256::from(10 * STAKE - FEE));
     assert_eq!(
         net.verinfer.treasuryBalance().call().await?,
-        U96::from(FEE - 3 * reward)
+        U256::from(FEE - 3 * reward)
     );
     Ok(())
 }
@@ -378,17 +440,56 @@ async fn text_task_slashes_and_kicks_the_node_with_a_different_digest() -> TestR
     let cheater_info = net.verinfer.getNode(cheater).call().await?;
     assert_eq!(NodeState::try_from(cheater_info.state)?, NodeState::Kicked);
     assert_eq!(cheater_info.stake, U96::ZERO);
+
+    // Nothing is transferred in settlement: the unslashed rest of the stake is credited to the
+    // cheater, and half of the slash (slashRewardBps 5000) to the two nodes that were right.
+    let slash_reward = slash / 2;
+    let credits = decode_all::<Verinfer::BalanceCredited>(&receipt);
+    let credited = |account: Address| {
+        credits
+            .iter()
+            .filter(|c| c.account == account)
+            .map(|c| (CreditReason::try_from(c.reason).ok(), c.amount))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        net.token().balanceOf(cheater).call().await?,
-        cheater_balance_before + U256::from(STAKE - slash),
-        "the unslashed rest of the stake is returned"
+        credited(cheater),
+        [(Some(CreditReason::StakeReturned), U256::from(STAKE - slash))]
     );
     for node in [slots[0], slots[2]] {
+        assert_eq!(
+            credited(node),
+            [(
+                Some(CreditReason::SlashReward),
+                U256::from(slash_reward / 2)
+            )]
+        );
         assert_eq!(net.stake_of(node).await?, U96::from(STAKE + reward));
     }
     assert_eq!(
+        net.token().balanceOf(cheater).call().await?,
+        cheater_balance_before,
+        "credited, not transferred"
+    );
+    assert_eq!(
+        net.verinfer.claimable(cheater).call().await?,
+        U256::from(STAKE - slash)
+    );
+    let withdrawn = send_ok(net.verinfer.withdraw().from(cheater)).await?;
+    let event = decode_one::<Verinfer::Withdrawn>(&withdrawn)?;
+    assert_eq!(
+        (event.account, event.amount),
+        (cheater, U256::from(STAKE - slash))
+    );
+    assert_eq!(
+        net.token().balanceOf(cheater).call().await?,
+        cheater_balance_before + U256::from(STAKE - slash),
+        "the unslashed rest of the stake is withdrawn"
+    );
+    assert_eq!(net.verinfer.claimable(cheater).call().await?, U256::ZERO);
+    assert_eq!(
         net.verinfer.treasuryBalance().call().await?,
-        U96::from(FEE - 2 * reward + slash)
+        U256::from(FEE - 2 * reward + slash - slash_reward)
     );
 
     // A kicked node cannot come back.
@@ -401,7 +502,7 @@ async fn text_task_slashes_and_kicks_the_node_with_a_different_digest() -> TestR
         .await?;
     let rejoin = net
         .verinfer
-        .join(H100.to_owned(), 81_559, U96::from(STAKE))
+        .join(H100.to_owned(), 0, U96::from(STAKE))
         .from(cheater)
         .call()
         .await;
