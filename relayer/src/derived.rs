@@ -32,6 +32,7 @@ pub(crate) async fn apply(
             nodes,
             commit_deadline,
             reveal_deadline,
+            ..
         } => {
             apply_task_started(
                 conn,
@@ -42,15 +43,19 @@ pub(crate) async fn apply(
             )
             .await
         }
-        E::TaskQueued { .. } | E::TaskCancelled { .. } | E::RevealPhaseOpened { .. } => {
-            apply_task_phase(conn, block, event).await
-        }
+        E::TaskQueued { .. }
+        | E::TaskCancelled { .. }
+        | E::TaskExpired { .. }
+        | E::RevealPhaseOpened { .. } => apply_task_phase(conn, block, event).await,
         E::ResultCommitted { .. }
         | E::ImageResultRevealed { .. }
         | E::TextResultRevealed { .. }
         | E::InvalidArgsReported { .. } => apply_node_result(conn, block, event).await,
         E::TaskSettled { .. } => apply_settlement(conn, block, event).await,
-        E::Other { .. } => Ok(()),
+        E::FeeTierSet { .. }
+        | E::BalanceCredited { .. }
+        | E::Withdrawn { .. }
+        | E::Other { .. } => Ok(()),
     }
 }
 
@@ -69,6 +74,7 @@ async fn apply_node_event(
             gpu_model_name,
             vram_mib,
             stake,
+            ..
         } => {
             let record = NodeRecord {
                 address: *node,
@@ -153,6 +159,9 @@ async fn apply_task_created(
         invalid_mask: 0,
         commit_deadline: 0,
         reveal_deadline: 0,
+        fee_level: 0,
+        params_version: 0,
+        expires_at: 0,
     };
     let record = TaskRecord {
         chain,
@@ -218,6 +227,13 @@ async fn apply_task_phase(
         E::TaskCancelled { task_id } => {
             update_task(conn, *task_id, block, |t| {
                 t.chain.status = TaskStatus::Cancelled;
+                t.queue_key = None;
+            })
+            .await?;
+        }
+        E::TaskExpired { task_id } => {
+            update_task(conn, *task_id, block, |t| {
+                t.chain.status = TaskStatus::Expired;
                 t.queue_key = None;
             })
             .await?;

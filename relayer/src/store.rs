@@ -819,6 +819,9 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
         invalid_mask: int(T, "invalid_mask", row.try_get("invalid_mask")?)?,
         commit_deadline: int(T, "commit_deadline", row.try_get("commit_deadline")?)?,
         reveal_deadline: int(T, "reveal_deadline", row.try_get("reveal_deadline")?)?,
+        fee_level: 0,
+        params_version: 0,
+        expires_at: 0,
     };
     Ok(TaskRecord {
         chain,
