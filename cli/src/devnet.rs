@@ -198,6 +198,7 @@ impl Devnet {
             relayer_url: relayer_url.clone(),
             models_dir: models.dir.clone(),
         };
+        register_gpu_models(&chain, &specs, started).await?;
         let nodes_dir = dirs.data.join("nodes");
         start_fleet(&mut services, &specs, node_keys, &env, &nodes_dir, started).await?;
         Ok(Self {
@@ -240,7 +241,10 @@ impl Devnet {
 
     /// The load benchmark (`--load-tasks`): many image tasks at once, throughput measured.
     async fn load(&self, args: &DevnetArgs) -> eyre::Result<()> {
-        let client = self.client(Duration::from_millis(250));
+        // Tasks are created back to back: the nodes' daemons (and every later call) draw them.
+        let client = self
+            .client(Duration::from_millis(250))
+            .with_draw_after_create(false);
         let relayer = verinfer_wire::RelayerClient::new(self.relayer_url.clone());
         println!();
         let report = load::run(
@@ -492,6 +496,26 @@ async fn fund(
     Ok(())
 }
 
+/// Registers (as the contract's owner, dev account 0) the GPU models the fleet declares that the
+/// deploy script did not: nodes can join only with registered models.
+async fn register_gpu_models(
+    chain: &Chain,
+    specs: &[fleet::NodeSpec],
+    started: Instant,
+) -> eyre::Result<()> {
+    let models = fleet::gpu_models(specs);
+    chain.add_gpu_models(models.iter().copied()).await?;
+    let listed: Vec<String> = models
+        .iter()
+        .map(|(name, vram_mib)| format!("{name} ({} GiB)", vram_mib / 1024))
+        .collect();
+    step(
+        started,
+        format_args!("GPU models registered: {}", listed.join(", ")),
+    );
+    Ok(())
+}
+
 /// Starts (and so registers on chain) every node of `specs` with the matching key, concurrently,
 /// and prints each one's identity.
 async fn start_fleet(
@@ -542,7 +566,7 @@ async fn create_image_task(
     let args = tiny_image_args(&models.sd, "a lighthouse on a cliff at dusk", 2, 7);
     let vram = fleet::image_min_vram_mib(cheater);
     let image = client
-        .create_image_task(args, IMAGE_FEE, vram)
+        .create_image_task(args, Some(IMAGE_FEE), vram)
         .await
         .wrap_err("creating the image task")?;
     step(
@@ -552,7 +576,11 @@ async fn create_image_task(
             image.task_id,
             table::tokens(IMAGE_FEE),
             vram / 1024,
-            if image.started { "" } else { ", queued" }
+            if image.started {
+                ", drawn"
+            } else {
+                ", queued until a draw"
+            }
         ),
     );
     Ok(image.task_id)
@@ -574,7 +602,7 @@ async fn create_text_task(
         stop: Vec::new(),
     };
     let text = client
-        .create_text_task(args, TEXT_FEE, 0, Some(TEXT_GPU_MODEL))
+        .create_text_task(args, Some(TEXT_FEE), 0, Some(TEXT_GPU_MODEL))
         .await
         .wrap_err("creating the text task")?;
     step(
@@ -584,9 +612,9 @@ async fn create_text_task(
             text.task_id,
             table::tokens(TEXT_FEE),
             if text.started {
-                ""
+                ", drawn"
             } else {
-                ", queued until three of its nodes are free"
+                ", queued until a draw finds three of its nodes free"
             }
         ),
     );

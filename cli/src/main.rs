@@ -3,6 +3,7 @@
 //! The binary edge: it may depend on every verinfer crate and reports errors with `eyre`; the
 //! libraries it wraps never depend on it.
 
+mod admin;
 mod devnet;
 mod identity;
 mod model;
@@ -33,7 +34,8 @@ enum Command {
     #[command(subcommand)]
     Model(model::ModelCommand),
     /// Operate a node: run the daemon (`node run`), show its status (`node status`), add stake
-    /// (`node add-stake`) or leave the network (`node leave`).
+    /// (`node add-stake`), leave the network (`node leave`) or withdraw its credited tokens
+    /// (`node withdraw`).
     Node(node::NodeArgs),
     /// Print this node's hardware identity (GPU model and memory, or CPU).
     Identity(identity::IdentityArgs),
@@ -44,9 +46,16 @@ enum Command {
     /// Run the relayer: stores task args and verified results off-chain, indexes the chain
     /// (`--config relayer.toml`).
     Relayer(relayer::RelayerArgs),
-    /// Create tasks, follow them, cancel queued ones, and fetch their results verified against
-    /// the chain.
+    /// Create tasks, follow them, cancel or expire queued ones, and fetch their results verified
+    /// against the chain.
     Task(task::TaskArgsCli),
+    /// Withdraw everything the contract credited to your account (refunds of aborted, errored
+    /// and expired tasks, slash rewards, returned stakes), with the key in $VERINFER_KEY.
+    Withdraw(task::WithdrawArgs),
+    /// The contract owner's commands: the GPU model registry (`admin gpu-model add|list|
+    /// set-active`) and protocol parameters (`admin params show|schedule|cancel`).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Run a local network (anvil, contracts, relayer, nodes on tiny models) and push an image
     /// task and a text task through it.
     Devnet(devnet::DevnetArgs),
@@ -76,6 +85,8 @@ fn main() -> eyre::Result<()> {
         Command::Phash(args) => phash::run(args),
         Command::Relayer(args) => relayer::run(args),
         Command::Task(args) => task::run(args),
+        Command::Withdraw(args) => task::run_withdraw(args),
+        Command::Admin(command) => admin::run(command),
         Command::Devnet(args) => devnet::run(args),
     }
 }

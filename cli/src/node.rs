@@ -1,15 +1,16 @@
-//! `verinfer node`: run the node daemon, show a node's status, leave, or add stake.
+//! `verinfer node`: run the node daemon, show a node's status, leave, add stake, or withdraw its
+//! credited tokens.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use eyre::WrapErr as _;
-use verinfer_node::{CONFIG_REFERENCE, LeaveOutcome, Node, NodeConfig};
+use verinfer_node::{CONFIG_REFERENCE, LeaveOutcome, Node, NodeConfig, NodeExit};
 
 use crate::devnet::table::tokens;
 
-/// Run a verinfer node (`run`), show its status (`status`), add to its stake (`add-stake`) or
-/// leave the network (`leave`).
+/// Run a verinfer node (`run`), show its status (`status`), add to its stake (`add-stake`), leave
+/// the network (`leave`) or withdraw what the contract credited to it (`withdraw`).
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     #[command(subcommand)]
@@ -18,18 +19,27 @@ pub struct NodeArgs {
 
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
-    /// Run the node daemon: join the network if needed, then compute, commit, reveal, settle and
-    /// upload every task that selects this node, until Ctrl-C or SIGTERM (which finish the
-    /// current step; a second one exits at once). Prints a one-line summary of start-up on stdout.
+    /// Run the node daemon: join the network if needed (with a GPU model the contract owner
+    /// registered, at the configured fee tier; a differing fee tier is set on chain), then send the
+    /// draws waiting tasks are due, and compute, commit, reveal, settle and upload every task that
+    /// selects this node, until Ctrl-C or SIGTERM (which finish the current step; a second one
+    /// exits at once), or until the node left or was kicked and finished its tasks (it then says
+    /// what it can withdraw). Prints a one-line summary of start-up on stdout.
     #[command(after_long_help = config_help())]
     Run(ConfigArg),
-    /// Show the node's registration, balance and task records (safe while the daemon runs).
+    /// Show the node's registration (GPU model and VRAM from the registry, fee tier), stake,
+    /// claimable credit, balance and task records (safe while the daemon runs).
     #[command(after_long_help = config_help())]
     Status(ConfigArg),
     /// Leave the network with the node's key. An idle node gets its stake back at once; a node in
-    /// a task leaves when that task settles (keep its daemon running until then).
+    /// a task leaves when that task settles (keep its daemon running until then) and its stake is
+    /// then credited to it (`verinfer node withdraw` sends it).
     #[command(after_long_help = config_help())]
     Leave(ConfigArg),
+    /// Send the node's account everything the contract credited to it: its stake after it left
+    /// during a task or was kicked, and slash rewards (`claimable` in `node status`).
+    #[command(after_long_help = config_help())]
+    Withdraw(ConfigArg),
     /// Add tokens to the node's stake (approving the contract for them first when needed).
     #[command(after_long_help = config_help())]
     AddStake {
@@ -75,15 +85,29 @@ pub fn run(args: NodeArgs) -> eyre::Result<()> {
             {
                 LeaveOutcome::Left { node, returned, tx } => println!(
                     "node {node} left the network; stake of {} tokens returned (tx {tx}). \
-                     Stop its daemon: `verinfer node run` would join again.",
+                     Its daemon exits by itself; `verinfer node run` would join again.",
                     tokens(returned)
                 ),
                 LeaveOutcome::LeavingAfterTask { node, task_id, tx } => println!(
                     "node {node} is leaving (tx {tx}): it leaves when task {task_id} settles and \
-                     gets its stake back then. Keep its daemon running until then, or it misses \
-                     the task's deadlines and is slashed."
+                     its stake is credited to it then (`verinfer node withdraw` sends it). Keep \
+                     its daemon running until then, or it misses the task's deadlines and is \
+                     slashed; the daemon exits by itself once done."
                 ),
             }
+            Ok(())
+        }),
+        NodeCommand::Withdraw(ConfigArg { config }) => runtime.block_on(async {
+            let config = load(&config)?;
+            let withdrawn = verinfer_node::withdraw(&config)
+                .await
+                .wrap_err("cannot withdraw")?;
+            println!(
+                "node {} withdrew {} tokens to its account (tx {})",
+                withdrawn.node,
+                tokens(withdrawn.amount),
+                withdrawn.tx
+            );
             Ok(())
         }),
         NodeCommand::AddStake { config, amount } => runtime.block_on(async {
@@ -127,6 +151,14 @@ async fn run_daemon(config_path: PathBuf) -> eyre::Result<()> {
             std::process::exit(130);
         });
     };
-    node.run(shutdown).await.wrap_err("the node stopped")?;
+    let exit = node
+        .run_to_exit(shutdown)
+        .await
+        .wrap_err("the node stopped")?;
+    match exit {
+        NodeExit::Left { .. } => println!("{exit}"),
+        NodeExit::Kicked { .. } => return Err(eyre::eyre!("{exit}")),
+        NodeExit::Stopped | NodeExit::Halted => {}
+    }
     Ok(())
 }

@@ -12,7 +12,8 @@ use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use url::Url;
-use verinfer_client::{ChainTask, Client, ClientError, Deployment, TaskStatus};
+use verinfer_abi::format_tokens;
+use verinfer_client::{ChainTask, Client, ClientError, CreatedTask, Deployment, TaskStatus};
 use verinfer_task::{
     ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs,
     TextInput,
@@ -29,13 +30,18 @@ pub(crate) struct TaskArgsCli {
 
 #[derive(Debug, Subcommand)]
 enum TaskCommand {
-    /// Create a task: validate its args (refusing bad ones before any gas is spent), upload them to
-    /// the relayer, approve the fee and call createTask. Prints the task id.
+    /// Create a task: validate its args and check its fee and GPU model against the chain
+    /// (refusing bad ones before any gas is spent), upload the args to the relayer, approve the fee
+    /// and call createTask; the task then waits for a draw in a later block, which this command
+    /// sends itself when nothing else did a block later. Prints the task id, fee and GPU model.
     Create(Box<CreateArgs>),
     /// Show a task: its chain record, nodes, reveals, settlement and payouts.
     Status(StatusArgs),
     /// Cancel a task of yours that still waits in its queue; its fee is refunded in full.
     Cancel(CancelArgs),
+    /// End a task that waited in its queue past its queue timeout (anybody may); its fee is
+    /// credited to its creator (`verinfer withdraw` sends it).
+    Expire(CancelArgs),
     /// Download a validated task's result, verify it against the digests revealed on chain, and
     /// write it to a directory.
     Result(ResultArgs),
@@ -69,22 +75,11 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// A client; `need_key` makes a missing key an error (otherwise a throwaway read-only key).
-    fn client(&self, need_key: bool) -> eyre::Result<Client> {
+    pub(crate) fn client(&self, need_key: bool) -> eyre::Result<Client> {
         let deployment = Deployment::load(&self.deployment)?;
-        let signer = match std::env::var(&self.key_env) {
-            Ok(key) => key
-                .trim()
-                .parse::<PrivateKeySigner>()
-                .map_err(|_| eyre!("${} does not hold a hex private key", self.key_env))?,
-            Err(_) if need_key => {
-                bail!(
-                    "set ${} to the creator's private key (hex), or name another variable with --key-env",
-                    self.key_env
-                )
-            }
-            // Never signs anything: status and result only read.
-            Err(_) => PrivateKeySigner::random(),
-        };
+        // Without a key: never signs anything (status and result only read).
+        let signer = signer_from_env(&self.key_env, need_key, "the account's")?
+            .unwrap_or_else(PrivateKeySigner::random);
         Ok(Client::new(
             self.rpc_url.clone(),
             signer,
@@ -92,6 +87,33 @@ impl Connection {
             self.relayer.clone(),
         ))
     }
+}
+
+/// The hex private key in the environment variable `key_env`; `None` when it is unset and not
+/// `needed` (an error naming the variable, `whose` key it should hold and `--key-env`, when it is).
+pub(crate) fn signer_from_env(
+    key_env: &str,
+    needed: bool,
+    whose: &str,
+) -> eyre::Result<Option<PrivateKeySigner>> {
+    match std::env::var(key_env) {
+        Ok(key) => key
+            .trim()
+            .parse::<PrivateKeySigner>()
+            .map(Some)
+            .map_err(|_| eyre!("${key_env} does not hold a hex private key")),
+        Err(_) if needed => bail!(
+            "set ${key_env} to {whose} private key (hex), or name another variable with --key-env"
+        ),
+        Err(_) => Ok(None),
+    }
+}
+
+/// `verinfer withdraw`: send the account everything the contract credited to it.
+#[derive(Debug, Args)]
+pub(crate) struct WithdrawArgs {
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[derive(Debug, Args)]
@@ -139,13 +161,17 @@ struct CreateArgs {
     /// Most tokens to generate (text tasks; greedy decoding).
     #[arg(long, default_value_t = 128)]
     max_tokens: u32,
-    /// Fee in tokens (18 decimals), e.g. `10` or `0.5`.
-    #[arg(long, default_value = "1", value_parser = parse_tokens)]
-    fee: u128,
-    /// VRAM each node needs, in MiB.
+    /// Fee in tokens (18 decimals), e.g. `10` or `0.5`; at least the network's minimum for the
+    /// task. Default: that minimum (`minTaskFee`; `verinfer admin params show` lists its parts).
+    /// Nodes of fee tier t are drawn only for fees of at least 2^t times the minimum.
+    #[arg(long, value_parser = parse_tokens)]
+    fee: Option<u128>,
+    /// VRAM each node's GPU model must have, in MiB (the registry's VRAM of the model).
     #[arg(long, default_value_t = 0)]
     min_vram_mib: u32,
-    /// Text tasks: the GPU model all three nodes must have declared (default: any one model).
+    /// Text tasks: the registered GPU model all three nodes must have (`verinfer admin gpu-model
+    /// list`). Default: the registered model with the most available nodes that has
+    /// --min-vram-mib.
     #[arg(long)]
     gpu_model: Option<String>,
     /// Wait for the task to end, showing its progress, and print its report.
@@ -195,6 +221,7 @@ pub(crate) fn run(cli: TaskArgsCli) -> eyre::Result<()> {
             TaskCommand::Create(args) => create(*args).await,
             TaskCommand::Status(args) => status(args).await,
             TaskCommand::Cancel(args) => cancel(args).await,
+            TaskCommand::Expire(args) => expire(args).await,
             TaskCommand::Result(args) => result(args).await,
         }
     })
@@ -211,15 +238,8 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
         .await
         .wrap_err("cannot create the task")?;
     println!(
-        "task {} created ({}; tx {}; args {})",
-        created.task_id,
-        if created.started {
-            "three nodes selected"
-        } else {
-            "queued until nodes are available"
-        },
-        created.tx,
-        created.args_hash
+        "{}",
+        created_line(&created, cli.fee.is_none(), cli.gpu_model.is_none())
     );
     if cli.wait {
         let task = wait_with_progress(&client, created.task_id).await?;
@@ -232,8 +252,80 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
                 cli.connection.deployment.display()
             );
         }
+        if let Some(line) = refund_line(&client, &task).await? {
+            println!("{line}");
+        }
     }
     Ok(())
+}
+
+/// `task N created (...)`: the fee and GPU model, saying which were defaults, and whether a
+/// draw started it.
+fn created_line(created: &CreatedTask, default_fee: bool, default_model: bool) -> String {
+    let fee = if default_fee {
+        format!(
+            "fee {} tokens: the network minimum",
+            format_tokens(created.fee)
+        )
+    } else {
+        format!(
+            "fee {} tokens, {}x the network minimum of {}",
+            format_tokens(created.fee),
+            fee_multiple(created.fee, created.min_fee),
+            format_tokens(created.min_fee)
+        )
+    };
+    let model = match &created.gpu_model {
+        Some(model) if default_model => format!(
+            "; GPU model {:?} ({} MiB), chosen: the registered model with the most available nodes ({})",
+            model.name, model.vram_mib, model.available_nodes
+        ),
+        Some(model) => format!("; GPU model {:?} ({} MiB)", model.name, model.vram_mib),
+        None => String::new(),
+    };
+    let state = if created.started {
+        "drawn: three nodes selected"
+    } else {
+        "queued until a draw finds three suitable nodes"
+    };
+    format!(
+        "task {} created ({fee}{model}; {state}; tx {}{}; args {})",
+        created.task_id,
+        created.tx,
+        created
+            .draw_tx
+            .map(|tx| format!(", drawTasks tx {tx}"))
+            .unwrap_or_default(),
+        created.args_hash
+    )
+}
+
+/// `fee / minimum` with two decimals ("1.00" at the minimum).
+fn fee_multiple(fee: u128, minimum: u128) -> String {
+    if minimum == 0 {
+        return "any".to_owned();
+    }
+    let hundredths = fee.saturating_mul(100) / minimum;
+    format!("{}.{:02}", hundredths / 100, hundredths % 100)
+}
+
+/// For a task that ended without validation (its fee credited back, not sent): what the
+/// account can withdraw and how.
+pub(crate) async fn refund_line(client: &Client, task: &ChainTask) -> eyre::Result<Option<String>> {
+    let why = match task.status {
+        TaskStatus::Expired => "expired in its queue (no draw found suitable nodes in time)",
+        TaskStatus::Aborted => "was aborted (no two results agreed)",
+        TaskStatus::Errored => "ended errored (its args were reported invalid)",
+        _ => return Ok(None),
+    };
+    let claimable = client.claimable_of(task.creator).await?;
+    Ok(Some(format!(
+        "task {} {why}: its fee of {} tokens was credited to its creator {}, who can withdraw {} tokens in all with `verinfer withdraw`",
+        task.task_id,
+        format_tokens(task.fee),
+        task.creator,
+        format_tokens(claimable)
+    )))
 }
 
 async fn status(cli: StatusArgs) -> eyre::Result<()> {
@@ -271,6 +363,42 @@ async fn cancel(cli: CancelArgs) -> eyre::Result<()> {
         table::tokens(cancelled.refunded)
     );
     Ok(())
+}
+
+async fn expire(cli: CancelArgs) -> eyre::Result<()> {
+    let client = cli.connection.client(true)?;
+    let expired = client
+        .expire_task(cli.id)
+        .await
+        .wrap_err_with(|| format!("cannot expire task {}", cli.id))?;
+    let task = client.chain_task(cli.id).await?;
+    println!(
+        "task {} expired (tx {}); its fee of {} tokens was credited to its creator {}: `verinfer withdraw` with its key sends it",
+        expired.task_id,
+        expired.tx,
+        format_tokens(expired.refunded),
+        task.creator
+    );
+    Ok(())
+}
+
+/// Runs `verinfer withdraw`.
+pub(crate) fn run_withdraw(cli: WithdrawArgs) -> eyre::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = cli.connection.client(true)?;
+        let withdrawn = client.withdraw().await.wrap_err("cannot withdraw")?;
+        println!(
+            "withdrew {} tokens to {} (tx {})",
+            format_tokens(withdrawn.amount),
+            withdrawn.account,
+            withdrawn.tx
+        );
+        Ok(())
+    })
 }
 
 async fn result(cli: ResultArgs) -> eyre::Result<()> {
@@ -340,7 +468,7 @@ pub(crate) async fn wait_with_progress(client: &Client, task_id: u64) -> eyre::R
 /// One line of progress.
 pub(crate) fn describe(task: &ChainTask) -> String {
     match task.status {
-        TaskStatus::Queued => "queued: waiting for three suitable nodes".to_owned(),
+        TaskStatus::Queued => "queued: waiting for a draw to find three suitable nodes".to_owned(),
         TaskStatus::Committing => format!(
             "computing and committing ({}/3 committed)",
             task.committed()
@@ -465,6 +593,14 @@ pub(crate) fn parse_tokens(text: &str) -> Result<u128, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fee_multiples_show_two_decimals() {
+        assert_eq!(fee_multiple(10, 10), "1.00");
+        assert_eq!(fee_multiple(25, 10), "2.50");
+        assert_eq!(fee_multiple(1, 3), "0.33");
+        assert_eq!(fee_multiple(5, 0), "any");
+    }
 
     #[test]
     fn token_amounts_parse_exactly() {

@@ -1,11 +1,13 @@
 //! The devnet's nodes: who declares which GPU, and how they are started in this process.
 //!
-//! Selection on chain: an image task draws three nodes from every available node with enough
-//! VRAM; a text task draws three nodes of one declared GPU model. So the fleet has three nodes of
-//! `devnet-gpu-a` (the text task needs three of one model) and one of `devnet-gpu-b` (image tasks
-//! compare across models). With `--cheater`, a counterfeiting node joins and the image task asks
-//! for 16 GiB of VRAM, which exactly three nodes declare — the cheater among them — so it is
-//! certainly selected, not by luck.
+//! Selection on chain: an image task draws three nodes from every available node whose GPU
+//! model (its VRAM fixed by the owner's registry) has the VRAM the task asks for; a text task
+//! draws three nodes of the GPU model it names. So the fleet has three nodes of `devnet-gpu-a`
+//! (8 GiB: the text task needs three of one model) and two of `devnet-gpu-b` (24 GiB: image
+//! tasks compare across models). With `--cheater`, a counterfeiting `devnet-gpu-b` node joins and
+//! the image task asks for 16 GiB of VRAM, which exactly three nodes have — the cheater among
+//! them — so it is certainly drawn, not by luck. The load benchmark's extra nodes are
+//! `devnet-gpu-c` (8 GiB). The devnet registers these models before the nodes join.
 
 use std::path::Path;
 
@@ -13,9 +15,10 @@ use alloy::signers::local::PrivateKeySigner;
 use verinfer_devchain::NodeEnv;
 use verinfer_node::{Behaviour, IdentityOverride, NodeConfig, TestingConfig};
 
-/// The GPU model the text task requires (declared by three nodes).
+/// The GPU model the text task names (three nodes have it).
 pub(crate) const TEXT_GPU_MODEL: &str = "devnet-gpu-a";
-const OTHER_GPU_MODEL: &str = "devnet-gpu-b";
+const LARGE_GPU_MODEL: &str = "devnet-gpu-b";
+const EXTRA_GPU_MODEL: &str = "devnet-gpu-c";
 const SMALL_VRAM_MIB: u32 = 8 * 1024;
 const LARGE_VRAM_MIB: u32 = 24 * 1024;
 
@@ -26,15 +29,15 @@ pub(crate) struct NodeSpec {
     pub(crate) name: String,
     /// The GPU model it declares.
     pub(crate) gpu_model: &'static str,
-    /// The VRAM it declares.
+    /// The VRAM of its GPU model (one per model, as the registry holds it).
     pub(crate) vram_mib: u32,
     /// Honest, or the cheater.
     pub(crate) behaviour: Behaviour,
 }
 
-/// The fleet: three `devnet-gpu-a` nodes (one with 24 GiB), one `devnet-gpu-b` node with 24 GiB,
-/// with `cheater` a counterfeiting `devnet-gpu-b` node with 24 GiB, and `extra` more honest
-/// `devnet-gpu-b` nodes with 8 GiB (`x1`, `x2`, …) for the load benchmark.
+/// The fleet: three `devnet-gpu-a` nodes (8 GiB), two `devnet-gpu-b` nodes (24 GiB), with
+/// `cheater` a counterfeiting `devnet-gpu-b` node, and `extra` more honest `devnet-gpu-c` nodes
+/// (8 GiB; `x1`, `x2`, …) for the load benchmark.
 pub(crate) fn fleet(cheater: bool, extra: u16) -> Vec<NodeSpec> {
     let node = |name: &str, gpu_model, vram_mib, behaviour| NodeSpec {
         name: name.to_owned(),
@@ -45,13 +48,14 @@ pub(crate) fn fleet(cheater: bool, extra: u16) -> Vec<NodeSpec> {
     let mut nodes = vec![
         node("a1", TEXT_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest),
         node("a2", TEXT_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest),
-        node("a3", TEXT_GPU_MODEL, LARGE_VRAM_MIB, Behaviour::Honest),
-        node("b1", OTHER_GPU_MODEL, LARGE_VRAM_MIB, Behaviour::Honest),
+        node("a3", TEXT_GPU_MODEL, SMALL_VRAM_MIB, Behaviour::Honest),
+        node("b1", LARGE_GPU_MODEL, LARGE_VRAM_MIB, Behaviour::Honest),
+        node("b2", LARGE_GPU_MODEL, LARGE_VRAM_MIB, Behaviour::Honest),
     ];
     if cheater {
         nodes.push(node(
             "cheater",
-            OTHER_GPU_MODEL,
+            LARGE_GPU_MODEL,
             LARGE_VRAM_MIB,
             Behaviour::Counterfeit,
         ));
@@ -59,7 +63,7 @@ pub(crate) fn fleet(cheater: bool, extra: u16) -> Vec<NodeSpec> {
     for index in 1..=extra {
         nodes.push(node(
             &format!("x{index}"),
-            OTHER_GPU_MODEL,
+            EXTRA_GPU_MODEL,
             SMALL_VRAM_MIB,
             Behaviour::Honest,
         ));
@@ -67,8 +71,19 @@ pub(crate) fn fleet(cheater: bool, extra: u16) -> Vec<NodeSpec> {
     nodes
 }
 
-/// VRAM the image task asks for: with the cheater, 16 GiB, which only the three 24 GiB nodes
-/// (the cheater included) can serve; otherwise 8 GiB, which every node can.
+/// The GPU models the fleet declares, each with its VRAM, in first-declared order.
+pub(crate) fn gpu_models(fleet: &[NodeSpec]) -> Vec<(&'static str, u32)> {
+    let mut models: Vec<(&'static str, u32)> = Vec::new();
+    for node in fleet {
+        if !models.iter().any(|(name, _)| *name == node.gpu_model) {
+            models.push((node.gpu_model, node.vram_mib));
+        }
+    }
+    models
+}
+
+/// VRAM the image task asks for: with the cheater, 16 GiB, which only the three `devnet-gpu-b`
+/// nodes (the cheater included) have; otherwise 8 GiB, which every node has.
 pub(crate) fn image_min_vram_mib(cheater: bool) -> u32 {
     if cheater { 16 * 1024 } else { SMALL_VRAM_MIB }
 }
@@ -97,31 +112,12 @@ pub(crate) fn node_config(
 mod tests {
     use super::*;
 
-    /// `Verinfer._nodeTier` and `_requiredTier`: tier t holds [2^t, 2^(t+1)) GiB; a task needing
-    /// V MiB takes nodes from the smallest tier whose every member has V.
-    fn node_tier(vram_mib: u32) -> u32 {
-        let mut gib = vram_mib >> 10;
-        let mut tier = 0;
-        while gib > 1 && tier < 7 {
-            gib >>= 1;
-            tier += 1;
-        }
-        tier
-    }
-
-    fn required_tier(min_vram_mib: u32) -> u32 {
-        let mut tier = 0;
-        while tier < 7 && (1024u32 << tier) < min_vram_mib {
-            tier += 1;
-        }
-        tier
-    }
-
+    /// The nodes an image task needing `min_vram_mib` may draw: those whose model has it.
     fn eligible_for_image(fleet: &[NodeSpec], cheater: bool) -> Vec<&str> {
-        let required = required_tier(image_min_vram_mib(cheater));
+        let min_vram_mib = image_min_vram_mib(cheater);
         fleet
             .iter()
-            .filter(|node| node_tier(node.vram_mib) >= required)
+            .filter(|node| node.vram_mib >= min_vram_mib)
             .map(|node| node.name.as_str())
             .collect()
     }
@@ -130,7 +126,7 @@ mod tests {
     fn with_the_cheater_exactly_three_nodes_can_take_the_image_task() {
         for extra in [0, 3] {
             let fleet = fleet(true, extra);
-            assert_eq!(eligible_for_image(&fleet, true), ["a3", "b1", "cheater"]);
+            assert_eq!(eligible_for_image(&fleet, true), ["b1", "b2", "cheater"]);
         }
     }
 
@@ -139,7 +135,7 @@ mod tests {
         let fleet = fleet(false, 2);
         assert_eq!(
             eligible_for_image(&fleet, false),
-            ["a1", "a2", "a3", "b1", "x1", "x2"]
+            ["a1", "a2", "a3", "b1", "b2", "x1", "x2"]
         );
     }
 
@@ -151,6 +147,26 @@ mod tests {
                 .filter(|node| node.gpu_model == TEXT_GPU_MODEL)
                 .count();
             assert_eq!(same_model, 3);
+        }
+    }
+
+    #[test]
+    fn every_model_has_one_vram_as_in_the_registry() {
+        let fleet = fleet(true, 2);
+        let models = gpu_models(&fleet);
+        assert_eq!(
+            models,
+            [
+                (TEXT_GPU_MODEL, SMALL_VRAM_MIB),
+                (LARGE_GPU_MODEL, LARGE_VRAM_MIB),
+                (EXTRA_GPU_MODEL, SMALL_VRAM_MIB)
+            ]
+        );
+        for node in &fleet {
+            assert!(
+                models.contains(&(node.gpu_model, node.vram_mib)),
+                "{node:?}"
+            );
         }
     }
 }

@@ -101,7 +101,7 @@ pub(crate) async fn run(
     let mut ids = Vec::with_capacity(tasks as usize);
     for index in 0..tasks {
         let created = client
-            .create_image_task(load_args(model, index), LOAD_FEE, min_vram_mib)
+            .create_image_task(load_args(model, index), Some(LOAD_FEE), min_vram_mib)
             .await
             .wrap_err_with(|| format!("creating load task {index}"))?;
         ids.push(created.task_id);

@@ -6,18 +6,9 @@ use std::fmt::Write as _;
 use verinfer_abi::{NO_RESULT, TaskKind, TaskStatus};
 use verinfer_client::{NodeReport, RevealedResult, TaskReport};
 
-/// Token base units per token (the staking token has 18 decimals).
-const UNITS_PER_TOKEN: u128 = 1_000_000_000_000_000_000;
-
-/// `1234500000000000000000` → `1234.5`.
+/// `1234500000000000000000` → `1234.5` (the staking token has 18 decimals).
 pub(crate) fn tokens(units: u128) -> String {
-    let whole = units / UNITS_PER_TOKEN;
-    let fraction = units % UNITS_PER_TOKEN;
-    if fraction == 0 {
-        return whole.to_string();
-    }
-    let fraction = format!("{fraction:018}");
-    format!("{whole}.{}", fraction.trim_end_matches('0'))
+    verinfer_abi::format_tokens(units)
 }
 
 /// The report as a block of text ending with a newline.
@@ -40,7 +31,14 @@ pub(crate) fn render(report: &TaskReport) -> String {
         tokens(task.fee)
     );
     if report.nodes.is_empty() {
-        let _ = writeln!(out, "  no nodes selected yet");
+        let line = match task.status {
+            TaskStatus::Expired => {
+                "  expired in its queue: no draw found three suitable nodes in time; fee credited back to the creator"
+            }
+            TaskStatus::Cancelled => "  cancelled in its queue; fee refunded to the creator",
+            _ => "  no nodes selected yet: waiting in its queue for a draw",
+        };
+        let _ = writeln!(out, "{line}");
         return out;
     }
 
@@ -139,10 +137,10 @@ pub(crate) fn render(report: &TaskReport) -> String {
                 );
             }
             TaskStatus::Aborted => {
-                verdict.push_str(" (no two results agree; fee refunded to the creator)")
+                verdict.push_str(" (no two results agree; fee credited back to the creator)")
             }
             TaskStatus::Errored => {
-                verdict.push_str(" (a majority reported invalid args; fee refunded)")
+                verdict.push_str(" (a majority reported invalid args; fee credited back)")
             }
             _ => {}
         }
@@ -218,8 +216,8 @@ mod tests {
     #[test]
     fn token_amounts_print_without_trailing_zeros() {
         assert_eq!(tokens(0), "0");
-        assert_eq!(tokens(1_000 * UNITS_PER_TOKEN), "1000");
+        assert_eq!(tokens(1_000 * verinfer_abi::TOKEN_UNITS), "1000");
         assert_eq!(tokens(3_166_666_666_666_666_666), "3.166666666666666666");
-        assert_eq!(tokens(UNITS_PER_TOKEN / 2), "0.5");
+        assert_eq!(tokens(verinfer_abi::TOKEN_UNITS / 2), "0.5");
     }
 }

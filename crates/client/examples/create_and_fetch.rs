@@ -46,9 +46,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         seed: 42,
         precision: Precision::F32,
     };
-    // Invalid args fail here, before any gas is spent.
-    let created = client.create_image_task(args, 10u128.pow(18), 0).await?;
-    println!("task {} created (tx {})", created.task_id, created.tx);
+    // Invalid args fail here, before any gas is spent. No fee given: the network's minimum.
+    let created = client.create_image_task(args, None, 0).await?;
+    println!(
+        "task {} created (fee {} token units, tx {})",
+        created.task_id, created.fee, created.tx
+    );
 
     let task = client
         .wait(created.task_id, |task| {

@@ -13,6 +13,78 @@ pub const MIN_GPU_VRAM_MIB: u32 = 1024;
 /// Largest VRAM a registered GPU model may have, in MiB (`Verinfer.MAX_GPU_VRAM_MIB`).
 pub const MAX_GPU_VRAM_MIB: u32 = 1 << 24;
 
+/// Highest Hamming threshold (`Verinfer.MAX_THRESHOLD`).
+pub const MAX_THRESHOLD: u8 = 64;
+/// Smallest `minTextPool` (`Verinfer.MIN_TEXT_POOL`).
+pub const MIN_TEXT_POOL: u8 = 3;
+/// Longest commit or reveal window, seconds (7 days).
+pub const MAX_WINDOW_SECS: u32 = 7 * 86_400;
+/// Longest queue timeout, seconds (365 days).
+pub const MAX_QUEUE_TIMEOUT_SECS: u32 = 365 * 86_400;
+/// Basis points denominator.
+const BPS: u16 = 10_000;
+
+/// The contract's rules for a parameter version (`Verinfer._validateParams`): an `Err` here is a
+/// revert there.
+pub fn check_params(p: &Params) -> Result<(), String> {
+    if p.threshold > MAX_THRESHOLD {
+        return Err(format!(
+            "threshold {} is above {MAX_THRESHOLD} bits",
+            p.threshold
+        ));
+    }
+    let min_stake = p.minStake.to::<u128>();
+    let per_bit = p.stakePerThresholdBit.to::<u128>();
+    if min_stake == 0 {
+        return Err("the minimum stake is zero".to_owned());
+    }
+    if min_stake < per_bit.saturating_mul(u128::from(p.threshold)) {
+        return Err(format!(
+            "the minimum stake {} tokens is below threshold {} x stake per threshold bit {} tokens",
+            verinfer_abi::format_tokens(min_stake),
+            p.threshold,
+            verinfer_abi::format_tokens(per_bit)
+        ));
+    }
+    if p.slashShareBps == 0 || p.slashShareBps > BPS {
+        return Err(format!(
+            "slash share {} bps is outside 1..={BPS}",
+            p.slashShareBps
+        ));
+    }
+    for (name, bps) in [
+        ("slash reward", p.slashRewardBps),
+        ("protocol fee", p.protocolFeeBps),
+    ] {
+        if bps > BPS {
+            return Err(format!("{name} {bps} bps is above {BPS}"));
+        }
+    }
+    for (name, secs) in [
+        ("commit window", p.commitWindow),
+        ("reveal window", p.revealWindow),
+    ] {
+        if secs == 0 || secs > MAX_WINDOW_SECS {
+            return Err(format!(
+                "{name} {secs} s is outside 1..={MAX_WINDOW_SECS} s"
+            ));
+        }
+    }
+    if p.queueTimeout == 0 || p.queueTimeout > MAX_QUEUE_TIMEOUT_SECS {
+        return Err(format!(
+            "queue timeout {} s is outside 1..={MAX_QUEUE_TIMEOUT_SECS} s",
+            p.queueTimeout
+        ));
+    }
+    if p.minTextPool < MIN_TEXT_POOL {
+        return Err(format!(
+            "minimum text pool {} is below {MIN_TEXT_POOL}",
+            p.minTextPool
+        ));
+    }
+    Ok(())
+}
+
 /// A parameter version that is scheduled and not in force yet (`scheduledParams()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduledParams {
@@ -165,6 +237,7 @@ impl Client {
     /// once when the delay is 0) and replaces any version scheduled before. Tasks created before
     /// it takes effect keep the version they were created under.
     pub async fn schedule_params(&self, params: Params) -> Result<ParamsScheduled, ClientError> {
+        check_params(&params).map_err(ClientError::InvalidRequest)?;
         self.check_owner("scheduleParams").await?;
         let receipt = send("scheduleParams", self.verinfer().scheduleParams(params)).await?;
         let tx = receipt.transaction_hash;
@@ -217,5 +290,109 @@ impl Client {
         )
         .await?;
         Ok((scheduled.version, receipt.transaction_hash))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::aliases::U96;
+
+    use super::*;
+
+    fn valid() -> Params {
+        Params {
+            threshold: 10,
+            minTextPool: 3,
+            slashShareBps: 5_000,
+            slashRewardBps: 5_000,
+            protocolFeeBps: 500,
+            commitWindow: 300,
+            revealWindow: 300,
+            queueTimeout: 86_400,
+            minStake: U96::from(1_000u64),
+            stakePerThresholdBit: U96::from(100u64),
+            minTaskFee: U96::from(1u64),
+            minImageFee: U96::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_contracts_parameter_rules_are_checked() {
+        assert_eq!(check_params(&valid()), Ok(()));
+        for (params, needle) in [
+            (
+                Params {
+                    threshold: 65,
+                    ..valid()
+                },
+                "threshold 65",
+            ),
+            (
+                Params {
+                    threshold: 11,
+                    ..valid()
+                },
+                "below threshold 11",
+            ),
+            (
+                Params {
+                    minStake: U96::ZERO,
+                    ..valid()
+                },
+                "zero",
+            ),
+            (
+                Params {
+                    slashShareBps: 0,
+                    ..valid()
+                },
+                "slash share 0",
+            ),
+            (
+                Params {
+                    slashRewardBps: 10_001,
+                    ..valid()
+                },
+                "slash reward",
+            ),
+            (
+                Params {
+                    protocolFeeBps: 10_001,
+                    ..valid()
+                },
+                "protocol fee",
+            ),
+            (
+                Params {
+                    commitWindow: 0,
+                    ..valid()
+                },
+                "commit window",
+            ),
+            (
+                Params {
+                    revealWindow: MAX_WINDOW_SECS + 1,
+                    ..valid()
+                },
+                "reveal window",
+            ),
+            (
+                Params {
+                    queueTimeout: 0,
+                    ..valid()
+                },
+                "queue timeout",
+            ),
+            (
+                Params {
+                    minTextPool: 2,
+                    ..valid()
+                },
+                "text pool 2",
+            ),
+        ] {
+            let error = check_params(&params).unwrap_err();
+            assert!(error.contains(needle), "{needle:?} not in {error:?}");
+        }
     }
 }

@@ -104,6 +104,7 @@ pub struct Client {
     relayer: RelayerClient,
     account: Address,
     poll_interval: Duration,
+    draw_after_create: bool,
 }
 
 impl Client {
@@ -129,12 +130,21 @@ impl Client {
             relayer: RelayerClient::new(relayer_url),
             account,
             poll_interval: Duration::from_millis(500),
+            draw_after_create: true,
         }
     }
 
     /// Sets how often [`wait`](Self::wait) polls the chain (default 500 ms).
     pub fn with_poll_interval(mut self, poll_interval: Duration) -> Self {
         self.poll_interval = poll_interval;
+        self
+    }
+
+    /// Whether [`create_task`](Self::create_task) waits for the next block and sends
+    /// `drawTasks()` when its task still waits then (default true). Turn it off to create many
+    /// tasks back to back where other accounts (node daemons) send the draws.
+    pub fn with_draw_after_create(mut self, draw: bool) -> Self {
+        self.draw_after_create = draw;
         self
     }
 
@@ -222,7 +232,8 @@ impl Client {
     ///
     /// `createTask` only queues the task: a draw in a later block starts it. When the task still
     /// waits one block later (or after a few seconds on a chain that mines only on demand),
-    /// sends `drawTasks()` once; [`wait`](Self::wait) then follows it.
+    /// sends `drawTasks()` once (unless [`with_draw_after_create`](Self::with_draw_after_create)
+    /// turned that off); [`wait`](Self::wait) then follows it.
     pub async fn create_task(
         &self,
         args: &TaskArgs,
@@ -300,8 +311,12 @@ impl Client {
                 event: "TaskCreated",
             })?;
         tracing::info!(task_id, %tx, fee, gpu_model = ?gpu_model.as_ref().map(|m| &m.name), "task created (queued until a draw starts it)");
-        let block = receipt.block_number.unwrap_or_default();
-        let (draw_tx, started) = self.draw_after(task_id, block).await?;
+        let (draw_tx, started) = if self.draw_after_create {
+            let block = receipt.block_number.unwrap_or_default();
+            self.draw_after(task_id, block).await?
+        } else {
+            (None, false)
+        };
         Ok(CreatedTask {
             task_id,
             args_hash: local_hash,
