@@ -95,6 +95,7 @@ impl Bench {
                 gpu_model_name: "bench gpu".into(),
                 vram_mib: 24_576,
                 stake: 1,
+                fee_tier: 0,
             })
             .collect();
         store
@@ -155,6 +156,7 @@ impl Bench {
                     nodes: addresses,
                     commit_deadline: 1,
                     reveal_deadline: 2,
+                    seed_block: 0,
                 },
             ];
             for node in addresses {

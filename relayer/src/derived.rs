@@ -1,38 +1,82 @@
-//! Derived state: tasks, their nodes' commitments and reveals, and nodes, folded from events in
-//! chain order. The fold mirrors `Verinfer.sol`, including the state changes it makes without an
-//! event of their own (a settled task's nodes become Available again).
+//! Derived state: tasks, their nodes' commitments and reveals, nodes, withdrawable balances,
+//! the GPU model registry and the parameter versions, folded from events in chain order. The
+//! fold mirrors `Verinfer.sol`, including the state changes it makes without an event of their
+//! own (a settled task's nodes become Available again) and what a task takes from the parameters
+//! in force when it is created (its version, fee level and expiry).
 
 use alloy_primitives::Address;
 use sqlx::AnyConnection;
-use verinfer_abi::{ChainTask, NodeState, Settlement, TaskStatus, VerinferEvent};
+use verinfer_abi::{ChainTask, NodeState, Settlement, TaskKind, TaskStatus, VerinferEvent};
 
-use crate::store::{
-    NodeRecord, StoreError, TaskNodeRecord, TaskRecord, load_node, load_task, load_task_nodes,
-    save_node, save_task, save_task_node,
+use crate::{
+    events::AdminEvent,
+    store::{
+        NodeRecord, ParamsState, StoreError, TaskNodeRecord, TaskRecord, active_params, add_credit,
+        add_gpu_model, load_node, load_task, load_task_nodes, save_node, save_task, save_task_node,
+        schedule_params, set_gpu_model_active, set_params_state, withdraw,
+    },
 };
 
-/// Applies one event at `block` to the derived tables.
+/// Where an event happened: its block and, when known, that block's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct At {
+    /// Block number.
+    pub block: u64,
+    /// The block's timestamp, unix seconds.
+    pub timestamp: Option<u64>,
+}
+
+/// Applies a registry or parameter event to the derived tables.
+pub(crate) async fn apply_admin(
+    conn: &mut AnyConnection,
+    at: At,
+    event: &AdminEvent,
+) -> Result<(), StoreError> {
+    match event {
+        AdminEvent::GpuModelAdded { id, name, vram_mib } => {
+            add_gpu_model(conn, *id, name, *vram_mib, at.block).await
+        }
+        AdminEvent::GpuModelActiveSet { id, active } => {
+            set_gpu_model_active(conn, *id, *active, at.block).await
+        }
+        AdminEvent::ParamsScheduled {
+            version,
+            params,
+            effective_at,
+        } => schedule_params(conn, *version, params, *effective_at, at.block).await,
+        AdminEvent::ParamsActivated { version } => {
+            set_params_state(conn, *version, ParamsState::Active, at.block).await
+        }
+        AdminEvent::ParamsScheduleCancelled { version } => {
+            set_params_state(conn, *version, ParamsState::Cancelled, at.block).await
+        }
+    }
+}
+
+/// Applies one event to the derived tables.
 pub(crate) async fn apply(
     conn: &mut AnyConnection,
-    block: u64,
+    at: At,
     event: &VerinferEvent,
 ) -> Result<(), StoreError> {
     use VerinferEvent as E;
+    let block = at.block;
     match event {
         E::NodeJoined { .. }
+        | E::FeeTierSet { .. }
         | E::StakeAdded { .. }
         | E::NodeLeaving { .. }
         | E::NodeExited { .. }
         | E::NodeSlashed { .. }
         | E::NodeKicked { .. }
         | E::NodeRewarded { .. } => apply_node_event(conn, block, event).await,
-        E::TaskCreated { .. } => apply_task_created(conn, block, event).await,
+        E::TaskCreated { .. } => apply_task_created(conn, at, event).await,
         E::TaskStarted {
             task_id,
             nodes,
             commit_deadline,
             reveal_deadline,
-            ..
+            seed_block,
         } => {
             apply_task_started(
                 conn,
@@ -40,6 +84,7 @@ pub(crate) async fn apply(
                 *task_id,
                 nodes,
                 (*commit_deadline, *reveal_deadline),
+                *seed_block,
             )
             .await
         }
@@ -52,10 +97,14 @@ pub(crate) async fn apply(
         | E::TextResultRevealed { .. }
         | E::InvalidArgsReported { .. } => apply_node_result(conn, block, event).await,
         E::TaskSettled { .. } => apply_settlement(conn, block, event).await,
-        E::FeeTierSet { .. }
-        | E::BalanceCredited { .. }
-        | E::Withdrawn { .. }
-        | E::Other { .. } => Ok(()),
+        E::BalanceCredited {
+            account,
+            task_id,
+            reason,
+            amount,
+        } => add_credit(conn, *account, *task_id, *reason, *amount, block).await,
+        E::Withdrawn { account, amount } => withdraw(conn, *account, *amount, block).await,
+        E::Other { .. } => Ok(()),
     }
 }
 
@@ -74,7 +123,7 @@ async fn apply_node_event(
             gpu_model_name,
             vram_mib,
             stake,
-            ..
+            fee_tier,
         } => {
             let record = NodeRecord {
                 address: *node,
@@ -84,10 +133,14 @@ async fn apply_node_event(
                 gpu_model: *gpu_model,
                 gpu_model_name: gpu_model_name.clone(),
                 vram_mib: *vram_mib,
+                fee_tier: *fee_tier,
                 task_id: 0,
                 updated_block: block,
             };
             save_node(conn, &record).await
+        }
+        E::FeeTierSet { node, fee_tier } => {
+            update_node(conn, *node, block, |n| n.fee_tier = *fee_tier).await
         }
         E::StakeAdded {
             node, new_stake, ..
@@ -124,10 +177,11 @@ async fn apply_node_event(
     }
 }
 
-/// `TaskCreated`: a new task record (status `None` until its `TaskQueued` / `TaskStarted`).
+/// `TaskCreated`: a new task record (status `None` until its `TaskQueued`), under the parameter
+/// version in force (the last one activated: activation runs before `createTask`'s own work).
 async fn apply_task_created(
     conn: &mut AnyConnection,
-    block: u64,
+    at: At,
     event: &VerinferEvent,
 ) -> Result<(), StoreError> {
     let VerinferEvent::TaskCreated {
@@ -142,6 +196,21 @@ async fn apply_task_created(
     } = event
     else {
         return Ok(());
+    };
+    let params = active_params(conn).await?;
+    let (params_version, fee_level, expires_at) = match &params {
+        Some((version, params)) => {
+            let minimum = params.minTaskFee.to::<u128>()
+                + match kind {
+                    TaskKind::Image => params.minImageFee.to::<u128>() * u128::from(*image_count),
+                    TaskKind::Text => 0,
+                };
+            let expires_at = at
+                .timestamp
+                .map_or(0, |t| t + u64::from(params.queueTimeout));
+            (*version, fee_level(*fee, minimum), expires_at)
+        }
+        None => (0, 0, 0),
     };
     let chain = ChainTask {
         task_id: *task_id,
@@ -159,16 +228,17 @@ async fn apply_task_created(
         invalid_mask: 0,
         commit_deadline: 0,
         reveal_deadline: 0,
-        fee_level: 0,
-        params_version: 0,
-        expires_at: 0,
+        fee_level,
+        params_version,
+        expires_at,
     };
     let record = TaskRecord {
         chain,
         queue_key: None,
         settlement: None,
-        created_block: block,
-        updated_block: block,
+        seed_block: None,
+        created_block: at.block,
+        updated_block: at.block,
     };
     save_task(conn, &record).await
 }
@@ -180,10 +250,12 @@ async fn apply_task_started(
     task_id: u64,
     nodes: &[Address; 3],
     (commit_deadline, reveal_deadline): (u32, u32),
+    seed_block: u64,
 ) -> Result<(), StoreError> {
     update_task(conn, task_id, block, |t| {
         t.chain.status = TaskStatus::Committing;
         t.queue_key = None;
+        t.seed_block = Some(seed_block);
         t.chain.nodes = *nodes;
         t.chain.commit_deadline = commit_deadline;
         t.chain.reveal_deadline = reveal_deadline;
@@ -328,6 +400,23 @@ async fn apply_settlement(
     Ok(())
 }
 
+/// `Verinfer._feeLevel`: the highest fee tier t (at most 7) with `fee >= 2^t * minimum`.
+pub(crate) fn fee_level(fee: u128, minimum: u128) -> u8 {
+    const MAX_FEE_TIER: u8 = 7;
+    if minimum == 0 {
+        return MAX_FEE_TIER;
+    }
+    let mut level = 0;
+    while level < MAX_FEE_TIER
+        && minimum
+            .checked_shl(u32::from(level) + 1)
+            .is_some_and(|bound| fee >= bound)
+    {
+        level += 1;
+    }
+    level
+}
+
 fn bit(slot: u8) -> u8 {
     1u8.checked_shl(u32::from(slot)).unwrap_or(0)
 }
@@ -380,4 +469,22 @@ async fn update_slot(
     change(&mut record);
     save_task_node(conn, &record).await?;
     Ok(record.slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fee_levels_double_like_the_contracts() {
+        let min = 1_000;
+        assert_eq!(fee_level(1_000, min), 0);
+        assert_eq!(fee_level(1_999, min), 0);
+        assert_eq!(fee_level(2_000, min), 1);
+        assert_eq!(fee_level(4_000, min), 2);
+        assert_eq!(fee_level(127_999, min), 6);
+        assert_eq!(fee_level(128_000, min), 7);
+        assert_eq!(fee_level(u128::MAX, min), 7);
+        assert_eq!(fee_level(0, 0), 7);
+    }
 }

@@ -299,11 +299,12 @@ impl Indexer {
             self.finish(head, next.checked_sub(1));
             return Ok(outcome);
         }
-        let raw = logs
+        let mut raw = logs
             .iter()
             .filter(|log| log.inner.address == self.config.verinfer && !log.removed)
             .map(RawLog::from_rpc)
             .collect::<Result<Vec<_>, _>>()?;
+        self.fill_timestamps(&mut raw).await?;
         let applied = self.store.commit_range((to, to_hash), &raw).await?;
         if to % 256 == 0 || to == safe_head {
             self.store
@@ -317,6 +318,37 @@ impl Indexer {
         self.finish(head, Some(to));
         tracing::debug!(from = next, to, events = applied, "indexed block range");
         Ok(outcome)
+    }
+
+    /// Reads the timestamp of the blocks of `TaskCreated` logs the RPC gave without one (a
+    /// task's expiry is its creation time plus the queue timeout); other logs keep what the RPC
+    /// gave.
+    async fn fill_timestamps(&self, logs: &mut [RawLog]) -> Result<(), IndexerError> {
+        let mut known: Vec<(u64, u64)> = Vec::new();
+        for log in logs.iter_mut() {
+            if log.block_timestamp.is_some() || !log.is_task_created() {
+                continue;
+            }
+            let number = log.block_number;
+            let timestamp = match known.iter().find(|(block, _)| *block == number) {
+                Some((_, timestamp)) => *timestamp,
+                None => {
+                    let block = self
+                        .provider
+                        .get_block_by_number(BlockNumberOrTag::Number(number))
+                        .await?
+                        .ok_or(IndexerError::MissingBlock(number))?;
+                    if block.header.hash != log.block_hash {
+                        // Reorganised while reading: the range end check retries the range.
+                        continue;
+                    }
+                    known.push((number, block.header.timestamp));
+                    block.header.timestamp
+                }
+            };
+            log.block_timestamp = Some(timestamp);
+        }
+        Ok(())
     }
 
     fn finish(&self, head: u64, indexed: Option<u64>) {

@@ -4,16 +4,19 @@
 
 use std::{str::FromStr, time::Duration};
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, LogData, aliases::U96};
 use sqlx::{
     Any, AnyConnection, AnyPool, Row, Transaction,
     any::{AnyPoolOptions, AnyRow},
 };
-use verinfer_abi::{ChainTask, NodeState, Settlement, TaskKind, TaskStatus, VerinferEvent};
+use verinfer_abi::{
+    ChainTask, CreditReason, IVerinfer, NodeState, Settlement, TaskKind, TaskStatus, VerinferEvent,
+};
+use verinfer_wire::types::ParamsValues;
 
 use crate::{
-    derived,
-    events::{EventError, RawLog},
+    derived::{self, At},
+    events::{AdminEvent, EventError, RawLog},
 };
 
 /// Why a database operation failed.
@@ -80,6 +83,8 @@ pub struct TaskRecord {
     pub queue_key: Option<B256>,
     /// The settlement, once settled (its outcome is the task's status).
     pub settlement: Option<Settlement>,
+    /// The block whose hash seeded the draw that started the task, once started.
+    pub seed_block: Option<u64>,
     /// Block of `TaskCreated`.
     pub created_block: u64,
     /// Block of the latest event.
@@ -127,16 +132,111 @@ pub struct NodeRecord {
     pub gpu_model: B256,
     /// Normalised GPU model name.
     pub gpu_model_name: String,
-    /// Declared VRAM.
+    /// VRAM of its model (the registry's).
     pub vram_mib: u32,
+    /// Fee tier (drawn only for tasks paying at least 2^tier times the minimum fee).
+    pub fee_tier: u8,
     /// Current task (0: none).
     pub task_id: u64,
     /// Block of the latest event.
     pub updated_block: u64,
 }
 
+/// A registered GPU model (derived from the registry's events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuModelRecord {
+    /// keccak256 of the normalised name.
+    pub id: B256,
+    /// Registration order (0 first).
+    pub position: u32,
+    /// Normalised name.
+    pub name: String,
+    /// VRAM of the model, MiB.
+    pub vram_mib: u32,
+    /// Open to new nodes.
+    pub active: bool,
+    /// Available nodes of the model (from the nodes table).
+    pub available_nodes: u32,
+}
+
+/// Where a parameter version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamsState {
+    /// Announced, not activated.
+    Scheduled,
+    /// The last one activated.
+    Active,
+    /// Activated, then replaced by a later one.
+    Superseded,
+    /// Withdrawn (or replaced) before it was activated.
+    Cancelled,
+}
+
+impl ParamsState {
+    /// Storage form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Active => "active",
+            Self::Superseded => "superseded",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Scheduled,
+            Self::Active,
+            Self::Superseded,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+}
+
+/// A parameter version (derived from `ParamsScheduled` / `ParamsActivated` /
+/// `ParamsScheduleCancelled`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamsRecord {
+    /// Version number.
+    pub version: u32,
+    /// Where it stands.
+    pub state: ParamsState,
+    /// Its values.
+    pub params: IVerinfer::Params,
+    /// When it takes (took) effect, unix seconds.
+    pub effective_at: u64,
+}
+
+/// A credit to a withdrawable balance (`BalanceCredited`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditRecord {
+    /// Who may withdraw it.
+    pub account: Address,
+    /// The task that caused it (0: none).
+    pub task_id: u64,
+    /// Why.
+    pub reason: CreditReason,
+    /// Amount.
+    pub amount: u128,
+    /// Block of the credit.
+    pub block: u64,
+}
+
+/// An account's withdrawable balance (derived from `BalanceCredited` and `Withdrawn`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// Withdrawable now.
+    pub claimable: u128,
+    /// Credited in total.
+    pub credited: u128,
+    /// Withdrawn in total.
+    pub withdrawn: u128,
+}
+
 impl NodeRecord {
-    /// The contract's VRAM tier: tier t holds `[2^t GiB, 2^(t+1) GiB)`, the top tier (7) open ended.
+    /// The VRAM class: class t holds `[2^t GiB, 2^(t+1) GiB)`, the top class (7) open ended.
     pub fn tier(&self) -> u8 {
         let mut gib = self.vram_mib >> 10;
         let mut tier = 0u8;
@@ -375,8 +475,8 @@ impl Store {
         for log in logs {
             let event = log.decode()?;
             let inserted = sqlx::query(
-                "INSERT INTO events (block_number, block_hash, log_index, tx_hash, name, task_id, node, topics, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (block_hash, log_index) DO NOTHING",
+                "INSERT INTO events (block_number, block_hash, log_index, tx_hash, name, task_id, node, topics, data, block_timestamp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (block_hash, log_index) DO NOTHING",
             )
             .bind(to_i64(log.block_number))
             .bind(hex_b256(&log.block_hash))
@@ -387,11 +487,16 @@ impl Store {
             .bind(event.node().map(|node| hex_address(&node)))
             .bind(log.topics_text())
             .bind(log.data_text())
+            .bind(log.block_timestamp.map(to_i64))
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if inserted == 1 {
-                derived::apply(&mut tx, log.block_number, &event).await?;
+                let at = At {
+                    block: log.block_number,
+                    timestamp: log.block_timestamp,
+                };
+                apply_event(&mut tx, at, &event, &log.data).await?;
                 applied += 1;
             }
             record_block(&mut tx, log.block_number, &log.block_hash).await?;
@@ -446,8 +551,34 @@ impl Store {
         events: &[VerinferEvent],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let at = At {
+            block: block_number,
+            timestamp: None,
+        };
         for event in events {
-            derived::apply(&mut tx, block_number, event).await?;
+            derived::apply(&mut tx, at, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Test support: like [`Self::apply_synthetic_events`] for raw logs (decoded as the indexer
+    /// decodes them, the registry's and the parameters' events included), in a block made at
+    /// `timestamp`.
+    pub async fn apply_synthetic_logs(
+        &self,
+        block_number: u64,
+        timestamp: Option<u64>,
+        logs: &[LogData],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let at = At {
+            block: block_number,
+            timestamp,
+        };
+        for data in logs {
+            let event = VerinferEvent::decode(data).map_err(EventError::from)?;
+            apply_event(&mut tx, at, &event, data).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -475,15 +606,123 @@ impl Store {
 
     /// Nodes ordered by node id.
     pub async fn nodes(&self, offset: u64, limit: u64) -> Result<Vec<NodeRecord>> {
+        Ok(self
+            .nodes_with_claimable(offset, limit)
+            .await?
+            .into_iter()
+            .map(|(node, _)| node)
+            .collect())
+    }
+
+    /// Nodes ordered by node id, each with what its account may withdraw.
+    pub async fn nodes_with_claimable(
+        &self,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<(NodeRecord, u128)>> {
         let rows = sqlx::query(
-            "SELECT address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block \
-             FROM nodes ORDER BY node_id LIMIT $1 OFFSET $2",
+            "SELECT nodes.address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, \
+             nodes.updated_block, fee_tier, accounts.claimable FROM nodes \
+             LEFT JOIN accounts ON accounts.address = nodes.address ORDER BY node_id LIMIT $1 OFFSET $2",
         )
         .bind(to_i64(limit))
         .bind(to_i64(offset))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(node_row).collect()
+        rows.iter()
+            .map(|row| {
+                let claimable: Option<String> = row.try_get(10)?;
+                let claimable = claimable
+                    .map(|text| parse("accounts", "claimable", text))
+                    .transpose()?
+                    .unwrap_or(0);
+                Ok((node_row(row)?, claimable))
+            })
+            .collect()
+    }
+
+    /// An account's withdrawable balance (zero for an account never credited).
+    pub async fn account(&self, address: Address) -> Result<AccountRecord> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(load_account(&mut conn, address).await?.unwrap_or_default())
+    }
+
+    /// Credits of `task_id`'s settlement or expiry, in chain order.
+    pub async fn task_credits(&self, task_id: u64) -> Result<Vec<CreditRecord>> {
+        let rows = sqlx::query(
+            "SELECT account, task_id, reason, amount, block_number FROM credits WHERE task_id = $1 ORDER BY seq",
+        )
+        .bind(to_i64(task_id))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(credit_row).collect()
+    }
+
+    /// Credits of `account`, in chain order.
+    pub async fn account_credits(&self, account: Address) -> Result<Vec<CreditRecord>> {
+        let rows = sqlx::query(
+            "SELECT account, task_id, reason, amount, block_number FROM credits WHERE account = $1 ORDER BY seq",
+        )
+        .bind(hex_address(&account))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(credit_row).collect()
+    }
+
+    /// The GPU model registry in registration order, with each model's available nodes.
+    pub async fn gpu_models(&self) -> Result<Vec<GpuModelRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, position, name, vram_mib, active, \
+             (SELECT COUNT(*) FROM nodes WHERE nodes.gpu_model = gpu_models.id AND nodes.state = $1) \
+             FROM gpu_models ORDER BY position",
+        )
+        .bind(NodeState::Available.wire_name())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                const T: &str = "gpu_models";
+                Ok(GpuModelRecord {
+                    id: parse(T, "id", row.try_get(0)?)?,
+                    position: int(T, "position", row.try_get(1)?)?,
+                    name: row.try_get(2)?,
+                    vram_mib: int(T, "vram_mib", row.try_get(3)?)?,
+                    active: row.try_get::<i64, _>(4)? != 0,
+                    available_nodes: int(T, "available_nodes", row.try_get(5)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The registered name of GPU model `id`.
+    pub async fn gpu_model_name(&self, id: B256) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT name FROM gpu_models WHERE id = $1")
+            .bind(hex_b256(&id))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
+    }
+
+    /// The last activated parameter version and the scheduled one, if any.
+    pub async fn params(&self) -> Result<(Option<ParamsRecord>, Option<ParamsRecord>)> {
+        let rows = sqlx::query(
+            "SELECT version, state, params, effective_at FROM params_versions WHERE state = $1 OR state = $2 \
+             ORDER BY version",
+        )
+        .bind(ParamsState::Active.as_str())
+        .bind(ParamsState::Scheduled.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut active = None;
+        let mut scheduled = None;
+        for row in &rows {
+            let record = params_row(row)?;
+            match record.state {
+                ParamsState::Active => active = Some(record),
+                _ => scheduled = Some(record),
+            }
+        }
+        Ok((active, scheduled))
     }
 
     /// Number of stored events (all kinds).
@@ -684,12 +923,33 @@ async fn insert_blob(conn: &mut AnyConnection, meta: &BlobMeta) -> Result<bool> 
     Ok(inserted == 1)
 }
 
+/// Folds one decoded log into the derived tables: a [`VerinferEvent`], or for the events it keeps
+/// by name only, the registry's and the parameters' ([`AdminEvent`]).
+async fn apply_event(
+    conn: &mut AnyConnection,
+    at: At,
+    event: &VerinferEvent,
+    data: &LogData,
+) -> Result<()> {
+    match event {
+        VerinferEvent::Other { .. } => match AdminEvent::decode(data) {
+            Some(admin) => derived::apply_admin(conn, at, &admin).await,
+            None => Ok(()),
+        },
+        event => derived::apply(conn, at, event).await,
+    }
+}
+
 /// Replays every stored event, in chain order, into empty derived tables.
 async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
     for table in [
         "DELETE FROM tasks",
         "DELETE FROM task_nodes",
         "DELETE FROM nodes",
+        "DELETE FROM gpu_models",
+        "DELETE FROM params_versions",
+        "DELETE FROM accounts",
+        "DELETE FROM credits",
     ] {
         sqlx::query(table).execute(&mut **tx).await?;
     }
@@ -697,7 +957,7 @@ async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
     let mut after: (i64, i64) = (-1, -1);
     loop {
         let rows = sqlx::query(
-            "SELECT block_number, log_index, topics, data FROM events \
+            "SELECT block_number, log_index, topics, data, block_timestamp FROM events \
              WHERE block_number > $1 OR (block_number = $1 AND log_index > $2) \
              ORDER BY block_number, log_index LIMIT $3",
         )
@@ -718,14 +978,22 @@ async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
                 column: "topics/data",
                 value: topics.clone(),
             })?;
+            let timestamp: Option<i64> = row.try_get(4)?;
             let raw = RawLog {
                 block_number: int("events", "block_number", block)?,
                 block_hash: B256::ZERO,
                 log_index: int("events", "log_index", row.try_get(1)?)?,
                 tx_hash: B256::ZERO,
+                block_timestamp: timestamp
+                    .map(|t| int("events", "block_timestamp", t))
+                    .transpose()?,
                 data: log_data,
             };
-            derived::apply(tx, raw.block_number, &raw.decode()?).await?;
+            let at = At {
+                block: raw.block_number,
+                timestamp: raw.block_timestamp,
+            };
+            apply_event(tx, at, &raw.decode()?, &raw.data).await?;
         }
         if page_len < PAGE as usize {
             break;
@@ -738,7 +1006,8 @@ async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
 
 const TASK_COLUMNS: &str = "task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
      queue_key, node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
-     agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block";
+     agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block, seed_block, fee_level, \
+     params_version, expires_at";
 
 pub(crate) async fn load_task(
     conn: &mut AnyConnection,
@@ -819,16 +1088,20 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
         invalid_mask: int(T, "invalid_mask", row.try_get("invalid_mask")?)?,
         commit_deadline: int(T, "commit_deadline", row.try_get("commit_deadline")?)?,
         reveal_deadline: int(T, "reveal_deadline", row.try_get("reveal_deadline")?)?,
-        fee_level: 0,
-        params_version: 0,
-        expires_at: 0,
+        fee_level: int(T, "fee_level", row.try_get("fee_level")?)?,
+        params_version: int(T, "params_version", row.try_get("params_version")?)?,
+        expires_at: int(T, "expires_at", row.try_get("expires_at")?)?,
     };
+    let seed_block: Option<i64> = row.try_get("seed_block")?;
     Ok(TaskRecord {
         chain,
         queue_key: queue_key
             .map(|key| parse(T, "queue_key", key))
             .transpose()?,
         settlement,
+        seed_block: seed_block
+            .map(|block| int(T, "seed_block", block))
+            .transpose()?,
         created_block: int(T, "created_block", row.try_get("created_block")?)?,
         updated_block: int(T, "updated_block", row.try_get("updated_block")?)?,
     })
@@ -843,11 +1116,12 @@ pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Re
     let settlement = task.settlement.as_ref();
     let sql = format!(
         "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (task_id) DO UPDATE SET creator = $2, kind = $3, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) ON CONFLICT (task_id) DO UPDATE SET creator = $2, kind = $3, \
          status = $4, image_count = $5, min_vram_mib = $6, args_hash = $7, gpu_model = $8, fee = $9, queue_key = $10, \
          node0 = $11, node1 = $12, node2 = $13, committed_mask = $14, revealed_mask = $15, invalid_mask = $16, \
          commit_deadline = $17, reveal_deadline = $18, agreeing_mask = $19, distances = $20, threshold = $21, \
-         reward_per_node = $22, created_block = $23, updated_block = $24"
+         reward_per_node = $22, created_block = $23, updated_block = $24, seed_block = $25, fee_level = $26, \
+         params_version = $27, expires_at = $28"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(to_i64(task.chain.task_id))
@@ -874,6 +1148,10 @@ pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Re
         .bind(settlement.map(|s| s.reward_per_node.to_string()))
         .bind(to_i64(task.created_block))
         .bind(to_i64(task.updated_block))
+        .bind(task.seed_block.map(to_i64))
+        .bind(i64::from(task.chain.fee_level))
+        .bind(i64::from(task.chain.params_version))
+        .bind(to_i64(task.chain.expires_at))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -958,7 +1236,7 @@ pub(crate) async fn load_node(
     address: Address,
 ) -> Result<Option<NodeRecord>> {
     let row = sqlx::query(
-        "SELECT address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block \
+        "SELECT address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block, fee_tier \
          FROM nodes WHERE address = $1",
     )
     .bind(hex_address(&address))
@@ -984,14 +1262,15 @@ fn node_row(row: &AnyRow) -> Result<NodeRecord> {
         vram_mib: int(T, "vram_mib", row.try_get(6)?)?,
         task_id: int(T, "task_id", row.try_get(7)?)?,
         updated_block: int(T, "updated_block", row.try_get(8)?)?,
+        fee_tier: int(T, "fee_tier", row.try_get(9)?)?,
     })
 }
 
 pub(crate) async fn save_node(conn: &mut AnyConnection, node: &NodeRecord) -> Result<()> {
     sqlx::query(
-        "INSERT INTO nodes (address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (address) DO UPDATE SET node_id = $2, state = $3, \
-         stake = $4, gpu_model = $5, gpu_model_name = $6, vram_mib = $7, task_id = $8, updated_block = $9",
+        "INSERT INTO nodes (address, node_id, state, stake, gpu_model, gpu_model_name, vram_mib, task_id, updated_block, fee_tier) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (address) DO UPDATE SET node_id = $2, state = $3, \
+         stake = $4, gpu_model = $5, gpu_model_name = $6, vram_mib = $7, task_id = $8, updated_block = $9, fee_tier = $10",
     )
     .bind(hex_address(&node.address))
     .bind(i64::from(node.node_id))
@@ -1002,7 +1281,253 @@ pub(crate) async fn save_node(conn: &mut AnyConnection, node: &NodeRecord) -> Re
     .bind(i64::from(node.vram_mib))
     .bind(to_i64(node.task_id))
     .bind(to_i64(node.updated_block))
+    .bind(i64::from(node.fee_tier))
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------- balances
+
+async fn load_account(conn: &mut AnyConnection, address: Address) -> Result<Option<AccountRecord>> {
+    const T: &str = "accounts";
+    let row = sqlx::query("SELECT claimable, credited, withdrawn FROM accounts WHERE address = $1")
+        .bind(hex_address(&address))
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        Ok(AccountRecord {
+            claimable: parse(T, "claimable", row.try_get(0)?)?,
+            credited: parse(T, "credited", row.try_get(1)?)?,
+            withdrawn: parse(T, "withdrawn", row.try_get(2)?)?,
+        })
+    })
+    .transpose()
+}
+
+async fn save_account(
+    conn: &mut AnyConnection,
+    address: Address,
+    account: &AccountRecord,
+    block: u64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO accounts (address, claimable, credited, withdrawn, updated_block) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (address) DO UPDATE SET claimable = $2, credited = $3, withdrawn = $4, updated_block = $5",
+    )
+    .bind(hex_address(&address))
+    .bind(account.claimable.to_string())
+    .bind(account.credited.to_string())
+    .bind(account.withdrawn.to_string())
+    .bind(to_i64(block))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// `BalanceCredited`: the account's balance grows, and the credit is recorded.
+pub(crate) async fn add_credit(
+    conn: &mut AnyConnection,
+    account: Address,
+    task_id: u64,
+    reason: CreditReason,
+    amount: u128,
+    block: u64,
+) -> Result<()> {
+    let mut balance = load_account(conn, account).await?.unwrap_or_default();
+    balance.claimable = balance.claimable.saturating_add(amount);
+    balance.credited = balance.credited.saturating_add(amount);
+    save_account(conn, account, &balance, block).await?;
+    sqlx::query(
+        "INSERT INTO credits (seq, account, task_id, reason, amount, block_number) \
+         VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM credits), $1, $2, $3, $4, $5)",
+    )
+    .bind(hex_address(&account))
+    .bind(to_i64(task_id))
+    .bind(reason.wire_name())
+    .bind(amount.to_string())
+    .bind(to_i64(block))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// `Withdrawn`: the account took `amount` (all it had).
+pub(crate) async fn withdraw(
+    conn: &mut AnyConnection,
+    account: Address,
+    amount: u128,
+    block: u64,
+) -> Result<()> {
+    let mut balance = load_account(conn, account).await?.unwrap_or_default();
+    balance.claimable = balance.claimable.saturating_sub(amount);
+    balance.withdrawn = balance.withdrawn.saturating_add(amount);
+    save_account(conn, account, &balance, block).await
+}
+
+fn credit_row(row: &AnyRow) -> Result<CreditRecord> {
+    const T: &str = "credits";
+    let reason: String = row.try_get(2)?;
+    Ok(CreditRecord {
+        account: parse(T, "account", row.try_get(0)?)?,
+        task_id: int(T, "task_id", row.try_get(1)?)?,
+        reason: CreditReason::from_wire_name(&reason).ok_or(StoreError::Corrupt {
+            table: T,
+            column: "reason",
+            value: reason,
+        })?,
+        amount: parse(T, "amount", row.try_get(3)?)?,
+        block: int(T, "block_number", row.try_get(4)?)?,
+    })
+}
+
+// ---------------------------------------------------------------------- GPU model registry
+
+/// `GpuModelAdded`: the next registry entry, open to new nodes.
+pub(crate) async fn add_gpu_model(
+    conn: &mut AnyConnection,
+    id: B256,
+    name: &str,
+    vram_mib: u32,
+    block: u64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO gpu_models (id, position, name, vram_mib, active, added_block, updated_block) \
+         VALUES ($1, (SELECT COUNT(*) FROM gpu_models), $2, $3, 1, $4, $4) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(hex_b256(&id))
+    .bind(name.to_owned())
+    .bind(i64::from(vram_mib))
+    .bind(to_i64(block))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// `GpuModelActiveSet`.
+pub(crate) async fn set_gpu_model_active(
+    conn: &mut AnyConnection,
+    id: B256,
+    active: bool,
+    block: u64,
+) -> Result<()> {
+    sqlx::query("UPDATE gpu_models SET active = $1, updated_block = $2 WHERE id = $3")
+        .bind(i64::from(active))
+        .bind(to_i64(block))
+        .bind(hex_b256(&id))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------- parameter versions
+
+/// `ParamsScheduled`: version `version` announced (a version number scheduled again replaces the
+/// cancelled schedule).
+pub(crate) async fn schedule_params(
+    conn: &mut AnyConnection,
+    version: u32,
+    params: &IVerinfer::Params,
+    effective_at: u64,
+    block: u64,
+) -> Result<()> {
+    let json = serde_json::to_string(&ParamsValues::from(params)).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO params_versions (version, state, params, effective_at, scheduled_block, activated_block) \
+         VALUES ($1, $2, $3, $4, $5, NULL) ON CONFLICT (version) DO UPDATE SET state = $2, params = $3, \
+         effective_at = $4, scheduled_block = $5, activated_block = NULL",
+    )
+    .bind(i64::from(version))
+    .bind(ParamsState::Scheduled.as_str())
+    .bind(json)
+    .bind(to_i64(effective_at))
+    .bind(to_i64(block))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// `ParamsActivated` ([`ParamsState::Active`]: the previous active version is superseded) or
+/// `ParamsScheduleCancelled` ([`ParamsState::Cancelled`], of a scheduled version only).
+pub(crate) async fn set_params_state(
+    conn: &mut AnyConnection,
+    version: u32,
+    state: ParamsState,
+    block: u64,
+) -> Result<()> {
+    if state == ParamsState::Active {
+        sqlx::query("UPDATE params_versions SET state = $1 WHERE state = $2")
+            .bind(ParamsState::Superseded.as_str())
+            .bind(ParamsState::Active.as_str())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE params_versions SET state = $1, activated_block = $2 WHERE version = $3",
+        )
+        .bind(ParamsState::Active.as_str())
+        .bind(to_i64(block))
+        .bind(i64::from(version))
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        sqlx::query("UPDATE params_versions SET state = $1 WHERE version = $2 AND state = $3")
+            .bind(state.as_str())
+            .bind(i64::from(version))
+            .bind(ParamsState::Scheduled.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The last activated parameter version: the one `createTask` uses (activation runs first).
+pub(crate) async fn active_params(
+    conn: &mut AnyConnection,
+) -> Result<Option<(u32, IVerinfer::Params)>> {
+    let row = sqlx::query(
+        "SELECT version, state, params, effective_at FROM params_versions WHERE state = $1",
+    )
+    .bind(ParamsState::Active.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| params_row(&row).map(|record| (record.version, record.params)))
+        .transpose()
+}
+
+fn params_row(row: &AnyRow) -> Result<ParamsRecord> {
+    const T: &str = "params_versions";
+    let state: String = row.try_get(1)?;
+    let json: String = row.try_get(2)?;
+    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+        table: T,
+        column,
+        value,
+    };
+    let values: ParamsValues =
+        serde_json::from_str(&json).map_err(|_| corrupt("params", json.clone()))?;
+    Ok(ParamsRecord {
+        version: int(T, "version", row.try_get(0)?)?,
+        state: ParamsState::parse(&state).ok_or_else(|| corrupt("state", state.clone()))?,
+        params: params_of(&values).ok_or_else(|| corrupt("params", json.clone()))?,
+        effective_at: int(T, "effective_at", row.try_get(3)?)?,
+    })
+}
+
+/// The contract's `Params` from their stored form.
+fn params_of(values: &ParamsValues) -> Option<IVerinfer::Params> {
+    let amount = |text: &str| text.parse::<U96>().ok();
+    Some(IVerinfer::Params {
+        threshold: values.threshold,
+        minTextPool: values.min_text_pool,
+        slashShareBps: values.slash_share_bps,
+        slashRewardBps: values.slash_reward_bps,
+        protocolFeeBps: values.protocol_fee_bps,
+        commitWindow: values.commit_window,
+        revealWindow: values.reveal_window,
+        queueTimeout: values.queue_timeout,
+        minStake: amount(&values.min_stake)?,
+        stakePerThresholdBit: amount(&values.stake_per_threshold_bit)?,
+        minTaskFee: amount(&values.min_task_fee)?,
+        minImageFee: amount(&values.min_image_fee)?,
+    })
 }

@@ -1,6 +1,7 @@
 //! The relayer against a real anvil and the real contracts: a full image task served over
-//! loopback, an indexer restart mid-stream, and reorgs. The index is compared with the chain's
-//! own views (`getTask`, `getNode`) after each step.
+//! loopback, an indexer restart mid-stream, reorgs, and the hardened contract's registry, fee
+//! tiers, parameter versions, expiry and credited balances. The index is compared with the
+//! chain's own views (`getTask`, `getNode`, `claimable`) after each step.
 //!
 //! Needs the npm-installed anvil (`npm ci`).
 
@@ -15,7 +16,9 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use common::{gradient_png, phash, valid_image_args};
-use verinfer_abi::{Deployment, IERC20, Verinfer, VerinferInstance};
+use verinfer_abi::{
+    CreditReason, Deployment, IERC20, IVerinfer, TaskStatus, Verinfer, VerinferInstance,
+};
 use verinfer_devchain::{AnvilOptions, Chain, Deploy, default_init_params};
 use verinfer_relayer::{
     Relayer, RelayerConfig,
@@ -30,11 +33,13 @@ const TOKEN: u128 = 1_000_000_000_000_000_000;
 const STAKE: u128 = 1_000 * TOKEN;
 const FEE: u128 = 30 * TOKEN;
 const H100: &str = "NVIDIA H100 80GB HBM3";
-/// Explicit gas limit: an estimate can fall short because node selection (and so the gas a call
-/// takes) depends on the block's prevrandao, which differs between estimation and mining.
+const H100_VRAM_MIB: u32 = 81_559;
+/// Explicit gas limit: the first call of a block runs the draw, so the gas a call takes depends
+/// on its block, which differs between estimation and mining.
 const GAS: u64 = 5_000_000;
 
-/// anvil with the contracts deployed; accounts 2.. are funded nodes, account 9 the creator.
+/// anvil with the contracts deployed and the H100 registered; accounts 2.. are funded nodes,
+/// account 9 the creator, account 1 (the treasury) sends the draws.
 struct Devnet {
     chain: Chain,
     provider: DynProvider,
@@ -45,8 +50,12 @@ struct Devnet {
 
 impl Devnet {
     async fn start() -> Self {
+        Self::start_with(default_init_params()).await
+    }
+
+    async fn start_with(params: IVerinfer::Params) -> Self {
         let deploy = Deploy::Bindings {
-            params: default_init_params(),
+            params,
             treasury: 1,
         };
         let chain = Chain::start(&AnvilOptions::default(), deploy)
@@ -57,6 +66,7 @@ impl Devnet {
             .fund(accounts[2..].iter().map(|a| (*a, U256::from(10 * STAKE))))
             .await
             .unwrap();
+        chain.add_gpu_models([(H100, H100_VRAM_MIB)]).await.unwrap();
         // Nonces fetched per transaction: a cached nonce would outlive a reorg and stall.
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
@@ -107,7 +117,7 @@ impl Devnet {
             .unwrap();
         let receipt = self
             .verinfer
-            .join(H100.to_owned(), 81_559, U96::from(STAKE))
+            .join(H100.to_owned(), 0, U96::from(STAKE))
             .from(node)
             .gas(GAS)
             .send()
@@ -119,8 +129,32 @@ impl Devnet {
         assert!(receipt.status(), "join reverted");
     }
 
-    /// Creates an image task; returns its id.
+    /// Creates an image task and sends a draw in the next block (which starts it when three
+    /// nodes are available); returns its id.
     async fn create_image_task(&self, args_hash: B256, image_count: u8) -> u64 {
+        let task_id = self.queue_image_task(args_hash, image_count).await;
+        self.draw().await;
+        task_id
+    }
+
+    /// `drawTasks()` from account 1.
+    async fn draw(&self) {
+        let receipt = self
+            .verinfer
+            .drawTasks()
+            .from(self.account(1))
+            .gas(GAS)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status(), "drawTasks reverted");
+    }
+
+    /// Creates an image task, which waits in its queue; returns its id.
+    async fn queue_image_task(&self, args_hash: B256, image_count: u8) -> u64 {
         self.token()
             .approve(self.deployment.verinfer, U256::from(FEE))
             .from(self.creator)
@@ -300,6 +334,20 @@ impl Devnet {
                 ours.chain.reveal_deadline, chain.revealDeadline,
                 "task {task_id} revealDeadline"
             );
+            assert_eq!(
+                ours.chain.fee_level, chain.feeLevel,
+                "task {task_id} feeLevel"
+            );
+            assert_eq!(
+                ours.chain.params_version,
+                chain.paramsVersion.to::<u32>(),
+                "task {task_id} paramsVersion"
+            );
+            assert_eq!(
+                ours.chain.expires_at,
+                chain.expiresAt.to::<u64>(),
+                "task {task_id} expiresAt"
+            );
         }
         for &address in nodes {
             let chain = self.verinfer.getNode(address).call().await.unwrap();
@@ -316,11 +364,23 @@ impl Devnet {
             assert_eq!(ours.stake, chain.stake.to::<u128>(), "node {address} stake");
             assert_eq!(ours.gpu_model, chain.gpuModel, "node {address} gpuModel");
             assert_eq!(ours.vram_mib, chain.vramMiB, "node {address} vramMiB");
-            assert_eq!(ours.tier(), chain.tier, "node {address} tier");
+            assert_eq!(ours.fee_tier, chain.feeTier, "node {address} feeTier");
             assert_eq!(
                 ours.task_id,
                 chain.taskId.to::<u64>(),
                 "node {address} taskId"
+            );
+        }
+        for account in nodes.iter().copied().chain([self.creator]) {
+            assert_eq!(
+                store.account(account).await.unwrap().claimable,
+                self.verinfer
+                    .claimable(account)
+                    .call()
+                    .await
+                    .unwrap()
+                    .to::<u128>(),
+                "claimable of {account}"
             );
         }
         assert_eq!(
@@ -717,6 +777,181 @@ async fn reorgs_are_rolled_back_and_reindexed() {
         "the leave landed"
     );
     net.assert_index_matches_chain(&store, &nodes).await;
+}
+
+#[tokio::test]
+async fn registry_fee_tiers_params_expiry_and_credits_from_the_chain() {
+    let net = Devnet::start_with(IVerinfer::Params {
+        queueTimeout: 60,
+        ..default_init_params()
+    })
+    .await;
+    let nodes = [net.account(2), net.account(3)];
+    for node in nodes {
+        net.join(node).await;
+    }
+    let owner = net.chain.verinfer();
+    let t4 = net
+        .chain
+        .add_gpu_models([("Tesla T4", 15_360)])
+        .await
+        .unwrap()[0];
+    owner
+        .setGpuModelActive(t4, false)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let receipt = net
+        .verinfer
+        .setFeeTier(2)
+        .from(nodes[0])
+        .gas(GAS)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    // paramsDelay 0: version 2 applies at once.
+    let v2 = IVerinfer::Params {
+        minTaskFee: U96::from(TOKEN),
+        queueTimeout: 60,
+        ..default_init_params()
+    };
+    owner
+        .scheduleParams(v2.clone())
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+
+    // Two nodes only: the task waits, then expires, and its fee is credited back.
+    let task_id = net.create_image_task(B256::repeat_byte(5), 1).await;
+    net.provider.anvil_increase_time(61).await.unwrap();
+    net.provider.anvil_mine(Some(1), None).await.unwrap();
+    // The next call's draw meets the expired task at its queue's head and expires it (an
+    // `expireTask` would revert after that draw: the task is no longer queued).
+    net.draw().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = RelayerConfig {
+        rpc_url: Some(net.chain.rpc_url()),
+        chain_id: Some(net.deployment.chain_id),
+        verinfer: Some(net.deployment.verinfer),
+        deploy_block: Some(net.deployment.deploy_block),
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(temp_database(&dir).await),
+        poll_interval_ms: 50,
+        ..RelayerConfig::default()
+    };
+    let relayer = Relayer::from_config(&config).await.unwrap();
+    let store = relayer.state().inner().store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = RelayerClient::new(
+        format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relayer.serve(listener, async {
+        let _ = stopped.await;
+    }));
+
+    let task = wait_for(|| async {
+        client
+            .task(task_id)
+            .await
+            .ok()
+            .filter(|t| t.status == TaskStatus::Expired)
+    })
+    .await;
+    let chain_task = net
+        .verinfer
+        .getTask(U256::from(task_id))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(task.params_version, Some(2));
+    assert_eq!(task.fee_level, Some(chain_task.feeLevel));
+    assert_eq!(task.expires_at, Some(chain_task.expiresAt.to::<u64>()));
+    assert_eq!(task.seed_block, None, "never started");
+    assert_eq!(task.credits.len(), 1);
+    assert_eq!(
+        (
+            task.credits[0].account,
+            task.credits[0].reason,
+            task.credits[0].amount.as_str()
+        ),
+        (
+            net.creator,
+            CreditReason::FeeRefunded,
+            FEE.to_string().as_str()
+        )
+    );
+
+    let params = client.params().await.unwrap();
+    assert_eq!(params.in_force.version, 2);
+    assert_eq!(params.in_force.params.min_task_fee, TOKEN.to_string());
+    assert_eq!(params.scheduled, None);
+
+    let models = client.gpu_models().await.unwrap().models;
+    assert_eq!(models.len(), 2);
+    assert_eq!(
+        (
+            models[0].name.as_str(),
+            models[0].vram_mib,
+            models[0].active,
+            models[0].available_nodes
+        ),
+        ("nvidia h100 80gb hbm3", H100_VRAM_MIB, true, 2)
+    );
+    assert_eq!((models[1].id, models[1].active), (t4, false));
+
+    let listed = client.nodes(0, 10).await.unwrap().nodes;
+    assert_eq!(
+        listed.iter().map(|n| n.fee_tier).collect::<Vec<_>>(),
+        [2, 0]
+    );
+
+    // The creator withdraws the refund.
+    let receipt = net
+        .verinfer
+        .withdraw()
+        .from(net.creator)
+        .gas(GAS)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "withdraw reverted");
+    let account = wait_for(|| async {
+        client
+            .account(net.creator)
+            .await
+            .ok()
+            .filter(|a| a.withdrawn != "0")
+    })
+    .await;
+    assert_eq!(
+        (
+            account.claimable.as_str(),
+            account.credited.as_str(),
+            account.withdrawn.as_str()
+        ),
+        ("0", FEE.to_string().as_str(), FEE.to_string().as_str())
+    );
+    net.assert_index_matches_chain(&store, &nodes).await;
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 }
 
 async fn wait_for<T, F, Fut>(mut probe: F) -> T

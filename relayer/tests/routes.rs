@@ -7,7 +7,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{B256, Bytes, keccak256};
 use axum::http::StatusCode;
 use common::*;
-use verinfer_abi::{TaskKind, TaskStatus};
+use verinfer_abi::{TaskKind, TaskStatus, VerinferEvent};
 use verinfer_task::INVALID_ARGS;
 use verinfer_task::{FinishReason, TextOutput, text_digest};
 use verinfer_wire::{UploadPayload, UploadRequest, sign_result_upload};
@@ -749,6 +749,280 @@ async fn task_and_nodes_views() {
         (StatusCode::BAD_REQUEST, "bad_request")
     );
     let (status, body) = harness.send_json("GET", "/v1/nodes?limit=x", "").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "bad_request")
+    );
+}
+
+/// Version `version` of the parameters: the devnet's with `min_task_fee`.
+fn params(min_task_fee: u128) -> verinfer_abi::IVerinfer::Params {
+    use alloy_primitives::aliases::U96;
+    verinfer_abi::IVerinfer::Params {
+        threshold: 10,
+        minTextPool: 3,
+        slashShareBps: 5_000,
+        slashRewardBps: 5_000,
+        protocolFeeBps: 500,
+        commitWindow: 300,
+        revealWindow: 300,
+        queueTimeout: 3_600,
+        minStake: U96::from(STAKE),
+        stakePerThresholdBit: U96::from(STAKE / 10),
+        minTaskFee: U96::from(min_task_fee),
+        minImageFee: U96::from(min_task_fee / 10),
+    }
+}
+
+#[tokio::test]
+async fn registry_params_fee_tiers_expiry_and_credits_are_served() {
+    use alloy::sol_types::SolEvent;
+    use alloy_primitives::{Address, U256, aliases::U24};
+    use verinfer_abi::{CreditReason, Verinfer};
+    let harness = Harness::new().await;
+    let h100 = B256::repeat_byte(0xaa);
+    let (status, body) = harness.send_json("GET", "/v1/params", "").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "no version indexed yet"
+    );
+
+    // The deployment: version 1 in force, the H100 and an inactive model registered.
+    let min_fee = FEE / 8;
+    let other = B256::repeat_byte(0xbb);
+    harness
+        .apply_logs(
+            Some(1_000),
+            &[
+                Verinfer::ParamsScheduled {
+                    version: U24::from(1),
+                    params: params(min_fee),
+                    effectiveAt: alloy_primitives::aliases::U40::from(1_000),
+                }
+                .encode_log_data(),
+                Verinfer::ParamsActivated {
+                    version: U24::from(1),
+                }
+                .encode_log_data(),
+                Verinfer::GpuModelAdded {
+                    id: h100,
+                    name: "nvidia h100 80gb hbm3".into(),
+                    vramMiB: 81_559,
+                }
+                .encode_log_data(),
+                Verinfer::GpuModelAdded {
+                    id: other,
+                    name: "tesla t4".into(),
+                    vramMiB: 15_360,
+                }
+                .encode_log_data(),
+                Verinfer::GpuModelActiveSet {
+                    id: other,
+                    active: false,
+                }
+                .encode_log_data(),
+                Verinfer::FeeTierSet {
+                    node: harness.nodes[0].address(),
+                    feeTier: 2,
+                }
+                .encode_log_data(),
+            ],
+        )
+        .await;
+    let (status, models) = harness.send_json("GET", "/v1/gpu-models", "").await;
+    assert_eq!(status, StatusCode::OK, "{models}");
+    assert_eq!(
+        models["models"],
+        serde_json::json!([
+            {"id": h100, "name": "nvidia h100 80gb hbm3", "vram_mib": 81_559, "active": true, "available_nodes": 3},
+            {"id": other, "name": "tesla t4", "vram_mib": 15_360, "active": false, "available_nodes": 0},
+        ])
+    );
+    let (_, nodes) = harness.send_json("GET", "/v1/nodes", "").await;
+    let tiers: Vec<_> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["fee_tier"].as_u64().unwrap(), n["claimable"].clone()))
+        .collect();
+    assert_eq!(tiers, [(2, "0".into()), (0, "0".into()), (0, "0".into())]);
+
+    // Version 2 is scheduled for a time long past now: it is in force (as `params()` says)
+    // before anything activates it; version 3, scheduled far ahead, is not.
+    harness
+        .apply_logs(
+            Some(1_100),
+            &[Verinfer::ParamsScheduled {
+                version: U24::from(2),
+                params: params(2 * min_fee),
+                effectiveAt: alloy_primitives::aliases::U40::from(1_200),
+            }
+            .encode_log_data()],
+        )
+        .await;
+    let (status, view) = harness.send_json("GET", "/v1/params", "").await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["in_force"]["version"], 2, "{view}");
+    assert_eq!(view["scheduled"], serde_json::Value::Null);
+    assert_eq!(
+        view["in_force"]["params"]["min_task_fee"],
+        (2 * min_fee).to_string()
+    );
+
+    // A task created before version 2 is activated runs under version 1: its fee is 8 minimums.
+    let creator = Address::repeat_byte(0xcc);
+    harness
+        .apply_logs(
+            Some(2_000),
+            &[
+                Verinfer::TaskCreated {
+                    taskId: U256::from(TASK),
+                    creator,
+                    kind: TaskKind::Text.into(),
+                    argsHash: B256::repeat_byte(1),
+                    imageCount: 0,
+                    minVramMiB: 0,
+                    gpuModel: h100,
+                    fee: alloy_primitives::aliases::U96::from(FEE),
+                }
+                .encode_log_data(),
+                Verinfer::TaskQueued {
+                    taskId: U256::from(TASK),
+                    queueKey: B256::repeat_byte(9),
+                }
+                .encode_log_data(),
+            ],
+        )
+        .await;
+    let (_, task) = harness.send_json("GET", "/v1/tasks/1", "").await;
+    assert_eq!(task["status"], "queued", "{task}");
+    assert_eq!(task["gpu_model_name"], "nvidia h100 80gb hbm3");
+    assert_eq!(
+        (
+            task["params_version"].as_u64(),
+            task["fee_level"].as_u64(),
+            task["expires_at"].as_u64()
+        ),
+        (Some(1), Some(3), Some(2_000 + 3_600))
+    );
+    assert_eq!(task["seed_block"], serde_json::Value::Null);
+
+    // Activated, and a far-future version 3 scheduled: 2 in force, 3 announced.
+    harness
+        .apply_logs(
+            Some(3_000),
+            &[
+                Verinfer::ParamsActivated {
+                    version: U24::from(2),
+                }
+                .encode_log_data(),
+                Verinfer::ParamsScheduled {
+                    version: U24::from(3),
+                    params: params(3 * min_fee),
+                    effectiveAt: alloy_primitives::aliases::U40::from(u64::from(u32::MAX) * 4),
+                }
+                .encode_log_data(),
+            ],
+        )
+        .await;
+    let (_, view) = harness.send_json("GET", "/v1/params", "").await;
+    assert_eq!(
+        (
+            view["in_force"]["version"].as_u64(),
+            view["scheduled"]["version"].as_u64()
+        ),
+        (Some(2), Some(3)),
+        "{view}"
+    );
+    harness
+        .apply_logs(
+            None,
+            &[Verinfer::ParamsScheduleCancelled {
+                version: U24::from(3),
+            }
+            .encode_log_data()],
+        )
+        .await;
+    let (_, view) = harness.send_json("GET", "/v1/params", "").await;
+    assert_eq!(view["scheduled"], serde_json::Value::Null, "{view}");
+
+    // The task expires: its fee is credited to the creator, who withdraws it.
+    harness
+        .apply(&[
+            VerinferEvent::TaskExpired { task_id: TASK },
+            VerinferEvent::BalanceCredited {
+                account: creator,
+                task_id: TASK,
+                reason: CreditReason::FeeRefunded,
+                amount: FEE,
+            },
+        ])
+        .await;
+    let (_, task) = harness.send_json("GET", "/v1/tasks/1", "").await;
+    assert_eq!(task["status"], "expired");
+    assert_eq!(task["queue_key"], serde_json::Value::Null);
+    assert_eq!(task["credits"].as_array().unwrap().len(), 1, "{task}");
+    assert_eq!(
+        task["credits"][0]["account"],
+        creator.to_string().to_lowercase()
+    );
+    assert_eq!(task["credits"][0]["reason"], "fee_refunded");
+    assert_eq!(task["credits"][0]["amount"], FEE.to_string());
+    let uri = format!("/v1/accounts/{creator}");
+    let (_, account) = harness.send_json("GET", &uri, "").await;
+    assert_eq!(
+        (
+            &account["claimable"],
+            &account["credited"],
+            &account["withdrawn"]
+        ),
+        (
+            &FEE.to_string().into(),
+            &FEE.to_string().into(),
+            &"0".into()
+        ),
+        "{account}"
+    );
+    harness
+        .apply(&[VerinferEvent::Withdrawn {
+            account: creator,
+            amount: FEE,
+        }])
+        .await;
+    let (status, account) = harness.send_json("GET", &uri, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&account["claimable"], &account["withdrawn"]),
+        (&"0".into(), &FEE.to_string().into())
+    );
+    assert_eq!(account["credits"][0]["task_id"], TASK);
+
+    // A node's returned stake shows on the node.
+    let node = harness.nodes[1].address();
+    harness
+        .apply(&[
+            VerinferEvent::NodeExited {
+                node,
+                stake_returned: STAKE,
+                reason: verinfer_abi::ExitReason::BelowMinStake,
+            },
+            VerinferEvent::BalanceCredited {
+                account: node,
+                task_id: 0,
+                reason: CreditReason::StakeReturned,
+                amount: STAKE,
+            },
+        ])
+        .await;
+    let (_, nodes) = harness.send_json("GET", "/v1/nodes", "").await;
+    assert_eq!(nodes["nodes"][1]["claimable"], STAKE.to_string());
+    assert_eq!(nodes["nodes"][1]["state"], "none");
+    let (_, account) = harness
+        .send_json("GET", &format!("/v1/accounts/{node}"), "")
+        .await;
+    assert_eq!(account["credits"][0]["task_id"], serde_json::Value::Null);
+    let (status, body) = harness.send_json("GET", "/v1/accounts/0xnothex", "").await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "bad_request")

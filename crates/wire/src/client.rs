@@ -1,13 +1,16 @@
 //! HTTP client of the relayer API, for the node daemon, the dApp client, the CLI and tests.
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use bytes::Bytes;
 use reqwest::StatusCode;
 use url::Url;
 
 use crate::{
     ErrorBody, ErrorCode,
-    types::{ArgsUploaded, HealthView, NodesView, TaskResultsView, TaskView, UploadAccepted},
+    types::{
+        AccountView, ArgsUploaded, GpuModelsView, HealthView, NodesView, ParamsView,
+        TaskResultsView, TaskView, UploadAccepted,
+    },
     upload::UploadRequest,
 };
 
@@ -209,6 +212,28 @@ impl RelayerClient {
             .get(self.url(&format!("v1/nodes?offset={offset}&limit={limit}"))?)
             .send()
             .await?;
+        Ok(Self::check(response).await?.json().await?)
+    }
+
+    /// `GET /v1/accounts/{address}`: withdrawable balance and credits.
+    pub async fn account(&self, address: Address) -> Result<AccountView, ClientError> {
+        let response = self
+            .http
+            .get(self.url(&format!("v1/accounts/{address}"))?)
+            .send()
+            .await?;
+        Ok(Self::check(response).await?.json().await?)
+    }
+
+    /// `GET /v1/gpu-models`: the GPU model registry.
+    pub async fn gpu_models(&self) -> Result<GpuModelsView, ClientError> {
+        let response = self.http.get(self.url("v1/gpu-models")?).send().await?;
+        Ok(Self::check(response).await?.json().await?)
+    }
+
+    /// `GET /v1/params`: the parameters in force and the scheduled ones.
+    pub async fn params(&self) -> Result<ParamsView, ClientError> {
+        let response = self.http.get(self.url("v1/params")?).send().await?;
         Ok(Self::check(response).await?.json().await?)
     }
 }

@@ -5,7 +5,7 @@
 
 use alloy_primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
-use verinfer_abi::{NodeState, TaskKind, TaskStatus};
+use verinfer_abi::{CreditReason, IVerinfer, NodeState, TaskKind, TaskStatus};
 use verinfer_task::TextOutput;
 
 /// `0x` + 16 lowercase hex digits.
@@ -114,6 +114,162 @@ pub struct TaskView {
     pub created_block: u64,
     /// Block of the latest event.
     pub updated_block: u64,
+    /// The registered name of [`Self::gpu_model`] (text tasks; `None` for image tasks, or when
+    /// the relayer has not indexed the registry).
+    #[serde(default)]
+    pub gpu_model_name: Option<String>,
+    /// Highest node fee tier the fee pays for (a node of tier t is drawn only for fees of at
+    /// least 2^t times the minimum; `None` when the relayer does not know the task's parameters).
+    #[serde(default)]
+    pub fee_level: Option<u8>,
+    /// The parameter version the task runs under (`None`: not indexed).
+    #[serde(default)]
+    pub params_version: Option<u32>,
+    /// When the task expires if it is still queued then (unix seconds; `None`: not known).
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+    /// The block whose hash seeded the draw that started the task (once started).
+    #[serde(default)]
+    pub seed_block: Option<u64>,
+    /// What settling or expiring the task credited, in chain order: the refunded fee (aborted,
+    /// errored, expired), returned stakes of the nodes it slashed or that left, slash rewards.
+    /// Credits are withdrawn by their accounts (`withdraw`).
+    #[serde(default)]
+    pub credits: Vec<CreditView>,
+}
+
+/// One credit to a withdrawable balance (`BalanceCredited`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditView {
+    /// Who may withdraw it.
+    pub account: Address,
+    /// The task that caused it (`None`: a node evicted below the minimum stake by a draw).
+    pub task_id: Option<u64>,
+    /// `stake_returned`, `fee_refunded` or `slash_reward`.
+    pub reason: CreditReason,
+    /// Amount (decimal).
+    pub amount: String,
+    /// Block of the credit.
+    pub block: u64,
+}
+
+/// `GET /v1/accounts/{address}` answer: an account's withdrawable balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The account.
+    pub address: Address,
+    /// Withdrawable now (`claimable(address)`; decimal).
+    pub claimable: String,
+    /// Credited in total (decimal).
+    pub credited: String,
+    /// Withdrawn in total (decimal).
+    pub withdrawn: String,
+    /// Every credit, in chain order.
+    pub credits: Vec<CreditView>,
+}
+
+/// A registered GPU model in `GET /v1/gpu-models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuModelView {
+    /// keccak256 of the normalised name.
+    pub id: B256,
+    /// The normalised name (what nodes declare and text tasks name, in any case and spacing).
+    pub name: String,
+    /// VRAM every card of the model has, MiB.
+    pub vram_mib: u32,
+    /// Open to new nodes.
+    pub active: bool,
+    /// Available nodes of the model (all fee tiers).
+    pub available_nodes: u32,
+}
+
+/// `GET /v1/gpu-models` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuModelsView {
+    /// The registry in registration order.
+    pub models: Vec<GpuModelView>,
+}
+
+/// A parameter version's values (`IVerinfer.Params`); amounts are decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamsValues {
+    /// Hamming threshold of image results, bits.
+    pub threshold: u8,
+    /// Smallest pool of available nodes a text task is drawn from.
+    pub min_text_pool: u8,
+    /// Share of its stake a misbehaving node loses, basis points.
+    pub slash_share_bps: u16,
+    /// Share of each slash paid to the agreeing nodes (or the creator), basis points.
+    pub slash_reward_bps: u16,
+    /// Protocol's share of a validated task's fee, basis points.
+    pub protocol_fee_bps: u16,
+    /// Seconds to commit, from the start.
+    pub commit_window: u32,
+    /// Seconds to reveal, from the last commit (or the commit deadline).
+    pub reveal_window: u32,
+    /// Seconds a task may wait for nodes before it expires.
+    pub queue_timeout: u32,
+    /// Smallest stake of a node.
+    pub min_stake: String,
+    /// Stake each bit of threshold costs.
+    pub stake_per_threshold_bit: String,
+    /// Smallest fee of any task.
+    pub min_task_fee: String,
+    /// Smallest fee added per image.
+    pub min_image_fee: String,
+}
+
+impl From<&IVerinfer::Params> for ParamsValues {
+    fn from(p: &IVerinfer::Params) -> Self {
+        Self {
+            threshold: p.threshold,
+            min_text_pool: p.minTextPool,
+            slash_share_bps: p.slashShareBps,
+            slash_reward_bps: p.slashRewardBps,
+            protocol_fee_bps: p.protocolFeeBps,
+            commit_window: p.commitWindow,
+            reveal_window: p.revealWindow,
+            queue_timeout: p.queueTimeout,
+            min_stake: p.minStake.to_string(),
+            stake_per_threshold_bit: p.stakePerThresholdBit.to_string(),
+            min_task_fee: p.minTaskFee.to_string(),
+            min_image_fee: p.minImageFee.to_string(),
+        }
+    }
+}
+
+impl ParamsValues {
+    /// The smallest fee of a task of `kind` with `image_count` images under these values
+    /// (`minTaskFee(kind, imageCount)`); `None` when an amount does not parse.
+    pub fn min_fee(&self, kind: TaskKind, image_count: u8) -> Option<u128> {
+        let task: u128 = self.min_task_fee.parse().ok()?;
+        let image: u128 = self.min_image_fee.parse().ok()?;
+        Some(match kind {
+            TaskKind::Image => task + image * u128::from(image_count),
+            TaskKind::Text => task,
+        })
+    }
+}
+
+/// One parameter version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamsVersionView {
+    /// Version number (1: the constructor's).
+    pub version: u32,
+    /// Its values.
+    pub params: ParamsValues,
+    /// When it took or takes effect (unix seconds).
+    pub effective_at: u64,
+}
+
+/// `GET /v1/params` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamsView {
+    /// The version tasks created now run under (as the contract's `params()`: a scheduled
+    /// version counts from its effective time, before the first call after it activates it).
+    pub in_force: ParamsVersionView,
+    /// The version announced and not in force yet (`scheduledParams()`).
+    pub scheduled: Option<ParamsVersionView>,
 }
 
 /// A node in `GET /v1/nodes`.
@@ -129,16 +285,26 @@ pub struct NodeView {
     pub stake: String,
     /// Normalised GPU model id.
     pub gpu_model: B256,
-    /// Normalised GPU model name.
+    /// Normalised GPU model name (the registry's).
     pub gpu_model_name: String,
-    /// Declared VRAM.
+    /// VRAM of the model (the registry's).
     pub vram_mib: u32,
-    /// VRAM tier.
+    /// VRAM class, log2 of the GiB (0..=7).
     pub tier: u8,
     /// Current task, if busy.
     pub task_id: Option<u64>,
     /// Block of the latest event.
     pub updated_block: u64,
+    /// Fee tier: drawn only for tasks paying at least 2^fee_tier times the minimum fee.
+    #[serde(default)]
+    pub fee_tier: u8,
+    /// What the node's account may withdraw (returned stake, slash rewards; decimal).
+    #[serde(default = "zero")]
+    pub claimable: String,
+}
+
+fn zero() -> String {
+    "0".to_owned()
 }
 
 /// `GET /v1/nodes` answer.

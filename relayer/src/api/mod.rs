@@ -26,8 +26,9 @@ use verinfer_wire::{AuthError, UploadPayload, UploadRequest};
 
 pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 use types::{
-    ArgsUploaded, HealthView, ImageView, NodeResultView, NodesView, TaskResultsView, TaskView,
-    UploadAccepted, node_view, phash_hex, task_view,
+    AccountView, ArgsUploaded, GpuModelsView, HealthView, ImageView, NodeResultView, NodesView,
+    ParamsView, TaskContext, TaskResultsView, TaskView, UploadAccepted, account_view,
+    gpu_model_view, node_view, params_view, phash_hex, task_view,
 };
 
 use crate::{
@@ -117,6 +118,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/blobs/{hash}", get(get_blob))
         .route("/v1/nodes", get(list_nodes))
+        .route("/v1/accounts/{address}", get(get_account))
+        .route("/v1/gpu-models", get(list_gpu_models))
+        .route("/v1/params", get(get_params))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
@@ -303,7 +307,22 @@ async fn get_task(
         .map(|r| r.node)
         .collect();
     let args_available = state.0.store.blob(task.chain.args_hash).await?.is_some();
-    Ok(Json(task_view(&task, &nodes, &uploaded, args_available)))
+    let gpu_model_name = if task.chain.gpu_model.is_zero() {
+        None
+    } else {
+        state.0.store.gpu_model_name(task.chain.gpu_model).await?
+    };
+    let context = TaskContext {
+        gpu_model_name,
+        credits: state.0.store.task_credits(task.chain.task_id).await?,
+    };
+    Ok(Json(task_view(
+        &task,
+        &nodes,
+        &uploaded,
+        args_available,
+        &context,
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,12 +341,58 @@ async fn list_nodes(
 ) -> Result<Json<NodesView>, ApiError> {
     let Query(page) = page.map_err(|err| ApiError::new(ErrorCode::BadRequest, err.body_text()))?;
     let limit = page.limit.unwrap_or(MAX_NODES_PAGE).min(MAX_NODES_PAGE);
-    let nodes = state.0.store.nodes(page.offset, limit).await?;
+    let nodes = state
+        .0
+        .store
+        .nodes_with_claimable(page.offset, limit)
+        .await?;
     Ok(Json(NodesView {
-        nodes: nodes.iter().map(node_view).collect(),
+        nodes: nodes
+            .iter()
+            .map(|(node, claimable)| node_view(node, *claimable))
+            .collect(),
         offset: page.offset,
         limit,
     }))
+}
+
+/// `GET /v1/accounts/{address}`: withdrawable balance and credits (zero for any account never
+/// credited).
+async fn get_account(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+) -> Result<Json<AccountView>, ApiError> {
+    let address: Address = address.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("{address:?} is not a 20-byte hex address"),
+        )
+    })?;
+    let account = state.0.store.account(address).await?;
+    let credits = state.0.store.account_credits(address).await?;
+    Ok(Json(account_view(address, &account, &credits)))
+}
+
+/// `GET /v1/gpu-models`: the registry, in registration order.
+async fn list_gpu_models(State(state): State<AppState>) -> Result<Json<GpuModelsView>, ApiError> {
+    let models = state.0.store.gpu_models().await?;
+    Ok(Json(GpuModelsView {
+        models: models.iter().map(gpu_model_view).collect(),
+    }))
+}
+
+/// `GET /v1/params`: the parameter version in force and the scheduled one.
+async fn get_params(State(state): State<AppState>) -> Result<Json<ParamsView>, ApiError> {
+    let (active, scheduled) = state.0.store.params().await?;
+    let now = u64::try_from(crate::store::now_unix()).unwrap_or_default();
+    params_view(active.as_ref(), scheduled.as_ref(), now)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                "no parameter version indexed yet (the relayer indexes from the deployment block)",
+            )
+        })
 }
 
 // ---------------------------------------------------------------------- results

@@ -4,7 +4,10 @@
 use alloy_primitives::Address;
 pub use verinfer_wire::types::*;
 
-use crate::store::{NodeRecord, TaskNodeRecord, TaskRecord};
+use crate::store::{
+    AccountRecord, CreditRecord, GpuModelRecord, NodeRecord, ParamsRecord, TaskNodeRecord,
+    TaskRecord,
+};
 
 /// One selected node of a task, from its stored record.
 pub fn task_node_view(
@@ -27,12 +30,89 @@ pub fn task_node_view(
     }
 }
 
+/// What `GET /v1/tasks/{id}` shows beside the task's own record.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    /// The registered name of the task's GPU model.
+    pub gpu_model_name: Option<String>,
+    /// What settling or expiring the task credited.
+    pub credits: Vec<CreditRecord>,
+}
+
+/// One credit.
+pub fn credit_view(credit: &CreditRecord) -> CreditView {
+    CreditView {
+        account: credit.account,
+        task_id: (credit.task_id != 0).then_some(credit.task_id),
+        reason: credit.reason,
+        amount: credit.amount.to_string(),
+        block: credit.block,
+    }
+}
+
+/// `GET /v1/accounts/{address}`'s answer.
+pub fn account_view(
+    address: Address,
+    account: &AccountRecord,
+    credits: &[CreditRecord],
+) -> AccountView {
+    AccountView {
+        address,
+        claimable: account.claimable.to_string(),
+        credited: account.credited.to_string(),
+        withdrawn: account.withdrawn.to_string(),
+        credits: credits.iter().map(credit_view).collect(),
+    }
+}
+
+/// A registered GPU model.
+pub fn gpu_model_view(model: &GpuModelRecord) -> GpuModelView {
+    GpuModelView {
+        id: model.id,
+        name: model.name.clone(),
+        vram_mib: model.vram_mib,
+        active: model.active,
+        available_nodes: model.available_nodes,
+    }
+}
+
+/// A parameter version.
+pub fn params_version_view(record: &ParamsRecord) -> ParamsVersionView {
+    ParamsVersionView {
+        version: record.version,
+        params: ParamsValues::from(&record.params),
+        effective_at: record.effective_at,
+    }
+}
+
+/// `GET /v1/params`'s answer at unix time `now`: the scheduled version is in force once its
+/// effective time has come, as the contract's `params()` says (it is activated by the first
+/// call after that); `None` when no version is indexed.
+pub fn params_view(
+    active: Option<&ParamsRecord>,
+    scheduled: Option<&ParamsRecord>,
+    now: u64,
+) -> Option<ParamsView> {
+    match (active, scheduled) {
+        (_, Some(scheduled)) if scheduled.effective_at <= now => Some(ParamsView {
+            in_force: params_version_view(scheduled),
+            scheduled: None,
+        }),
+        (Some(active), scheduled) => Some(ParamsView {
+            in_force: params_version_view(active),
+            scheduled: scheduled.map(params_version_view),
+        }),
+        (None, _) => None,
+    }
+}
+
 /// `GET /v1/tasks/{id}`'s answer from the stored records.
 pub fn task_view(
     task: &TaskRecord,
     nodes: &[TaskNodeRecord],
     uploaded: &[Address],
     args_available: bool,
+    context: &TaskContext,
 ) -> TaskView {
     let settled_mask = task.settlement.as_ref().map(|s| s.agreeing_mask);
     let chain = &task.chain;
@@ -66,11 +146,17 @@ pub fn task_view(
         }),
         created_block: task.created_block,
         updated_block: task.updated_block,
+        gpu_model_name: context.gpu_model_name.clone(),
+        fee_level: (chain.params_version != 0).then_some(chain.fee_level),
+        params_version: (chain.params_version != 0).then_some(chain.params_version),
+        expires_at: (chain.expires_at != 0).then_some(chain.expires_at),
+        seed_block: task.seed_block,
+        credits: context.credits.iter().map(credit_view).collect(),
     }
 }
 
-/// A node in `GET /v1/nodes`, from its stored record.
-pub fn node_view(node: &NodeRecord) -> NodeView {
+/// A node in `GET /v1/nodes`, from its stored record and what its account may withdraw.
+pub fn node_view(node: &NodeRecord, claimable: u128) -> NodeView {
     NodeView {
         address: node.address,
         node_id: node.node_id,
@@ -82,5 +168,7 @@ pub fn node_view(node: &NodeRecord) -> NodeView {
         tier: node.tier(),
         task_id: (node.task_id != 0).then_some(node.task_id),
         updated_block: node.updated_block,
+        fee_tier: node.fee_tier,
+        claimable: claimable.to_string(),
     }
 }

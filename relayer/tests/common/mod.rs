@@ -117,6 +117,7 @@ impl Harness {
                 gpu_model_name: "nvidia h100 80gb hbm3".into(),
                 vram_mib: 81_559,
                 stake: STAKE,
+                fee_tier: 0,
             })
             .collect();
         harness.apply(&joins).await;
@@ -149,6 +150,18 @@ impl Harness {
             .unwrap();
     }
 
+    /// Applies raw logs (the registry's and the parameters' events included) in the next block,
+    /// made at `timestamp`.
+    pub async fn apply_logs(&self, timestamp: Option<u64>, logs: &[alloy_primitives::LogData]) {
+        let block = self
+            .next_block
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.store()
+            .apply_synthetic_logs(block, timestamp, logs)
+            .await
+            .unwrap();
+    }
+
     /// Creates and starts a task with the harness's three nodes.
     pub async fn start_task(&self, task_id: u64, kind: TaskKind, image_count: u8, args_hash: B256) {
         self.apply(&[
@@ -167,6 +180,7 @@ impl Harness {
                 nodes: self.node_addresses(),
                 commit_deadline: 1_000,
                 reveal_deadline: 2_000,
+                seed_block: 1,
             },
         ])
         .await;
