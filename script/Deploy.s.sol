@@ -75,9 +75,8 @@ contract Deploy {
         address owner = VM.envOr("VERINFER_OWNER", deployer);
         address treasury = VM.envOr("VERINFER_TREASURY", owner);
         IVerinfer.Params memory params = _params();
-        uint32 paramsDelay = uint32(
-            VM.envOr("VERINFER_PARAMS_DELAY", block.chainid == ANVIL_CHAIN_ID ? 0 : DEFAULT_PARAMS_DELAY)
-        );
+        uint32 paramsDelay =
+            uint32(VM.envOr("VERINFER_PARAMS_DELAY", block.chainid == ANVIL_CHAIN_ID ? 0 : DEFAULT_PARAMS_DELAY));
         GpuModelEntry[] memory models = _parseGpuModels(_envString("VERINFER_GPU_MODELS", DEFAULT_GPU_MODELS));
         address tokenAddress = VM.envOr("VERINFER_STAKING_TOKEN", address(0));
         bool mock = tokenAddress == address(0);
