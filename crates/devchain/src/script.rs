@@ -47,7 +47,29 @@ pub async fn deploy_with_script(
         root.join("deployments")
             .join(format!(".devnet-{}", std::process::id())),
     )?;
-    run_forge(&forge, root, rpc_url, deployer, params, &staging.path).await?;
+    if let Err(error) = run_forge(
+        &forge,
+        root,
+        rpc_url,
+        deployer,
+        params,
+        &staging.path,
+        false,
+    )
+    .await
+    {
+        // forge skips the compile when its cache lists artifacts that out/ lacks (left so by
+        // another forge run in the same root), then finds no script: compile again, forced.
+        match error {
+            Error::ForgeFailed { ref tail, .. }
+                if tail.contains("Could not find target contract") =>
+            {
+                tracing::info!("forge found no compiled script; recompiling with --force");
+                run_forge(&forge, root, rpc_url, deployer, params, &staging.path, true).await?;
+            }
+            error => return Err(error),
+        }
+    }
     std::fs::create_dir_all(out_dir)
         .map_err(Error::io(format!("cannot create {}", out_dir.display())))?;
     let written = std::fs::read_dir(&staging.path)
@@ -74,6 +96,7 @@ async fn run_forge(
     deployer: &PrivateKeySigner,
     params: ScriptParams,
     staging: &Path,
+    force: bool,
 ) -> Result<(), Error> {
     let mut command = Command::new(forge);
     command
@@ -81,6 +104,7 @@ async fn run_forge(
         .args(["script", "script/Deploy.s.sol", "--root"])
         .arg(root)
         .args(["--rpc-url", rpc_url.as_str(), "--broadcast"])
+        .args(force.then_some("--force"))
         .env(
             "DEPLOYER_PRIVATE_KEY",
             format!("0x{}", hex::encode(deployer.to_bytes())),
