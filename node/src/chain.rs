@@ -617,9 +617,26 @@ impl Chain {
     }
 
     /// `drawTasks()`: runs the draw a later block owes the waiting tasks (never reverts).
-    pub async fn draw_tasks(&self) -> Result<B256, ChainError> {
+    /// Returns the transaction and how many tasks it started.
+    pub async fn draw_tasks(&self) -> Result<(B256, usize), ChainError> {
         let submitted = self.submit("drawTasks", self.verinfer.drawTasks()).await?;
-        self.confirm(submitted).await
+        let receipt = self.receipt(submitted).await?;
+        let started = receipt
+            .logs()
+            .iter()
+            .filter(|log| log.address() == self.verinfer())
+            .filter(|log| log.topic0() == Some(&Verinfer::TaskStarted::SIGNATURE_HASH))
+            .count();
+        Ok((receipt.transaction_hash, started))
+    }
+
+    /// `taskCount()`: how many tasks were ever created (the newest task's id).
+    pub async fn task_count(&self) -> Result<u64, ChainError> {
+        let count = read("taskCount", || async {
+            self.verinfer.taskCount().call().await
+        })
+        .await?;
+        Ok(u64::try_from(count).unwrap_or(u64::MAX))
     }
 
     /// `withdraw()`: sends the node everything credited to it.
@@ -716,6 +733,14 @@ impl Chain {
 
     /// Waits for a sent transaction's receipt; an on-chain revert is an error.
     pub async fn confirm(&self, submitted: Submitted) -> Result<B256, ChainError> {
+        Ok(self.receipt(submitted).await?.transaction_hash)
+    }
+
+    /// [`confirm`](Self::confirm), returning the receipt.
+    async fn receipt(
+        &self,
+        submitted: Submitted,
+    ) -> Result<alloy::rpc::types::TransactionReceipt, ChainError> {
         let Submitted { call, pending } = submitted;
         let tx = *pending.tx_hash();
         let receipt = pending
@@ -740,7 +765,7 @@ impl Chain {
                 error: None,
             });
         }
-        Ok(tx)
+        Ok(receipt)
     }
 }
 

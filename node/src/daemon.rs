@@ -58,6 +58,13 @@ const DRAW_CHECK_PERIOD: Duration = Duration::from_secs(10);
 /// Longest random pause before sending `drawTasks()`, so that the nodes that saw the same due
 /// draw do not all send one (the first one in a block draws; the others then do nothing).
 const DRAW_JITTER_MAX: Duration = Duration::from_millis(1_500);
+/// After a `drawTasks()` that started nothing (the waiting tasks have no suitable nodes), the
+/// node waits this long before the next, doubling up to [`DRAW_BACKOFF_MAX`], until a new task
+/// is created, a draw starts one, or the node becomes idle: a task nobody can serve must not make
+/// every node send a draw every block until it expires.
+const DRAW_BACKOFF_MIN: Duration = Duration::from_secs(5);
+/// Longest pause between two fruitless draws of this node.
+const DRAW_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How often the daemon checks that the node is still registered (not left, not kicked).
 const STATE_CHECK_PERIOD: Duration = Duration::from_secs(5);
 
@@ -173,8 +180,47 @@ pub struct Node {
     retry_at: HashMap<u64, (u32, Instant)>,
     /// When a busy node next checks for a due draw.
     next_draw_check: Instant,
+    /// Draw backoff: the pause after the last fruitless draw, when the next may be sent, and
+    /// the task count and idleness it was judged at (a change of either ends it).
+    draw_backoff: DrawBackoff,
     /// When the daemon next checks that the node is still registered.
     next_state_check: Instant,
+}
+
+/// When this node may send its next `drawTasks()` (see [`DRAW_BACKOFF_MIN`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct DrawBackoff {
+    /// The pause after the last fruitless draw (zero: none).
+    pause: Duration,
+    /// No draw before this.
+    until: Option<Instant>,
+    /// `taskCount()` when the pause began.
+    task_count: u64,
+    /// Whether the node was idle when the pause began.
+    idle: bool,
+}
+
+impl DrawBackoff {
+    /// Whether a draw may be sent now, given the task count and idleness: a new task or the
+    /// node becoming idle ends the pause.
+    fn allows(&mut self, now: Instant, task_count: u64, idle: bool) -> bool {
+        if task_count != self.task_count || (idle && !self.idle) {
+            *self = Self::default();
+        }
+        self.until.is_none_or(|until| now >= until)
+    }
+
+    /// Records a sent draw that started `started` tasks.
+    fn drew(&mut self, now: Instant, started: usize, task_count: u64, idle: bool) {
+        if started > 0 {
+            *self = Self::default();
+            return;
+        }
+        self.pause = (self.pause * 2).clamp(DRAW_BACKOFF_MIN, DRAW_BACKOFF_MAX);
+        self.until = Some(now + self.pause);
+        self.task_count = task_count;
+        self.idle = idle;
+    }
 }
 
 /// Why [`Node::run_to_exit`] returned.
@@ -342,6 +388,7 @@ impl Node {
             summary,
             retry_at: HashMap::new(),
             next_draw_check: Instant::now(),
+            draw_backoff: DrawBackoff::default(),
             next_state_check: Instant::now(),
         })
     }
@@ -483,21 +530,31 @@ impl Node {
     /// Sends `drawTasks()` when `drawDue()` says waiting tasks need a draw that no call of the
     /// coming block has run yet: checked at every poll while the node is idle, every
     /// [`DRAW_CHECK_PERIOD`] while it works, after a random pause of up to [`DRAW_JITTER_MAX`]
-    /// (checked again after it), so that the nodes do not all send one. Failures are logged only:
-    /// any other call draws as well.
+    /// (checked again after it), so that the nodes do not all send one; after a draw that started
+    /// nothing, backs off (see [`DRAW_BACKOFF_MIN`]). Failures are logged only: any other call
+    /// draws as well.
     async fn draw_if_due(&mut self, idle: bool, stop: &watch::Receiver<bool>) {
         let now = Instant::now();
         if !idle && now < self.next_draw_check {
             return;
         }
         self.next_draw_check = now + DRAW_CHECK_PERIOD;
-        match self.chain.draw_due().await {
-            Ok(true) => {}
-            Ok(false) => return,
+        let due = async {
+            if !self.chain.draw_due().await? {
+                return Ok::<_, ChainError>(None);
+            }
+            Ok(Some(self.chain.task_count().await?))
+        };
+        let task_count = match due.await {
+            Ok(Some(task_count)) => task_count,
+            Ok(None) => return,
             Err(error) => {
                 tracing::debug!(%error, "cannot read drawDue");
                 return;
             }
+        };
+        if !self.draw_backoff.allows(now, task_count, idle) {
+            return;
         }
         let jitter = DRAW_JITTER_MAX.min(self.config.poll_interval());
         let pause = Duration::from_millis(rand::random_range(0..=jitter.as_millis() as u64));
@@ -510,8 +567,10 @@ impl Node {
             return;
         }
         match self.chain.draw_tasks().await {
-            Ok(tx) => {
-                tracing::info!(%tx, "sent drawTasks: waiting tasks were due a draw");
+            Ok((tx, started)) => {
+                self.draw_backoff
+                    .drew(Instant::now(), started, task_count, idle);
+                tracing::info!(%tx, started, "sent drawTasks: waiting tasks were due a draw");
                 self.metrics.step("draw", now.elapsed());
             }
             Err(error) => {
@@ -1354,6 +1413,29 @@ mod tests {
             let base = base_url(&given.parse().unwrap());
             assert_eq!(base.join("v1/args").unwrap().as_str(), joined);
         }
+    }
+
+    #[test]
+    fn fruitless_draws_back_off_until_a_new_task_or_idleness() {
+        let start = Instant::now();
+        let mut backoff = DrawBackoff::default();
+        assert!(backoff.allows(start, 1, true));
+        backoff.drew(start, 0, 1, true);
+        assert!(!backoff.allows(start + Duration::from_secs(4), 1, true));
+        assert!(backoff.allows(start + DRAW_BACKOFF_MIN, 1, true));
+        backoff.drew(start, 0, 1, true);
+        assert_eq!(backoff.pause, DRAW_BACKOFF_MIN * 2, "doubles");
+        for _ in 0..20 {
+            backoff.drew(start, 0, 1, true);
+        }
+        assert_eq!(backoff.pause, DRAW_BACKOFF_MAX, "capped");
+        assert!(backoff.allows(start, 2, true), "a new task ends the pause");
+        backoff.drew(start, 0, 2, false);
+        assert!(!backoff.allows(start, 2, false));
+        assert!(backoff.allows(start, 2, true), "becoming idle ends it");
+        backoff.drew(start, 0, 2, true);
+        backoff.drew(start, 1, 2, true);
+        assert!(backoff.allows(start, 2, true), "a fruitful draw ends it");
     }
 
     #[test]

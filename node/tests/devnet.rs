@@ -1,6 +1,8 @@
 //! The node daemon end to end: a real anvil (1 s blocks, 30 s windows), the contracts deployed
 //! through the `verinfer-abi` bindings, the relayer in-process on loopback, tiny models from
-//! `verinfer-inference`, and three in-process nodes per task.
+//! `verinfer-inference`, and three in-process nodes per task. The tests create tasks with plain
+//! `createTask` calls and send no draw themselves: the nodes' daemons send `drawTasks()` when a
+//! draw is due.
 //!
 //! Needs the npm-installed anvil (`npm ci`).
 
@@ -105,7 +107,7 @@ impl Devnet {
             block_time_secs: Some(1),
             ..AnvilOptions::default()
         };
-        let mut params: IVerinfer::InitParams = default_init_params();
+        let mut params: IVerinfer::Params = default_init_params();
         params.commitWindow = WINDOW_SECS;
         params.revealWindow = WINDOW_SECS;
         let chain = Chain::start(
@@ -187,9 +189,32 @@ impl Devnet {
     async fn create_task(&self, args: &TaskArgs) -> u64 {
         let bytes = args.to_canonical_bytes();
         let uploaded = self.relayer.upload_args(bytes).await.expect("upload args");
+        let kind = match args {
+            TaskArgs::Image(_) => TaskKind::Image,
+            TaskArgs::Text(_) => TaskKind::Text,
+        };
+        let image_count = u8::try_from(args.image_count()).expect("few images");
+        // Text tasks name the GPU model their nodes share; image tasks none.
+        let gpu_model = match kind {
+            TaskKind::Image => String::new(),
+            TaskKind::Text => SHARED_GPU.to_owned(),
+        };
+        self.create_task_paying(kind, uploaded.args_hash, image_count, gpu_model, FEE)
+            .await
+    }
+
+    /// `createTask` (approving `fee` first) with the given chain parameters; returns the id.
+    async fn create_task_paying(
+        &self,
+        kind: TaskKind,
+        args_hash: alloy::primitives::B256,
+        image_count: u8,
+        gpu_model: String,
+        fee: u128,
+    ) -> u64 {
         let token = IERC20::new(self.deployment.staking_token, self.provider.clone());
         let approve = token
-            .approve(self.deployment.verinfer, U256::from(FEE))
+            .approve(self.deployment.verinfer, U256::from(fee))
             .from(self.creator);
         assert!(
             approve
@@ -201,20 +226,15 @@ impl Devnet {
                 .expect("receipt")
                 .status()
         );
-        let kind = match args {
-            TaskArgs::Image(_) => TaskKind::Image,
-            TaskArgs::Text(_) => TaskKind::Text,
-        };
-        let image_count = u8::try_from(args.image_count()).expect("few images");
         let create = self
             .verinfer
             .createTask(
                 kind.into(),
-                uploaded.args_hash,
+                args_hash,
                 image_count,
                 4_096,
-                String::new(),
-                U96::from(FEE),
+                gpu_model,
+                U96::from(fee),
             )
             .from(self.creator);
         let gas = verinfer_abi::padded_gas_limit(
@@ -301,6 +321,16 @@ impl Devnet {
             .await
             .expect("getNode")
             .stake
+            .to::<u128>()
+    }
+
+    /// Tokens credited to `account` (`claimable`).
+    async fn claimable(&self, account: Address) -> u128 {
+        self.verinfer
+            .claimable(account)
+            .call()
+            .await
+            .expect("claimable")
             .to::<u128>()
     }
 
@@ -502,7 +532,11 @@ async fn halted_after_commit(net: &Devnet, seed: u64) -> HaltedAfterCommit {
     let honest: Vec<NodeConfig> = (3..=4)
         .map(|account| net.node_config(account, None))
         .collect();
-    // The halting node runs on its own so that the test sees its run return.
+    // The halting node runs on its own so that the test sees its run return (its GPU model
+    // registered first, as `Services` does for the others).
+    verinfer_devchain::register_declared_gpu_models([("node-2", &config)])
+        .await
+        .expect("GPU model registered");
     let halting = Node::start(config.clone()).await.expect("node starts");
     let address = halting.address();
     let halted = tokio::spawn(halting.run(std::future::pending()));
@@ -582,16 +616,17 @@ async fn a_node_stopped_right_after_committing_resumes_reveals_and_is_paid() {
 }
 
 /// `verinfer node leave` while the node is in a task: it is marked Leaving, finishes the task
-/// (here after a restart), is paid, and leaves with its stake and reward at settlement.
+/// (here after a restart), is paid, leaves at settlement with its stake and reward credited (not
+/// sent), its daemon exits by itself saying so, and `verinfer node withdraw` sends the credit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_leaving_mid_task_finishes_it_and_gets_stake_and_reward_back() {
+async fn a_node_leaving_mid_task_finishes_it_exits_and_withdraws_stake_and_reward() {
     init_logs();
     let net = Devnet::start().await;
     let HaltedAfterCommit {
         config: mut leaving,
         address,
         task_id,
-        mut nodes,
+        nodes,
     } = halted_after_commit(&net, 11).await;
     let token = IERC20::new(net.deployment.staking_token, net.provider.clone());
     let balance = || async { token.balanceOf(address).call().await.expect("balanceOf") };
@@ -608,21 +643,38 @@ async fn a_node_leaving_mid_task_finishes_it_and_gets_stake_and_reward_back() {
         other => panic!("a node in a task leaves after it: {other:?}"),
     }
     assert_eq!(net.node_state(address).await, NodeState::Leaving);
-    assert_eq!(
-        balance().await,
-        balance_in_task,
-        "no stake returned before the task ends"
-    );
     // Refused up front while leaving: a second leave.
     match verinfer_node::leave(&leaving).await {
         Err(NodeError::NotLeavable { state, .. }) => assert_eq!(state, NodeState::Leaving),
         other => panic!("a second leave is refused: {other:?}"),
     }
 
-    // The restarted daemon finishes the task it committed to.
+    // The restarted daemon finishes the task it committed to, then exits by itself.
     leaving.testing = TestingConfig::default();
-    nodes.spawn(leaving.clone()).await;
+    let restarted = Node::start(leaving.clone()).await.expect("node starts");
+    let daemon = tokio::spawn(restarted.run_to_exit(std::future::pending()));
     net.wait_validated(task_id).await;
+    let exit = tokio::time::timeout(TASK_TIMEOUT, daemon)
+        .await
+        .expect("the daemon of a node that left exits by itself")
+        .expect("no panic")
+        .expect("a clean exit");
+    let returned = STAKE + reward_per_node(3);
+    assert_eq!(
+        exit,
+        verinfer_node::NodeExit::Left {
+            claimable: returned
+        }
+    );
+    assert!(
+        exit.to_string().contains("verinfer node withdraw"),
+        "{exit}"
+    );
+    assert_eq!(
+        record(&leaving, task_id).await.stage,
+        Stage::Uploaded,
+        "it uploaded before exiting"
+    );
     assert_eq!(
         net.node_state(address).await,
         NodeState::None,
@@ -631,9 +683,25 @@ async fn a_node_leaving_mid_task_finishes_it_and_gets_stake_and_reward_back() {
     assert_eq!(net.stake(address).await, 0);
     assert_eq!(
         balance().await,
-        balance_in_task + U256::from(STAKE + reward_per_node(3)),
-        "stake and reward returned"
+        balance_in_task,
+        "settlement credits the stake, it sends nothing"
     );
+    assert_eq!(net.claimable(address).await, returned, "stake and reward");
+    let status = verinfer_node::status(&leaving).await.expect("status");
+    assert_eq!(status.claimable, returned);
+    assert!(
+        status.to_string().contains("verinfer node withdraw"),
+        "{status}"
+    );
+
+    let withdrawn = verinfer_node::withdraw(&leaving).await.expect("withdraw");
+    assert_eq!((withdrawn.node, withdrawn.amount), (address, returned));
+    assert_eq!(balance().await, balance_in_task + U256::from(returned));
+    assert_eq!(net.claimable(address).await, 0);
+    match verinfer_node::withdraw(&leaving).await {
+        Err(NodeError::NothingToWithdraw(node)) => assert_eq!(node, address),
+        other => panic!("nothing left to withdraw: {other:?}"),
+    }
     match verinfer_node::add_stake(&leaving, TOKEN).await {
         Err(NodeError::NotRegistered(node)) => assert_eq!(node, address),
         other => panic!("a node that left cannot add stake: {other:?}"),
@@ -737,6 +805,16 @@ async fn assert_honest_pair_paid_and_cheat_kicked(
         NodeState::Kicked,
         "the misbehaving node is kicked"
     );
+    // Half its stake slashed; the rest credited to it. Half the slash rewards the honest pair.
+    let slashed = STAKE / 2;
+    assert_eq!(net.claimable(cheat).await, STAKE - slashed);
+    for node in honest {
+        assert_eq!(
+            net.claimable(node).await,
+            slashed / 2 / 2,
+            "{node}'s slash reward"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -835,9 +913,10 @@ async fn args_naming_a_model_no_node_holds_are_reported_invalid_and_refunded() {
     assert_eq!(task.invalidMask, 0b111);
     assert_eq!(
         token.balanceOf(net.creator).call().await.unwrap(),
-        balance_before,
-        "the fee is refunded"
+        balance_before - U256::from(FEE),
+        "the refund is credited, not sent"
     );
+    assert_eq!(net.claimable(net.creator).await, FEE, "the fee is refunded");
     for (&node, config) in addresses.iter().zip(&configs) {
         assert_eq!(
             net.stake(node).await,
@@ -849,6 +928,186 @@ async fn args_naming_a_model_no_node_holds_are_reported_invalid_and_refunded() {
         assert_eq!(record.stage, Stage::Closed, "{record:?}");
         assert!(record.result.as_ref().is_some_and(|r| r.is_invalid_args()));
     }
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A node declaring a GPU model the owner has not registered, or has closed to new nodes,
+/// refuses to join with an error naming the model and the owner's command, before sending
+/// anything; a bad fee tier is refused before connecting. With a registered model it joins at
+/// its configured fee tier, and a restart with another tier sets it on chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unregistered_or_inactive_gpu_models_cannot_join_and_the_fee_tier_follows_the_config() {
+    init_logs();
+    let net = Devnet::start().await;
+    let node = net.signer(2).address();
+    let nonce = || async {
+        alloy::providers::Provider::get_transaction_count(&net.provider, node)
+            .await
+            .expect("nonce")
+    };
+    let before = nonce().await;
+
+    // `Node::start` directly: `Services` would register the declared model first.
+    let unregistered = net.node_config(2, Some("Unlisted GPU 9000"));
+    let error = Node::start(unregistered).await.expect_err("not registered");
+    match &error {
+        NodeError::GpuModelNotRegistered { name } => assert_eq!(name, "Unlisted GPU 9000"),
+        other => panic!("{other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains("verinfer admin gpu-model add --name \"Unlisted GPU 9000\" --vram-mib"),
+        "{message}"
+    );
+
+    let closed = "closed-gpu";
+    let ids = net
+        .chain
+        .add_gpu_models([(closed, 24_576)])
+        .await
+        .expect("register");
+    let set = net
+        .verinfer
+        .setGpuModelActive(ids[0], false)
+        .send()
+        .await
+        .expect("setGpuModelActive")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    assert!(set.status());
+    let error = Node::start(net.node_config(2, Some(closed)))
+        .await
+        .expect_err("inactive");
+    assert!(
+        matches!(&error, NodeError::GpuModelInactive { name } if name == closed),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("verinfer admin gpu-model set-active --name \"closed-gpu\" --active true"),
+        "{error}"
+    );
+    assert_eq!(nonce().await, before, "nothing was sent");
+
+    let mut config = net.node_config(2, Some(SHARED_GPU));
+    config.fee_tier = 8;
+    assert!(
+        matches!(Node::start(config.clone()).await, Err(NodeError::Config(_))),
+        "fee tier 8 is refused"
+    );
+
+    // Registered: joins at tier 3; restarted at tier 0, it sets the tier on chain.
+    net.chain
+        .add_gpu_models([(SHARED_GPU, 24_576)])
+        .await
+        .expect("register");
+    config.fee_tier = 3;
+    let started = Node::start(config.clone()).await.expect("joins");
+    assert_eq!(started.summary().fee_tier, 3);
+    assert_eq!(started.summary().gpu_model.vram_mib, 24_576);
+    assert!(started.summary().fee_tier_tx.is_none());
+    let info = net.verinfer.getNode(node).call().await.expect("getNode");
+    assert_eq!((info.feeTier, info.vramMiB), (3, 24_576));
+    drop(started);
+
+    config.fee_tier = 0;
+    let restarted = Node::start(config.clone()).await.expect("restarts");
+    assert!(restarted.summary().fee_tier_tx.is_some(), "setFeeTier sent");
+    assert!(
+        restarted.summary().to_string().contains("fee tier 0"),
+        "{}",
+        restarted.summary()
+    );
+    assert_eq!(net.verinfer.getNode(node).call().await.unwrap().feeTier, 0);
+    let status = verinfer_node::status(&config).await.expect("status");
+    let shown = status.to_string();
+    assert!(
+        shown.contains("gpu model nvidia geforce rtx 4090 (24576 MiB)")
+            && shown.contains("fee tier  0"),
+        "{shown}"
+    );
+    drop(restarted);
+    net.stop().await;
+}
+
+/// Nodes of fee tier 1 are never drawn for a task paying less than twice the network minimum:
+/// it waits in its queue (nobody is slashed for it) while a task paying twice the minimum is
+/// drawn onto them and validated; the creator then cancels the cheap one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tasks_below_the_nodes_fee_tier_wait_while_those_paying_it_run() {
+    init_logs();
+    let net = Devnet::start().await;
+    let configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| NodeConfig {
+            fee_tier: 1,
+            ..net.node_config(account, None)
+        })
+        .collect();
+    let mut nodes = Nodes::new();
+    let addresses = nodes.spawn_all(configs).await;
+    for &node in &addresses {
+        assert_eq!(net.verinfer.getNode(node).call().await.unwrap().feeTier, 1);
+    }
+    let minimum = net
+        .verinfer
+        .minTaskFee(TaskKind::Image.into(), 2)
+        .call()
+        .await
+        .expect("minTaskFee")
+        .to::<u128>();
+
+    let relayer = &net.relayer;
+    let upload = |seed| async move {
+        let bytes = image_args(seed).to_canonical_bytes();
+        relayer
+            .upload_args(bytes)
+            .await
+            .expect("upload args")
+            .args_hash
+    };
+    let cheap_hash = upload(21).await;
+    let cheap = net
+        .create_task_paying(TaskKind::Image, cheap_hash, 2, String::new(), minimum)
+        .await;
+    // The nodes' draws (and the next task's creation) pass it over.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let task = net.task(cheap).await;
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Queued,
+        "{task:?}"
+    );
+    assert_eq!(task.feeLevel, 0);
+
+    let paying_hash = upload(22).await;
+    let paying = net
+        .create_task_paying(TaskKind::Image, paying_hash, 2, String::new(), 2 * minimum)
+        .await;
+    let task = net.wait_validated(paying).await;
+    assert_eq!(task.feeLevel, 1);
+    let task = net.task(cheap).await;
+    assert_eq!(
+        TaskStatus::try_from(task.status).unwrap(),
+        TaskStatus::Queued,
+        "still never drawn: {task:?}"
+    );
+    for &node in &addresses {
+        assert_eq!(net.node_state(node).await, NodeState::Available);
+    }
+    let cancel = net
+        .verinfer
+        .cancelTask(U256::from(cheap))
+        .from(net.creator)
+        .send()
+        .await
+        .expect("cancelTask")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    assert!(cancel.status());
     nodes.stop().await;
     net.stop().await;
 }
