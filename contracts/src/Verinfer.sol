@@ -370,11 +370,14 @@ contract Verinfer is IVerinfer, Ownable2Step {
     }
 
     /// @notice Ends a queued task whose `expiresAt` has passed and credits its fee to its creator.
-    ///         Anybody may call it (draws also expire the tasks they meet).
+    ///         Anybody may call it (draws also expire the tasks they meet); a task already expired
+    ///         (by this call's own draw, say) is left as it is.
     function expireTask(uint256 taskId) external touch {
         Task storage task = _tasks[taskId];
-        if (task.status == TaskStatus.None) revert UnknownTask(taskId);
-        if (task.status != TaskStatus.Queued) revert TaskNotQueued(taskId, task.status);
+        TaskStatus status = task.status;
+        if (status == TaskStatus.Expired) return;
+        if (status == TaskStatus.None) revert UnknownTask(taskId);
+        if (status != TaskStatus.Queued) revert TaskNotQueued(taskId, status);
         if (block.timestamp < task.expiresAt) revert TaskNotExpired(taskId, task.expiresAt);
         _expire(task, taskId);
     }
