@@ -717,9 +717,9 @@ impl Chain {
         C: alloy::sol_types::SolCall,
     {
         // The first call of a block runs the block's draw, so gas depends on where the
-        // transaction lands: pad the estimate (which also surfaces reverts, decoded).
-        let estimate = builder
-            .estimate_gas()
+        // transaction lands: estimate it in the pending block, as the next block's first call,
+        // and pad the estimate (which also surfaces reverts, decoded).
+        let estimate = estimate_pending(&builder)
             .await
             .map_err(|error| contract_error(call, &error))?;
         let pending = builder
@@ -795,6 +795,31 @@ pub enum TxState {
     },
     /// The endpoint does not know it (dropped, or never sent).
     Unknown,
+}
+
+/// `eth_estimateGas` of `builder` in the pending block: where a transaction sent now lands, so
+/// the estimate includes the draw its block owes when it is that block's first call (at the
+/// latest block the draw has run already and the estimate would miss it). Falls back to the
+/// latest block when the endpoint cannot estimate in the pending one.
+pub(crate) async fn estimate_pending<D>(
+    builder: &alloy::contract::CallBuilder<&DynProvider, D>,
+) -> Result<u64, alloy::contract::Error>
+where
+    D: alloy::contract::CallDecoder + Clone,
+{
+    match builder
+        .clone()
+        .block(alloy::eips::BlockId::pending())
+        .estimate_gas()
+        .await
+    {
+        Ok(gas) => Ok(gas),
+        Err(error) if Revert::from_error(&error).is_some() => Err(error),
+        Err(error) => {
+            tracing::debug!(%error, "estimating in the pending block failed; estimating in the latest");
+            builder.estimate_gas().await
+        }
+    }
 }
 
 /// Block ranges `[start, end]` covering `from..=to`, each at most `size` blocks.

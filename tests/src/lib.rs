@@ -4,8 +4,9 @@
 //! [`Network::start`] runs anvil (the npm binary, automining plus a block every second so that
 //! deadlines pass as on a real chain), deploys the contracts with short commit and reveal
 //! windows, and serves the relayer in-process; [`Network::add_node`] starts a node daemon (any
-//! declared GPU, any test behaviour) on the tiny models; [`Network::client`] is the task
-//! creator's [`Client`]. Everything stops when the `Network` is dropped.
+//! declared GPU, registered first when the registry lacks it; any test behaviour) on the tiny
+//! models; [`Network::client`] is the task creator's [`Client`]. Tasks start by draws the
+//! creator's client and the node daemons send. Everything stops when the `Network` is dropped.
 
 use std::{
     path::{Path, PathBuf},
@@ -72,6 +73,8 @@ pub struct NetworkParams {
     pub commit_window: u32,
     /// Reveal window, seconds.
     pub reveal_window: u32,
+    /// Seconds a task may wait in its queue before it expires.
+    pub queue_timeout: u32,
 }
 
 impl Default for NetworkParams {
@@ -79,6 +82,7 @@ impl Default for NetworkParams {
         Self {
             commit_window: 30,
             reveal_window: 6,
+            queue_timeout: 3_600,
         }
     }
 }
@@ -144,9 +148,10 @@ impl Network {
             ..AnvilOptions::devnet()
         };
         let deploy = Deploy::Bindings {
-            params: IVerinfer::InitParams {
+            params: IVerinfer::Params {
                 commitWindow: params.commit_window,
                 revealWindow: params.reveal_window,
+                queueTimeout: params.queue_timeout,
                 ..default_init_params()
             },
             treasury: 0,
@@ -272,6 +277,16 @@ impl Network {
         Ok(balance.to::<u128>())
     }
 
+    /// Tokens the contract credited to `account` (`claimable`): refunds, slash rewards, returned
+    /// stakes.
+    pub async fn claimable(&self, account: Address) -> Result<u128> {
+        let amount = Verinfer::new(self.deployment().verinfer, self.provider())
+            .claimable(account)
+            .call()
+            .await?;
+        Ok(amount.to::<u128>())
+    }
+
     /// A node's state and stake on chain.
     pub async fn node(&self, node: Address) -> Result<(NodeState, u128)> {
         let info = Verinfer::new(self.deployment().verinfer, self.provider())
@@ -295,4 +310,13 @@ impl Network {
 /// Half the stake: what a misbehaving node loses.
 pub const fn slash_of(stake: u128) -> u128 {
     stake * SLASH_BPS / 10_000
+}
+
+/// The contract's slash reward share (50 % of every slash goes to the agreeing nodes, or to the
+/// creator when none agreed).
+pub const SLASH_REWARD_BPS: u128 = 5_000;
+
+/// What each of `payees` agreeing nodes is credited from a slash of `slashed`.
+pub const fn slash_reward_each(slashed: u128, payees: u128) -> u128 {
+    slashed * SLASH_REWARD_BPS / 10_000 / payees
 }

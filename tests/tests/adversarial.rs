@@ -1,5 +1,7 @@
 //! Adversarial end-to-end scenarios on a real network (anvil, contracts, relayer, node daemons on
-//! the tiny models): cheaters are slashed and kicked, honest nodes paid, bad args refunded.
+//! the tiny models): cheaters are slashed and kicked (their remaining stake credited to them),
+//! honest nodes paid (and credited a share of the slash), bad args and unserved tasks refunded
+//! (credited, then withdrawn).
 //!
 //! Each scenario gets a fresh network; they run one at a time (each is CPU-heavy on a small
 //! machine, and the short commit/reveal windows must not be starved).
@@ -9,7 +11,9 @@ use std::time::Duration;
 use alloy::primitives::Address;
 use verinfer_abi::{NodeState, SlashReason, TaskStatus};
 use verinfer_client::{ClientError, RevealedResult, TaskReport};
-use verinfer_e2e::{FUNDS, MIN_STAKE, Network, NetworkParams, NodeSpec, Result, TOKEN, slash_of};
+use verinfer_e2e::{
+    FUNDS, MIN_STAKE, Network, NetworkParams, NodeSpec, Result, TOKEN, slash_of, slash_reward_each,
+};
 use verinfer_node::Behaviour;
 use verinfer_task::{
     ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TextArgs, TextInput,
@@ -96,6 +100,11 @@ async fn assert_one_slashed(
     );
     assert_eq!(cheater.reward, 0);
     assert_eq!(net.node(bad).await?, (NodeState::Kicked, 0));
+    assert_eq!(
+        net.claimable(bad).await?,
+        MIN_STAKE - slash_of(MIN_STAKE),
+        "credited, to withdraw"
+    );
     for node in report.nodes.iter().filter(|node| node.address != bad) {
         assert_eq!(node.agreed, Some(true));
         assert_eq!(node.slash, None);
@@ -107,6 +116,11 @@ async fn assert_one_slashed(
         assert_eq!(
             net.node(node.address).await?,
             (NodeState::Available, MIN_STAKE + PAYOUT / 2)
+        );
+        assert_eq!(
+            net.claimable(node.address).await?,
+            slash_reward_each(slash_of(MIN_STAKE), 2),
+            "the honest pair shares the slash reward"
         );
     }
     Ok(())
@@ -124,7 +138,7 @@ async fn a_counterfeit_image_node_is_slashed_and_only_honest_results_are_served(
 
     let client = net.client();
     let created = client
-        .create_image_task(image_args(&net.models().sd), FEE, 0)
+        .create_image_task(image_args(&net.models().sd), Some(FEE), 0)
         .await?;
     assert!(created.started, "three nodes are available");
     let report = settled(&net, created.task_id).await?;
@@ -172,6 +186,7 @@ async fn a_lazy_node_is_slashed_after_the_reveal_deadline_and_the_task_still_val
     let mut net = Network::start(NetworkParams {
         commit_window: 30,
         reveal_window: 4,
+        ..NetworkParams::default()
     })
     .await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
@@ -182,7 +197,7 @@ async fn a_lazy_node_is_slashed_after_the_reveal_deadline_and_the_task_still_val
 
     let created = net
         .client()
-        .create_image_task(image_args(&net.models().sd), FEE, 0)
+        .create_image_task(image_args(&net.models().sd), Some(FEE), 0)
         .await?;
     let report = settled(&net, created.task_id).await?;
     assert!(node_of(&report, lazy).committed, "the lazy node commits");
@@ -198,6 +213,7 @@ async fn a_copycat_is_rejected_and_slashed_at_the_deadline() -> Result<()> {
     let mut net = Network::start(NetworkParams {
         commit_window: 30,
         reveal_window: 4,
+        ..NetworkParams::default()
     })
     .await?;
     net.add_node(NodeSpec::honest(GPU_A)).await?;
@@ -208,7 +224,7 @@ async fn a_copycat_is_rejected_and_slashed_at_the_deadline() -> Result<()> {
 
     let created = net
         .client()
-        .create_image_task(image_args(&net.models().sd), FEE, 0)
+        .create_image_task(image_args(&net.models().sd), Some(FEE), 0)
         .await?;
     let report = settled(&net, created.task_id).await?;
     assert!(
@@ -235,7 +251,7 @@ async fn a_false_gpu_claim_is_slashed_on_a_text_task() -> Result<()> {
 
     let created = net
         .client()
-        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A))
+        .create_text_task(text_args(&net.models().llama), Some(FEE), 0, Some(GPU_A))
         .await?;
     let report = settled(&net, created.task_id).await?;
     assert_one_slashed(&net, &report, impostor, SlashReason::Disagreed).await?;
@@ -264,7 +280,7 @@ async fn when_all_three_disagree_the_task_aborts_and_the_creator_is_refunded() -
 
     let created = net
         .client()
-        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A))
+        .create_text_task(text_args(&net.models().llama), Some(FEE), 0, Some(GPU_A))
         .await?;
     let report = settled(&net, created.task_id).await?;
     assert_eq!(report.task.status, TaskStatus::Aborted, "{report:#?}");
@@ -290,6 +306,14 @@ async fn when_all_three_disagree_the_task_aborts_and_the_creator_is_refunded() -
     }
     assert_eq!(
         net.balance(net.creator()).await?,
+        FUNDS - FEE,
+        "the refund is credited, not sent"
+    );
+    assert_eq!(net.claimable(net.creator()).await?, FEE);
+    let withdrawn = net.client().withdraw().await?;
+    assert_eq!(withdrawn.amount, FEE);
+    assert_eq!(
+        net.balance(net.creator()).await?,
         FUNDS,
         "the fee came back"
     );
@@ -307,7 +331,7 @@ async fn a_text_task_waits_for_three_nodes_of_its_gpu_model() -> Result<()> {
 
     let client = net.client();
     let created = client
-        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(GPU_A))
+        .create_text_task(text_args(&net.models().llama), Some(FEE), 0, Some(GPU_A))
         .await?;
     assert!(!created.started, "only two nodes declare {GPU_A}");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -340,7 +364,7 @@ async fn bad_args_are_refused_before_any_transaction() -> Result<()> {
     let mut odd_width = image_args(&net.models().sd);
     odd_width.width = 65;
     let error = client
-        .create_image_task(odd_width, FEE, 0)
+        .create_image_task(odd_width, Some(FEE), 0)
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::InvalidArgs(_)), "{error}");
@@ -350,7 +374,7 @@ async fn bad_args_are_refused_before_any_transaction() -> Result<()> {
     let mut no_prompt = text_args(&net.models().llama);
     no_prompt.input = TextInput::Prompt("   ".into());
     let error = client
-        .create_text_task(no_prompt, FEE, 0, None)
+        .create_text_task(no_prompt, Some(FEE), 0, None)
         .await
         .unwrap_err();
     assert!(
@@ -359,16 +383,47 @@ async fn bad_args_are_refused_before_any_transaction() -> Result<()> {
     );
 
     let error = client
-        .create_text_task(text_args(&net.models().llama), FEE, 0, Some(" \t"))
+        .create_text_task(text_args(&net.models().llama), Some(FEE), 0, Some(" \t"))
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::InvalidRequest(_)), "{error}");
     let error = client
-        .create_image_task(image_args(&net.models().sd), FUNDS + 1, 0)
+        .create_image_task(image_args(&net.models().sd), Some(FUNDS + 1), 0)
         .await
         .unwrap_err();
     assert!(
         matches!(error, ClientError::InsufficientBalance { .. }),
+        "{error}"
+    );
+
+    // A fee below the network minimum (0.01 token + 0.001 per image on this network).
+    let error = client
+        .create_image_task(image_args(&net.models().sd), Some(1), 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::FeeBelowMinimum { fee: 1, minimum } if minimum == TOKEN / 100 + 2 * TOKEN / 1_000),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("minimum of 0.012 tokens"),
+        "{error}"
+    );
+    // No GPU model is registered yet: a text task names none it could run on.
+    let error = client
+        .create_text_task(text_args(&net.models().llama), None, 0, Some(GPU_A))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ClientError::GpuModelNotRegistered(name) if name == GPU_A),
+        "{error}"
+    );
+    let error = client
+        .create_text_task(text_args(&net.models().llama), None, 0, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ClientError::NoGpuModelFits { min_vram_mib: 0 }),
         "{error}"
     );
 
@@ -391,7 +446,15 @@ async fn args_no_node_can_run_end_errored_and_refunded() -> Result<()> {
         name: "missing".into(),
         digest: format!("sha256:{}", "ab".repeat(32)),
     };
-    let created = net.client().create_text_task(args, FEE, 0, None).await?;
+    // No GPU model named: the client picks the registered one with the most available nodes.
+    let created = net
+        .client()
+        .create_text_task(args, Some(FEE), 0, None)
+        .await?;
+    assert_eq!(
+        created.gpu_model.as_ref().map(|model| model.name.as_str()),
+        Some(GPU_A)
+    );
     let report = settled(&net, created.task_id).await?;
     assert_eq!(report.task.status, TaskStatus::Errored, "{report:#?}");
     for node in &report.nodes {
@@ -402,10 +465,47 @@ async fn args_no_node_can_run_end_errored_and_refunded() -> Result<()> {
             (NodeState::Available, MIN_STAKE)
         );
     }
+    assert_eq!(net.balance(net.creator()).await?, FUNDS - FEE);
     assert_eq!(
-        net.balance(net.creator()).await?,
-        FUNDS,
-        "the fee came back"
+        net.claimable(net.creator()).await?,
+        FEE,
+        "the fee is credited back"
+    );
+    net.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_no_draw_can_serve_expires_and_its_fee_is_withdrawn() -> Result<()> {
+    let _serial = serial().await;
+    let mut net = Network::start(NetworkParams {
+        queue_timeout: 8,
+        ..NetworkParams::default()
+    })
+    .await?;
+    // Two nodes of the model: below the minimum text pool of three, so no draw starts the task.
+    net.add_node(NodeSpec::honest(GPU_A)).await?;
+    net.add_node(NodeSpec::honest(GPU_A)).await?;
+    let client = net.client();
+    let created = client
+        .create_text_task(text_args(&net.models().llama), Some(FEE), 0, Some(GPU_A))
+        .await?;
+    assert!(!created.started);
+    // `wait` expires it once its queue timeout has passed (or a draw did).
+    let task = tokio::time::timeout(SETTLE_TIMEOUT, client.wait(created.task_id, |_| {}))
+        .await
+        .map_err(|_| "the task did not expire")??;
+    assert_eq!(task.status, TaskStatus::Expired, "{task:?}");
+    assert!(!task.started(), "never drawn");
+    assert_eq!(net.balance(net.creator()).await?, FUNDS - FEE);
+    assert_eq!(client.claimable().await?, FEE, "the fee is credited back");
+    let withdrawn = client.withdraw().await?;
+    assert_eq!((withdrawn.account, withdrawn.amount), (net.creator(), FEE));
+    assert_eq!(net.balance(net.creator()).await?, FUNDS);
+    let error = client.withdraw().await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::NothingToWithdraw(account) if account == net.creator()),
+        "{error}"
     );
     net.stop().await;
     Ok(())

@@ -14,8 +14,9 @@ use verinfer_abi::{TaskKind, TaskStatus};
 use verinfer_client::RevealedResult;
 use verinfer_e2e::{FUNDS, Network, NetworkParams, NodeSpec, Result, TOKEN};
 
-/// The fee the example pays (`10u128.pow(18)`).
-const EXAMPLE_FEE: u128 = TOKEN;
+/// The fee the example pays: none given, so the network minimum for two images (0.01 token +
+/// 0.001 per image on the test network).
+const EXAMPLE_FEE: u128 = TOKEN / 100 + 2 * TOKEN / 1_000;
 /// The example's run: one task through the 30 s commit and 6 s reveal windows, plus the fetch.
 const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -149,13 +150,14 @@ async fn the_create_and_fetch_example_creates_waits_and_writes_images_the_chain_
         run.stderr
     );
 
-    // `task <id> created (tx 0x…)`, progress lines, `task <id> is Validated`, the summary, `wrote …`.
+    // `task <id> created (fee <units> token units, tx 0x…)`, progress lines,
+    // `task <id> is Validated`, the summary, `wrote …`.
     let task_id: u64 = run
         .stdout
         .lines()
         .find_map(|line| {
             line.strip_prefix("task ")?
-                .split_once(" created (tx 0x")?
+                .split_once(&format!(" created (fee {EXAMPLE_FEE} token units, tx 0x"))?
                 .0
                 .parse()
                 .ok()

@@ -260,9 +260,6 @@ impl Client {
                 "fee {fee} does not fit the contract's uint96"
             )));
         }
-        let gpu_model = self
-            .task_gpu_model(request.kind, min_vram_mib, request.gpu_model.as_deref())
-            .await?;
         let balance = self.token_balance().await?;
         if balance < fee {
             return Err(ClientError::InsufficientBalance {
@@ -271,6 +268,9 @@ impl Client {
                 fee,
             });
         }
+        let gpu_model = self
+            .task_gpu_model(request.kind, min_vram_mib, request.gpu_model.as_deref())
+            .await?;
 
         let local_hash = verinfer_task::args_hash(&bytes);
         let uploaded = self.relayer.upload_args(bytes).await?;
@@ -922,16 +922,31 @@ pub fn checked_args_bytes(args: &TaskArgs) -> Result<Vec<u8>, ClientError> {
     Ok(bytes)
 }
 
-/// Sends `call` with a padded gas limit (the block's draw runs in its first call, so gas depends
-/// on where the transaction lands) and waits for a successful receipt.
-pub(crate) async fn send<D: CallDecoder>(
+/// Sends `call` with a padded gas limit and waits for a successful receipt. The block's draw runs
+/// in its first call, so gas depends on where the transaction lands: the estimate is made in the
+/// pending block (where a transaction sent now lands, first in its block on an automining
+/// chain), so that it includes that draw; at the latest block the draw has run already.
+pub(crate) async fn send<D: CallDecoder + Clone>(
     action: &'static str,
     call: CallBuilder<&DynProvider, D>,
 ) -> Result<TransactionReceipt, ClientError> {
-    let estimate = call
+    let estimate = match call
+        .clone()
+        .block(alloy::eips::BlockId::pending())
         .estimate_gas()
         .await
-        .map_err(|error| ClientError::contract(action, error))?;
+    {
+        Ok(gas) => gas,
+        Err(error) if verinfer_abi::Revert::from_error(&error).is_some() => {
+            return Err(ClientError::contract(action, error));
+        }
+        Err(error) => {
+            tracing::debug!(%error, "estimating in the pending block failed; estimating in the latest");
+            call.estimate_gas()
+                .await
+                .map_err(|error| ClientError::contract(action, error))?
+        }
+    };
     let pending = call
         .gas(padded_gas_limit(estimate))
         .send()
