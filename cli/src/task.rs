@@ -269,7 +269,7 @@ fn created_line(created: &CreatedTask, default_fee: bool, default_model: bool) -
         )
     } else {
         format!(
-            "fee {} tokens, {}x the network minimum of {}",
+            "fee {} tokens, {}x the network minimum of {} tokens",
             format_tokens(created.fee),
             fee_multiple(created.fee, created.min_fee),
             format_tokens(created.min_fee)

@@ -11,6 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// anvil's first dev key: the devnet's deployer and so the contract's owner.
+const ANVIL_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
 /// One devnet at a time: they share the models directory and the machine's cores.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -363,8 +366,42 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
             .output()
             .unwrap()
     };
+    let admin = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_verinfer"))
+            .arg("admin")
+            .args(args)
+            .args(["--rpc-url", &rpc, "--deployment", &deployment])
+            .env("VERINFER_OWNER_KEY", ANVIL_KEY_0)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
     let llama = models_dir().join("tiny-llama");
     let sd = models_dir().join("tiny-sd");
+
+    // The registry: the deploy script's models and the fleet's, with their available nodes.
+    let listed = admin(&["gpu-model", "list"]);
+    let (stdout, stderr) = text(&listed);
+    assert!(listed.status.success(), "{stdout}\n{stderr}");
+    let row = |name: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(row("devnet-gpu-a")[1..4], ["8192", "yes", "3"], "{stdout}");
+    assert_eq!(row("devnet-gpu-b")[1..4], ["24576", "yes", "2"], "{stdout}");
+    let shown = admin(&["params", "show"]);
+    let (stdout, _) = text(&shown);
+    assert!(
+        shown.status.success()
+            && stdout.contains("  min task fee            0.01 tokens")
+            && stdout.contains("  min image fee           0.001 tokens per image"),
+        "{stdout}"
+    );
 
     // Bad args: refused before anything is sent.
     let nonce = cast_nonce(&rpc, &creator);
@@ -406,7 +443,29 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
         "a refused task sends no transaction"
     );
 
-    // A text task through the CLI, waited for.
+    // A fee below the network minimum: refused before anything is sent.
+    let refused = task(&[
+        "create",
+        "--text",
+        "--prompt",
+        "hi",
+        "--model",
+        llama.to_str().unwrap(),
+        "--fee",
+        "0.001",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused)
+            .1
+            .contains("fee 0.001 tokens is below the network's minimum of 0.01 tokens"),
+        "{}",
+        text(&refused).1
+    );
+    assert_eq!(cast_nonce(&rpc, &creator), nonce);
+
+    // A text task through the CLI, waited for; no --gpu-model: the registered model with the
+    // most available nodes (devnet-gpu-a, three nodes) is chosen.
     let created = task(&[
         "create",
         "--text",
@@ -416,14 +475,19 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
         llama.to_str().unwrap(),
         "--max-tokens",
         "8",
-        "--gpu-model",
-        "devnet-gpu-a",
         "--fee",
         "1.5",
         "--wait",
     ]);
     let (stdout, stderr) = text(&created);
     assert!(created.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("fee 1.5 tokens, 150.00x the network minimum of 0.01 tokens")
+            && stdout.contains(
+                "GPU model \"devnet-gpu-a\" (8192 MiB), chosen: the registered model with the most available nodes (3)"
+            ),
+        "{stdout}"
+    );
     let id = stdout
         .lines()
         .find_map(|line| {
@@ -464,7 +528,36 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
     let plain = std::fs::read_to_string(out.join("output.txt")).unwrap();
     assert_eq!(output["text"].as_str(), Some(plain.as_str()));
 
-    // A task no node can serve waits in its queue; its creator cancels it and gets the fee back.
+    // A task no node can serve (its model is registered, no node has it) waits in its queue;
+    // it has not expired yet; its creator cancels it and gets the fee back. No --fee: the
+    // network minimum.
+    let unregistered = task(&[
+        "create",
+        "--text",
+        "--prompt",
+        "nobody runs this",
+        "--model",
+        llama.to_str().unwrap(),
+        "--gpu-model",
+        "gpu-nobody-has",
+    ]);
+    assert!(!unregistered.status.success());
+    assert!(
+        text(&unregistered)
+            .1
+            .contains("GPU model \"gpu-nobody-has\" is not registered"),
+        "{}",
+        text(&unregistered).1
+    );
+    let added = admin(&[
+        "gpu-model",
+        "add",
+        "--name",
+        "gpu-nobody-has",
+        "--vram-mib",
+        "4096",
+    ]);
+    assert!(added.status.success(), "{}", text(&added).1);
     let queued = task(&[
         "create",
         "--text",
@@ -476,13 +569,12 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
         "4",
         "--gpu-model",
         "gpu-nobody-has",
-        "--fee",
-        "2",
     ]);
     let (stdout, stderr) = text(&queued);
     assert!(queued.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("queued until nodes are available"),
+        stdout.contains("fee 0.01 tokens: the network minimum")
+            && stdout.contains("queued until a draw finds three suitable nodes"),
         "{stdout}"
     );
     let queued_id = stdout
@@ -493,13 +585,35 @@ fn task_commands_create_follow_and_fetch_verified_results_on_a_running_devnet() 
         })
         .and_then(|id| id.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no task id in {stdout}"));
+    let early = task(&["expire", &queued_id.to_string()]);
+    assert!(!early.status.success());
+    assert!(
+        text(&early)
+            .1
+            .contains(&format!("task {queued_id} expires at")),
+        "{}",
+        text(&early).1
+    );
     let cancelled = task(&["cancel", &queued_id.to_string()]);
     let (stdout, stderr) = text(&cancelled);
     assert!(cancelled.status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("task {queued_id} cancelled"))
-            && stdout.contains("fee of 2 tokens refunded"),
+            && stdout.contains("fee of 0.01 tokens refunded"),
         "{stdout}"
+    );
+    // Cancelling sends the fee back at once: nothing is credited, nothing to withdraw.
+    let withdraw = Command::new(env!("CARGO_BIN_EXE_verinfer"))
+        .arg("withdraw")
+        .args(["--rpc-url", &rpc, "--deployment", &deployment])
+        .env("VERINFER_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(!withdraw.status.success());
+    assert!(
+        text(&withdraw).1.contains("nothing to withdraw"),
+        "{}",
+        text(&withdraw).1
     );
     let status = task(&["status", &queued_id.to_string()]);
     assert!(
@@ -559,14 +673,14 @@ fn the_load_benchmark_validates_every_task_and_reports_throughput() {
     );
     assert_eq!(
         stdout.matches(" joined as ").count(),
-        6,
-        "four demo nodes and two extra ones\n{stdout}"
+        7,
+        "five demo nodes and two extra ones\n{stdout}"
     );
     let summary = stdout
         .lines()
         .find(|line| line.starts_with("load: 5 image tasks (1 image"))
         .unwrap_or_else(|| panic!("no load summary in\n{stdout}"));
-    assert!(summary.contains("on 6 nodes: 5 validated in"), "{summary}");
+    assert!(summary.contains("on 7 nodes: 5 validated in"), "{summary}");
     assert!(summary.contains("tasks validated per minute"), "{summary}");
     // Three agreeing nodes upload each validated task's images.
     assert!(

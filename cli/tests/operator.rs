@@ -5,7 +5,10 @@
 //!
 //! 1. `scripts/foundry.sh anvil --port P --block-time 1 --mixed-mining`
 //! 2. deployer: `scripts/foundry.sh forge script script/Deploy.s.sol --rpc-url R --broadcast` (env
-//!    parameters), `cast call … params()`, `cast send … setValidationParams(…)`, token transfers
+//!    parameters), then as the owner (`VERINFER_OWNER_KEY`): `verinfer admin params show`,
+//!    `admin params schedule --threshold 12 --min-stake 1200`, `admin params cancel` (nothing
+//!    scheduled: refused), `admin gpu-model add --name operator-gpu --vram-mib 8192`,
+//!    `admin gpu-model list`, and token transfers with `cast send`
 //! 3. `verinfer model make-tiny --out models`, `verinfer model digest models/tiny-sd`,
 //!    `verinfer identity`
 //! 4. relayer: `verinfer relayer --print-example-config > relayer.toml` (edited),
@@ -21,7 +24,9 @@
 //!    `…/results`, `/v1/blobs/{hash}`, `/v1/nodes`) and a node's `/metrics`
 //! 8. Ctrl-C (SIGINT) to two nodes, SIGTERM to the third and the relayer: each exits with
 //!    status 0.
-//! 9. operator, daemon stopped: `verinfer node add-stake --amount 5`, `verinfer node leave`.
+//! 9. operator, daemon stopped: `verinfer node add-stake --amount 5`, `verinfer node leave`,
+//!    `verinfer node withdraw` (nothing credited: refused); dApp builder: `verinfer withdraw`
+//!    (nothing credited: refused).
 //!
 //! It is one scenario, so it is one `#[test]`: it calls the steps in order, each a function named
 //! for what it checks that takes the state earlier steps built ([`Scene`], [`Chain`],
@@ -592,7 +597,8 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
     let chain = anvil_lists_the_dev_accounts(&scene);
     let deployment = deploy_script_writes_the_record(&scene, &chain);
     deployer_holds_the_mock_mint(&scene, &chain, &deployment);
-    let min_stake = owner_sets_validation_params_with_cast(&scene, &chain, &deployment);
+    let min_stake = owner_schedules_params_with_verinfer_admin(&scene, &chain, &deployment);
+    owner_registers_the_nodes_gpu_model(&scene, &chain, &deployment);
     deployer_funds_nodes_and_creator(&scene, &chain, &deployment);
     let models = model_make_tiny_and_model_digest_agree(&scene);
     identity_prints_the_gpu(&scene);
@@ -632,6 +638,7 @@ fn readme_walkthrough_deployer_operator_and_dapp_builder() {
     // b. node operator again, daemons stopped
     node_add_stake_raises_the_stake(&scene, &operators);
     node_leave_returns_the_stake_once(&scene, &operators);
+    nothing_credited_means_nothing_to_withdraw(&scene, &operators, &dapp);
     drop(chain);
 }
 
@@ -749,51 +756,168 @@ fn deployer_holds_the_mock_mint(scene: &Scene, chain: &Chain, deployment: &Deplo
     );
 }
 
-/// The README's owner example with `cast`, verbatim values: `params()` shows the defaults and
-/// the windows given, then `setValidationParams(12, 1200e18, 100e18)` changes them. Returns the
-/// new minimum stake.
-fn owner_sets_validation_params_with_cast(
+/// `verinfer admin …` as the contract's owner (`VERINFER_OWNER_KEY`, the deployer's key),
+/// against the deployment record.
+fn admin(chain: &Chain, deployment: &Deployment, args: &[&str]) -> Command {
+    let mut command = verinfer();
+    command
+        .arg("admin")
+        .args(args)
+        .arg("--deployment")
+        .arg(&deployment.path)
+        .args(["--rpc-url", &chain.rpc])
+        .env("VERINFER_OWNER_KEY", &chain.deployer.key);
+    command
+}
+
+/// The README's owner example: `verinfer admin params show` lists the defaults and the windows
+/// given; `admin params schedule --threshold 12 --min-stake 1200` changes those two (in force at
+/// once: anvil deployments have no params delay), the others keep their values; `admin params
+/// cancel` with nothing scheduled is refused. Returns the new minimum stake in base units.
+fn owner_schedules_params_with_verinfer_admin(
     scene: &Scene,
     chain: &Chain,
     deployment: &Deployment,
 ) -> String {
-    let params_signature = "params()(uint8,uint96,uint96,uint16,uint16,uint32,uint32)";
-    let call_params = ["call", deployment.verinfer.as_str(), params_signature];
-    let params = chain.cast(scene, "cast-params-before", &call_params);
-    assert_eq!(
-        cast_values(&params.stdout),
-        [
-            "10",
-            &format!("1000{TOKEN}"),
-            &format!("100{TOKEN}"),
-            "5000",
-            "500",
-            "60",
-            "60"
-        ],
-        "deployed with the defaults and the windows given"
-    );
-    let min_stake = format!("1200{TOKEN}");
-    chain.cast(
-        scene,
-        "cast-set-validation-params",
+    let show = |name: &str| {
+        scene
+            .run(name, admin(chain, deployment, &["params", "show"]), SHORT)
+            .ok(|| chain.anvil.tails())
+    };
+    let before = show("admin-params-show-before");
+    for expected in [
+        "in force: version 1",
+        "  threshold               10 bits",
+        "  min stake               1000 tokens",
+        "  commit window           60 s",
+        "  min task fee            1 tokens",
+        "  min image fee           0.1 tokens per image",
+        "scheduled: none (params delay 0 s)",
+    ] {
+        assert!(
+            before.stdout.contains(expected),
+            "{expected:?}\n{}",
+            before.context()
+        );
+    }
+    let schedule = admin(
+        chain,
+        deployment,
         &[
-            "send",
-            &deployment.verinfer,
-            "setValidationParams(uint8,uint96,uint96)",
+            "params",
+            "schedule",
+            "--threshold",
             "12",
-            &min_stake,
-            &format!("100{TOKEN}"),
-            "--private-key",
-            &chain.deployer.key,
+            "--min-stake",
+            "1200",
         ],
     );
-    let params = chain.cast(scene, "cast-params-after", &call_params);
+    let scheduled = scene
+        .run("admin-params-schedule", schedule, SHORT)
+        .ok(|| chain.anvil.tails());
+    for expected in [
+        "parameter version 2 is in force now (tx 0x",
+        "  threshold               10 bits -> 12 bits",
+        "  min stake               1000 tokens -> 1200 tokens",
+    ] {
+        assert!(
+            scheduled.stdout.contains(expected),
+            "{expected:?}\n{}",
+            scheduled.context()
+        );
+    }
     assert_eq!(
-        cast_values(&params.stdout)[..3],
-        ["12".to_owned(), min_stake.clone(), format!("100{TOKEN}")]
+        scheduled.stdout.lines().count(),
+        3,
+        "only the two fields given change:\n{}",
+        scheduled.context()
     );
-    min_stake
+    let after = show("admin-params-show-after");
+    for expected in [
+        "in force: version 2",
+        "  threshold               12 bits",
+        "  min stake               1200 tokens",
+        "  commit window           60 s",
+    ] {
+        assert!(
+            after.stdout.contains(expected),
+            "{expected:?}\n{}",
+            after.context()
+        );
+    }
+    let cancel = admin(chain, deployment, &["params", "cancel"]);
+    let refused = scene.run("admin-params-cancel", cancel, SHORT);
+    assert!(!refused.status.success(), "{}", refused.context());
+    assert!(
+        refused.stderr.contains("no parameter version is scheduled"),
+        "{}",
+        refused.context()
+    );
+    format!("1200{TOKEN}")
+}
+
+/// `verinfer admin gpu-model add --name operator-gpu --vram-mib 8192` registers the nodes' model
+/// (the deploy script registered only its common NVIDIA GPUs); `admin gpu-model list` shows it;
+/// without the owner's key nothing is sent.
+fn owner_registers_the_nodes_gpu_model(scene: &Scene, chain: &Chain, deployment: &Deployment) {
+    let mut keyless = admin(
+        chain,
+        deployment,
+        &[
+            "gpu-model",
+            "add",
+            "--name",
+            GPU_MODEL,
+            "--vram-mib",
+            "8192",
+        ],
+    );
+    keyless.env_remove("VERINFER_OWNER_KEY");
+    let refused = scene.run("admin-gpu-model-add-keyless", keyless, SHORT);
+    assert!(!refused.status.success(), "{}", refused.context());
+    assert!(
+        refused.stderr.contains("set $VERINFER_OWNER_KEY"),
+        "{}",
+        refused.context()
+    );
+    let add = admin(
+        chain,
+        deployment,
+        &[
+            "gpu-model",
+            "add",
+            "--name",
+            GPU_MODEL,
+            "--vram-mib",
+            "8192",
+        ],
+    );
+    let added = scene
+        .run("admin-gpu-model-add", add, SHORT)
+        .ok(|| chain.anvil.tails());
+    assert!(
+        added.stdout.contains(&format!(
+            "GPU model \"{GPU_MODEL}\" registered with 8192 MiB"
+        )),
+        "{}",
+        added.context()
+    );
+    let list = admin(chain, deployment, &["gpu-model", "list"]);
+    let listed = scene
+        .run("admin-gpu-model-list", list, SHORT)
+        .ok(String::new);
+    let row = listed
+        .stdout
+        .lines()
+        .find(|line| line.starts_with(GPU_MODEL))
+        .unwrap_or_else(|| panic!("{}", listed.context()));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1..4], ["8192", "yes", "0"], "{}", listed.context());
+    assert!(
+        listed.stdout.contains("nvidia geforce rtx 4090"),
+        "the script's default models: {}",
+        listed.context()
+    );
 }
 
 /// Stake for the nodes and the fee for the creator, from the deployer's minted tokens
@@ -819,7 +943,7 @@ fn deployer_funds_nodes_and_creator(scene: &Scene, chain: &Chain, deployment: &D
         );
     }
     transfer("cast-fund-creator", &chain.creator, format!("100{TOKEN}"));
-    scene.step("validation params set, nodes and creator funded");
+    scene.step("parameters scheduled, GPU model registered, nodes and creator funded");
 }
 
 /// `verinfer model make-tiny --out models` writes the three tiny models and prints the same
@@ -1131,7 +1255,7 @@ fn three_nodes_join_with_the_min_stake(
         );
         assert!(
             summary.contains(&format!(
-                "declared \"{GPU_MODEL}\" with 8192 MiB; 3 model(s)"
+                "GPU model \"{GPU_MODEL}\" (8192 MiB in the registry; this machine 8192 MiB); fee tier 0 (tasks paying at least 1x the minimum); 3 model(s)"
             )),
             "{summary}"
         );
@@ -1151,8 +1275,10 @@ fn node_status_shows_address_chain_stake_and_vram(
     for expected in [
         format!("node      {}", operators.accounts[0].address),
         "chain     31337 (Verinfer ".to_owned(),
-        format!("stake     {min_stake}"),
-        "(8192 MiB)".to_owned(),
+        format!("stake     {min_stake} (1200 tokens)"),
+        format!("gpu model {GPU_MODEL} (8192 MiB)"),
+        "fee tier  0 (".to_owned(),
+        "claimable 0 (0 tokens)".to_owned(),
     ] {
         assert!(status.stdout.contains(&expected), "{}", status.context());
     }
@@ -1182,7 +1308,7 @@ fn text_task_is_validated_by_three_agreeing_nodes(
         "1",
         "--wait",
     ]);
-    let (id, created) = create_and_wait(scene, "task-create-text", create, daemons, "text");
+    let (id, created) = create_and_wait(scene, "task-create-text", create, daemons, "text", "1");
     assert!(
         created.stdout.contains("equal: agree"),
         "{}",
@@ -1243,8 +1369,9 @@ fn task_result_verifies_the_text_output(
     }
 }
 
-/// `verinfer task create --image … --wait` ends with the task validated, every pHash within the
-/// owner's threshold 12 (not the default 10). Returns the task id.
+/// `verinfer task create --image … --wait` without `--fee` pays the network minimum and ends with
+/// the task validated, every pHash within the owner's threshold 12 (not the default 10). Returns
+/// the task id.
 fn image_task_is_validated_under_the_owners_threshold(
     scene: &Scene,
     dapp: &DappBuilder,
@@ -1267,12 +1394,17 @@ fn image_task_is_validated_under_the_owners_threshold(
         "4",
         "--num-images",
         "1",
-        "--fee",
-        "1",
         "--wait",
     ]);
     let kind = "image (1 image)";
-    let (id, created) = create_and_wait(scene, "task-create-image", create, daemons, kind);
+    let (id, created) = create_and_wait(scene, "task-create-image", create, daemons, kind, "1.1");
+    assert!(
+        created
+            .stdout
+            .contains("fee 1.1 tokens: the network minimum"),
+        "no --fee: the minimum (1 token + 0.1 per image):\n{}",
+        created.context()
+    );
     assert!(
         created.stdout.contains("all <= 12: agree"),
         "the owner's threshold 12 applies:\n{}",
@@ -1318,22 +1450,23 @@ fn task_status_and_result_verify_the_image(
 }
 
 /// Runs `task create … --wait`, which must succeed and print the task validated with its `kind`
-/// and fee. Returns the task id and the run.
+/// and `fee` (tokens). Returns the task id and the run.
 fn create_and_wait(
     scene: &Scene,
     name: &str,
     create: Command,
     daemons: &Daemons,
     kind: &str,
+    fee: &str,
 ) -> (u64, Ran) {
     let created = scene
         .run(name, create, Duration::from_secs(150))
         .ok(|| daemons.tails());
     let id = created_id(&created.stdout).unwrap_or_else(|| panic!("{}", created.context()));
     assert!(
-        created
-            .stdout
-            .contains(&format!("task {id} | {kind} | Validated | fee 1 tokens")),
+        created.stdout.contains(&format!(
+            "task {id} | {kind} | Validated | fee {fee} tokens"
+        )),
         "{}\n{}",
         created.context(),
         daemons.tails()
@@ -1577,12 +1710,12 @@ fn ctrl_c_and_sigterm_stop_every_daemon(scene: &Scene, mut daemons: Daemons) {
     scene.step("nodes and relayer stopped by Ctrl-C");
 }
 
-/// The `stake     N` line of `verinfer node status`.
+/// The `stake     N (T tokens)` line of `verinfer node status`: N.
 fn stake_of(stdout: &str) -> u128 {
     stdout
         .lines()
         .find_map(|line| line.strip_prefix("stake     "))
-        .and_then(|stake| stake.trim().parse().ok())
+        .and_then(|stake| stake.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no stake line in:\n{stdout}"))
 }
 
@@ -1651,4 +1784,38 @@ fn node_leave_returns_the_stake_once(scene: &Scene, operators: &Operators) {
         ran.context()
     );
     scene.step("node1 added stake and left");
+}
+
+/// With nothing credited (node 1 left while idle: its stake came back at once; every task
+/// validated: no refund), `verinfer node withdraw` and `verinfer withdraw` are refused before
+/// any transaction.
+fn nothing_credited_means_nothing_to_withdraw(
+    scene: &Scene,
+    operators: &Operators,
+    dapp: &DappBuilder,
+) {
+    let node = operators.command(1, &["withdraw"]);
+    let ran = scene.run("node1-withdraw", node, SHORT);
+    assert!(!ran.status.success(), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("nothing to withdraw"),
+        "{}",
+        ran.context()
+    );
+    let mut creator = verinfer();
+    creator
+        .current_dir(&dapp.dir)
+        .arg("withdraw")
+        .env("VERINFER_KEY", &dapp.creator.key)
+        .env("VERINFER_RPC_URL", &dapp.rpc)
+        .env("VERINFER_RELAYER_URL", &dapp.relayer_url)
+        .env("VERINFER_DEPLOYMENT", &dapp.deployment);
+    let ran = scene.run("creator-withdraw", creator, SHORT);
+    assert!(!ran.status.success(), "{}", ran.context());
+    assert!(
+        ran.stderr.contains("nothing to withdraw"),
+        "{}",
+        ran.context()
+    );
+    scene.step("nothing to withdraw, refused");
 }
