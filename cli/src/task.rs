@@ -333,6 +333,9 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
     let status = client.task_status(cli.id).await?;
     let report = client.task_report(cli.id).await?;
     print!("{}", table::render(&report));
+    if let Some(line) = refund_line(&client, &status.chain).await? {
+        println!("{line}");
+    }
     match &status.relayer {
         Ok(view) => println!(
             "relayer: indexed as {:?} at block {}; args {}; uploads from {} of 3 nodes",
