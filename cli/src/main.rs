@@ -52,8 +52,9 @@ enum Command {
     /// Withdraw everything the contract credited to your account (refunds of aborted, errored
     /// and expired tasks, slash rewards, returned stakes), with the key in $VERINFER_KEY.
     Withdraw(task::WithdrawArgs),
-    /// The contract owner's commands: the GPU model registry (`admin gpu-model add|list|
-    /// set-active`) and protocol parameters (`admin params show|schedule|cancel`).
+    /// The contract owner's commands: the GPU model registry
+    /// (`admin gpu-model add|list|set-active`) and protocol parameters
+    /// (`admin params show|schedule|cancel`).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Run a local network (anvil, contracts, relayer, nodes on tiny models) and push an image
