@@ -81,7 +81,8 @@ pub const MAX_IMAGES: u8 = 16;
 /// The first state-changing call of a block runs the block's draw (starting waiting tasks) before
 /// its own work, so the gas of any verinfer transaction depends on whether it lands first in its
 /// block, not only on what `eth_estimateGas` simulated; a reveal that happens to be last also
-/// settles the task. Pads by 30 % plus 25 000.
+/// settles the task. Estimate at the pending block (where the draw is still due), not at `latest`
+/// (where it already ran); then pad by 30 % plus 25 000.
 pub const fn padded_gas_limit(estimate: u64) -> u64 {
     estimate
         .saturating_add(estimate / 10 * 3)
