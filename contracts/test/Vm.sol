@@ -7,6 +7,7 @@ interface Vm {
     // environment
     function warp(uint256 timestamp) external;
     function roll(uint256 blockNumber) external;
+    function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
     function prevrandao(bytes32 value) external;
     function chainId(uint256 id) external;
     function prank(address sender) external;
