@@ -97,19 +97,28 @@ abstract contract VerinferTestBase {
     function _setParams(IVerinfer.Params memory p) internal {
         VM.prank(owner);
         verinfer.scheduleParams(p);
-        VM.warp(block.timestamp + PARAMS_DELAY);
+        VM.warp(VM.getBlockTimestamp() + PARAMS_DELAY);
         _nextBlock();
     }
 
-    /// @dev Mines a block, so that the next state-changing call draws.
+    /// @dev Mines a block, so that the next state-changing call draws. (Reads the block number through
+    ///      the cheatcode: with via_ir the optimiser may reuse a `block.number` read before a roll.)
     function _nextBlock() internal {
-        VM.roll(block.number + 1);
+        VM.roll(VM.getBlockNumber() + 1);
     }
 
     /// @dev Runs the next block's draw (what any call in a new block does first).
     function _draw() internal returns (uint256 started) {
         _nextBlock();
         started = verinfer.drawTasks();
+    }
+
+    /// @dev Schedules `p` without waiting: returns when it takes effect. Tasks created before then
+    ///      run under the version in force now.
+    function _scheduleParams(IVerinfer.Params memory p) internal returns (uint40 effectiveAt) {
+        VM.prank(owner);
+        verinfer.scheduleParams(p);
+        (,, effectiveAt) = verinfer.scheduledParams();
     }
 
     // ================================================================ math
@@ -181,6 +190,40 @@ abstract contract VerinferTestBase {
         return verinfer.getNode(node).state;
     }
 
+    /// @dev Sends `account` everything credited to it; returns the amount.
+    function _withdraw(address account) internal returns (uint256 amount) {
+        VM.prank(account);
+        amount = verinfer.withdraw();
+    }
+
+    /// @dev The contract owes exactly what it holds: every registered node's stake and credit, the
+    ///      creator's credit, the fees of queued and running tasks, and the treasury balance. (Tests
+    ///      whose tasks come from other creators add their credit through `others`.)
+    function _assertTokenAccounting(address[] memory others) internal view {
+        uint256 owed = verinfer.treasuryBalance() + verinfer.claimable(creator);
+        uint256 nodes = verinfer.nodeCount();
+        for (uint32 id = 1; id <= nodes; ++id) {
+            address node = verinfer.nodeAddress(id);
+            owed += uint256(_stakeOf(node)) + verinfer.claimable(node);
+        }
+        for (uint256 i; i < others.length; ++i) {
+            owed += verinfer.claimable(others[i]);
+        }
+        uint256 tasks = verinfer.taskCount();
+        for (uint256 id = 1; id <= tasks; ++id) {
+            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            if (
+                t.status == IVerinfer.TaskStatus.Queued || t.status == IVerinfer.TaskStatus.Committing
+                    || t.status == IVerinfer.TaskStatus.Revealing
+            ) owed += t.fee;
+        }
+        VM.assertEq(token.balanceOf(address(verinfer)), owed, "token balance == everything owed");
+    }
+
+    function _assertTokenAccounting() internal view {
+        _assertTokenAccounting(new address[](0));
+    }
+
     // ================================================================ tasks
 
     function _nextArgsHash() internal returns (bytes32) {
@@ -215,6 +258,34 @@ abstract contract VerinferTestBase {
     function _createTextTask(string memory model, uint32 minVramMiB, uint96 fee) internal returns (uint256 taskId) {
         taskId = _queueTextTask(model, minVramMiB, fee);
         _draw();
+    }
+
+    /// @dev Queue of image tasks of VRAM class `vramClass` (0: every model fits) and fee level `feeLevel`.
+    function _imageQueueKey(uint32 vramClass, uint8 feeLevel) internal pure returns (bytes32) {
+        return keccak256(abi.encode(IMAGE, bytes32(uint256(vramClass)), feeLevel));
+    }
+
+    /// @dev Queue of text tasks on GPU model `modelId` at fee level `feeLevel`.
+    function _textQueueKey(bytes32 modelId, uint8 feeLevel) internal pure returns (bytes32) {
+        return keccak256(abi.encode(TEXT, modelId, feeLevel));
+    }
+
+    /// @dev Reference fee level: the highest tier t <= 7 with fee >= 2^t * minimum.
+    function _feeLevel(uint256 fee, uint256 minimum) internal pure returns (uint8 level) {
+        if (minimum == 0) return 7;
+        while (level < 7 && fee >= minimum << (level + 1)) {
+            ++level;
+        }
+    }
+
+    /// @dev Fee share of each of `payees` agreeing nodes of a validated task (default protocol fee).
+    function _rewardPerNode(uint96 fee, uint256 payees) internal pure returns (uint96) {
+        return uint96((fee - (uint256(fee) * PROTOCOL_FEE_BPS) / BPS) / payees);
+    }
+
+    /// @dev What a slash at the default share takes from `stake`.
+    function _slashOf(uint96 stake) internal pure returns (uint96) {
+        return uint96((uint256(stake) * SLASH_BPS) / BPS);
     }
 
     function _status(uint256 taskId) internal view returns (IVerinfer.TaskStatus) {
