@@ -10,79 +10,103 @@ import {GpuModels} from "../src/libraries/GpuModels.sol";
 import {VM} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
-/// @notice Deployment, join, addStake, leave, GPU model names and VRAM tiers.
+/// @notice Deployment, join, fee tiers, addStake, leave, GPU model names and the VRAM a model gives.
 contract VerinferNodesTest is VerinferTestBase {
     // ================================================================ constructor
 
     function test_Constructor_SetsParamsAndEmits() public {
+        IVerinfer.Params memory p = defaultParams();
         VM.expectEmit(false, false, false, true);
         emit Ownable.OwnershipTransferred(address(0), owner);
         VM.expectEmit(false, false, false, true);
-        emit IVerinfer.ValidationParamsSet(THRESHOLD, MIN_STAKE, STAKE_PER_BIT);
+        emit IVerinfer.ParamsScheduled(1, p, uint40(VM.getBlockTimestamp()));
         VM.expectEmit(false, false, false, true);
-        emit IVerinfer.SlashShareSet(SLASH_BPS);
-        VM.expectEmit(false, false, false, true);
-        emit IVerinfer.ProtocolFeeSet(PROTOCOL_FEE_BPS);
-        VM.expectEmit(false, false, false, true);
-        emit IVerinfer.WindowsSet(COMMIT_WINDOW, REVEAL_WINDOW);
+        emit IVerinfer.ParamsActivated(1);
         VM.expectEmit(false, false, false, true);
         emit IVerinfer.TreasurySet(treasury);
-        Verinfer v = new Verinfer(token, defaultParams(), owner, treasury);
+        Verinfer v = new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
 
-        (uint8 t, uint96 minStake, uint96 perBit, uint16 slashBps, uint16 feeBps, uint32 cw, uint32 rw) = v.params();
-        VM.assertEq(t, THRESHOLD);
-        VM.assertEq(minStake, MIN_STAKE);
-        VM.assertEq(perBit, STAKE_PER_BIT);
-        VM.assertEq(slashBps, SLASH_BPS);
-        VM.assertEq(feeBps, PROTOCOL_FEE_BPS);
-        VM.assertEq(cw, COMMIT_WINDOW);
-        VM.assertEq(rw, REVEAL_WINDOW);
-        VM.assertEq(v.threshold(), THRESHOLD);
-        VM.assertEq(v.minStake(), MIN_STAKE);
+        _assertParams(v.params(), p);
+        _assertParams(v.paramsAt(1), p);
+        VM.assertEq(v.paramsVersion(), 1);
+        (uint24 pending,, uint40 at) = v.scheduledParams();
+        VM.assertEq(pending, 0, "nothing scheduled");
+        VM.assertEq(at, 0);
+        VM.assertEq(v.paramsDelay(), PARAMS_DELAY);
         VM.assertEq(v.owner(), owner);
         VM.assertEq(v.treasury(), treasury);
         VM.assertEq(address(v.token()), address(token));
         VM.assertEq(v.taskCount(), 0);
         VM.assertEq(v.nodeCount(), 0);
+        VM.assertEq(v.gpuModelCount(), 0, "the registry starts empty");
+        VM.assertEq(v.lastTouchBlock(), VM.getBlockNumber());
+        VM.assertEq(v.minTaskFee(IMAGE, 2), MIN_TASK_FEE + 2 * MIN_IMAGE_FEE);
+        VM.assertEq(v.minTaskFee(TEXT, 0), MIN_TASK_FEE);
     }
 
     function test_Constructor_RevertsOnZeroAddresses() public {
         VM.expectRevert(IVerinfer.ZeroAddress.selector);
-        new Verinfer(IERC20(address(0)), defaultParams(), owner, treasury);
+        new Verinfer(IERC20(address(0)), defaultParams(), PARAMS_DELAY, owner, treasury);
         VM.expectRevert(IVerinfer.ZeroAddress.selector);
-        new Verinfer(token, defaultParams(), owner, address(0));
+        new Verinfer(token, defaultParams(), PARAMS_DELAY, owner, address(0));
         VM.expectRevert(abi.encodeWithSelector(Ownable.OwnableInvalidOwner.selector, address(0)));
-        new Verinfer(token, defaultParams(), address(0), treasury);
+        new Verinfer(token, defaultParams(), PARAMS_DELAY, address(0), treasury);
+    }
+
+    function test_Constructor_ParamsDelayAtMostThirtyDays() public {
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.ParamsDelayTooLong.selector, uint32(30 days + 1)));
+        new Verinfer(token, defaultParams(), 30 days + 1, owner, treasury);
+        VM.assertEq(new Verinfer(token, defaultParams(), 30 days, owner, treasury).paramsDelay(), 30 days);
+        VM.assertEq(new Verinfer(token, defaultParams(), 0, owner, treasury).paramsDelay(), 0);
     }
 
     function test_Constructor_RevertsOnBadParams() public {
-        IVerinfer.InitParams memory p = defaultParams();
+        IVerinfer.Params memory p = defaultParams();
         p.threshold = 65;
         p.stakePerThresholdBit = 0;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.ThresholdTooHigh.selector, uint8(65), uint8(64)));
-        new Verinfer(token, p, owner, treasury);
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
 
         p = defaultParams();
         p.minStake = STAKE_PER_BIT * THRESHOLD - 1;
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, p.minStake, STAKE_PER_BIT, THRESHOLD)
         );
-        new Verinfer(token, p, owner, treasury);
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
 
         p = defaultParams();
         p.slashShareBps = 0;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(0)));
-        new Verinfer(token, p, owner, treasury);
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
+
+        p = defaultParams();
+        p.slashRewardBps = 10_001;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
 
         p = defaultParams();
         p.protocolFeeBps = 10_001;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
-        new Verinfer(token, p, owner, treasury);
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
 
         p = defaultParams();
         p.revealWindow = 0;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, COMMIT_WINDOW, uint32(0)));
-        new Verinfer(token, p, owner, treasury);
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
+
+        p = defaultParams();
+        p.queueTimeout = 0;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidQueueTimeout.selector, uint32(0)));
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
+
+        p = defaultParams();
+        p.minTextPool = 2;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidMinTextPool.selector, uint8(2)));
+        new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
+    }
+
+    function _assertParams(IVerinfer.Params memory got, IVerinfer.Params memory want) internal pure {
+        VM.assertEq(keccak256(abi.encode(got)), keccak256(abi.encode(want)), "params");
     }
 
     // ================================================================ join
@@ -93,17 +117,17 @@ contract VerinferNodesTest is VerinferTestBase {
         bytes32 modelId = verinfer.gpuModelId(H100);
 
         VM.expectEmit(address(verinfer));
-        emit IVerinfer.NodeJoined(node, 1, modelId, "nvidia h100 80gb hbm3", VRAM_80G, MIN_STAKE);
+        emit IVerinfer.NodeJoined(node, 1, modelId, "nvidia h100 80gb hbm3", VRAM_80G, MIN_STAKE, 0);
         VM.prank(node);
-        verinfer.join(H100, VRAM_80G, MIN_STAKE);
+        verinfer.join(H100, 0, MIN_STAKE);
 
         IVerinfer.NodeInfo memory info = verinfer.getNode(node);
         VM.assertEq(uint256(info.state), uint256(IVerinfer.NodeState.Available));
         VM.assertEq(info.id, 1);
         VM.assertEq(info.stake, MIN_STAKE);
         VM.assertEq(info.gpuModel, modelId);
-        VM.assertEq(info.vramMiB, VRAM_80G);
-        VM.assertEq(info.tier, 6);
+        VM.assertEq(info.vramMiB, VRAM_80G, "VRAM comes from the registry");
+        VM.assertEq(info.feeTier, 0);
         VM.assertEq(info.taskId, 0);
         VM.assertEq(verinfer.nodeAddress(1), node);
         VM.assertEq(verinfer.nodeCount(), 1);
@@ -111,10 +135,11 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.assertEq(token.balanceOf(address(verinfer)), MIN_STAKE, "stake held by the contract");
         VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 1, "in the global pool");
         VM.assertEq(verinfer.availableNodes(modelId, 0), 1, "in its model's pool");
+        VM.assertEq(verinfer.gpuModel(modelId).availableNodes, 1);
     }
 
     function test_Join_AboveMinimumStake() public {
-        _join(_nodeAddr(0), H100, VRAM_80G, MIN_STAKE * 3);
+        _join(_nodeAddr(0), H100, MIN_STAKE * 3);
         VM.assertEq(_stakeOf(_nodeAddr(0)), MIN_STAKE * 3);
     }
 
@@ -123,48 +148,65 @@ contract VerinferNodesTest is VerinferTestBase {
         _fund(node, MIN_STAKE);
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.StakeBelowMinimum.selector, MIN_STAKE - 1, MIN_STAKE));
-        verinfer.join(H100, VRAM_80G, MIN_STAKE - 1);
+        verinfer.join(H100, 0, MIN_STAKE - 1);
     }
 
-    function test_Join_RevertsOnVramOutOfRange() public {
+    /// @dev Nodes no longer declare VRAM: the model must be in the owner's registry, and active.
+    function test_Join_RevertsOnUnregisteredOrInactiveModel() public {
         address node = _nodeAddr(0);
         _fund(node, MIN_STAKE);
-        uint32 min = verinfer.MIN_NODE_VRAM_MIB();
-        uint32 max = verinfer.MAX_NODE_VRAM_MIB();
+        bytes32 unknown = verinfer.gpuModelId("NVIDIA B200");
         VM.prank(node);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooSmall.selector, min - 1, min));
-        verinfer.join(H100, min - 1, MIN_STAKE);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
+        verinfer.join("NVIDIA B200", 0, MIN_STAKE);
+
+        bytes32 h100 = verinfer.gpuModelId(H100);
+        VM.prank(owner);
+        verinfer.setGpuModelActive(h100, false);
         VM.prank(node);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooLarge.selector, max + 1, max));
-        verinfer.join(H100, max + 1, MIN_STAKE);
-        // Both ends are accepted.
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelInactive.selector, h100));
+        verinfer.join(H100, 0, MIN_STAKE);
+
+        VM.prank(owner);
+        verinfer.setGpuModelActive(h100, true);
         VM.prank(node);
-        verinfer.join(H100, max, MIN_STAKE);
-        _join(_nodeAddr(1), H100, min, MIN_STAKE);
+        verinfer.join(H100, 0, MIN_STAKE);
+        _assertNodeState(node, IVerinfer.NodeState.Available);
+    }
+
+    function test_Join_RevertsOnFeeTierAboveMax() public {
+        address node = _nodeAddr(0);
+        _fund(node, MIN_STAKE);
+        VM.prank(node);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidFeeTier.selector, uint8(8), uint8(7)));
+        verinfer.join(H100, 8, MIN_STAKE);
+        VM.prank(node);
+        verinfer.join(H100, 7, MIN_STAKE);
+        VM.assertEq(verinfer.getNode(node).feeTier, 7);
     }
 
     function test_Join_RevertsWhenAlreadyRegistered() public {
         address node = _nodeAddr(0);
-        _join(node, H100, VRAM_80G, MIN_STAKE);
+        _join(node, H100, MIN_STAKE);
         _fund(node, MIN_STAKE);
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.AlreadyRegistered.selector, node));
-        verinfer.join(H100, VRAM_80G, MIN_STAKE);
+        verinfer.join(H100, 0, MIN_STAKE);
     }
 
     function test_Join_RevertsWhileBusyOrLeaving() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask();
         address node = _nodesOf(taskId)[0];
         _fund(node, MIN_STAKE);
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.AlreadyRegistered.selector, node));
-        verinfer.join(H100, VRAM_80G, MIN_STAKE);
+        verinfer.join(H100, 0, MIN_STAKE);
         VM.prank(node);
         verinfer.leave();
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.AlreadyRegistered.selector, node));
-        verinfer.join(H100, VRAM_80G, MIN_STAKE);
+        verinfer.join(H100, 0, MIN_STAKE);
     }
 
     function test_Join_RevertsOnBadGpuModelName() public {
@@ -172,32 +214,89 @@ contract VerinferNodesTest is VerinferTestBase {
         _fund(node, MIN_STAKE);
         VM.startPrank(node);
         VM.expectRevert(GpuModels.EmptyGpuModel.selector);
-        verinfer.join("", VRAM_80G, MIN_STAKE);
+        verinfer.join("", 0, MIN_STAKE);
         VM.expectRevert(GpuModels.EmptyGpuModel.selector);
-        verinfer.join(" \t  ", VRAM_80G, MIN_STAKE);
+        verinfer.join(" \t  ", 0, MIN_STAKE);
         string memory long = "nvidia h100 80gb hbm3 nvidia h100 80gb hbm3 nvidia h100 80gb hbm3";
         VM.expectRevert(abi.encodeWithSelector(GpuModels.GpuModelTooLong.selector, bytes(long).length, 64));
-        verinfer.join(long, VRAM_80G, MIN_STAKE);
+        verinfer.join(long, 0, MIN_STAKE);
         VM.expectRevert(abi.encodeWithSelector(GpuModels.InvalidGpuModelCharacter.selector, 6, bytes1(0x0a)));
-        verinfer.join("NVIDIA\nH100", VRAM_80G, MIN_STAKE);
+        verinfer.join("NVIDIA\nH100", 0, MIN_STAKE);
         VM.expectRevert(abi.encodeWithSelector(GpuModels.InvalidGpuModelCharacter.selector, 4, bytes1(0x7f)));
-        verinfer.join("H100\x7f", VRAM_80G, MIN_STAKE);
+        verinfer.join("H100\x7f", 0, MIN_STAKE);
         VM.expectRevert(abi.encodeWithSelector(GpuModels.InvalidGpuModelCharacter.selector, 0, bytes1(0xc3)));
-        verinfer.join(unicode"é", VRAM_80G, MIN_STAKE);
+        verinfer.join(unicode"é", 0, MIN_STAKE);
         VM.stopPrank();
     }
 
     function test_Join_AcceptsModelNameOfMaxLength() public {
         bytes memory name = new bytes(64);
-        for (uint256 i; i < 64; ++i) {
-            name[i] = "A";
-        }
-        _join(_nodeAddr(0), string(name), VRAM_8G, MIN_STAKE);
         bytes memory lower = new bytes(64);
         for (uint256 i; i < 64; ++i) {
+            name[i] = "A";
             lower[i] = "a";
         }
+        VM.prank(owner);
+        verinfer.addGpuModel(string(name), VRAM_8G);
+        _join(_nodeAddr(0), string(lower), MIN_STAKE);
         VM.assertEq(verinfer.getNode(_nodeAddr(0)).gpuModel, keccak256(lower));
+        VM.assertEq(verinfer.getNode(_nodeAddr(0)).vramMiB, VRAM_8G);
+    }
+
+    // ================================================================ fee tiers
+
+    function test_SetFeeTier_AvailableNodeMovesTier() public {
+        address node = _nodeAddr(0);
+        _join(node, H100, MIN_STAKE);
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.FeeTierSet(node, 5);
+        VM.prank(node);
+        verinfer.setFeeTier(5);
+        VM.assertEq(verinfer.getNode(node).feeTier, 5);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 1, "still available, in its new tier");
+        _assertNodeState(node, IVerinfer.NodeState.Available);
+
+        VM.prank(node);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidFeeTier.selector, uint8(8), uint8(7)));
+        verinfer.setFeeTier(8);
+        VM.prank(stranger);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.NotRegistered.selector, stranger));
+        verinfer.setFeeTier(1);
+    }
+
+    /// @dev A node of fee tier t is drawn only for tasks paying at least 2^t times the minimum.
+    function test_FeeTier_NodeDrawnOnlyForTasksPayingItsTier() public {
+        _makeNodes(0, 2, H100);
+        address pricey = _nodeAddr(2);
+        _join(pricey, H100, 3, MIN_STAKE); // serves fees >= 8x the minimum
+        uint96 minimum = uint96(verinfer.minTaskFee(IMAGE, 1));
+
+        uint256 cheap = _createImageTask(1, 0, 8 * minimum - 1);
+        VM.assertEq(verinfer.getTask(cheap).feeLevel, 2);
+        _assertStatus(cheap, IVerinfer.TaskStatus.Queued);
+
+        uint256 paying = _createImageTask(1, 0, 8 * minimum);
+        VM.assertEq(verinfer.getTask(paying).feeLevel, 3);
+        _assertStatus(paying, IVerinfer.TaskStatus.Committing);
+        _assertNodeState(pricey, IVerinfer.NodeState.Busy);
+        _assertStatus(cheap, IVerinfer.TaskStatus.Queued);
+    }
+
+    /// @dev A busy node's new tier applies when it is released.
+    function test_SetFeeTier_BusyNodeKeepsTierUntilReleased() public {
+        _makeNodes(0, 3, H100);
+        uint256 taskId = _createImageTask();
+        address node = _nodesOf(taskId)[0];
+        VM.prank(node);
+        verinfer.setFeeTier(7);
+        _assertNodeState(node, IVerinfer.NodeState.Busy);
+        _runHonestImageTask(taskId);
+        IVerinfer.NodeInfo memory info = verinfer.getNode(node);
+        VM.assertEq(info.feeTier, 7);
+        VM.assertEq(uint256(info.state), uint256(IVerinfer.NodeState.Available));
+        // FEE pays for tier 3 only: the tier-7 node is not drawn, so the task waits.
+        uint256 next = _createImageTask();
+        _assertStatus(next, IVerinfer.TaskStatus.Queued);
     }
 
     // ================================================================ GPU model normalisation
@@ -213,9 +312,11 @@ contract VerinferNodesTest is VerinferTestBase {
     }
 
     function test_GpuModel_NormalisedNamesShareAPool() public {
-        _join(_nodeAddr(0), "  NVIDIA  H100 ", VRAM_80G, MIN_STAKE);
-        _join(_nodeAddr(1), "nvidia h100", VRAM_80G, MIN_STAKE);
-        _join(_nodeAddr(2), "Nvidia\tH100", VRAM_80G, MIN_STAKE);
+        VM.prank(owner);
+        verinfer.addGpuModel("NVIDIA H100", VRAM_80G);
+        _join(_nodeAddr(0), "  NVIDIA  H100 ", MIN_STAKE);
+        _join(_nodeAddr(1), "nvidia h100", MIN_STAKE);
+        _join(_nodeAddr(2), "Nvidia\tH100", MIN_STAKE);
         bytes32 id = keccak256("nvidia h100");
         VM.assertEq(verinfer.availableNodes(id, 0), 3);
         // A text task naming the model in yet another spelling is served by the three.
@@ -225,52 +326,44 @@ contract VerinferNodesTest is VerinferTestBase {
     }
 
     function test_GpuModel_JoinEventCarriesNormalForm() public {
+        VM.prank(owner);
+        verinfer.addGpuModel("NVIDIA H100", VRAM_80G);
         address node = _nodeAddr(0);
         _fund(node, MIN_STAKE);
         VM.expectEmit(address(verinfer));
-        emit IVerinfer.NodeJoined(node, 1, keccak256("nvidia h100"), "nvidia h100", VRAM_80G, MIN_STAKE);
+        emit IVerinfer.NodeJoined(node, 1, keccak256("nvidia h100"), "nvidia h100", VRAM_80G, MIN_STAKE, 0);
         VM.prank(node);
-        verinfer.join("  NVIDIA  H100 ", VRAM_80G, MIN_STAKE);
+        verinfer.join("  NVIDIA  H100 ", 0, MIN_STAKE);
     }
 
-    // ================================================================ VRAM tiers
+    // ================================================================ VRAM from the registry
 
-    function test_VramTiers() public {
-        uint32[11] memory vram =
-            [uint32(1024), 2047, 2048, 4095, 8192, 16_384, 24_576, 32_768, 81_920, 131_072, 16_777_215];
-        uint8[11] memory tier = [uint8(0), 0, 1, 1, 3, 4, 4, 5, 6, 7, 7];
-        for (uint256 i; i < vram.length; ++i) {
-            _join(_nodeAddr(i), H100, vram[i], MIN_STAKE);
-            VM.assertEq(verinfer.getNode(_nodeAddr(i)).tier, tier[i], string.concat("tier of ", VM.toString(vram[i])));
-        }
-    }
-
-    /// @dev A task's requirement rounds up to a whole tier: a 24 GiB node (tier 4, from 16 GiB)
-    ///      is not offered a task needing 20 GiB (tier 5), though it has enough memory.
-    function test_VramRequirementIsConservative() public {
-        _makeNodes(0, 3, RTX4090, VRAM_24G);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 16_384), 3, "16 GiB task: tier 4 nodes qualify");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 16_385), 0, "just over 16 GiB: tier 5 needed");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 20_480), 0, "20 GiB task: 24 GiB nodes not offered");
+    /// @dev A node's VRAM is its model's: an RTX 4090 (24 GiB) is offered exactly the tasks that need
+    ///      at most 24 GiB (no rounding to tiers any more), whatever it might have claimed.
+    function test_Vram_ComesFromTheModel() public {
+        _makeNodes(0, 3, RTX4090);
+        VM.assertEq(verinfer.getNode(_nodeAddr(0)).vramMiB, VRAM_24G);
         VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 3);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 1024), 3);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), 20_480), 3, "20 GiB task: 24 GiB nodes qualify");
+        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_24G), 3, "exactly 24 GiB qualifies");
+        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_24G + 1), 0, "just over 24 GiB: 80 GiB models only");
 
-        uint256 queued = _createImageTask(1, 20_480, FEE);
+        uint256 queued = _createImageTask(1, VRAM_24G + 1, FEE);
         _assertStatus(queued, IVerinfer.TaskStatus.Queued);
-        uint256 started = _createImageTask(1, 16_384, FEE);
+        uint256 started = _createImageTask(1, VRAM_24G, FEE);
         _assertStatus(started, IVerinfer.TaskStatus.Committing);
     }
 
-    function test_VramRequirement_HigherTierServesLowerTask() public {
-        _join(_nodeAddr(0), H100, VRAM_80G, MIN_STAKE);
-        _join(_nodeAddr(1), H100, VRAM_8G, MIN_STAKE);
-        _join(_nodeAddr(2), H100, 1024, MIN_STAKE);
+    function test_Vram_LargerModelServesSmallerTask() public {
+        _join(_nodeAddr(0), H100, MIN_STAKE);
+        _join(_nodeAddr(1), RTX4060, MIN_STAKE);
+        _join(_nodeAddr(2), RTX4090, MIN_STAKE);
         VM.assertEq(verinfer.availableNodes(bytes32(0), 1024), 3);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 1025), 2);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 8192), 2);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 8193), 1);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 65_536), 1);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 65_537), 0);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_8G), 3);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_8G + 1), 2);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_24G + 1), 1);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_80G), 1);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_80G + 1), 0);
         uint256 taskId = _createImageTask(1, 1024, FEE);
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
     }
@@ -279,7 +372,7 @@ contract VerinferNodesTest is VerinferTestBase {
 
     function test_AddStake_IncreasesStakeAndEmits() public {
         address node = _nodeAddr(0);
-        _join(node, H100, VRAM_80G, MIN_STAKE);
+        _join(node, H100, MIN_STAKE);
         token.mint(node, 5 ether);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.StakeAdded(node, 5 ether, MIN_STAKE + 5 ether);
@@ -290,7 +383,7 @@ contract VerinferNodesTest is VerinferTestBase {
     }
 
     function test_AddStake_WorksWhileBusy() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask();
         address node = _nodesOf(taskId)[1];
         token.mint(node, 1 ether);
@@ -313,7 +406,7 @@ contract VerinferNodesTest is VerinferTestBase {
     function test_AddStake_RevertsOnOverflow() public {
         address node = _nodeAddr(0);
         uint96 huge = type(uint96).max;
-        _join(node, H100, VRAM_80G, huge);
+        _join(node, H100, huge);
         token.mint(node, 1);
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.StakeOverflow.selector, node));
@@ -324,12 +417,13 @@ contract VerinferNodesTest is VerinferTestBase {
 
     function test_Leave_IdleNodeGetsStakeBack() public {
         address node = _nodeAddr(0);
-        _join(node, H100, VRAM_80G, MIN_STAKE + 7);
+        _join(node, H100, MIN_STAKE + 7);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.NodeExited(node, IVerinfer.ExitReason.Left, MIN_STAKE + 7);
         VM.prank(node);
         verinfer.leave();
-        VM.assertEq(token.balanceOf(node), MIN_STAKE + 7, "stake returned");
+        VM.assertEq(token.balanceOf(node), MIN_STAKE + 7, "stake returned at once (the node's own call)");
+        VM.assertEq(verinfer.claimable(node), 0, "nothing credited");
         VM.assertEq(token.balanceOf(address(verinfer)), 0);
         IVerinfer.NodeInfo memory info = verinfer.getNode(node);
         VM.assertEq(uint256(info.state), uint256(IVerinfer.NodeState.None));
@@ -340,15 +434,16 @@ contract VerinferNodesTest is VerinferTestBase {
 
     function test_Leave_ThenRejoinKeepsId() public {
         address node = _nodeAddr(0);
-        _join(node, H100, VRAM_80G, MIN_STAKE);
+        _join(node, H100, MIN_STAKE);
         VM.prank(node);
         verinfer.leave();
-        _join(node, RTX4090, VRAM_24G, MIN_STAKE);
+        _join(node, RTX4090, 2, MIN_STAKE);
         IVerinfer.NodeInfo memory info = verinfer.getNode(node);
         VM.assertEq(info.id, 1, "same id");
         VM.assertEq(verinfer.nodeCount(), 1);
         VM.assertEq(info.gpuModel, verinfer.gpuModelId(RTX4090), "new model");
-        VM.assertEq(info.tier, 4);
+        VM.assertEq(info.vramMiB, VRAM_24G, "the new model's VRAM");
+        VM.assertEq(info.feeTier, 2, "new fee tier");
         VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(H100), 0), 0);
         VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(RTX4090), 0), 1);
     }
@@ -356,7 +451,7 @@ contract VerinferNodesTest is VerinferTestBase {
     /// @dev Swap-and-pop removal keeps the pools consistent: after nodes in the middle leave,
     ///      every remaining node can still be selected, and no removed one is.
     function test_Leave_KeepsPoolsConsistent() public {
-        address[] memory nodes = _makeNodes(0, 7, H100, VRAM_80G);
+        address[] memory nodes = _makeNodes(0, 7, H100);
         VM.prank(nodes[2]);
         verinfer.leave();
         VM.prank(nodes[0]);
@@ -377,8 +472,10 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(H100), 0), 1);
     }
 
-    function test_Leave_BusyNodeIsMarkedLeavingAndPaidAtSettlement() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
+    /// @dev A busy node that leaves is paid at settlement by a credit (settlement never transfers),
+    ///      which it withdraws itself.
+    function test_Leave_BusyNodeIsMarkedLeavingAndCreditedAtSettlement() public {
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask();
         address node = _nodesOf(taskId)[0];
 
@@ -400,11 +497,25 @@ contract VerinferNodesTest is VerinferTestBase {
         emit IVerinfer.NodeRewarded(node, taskId, reward);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.NodeExited(node, IVerinfer.ExitReason.Left, MIN_STAKE + reward);
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.BalanceCredited(node, taskId, IVerinfer.CreditReason.StakeReturned, MIN_STAKE + reward);
         _revealImage(taskId, node, h);
 
-        VM.assertEq(token.balanceOf(node), MIN_STAKE + reward, "stake and reward returned");
+        VM.assertEq(token.balanceOf(node), 0, "settlement transfers nothing");
+        VM.assertEq(verinfer.claimable(node), MIN_STAKE + reward, "stake and reward credited");
         _assertNodeState(node, IVerinfer.NodeState.None);
         VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 2, "the leaver is not back in the pool");
+        _assertTokenAccounting();
+
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.Withdrawn(node, MIN_STAKE + reward);
+        VM.assertEq(_withdraw(node), MIN_STAKE + reward);
+        VM.assertEq(token.balanceOf(node), MIN_STAKE + reward, "withdrawn");
+        VM.assertEq(verinfer.claimable(node), 0);
+        VM.prank(node);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.NothingToWithdraw.selector, node));
+        verinfer.withdraw();
+        _assertTokenAccounting();
     }
 
     function test_Leave_Reverts() public {
@@ -413,7 +524,7 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.NotLeavable.selector, node, IVerinfer.NodeState.None));
         verinfer.leave();
 
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask();
         address busy = _nodesOf(taskId)[0];
         VM.prank(busy);
@@ -421,9 +532,5 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.prank(busy);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.NotLeavable.selector, busy, IVerinfer.NodeState.Leaving));
         verinfer.leave();
-    }
-
-    function _rewardPerNode(uint96 fee, uint96 payees) internal pure returns (uint96) {
-        return (fee - (fee * PROTOCOL_FEE_BPS) / BPS) / payees;
     }
 }

@@ -3,33 +3,27 @@ pragma solidity ^0.8.24;
 
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
 import {GpuModels} from "../src/libraries/GpuModels.sol";
-import {VM} from "./Vm.sol";
+import {VM, Vm} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
-/// @notice Task creation, node selection, queues, cancel and dispatch.
+/// @notice Task creation, draws (node selection in a later block), per-class queues, cancel and expiry.
 contract VerinferTasksTest is VerinferTestBase {
-    string internal constant A100 = "NVIDIA A100-SXM4-80GB";
+    /// @dev FEE (10 ether) against the default minimums (1 ether + 0.1 ether per image) pays for fee
+    ///      tier 3 (8x the minimum) for the image counts used here.
+    uint8 internal constant FEE_LEVEL = 3;
 
     // ================================================================ create and start
 
-    function test_CreateImageTask_StartsWithThreeNodesAndEscrowsFee() public {
-        _makeNodes(0, 5, H100, VRAM_80G);
+    function test_CreateImageTask_QueuesThenStartsInALaterBlock() public {
+        _makeNodes(0, 5, H100);
         bytes32 argsHash = keccak256("args");
-
-        // Learn the selection, rewind, and expect exactly it.
-        uint256 snap = VM.snapshotState();
-        VM.prank(creator);
-        uint256 probe = verinfer.createTask(IMAGE, argsHash, 2, 4096, "", FEE);
-        address[3] memory picked = _nodesOf(probe);
-        VM.revertToState(snap);
-
-        uint32 commitDeadline = uint32(block.timestamp) + COMMIT_WINDOW;
-        uint32 revealDeadline = commitDeadline + REVEAL_WINDOW;
+        uint256 createdAt = VM.getBlockNumber();
         uint256 creatorBefore = token.balanceOf(creator);
+
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TaskCreated(1, creator, IMAGE, argsHash, 2, 4096, bytes32(0), FEE);
         VM.expectEmit(address(verinfer));
-        emit IVerinfer.TaskStarted(1, picked, commitDeadline, revealDeadline);
+        emit IVerinfer.TaskQueued(1, _imageQueueKey(0, FEE_LEVEL));
         VM.prank(creator);
         uint256 taskId = verinfer.createTask(IMAGE, argsHash, 2, 4096, "", FEE);
 
@@ -37,8 +31,34 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.assertEq(verinfer.taskCount(), 1);
         VM.assertEq(token.balanceOf(creator), creatorBefore - FEE, "fee escrowed");
         VM.assertEq(token.balanceOf(address(verinfer)), 5 * uint256(MIN_STAKE) + FEE);
-
         IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
+        VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Queued), "createTask never starts a task");
+        VM.assertEq(t.nodes[0], address(0));
+        VM.assertEq(t.feeLevel, FEE_LEVEL);
+        VM.assertEq(t.paramsVersion, 1);
+        VM.assertEq(t.expiresAt, VM.getBlockTimestamp() + QUEUE_TIMEOUT);
+        // Nothing draws again in the creating block.
+        VM.assertFalse(verinfer.drawDue(), "no draw due in the creating block");
+        VM.assertEq(verinfer.drawTasks(), 0);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
+
+        // The first call of a later block draws. Learn the selection, rewind, and expect exactly it.
+        VM.warp(VM.getBlockTimestamp() + 12);
+        _nextBlock();
+        VM.assertTrue(verinfer.drawDue());
+        uint256 snap = VM.snapshotState();
+        verinfer.drawTasks();
+        address[3] memory picked = _nodesOf(taskId);
+        VM.revertToState(snap);
+
+        uint32 commitDeadline = uint32(VM.getBlockTimestamp()) + COMMIT_WINDOW;
+        uint32 revealDeadline = commitDeadline + REVEAL_WINDOW;
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.TaskStarted(1, picked, commitDeadline, revealDeadline, createdAt);
+        VM.prank(stranger);
+        VM.assertEq(verinfer.drawTasks(), 1, "anybody's call starts it");
+
+        t = verinfer.getTask(taskId);
         VM.assertEq(t.creator, creator);
         VM.assertEq(uint256(t.kind), uint256(IMAGE));
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Committing));
@@ -47,7 +67,7 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.assertEq(t.argsHash, argsHash);
         VM.assertEq(t.gpuModel, bytes32(0));
         VM.assertEq(t.fee, FEE);
-        VM.assertEq(t.commitDeadline, commitDeadline);
+        VM.assertEq(t.commitDeadline, commitDeadline, "deadlines count from the start");
         VM.assertEq(t.revealDeadline, revealDeadline);
         VM.assertEq(t.committedMask, 0);
         VM.assertEq(t.revealedMask, 0);
@@ -58,9 +78,12 @@ contract VerinferTasksTest is VerinferTestBase {
             VM.assertEq(n.taskId, taskId);
         }
         VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 2, "three nodes left the pool");
+        VM.assertEq(verinfer.queuedTasks(), 0);
+        VM.assertFalse(verinfer.drawDue());
     }
 
     function test_CreateTask_RevertsOnBadInput() public {
+        uint96 imageMin = MIN_TASK_FEE + MIN_IMAGE_FEE;
         VM.startPrank(creator);
         VM.expectRevert(IVerinfer.ZeroArgsHash.selector);
         verinfer.createTask(IMAGE, bytes32(0), 1, 0, "", FEE);
@@ -69,45 +92,84 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidImageCount.selector, IMAGE, uint8(17)));
         verinfer.createTask(IMAGE, keccak256("a"), 17, 0, "", FEE);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidImageCount.selector, TEXT, uint8(1)));
-        verinfer.createTask(TEXT, keccak256("a"), 1, 0, "", FEE);
+        verinfer.createTask(TEXT, keccak256("a"), 1, 0, H100, FEE);
         VM.expectRevert(IVerinfer.GpuModelNotAllowedForImages.selector);
         verinfer.createTask(IMAGE, keccak256("a"), 1, 0, H100, FEE);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooLarge.selector, uint32(131_073), uint32(131_072)));
-        verinfer.createTask(IMAGE, keccak256("a"), 1, 131_073, "", FEE);
+        // Image tasks need some registered model with the VRAM.
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.NoGpuModelFits.selector, VRAM_80G + 1));
+        verinfer.createTask(IMAGE, keccak256("a"), 1, VRAM_80G + 1, "", FEE);
+        // Text tasks must name a registered model that has the VRAM.
+        VM.expectRevert(IVerinfer.GpuModelRequiredForText.selector);
+        verinfer.createTask(TEXT, keccak256("a"), 0, 0, "", FEE);
         VM.expectRevert(GpuModels.EmptyGpuModel.selector);
         verinfer.createTask(TEXT, keccak256("a"), 0, 0, "   ", FEE);
         VM.expectRevert(abi.encodeWithSelector(GpuModels.InvalidGpuModelCharacter.selector, 1, bytes1(0x00)));
         verinfer.createTask(TEXT, keccak256("a"), 0, 0, "H\x00", FEE);
+        VM.expectRevert(
+            abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, verinfer.gpuModelId("NVIDIA B200"))
+        );
+        verinfer.createTask(TEXT, keccak256("a"), 0, 0, "NVIDIA B200", FEE);
+        VM.expectRevert(
+            abi.encodeWithSelector(
+                IVerinfer.GpuModelLacksVram.selector, verinfer.gpuModelId(RTX4090), VRAM_24G, VRAM_24G + 1
+            )
+        );
+        verinfer.createTask(TEXT, keccak256("a"), 0, VRAM_24G + 1, RTX4090, FEE);
+        // Fees below the minimum (per task, plus per image).
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.FeeBelowMinimum.selector, imageMin - 1, imageMin));
+        verinfer.createTask(IMAGE, keccak256("a"), 1, 0, "", imageMin - 1);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.FeeBelowMinimum.selector, MIN_TASK_FEE - 1, MIN_TASK_FEE));
+        verinfer.createTask(TEXT, keccak256("a"), 0, 0, H100, MIN_TASK_FEE - 1);
+        VM.expectRevert(
+            abi.encodeWithSelector(
+                IVerinfer.FeeBelowMinimum.selector,
+                MIN_TASK_FEE + 16 * MIN_IMAGE_FEE - 1,
+                MIN_TASK_FEE + 16 * MIN_IMAGE_FEE
+            )
+        );
+        verinfer.createTask(IMAGE, keccak256("a"), 16, 0, "", MIN_TASK_FEE + 16 * MIN_IMAGE_FEE - 1);
         VM.stopPrank();
         VM.assertEq(verinfer.taskCount(), 0);
     }
 
     function test_CreateTask_AcceptsLimits() public {
-        uint256 a = _createImageTask(16, 131_072, 0);
-        uint256 b = _createTextTask("", 131_072, 0);
+        uint96 imageMin = uint96(verinfer.minTaskFee(IMAGE, 16));
+        uint96 textMin = uint96(verinfer.minTaskFee(TEXT, 0));
+        VM.assertEq(imageMin, MIN_TASK_FEE + 16 * MIN_IMAGE_FEE);
+        VM.assertEq(textMin, MIN_TASK_FEE);
+        uint256 a = _createImageTask(16, VRAM_80G, imageMin);
+        uint256 b = _createTextTask(H100, VRAM_80G, textMin);
         _assertStatus(a, IVerinfer.TaskStatus.Queued);
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
         VM.assertEq(verinfer.getTask(a).imageCount, 16);
+        VM.assertEq(verinfer.getTask(a).feeLevel, 0, "the minimum pays for tier 0");
+        VM.assertEq(verinfer.getTask(b).feeLevel, 0);
     }
 
-    function test_CreateTask_ZeroFeeTransfersNothing() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
+    /// @dev With both minimum fees at zero a free task is accepted and transfers nothing.
+    function test_CreateTask_ZeroFeeWhenMinimumsAreZero() public {
+        IVerinfer.Params memory p = defaultParams();
+        p.minTaskFee = 0;
+        p.minImageFee = 0;
+        _setParams(p);
+        _makeNodes(0, 3, H100);
         uint256 before = token.balanceOf(creator);
         uint256 taskId = _createImageTask(1, 0, 0);
         VM.assertEq(token.balanceOf(creator), before);
         _runHonestImageTask(taskId);
         _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
         VM.assertEq(token.balanceOf(creator), before);
+        VM.assertEq(verinfer.claimable(creator), 0);
     }
 
-    function test_CreateTextTask_WithModel_SelectsOnlyThatModel() public {
-        _makeNodes(0, 3, RTX4090, VRAM_24G);
-        _makeNodes(3, 3, H100, VRAM_80G);
-        _makeNodes(6, 3, A100, VRAM_80G);
+    function test_CreateTextTask_SelectsOnlyThatModel() public {
+        _makeNodes(0, 3, RTX4090);
+        _makeNodes(3, 4, H100);
+        _makeNodes(7, 3, A100);
         bytes32 h100 = verinfer.gpuModelId(H100);
         for (uint256 seed; seed < 8; ++seed) {
             uint256 snap = VM.snapshotState();
-            VM.prevrandao(bytes32(seed));
+            VM.roll(VM.getBlockNumber() + 1 + seed); // another seed block
             uint256 taskId = _createTextTask("nvidia h100 80GB HBM3", 0, FEE);
             _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
             VM.assertEq(verinfer.getTask(taskId).gpuModel, h100);
@@ -119,253 +181,254 @@ contract VerinferTasksTest is VerinferTestBase {
         }
     }
 
-    function test_CreateTextTask_WithModel_QueuedWithoutThreeOfIt() public {
-        _makeNodes(0, 3, RTX4090, VRAM_24G);
-        _makeNodes(3, 2, H100, VRAM_80G);
+    /// @dev A text task waits until `minTextPool` (3) nodes of its model are available; a node that
+    ///      joins is a candidate from the next block on (the draw of its own call runs before it).
+    function test_CreateTextTask_QueuedWithoutThreeOfItsModel() public {
+        _makeNodes(0, 3, RTX4090);
+        _makeNodes(3, 2, H100);
         bytes32 h100 = verinfer.gpuModelId(H100);
-        bytes32 argsHash = keccak256("text");
-        bytes32 queueKey = verinfer.textQueueKey(h100);
-        VM.assertEq(queueKey, h100, "a model's text queue is keyed by the model id");
+        bytes32 queueKey = _textQueueKey(h100, FEE_LEVEL);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TaskQueued(1, queueKey);
         VM.prank(creator);
-        uint256 taskId = verinfer.createTask(TEXT, argsHash, 0, 0, H100, FEE);
+        uint256 taskId = verinfer.createTask(TEXT, keccak256("text"), 0, 0, H100, FEE);
+        VM.assertEq(_draw(), 0, "two H100 nodes: nothing starts");
         _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.queueLength(verinfer.textQueueKey(h100)), 1);
-        // The third H100 starts it, on its join.
-        _join(_nodeAddr(5), H100, VRAM_80G, MIN_STAKE);
-        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(verinfer.textQueueKey(h100)), 0);
-    }
+        VM.assertEq(verinfer.queueLength(queueKey), 1);
 
-    /// @dev Without a required model, the three nodes still share one model.
-    function test_CreateTextTask_AnyModel_ThreeNodesOfOneModel() public {
-        _makeNodes(0, 3, RTX4090, VRAM_24G);
-        _makeNodes(3, 4, H100, VRAM_80G);
-        for (uint256 seed; seed < 8; ++seed) {
-            uint256 snap = VM.snapshotState();
-            VM.prevrandao(bytes32(seed));
-            uint256 taskId = _createTextTask("", 0, FEE);
-            _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-            VM.assertEq(verinfer.getTask(taskId).gpuModel, bytes32(0), "no model required");
-            address[3] memory nodes = _nodesOf(taskId);
-            bytes32 model = verinfer.getNode(nodes[0]).gpuModel;
-            VM.assertEq(verinfer.getNode(nodes[1]).gpuModel, model, "same model");
-            VM.assertEq(verinfer.getNode(nodes[2]).gpuModel, model, "same model");
-            VM.revertToState(snap);
-        }
-    }
-
-    /// @dev Models with fewer than three nodes never serve an any-model text task. (The model is
-    ///      found by probing up to three random nodes, so the task may also wait when a model with
-    ///      three nodes exists but was not probed; then it starts on a later event or dispatch.)
-    function test_CreateTextTask_AnyModel_NeverMixesModels() public {
-        _makeNodes(0, 2, RTX4090, VRAM_24G);
-        _makeNodes(2, 2, A100, VRAM_80G);
-        _makeNodes(4, 3, H100, VRAM_80G);
-        bytes32 h100 = verinfer.gpuModelId(H100);
-        uint256 started;
-        for (uint256 seed; seed < 16; ++seed) {
-            uint256 snap = VM.snapshotState();
-            VM.prevrandao(bytes32(seed));
-            uint256 taskId = _createTextTask("", 0, FEE);
-            if (_status(taskId) == IVerinfer.TaskStatus.Committing) {
-                ++started;
-                address[3] memory nodes = _nodesOf(taskId);
-                for (uint256 i; i < 3; ++i) {
-                    VM.assertEq(verinfer.getNode(nodes[i]).gpuModel, h100, "only H100 has three nodes");
-                }
-            } else {
-                _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
-            }
-            VM.revertToState(snap);
-        }
-        VM.assertGt(started, 0, "some draws start the task");
-    }
-
-    function test_CreateTextTask_AnyModel_QueuedWhenNoModelHasThree() public {
-        _makeNodes(0, 2, RTX4090, VRAM_24G);
-        _makeNodes(2, 2, H100, VRAM_80G);
-        bytes32 argsHash = keccak256("text");
-        bytes32 queueKey = verinfer.textQueueKey(bytes32(0));
-        VM.expectEmit(address(verinfer));
-        emit IVerinfer.TaskQueued(1, queueKey);
-        VM.prank(creator);
-        uint256 taskId = verinfer.createTask(TEXT, argsHash, 0, 0, "", FEE);
+        _nextBlock();
+        _join(_nodeAddr(5), H100, MIN_STAKE);
         _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
-        // A third RTX 4090 makes a model with three nodes; its join starts the task.
-        _join(_nodeAddr(4), RTX4090, VRAM_24G, MIN_STAKE);
+        VM.assertEq(_draw(), 1, "the next block's draw has three H100 nodes");
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-        bytes32 rtx = verinfer.gpuModelId(RTX4090);
-        address[3] memory nodes = _nodesOf(taskId);
-        for (uint256 i; i < 3; ++i) {
-            VM.assertEq(verinfer.getNode(nodes[i]).gpuModel, rtx);
-        }
+        VM.assertEq(verinfer.queueLength(queueKey), 0);
+    }
+
+    /// @dev Text tasks without a model no longer exist; instead a text pool must be at least
+    ///      `minTextPool` nodes large before three of it are drawn.
+    function test_CreateTextTask_WaitsForMinTextPool() public {
+        IVerinfer.Params memory p = defaultParams();
+        p.minTextPool = 4;
+        _setParams(p);
+        _makeNodes(0, 3, RTX4090);
+        uint256 taskId = _createTextTask(RTX4090, 0, FEE);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
+        _join(_nodeAddr(3), RTX4090, MIN_STAKE);
+        _draw();
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(RTX4090), 0), 1, "three of the four drawn");
     }
 
     function test_ThreeNodesAreDistinct() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         for (uint256 seed; seed < 16; ++seed) {
             uint256 snap = VM.snapshotState();
-            VM.prevrandao(keccak256(abi.encode(seed)));
+            VM.roll(VM.getBlockNumber() + 1 + seed);
             address[3] memory nodes = _nodesOf(_createImageTask());
             VM.assertTrue(nodes[0] != nodes[1] && nodes[0] != nodes[2] && nodes[1] != nodes[2], "distinct nodes");
             VM.revertToState(snap);
         }
     }
 
+    // ================================================================ draws
+
+    function test_DrawTasks_OncePerBlockAndNeverReverts() public {
+        VM.assertEq(verinfer.drawTasks(), 0, "nothing queued");
+        uint256 taskId = _queueImageTask(1, 0, FEE);
+        VM.assertFalse(verinfer.drawDue(), "not in the creating block");
+        _nextBlock();
+        VM.assertTrue(verinfer.drawDue());
+        VM.assertEq(verinfer.drawTasks(), 0, "no nodes: nothing starts, and no revert");
+        VM.assertFalse(verinfer.drawDue(), "this block drew");
+        VM.assertEq(verinfer.lastTouchBlock(), VM.getBlockNumber());
+        _makeNodes(0, 3, H100);
+        VM.assertEq(verinfer.drawTasks(), 0, "one draw per block");
+        _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
+        _nextBlock();
+        VM.prank(stranger);
+        VM.assertEq(verinfer.drawTasks(), 1, "anybody may draw");
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+    }
+
+    /// @dev Any state-changing call of a later block draws first: here a fourth node's join starts
+    ///      the task, with nodes that were available before the join (never the joining node).
+    function test_Draw_RunsAtTheStartOfAnyCallOfALaterBlock() public {
+        _makeNodes(0, 3, H100);
+        uint256 createdAt = VM.getBlockNumber();
+        uint256 taskId = _queueImageTask(1, 0, FEE);
+        _nextBlock();
+        address late = _nodeAddr(3);
+        _fund(late, MIN_STAKE);
+        address[3] memory none;
+        VM.expectEmit(true, false, false, false, address(verinfer));
+        emit IVerinfer.TaskStarted(taskId, none, 0, 0, createdAt);
+        VM.prank(late);
+        verinfer.join(H100, 0, MIN_STAKE);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+        address[3] memory picked = _nodesOf(taskId);
+        for (uint256 i; i < 3; ++i) {
+            VM.assertTrue(picked[i] != late, "a node joining in the drawing block is not a candidate");
+        }
+        _assertNodeState(late, IVerinfer.NodeState.Available);
+    }
+
+    /// @dev Dead entries (cancelled, expired) are skipped by the draws that meet them, at most
+    ///      `MAX_DRAW_ATTEMPTS` steps (skips and start attempts) per draw: the next draw goes on.
+    function test_Draw_SkipsCancelledEntries() public {
+        _makeNodes(0, 3, H100);
+        uint256 running = _createImageTask();
+        bytes32 imageQueue = _imageQueueKey(0, FEE_LEVEL);
+        uint256[12] memory queued;
+        for (uint256 i; i < 12; ++i) {
+            queued[i] = _queueImageTask(1, 0, FEE);
+        }
+        VM.startPrank(creator);
+        for (uint256 i; i < 11; ++i) {
+            verinfer.cancelTask(queued[i]);
+        }
+        VM.stopPrank();
+        VM.assertEq(verinfer.queueLength(imageQueue), 12, "cancel leaves the entry for a draw to skip");
+        VM.assertEq(verinfer.queuedTasks(), 1);
+
+        _draw();
+        VM.assertEq(verinfer.queueLength(imageQueue), 12 - verinfer.MAX_DRAW_ATTEMPTS(), "one draw's budget");
+        _draw();
+        VM.assertEq(verinfer.queueLength(imageQueue), 1, "the next draw skipped the rest");
+        _assertStatus(queued[11], IVerinfer.TaskStatus.Queued);
+
+        _runHonestImageTask(running);
+        _draw();
+        _assertStatus(queued[11], IVerinfer.TaskStatus.Committing);
+        VM.assertEq(verinfer.queueLength(imageQueue), 0);
+        VM.assertEq(verinfer.queuedTasks(), 0);
+    }
+
     // ================================================================ queues
 
     function test_Queue_TaskWaitsWhenTooFewNodes() public {
-        _makeNodes(0, 2, H100, VRAM_80G);
+        _makeNodes(0, 2, H100);
         bytes32 argsHash = keccak256("img");
-        bytes32 queueKey = verinfer.imageQueueKey();
+        bytes32 queueKey = _imageQueueKey(0, FEE_LEVEL);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TaskCreated(1, creator, IMAGE, argsHash, 1, 0, bytes32(0), FEE);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TaskQueued(1, queueKey);
         VM.prank(creator);
         uint256 taskId = verinfer.createTask(IMAGE, argsHash, 1, 0, "", FEE);
+        VM.assertEq(_draw(), 0);
 
         IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Queued));
         VM.assertEq(t.nodes[0], address(0));
         VM.assertEq(t.commitDeadline, 0);
         VM.assertEq(verinfer.queuedTasks(), 1);
-        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 1);
+        VM.assertEq(verinfer.queueLength(queueKey), 1);
         VM.assertEq(token.balanceOf(address(verinfer)), 2 * uint256(MIN_STAKE) + FEE, "fee escrowed while queued");
         VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 2, "nodes untouched");
     }
 
     function test_Queue_StartsInFifoOrderAsNodesJoin() public {
-        _makeNodes(0, 2, H100, VRAM_80G);
-        uint256 a = _createImageTask();
-        uint256 b = _createImageTask();
+        _makeNodes(0, 2, H100);
+        uint256 a = _queueImageTask(1, 0, FEE);
+        uint256 b = _queueImageTask(1, 0, FEE);
+        VM.assertEq(_draw(), 0);
+        _join(_nodeAddr(2), H100, MIN_STAKE);
         _assertStatus(a, IVerinfer.TaskStatus.Queued);
-        _assertStatus(b, IVerinfer.TaskStatus.Queued);
 
-        address third = _nodeAddr(2);
-        _fund(third, MIN_STAKE);
+        VM.warp(VM.getBlockTimestamp() + 30);
+        _nextBlock();
         address[3] memory none;
         VM.expectEmit(true, false, false, false, address(verinfer)); // the task id (selection is random)
-        emit IVerinfer.TaskStarted(a, none, 0, 0);
-        VM.prank(third);
-        verinfer.join(H100, VRAM_80G, MIN_STAKE);
+        emit IVerinfer.TaskStarted(a, none, 0, 0, 0);
+        VM.assertEq(verinfer.drawTasks(), 1);
         _assertStatus(a, IVerinfer.TaskStatus.Committing);
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.getTask(a).commitDeadline, block.timestamp + COMMIT_WINDOW, "deadline from start");
+        VM.assertEq(verinfer.getTask(a).commitDeadline, VM.getBlockTimestamp() + COMMIT_WINDOW, "deadline from start");
 
-        _join(_nodeAddr(3), H100, VRAM_80G, MIN_STAKE);
-        _join(_nodeAddr(4), H100, VRAM_80G, MIN_STAKE);
+        _join(_nodeAddr(3), H100, MIN_STAKE);
+        _join(_nodeAddr(4), H100, MIN_STAKE);
+        _draw();
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
-        _join(_nodeAddr(5), H100, VRAM_80G, MIN_STAKE);
+        _join(_nodeAddr(5), H100, MIN_STAKE);
+        _draw();
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
         VM.assertEq(verinfer.queuedTasks(), 0);
-        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 0);
+        VM.assertEq(verinfer.queueLength(_imageQueueKey(0, FEE_LEVEL)), 0);
     }
 
+    /// @dev Settlement starts nothing itself: the nodes it releases are drawn in a later block.
     function test_Queue_StartsWhenNodesFreeUp() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         uint256 a = _createImageTask();
-        uint256 b = _createImageTask();
-        uint256 c = _createImageTask();
+        uint256 b = _queueImageTask(1, 0, FEE);
+        uint256 c = _queueImageTask(1, 0, FEE);
+        _draw();
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
-        VM.warp(block.timestamp + 100);
+        VM.warp(VM.getBlockTimestamp() + 100);
 
-        uint64[] memory h = _trueHashes(a, 1);
         address[3] memory n = _nodesOf(a);
-        _commitAllImage(a, h);
-        _revealImage(a, n[0], h);
-        _revealImage(a, n[1], h);
-        // The settlement releases the three nodes and starts the head of the queue with them.
+        _runHonestImageTask(a);
+        _assertStatus(a, IVerinfer.TaskStatus.Validated);
+        _assertStatus(b, IVerinfer.TaskStatus.Queued);
+
+        _nextBlock();
         address[3] memory none;
         VM.expectEmit(true, false, false, false, address(verinfer));
-        emit IVerinfer.TaskStarted(b, none, 0, 0);
-        _revealImage(a, n[2], h);
-        _assertStatus(a, IVerinfer.TaskStatus.Validated);
+        emit IVerinfer.TaskStarted(b, none, 0, 0, 0);
+        verinfer.drawTasks();
         address[3] memory m = _nodesOf(b);
         for (uint256 i; i < 3; ++i) {
             VM.assertTrue(m[i] == n[0] || m[i] == n[1] || m[i] == n[2], "the released nodes run the next task");
         }
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
         _assertStatus(c, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.getTask(b).commitDeadline, block.timestamp + COMMIT_WINDOW);
+        VM.assertEq(verinfer.getTask(b).commitDeadline, VM.getBlockTimestamp() + COMMIT_WINDOW);
         _runHonestImageTask(b);
+        _draw();
         _assertStatus(c, IVerinfer.TaskStatus.Committing);
     }
 
     function test_Queue_TextModelQueueIndependentOfImageQueue() public {
-        _makeNodes(0, 3, RTX4090, VRAM_24G);
+        _makeNodes(0, 3, RTX4090);
         uint256 text = _createTextTask(H100, 0, FEE);
         _assertStatus(text, IVerinfer.TaskStatus.Queued);
         // Image tasks are not blocked by the waiting text task.
         uint256 image = _createImageTask();
         _assertStatus(image, IVerinfer.TaskStatus.Committing);
-        _makeNodes(3, 3, H100, VRAM_80G);
+        _makeNodes(3, 3, H100);
+        _draw();
         _assertStatus(text, IVerinfer.TaskStatus.Committing);
     }
 
-    /// @dev A head needing more VRAM than any node has blocks its own queue only; new tasks that
-    ///      can be served start at creation; once the head is cancelled, `dispatch` starts the rest.
-    function test_Queue_BlockedHeadThenCancelAndDispatch() public {
-        uint256 big = _createImageTask(1, 131_072, FEE);
-        uint256 b = _createImageTask();
-        uint256 c = _createImageTask();
-        _makeNodes(0, 9, H100, VRAM_80G);
+    /// @dev Each eligibility class has its queue: a head no node can serve (an 80 GiB task among
+    ///      24 GiB nodes) holds back nothing else; once cancelled, a draw skips its entry.
+    function test_Queue_UnservableClassDoesNotBlockOthers() public {
+        uint256 big = _queueImageTask(1, VRAM_80G, FEE);
+        uint256 b = _queueImageTask(1, 0, FEE);
+        uint256 c = _queueImageTask(1, 0, FEE);
+        _makeNodes(0, 9, RTX4090);
+        _draw();
         _assertStatus(big, IVerinfer.TaskStatus.Queued);
-        _assertStatus(b, IVerinfer.TaskStatus.Queued);
-        _assertStatus(c, IVerinfer.TaskStatus.Queued);
+        _assertStatus(b, IVerinfer.TaskStatus.Committing);
+        _assertStatus(c, IVerinfer.TaskStatus.Committing);
 
-        uint256 text = _createTextTask("", 0, FEE);
+        uint256 text = _createTextTask(RTX4090, 0, FEE);
         _assertStatus(text, IVerinfer.TaskStatus.Committing);
         uint256 d = _createImageTask();
-        _assertStatus(d, IVerinfer.TaskStatus.Committing);
+        _assertStatus(d, IVerinfer.TaskStatus.Queued, "all nine nodes busy");
 
-        // Cancelling the blocking head retries the queue at once: b takes the three free nodes.
+        bytes32 bigQueue = _imageQueueKey(VRAM_80G, FEE_LEVEL);
+        VM.assertEq(verinfer.queueLength(bigQueue), 1);
         VM.prank(creator);
         verinfer.cancelTask(big);
-        bytes32 imageQueue = verinfer.imageQueueKey();
-        _assertStatus(b, IVerinfer.TaskStatus.Committing);
-        _assertStatus(c, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.dispatch(imageQueue, 16), 0, "no free nodes");
-        VM.assertEq(verinfer.queueLength(imageQueue), 1);
-    }
-
-    function test_Dispatch_RevertsOnMaxStartsOutOfRange() public {
-        bytes32 q = verinfer.imageQueueKey();
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.MaxStartsOutOfRange.selector, 0));
-        verinfer.dispatch(q, 0);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.MaxStartsOutOfRange.selector, 17));
-        verinfer.dispatch(q, 17);
-        VM.assertEq(verinfer.dispatch(q, 16), 0, "empty queue");
-    }
-
-    /// @dev Retrying a queue skips at most eight cancelled entries per attempt (bounded gas); the
-    ///      next retry (a release, a join, a cancel or `dispatch`) continues where it stopped.
-    function test_Dispatch_ContinuesPastManyCancelledEntries() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
-        uint256 running = _createImageTask();
-        uint256[12] memory queued;
-        for (uint256 i; i < 12; ++i) {
-            queued[i] = _createImageTask();
-        }
-        bytes32 imageQueue = verinfer.imageQueueKey();
-        VM.startPrank(creator);
-        for (uint256 i = 1; i < 11; ++i) {
-            verinfer.cancelTask(queued[i]); // behind a live head: nothing is skipped yet
-        }
-        VM.assertEq(verinfer.queueLength(imageQueue), 12);
-        verinfer.cancelTask(queued[0]); // head cancelled: the retry skips eight entries, then stops
-        VM.stopPrank();
-        VM.assertEq(verinfer.queueLength(imageQueue), 4, "skips are bounded");
+        _draw();
+        VM.assertEq(verinfer.queueLength(bigQueue), 0, "cancelled head skipped");
+        VM.assertEq(verinfer.queueLength(_imageQueueKey(0, FEE_LEVEL)), 1);
         VM.assertEq(verinfer.queuedTasks(), 1);
-        _assertStatus(queued[11], IVerinfer.TaskStatus.Queued);
+    }
 
-        _runHonestImageTask(running);
-        _assertStatus(queued[11], IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(imageQueue), 0);
-        VM.assertEq(verinfer.queuedTasks(), 0);
-        VM.assertEq(verinfer.dispatch(imageQueue, 1), 0, "nothing left to start");
+    function _assertStatus(uint256 taskId, IVerinfer.TaskStatus expected, string memory why) internal view {
+        VM.assertEq(uint256(_status(taskId)), uint256(expected), why);
     }
 
     // ================================================================ cancel
@@ -378,7 +441,8 @@ contract VerinferTasksTest is VerinferTestBase {
         emit IVerinfer.TaskCancelled(taskId);
         VM.prank(creator);
         verinfer.cancelTask(taskId);
-        VM.assertEq(token.balanceOf(creator), before, "full refund");
+        VM.assertEq(token.balanceOf(creator), before, "full refund, transferred (the creator's own call)");
+        VM.assertEq(verinfer.claimable(creator), 0);
         VM.assertEq(token.balanceOf(address(verinfer)), 0);
         _assertStatus(taskId, IVerinfer.TaskStatus.Cancelled);
         VM.assertEq(verinfer.queuedTasks(), 0);
@@ -402,7 +466,14 @@ contract VerinferTasksTest is VerinferTestBase {
         );
         verinfer.cancelTask(queued);
 
-        _makeNodes(0, 3, H100, VRAM_80G);
+        uint256 expired = _createImageTask();
+        VM.warp(verinfer.getTask(expired).expiresAt);
+        verinfer.expireTask(expired);
+        VM.prank(creator);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.TaskNotQueued.selector, expired, IVerinfer.TaskStatus.Expired));
+        verinfer.cancelTask(expired);
+
+        _makeNodes(0, 3, H100);
         uint256 started = _createImageTask();
         VM.prank(creator);
         VM.expectRevert(
@@ -412,18 +483,102 @@ contract VerinferTasksTest is VerinferTestBase {
     }
 
     function test_Cancel_EntriesAreSkipped() public {
-        uint256 a = _createImageTask();
-        uint256 b = _createImageTask();
-        uint256 c = _createImageTask();
+        uint256 a = _queueImageTask(1, 0, FEE);
+        uint256 b = _queueImageTask(1, 0, FEE);
+        uint256 c = _queueImageTask(1, 0, FEE);
         VM.startPrank(creator);
         verinfer.cancelTask(a);
         verinfer.cancelTask(b);
         VM.stopPrank();
-        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 1, "cancelled heads are skipped on cancel");
-        _makeNodes(0, 3, H100, VRAM_80G);
+        bytes32 queueKey = _imageQueueKey(0, FEE_LEVEL);
+        VM.assertEq(verinfer.queueLength(queueKey), 3, "entries stay until a draw meets them");
+        _makeNodes(0, 3, H100);
+        _draw();
         _assertStatus(a, IVerinfer.TaskStatus.Cancelled);
         _assertStatus(b, IVerinfer.TaskStatus.Cancelled);
         _assertStatus(c, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(verinfer.imageQueueKey()), 0);
+        VM.assertEq(verinfer.queueLength(queueKey), 0);
+    }
+
+    // ================================================================ expiry
+
+    function test_Expire_QueuedTaskAfterTimeoutCreditsTheFee() public {
+        uint256 taskId = _createImageTask();
+        uint40 expiresAt = verinfer.getTask(taskId).expiresAt;
+        VM.assertEq(expiresAt, VM.getBlockTimestamp() + QUEUE_TIMEOUT);
+        VM.warp(expiresAt - 1);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.TaskNotExpired.selector, taskId, expiresAt));
+        verinfer.expireTask(taskId);
+
+        VM.warp(expiresAt);
+        uint256 before = token.balanceOf(creator);
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.TaskExpired(taskId);
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.BalanceCredited(creator, taskId, IVerinfer.CreditReason.FeeRefunded, FEE);
+        VM.prank(stranger);
+        verinfer.expireTask(taskId);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Expired);
+        VM.assertEq(verinfer.queuedTasks(), 0);
+        VM.assertEq(token.balanceOf(creator), before, "credited, not transferred");
+        VM.assertEq(verinfer.claimable(creator), FEE);
+        _assertTokenAccounting();
+        VM.assertEq(_withdraw(creator), FEE);
+        VM.assertEq(token.balanceOf(creator), before + FEE);
+
+        // Expiring it again changes nothing (no second credit).
+        VM.recordLogs();
+        verinfer.expireTask(taskId);
+        VM.assertEq(VM.getRecordedLogs().length, 0, "nothing emitted");
+        VM.assertEq(verinfer.claimable(creator), 0);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.UnknownTask.selector, 99));
+        verinfer.expireTask(99);
+        _makeNodes(0, 3, H100);
+        uint256 started = _createImageTask();
+        VM.warp(VM.getBlockTimestamp() + QUEUE_TIMEOUT);
+        VM.expectRevert(
+            abi.encodeWithSelector(IVerinfer.TaskNotQueued.selector, started, IVerinfer.TaskStatus.Committing)
+        );
+        verinfer.expireTask(started);
+    }
+
+    /// @dev An expireTask whose own draw already expired the task succeeds without doing it twice.
+    function test_Expire_TaskExpiredByTheCallsOwnDraw() public {
+        uint256 taskId = _createImageTask();
+        VM.warp(verinfer.getTask(taskId).expiresAt);
+        _nextBlock();
+        VM.assertTrue(verinfer.drawDue());
+        VM.recordLogs();
+        VM.prank(stranger);
+        verinfer.expireTask(taskId);
+        Vm.Log[] memory logs = VM.getRecordedLogs();
+        uint256 expiredEvents;
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].topics[0] == IVerinfer.TaskExpired.selector) ++expiredEvents;
+        }
+        VM.assertEq(expiredEvents, 1, "expired once, by the draw");
+        _assertStatus(taskId, IVerinfer.TaskStatus.Expired);
+        VM.assertEq(verinfer.claimable(creator), FEE, "credited once");
+        VM.assertEq(verinfer.queuedTasks(), 0);
+        _assertTokenAccounting();
+    }
+
+    /// @dev A draw expires the heads it meets past their time, and serves the live task behind them.
+    function test_Expire_DrawExpiresHeadsItMeets() public {
+        uint256 old = _createImageTask();
+        uint40 expiresAt = verinfer.getTask(old).expiresAt;
+        VM.warp(expiresAt - 10);
+        uint256 fresh = _queueImageTask(1, 0, FEE);
+        _makeNodes(0, 3, H100);
+        VM.warp(expiresAt);
+        _nextBlock();
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.TaskExpired(old);
+        VM.assertEq(verinfer.drawTasks(), 1);
+        _assertStatus(old, IVerinfer.TaskStatus.Expired);
+        _assertStatus(fresh, IVerinfer.TaskStatus.Committing);
+        VM.assertEq(verinfer.claimable(creator), FEE, "the expired task's fee is credited");
+        VM.assertEq(verinfer.queuedTasks(), 0);
+        _assertTokenAccounting();
     }
 }
