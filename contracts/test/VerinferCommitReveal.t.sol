@@ -15,8 +15,8 @@ contract VerinferCommitRevealTest is VerinferTestBase {
 
     function setUp() public override {
         super.setUp();
-        _makeNodes(0, 3, H100, VRAM_80G);
-        _makeNodes(3, 3, RTX4090, VRAM_24G);
+        _makeNodes(0, 3, H100);
+        _makeNodes(3, 3, RTX4090);
         textTask = _createTextTask(RTX4090, 0, FEE);
         imageTask = _createImageTask(3, 0, FEE);
         imageNodes = _nodesOf(imageTask);
@@ -41,10 +41,10 @@ contract VerinferCommitRevealTest is VerinferTestBase {
     function test_Commit_AllThreeOpenRevealPhase() public {
         _commitImage(imageTask, imageNodes[0], result);
         _commitImage(imageTask, imageNodes[1], result);
-        VM.warp(block.timestamp + 100);
+        VM.warp(VM.getBlockTimestamp() + 100);
         address last = imageNodes[2];
         bytes32 c = _imageCommitment(imageTask, last, result, _salt(last, imageTask));
-        uint32 revealDeadline = uint32(block.timestamp) + REVEAL_WINDOW;
+        uint32 revealDeadline = uint32(VM.getBlockTimestamp()) + REVEAL_WINDOW;
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ResultCommitted(imageTask, last, c);
         VM.expectEmit(address(verinfer));
@@ -71,7 +71,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         // Commit deadline passed (the deadline second itself is still open).
         VM.warp(verinfer.getTask(imageTask).commitDeadline);
         _commitImage(imageTask, imageNodes[0], result);
-        VM.warp(block.timestamp + 1);
+        VM.warp(VM.getBlockTimestamp() + 1);
         bytes32 c = _imageCommitment(imageTask, imageNodes[1], result, _salt(imageNodes[1], imageTask));
         VM.prank(imageNodes[1]);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.NotInCommitPhase.selector, imageTask));
@@ -318,7 +318,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         VM.warp(verinfer.getTask(imageTask).revealDeadline);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.SettleTooEarly.selector, imageTask));
         verinfer.settle(imageTask);
-        VM.warp(block.timestamp + 1);
+        VM.warp(VM.getBlockTimestamp() + 1);
         verinfer.settle(imageTask);
         _assertStatus(imageTask, IVerinfer.TaskStatus.Aborted);
     }
@@ -339,8 +339,13 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         }
         for (uint256 i; i < 3; ++i) {
             _assertNodeState(imageNodes[i], IVerinfer.NodeState.Kicked);
+            VM.assertEq(verinfer.claimable(imageNodes[i]), MIN_STAKE - _slashOf(MIN_STAKE), "rest credited");
         }
-        VM.assertEq(token.balanceOf(creator), before + FEE, "fee refunded");
+        // Nobody agreed: the creator is credited its fee and the slash reward.
+        uint256 slashReward = (3 * uint256(_slashOf(MIN_STAKE)) * SLASH_REWARD_BPS) / BPS;
+        VM.assertEq(token.balanceOf(creator), before, "settlement transfers nothing");
+        VM.assertEq(verinfer.claimable(creator), FEE + slashReward, "fee refunded and slash reward");
+        _assertTokenAccounting();
     }
 
     function test_Settle_AfterRevealDeadlineSlashesMissedReveal() public {
@@ -355,6 +360,9 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         emit IVerinfer.NodeKicked(imageNodes[2], imageTask, MIN_STAKE - slashed);
         verinfer.settle(imageTask);
         _assertStatus(imageTask, IVerinfer.TaskStatus.Validated);
+        VM.assertEq(verinfer.claimable(imageNodes[2]), MIN_STAKE - slashed, "remaining stake credited");
+        VM.assertEq(_withdraw(imageNodes[2]), MIN_STAKE - slashed);
         VM.assertEq(token.balanceOf(imageNodes[2]), MIN_STAKE - slashed, "remaining stake returned");
+        _assertTokenAccounting();
     }
 }
