@@ -3,26 +3,35 @@ pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 
+import {Verinfer} from "../src/Verinfer.sol";
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
-import {VM} from "./Vm.sol";
+import {GpuModels} from "../src/libraries/GpuModels.sol";
+import {VM, Vm} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
-/// @notice Owner-only parameter setters, the treasury, and two-step ownership.
+/// @notice Owner-only actions: scheduled parameter versions, the GPU registry, the treasury, and
+///         two-step ownership (which cannot be renounced).
 contract VerinferAdminTest is VerinferTestBase {
     function _unauthorized(address who) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, who);
     }
 
+    function _hash(IVerinfer.Params memory p) internal pure returns (bytes32) {
+        return keccak256(abi.encode(p));
+    }
+
     function test_OwnerOnly_AllSettersRevertForOthers() public {
+        IVerinfer.Params memory p = defaultParams();
+        bytes32 h100 = verinfer.gpuModelId(H100);
         VM.startPrank(stranger);
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.setValidationParams(5, MIN_STAKE, STAKE_PER_BIT);
+        verinfer.scheduleParams(p);
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.setSlashShare(100);
+        verinfer.cancelScheduledParams();
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.setWindows(60, 60);
+        verinfer.addGpuModel("NVIDIA B200", 184_320);
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.setProtocolFee(0);
+        verinfer.setGpuModelActive(h100, false);
         VM.expectRevert(_unauthorized(stranger));
         verinfer.setTreasury(stranger);
         VM.expectRevert(_unauthorized(stranger));
@@ -33,139 +42,391 @@ contract VerinferAdminTest is VerinferTestBase {
         // The treasury is not the owner either.
         VM.prank(treasury);
         VM.expectRevert(_unauthorized(treasury));
-        verinfer.setProtocolFee(0);
+        verinfer.scheduleParams(p);
     }
 
-    // ================================================================ validation parameters
+    // ================================================================ scheduled parameters
 
-    function test_SetValidationParams_UpdatesAndEmits() public {
+    function test_ScheduleParams_TakesEffectAfterTheDelay() public {
+        IVerinfer.Params memory old = defaultParams();
+        IVerinfer.Params memory p = defaultParams();
+        p.threshold = 12;
+        p.minStake = 2400 ether;
+        p.stakePerThresholdBit = 200 ether;
+        p.commitWindow = 60;
+        uint40 at = uint40(VM.getBlockTimestamp() + PARAMS_DELAY);
+
         VM.expectEmit(address(verinfer));
-        emit IVerinfer.ValidationParamsSet(12, 2400 ether, 200 ether);
+        emit IVerinfer.ParamsScheduled(2, p, at);
         VM.prank(owner);
-        verinfer.setValidationParams(12, 2400 ether, 200 ether);
-        (uint8 t, uint96 minStake, uint96 perBit,,,,) = verinfer.params();
-        VM.assertEq(t, 12);
-        VM.assertEq(minStake, 2400 ether);
-        VM.assertEq(perBit, 200 ether);
-        VM.assertEq(verinfer.threshold(), 12);
-        VM.assertEq(verinfer.minStake(), 2400 ether);
+        verinfer.scheduleParams(p);
+
+        (uint24 version, IVerinfer.Params memory pending, uint40 effectiveAt) = verinfer.scheduledParams();
+        VM.assertEq(version, 2);
+        VM.assertEq(_hash(pending), _hash(p));
+        VM.assertEq(effectiveAt, at);
+        VM.assertEq(verinfer.paramsVersion(), 1, "not yet");
+        VM.assertEq(_hash(verinfer.params()), _hash(old));
+        VM.assertEq(_hash(verinfer.paramsAt(2)), _hash(p));
+
+        VM.warp(at - 1);
+        VM.assertEq(verinfer.paramsVersion(), 1, "one second early");
+        VM.warp(at);
+        VM.assertEq(verinfer.paramsVersion(), 2, "in force once its time has come");
+        VM.assertEq(_hash(verinfer.params()), _hash(p));
+        (version,,) = verinfer.scheduledParams();
+        VM.assertEq(version, 0, "no longer pending");
+        VM.assertEq(_hash(verinfer.paramsAt(1)), _hash(old), "older versions stay readable");
+
+        // The first call of a later block activates it.
+        _nextBlock();
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.ParamsActivated(2);
+        verinfer.drawTasks();
+        VM.assertEq(verinfer.paramsVersion(), 2);
+        uint256 taskId = _queueImageTask(1, 0, FEE);
+        VM.assertEq(verinfer.getTask(taskId).paramsVersion, 2, "new tasks run under it");
+        VM.assertEq(verinfer.taskParams(taskId).commitWindow, 60);
+    }
+
+    function test_ScheduleParams_MinimumsApplyOnceInForce() public {
+        IVerinfer.Params memory p = defaultParams();
+        p.minStake = 2 * MIN_STAKE;
+        p.minTaskFee = 5 ether;
+        _setParams(p);
+        address node = _nodeAddr(0);
+        _fund(node, MIN_STAKE);
+        VM.prank(node);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.StakeBelowMinimum.selector, MIN_STAKE, 2 * MIN_STAKE));
+        verinfer.join(H100, 0, MIN_STAKE);
+        VM.assertEq(verinfer.minTaskFee(TEXT, 0), 5 ether);
+        VM.prank(creator);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.FeeBelowMinimum.selector, uint96(4 ether), uint96(5 ether)));
+        verinfer.createTask(TEXT, keccak256("t"), 0, 0, H100, 4 ether);
     }
 
     /// @dev `minStake >= stakePerThresholdBit * threshold`: raising the threshold alone, or
     ///      lowering the minimum stake alone, breaks it and reverts.
-    function test_SetValidationParams_EnforcesStakeRule() public {
+    function test_ScheduleParams_EnforcesStakeRule() public {
+        IVerinfer.Params memory p = defaultParams();
         VM.startPrank(owner);
+        p.threshold = 11;
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, MIN_STAKE, STAKE_PER_BIT, uint8(11))
         );
-        verinfer.setValidationParams(11, MIN_STAKE, STAKE_PER_BIT);
+        verinfer.scheduleParams(p);
+        p = defaultParams();
+        p.minStake = MIN_STAKE - 1;
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, MIN_STAKE - 1, STAKE_PER_BIT, THRESHOLD)
         );
-        verinfer.setValidationParams(THRESHOLD, MIN_STAKE - 1, STAKE_PER_BIT);
+        verinfer.scheduleParams(p);
+        p = defaultParams();
+        p.stakePerThresholdBit = STAKE_PER_BIT + 1;
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, MIN_STAKE, STAKE_PER_BIT + 1, THRESHOLD)
         );
-        verinfer.setValidationParams(THRESHOLD, MIN_STAKE, STAKE_PER_BIT + 1);
+        verinfer.scheduleParams(p);
         // Raising both together is fine, and so is equality.
-        verinfer.setValidationParams(11, 1100 ether, STAKE_PER_BIT);
-        verinfer.setValidationParams(0, 1, type(uint96).max);
+        p = defaultParams();
+        p.threshold = 11;
+        p.minStake = 1100 ether;
+        verinfer.scheduleParams(p);
+        p.threshold = 0;
+        p.minStake = 1;
+        p.stakePerThresholdBit = type(uint96).max;
+        verinfer.scheduleParams(p);
         VM.stopPrank();
-        VM.assertEq(verinfer.threshold(), 0);
+        (, IVerinfer.Params memory pending,) = verinfer.scheduledParams();
+        VM.assertEq(pending.threshold, 0);
     }
 
-    function test_SetValidationParams_RevertsOnBadValues() public {
+    function test_ScheduleParams_RevertsOnBadValues() public {
         VM.startPrank(owner);
+        IVerinfer.Params memory p = defaultParams();
+        p.threshold = 65;
+        p.minStake = type(uint96).max;
+        p.stakePerThresholdBit = 0;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.ThresholdTooHigh.selector, uint8(65), uint8(64)));
-        verinfer.setValidationParams(65, type(uint96).max, 0);
+        verinfer.scheduleParams(p);
+        p = defaultParams();
+        p.threshold = 0;
+        p.minStake = 0;
         VM.expectRevert(IVerinfer.ZeroAmount.selector);
-        verinfer.setValidationParams(0, 0, 0);
-        verinfer.setValidationParams(64, 64, 1);
+        verinfer.scheduleParams(p);
+
+        p = defaultParams();
+        p.slashShareBps = 0;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(0)));
+        verinfer.scheduleParams(p);
+        p.slashShareBps = 10_001;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
+        verinfer.scheduleParams(p);
+
+        p = defaultParams();
+        p.slashRewardBps = 10_001;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
+        verinfer.scheduleParams(p);
+        p = defaultParams();
+        p.protocolFeeBps = 10_001;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
+        verinfer.scheduleParams(p);
+
+        p = defaultParams();
+        (p.commitWindow, p.revealWindow) = (0, 60);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(0), uint32(60)));
+        verinfer.scheduleParams(p);
+        (p.commitWindow, p.revealWindow) = (60, 0);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(60), uint32(0)));
+        verinfer.scheduleParams(p);
+        (p.commitWindow, p.revealWindow) = (7 days + 1, 60);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(7 days + 1), uint32(60)));
+        verinfer.scheduleParams(p);
+        (p.commitWindow, p.revealWindow) = (60, 7 days + 1);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(60), uint32(7 days + 1)));
+        verinfer.scheduleParams(p);
+
+        p = defaultParams();
+        p.queueTimeout = 0;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidQueueTimeout.selector, uint32(0)));
+        verinfer.scheduleParams(p);
+        p.queueTimeout = 365 days + 1;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidQueueTimeout.selector, uint32(365 days + 1)));
+        verinfer.scheduleParams(p);
+
+        p = defaultParams();
+        p.minTextPool = 2;
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidMinTextPool.selector, uint8(2)));
+        verinfer.scheduleParams(p);
+
+        // Every limit itself is accepted.
+        p = IVerinfer.Params({
+            threshold: 64,
+            minTextPool: 3,
+            slashShareBps: BPS,
+            slashRewardBps: BPS,
+            protocolFeeBps: BPS,
+            commitWindow: 7 days,
+            revealWindow: 7 days,
+            queueTimeout: 365 days,
+            minStake: 64,
+            stakePerThresholdBit: 1,
+            minTaskFee: 0,
+            minImageFee: 0
+        });
+        verinfer.scheduleParams(p);
+        p.slashShareBps = 1;
+        p.slashRewardBps = 0;
+        p.protocolFeeBps = 0;
+        (p.commitWindow, p.revealWindow, p.queueTimeout) = (1, 1, 1);
+        verinfer.scheduleParams(p);
         VM.stopPrank();
+        VM.assertEq(verinfer.paramsVersion(), 1, "nothing in force yet");
     }
 
-    function test_SetValidationParams_NewThresholdJudgesLaterSettlements() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
-        uint256 taskId = _createImageTask();
+    /// @dev Scheduling again replaces the pending version (same number); cancelling withdraws it.
+    function test_ScheduleParams_ReplaceAndCancel() public {
+        IVerinfer.Params memory p = defaultParams();
+        p.protocolFeeBps = 0;
         VM.prank(owner);
-        verinfer.setValidationParams(12, 1200 ether, STAKE_PER_BIT);
+        verinfer.scheduleParams(p);
+
+        VM.warp(VM.getBlockTimestamp() + 100);
+        p.protocolFeeBps = 100;
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.ParamsScheduleCancelled(2);
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.ParamsScheduled(2, p, uint40(VM.getBlockTimestamp() + PARAMS_DELAY));
+        VM.prank(owner);
+        verinfer.scheduleParams(p);
+        (uint24 version, IVerinfer.Params memory pending, uint40 at) = verinfer.scheduledParams();
+        VM.assertEq(version, 2);
+        VM.assertEq(pending.protocolFeeBps, 100);
+        VM.assertEq(at, VM.getBlockTimestamp() + PARAMS_DELAY, "the delay restarts");
+
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.ParamsScheduleCancelled(2);
+        VM.prank(owner);
+        verinfer.cancelScheduledParams();
+        (version,,) = verinfer.scheduledParams();
+        VM.assertEq(version, 0);
+        VM.prank(owner);
+        VM.expectRevert(IVerinfer.NoScheduledParams.selector);
+        verinfer.cancelScheduledParams();
+
+        VM.warp(at + 1);
+        _nextBlock();
+        verinfer.drawTasks();
+        VM.assertEq(verinfer.paramsVersion(), 1, "a cancelled version never applies");
+        VM.assertEq(verinfer.params().protocolFeeBps, PROTOCOL_FEE_BPS);
+    }
+
+    /// @dev A task runs under the version in force when it was created: a threshold raised while it
+    ///      runs does not judge it; the tasks created afterwards get the new one.
+    function test_ScheduleParams_RunningTaskKeepsItsVersion() public {
+        _makeNodes(0, 6, H100);
+        IVerinfer.Params memory p = defaultParams();
+        p.threshold = 12;
+        p.stakePerThresholdBit = 50 ether;
+        uint40 at = _scheduleParams(p);
+        VM.warp(at - 100);
+        uint256 before = _createImageTask();
+        VM.warp(at);
+        _nextBlock();
+        uint256 later = _createImageTask();
+        VM.assertEq(verinfer.getTask(before).paramsVersion, 1);
+        VM.assertEq(verinfer.getTask(later).paramsVersion, 2);
+        VM.assertEq(verinfer.taskParams(before).threshold, THRESHOLD);
+        VM.assertEq(verinfer.taskParams(later).threshold, 12);
+
         uint64 h = 0xabcdef;
         // 12 bits apart: over the old threshold, within the new one.
-        _runImageTask(taskId, [_hashes(h), _hashes(_flipLow(h, 12)), _hashes(h)]);
-        _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
-        address[3] memory n = _nodesOf(taskId);
-        // The minimum stake rose to 1200 ether: the nodes (1000 + reward) leave with BelowMinStake.
-        _assertNodeState(n[1], IVerinfer.NodeState.None);
+        VM.recordLogs();
+        _runImageTask(before, [_hashes(h), _hashes(_flipLow(h, 12)), _hashes(h)]);
+        _runImageTask(later, [_hashes(h), _hashes(_flipLow(h, 12)), _hashes(h)]);
+        Vm.Log[] memory logs = VM.getRecordedLogs();
+        Settled memory s = _findSettled(logs, before);
+        VM.assertEq(s.threshold, THRESHOLD, "judged with its own threshold");
+        VM.assertEq(s.agreeingMask, 5, "12 bits is too far under version 1");
+        _assertNodeState(_nodesOf(before)[1], IVerinfer.NodeState.Kicked);
+        s = _findSettled(logs, later);
+        VM.assertEq(s.threshold, 12);
+        VM.assertEq(s.agreeingMask, 7, "12 bits agree under version 2");
+        _assertStatus(later, IVerinfer.TaskStatus.Validated);
     }
 
-    // ================================================================ slash share, fee, windows
-
-    function test_SetSlashShare() public {
-        VM.expectEmit(address(verinfer));
-        emit IVerinfer.SlashShareSet(1);
-        VM.prank(owner);
-        verinfer.setSlashShare(1);
-        VM.prank(owner);
-        verinfer.setSlashShare(BPS);
-        (,,, uint16 slashBps,,,) = verinfer.params();
-        VM.assertEq(slashBps, BPS);
-        VM.startPrank(owner);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(0)));
-        verinfer.setSlashShare(0);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
-        verinfer.setSlashShare(10_001);
-        VM.stopPrank();
-    }
-
-    function test_SetProtocolFee() public {
-        VM.expectEmit(address(verinfer));
-        emit IVerinfer.ProtocolFeeSet(0);
-        VM.prank(owner);
-        verinfer.setProtocolFee(0);
-        VM.prank(owner);
-        verinfer.setProtocolFee(BPS);
-        (,,,, uint16 feeBps,,) = verinfer.params();
-        VM.assertEq(feeBps, BPS);
-        VM.prank(owner);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
-        verinfer.setProtocolFee(10_001);
-    }
-
-    function test_SetWindows() public {
-        VM.expectEmit(address(verinfer));
-        emit IVerinfer.WindowsSet(1, 7 days);
-        VM.prank(owner);
-        verinfer.setWindows(1, 7 days);
-        (,,,,, uint32 cw, uint32 rw) = verinfer.params();
-        VM.assertEq(cw, 1);
-        VM.assertEq(rw, 7 days);
-        VM.startPrank(owner);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(0), uint32(60)));
-        verinfer.setWindows(0, 60);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(60), uint32(0)));
-        verinfer.setWindows(60, 0);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(7 days + 1), uint32(60)));
-        verinfer.setWindows(7 days + 1, 60);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(60), uint32(7 days + 1)));
-        verinfer.setWindows(60, 7 days + 1);
-        VM.stopPrank();
-    }
-
-    function test_SetWindows_AppliesToTasksStartedLater() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
-        VM.prank(owner);
-        verinfer.setWindows(60, 120);
+    /// @dev Windows are the task's version's: the deadlines of a task created under new windows.
+    function test_ScheduleParams_WindowsApplyToTasksCreatedLater() public {
+        _makeNodes(0, 3, H100);
+        IVerinfer.Params memory p = defaultParams();
+        (p.commitWindow, p.revealWindow) = (60, 120);
+        _setParams(p);
         uint256 taskId = _createImageTask();
         IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
-        VM.assertEq(t.commitDeadline, block.timestamp + 60);
-        VM.assertEq(t.revealDeadline, block.timestamp + 180);
+        VM.assertEq(t.commitDeadline, VM.getBlockTimestamp() + 60);
+        VM.assertEq(t.revealDeadline, VM.getBlockTimestamp() + 180);
+    }
+
+    /// @dev With a zero delay (devnets) a scheduled version is in force at once.
+    function test_ScheduleParams_ZeroDelayAppliesAtOnce() public {
+        verinfer = new Verinfer(token, defaultParams(), 0, owner, treasury);
+        IVerinfer.Params memory p = defaultParams();
+        p.threshold = 3;
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.ParamsActivated(2);
+        VM.prank(owner);
+        verinfer.scheduleParams(p);
+        VM.assertEq(verinfer.paramsVersion(), 2);
+        VM.assertEq(verinfer.params().threshold, 3);
+        (uint24 version,,) = verinfer.scheduledParams();
+        VM.assertEq(version, 0);
+    }
+
+    // ================================================================ GPU registry
+
+    function test_AddGpuModel_RegistersAndEmits() public {
+        bytes32 id = verinfer.gpuModelId("NVIDIA B200");
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.GpuModelAdded(id, "nvidia b200", 184_320);
+        VM.prank(owner);
+        verinfer.addGpuModel("  NVIDIA B200 ", 184_320);
+        VM.assertEq(verinfer.gpuModelCount(), 5);
+        IVerinfer.GpuModelInfo memory info = verinfer.gpuModelAt(4);
+        VM.assertEq(info.id, id);
+        VM.assertEq(info.name, "nvidia b200");
+        VM.assertEq(info.vramMiB, 184_320);
+        VM.assertTrue(info.active);
+        VM.assertEq(info.availableNodes, 0);
+        info = verinfer.gpuModel(verinfer.gpuModelId(RTX4090));
+        VM.assertEq(info.vramMiB, VRAM_24G);
+        VM.assertEq(info.name, "nvidia geforce rtx 4090");
+        // The default registry, in order.
+        VM.assertEq(verinfer.gpuModelAt(0).id, verinfer.gpuModelId(H100));
+        VM.assertEq(verinfer.gpuModelAt(3).vramMiB, VRAM_8G);
+        // A node of the new model can join; image tasks may now ask for its VRAM.
+        _join(_nodeAddr(0), "nvidia b200", MIN_STAKE);
+        VM.assertEq(verinfer.getNode(_nodeAddr(0)).vramMiB, 184_320);
+        VM.assertEq(verinfer.gpuModel(id).availableNodes, 1);
+        _queueImageTask(1, 184_320, FEE);
+    }
+
+    function test_AddGpuModel_Reverts() public {
+        VM.startPrank(owner);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooSmall.selector, uint32(1023), uint32(1024)));
+        verinfer.addGpuModel("tiny", 1023);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooLarge.selector, uint32((1 << 24) + 1), uint32(1 << 24)));
+        verinfer.addGpuModel("huge", (1 << 24) + 1);
+        bytes32 h100 = verinfer.gpuModelId(H100);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelAlreadyRegistered.selector, h100));
+        verinfer.addGpuModel("nvidia  H100 80gb hbm3", VRAM_80G);
+        VM.expectRevert(GpuModels.EmptyGpuModel.selector);
+        verinfer.addGpuModel(" ", VRAM_80G);
+        // Both VRAM ends are accepted; at most 32 models.
+        verinfer.addGpuModel("tiny", 1024);
+        verinfer.addGpuModel("huge", 1 << 24);
+        for (uint256 i = 6; i < 32; ++i) {
+            verinfer.addGpuModel(string.concat("model ", VM.toString(i)), VRAM_8G);
+        }
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.TooManyGpuModels.selector, 32));
+        verinfer.addGpuModel("one too many", VRAM_8G);
+        VM.stopPrank();
+        VM.assertEq(verinfer.gpuModelCount(), 32);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, bytes32(uint256(32))));
+        verinfer.gpuModelAt(32);
+        bytes32 unknown = verinfer.gpuModelId("one too many");
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
+        verinfer.gpuModel(unknown);
+    }
+
+    /// @dev The smallest registered VRAM is the class every image task up to it shares: a new,
+    ///      smaller model lowers it.
+    function test_AddGpuModel_SmallerModelServesSmallTasks() public {
+        VM.prank(owner);
+        verinfer.addGpuModel("NVIDIA T400", 2048);
+        _makeNodes(0, 3, "nvidia t400");
+        VM.assertEq(verinfer.availableNodes(bytes32(0), 2048), 3);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), 2049), 0);
+        uint256 taskId = _createImageTask(1, 2048, FEE);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+    }
+
+    /// @dev Closing a model stops new joins; its nodes keep serving and text tasks may still name it.
+    function test_SetGpuModelActive() public {
+        bytes32 h100 = verinfer.gpuModelId(H100);
+        _makeNodes(0, 3, H100);
+        VM.expectEmit(address(verinfer));
+        emit IVerinfer.GpuModelActiveSet(h100, false);
+        VM.prank(owner);
+        verinfer.setGpuModelActive(h100, false);
+        VM.assertFalse(verinfer.gpuModel(h100).active);
+
+        address late = _nodeAddr(3);
+        _fund(late, MIN_STAKE);
+        VM.prank(late);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelInactive.selector, h100));
+        verinfer.join(H100, 0, MIN_STAKE);
+
+        uint256 taskId = _createTextTask(H100, 0, FEE);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+        _runHonestTextTask(taskId);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
+
+        VM.prank(owner);
+        verinfer.setGpuModelActive(h100, true);
+        VM.prank(late);
+        verinfer.join(H100, 0, MIN_STAKE);
+
+        bytes32 unknown = verinfer.gpuModelId("NVIDIA B200");
+        VM.prank(owner);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
+        verinfer.setGpuModelActive(unknown, true);
     }
 
     // ================================================================ treasury
 
     function test_SetTreasury() public {
         address next = address(uint160(0x7EA6));
-        VM.expectEmit(address(verinfer));
+        VM.expectEmit(true, false, false, true, address(verinfer));
         emit IVerinfer.TreasurySet(next);
         VM.prank(owner);
         verinfer.setTreasury(next);
@@ -175,16 +436,18 @@ contract VerinferAdminTest is VerinferTestBase {
         verinfer.setTreasury(address(0));
     }
 
-    function _accrue() internal returns (uint96 balance) {
-        _makeNodes(0, 3, H100, VRAM_80G);
+    /// @dev A disagreeing node's slash (less the agreeing pair's share) and the protocol fee accrue.
+    function _accrue() internal returns (uint256 balance) {
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask();
         _runImageTask(taskId, [_hashes(1), _hashes(1), _hashes(~uint64(1))]);
         balance = verinfer.treasuryBalance();
-        VM.assertGt(balance, MIN_STAKE / 2, "slash and protocol fee accrued");
+        uint256 slashed = _slashOf(MIN_STAKE);
+        VM.assertEq(balance, FEE - 2 * _rewardPerNode(FEE, 2) + slashed - (slashed * SLASH_REWARD_BPS) / BPS);
     }
 
     function test_WithdrawTreasury_ByTreasuryAndOwner() public {
-        uint96 balance = _accrue();
+        uint256 balance = _accrue();
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TreasuryWithdrawn(treasury, 100);
         VM.prank(treasury);
@@ -197,10 +460,11 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.assertEq(token.balanceOf(treasury), balance);
         VM.assertEq(token.balanceOf(owner), 0);
         VM.assertEq(verinfer.treasuryBalance(), 0);
+        _assertTokenAccounting();
     }
 
     function test_WithdrawTreasury_Reverts() public {
-        uint96 balance = _accrue();
+        uint256 balance = _accrue();
         VM.prank(stranger);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.NotTreasuryOrOwner.selector, stranger));
         verinfer.withdrawTreasury(1);
@@ -209,13 +473,22 @@ contract VerinferAdminTest is VerinferTestBase {
         verinfer.withdrawTreasury(balance + 1);
     }
 
-    /// @dev Withdrawing can never reach into node stakes or escrowed fees.
-    function test_WithdrawTreasury_CannotTakeStakes() public {
-        _makeNodes(0, 3, H100, VRAM_80G);
-        _createImageTask();
+    /// @dev Withdrawing can never reach into node stakes, escrowed fees or credited balances.
+    function test_WithdrawTreasury_CannotTakeStakesFeesOrCredits() public {
+        _makeNodes(0, 3, H100);
+        uint256 taskId = _createImageTask();
+        _queueImageTask(1, 0, FEE);
         VM.prank(owner);
-        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InsufficientTreasury.selector, uint96(1), uint96(0)));
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InsufficientTreasury.selector, uint256(1), uint256(0)));
         verinfer.withdrawTreasury(1);
+        // An aborted task credits its creator; the treasury still has nothing.
+        _runImageTask(taskId, [_hashes(0), _hashes(_flipLow(0, 20)), _hashes(_flipLow(0, 40))]);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Aborted);
+        VM.assertEq(verinfer.claimable(creator), FEE);
+        VM.prank(owner);
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.InsufficientTreasury.selector, uint256(1), uint256(0)));
+        verinfer.withdrawTreasury(1);
+        _assertTokenAccounting();
     }
 
     // ================================================================ ownership
@@ -232,10 +505,19 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.prank(next);
         verinfer.acceptOwnership();
         VM.assertEq(verinfer.owner(), next);
+        IVerinfer.Params memory p = defaultParams();
         VM.prank(owner);
         VM.expectRevert(_unauthorized(owner));
-        verinfer.setProtocolFee(0);
+        verinfer.scheduleParams(p);
         VM.prank(next);
-        verinfer.setProtocolFee(0);
+        verinfer.scheduleParams(p);
+    }
+
+    /// @dev The registry and the parameters need an owner: renouncing is disabled.
+    function test_Ownership_CannotBeRenounced() public {
+        VM.prank(owner);
+        VM.expectRevert(IVerinfer.OwnershipCannotBeRenounced.selector);
+        verinfer.renounceOwnership();
+        VM.assertEq(verinfer.owner(), owner);
     }
 }
