@@ -71,10 +71,6 @@ contract HammingTest is VerinferTestBase {
         VM.assertEq(Hamming.distance256(a, b), _naivePopcount(uint256(a ^ b)));
     }
 
-    function testFuzz_ContractViewMatchesLibrary(uint64 a, uint64 b) public view {
-        VM.assertEq(verinfer.hammingDistance(a, b), _naiveDistance64(a, b));
-    }
-
     // ================================================================ GPU model names
 
     /// @dev Reference normal form: ASCII lower case, whitespace runs collapsed, ends trimmed.

@@ -6,7 +6,8 @@ import {VM} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
 /// @notice Property tests of commit-reveal binding, the image verdict against random thresholds,
-///         the parameter rule, the fee split and the VRAM requirement.
+///         the parameter rule, the fee split (and the slash reward split), fee levels and the VRAM
+///         requirement.
 contract VerinferFuzzTest is VerinferTestBase {
     function _randomHashes(bytes32 seed, uint256 count) internal pure returns (uint64[] memory h) {
         h = new uint64[](count);
@@ -22,7 +23,7 @@ contract VerinferFuzzTest is VerinferTestBase {
     ///      otherwise correct reveals fail.
     function testFuzz_CommitReveal_Image(bytes32 seed, bytes32 salt, uint8 imageCount, uint256 tweak) public {
         uint256 count = _bound(imageCount, 1, 16);
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask(uint8(count), 0, FEE);
         address[3] memory n = _nodesOf(taskId);
         uint64[] memory r = _randomHashes(seed, count);
@@ -58,7 +59,7 @@ contract VerinferFuzzTest is VerinferTestBase {
     }
 
     function testFuzz_CommitReveal_Text(bytes32 digest, bytes32 salt, uint256 tweak) public {
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createTextTask(H100, 0, FEE);
         address[3] memory n = _nodesOf(taskId);
         uint256 otherTask = taskId + 1 + (tweak % 1000);
@@ -118,9 +119,11 @@ contract VerinferFuzzTest is VerinferTestBase {
     function testFuzz_ThresholdVerdict(uint8 threshold, uint8 imageCount, bytes32 seed, uint8 density) public {
         uint256 t = _bound(threshold, 0, 64);
         uint256 count = _bound(imageCount, 1, 16);
-        VM.prank(owner);
-        verinfer.setValidationParams(uint8(t), MIN_STAKE, MIN_STAKE / 64);
-        _makeNodes(0, 3, H100, VRAM_80G);
+        IVerinfer.Params memory p = defaultParams();
+        p.threshold = uint8(t);
+        p.stakePerThresholdBit = MIN_STAKE / 64;
+        _setParams(p);
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask(uint8(count), 0, FEE);
 
         uint64[] memory base = _randomHashes(seed, count);
@@ -157,7 +160,11 @@ contract VerinferFuzzTest is VerinferTestBase {
 
     // ================================================================ parameter rule
 
-    function testFuzz_SetValidationParams(uint8 threshold, uint96 minStake, uint96 perBit) public {
+    /// @dev Any (threshold, minStake, stakePerThresholdBit) is scheduled iff it satisfies the rule;
+    ///      whatever happens, the parameters in force afterwards satisfy it.
+    function testFuzz_ScheduleParams_StakeRule(uint8 threshold, uint96 minStake, uint96 perBit) public {
+        IVerinfer.Params memory p = defaultParams();
+        (p.threshold, p.minStake, p.stakePerThresholdBit) = (threshold, minStake, perBit);
         bytes memory expectedError;
         if (threshold > 64) {
             expectedError = abi.encodeWithSelector(IVerinfer.ThresholdTooHigh.selector, threshold, uint8(64));
@@ -170,47 +177,54 @@ contract VerinferFuzzTest is VerinferTestBase {
         VM.prank(owner);
         if (expectedError.length != 0) {
             VM.expectRevert(expectedError);
-            verinfer.setValidationParams(threshold, minStake, perBit);
-            VM.assertEq(verinfer.threshold(), THRESHOLD, "unchanged");
-            VM.assertEq(verinfer.minStake(), MIN_STAKE, "unchanged");
+            verinfer.scheduleParams(p);
+            (uint24 pending,,) = verinfer.scheduledParams();
+            VM.assertEq(pending, 0, "nothing scheduled");
         } else {
-            verinfer.setValidationParams(threshold, minStake, perBit);
-            (uint8 t, uint96 m, uint96 p,,,,) = verinfer.params();
-            VM.assertEq(t, threshold);
-            VM.assertEq(m, minStake);
-            VM.assertEq(p, perBit);
+            verinfer.scheduleParams(p);
+            (uint24 pending, IVerinfer.Params memory scheduled,) = verinfer.scheduledParams();
+            VM.assertEq(pending, 2);
+            VM.assertEq(keccak256(abi.encode(scheduled)), keccak256(abi.encode(p)), "scheduled as given");
         }
-        // Whatever happened, the rule holds.
-        (uint8 t2, uint96 m2, uint96 p2,,,,) = verinfer.params();
-        VM.assertGe(m2, uint256(p2) * t2, "minStake >= stakePerThresholdBit * threshold");
+        // Whatever happened, the rule holds for the parameters in force once the delay has passed.
+        VM.warp(VM.getBlockTimestamp() + PARAMS_DELAY);
+        IVerinfer.Params memory now_ = verinfer.params();
+        VM.assertEq(now_.threshold, expectedError.length == 0 ? threshold : THRESHOLD);
+        VM.assertGe(
+            now_.minStake, uint256(now_.stakePerThresholdBit) * now_.threshold, "minStake >= perBit * threshold"
+        );
     }
 
     /// @dev Near the boundary: exactly on it passes, one below fails.
-    function testFuzz_SetValidationParams_Boundary(uint8 threshold, uint96 perBit) public {
+    function testFuzz_ScheduleParams_Boundary(uint8 threshold, uint96 perBit) public {
         uint256 t = _bound(threshold, 1, 64);
-        uint256 p = _bound(perBit, 2, type(uint96).max / 64); // one below the boundary stays nonzero
-        uint96 onBoundary = uint96(p * t);
+        uint256 pb = _bound(perBit, 2, type(uint96).max / 64); // one below the boundary stays nonzero
+        IVerinfer.Params memory p = defaultParams();
+        (p.threshold, p.minStake, p.stakePerThresholdBit) = (uint8(t), uint96(pb * t), uint96(pb));
         VM.startPrank(owner);
-        verinfer.setValidationParams(uint8(t), onBoundary, uint96(p));
+        verinfer.scheduleParams(p);
+        p.minStake -= 1;
         VM.expectRevert(
-            abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, onBoundary - 1, uint96(p), uint8(t))
+            abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, p.minStake, uint96(pb), uint8(t))
         );
-        verinfer.setValidationParams(uint8(t), onBoundary - 1, uint96(p));
+        verinfer.scheduleParams(p);
         VM.stopPrank();
     }
 
     // ================================================================ fee split
 
-    /// @dev The fee is fully accounted for: rewards to the agreeing nodes plus the treasury's share
-    ///      (protocol fee and dust) equal it, and the contract's balance covers exactly stakes and
-    ///      treasury afterwards.
-    function testFuzz_FeeSplitConservesTheFee(uint96 fee, uint16 feeBps, bool twoAgree) public {
-        fee = uint96(_bound(fee, 0, 1e30));
-        feeBps = uint16(_bound(feeBps, 0, BPS));
-        VM.prank(owner);
-        verinfer.setProtocolFee(feeBps);
+    /// @dev The fee and the slash are fully accounted for: rewards to the agreeing nodes plus the
+    ///      treasury's share (protocol fee and dust) equal the fee; the slash reward credited to the
+    ///      agreeing nodes plus the treasury's part equal the slash; the contract's balance covers
+    ///      exactly stakes, credits and treasury afterwards.
+    function testFuzz_FeeSplitConservesTheFee(uint96 fee, uint16 feeBps, uint16 rewardBps, bool twoAgree) public {
+        fee = uint96(_bound(fee, MIN_TASK_FEE + MIN_IMAGE_FEE, 1e30));
+        IVerinfer.Params memory p = defaultParams();
+        p.protocolFeeBps = uint16(_bound(feeBps, 0, BPS));
+        p.slashRewardBps = uint16(_bound(rewardBps, 0, BPS));
+        _setParams(p);
         _fund(creator, fee);
-        _makeNodes(0, 3, H100, VRAM_80G);
+        _makeNodes(0, 3, H100);
         uint256 taskId = _createImageTask(1, 0, fee);
         address[3] memory n = _nodesOf(taskId);
         uint64[] memory good = _hashes(123);
@@ -218,26 +232,55 @@ contract VerinferFuzzTest is VerinferTestBase {
         _runImageTask(taskId, [good, good, bad]);
 
         uint256 payees = twoAgree ? 2 : 3;
-        uint256 reward = (fee - (uint256(fee) * feeBps) / BPS) / payees;
+        uint256 reward = (fee - (uint256(fee) * p.protocolFeeBps) / BPS) / payees;
         uint256 slashed = twoAgree ? (uint256(MIN_STAKE) * SLASH_BPS) / BPS : 0;
+        uint256 each = (slashed * p.slashRewardBps) / BPS / payees;
         VM.assertEq(_stakeOf(n[0]), MIN_STAKE + reward);
         VM.assertEq(_stakeOf(n[1]), MIN_STAKE + reward);
-        VM.assertEq(verinfer.treasuryBalance(), fee - reward * payees + slashed, "treasury share");
-        VM.assertLe(fee - reward * payees - (uint256(fee) * feeBps) / BPS, payees - 1, "dust below one wei per payee");
-        uint256 stakes = uint256(_stakeOf(n[0])) + _stakeOf(n[1]) + _stakeOf(n[2]);
-        VM.assertEq(token.balanceOf(address(verinfer)), stakes + verinfer.treasuryBalance(), "accounting");
+        VM.assertEq(verinfer.claimable(n[0]), each, "slash reward share");
+        VM.assertEq(verinfer.claimable(n[1]), each, "slash reward share");
+        VM.assertEq(verinfer.claimable(n[2]), twoAgree ? MIN_STAKE - slashed : 0, "rest of the slashed stake");
+        VM.assertEq(verinfer.treasuryBalance(), fee - reward * payees + slashed - each * payees, "treasury share");
+        VM.assertLe(
+            fee - reward * payees - (uint256(fee) * p.protocolFeeBps) / BPS, payees - 1, "dust below one wei per payee"
+        );
+        _assertTokenAccounting();
+    }
+
+    // ================================================================ fee levels
+
+    /// @dev A task's fee level is the highest tier t <= 7 with fee >= 2^t times its minimum.
+    function testFuzz_FeeLevel(uint96 fee, uint8 imageCount, bool text) public {
+        uint8 count = text ? 0 : uint8(_bound(imageCount, 1, 16));
+        uint256 minimum = verinfer.minTaskFee(text ? TEXT : IMAGE, count);
+        fee = uint96(_bound(fee, minimum, 1000 * minimum));
+        _fund(creator, fee);
+        uint256 taskId = text ? _queueTextTask(H100, 0, fee) : _queueImageTask(count, 0, fee);
+        uint8 level = verinfer.getTask(taskId).feeLevel;
+        VM.assertEq(level, _feeLevel(fee, minimum));
+        VM.assertGe(fee, minimum << level, "the fee pays for its level");
+        if (level < 7) VM.assertLt(fee, minimum << (level + 1), "and not for the next");
     }
 
     // ================================================================ VRAM requirement
 
-    /// @dev A node is offered a task only if it has at least the task's VRAM (safe), and always if
-    ///      it has twice as much (the tier rounding costs at most a factor of two).
-    function testFuzz_VramRequirementIsSafeAndAtMostTwofoldConservative(uint32 vram, uint32 minVram) public {
-        vram = uint32(_bound(vram, verinfer.MIN_NODE_VRAM_MIB(), verinfer.MAX_NODE_VRAM_MIB()));
-        minVram = uint32(_bound(minVram, 0, verinfer.MAX_TASK_VRAM_MIB()));
-        _join(_nodeAddr(0), H100, vram, MIN_STAKE);
-        bool offered = verinfer.availableNodes(bytes32(0), minVram) == 1;
-        if (offered) VM.assertGe(vram, minVram, "offered only with enough VRAM");
-        if (uint256(vram) >= 2 * uint256(minVram)) VM.assertTrue(offered, "offered with twice the VRAM");
+    /// @dev VRAM comes from the registry and is matched exactly: a node of a model with `vram` MiB is
+    ///      offered a task iff the task needs at most `vram`; an image task needing more than every
+    ///      registered model has cannot be created.
+    function testFuzz_VramRequirementIsExact(uint32 vram, uint32 minVram) public {
+        vram = uint32(_bound(vram, verinfer.MIN_GPU_VRAM_MIB(), verinfer.MAX_GPU_VRAM_MIB()));
+        minVram = uint32(_bound(minVram, 0, verinfer.MAX_GPU_VRAM_MIB()));
+        VM.prank(owner);
+        verinfer.addGpuModel("fuzz gpu", vram);
+        _join(_nodeAddr(0), "fuzz gpu", MIN_STAKE);
+        VM.assertEq(verinfer.availableNodes(bytes32(0), minVram) == 1, vram >= minVram, "offered iff enough VRAM");
+        uint32 largest = vram > VRAM_80G ? vram : VRAM_80G;
+        VM.prank(creator);
+        if (minVram > largest) {
+            VM.expectRevert(abi.encodeWithSelector(IVerinfer.NoGpuModelFits.selector, minVram));
+            verinfer.createTask(IMAGE, keccak256("v"), 1, minVram, "", FEE);
+        } else {
+            verinfer.createTask(IMAGE, keccak256("v"), 1, minVram, "", FEE);
+        }
     }
 }
