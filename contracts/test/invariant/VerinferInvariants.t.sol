@@ -20,29 +20,52 @@ contract VerinferInvariantsTest {
     Verinfer internal verinfer;
     VerinferHandler internal handler;
     address internal owner = address(uint160(0xA11CE));
+    address internal treasury = address(uint160(0x7EA5));
+
+    /// @dev Short delays and timeouts, so that scheduled versions take effect and queued tasks expire
+    ///      within a run.
+    uint32 internal constant PARAMS_DELAY = 600;
 
     function setUp() public {
         VM.warp(1_700_000_000);
+        VM.roll(1000);
         token = new MockStakingToken();
         verinfer = new Verinfer(
             token,
-            IVerinfer.InitParams({
+            IVerinfer.Params({
                 threshold: 10,
-                minStake: 1000 ether,
-                stakePerThresholdBit: 100 ether,
+                minTextPool: 3,
                 slashShareBps: 5000,
+                slashRewardBps: 5000,
                 protocolFeeBps: 500,
                 commitWindow: 300,
-                revealWindow: 300
+                revealWindow: 300,
+                queueTimeout: 3600,
+                minStake: 1000 ether,
+                stakePerThresholdBit: 100 ether,
+                minTaskFee: 1 ether,
+                minImageFee: 0.1 ether
             }),
+            PARAMS_DELAY,
             owner,
-            address(uint160(0x7EA5))
+            treasury
         );
         handler = new VerinferHandler(verinfer, token, owner);
-        // Nine nodes to start with, three per model.
-        for (uint256 i; i < 9; ++i) {
-            handler.join(i, i, 2, i);
+        VM.startPrank(owner);
+        for (uint256 i; i < handler.modelCount(); ++i) {
+            verinfer.addGpuModel(handler.models(i), handler.modelVrams(i));
         }
+        VM.stopPrank();
+        // Nine nodes to start with, three per model, fee tier 0: actors 3..11, so four of them
+        // dishonest. Three tasks created and drawn, so that every run starts with work in progress.
+        for (uint256 i = 3; i < 12; ++i) {
+            handler.join(i, i, 0, i);
+        }
+        handler.createTask(0, true, 0, 0, 0, 0);
+        handler.createTask(1, true, 1, 2, 0, 1);
+        handler.createTask(2, false, 0, 0, 1, 2);
+        handler.roll(0);
+        handler.drawTasks(0);
     }
 
     function targetContracts() public view returns (address[] memory targets) {
@@ -53,23 +76,29 @@ contract VerinferInvariantsTest {
     /// @dev Task steps are listed several times: forge draws selectors uniformly from this list,
     ///      so this weights the draw towards tasks that get created, committed, revealed, settled.
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory selectors = new bytes4[](20);
+        bytes4[] memory selectors = new bytes4[](26);
         selectors[0] = VerinferHandler.join.selector;
         selectors[1] = VerinferHandler.addStake.selector;
         selectors[2] = VerinferHandler.leave.selector;
-        selectors[3] = VerinferHandler.cancelTask.selector;
-        selectors[4] = VerinferHandler.dispatch.selector;
-        selectors[5] = VerinferHandler.setParams.selector;
-        selectors[6] = VerinferHandler.withdrawTreasury.selector;
+        selectors[3] = VerinferHandler.setFeeTier.selector;
+        selectors[4] = VerinferHandler.cancelTask.selector;
+        selectors[5] = VerinferHandler.expireTask.selector;
+        selectors[6] = VerinferHandler.drawTasks.selector;
+        selectors[7] = VerinferHandler.scheduleParams.selector;
+        selectors[8] = VerinferHandler.withdrawTreasury.selector;
+        selectors[9] = VerinferHandler.withdraw.selector;
         for (uint256 i; i < 3; ++i) {
-            selectors[7 + i] = VerinferHandler.createTask.selector;
-            selectors[10 + i] = VerinferHandler.commit.selector;
-            selectors[13 + i] = VerinferHandler.reveal.selector;
+            selectors[10 + i] = VerinferHandler.createTask.selector;
+            selectors[13 + i] = VerinferHandler.commit.selector;
+            selectors[16 + i] = VerinferHandler.reveal.selector;
         }
-        selectors[16] = VerinferHandler.settle.selector;
-        selectors[17] = VerinferHandler.settle.selector;
-        selectors[18] = VerinferHandler.warp.selector;
-        selectors[19] = VerinferHandler.warp.selector;
+        selectors[19] = VerinferHandler.settle.selector;
+        selectors[20] = VerinferHandler.settle.selector;
+        selectors[21] = VerinferHandler.warp.selector;
+        selectors[22] = VerinferHandler.warp.selector;
+        selectors[23] = VerinferHandler.roll.selector;
+        selectors[24] = VerinferHandler.roll.selector;
+        selectors[25] = VerinferHandler.withdraw.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector({addr: address(handler), selectors: selectors});
     }
@@ -78,31 +107,106 @@ contract VerinferInvariantsTest {
         return s == IVerinfer.TaskStatus.Committing || s == IVerinfer.TaskStatus.Revealing;
     }
 
-    /// @dev (a) The contract holds exactly the node stakes, the fees of unfinished tasks and the
-    ///      treasury balance: nothing is created or lost by any sequence of steps.
+    /// @dev (a) Solvency: the contract holds at least the node stakes, the fees of unfinished tasks,
+    ///      every account's credit and the treasury balance; and (nobody sends it tokens outside the
+    ///      protocol here) exactly that: nothing is created or lost by any sequence of steps.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true
-    function invariant_tokenBalanceEqualsStakesFeesAndTreasury() public view {
-        uint256 stakes;
+    function invariant_solvency() public view {
+        uint256 owed = verinfer.treasuryBalance() + verinfer.claimable(treasury) + verinfer.claimable(owner);
         uint256 actors = handler.actorCount();
         for (uint256 i; i < actors; ++i) {
-            stakes += verinfer.getNode(handler.actors(i)).stake;
+            address node = handler.actors(i);
+            owed += uint256(verinfer.getNode(node).stake) + verinfer.claimable(node);
         }
-        uint256 escrow;
+        uint256 creators = handler.creatorCount();
+        for (uint256 i; i < creators; ++i) {
+            owed += verinfer.claimable(handler.creators(i));
+        }
         uint256 tasks = verinfer.taskCount();
         for (uint256 id = 1; id <= tasks; ++id) {
             IVerinfer.TaskInfo memory t = verinfer.getTask(id);
-            if (t.status == IVerinfer.TaskStatus.Queued || _isLive(t.status)) escrow += t.fee;
+            if (t.status == IVerinfer.TaskStatus.Queued || _isLive(t.status)) owed += t.fee;
         }
-        VM.assertEq(
-            token.balanceOf(address(verinfer)),
-            stakes + escrow + verinfer.treasuryBalance(),
-            "balance == stakes + escrowed fees + treasury"
-        );
+        uint256 balance = token.balanceOf(address(verinfer));
+        VM.assertGe(balance, owed, "balance >= stakes + escrowed fees + credits + treasury");
+        VM.assertEq(balance, owed, "balance == stakes + escrowed fees + credits + treasury");
     }
 
-    /// @dev (b) A node is in at most one task: every Busy or Leaving node points at a live task
-    ///      that lists it; no other node is listed by a live task; no two live tasks share a node.
+    /// @dev (b) No balance is taken except by its owner: every account's stake + credit changes only
+    ///      as the events of each step say (joins, stake added, rewards, refunds, slash rewards),
+    ///      decreases only by its own leave or withdraw or by a slash the task justifies (a missed
+    ///      commit or reveal, or a dishonest result outvoted), of exactly the task's slash share;
+    ///      and tokens leave the contract only to the account whose own call it is.
+    /// forge-config: default.invariant.fail-on-revert = true
+    /// forge-config: ci.invariant.fail-on-revert = true
+    function invariant_balancesMoveOnlyByTheirOwnersOrJustifiedSlashes() public view {
+        VM.assertEq(handler.ledgerViolations(), 0, "a stake or credit changed without cause");
+        VM.assertEq(handler.foreignPayouts(), 0, "tokens paid to somebody other than the caller");
+        VM.assertEq(handler.unjustifiedSlashes(), 0, "a slash the task does not justify");
+        uint256 actors = handler.actorCount();
+        for (uint256 i; i < actors; ++i) {
+            address node = handler.actors(i);
+            VM.assertEq(verinfer.getNode(node).stake, handler.ghostStake(node), "ghost stake in sync");
+            VM.assertEq(verinfer.claimable(node), handler.ghostClaimable(node), "ghost credit in sync");
+        }
+    }
+
+    /// @dev (c) A task's parameters never change after its start: its version, its commit deadline,
+    ///      its reveal deadline (as set at the start, or when the reveal phase opened) and the
+    ///      parameters of its version are what they were; it started under the version it was
+    ///      created with, and was settled with that version's threshold.
+    /// forge-config: default.invariant.fail-on-revert = true
+    /// forge-config: ci.invariant.fail-on-revert = true
+    function invariant_taskParamsFixedAtStart() public view {
+        VM.assertEq(handler.versionChanges(), 0, "a task started under another version than its own");
+        VM.assertEq(handler.wrongThresholds(), 0, "a task settled with another threshold than its version's");
+        uint256 tasks = handler.taskCount();
+        for (uint256 i; i < tasks; ++i) {
+            uint256 id = handler.taskIds(i);
+            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            VM.assertEq(t.paramsVersion, handler.versionAtCreation(id), "version fixed at creation");
+            VerinferHandler.Started memory s = handler.started(id);
+            if (!s.started) continue;
+            VM.assertEq(t.paramsVersion, s.paramsVersion, "version");
+            VM.assertEq(t.commitDeadline, s.commitDeadline, "commit deadline");
+            VM.assertEq(t.revealDeadline, s.revealDeadline, "reveal deadline");
+            VM.assertEq(keccak256(abi.encode(verinfer.paramsAt(s.paramsVersion))), s.paramsHash, "version's params");
+            VM.assertEq(keccak256(abi.encode(verinfer.taskParams(id))), s.paramsHash, "the params the task runs under");
+        }
+    }
+
+    /// @dev (d) The queued-task counter that gates the draws equals the number of Queued tasks, and
+    ///      the queues hold at least that many entries (cancelled and expired ones wait to be skipped).
+    /// forge-config: default.invariant.fail-on-revert = true
+    /// forge-config: ci.invariant.fail-on-revert = true
+    function invariant_queueAccounting() public view {
+        uint256 queued;
+        uint256 tasks = verinfer.taskCount();
+        for (uint256 id = 1; id <= tasks; ++id) {
+            if (verinfer.getTask(id).status == IVerinfer.TaskStatus.Queued) ++queued;
+        }
+        VM.assertEq(verinfer.queuedTasks(), queued, "queuedTasks == Queued tasks");
+        VM.assertEq(verinfer.drawDue(), queued != 0 && VM.getBlockNumber() > verinfer.lastTouchBlock(), "drawDue");
+        uint256 entries;
+        uint32[3] memory vramClasses = [uint32(0), 24_576, 81_920];
+        uint256 models = handler.modelCount();
+        for (uint8 level; level < 8; ++level) {
+            for (uint256 c; c < 3; ++c) {
+                entries += verinfer.queueLength(
+                    keccak256(abi.encode(IVerinfer.TaskKind.ImageGeneration, bytes32(uint256(vramClasses[c])), level))
+                );
+            }
+            for (uint256 m; m < models; ++m) {
+                bytes32 model = verinfer.gpuModelId(handler.models(m));
+                entries += verinfer.queueLength(keccak256(abi.encode(IVerinfer.TaskKind.TextGeneration, model, level)));
+            }
+        }
+        VM.assertGe(entries, queued, "every Queued task has a queue entry");
+    }
+
+    /// @dev A node is in at most one task: every Busy or Leaving node points at a live task that
+    ///      lists it; no other node is listed by a live task; no two live tasks share a node.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true
     function invariant_nodeInAtMostOneTask() public view {
@@ -143,8 +247,9 @@ contract VerinferInvariantsTest {
         }
     }
 
-    /// @dev (c) Every task reaches at most one terminal state and never leaves it; statuses only
-    ///      move forward (Queued -> Committing -> Revealing -> terminal, or Queued -> Cancelled).
+    /// @dev Every task reaches at most one terminal state and never leaves it; statuses only move
+    ///      forward (Queued -> Committing -> Revealing -> settled, or Queued -> Cancelled / Expired),
+    ///      and a task is never seen started in the step (block) that created it.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true
     function invariant_terminalStatesAreFinal() public view {
@@ -160,7 +265,16 @@ contract VerinferInvariantsTest {
         }
     }
 
-    /// @dev (d) A kicked node never gets a task again and stays kicked, with no stake.
+    /// @dev Draws follow their rules: a task starts only in a block after its creation, seeded by a
+    ///      block in between, with nodes that were available before the drawing block and that the
+    ///      task may have (its model for text, its VRAM, its fee level, the minimum stake).
+    /// forge-config: default.invariant.fail-on-revert = true
+    /// forge-config: ci.invariant.fail-on-revert = true
+    function invariant_drawsFollowTheRules() public view {
+        VM.assertEq(handler.drawViolations(), 0, "a draw broke its rules");
+    }
+
+    /// @dev A kicked node never gets a task again and stays kicked, with no stake.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true
     function invariant_kickedNodesNeverReturn() public view {
@@ -177,92 +291,6 @@ contract VerinferInvariantsTest {
         }
     }
 
-    function _log(string memory label, uint256 value) internal view {
-        (bool ok,) = address(0x000000000000000000636F6e736F6c652e6c6f67)
-            .staticcall(abi.encodeWithSignature("log(string,uint256)", label, value));
-        ok;
-    }
-
-    function afterInvariant() public view {
-        _log("tasks", handler.taskCount());
-        _log("validated", handler.outcomes(IVerinfer.TaskStatus.Validated));
-        _log("aborted", handler.outcomes(IVerinfer.TaskStatus.Aborted));
-        _log("errored", handler.outcomes(IVerinfer.TaskStatus.Errored));
-        _log("cancel", handler.calls("cancelTask"));
-        _log("commit", handler.calls("commit"));
-        _log("reveal", handler.calls("reveal"));
-        _log("settle", handler.calls("settle"));
-        _log("kicks", handler.kicks());
-        _log("exits", handler.exits());
-        _log("dispatch", handler.calls("dispatch"));
-    }
-
-    /// @dev The handler is not vacuous: a deterministic pseudo-random walk of the kind the
-    ///      invariant runs take (same step weights, 32 steps from the same start, repeated) reaches
-    ///      every settlement outcome, kicks, exits, cancels and queue starts.
-    function test_HandlerReachesEveryOutcome() public {
-        bytes4[] memory steps = targetSelectors()[0].selectors;
-        uint256 snap = VM.snapshotState();
-        uint256[6] memory totals;
-        for (uint256 run; run < 24; ++run) {
-            for (uint256 depth; depth < 32; ++depth) {
-                uint256 r = uint256(keccak256(abi.encode(run, depth)));
-                bytes4 step = steps[r % steps.length];
-                (bool ok,) = address(handler).call(_callFor(step, uint256(keccak256(abi.encode(r)))));
-                VM.assertTrue(ok, "handler steps do not revert");
-            }
-            totals[0] += handler.outcomes(IVerinfer.TaskStatus.Validated);
-            totals[1] += handler.outcomes(IVerinfer.TaskStatus.Aborted);
-            totals[2] += handler.outcomes(IVerinfer.TaskStatus.Errored);
-            totals[3] += handler.calls("cancelTask");
-            totals[4] += handler.kicks();
-            totals[5] += handler.exits();
-            VM.revertToState(snap);
-        }
-        _log("validated", totals[0]);
-        _log("aborted", totals[1]);
-        _log("errored", totals[2]);
-        _log("cancelled", totals[3]);
-        _log("kicks", totals[4]);
-        _log("exits", totals[5]);
-        for (uint256 i; i < 6; ++i) {
-            VM.assertGt(totals[i], 0, "outcome reached");
-        }
-    }
-
-    function _callFor(bytes4 step, uint256 r) internal pure returns (bytes memory) {
-        if (step == VerinferHandler.createTask.selector) {
-            return abi.encodeWithSelector(step, r, r % 2 == 0, uint8(r >> 8), r >> 16, r >> 24, uint96(r >> 32));
-        }
-        if (step == VerinferHandler.join.selector) return abi.encodeWithSelector(step, r, r >> 8, r >> 16, r >> 24);
-        if (step == VerinferHandler.addStake.selector) return abi.encodeWithSelector(step, r, uint96(r >> 8));
-        if (step == VerinferHandler.commit.selector) return abi.encodeWithSelector(step, r, r >> 8, r >> 16);
-        if (step == VerinferHandler.reveal.selector || step == VerinferHandler.dispatch.selector) {
-            return abi.encodeWithSelector(step, r, r >> 8);
-        }
-        return abi.encodeWithSelector(step, r);
-    }
-
-    /// @dev The queued-task counter that gates dispatching equals the number of Queued tasks, and
-    ///      the queues hold at least that many entries (cancelled ones wait to be skipped).
-    /// forge-config: default.invariant.fail-on-revert = true
-    /// forge-config: ci.invariant.fail-on-revert = true
-    function invariant_queueAccounting() public view {
-        uint256 queued;
-        uint256 tasks = verinfer.taskCount();
-        for (uint256 id = 1; id <= tasks; ++id) {
-            if (verinfer.getTask(id).status == IVerinfer.TaskStatus.Queued) ++queued;
-        }
-        VM.assertEq(verinfer.queuedTasks(), queued, "queuedTasks == Queued tasks");
-        uint256 entries =
-            verinfer.queueLength(verinfer.imageQueueKey()) + verinfer.queueLength(verinfer.textQueueKey(bytes32(0)));
-        uint256 models = handler.modelCount();
-        for (uint256 i; i < models; ++i) {
-            entries += verinfer.queueLength(verinfer.gpuModelId(handler.models(i)));
-        }
-        VM.assertGe(entries, queued, "every Queued task has a queue entry");
-    }
-
     /// @dev Pool counts agree with node states: the global pool holds exactly the Available nodes.
     /// forge-config: default.invariant.fail-on-revert = true
     /// forge-config: ci.invariant.fail-on-revert = true
@@ -273,5 +301,89 @@ contract VerinferInvariantsTest {
             if (verinfer.getNode(handler.actors(i)).state == IVerinfer.NodeState.Available) ++available;
         }
         VM.assertEq(verinfer.availableNodes(bytes32(0), 0), available, "global pool == Available nodes");
+    }
+
+    function _log(string memory label, uint256 value) internal view {
+        (bool ok,) = address(0x000000000000000000636F6e736F6c652e6c6f67)
+            .staticcall(abi.encodeWithSignature("log(string,uint256)", label, value));
+        ok;
+    }
+
+    function afterInvariant() public view {
+        _log("tasks", handler.taskCount());
+        _log("started", handler.starts());
+        _log("validated", handler.outcomes(IVerinfer.TaskStatus.Validated));
+        _log("aborted", handler.outcomes(IVerinfer.TaskStatus.Aborted));
+        _log("errored", handler.outcomes(IVerinfer.TaskStatus.Errored));
+        _log("expired", handler.expiries());
+        _log("cancel", handler.calls("cancelTask"));
+        _log("commit", handler.calls("commit"));
+        _log("reveal", handler.calls("reveal"));
+        _log("settle", handler.calls("settle"));
+        _log("kicks", handler.kicks());
+        _log("exits", handler.exits());
+        _log("withdrawals", handler.withdrawals());
+        _log("activations", handler.activations());
+    }
+
+    /// @dev The handler is not vacuous: a deterministic pseudo-random walk of the kind the
+    ///      invariant runs take (same step weights, 48 steps from the same start, repeated) reaches
+    ///      every settlement outcome, expiry, cancels, kicks, exits, withdrawals, slashes and
+    ///      parameter activations.
+    function test_HandlerReachesEveryOutcome() public {
+        bytes4[] memory steps = targetSelectors()[0].selectors;
+        uint256 snap = VM.snapshotState();
+        uint256[11] memory totals;
+        for (uint256 run; run < 32; ++run) {
+            for (uint256 depth; depth < 48; ++depth) {
+                uint256 r = uint256(keccak256(abi.encode(run, depth)));
+                bytes4 step = steps[r % steps.length];
+                (bool ok,) = address(handler).call(_callFor(step, uint256(keccak256(abi.encode(r)))));
+                VM.assertTrue(ok, "handler steps do not revert");
+            }
+            totals[0] += handler.outcomes(IVerinfer.TaskStatus.Validated);
+            totals[1] += handler.outcomes(IVerinfer.TaskStatus.Aborted);
+            totals[2] += handler.outcomes(IVerinfer.TaskStatus.Errored);
+            totals[3] += handler.calls("cancelTask");
+            totals[4] += handler.expiries();
+            totals[5] += handler.kicks();
+            totals[6] += handler.exits();
+            totals[7] += handler.withdrawals();
+            totals[8] += handler.slashes();
+            totals[9] += handler.activations();
+            totals[10] += handler.starts();
+            VM.revertToState(snap);
+        }
+        string[11] memory names = [
+            "validated",
+            "aborted",
+            "errored",
+            "cancelled",
+            "expired",
+            "kicks",
+            "exits",
+            "withdrawals",
+            "slashes",
+            "activations",
+            "starts"
+        ];
+        for (uint256 i; i < totals.length; ++i) {
+            _log(names[i], totals[i]);
+        }
+        for (uint256 i; i < totals.length; ++i) {
+            VM.assertGt(totals[i], 0, string.concat("outcome reached: ", names[i]));
+        }
+    }
+
+    function _callFor(bytes4 step, uint256 r) internal pure returns (bytes memory) {
+        if (step == VerinferHandler.createTask.selector) {
+            return abi.encodeWithSelector(step, r, r % 2 == 0, uint8(r >> 8), r >> 16, r >> 24, r >> 32);
+        }
+        if (step == VerinferHandler.join.selector) return abi.encodeWithSelector(step, r, r >> 8, r >> 16, r >> 24);
+        if (step == VerinferHandler.addStake.selector) return abi.encodeWithSelector(step, r, uint96(r >> 8));
+        if (step == VerinferHandler.setFeeTier.selector) return abi.encodeWithSelector(step, r, uint8(r >> 8));
+        if (step == VerinferHandler.commit.selector) return abi.encodeWithSelector(step, r, r >> 8, r >> 16);
+        if (step == VerinferHandler.reveal.selector) return abi.encodeWithSelector(step, r, r >> 8);
+        return abi.encodeWithSelector(step, r);
     }
 }
