@@ -952,13 +952,20 @@ contract Verinfer is IVerinfer, Ownable2Step {
     function _draw(bytes32 seedHash, uint256 seedBlock) internal returns (uint256 started) {
         bytes32 prev = _drawCursor;
         uint256 steps;
+        bytes32 failedFirst; // the first queue that failed since the last start: a round without starts ends there
         while (prev != bytes32(0) && steps < MAX_DRAW_ATTEMPTS) {
             bytes32 key = _queues[prev].next;
+            if (key == failedFirst) break; // same seed, same candidates: another try would fail again
             Queue storage queue = _queues[key];
             (bool empty, bool didStart, uint256 used) =
                 _serveHead(queue, seedHash, seedBlock, MAX_DRAW_ATTEMPTS - steps);
             steps += used;
-            if (didStart) ++started;
+            if (didStart) {
+                ++started;
+                failedFirst = bytes32(0);
+            } else if (!empty && failedFirst == bytes32(0)) {
+                failedFirst = key;
+            }
             if (!empty) {
                 prev = key;
             } else {
