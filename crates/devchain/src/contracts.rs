@@ -172,24 +172,7 @@ pub async fn add_gpu_models<P: Provider<Ethereum>, S: AsRef<str>>(
             .addGpuModel(name.to_owned(), vram_mib)
             .from(owner)
             .block(BlockId::pending());
-        let gas = call
-            .estimate_gas()
-            .await
-            .map_err(Error::contract(context))?;
-        let receipt = call
-            .gas(padded_gas_limit(gas))
-            .send()
-            .await
-            .map_err(Error::contract(context))?
-            .get_receipt()
-            .await
-            .map_err(|error| Error::contract(context)(error.into()))?;
-        if !receipt.status() {
-            return Err(Error::Reverted {
-                what: context,
-                tx: receipt.transaction_hash,
-            });
-        }
+        send_padded(call, context).await?;
         tracing::debug!(gpu_model = name, vram_mib, %id, "GPU model registered");
         registered.push((id, vram_mib));
         added.push(id);
@@ -232,6 +215,21 @@ pub async fn draw<P: Provider<Ethereum>>(
     // Estimated on the pending block, the one the draw runs in (on `latest`, whose block already
     // drew, `drawTasks` does nothing and costs little).
     let call = verinfer.drawTasks().from(from).block(BlockId::pending());
+    let receipt = send_padded(call, context).await?;
+    Ok(receipt
+        .logs()
+        .iter()
+        .filter_map(|log| log.log_decode::<Verinfer::TaskStarted>().ok())
+        .filter_map(|log| u64::try_from(log.inner.data.taskId).ok())
+        .collect())
+}
+
+/// Sends `call` (already aimed at the pending block, where the block's draw still runs) with its
+/// gas estimate padded, and fails when it reverts.
+async fn send_padded<P: Provider, D: alloy::contract::CallDecoder>(
+    call: alloy::contract::CallBuilder<P, D>,
+    context: &'static str,
+) -> Result<alloy::rpc::types::TransactionReceipt, Error> {
     let gas = call
         .estimate_gas()
         .await
@@ -250,12 +248,7 @@ pub async fn draw<P: Provider<Ethereum>>(
             tx: receipt.transaction_hash,
         });
     }
-    Ok(receipt
-        .logs()
-        .iter()
-        .filter_map(|log| log.log_decode::<Verinfer::TaskStarted>().ok())
-        .filter_map(|log| u64::try_from(log.inner.data.taskId).ok())
-        .collect())
+    Ok(receipt)
 }
 
 #[cfg(test)]
