@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {Verinfer} from "../contracts/src/Verinfer.sol";
+import {VerinferExtension} from "../contracts/src/VerinferExtension.sol";
 import {IVerinfer} from "../contracts/src/interfaces/IVerinfer.sol";
 import {MockStakingToken} from "../contracts/src/mocks/MockStakingToken.sol";
 import {VM} from "../contracts/test/Vm.sol";
@@ -23,6 +24,7 @@ import {VM} from "../contracts/test/Vm.sol";
 ///      VERINFER_PROTOCOL_FEE_BPS (500)   VERINFER_COMMIT_WINDOW s (300)   VERINFER_REVEAL_WINDOW s (300)
 ///      VERINFER_QUEUE_TIMEOUT   s a task may wait for nodes before it expires (86400)
 ///      VERINFER_MIN_TASK_FEE    smallest fee of any task (1e18)   VERINFER_MIN_IMAGE_FEE added per image (0.1e18)
+///      VERINFER_SAMPLING_BPS    probability a sampled task is checked by two more nodes, bps 1..10000 (500)
 ///      VERINFER_PARAMS_DELAY    s between scheduling a parameter version and its effect, immutable, at most
 ///                               30 days (default: 172800 = 2 days; 0 on anvil, chain id 31337)
 ///      VERINFER_GPU_MODELS      GPU models to register, `name=vramMiB;name=vramMiB` (default: DEFAULT_GPU_MODELS;
@@ -103,7 +105,7 @@ contract Deploy {
         verinfer = new Verinfer(token, params, paramsDelay, owner, treasury);
         if (register) {
             for (uint256 i; i < models.length; ++i) {
-                verinfer.addGpuModel(models[i].name, models[i].vramMiB);
+                VerinferExtension(address(verinfer)).addGpuModel(models[i].name, models[i].vramMiB);
             }
         }
         VM.stopBroadcast();
@@ -126,7 +128,8 @@ contract Deploy {
             minStake: uint96(VM.envOr("VERINFER_MIN_STAKE", uint256(1000 ether))),
             stakePerThresholdBit: uint96(VM.envOr("VERINFER_STAKE_PER_THRESHOLD_BIT", uint256(100 ether))),
             minTaskFee: uint96(VM.envOr("VERINFER_MIN_TASK_FEE", uint256(1 ether))),
-            minImageFee: uint96(VM.envOr("VERINFER_MIN_IMAGE_FEE", uint256(0.1 ether)))
+            minImageFee: uint96(VM.envOr("VERINFER_MIN_IMAGE_FEE", uint256(0.1 ether))),
+            samplingBps: uint16(VM.envOr("VERINFER_SAMPLING_BPS", uint256(500)))
         });
     }
 

@@ -4,9 +4,9 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
-import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 
-import {IVerinfer} from "./interfaces/IVerinfer.sol";
+import {VerinferState} from "./VerinferState.sol";
+import {VerinferExtension} from "./VerinferExtension.sol";
 import {Hamming} from "./libraries/Hamming.sol";
 import {GpuModels} from "./libraries/GpuModels.sol";
 import {TieredPool} from "./libraries/TieredPool.sol";
@@ -61,130 +61,17 @@ import {TieredPool} from "./libraries/TieredPool.sol";
 ///      creator is refunded, nobody is paid or slashed. They gain nothing but the third node's wasted
 ///      work; args validity is deterministic (verinfer-task's schema), and the relayer refuses args
 ///      that do not parse, so honest nodes never split on it and repeated splits identify the pair.
-contract Verinfer is IVerinfer, Ownable2Step {
+contract Verinfer is VerinferState {
     using SafeERC20 for IERC20;
     using TieredPool for TieredPool.Pool;
 
-    /// @notice Largest image count of one task (bounds reveal and validation gas).
-    uint256 public constant MAX_IMAGES = 16;
-    /// @notice Basis points denominator.
-    uint16 public constant BPS = 10_000;
-    /// @notice Largest Hamming threshold (a 64-bit hash).
-    uint8 public constant MAX_THRESHOLD = 64;
-    /// @notice Smallest VRAM a registered GPU model may have, in MiB.
-    uint32 public constant MIN_GPU_VRAM_MIB = 1024;
-    /// @notice Largest VRAM a registered GPU model may have, in MiB (16 TiB).
-    uint32 public constant MAX_GPU_VRAM_MIB = 1 << 24;
-    /// @notice Most GPU models the registry holds (bounds the image draw's loop).
-    uint256 public constant MAX_GPU_MODELS = 32;
-    /// @notice Highest node fee tier: a node of tier t serves tasks paying at least 2^t times the minimum.
-    uint8 public constant MAX_FEE_TIER = 7;
-    /// @notice Smallest `minTextPool`.
-    uint8 public constant MIN_TEXT_POOL = 3;
-    /// @notice Longest delay the constructor accepts before a scheduled parameter version applies.
-    uint32 public constant MAX_PARAMS_DELAY = 30 days;
-    /// @notice Steps one draw takes at most — a start attempt, or a cancelled or expired task
-    ///         skipped — which bounds the gas the drawing call pays.
-    uint256 public constant MAX_DRAW_ATTEMPTS = 8;
-    /// @notice Result a node commits and reveals to report that the task's args are invalid.
-    bytes32 public constant INVALID_ARGS = keccak256("verinfer.invalid-args.v1");
-    /// @notice Marks a missing distance in `TaskSettled` (a side has no result).
-    uint16 public constant NO_RESULT = type(uint16).max;
-
-    uint256 internal constant GLOBAL_POOL = 0;
-    uint256 internal constant MAX_EVICTIONS = 3;
-    uint256 internal constant BLOCKHASH_WINDOW = 256;
-    uint256 internal constant MAX_RESULT_WORDS = MAX_IMAGES / 4;
 
     /// @notice The token staked by nodes and paid as task fees.
     IERC20 public immutable token;
-    /// @notice Seconds between scheduling a parameter version and its taking effect.
-    uint32 public immutable paramsDelay;
+    /// @notice The extension this contract forwards the calls it does not implement to (see
+    ///         `VerinferExtension`: views and the owner's registry and parameter functions).
+    address public immutable extension;
 
-    struct Node {
-        uint96 stake;
-        uint32 id;
-        uint8 model; // registry index
-        uint8 feeTier;
-        NodeState state;
-        uint40 taskId;
-        uint24 globalIndex;
-        uint24 modelIndex;
-    }
-
-    struct Task {
-        address creator;
-        TaskKind kind;
-        TaskStatus status;
-        uint8 imageCount;
-        uint8 committedMask;
-        uint8 revealedMask;
-        uint8 invalidMask;
-        uint8 feeLevel;
-        uint24 paramsVersion;
-        bytes32 argsHash;
-        uint96 fee;
-        uint32 node0;
-        uint32 node1;
-        uint32 node2;
-        uint32 commitDeadline;
-        uint32 revealDeadline;
-        uint32 minVramMiB;
-        uint40 expiresAt;
-        uint8 textModel; // registry index + 1; 0 for image tasks
-    }
-
-    struct Queue {
-        uint64 head;
-        uint64 tail;
-        bool linked;
-        bytes32 next; // the next non-empty queue in the draw ring
-        mapping(uint256 position => uint40 taskId) items;
-    }
-
-    struct GpuModel {
-        bool registered;
-        bool active;
-        uint8 index;
-    }
-
-    /// @dev A node's commitment, then (after reveal) its result packed four pHashes per word.
-    ///      One slate per node, reused from task to task: a node is in at most one task at a time.
-    struct Slate {
-        bytes32[MAX_RESULT_WORDS] words;
-    }
-
-    // slot: read by every state-changing call
-    uint40 public taskCount;
-    uint32 public nodeCount;
-    uint40 public queuedTasks;
-    /// @notice Last block in which a call changed the contract's state; its hash seeds the next draw.
-    uint48 public lastTouchBlock;
-    uint24 internal _paramsVersion;
-    uint24 internal _scheduledVersion;
-    uint40 internal _scheduledAt;
-    // slot
-    address public treasury;
-    uint8 internal _gpuModelCount;
-    uint32 internal _minModelVram;
-
-    uint256 public treasuryBalance;
-    bytes32 internal _drawCursor;
-    bytes32[MAX_GPU_MODELS] internal _modelIds;
-    uint32[MAX_GPU_MODELS] internal _modelVram;
-
-    mapping(bytes32 modelId => GpuModel) internal _gpuModels;
-    mapping(bytes32 modelId => string) internal _modelNames;
-    mapping(uint24 version => Params) internal _params;
-    mapping(address node => Node) internal _nodes;
-    mapping(uint32 nodeId => address node) public nodeAddress;
-    mapping(uint256 taskId => Task) internal _tasks;
-    mapping(address node => Slate) internal _slates;
-    /// @dev Key 0: every available node; key i + 1: the available nodes of registry model i.
-    mapping(uint256 poolKey => TieredPool.Pool) internal _pools;
-    mapping(bytes32 queueKey => Queue) internal _queues;
-    /// @notice Tokens `account` may withdraw (returned stakes, refunds, slash rewards).
-    mapping(address account => uint256) public claimable;
 
     modifier touch() {
         _touch();
@@ -205,6 +92,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         _validateParams(initParams);
         token = token_;
         paramsDelay = paramsDelay_;
+        extension = address(new VerinferExtension());
         _params[1] = initParams;
         _paramsVersion = 1;
         lastTouchBlock = uint48(block.number);
@@ -212,6 +100,19 @@ contract Verinfer is IVerinfer, Ownable2Step {
         emit ParamsScheduled(1, initParams, uint40(block.timestamp));
         emit ParamsActivated(1);
         emit TreasurySet(treasury_);
+    }
+
+    /// @notice Forwards every call this contract does not implement to the extension, by
+    ///         `delegatecall`, so that its functions run on this contract's storage.
+    fallback() external {
+        address target = extension;
+        assembly ("memory-safe") {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), target, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
     }
 
     // ================================================================ nodes
@@ -331,14 +232,50 @@ contract Verinfer is IVerinfer, Ownable2Step {
         string calldata gpuModelName,
         uint96 fee
     ) external touch returns (uint256 taskId) {
+        return _createTask(kind, argsHash, imageCount, minVramMiB, gpuModelName, fee, ValidationMode.Full);
+    }
+
+    /// @notice Creates a task validated by sampling and escrows `fee`: a draw starts it on one node;
+    ///         after that node's commitment, the hash of the next block decides, with probability
+    ///         `samplingBps`, whether two more nodes check it (majority of three, as `createTask`).
+    ///         Unchecked, the first node's result is accepted and it is paid the fee (less the
+    ///         protocol fee); checked, the agreeing nodes share it. Arguments as `createTask`; the fee
+    ///         must lie within `sampledFeeRange(kind, imageCount)`.
+    /// @return taskId The new task's id.
+    function createSampledTask(
+        TaskKind kind,
+        bytes32 argsHash,
+        uint8 imageCount,
+        uint32 minVramMiB,
+        string calldata gpuModelName,
+        uint96 fee
+    ) external touch returns (uint256 taskId) {
+        return _createTask(kind, argsHash, imageCount, minVramMiB, gpuModelName, fee, ValidationMode.Sampled);
+    }
+
+    function _createTask(
+        TaskKind kind,
+        bytes32 argsHash,
+        uint8 imageCount,
+        uint32 minVramMiB,
+        string calldata gpuModelName,
+        uint96 fee,
+        ValidationMode mode
+    ) internal returns (uint256 taskId) {
         if (argsHash == bytes32(0)) revert ZeroArgsHash();
         (bytes32 queueClass, bytes32 modelId, uint8 textModel) = _taskClass(kind, imageCount, minVramMiB, gpuModelName);
         taskId = ++taskCount;
         Task storage task = _tasks[taskId];
         {
             uint24 version = _paramsVersion;
-            uint256 minimum = _minimumFee(_params[version], kind, imageCount);
+            Params storage p = _params[version];
+            uint256 minimum = _minimumFee(p, kind, mode, imageCount);
             if (fee < minimum) revert FeeBelowMinimum(fee, uint96(minimum));
+            if (mode == ValidationMode.Sampled) {
+                uint256 maxFee = _maxSampledFee(p);
+                if (fee > maxFee) revert FeeTooHighForSampling(fee, uint96(maxFee));
+                task.mode = mode;
+            }
             task.feeLevel = _feeLevel(fee, minimum);
             task.paramsVersion = version;
             task.expiresAt = uint40(block.timestamp + _params[version].queueTimeout);
@@ -350,8 +287,8 @@ contract Verinfer is IVerinfer, Ownable2Step {
         task.fee = fee;
         task.minVramMiB = minVramMiB;
         task.textModel = textModel;
-        emit TaskCreated(taskId, msg.sender, kind, argsHash, imageCount, minVramMiB, modelId, fee);
-        _enqueue(_queueKey(kind, queueClass, task.feeLevel), taskId, task);
+        emit TaskCreated(taskId, msg.sender, kind, argsHash, imageCount, minVramMiB, modelId, fee, mode);
+        _enqueue(TASK_RING, _queueKey(kind, queueClass, task.feeLevel), taskId, task, TaskStatus.Queued);
 
         if (fee != 0) _pull(msg.sender, fee);
     }
@@ -377,7 +314,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         TaskStatus status = task.status;
         if (status == TaskStatus.Expired) return;
         if (status == TaskStatus.None) revert UnknownTask(taskId);
-        if (status != TaskStatus.Queued) revert TaskNotQueued(taskId, status);
+        if (status != TaskStatus.Queued && status != TaskStatus.CheckQueued) revert TaskNotQueued(taskId, status);
         if (block.timestamp < task.expiresAt) revert TaskNotExpired(taskId, task.expiresAt);
         _expire(task, taskId);
     }
@@ -404,11 +341,19 @@ contract Verinfer is IVerinfer, Ownable2Step {
         task.committedMask = committed;
         _slates[msg.sender].words[0] = commitment;
         emit ResultCommitted(taskId, msg.sender, commitment);
-        if (committed == 7) {
+        if (committed == _present(task)) {
             uint32 revealDeadline = uint32(block.timestamp) + _params[task.paramsVersion].revealWindow;
-            task.status = TaskStatus.Revealing;
             task.revealDeadline = revealDeadline;
-            emit RevealPhaseOpened(taskId, revealDeadline);
+            if (committed == 1) {
+                // A sampled task's first node: the next block's hash decides whether it is checked.
+                uint256 sampleBlock = block.number + 1;
+                task.status = TaskStatus.AwaitingSample;
+                task.sampleBlock = uint48(sampleBlock);
+                emit SampleCommitted(taskId, sampleBlock, revealDeadline);
+            } else {
+                task.status = TaskStatus.Revealing;
+                emit RevealPhaseOpened(taskId, revealDeadline);
+            }
         }
     }
 
@@ -466,6 +411,12 @@ contract Verinfer is IVerinfer, Ownable2Step {
     function settle(uint256 taskId) external touch {
         Task storage task = _tasks[taskId];
         TaskStatus status = task.status;
+        if (status == TaskStatus.AwaitingSample) {
+            // The first node neither revealed (unchecked) nor had the check started (checked) in time.
+            if (block.timestamp <= task.revealDeadline) revert SettleTooEarly(taskId);
+            _settle(task, taskId);
+            return;
+        }
         if (status != TaskStatus.Committing && status != TaskStatus.Revealing) revert NotSettleable(taskId, status);
         bool commitOver = status == TaskStatus.Revealing || block.timestamp > task.commitDeadline;
         bool allRevealed = commitOver && task.revealedMask == task.committedMask;
@@ -473,59 +424,20 @@ contract Verinfer is IVerinfer, Ownable2Step {
         _settle(task, taskId);
     }
 
+    /// @notice Runs the sample draw of a sampled task whose first node committed, once the block
+    ///         after the commitment is sealed. Checked: the task waits (ahead of new tasks) for two
+    ///         checkers, drawn as any draw is, until its `queueTimeout`; the first node must not
+    ///         reveal before they commit. Unchecked: the first node reveals (its reveal also runs
+    ///         the draw, so it need not call this). Anybody may call it.
+    /// @return checked Whether the task is checked.
+    function resolveSample(uint256 taskId) external touch returns (bool checked) {
+        Task storage task = _tasks[taskId];
+        TaskStatus status = task.status;
+        if (status != TaskStatus.AwaitingSample) revert NotAwaitingSample(taskId, status);
+        return _resolveSample(task, taskId);
+    }
+
     // ================================================================ owner
-
-    /// @notice Schedules parameter version `paramsVersion() + 1`, in force `paramsDelay` seconds from
-    ///         now (at once when the delay is 0) for tasks created from then on. Replaces a version
-    ///         scheduled earlier and not yet in force. Running and queued tasks keep their version.
-    function scheduleParams(Params calldata newParams) external onlyOwner touch {
-        _validateParams(newParams);
-        uint24 pending = _scheduledVersion;
-        if (pending != 0) emit ParamsScheduleCancelled(pending);
-        uint24 version = _paramsVersion + 1;
-        uint40 effectiveAt = uint40(block.timestamp + paramsDelay);
-        _params[version] = newParams;
-        _scheduledVersion = version;
-        _scheduledAt = effectiveAt;
-        emit ParamsScheduled(version, newParams, effectiveAt);
-        if (paramsDelay == 0) _activateScheduledParams();
-    }
-
-    /// @notice Withdraws the scheduled parameter version before it takes effect.
-    function cancelScheduledParams() external onlyOwner touch {
-        uint24 pending = _scheduledVersion;
-        if (pending == 0) revert NoScheduledParams();
-        _scheduledVersion = 0;
-        _scheduledAt = 0;
-        emit ParamsScheduleCancelled(pending);
-    }
-
-    /// @notice Registers a GPU model nodes may declare: its name (normalised into its id) and the
-    ///         VRAM every card of that model has, in MiB. At most `MAX_GPU_MODELS`; never removed.
-    function addGpuModel(string calldata name, uint32 vramMiB) external onlyOwner touch {
-        if (vramMiB < MIN_GPU_VRAM_MIB) revert VramTooSmall(vramMiB, MIN_GPU_VRAM_MIB);
-        if (vramMiB > MAX_GPU_VRAM_MIB) revert VramTooLarge(vramMiB, MAX_GPU_VRAM_MIB);
-        (bytes32 id, string memory normal) = GpuModels.normalise(name);
-        if (_gpuModels[id].registered) revert GpuModelAlreadyRegistered(id);
-        uint8 index = _gpuModelCount;
-        if (index >= MAX_GPU_MODELS) revert TooManyGpuModels(MAX_GPU_MODELS);
-        _gpuModels[id] = GpuModel({registered: true, active: true, index: index});
-        _modelIds[index] = id;
-        _modelVram[index] = vramMiB;
-        _modelNames[id] = normal;
-        _gpuModelCount = index + 1;
-        if (index == 0 || vramMiB < _minModelVram) _minModelVram = vramMiB;
-        emit GpuModelAdded(id, normal, vramMiB);
-    }
-
-    /// @notice Opens or closes a registered GPU model to new nodes. Nodes already registered with
-    ///         it keep serving; tasks may still name it.
-    function setGpuModelActive(bytes32 id, bool active) external onlyOwner touch {
-        GpuModel storage model = _gpuModels[id];
-        if (!model.registered) revert GpuModelNotRegistered(id);
-        model.active = active;
-        emit GpuModelActiveSet(id, active);
-    }
 
     /// @notice Sets the address that receives treasury withdrawals.
     function setTreasury(address treasury_) external onlyOwner touch {
@@ -552,144 +464,16 @@ contract Verinfer is IVerinfer, Ownable2Step {
         revert OwnershipCannotBeRenounced();
     }
 
-    // ================================================================ views
-
-    /// @notice The parameters new tasks get now (a scheduled version counts once its time has come).
-    function params() external view returns (Params memory) {
-        return _params[paramsVersion()];
-    }
-
-    /// @notice The version number of `params()`.
-    function paramsVersion() public view returns (uint24) {
-        uint40 at = _scheduledAt;
-        return at != 0 && block.timestamp >= at ? _scheduledVersion : _paramsVersion;
-    }
-
-    /// @notice Parameter version `version` (what tasks created under it run with).
-    function paramsAt(uint24 version) external view returns (Params memory) {
-        return _params[version];
-    }
-
-    /// @notice The scheduled version not yet in force: its number (0 = none), values and start.
-    function scheduledParams() external view returns (uint24 version, Params memory values, uint40 effectiveAt) {
-        uint40 at = _scheduledAt;
-        if (at == 0 || block.timestamp >= at) return (0, values, 0);
-        version = _scheduledVersion;
-        return (version, _params[version], at);
-    }
-
-    /// @notice Smallest fee a task of this kind and image count may pay now.
-    function minTaskFee(TaskKind kind, uint8 imageCount) external view returns (uint256) {
-        return _minimumFee(_params[paramsVersion()], kind, imageCount);
-    }
-
-    /// @notice How many GPU models are registered (see `gpuModelAt`).
-    function gpuModelCount() external view returns (uint256) {
-        return _gpuModelCount;
-    }
-
-    /// @notice The registered GPU model at `index` (registration order; reverts past the end).
-    function gpuModelAt(uint256 index) external view returns (GpuModelInfo memory) {
-        if (index >= _gpuModelCount) revert GpuModelNotRegistered(bytes32(index));
-        return _gpuModelInfo(_modelIds[index]);
-    }
-
-    /// @notice One registered GPU model by id (reverts when not registered).
-    function gpuModel(bytes32 id) external view returns (GpuModelInfo memory) {
-        if (!_gpuModels[id].registered) revert GpuModelNotRegistered(id);
-        return _gpuModelInfo(id);
-    }
-
-    /// @notice A node's record (state None for unknown addresses).
-    function getNode(address node) external view returns (NodeInfo memory info) {
-        Node storage n = _nodes[node];
-        info.state = n.state;
-        info.id = n.id;
-        info.stake = n.stake;
-        info.feeTier = n.feeTier;
-        info.taskId = n.taskId;
-        if (n.id != 0) {
-            info.gpuModel = _modelIds[n.model];
-            info.vramMiB = _modelVram[n.model];
-        }
-    }
-
-    /// @notice A task's record (status None for unknown ids).
-    function getTask(uint256 taskId) external view returns (TaskInfo memory info) {
-        Task storage t = _tasks[taskId];
-        info.creator = t.creator;
-        info.kind = t.kind;
-        info.status = t.status;
-        info.imageCount = t.imageCount;
-        info.minVramMiB = t.minVramMiB;
-        info.argsHash = t.argsHash;
-        if (t.textModel != 0) info.gpuModel = _modelIds[t.textModel - 1];
-        info.fee = t.fee;
-        info.nodes = [nodeAddress[t.node0], nodeAddress[t.node1], nodeAddress[t.node2]];
-        info.committedMask = t.committedMask;
-        info.revealedMask = t.revealedMask;
-        info.invalidMask = t.invalidMask;
-        info.commitDeadline = t.commitDeadline;
-        info.revealDeadline = t.revealDeadline;
-        info.feeLevel = t.feeLevel;
-        info.paramsVersion = t.paramsVersion;
-        info.expiresAt = t.expiresAt;
-    }
-
-    /// @notice The parameters task `taskId` runs under.
-    function taskParams(uint256 taskId) external view returns (Params memory) {
-        Task storage t = _tasks[taskId];
-        if (t.status == TaskStatus.None) revert UnknownTask(taskId);
-        return _params[t.paramsVersion];
-    }
-
-    /// @notice Available nodes (any fee tier) whose model has `minVramMiB`: of every model
-    ///         (`gpuModel` = 0) or of one model id.
-    function availableNodes(bytes32 gpuModel_, uint32 minVramMiB) external view returns (uint256) {
-        if (gpuModel_ == bytes32(0)) return _imageCandidates(minVramMiB, MAX_FEE_TIER);
-        GpuModel memory model = _gpuModels[gpuModel_];
-        if (!model.registered || _modelVram[model.index] < minVramMiB) return 0;
-        return _pools[uint256(model.index) + 1].countTo(MAX_FEE_TIER);
-    }
-
-    /// @notice Whether a call sent now would run a draw (a task waits and this block has not drawn).
-    function drawDue() external view returns (bool) {
-        return queuedTasks != 0 && block.number > lastTouchBlock;
-    }
-
-    /// @notice Tasks in queue `queueKey`, cancelled and expired ones not yet skipped included.
-    function queueLength(bytes32 queueKey) external view returns (uint256) {
-        Queue storage q = _queues[queueKey];
-        return q.tail - q.head;
-    }
-
-    /// @notice The id a GPU model name normalises to (reverts on an invalid name).
-    function gpuModelId(string calldata gpuModelName) external pure returns (bytes32 id) {
-        (id,) = GpuModels.normalise(gpuModelName);
-    }
-
-    /// @notice The commitment a node must submit for an image result.
-    function imageCommitment(uint256 taskId, address node, uint64[] calldata pHashes, bytes32 salt)
-        external
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(taskId, node, pHashes, salt));
-    }
-
-    /// @notice The commitment a node must submit for a text digest (or `INVALID_ARGS`).
-    function textCommitment(uint256 taskId, address node, bytes32 digest, bytes32 salt)
-        external
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(taskId, node, digest, salt));
-    }
-
     // ================================================================ internal: reveal and settle
 
-    function _checkReveal(Task storage task, uint256 taskId) internal view returns (uint256 slot) {
+    function _checkReveal(Task storage task, uint256 taskId) internal returns (uint256 slot) {
         TaskStatus status = task.status;
+        if (status == TaskStatus.AwaitingSample) {
+            // The first node reveals once the sample draw says unchecked; checked, it must wait for
+            // the checkers' commitments (`resolveSample`), or its result could be copied.
+            if (_resolveSample(task, taskId)) revert SampleChecked(taskId);
+            status = TaskStatus.Revealing;
+        }
         bool open = status == TaskStatus.Revealing
             || (status == TaskStatus.Committing && block.timestamp > task.commitDeadline);
         if (!open || block.timestamp > task.revealDeadline) revert NotInRevealPhase(taskId);
@@ -707,7 +491,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
             emit InvalidArgsReported(taskId, msg.sender);
         }
         uint8 committed = task.committedMask;
-        if (revealed == committed && (committed == 7 || block.timestamp > task.commitDeadline)) {
+        if (revealed == committed && (committed == _present(task) || block.timestamp > task.commitDeadline)) {
             _settle(task, taskId);
         }
     }
@@ -719,6 +503,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         uint8 committed;
         uint8 revealed;
         uint8 agreeing;
+        uint8 present;
         uint8 slashMask;
         uint16 slashBps;
         uint96 reward;
@@ -736,17 +521,24 @@ contract Verinfer is IVerinfer, Ownable2Step {
         s.revealed = task.revealedMask;
         uint8 invalid = task.invalidMask;
         s.addrs = [nodeAddress[task.node0], nodeAddress[task.node1], nodeAddress[task.node2]];
+        s.present = _present(task);
         uint8 threshold_ = p.threshold;
 
         uint16[] memory distances;
-        (distances, s.agreeing) = _compare(task, s.revealed & ~invalid, s.addrs, threshold_);
+        if (s.present == 7) {
+            (distances, s.agreeing) = _compare(task, s.revealed & ~invalid, s.addrs, threshold_);
+        } else {
+            // An unchecked sampled task: the first node's valid result is accepted alone.
+            s.agreeing = s.revealed & ~invalid & 1;
+            if (invalid != 0) invalid = 3; // its invalid-args report ends the task Errored
+        }
 
-        s.slashMask = 7 & ~s.revealed; // missed a deadline
+        s.slashMask = s.present & ~s.revealed; // missed a deadline
         if (_popcount3(invalid) >= 2) {
             s.outcome = TaskStatus.Errored;
         } else if (s.agreeing != 0) {
             s.outcome = TaskStatus.Validated;
-            s.slashMask |= 7 & ~s.agreeing;
+            s.slashMask |= s.present & ~s.agreeing;
         } else {
             s.outcome = TaskStatus.Aborted;
         }
@@ -764,7 +556,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
         s.slashBps = p.slashShareBps;
         s.minStake = _params[_paramsVersion].minStake;
         for (uint256 i; i < 3; ++i) {
-            _releaseNode(s, i);
+            if (s.present & (1 << i) != 0) _releaseNode(s, i);
         }
 
         // A share of the slashes goes to the nodes that were right, or to the creator if none was.
@@ -815,13 +607,41 @@ contract Verinfer is IVerinfer, Ownable2Step {
                 emit NodeRewarded(account, s.taskId, s.reward);
             }
         }
+        _release(node, account, s.taskId, s.minStake);
+    }
+
+    /// @dev Ends a node's task: a leaving or under-staked node exits (stake credited), any other
+    ///      becomes available again.
+    function _release(Node storage node, address account, uint256 taskId, uint96 minStake_) internal {
         if (node.state == NodeState.Leaving) {
-            _credit(account, s.taskId, CreditReason.StakeReturned, _exit(node, account, ExitReason.Left));
-        } else if (node.stake < s.minStake) {
-            _credit(account, s.taskId, CreditReason.StakeReturned, _exit(node, account, ExitReason.BelowMinStake));
+            _credit(account, taskId, CreditReason.StakeReturned, _exit(node, account, ExitReason.Left));
+        } else if (node.stake < minStake_) {
+            _credit(account, taskId, CreditReason.StakeReturned, _exit(node, account, ExitReason.BelowMinStake));
         } else {
             _makeAvailable(node, account);
         }
+    }
+
+    /// @dev Slots of `task` that have nodes: the first node only while a sampled task is unchecked.
+    function _present(Task storage task) internal view returns (uint8) {
+        return task.mode == ValidationMode.Sampled && !task.checked ? 1 : 7;
+    }
+
+    /// @dev Runs the sample draw (see `_sampleChecked`). Checked: the task joins its class's check
+    ///      queue, with its own deadline (`queueTimeout` from now). Unchecked: the first node may reveal.
+    function _resolveSample(Task storage task, uint256 taskId) internal returns (bool checked) {
+        checked = _sampleChecked(task, taskId);
+        emit SampleDecided(taskId, checked, task.sampleBlock);
+        if (!checked) {
+            task.status = TaskStatus.Revealing;
+            return false;
+        }
+        task.checked = true;
+        task.expiresAt = uint40(block.timestamp + _params[task.paramsVersion].queueTimeout);
+        bytes32 class_ = task.textModel != 0
+            ? _modelIds[task.textModel - 1]
+            : bytes32(uint256(_vramClass(task.minVramMiB)));
+        _enqueue(CHECK_RING, _queueKey(task.kind, class_, task.feeLevel), taskId, task, TaskStatus.CheckQueued);
     }
 
     /// @dev Pairwise comparison of the valid results; returns the distances and who agrees with whom.
@@ -910,10 +730,18 @@ contract Verinfer is IVerinfer, Ownable2Step {
         emit BalanceCredited(account, taskId, reason, amount);
     }
 
+    /// @dev Ends a queued task, or a check that found no checkers in time, and refunds its fee.
+    ///      An expired check releases the first node unpaid and unslashed: its result was never
+    ///      verified, and paying it would reward starving checks.
     function _expire(Task storage task, uint256 taskId) internal {
+        bool check = task.status == TaskStatus.CheckQueued;
         task.status = TaskStatus.Expired;
         --queuedTasks;
         emit TaskExpired(taskId);
+        if (check) {
+            address first = nodeAddress[task.node0];
+            _release(_nodes[first], first, taskId, _params[_paramsVersion].minStake);
+        }
         uint96 fee = task.fee;
         if (fee != 0) _credit(task.creator, taskId, CreditReason.FeeRefunded, fee);
     }
@@ -938,7 +766,14 @@ contract Verinfer is IVerinfer, Ownable2Step {
         lastTouchBlock = uint48(block.number);
         if (_scheduledAt != 0 && block.timestamp >= _scheduledAt) _activateScheduledParams();
         if (queuedTasks == 0 || block.number - last > BLOCKHASH_WINDOW) return 0;
-        return _draw(_drawSeed(last), last);
+        bytes32 seedHash = _drawSeed(last);
+        // Checks of sampled tasks first: they hold a node and the creator waits on them.
+        uint256 steps;
+        (started, steps) = _draw(CHECK_RING, seedHash, last, MAX_DRAW_ATTEMPTS);
+        if (steps < MAX_DRAW_ATTEMPTS) {
+            (uint256 more,) = _draw(TASK_RING, seedHash, last, MAX_DRAW_ATTEMPTS - steps);
+            started += more;
+        }
     }
 
     /// @dev The randomness of the draws of a block: the hash of the last block that changed state.
@@ -946,19 +781,20 @@ contract Verinfer is IVerinfer, Ownable2Step {
         return blockhash(seedBlock);
     }
 
-    /// @dev Spends at most `MAX_DRAW_ATTEMPTS` steps — a start attempt, or a cancelled or expired
-    ///      entry skipped — on queue heads, round robin over the non-empty queues, so the gas the
-    ///      drawing call pays is bounded whatever is queued.
-    function _draw(bytes32 seedHash, uint256 seedBlock) internal returns (uint256 started) {
-        bytes32 prev = _drawCursor;
-        uint256 steps;
+    /// @dev Spends at most `budget` steps — a start attempt, or a cancelled or expired entry
+    ///      skipped — on the queue heads of draw ring `ring`, round robin over its non-empty
+    ///      queues, so the gas the drawing call pays is bounded whatever is queued.
+    function _draw(uint256 ring, bytes32 seedHash, uint256 seedBlock, uint256 budget)
+        internal
+        returns (uint256 started, uint256 steps)
+    {
+        bytes32 prev = _drawCursors[ring];
         bytes32 failedFirst; // the first queue that failed since the last start: a round without starts ends there
-        while (prev != bytes32(0) && steps < MAX_DRAW_ATTEMPTS) {
+        while (prev != bytes32(0) && steps < budget) {
             bytes32 key = _queues[prev].next;
             if (key == failedFirst) break; // same seed, same candidates: another try would fail again
             Queue storage queue = _queues[key];
-            (bool empty, bool didStart, uint256 used) =
-                _serveHead(queue, seedHash, seedBlock, MAX_DRAW_ATTEMPTS - steps);
+            (bool empty, bool didStart, uint256 used) = _serveHead(queue, seedHash, seedBlock, budget - steps);
             steps += used;
             if (didStart) {
                 ++started;
@@ -977,7 +813,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
                 }
             }
         }
-        _drawCursor = prev;
+        _drawCursors[ring] = prev;
     }
 
     /// @dev Skips (and expires) dead entries at the head, then tries to start the live head, within
@@ -992,8 +828,13 @@ contract Verinfer is IVerinfer, Ownable2Step {
             ++used;
             uint256 taskId = queue.items[head];
             Task storage task = _tasks[taskId];
-            if (task.status == TaskStatus.Queued && block.timestamp >= task.expiresAt) _expire(task, taskId);
-            if (task.status != TaskStatus.Queued) {
+            TaskStatus status = task.status;
+            bool live = status == TaskStatus.Queued || status == TaskStatus.CheckQueued;
+            if (live && block.timestamp >= task.expiresAt) {
+                _expire(task, taskId);
+                live = false;
+            }
+            if (!live) {
                 ++head;
                 continue;
             }
@@ -1009,20 +850,25 @@ contract Verinfer is IVerinfer, Ownable2Step {
         empty = head == tail;
     }
 
-    function _enqueue(bytes32 queueKey, uint256 taskId, Task storage task) internal {
+    /// @dev Appends a task (status `Queued`) or a check (status `CheckQueued`, its own queue keys,
+    ///      `CHECK_RING`) to a queue, linking the queue into its ring when it was empty.
+    function _enqueue(uint256 ring, bytes32 queueKey, uint256 taskId, Task storage task, TaskStatus status)
+        internal
+    {
+        if (ring == CHECK_RING) queueKey = keccak256(abi.encode(queueKey, CHECK_RING));
         Queue storage queue = _queues[queueKey];
         uint64 tail = queue.tail;
         queue.items[tail] = uint40(taskId);
         queue.tail = tail + 1;
-        task.status = TaskStatus.Queued;
+        task.status = status;
         ++queuedTasks;
         emit TaskQueued(taskId, queueKey);
         if (!queue.linked) {
             queue.linked = true;
-            bytes32 cursor = _drawCursor;
+            bytes32 cursor = _drawCursors[ring];
             if (cursor == bytes32(0)) {
                 queue.next = queueKey;
-                _drawCursor = queueKey;
+                _drawCursors[ring] = queueKey;
             } else {
                 queue.next = _queues[cursor].next;
                 _queues[cursor].next = queueKey;
@@ -1033,69 +879,145 @@ contract Verinfer is IVerinfer, Ownable2Step {
     /// @dev Draws three distinct eligible nodes for `task` and opens its commit phase; false (and no
     ///      change but evictions) when too few are eligible.
     function _tryStart(uint256 taskId, Task storage task, bytes32 seedHash, uint256 seedBlock) internal returns (bool) {
+        if (task.status == TaskStatus.CheckQueued) return _tryStartCheck(taskId, task, seedHash, seedBlock);
+        bool sampled = task.mode == ValidationMode.Sampled;
         (bool ok, address[3] memory addrs, uint32[3] memory ids) =
-            _drawNodes(task, uint256(keccak256(abi.encode(seedHash, taskId))));
+            _drawNodes(task, uint256(keccak256(abi.encode(seedHash, taskId))), sampled ? 1 : 3, 0);
         if (!ok) return false;
+        if (sampled) {
+            _assign(addrs[0], taskId);
+            task.node0 = ids[0];
+            _openCommitPhase(task, taskId, addrs, seedBlock);
+            return true;
+        }
         // Removal makes repeats impossible; the check guards that property against future edits.
         if (ids[0] == ids[1] || ids[0] == ids[2]) revert DuplicateNodeSelected(ids[0]);
         if (ids[1] == ids[2]) revert DuplicateNodeSelected(ids[1]);
         for (uint256 k; k < 3; ++k) {
-            Node storage node = _nodes[addrs[k]];
-            node.state = NodeState.Busy;
-            node.taskId = uint40(taskId);
+            _assign(addrs[k], taskId);
         }
-
-        Params storage p = _params[task.paramsVersion];
-        uint32 commitDeadline = uint32(block.timestamp) + p.commitWindow;
-        uint32 revealDeadline = commitDeadline + p.revealWindow;
         task.node0 = ids[0];
         task.node1 = ids[1];
         task.node2 = ids[2];
+        _openCommitPhase(task, taskId, addrs, seedBlock);
+        return true;
+    }
+
+    /// @dev Draws a checked task's two checkers (never its first node, which is busy with it; for
+    ///      text, of its model) and opens their commit phase.
+    function _tryStartCheck(uint256 taskId, Task storage task, bytes32 seedHash, uint256 seedBlock)
+        internal
+        returns (bool)
+    {
+        (bool ok, address[3] memory addrs, uint32[3] memory ids) =
+            _drawNodes(task, uint256(keccak256(abi.encode(seedHash, taskId, CHECK_RING))), 2, 1);
+        if (!ok) return false;
+        if (ids[0] == ids[1]) revert DuplicateNodeSelected(ids[0]);
+        _assign(addrs[0], taskId);
+        _assign(addrs[1], taskId);
+        task.node1 = ids[0];
+        task.node2 = ids[1];
+        _openCommitPhase(task, taskId, addrs, seedBlock);
+        return true;
+    }
+
+    function _assign(address account, uint256 taskId) internal {
+        Node storage node = _nodes[account];
+        node.state = NodeState.Busy;
+        node.taskId = uint40(taskId);
+    }
+
+    /// @dev Sets the commit and reveal deadlines of a task whose nodes were just drawn (`drawn`:
+    ///      all three, the first node of a sampled task, or a check's two checkers).
+    function _openCommitPhase(Task storage task, uint256 taskId, address[3] memory drawn, uint256 seedBlock) internal {
+        Params storage p = _params[task.paramsVersion];
+        uint32 commitDeadline = uint32(block.timestamp) + p.commitWindow;
+        uint32 revealDeadline = commitDeadline + p.revealWindow;
         task.commitDeadline = commitDeadline;
         task.revealDeadline = revealDeadline;
+        bool check = task.status == TaskStatus.CheckQueued;
         task.status = TaskStatus.Committing;
-        emit TaskStarted(taskId, addrs, commitDeadline, revealDeadline, seedBlock);
-        return true;
+        if (check) {
+            emit CheckStarted(taskId, [drawn[0], drawn[1]], commitDeadline, revealDeadline, seedBlock);
+        } else {
+            emit TaskStarted(taskId, drawn, commitDeadline, revealDeadline, seedBlock);
+        }
     }
 
     /// @dev Takes three nodes out of the pools, each uniform among `task`'s remaining candidates.
     ///      A drawn node whose stake fell below the current minimum is evicted (its stake credited)
     ///      and another one drawn. On failure the drawn nodes go back and `ok` is false.
-    function _drawNodes(Task storage task, uint256 seed)
+    /// @dev Takes `count` nodes out of the pools, each uniform among `task`'s remaining candidates
+    ///      (`assigned` of its nodes are already busy with it: a check's first node). A drawn node
+    ///      whose stake fell below the current minimum is evicted (its stake credited) and another
+    ///      one drawn. A sampled task's first node must also stake enough that cheating does not
+    ///      pay (`_cheatingUnprofitable` under the task's parameters); a node that does not is put
+    ///      back and another one drawn (rejection keeps the draw uniform among those that do). On
+    ///      failure the drawn nodes go back and `ok` is false.
+    function _drawNodes(Task storage task, uint256 seed, uint256 count, uint256 assigned)
         internal
         returns (bool ok, address[3] memory addrs, uint32[3] memory ids)
     {
-        uint256 level = task.feeLevel;
-        uint256 needed = 3;
+        Draw memory d;
+        d.level = task.feeLevel;
+        d.needed = count;
+        Params storage p = _params[task.paramsVersion];
         if (task.kind == TaskKind.TextGeneration) {
-            uint256 minPool = _params[task.paramsVersion].minTextPool;
-            if (minPool > needed) needed = minPool;
+            // A text task's pool, first node included, must hold `minTextPool` nodes of its model.
+            uint256 minPool = p.minTextPool - assigned;
+            if (minPool > d.needed) d.needed = minPool;
         }
-        uint96 minStake_ = _params[_paramsVersion].minStake;
-        uint256 picked;
-        uint256 evictions;
-        while (picked < 3) {
-            uint256 candidates = _candidates(task, level);
-            if (candidates + picked < needed || evictions > MAX_EVICTIONS) {
-                for (uint256 j; j < picked; ++j) {
+        if (task.mode == ValidationMode.Sampled && count == 1) {
+            d.checkStake = true;
+            d.fee = task.fee;
+            d.samplingBps = p.samplingBps;
+            d.slashShareBps = p.slashShareBps;
+        }
+        d.minStake = _params[_paramsVersion].minStake;
+        while (d.picked < count) {
+            uint256 candidates = _candidates(task, d.level);
+            if (candidates + d.picked < d.needed || d.evictions + d.rejections > MAX_EVICTIONS) {
+                for (uint256 j; j < d.picked; ++j) {
                     _makeAvailable(_nodes[addrs[j]], addrs[j]); // undo: the task waits
                 }
-                return (false, addrs, ids);
+                break;
             }
-            uint256 r = uint256(keccak256(abi.encode(seed, picked, evictions))) % candidates;
-            address account = _candidateAt(task, level, r);
+            uint256 r = uint256(keccak256(abi.encode(seed, d.picked, d.evictions + d.rejections))) % candidates;
+            address account = _candidateAt(task, d.level, r);
             Node storage node = _nodes[account];
             _removeFromPools(node);
-            if (node.stake < minStake_) {
-                ++evictions;
+            if (node.stake < d.minStake) {
+                ++d.evictions;
                 _credit(account, 0, CreditReason.StakeReturned, _exit(node, account, ExitReason.BelowMinStake));
                 continue;
             }
-            ids[picked] = node.id;
-            addrs[picked] = account;
-            ++picked;
+            if (d.checkStake && !_cheatingUnprofitable(node.stake, d.fee, d.samplingBps, d.slashShareBps)) {
+                d.rejected[d.rejections++] = account;
+                continue;
+            }
+            ids[d.picked] = node.id;
+            addrs[d.picked] = account;
+            ++d.picked;
         }
-        ok = true;
+        for (uint256 j; j < d.rejections; ++j) {
+            _makeAvailable(_nodes[d.rejected[j]], d.rejected[j]);
+        }
+        ok = d.picked == count;
+    }
+
+    /// @dev Working state of `_drawNodes` (kept in memory: too many values for the stack).
+    struct Draw {
+        uint256 level;
+        uint256 needed;
+        uint256 picked;
+        uint256 evictions;
+        uint256 rejections;
+        uint96 minStake;
+        bool checkStake;
+        uint96 fee;
+        uint16 samplingBps;
+        uint16 slashShareBps;
+        address[MAX_EVICTIONS + 1] rejected;
     }
 
     /// @dev Available nodes `task` may draw at fee tiers up to `level`.
@@ -1105,13 +1027,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
         return _imageCandidates(task.minVramMiB, level);
     }
 
-    function _imageCandidates(uint32 minVramMiB, uint256 level) internal view returns (uint256 total) {
-        if (minVramMiB <= _minModelVram) return _pools[GLOBAL_POOL].countTo(level);
-        uint256 n = _gpuModelCount;
-        for (uint256 i; i < n; ++i) {
-            if (_modelVram[i] >= minVramMiB) total += _pools[i + 1].countTo(level);
-        }
-    }
 
     /// @dev The `r`-th candidate of `task` (models in registry order, then fee tiers, then index).
     function _candidateAt(Task storage task, uint256 level, uint256 r) internal view returns (address account) {
@@ -1205,35 +1120,7 @@ contract Verinfer is IVerinfer, Ownable2Step {
 
     // ================================================================ internal: parameters and math
 
-    function _activateScheduledParams() internal {
-        uint24 version = _scheduledVersion;
-        _paramsVersion = version;
-        _scheduledVersion = 0;
-        _scheduledAt = 0;
-        emit ParamsActivated(version);
-    }
 
-    function _validateParams(Params memory p) internal pure {
-        if (p.threshold > MAX_THRESHOLD) revert ThresholdTooHigh(p.threshold, MAX_THRESHOLD);
-        if (p.minStake == 0) revert ZeroAmount();
-        if (uint256(p.minStake) < uint256(p.stakePerThresholdBit) * p.threshold) {
-            revert StakeTooLowForThreshold(p.minStake, p.stakePerThresholdBit, p.threshold);
-        }
-        if (p.slashShareBps == 0 || p.slashShareBps > BPS) revert InvalidBps(p.slashShareBps);
-        if (p.slashRewardBps > BPS) revert InvalidBps(p.slashRewardBps);
-        if (p.protocolFeeBps > BPS) revert InvalidBps(p.protocolFeeBps);
-        if (p.commitWindow == 0 || p.revealWindow == 0 || p.commitWindow > 7 days || p.revealWindow > 7 days) {
-            revert InvalidWindow(p.commitWindow, p.revealWindow);
-        }
-        if (p.queueTimeout == 0 || p.queueTimeout > 365 days) revert InvalidQueueTimeout(p.queueTimeout);
-        if (p.minTextPool < MIN_TEXT_POOL) revert InvalidMinTextPool(p.minTextPool);
-    }
-
-    function _minimumFee(Params storage p, TaskKind kind, uint8 imageCount) internal view returns (uint256) {
-        uint256 minimum = p.minTaskFee;
-        if (kind == TaskKind.ImageGeneration) minimum += uint256(p.minImageFee) * imageCount;
-        return minimum;
-    }
 
     /// @dev Highest fee tier t (<= MAX_FEE_TIER) with fee >= 2^t * minimum.
     function _feeLevel(uint96 fee, uint256 minimum) internal pure returns (uint8 level) {
@@ -1243,14 +1130,6 @@ contract Verinfer is IVerinfer, Ownable2Step {
         }
     }
 
-    function _gpuModelInfo(bytes32 id) internal view returns (GpuModelInfo memory info) {
-        GpuModel memory model = _gpuModels[id];
-        info.id = id;
-        info.name = _modelNames[id];
-        info.vramMiB = _modelVram[model.index];
-        info.active = model.active;
-        info.availableNodes = uint32(_pools[uint256(model.index) + 1].countTo(MAX_FEE_TIER));
-    }
 
     function _popcount3(uint8 mask) internal pure returns (uint8) {
         return (mask & 1) + ((mask >> 1) & 1) + ((mask >> 2) & 1);

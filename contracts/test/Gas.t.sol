@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {Verinfer} from "../src/Verinfer.sol";
 import {Hamming} from "../src/libraries/Hamming.sol";
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {VM} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
@@ -76,11 +77,11 @@ contract GasTest is VerinferTestBase {
         uint256 a = _createImageTask();
         uint256 b = _createImageTask();
         uint256 c = _createImageTask();
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 0, "warm-up uses every node");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 0, "warm-up uses every node");
         _runHonestImageTask(a);
         _runHonestImageTask(b);
         _runHonestImageTask(c);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 9, "all nodes back");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 9, "all nodes back");
         // The image queue has been used before (its head/tail slot is nonzero); it is empty now.
         VM.assertEq(verinfer.queuedTasks(), 0);
         VM.warp(VM.getBlockTimestamp() + 1 hours);
@@ -218,7 +219,7 @@ contract GasTest is VerinferTestBase {
         _createImageTask();
         _createImageTask();
         _createImageTask();
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 0, "every node busy");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 0, "every node busy");
         uint256 taskId = _createAndDraw("image_queued", IMAGE, 1, "");
         _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
     }
@@ -314,8 +315,8 @@ contract GasSelectionTest is VerinferTestBase {
             _join(_nodeAddr(i), H100, MIN_STAKE);
         }
         VM.resumeGasMetering();
-        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(A100), 0), 10, "A100 pool");
-        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(H100), 0), 10_000, "H100 pool");
+        VM.assertEq(_ext().availableNodes(_ext().gpuModelId(A100), 0), 10, "A100 pool");
+        VM.assertEq(_ext().availableNodes(_ext().gpuModelId(H100), 0), 10_000, "H100 pool");
         VM.warp(VM.getBlockTimestamp() + 1 hours);
         VM.roll(VM.getBlockNumber() + 100);
     }
@@ -329,10 +330,10 @@ contract GasSelectionTest is VerinferTestBase {
         verinfer.drawTasks();
         txGas = VM.snapshotGasLastCall("GasTest", name);
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-        bytes32 modelId = verinfer.gpuModelId(model);
+        bytes32 modelId = _ext().gpuModelId(model);
         address[3] memory nodes = _nodesOf(taskId);
         for (uint256 i; i < 3; ++i) {
-            VM.assertEq(verinfer.getNode(nodes[i]).gpuModel, modelId, "node of the task's model");
+            VM.assertEq(_ext().getNode(nodes[i]).gpuModel, modelId, "node of the task's model");
         }
     }
 

@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 
 import {Verinfer} from "../src/Verinfer.sol";
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {GpuModels} from "../src/libraries/GpuModels.sol";
 import {VM, Vm} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
@@ -22,16 +23,16 @@ contract VerinferAdminTest is VerinferTestBase {
 
     function test_OwnerOnly_AllSettersRevertForOthers() public {
         IVerinfer.Params memory p = defaultParams();
-        bytes32 h100 = verinfer.gpuModelId(H100);
+        bytes32 h100 = _ext().gpuModelId(H100);
         VM.startPrank(stranger);
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.cancelScheduledParams();
+        _ext().cancelScheduledParams();
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.addGpuModel("NVIDIA B200", 184_320);
+        _ext().addGpuModel("NVIDIA B200", 184_320);
         VM.expectRevert(_unauthorized(stranger));
-        verinfer.setGpuModelActive(h100, false);
+        _ext().setGpuModelActive(h100, false);
         VM.expectRevert(_unauthorized(stranger));
         verinfer.setTreasury(stranger);
         VM.expectRevert(_unauthorized(stranger));
@@ -42,7 +43,7 @@ contract VerinferAdminTest is VerinferTestBase {
         // The treasury is not the owner either.
         VM.prank(treasury);
         VM.expectRevert(_unauthorized(treasury));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
     }
 
     // ================================================================ scheduled parameters
@@ -59,34 +60,34 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsScheduled(2, p, at);
         VM.prank(owner);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
-        (uint24 version, IVerinfer.Params memory pending, uint40 effectiveAt) = verinfer.scheduledParams();
+        (uint24 version, IVerinfer.Params memory pending, uint40 effectiveAt) = _ext().scheduledParams();
         VM.assertEq(version, 2);
         VM.assertEq(_hash(pending), _hash(p));
         VM.assertEq(effectiveAt, at);
-        VM.assertEq(verinfer.paramsVersion(), 1, "not yet");
-        VM.assertEq(_hash(verinfer.params()), _hash(old));
-        VM.assertEq(_hash(verinfer.paramsAt(2)), _hash(p));
+        VM.assertEq(_ext().paramsVersion(), 1, "not yet");
+        VM.assertEq(_hash(_ext().params()), _hash(old));
+        VM.assertEq(_hash(_ext().paramsAt(2)), _hash(p));
 
         VM.warp(at - 1);
-        VM.assertEq(verinfer.paramsVersion(), 1, "one second early");
+        VM.assertEq(_ext().paramsVersion(), 1, "one second early");
         VM.warp(at);
-        VM.assertEq(verinfer.paramsVersion(), 2, "in force once its time has come");
-        VM.assertEq(_hash(verinfer.params()), _hash(p));
-        (version,,) = verinfer.scheduledParams();
+        VM.assertEq(_ext().paramsVersion(), 2, "in force once its time has come");
+        VM.assertEq(_hash(_ext().params()), _hash(p));
+        (version,,) = _ext().scheduledParams();
         VM.assertEq(version, 0, "no longer pending");
-        VM.assertEq(_hash(verinfer.paramsAt(1)), _hash(old), "older versions stay readable");
+        VM.assertEq(_hash(_ext().paramsAt(1)), _hash(old), "older versions stay readable");
 
         // The first call of a later block activates it.
         _nextBlock();
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsActivated(2);
         verinfer.drawTasks();
-        VM.assertEq(verinfer.paramsVersion(), 2);
+        VM.assertEq(_ext().paramsVersion(), 2);
         uint256 taskId = _queueImageTask(1, 0, FEE);
-        VM.assertEq(verinfer.getTask(taskId).paramsVersion, 2, "new tasks run under it");
-        VM.assertEq(verinfer.taskParams(taskId).commitWindow, 60);
+        VM.assertEq(_ext().getTask(taskId).paramsVersion, 2, "new tasks run under it");
+        VM.assertEq(_ext().taskParams(taskId).commitWindow, 60);
     }
 
     function test_ScheduleParams_MinimumsApplyOnceInForce() public {
@@ -99,7 +100,7 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.StakeBelowMinimum.selector, MIN_STAKE, 2 * MIN_STAKE));
         verinfer.join(H100, 0, MIN_STAKE);
-        VM.assertEq(verinfer.minTaskFee(TEXT, 0), 5 ether);
+        VM.assertEq(_ext().minTaskFee(TEXT, 0), 5 ether);
         VM.prank(creator);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.FeeBelowMinimum.selector, uint96(4 ether), uint96(5 ether)));
         verinfer.createTask(TEXT, keccak256("t"), 0, 0, H100, 4 ether);
@@ -114,30 +115,30 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, MIN_STAKE, STAKE_PER_BIT, uint8(11))
         );
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p = defaultParams();
         p.minStake = MIN_STAKE - 1;
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, MIN_STAKE - 1, STAKE_PER_BIT, THRESHOLD)
         );
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p = defaultParams();
         p.stakePerThresholdBit = STAKE_PER_BIT + 1;
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, MIN_STAKE, STAKE_PER_BIT + 1, THRESHOLD)
         );
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         // Raising both together is fine, and so is equality.
         p = defaultParams();
         p.threshold = 11;
         p.minStake = 1100 ether;
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p.threshold = 0;
         p.minStake = 1;
         p.stakePerThresholdBit = type(uint96).max;
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         VM.stopPrank();
-        (, IVerinfer.Params memory pending,) = verinfer.scheduledParams();
+        (, IVerinfer.Params memory pending,) = _ext().scheduledParams();
         VM.assertEq(pending.threshold, 0);
     }
 
@@ -148,56 +149,56 @@ contract VerinferAdminTest is VerinferTestBase {
         p.minStake = type(uint96).max;
         p.stakePerThresholdBit = 0;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.ThresholdTooHigh.selector, uint8(65), uint8(64)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p = defaultParams();
         p.threshold = 0;
         p.minStake = 0;
         VM.expectRevert(IVerinfer.ZeroAmount.selector);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
         p = defaultParams();
         p.slashShareBps = 0;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(0)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p.slashShareBps = 10_001;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
         p = defaultParams();
         p.slashRewardBps = 10_001;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p = defaultParams();
         p.protocolFeeBps = 10_001;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidBps.selector, uint16(10_001)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
         p = defaultParams();
         (p.commitWindow, p.revealWindow) = (0, 60);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(0), uint32(60)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         (p.commitWindow, p.revealWindow) = (60, 0);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(60), uint32(0)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         (p.commitWindow, p.revealWindow) = (7 days + 1, 60);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(7 days + 1), uint32(60)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         (p.commitWindow, p.revealWindow) = (60, 7 days + 1);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidWindow.selector, uint32(60), uint32(7 days + 1)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
         p = defaultParams();
         p.queueTimeout = 0;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidQueueTimeout.selector, uint32(0)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p.queueTimeout = 365 days + 1;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidQueueTimeout.selector, uint32(365 days + 1)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
         p = defaultParams();
         p.minTextPool = 2;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidMinTextPool.selector, uint8(2)));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
         // Every limit itself is accepted.
         p = IVerinfer.Params({
@@ -212,16 +213,17 @@ contract VerinferAdminTest is VerinferTestBase {
             minStake: 64,
             stakePerThresholdBit: 1,
             minTaskFee: 0,
-            minImageFee: 0
+            minImageFee: 0,
+            samplingBps: 1
         });
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p.slashShareBps = 1;
         p.slashRewardBps = 0;
         p.protocolFeeBps = 0;
         (p.commitWindow, p.revealWindow, p.queueTimeout) = (1, 1, 1);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         VM.stopPrank();
-        VM.assertEq(verinfer.paramsVersion(), 1, "nothing in force yet");
+        VM.assertEq(_ext().paramsVersion(), 1, "nothing in force yet");
     }
 
     /// @dev Scheduling again replaces the pending version (same number); cancelling withdraws it.
@@ -229,7 +231,7 @@ contract VerinferAdminTest is VerinferTestBase {
         IVerinfer.Params memory p = defaultParams();
         p.protocolFeeBps = 0;
         VM.prank(owner);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
 
         VM.warp(VM.getBlockTimestamp() + 100);
         p.protocolFeeBps = 100;
@@ -238,8 +240,8 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsScheduled(2, p, uint40(VM.getBlockTimestamp() + PARAMS_DELAY));
         VM.prank(owner);
-        verinfer.scheduleParams(p);
-        (uint24 version, IVerinfer.Params memory pending, uint40 at) = verinfer.scheduledParams();
+        _ext().scheduleParams(p);
+        (uint24 version, IVerinfer.Params memory pending, uint40 at) = _ext().scheduledParams();
         VM.assertEq(version, 2);
         VM.assertEq(pending.protocolFeeBps, 100);
         VM.assertEq(at, VM.getBlockTimestamp() + PARAMS_DELAY, "the delay restarts");
@@ -247,18 +249,18 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsScheduleCancelled(2);
         VM.prank(owner);
-        verinfer.cancelScheduledParams();
-        (version,,) = verinfer.scheduledParams();
+        _ext().cancelScheduledParams();
+        (version,,) = _ext().scheduledParams();
         VM.assertEq(version, 0);
         VM.prank(owner);
         VM.expectRevert(IVerinfer.NoScheduledParams.selector);
-        verinfer.cancelScheduledParams();
+        _ext().cancelScheduledParams();
 
         VM.warp(at + 1);
         _nextBlock();
         verinfer.drawTasks();
-        VM.assertEq(verinfer.paramsVersion(), 1, "a cancelled version never applies");
-        VM.assertEq(verinfer.params().protocolFeeBps, PROTOCOL_FEE_BPS);
+        VM.assertEq(_ext().paramsVersion(), 1, "a cancelled version never applies");
+        VM.assertEq(_ext().params().protocolFeeBps, PROTOCOL_FEE_BPS);
     }
 
     /// @dev A task runs under the version in force when it was created: a threshold raised while it
@@ -274,10 +276,10 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.warp(at);
         _nextBlock();
         uint256 later = _createImageTask();
-        VM.assertEq(verinfer.getTask(before).paramsVersion, 1);
-        VM.assertEq(verinfer.getTask(later).paramsVersion, 2);
-        VM.assertEq(verinfer.taskParams(before).threshold, THRESHOLD);
-        VM.assertEq(verinfer.taskParams(later).threshold, 12);
+        VM.assertEq(_ext().getTask(before).paramsVersion, 1);
+        VM.assertEq(_ext().getTask(later).paramsVersion, 2);
+        VM.assertEq(_ext().taskParams(before).threshold, THRESHOLD);
+        VM.assertEq(_ext().taskParams(later).threshold, 12);
 
         uint64 h = 0xabcdef;
         // 12 bits apart: over the old threshold, within the new one.
@@ -302,7 +304,7 @@ contract VerinferAdminTest is VerinferTestBase {
         (p.commitWindow, p.revealWindow) = (60, 120);
         _setParams(p);
         uint256 taskId = _createImageTask();
-        IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
         VM.assertEq(t.commitDeadline, VM.getBlockTimestamp() + 60);
         VM.assertEq(t.revealDeadline, VM.getBlockTimestamp() + 180);
     }
@@ -315,90 +317,90 @@ contract VerinferAdminTest is VerinferTestBase {
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsActivated(2);
         VM.prank(owner);
-        verinfer.scheduleParams(p);
-        VM.assertEq(verinfer.paramsVersion(), 2);
-        VM.assertEq(verinfer.params().threshold, 3);
-        (uint24 version,,) = verinfer.scheduledParams();
+        _ext().scheduleParams(p);
+        VM.assertEq(_ext().paramsVersion(), 2);
+        VM.assertEq(_ext().params().threshold, 3);
+        (uint24 version,,) = _ext().scheduledParams();
         VM.assertEq(version, 0);
     }
 
     // ================================================================ GPU registry
 
     function test_AddGpuModel_RegistersAndEmits() public {
-        bytes32 id = verinfer.gpuModelId("NVIDIA B200");
+        bytes32 id = _ext().gpuModelId("NVIDIA B200");
         VM.expectEmit(address(verinfer));
         emit IVerinfer.GpuModelAdded(id, "nvidia b200", 184_320);
         VM.prank(owner);
-        verinfer.addGpuModel("  NVIDIA B200 ", 184_320);
-        VM.assertEq(verinfer.gpuModelCount(), 5);
-        IVerinfer.GpuModelInfo memory info = verinfer.gpuModelAt(4);
+        _ext().addGpuModel("  NVIDIA B200 ", 184_320);
+        VM.assertEq(_ext().gpuModelCount(), 5);
+        IVerinfer.GpuModelInfo memory info = _ext().gpuModelAt(4);
         VM.assertEq(info.id, id);
         VM.assertEq(info.name, "nvidia b200");
         VM.assertEq(info.vramMiB, 184_320);
         VM.assertTrue(info.active);
         VM.assertEq(info.availableNodes, 0);
-        info = verinfer.gpuModel(verinfer.gpuModelId(RTX4090));
+        info = _ext().gpuModel(_ext().gpuModelId(RTX4090));
         VM.assertEq(info.vramMiB, VRAM_24G);
         VM.assertEq(info.name, "nvidia geforce rtx 4090");
         // The default registry, in order.
-        VM.assertEq(verinfer.gpuModelAt(0).id, verinfer.gpuModelId(H100));
-        VM.assertEq(verinfer.gpuModelAt(3).vramMiB, VRAM_8G);
+        VM.assertEq(_ext().gpuModelAt(0).id, _ext().gpuModelId(H100));
+        VM.assertEq(_ext().gpuModelAt(3).vramMiB, VRAM_8G);
         // A node of the new model can join; image tasks may now ask for its VRAM.
         _join(_nodeAddr(0), "nvidia b200", MIN_STAKE);
-        VM.assertEq(verinfer.getNode(_nodeAddr(0)).vramMiB, 184_320);
-        VM.assertEq(verinfer.gpuModel(id).availableNodes, 1);
+        VM.assertEq(_ext().getNode(_nodeAddr(0)).vramMiB, 184_320);
+        VM.assertEq(_ext().gpuModel(id).availableNodes, 1);
         _queueImageTask(1, 184_320, FEE);
     }
 
     function test_AddGpuModel_Reverts() public {
         VM.startPrank(owner);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooSmall.selector, uint32(1023), uint32(1024)));
-        verinfer.addGpuModel("tiny", 1023);
+        _ext().addGpuModel("tiny", 1023);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooLarge.selector, uint32((1 << 24) + 1), uint32(1 << 24)));
-        verinfer.addGpuModel("huge", (1 << 24) + 1);
-        bytes32 h100 = verinfer.gpuModelId(H100);
+        _ext().addGpuModel("huge", (1 << 24) + 1);
+        bytes32 h100 = _ext().gpuModelId(H100);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelAlreadyRegistered.selector, h100));
-        verinfer.addGpuModel("nvidia  H100 80gb hbm3", VRAM_80G);
+        _ext().addGpuModel("nvidia  H100 80gb hbm3", VRAM_80G);
         VM.expectRevert(GpuModels.EmptyGpuModel.selector);
-        verinfer.addGpuModel(" ", VRAM_80G);
+        _ext().addGpuModel(" ", VRAM_80G);
         // Both VRAM ends are accepted; at most 32 models.
-        verinfer.addGpuModel("tiny", 1024);
-        verinfer.addGpuModel("huge", 1 << 24);
+        _ext().addGpuModel("tiny", 1024);
+        _ext().addGpuModel("huge", 1 << 24);
         for (uint256 i = 6; i < 32; ++i) {
-            verinfer.addGpuModel(string.concat("model ", VM.toString(i)), VRAM_8G);
+            _ext().addGpuModel(string.concat("model ", VM.toString(i)), VRAM_8G);
         }
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.TooManyGpuModels.selector, 32));
-        verinfer.addGpuModel("one too many", VRAM_8G);
+        _ext().addGpuModel("one too many", VRAM_8G);
         VM.stopPrank();
-        VM.assertEq(verinfer.gpuModelCount(), 32);
+        VM.assertEq(_ext().gpuModelCount(), 32);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, bytes32(uint256(32))));
-        verinfer.gpuModelAt(32);
-        bytes32 unknown = verinfer.gpuModelId("one too many");
+        _ext().gpuModelAt(32);
+        bytes32 unknown = _ext().gpuModelId("one too many");
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
-        verinfer.gpuModel(unknown);
+        _ext().gpuModel(unknown);
     }
 
     /// @dev The smallest registered VRAM is the class every image task up to it shares: a new,
     ///      smaller model lowers it.
     function test_AddGpuModel_SmallerModelServesSmallTasks() public {
         VM.prank(owner);
-        verinfer.addGpuModel("NVIDIA T400", 2048);
+        _ext().addGpuModel("NVIDIA T400", 2048);
         _makeNodes(0, 3, "nvidia t400");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 2048), 3);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 2049), 0);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 2048), 3);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 2049), 0);
         uint256 taskId = _createImageTask(1, 2048, FEE);
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
     }
 
     /// @dev Closing a model stops new joins; its nodes keep serving and text tasks may still name it.
     function test_SetGpuModelActive() public {
-        bytes32 h100 = verinfer.gpuModelId(H100);
+        bytes32 h100 = _ext().gpuModelId(H100);
         _makeNodes(0, 3, H100);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.GpuModelActiveSet(h100, false);
         VM.prank(owner);
-        verinfer.setGpuModelActive(h100, false);
-        VM.assertFalse(verinfer.gpuModel(h100).active);
+        _ext().setGpuModelActive(h100, false);
+        VM.assertFalse(_ext().gpuModel(h100).active);
 
         address late = _nodeAddr(3);
         _fund(late, MIN_STAKE);
@@ -412,14 +414,14 @@ contract VerinferAdminTest is VerinferTestBase {
         _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
 
         VM.prank(owner);
-        verinfer.setGpuModelActive(h100, true);
+        _ext().setGpuModelActive(h100, true);
         VM.prank(late);
         verinfer.join(H100, 0, MIN_STAKE);
 
-        bytes32 unknown = verinfer.gpuModelId("NVIDIA B200");
+        bytes32 unknown = _ext().gpuModelId("NVIDIA B200");
         VM.prank(owner);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
-        verinfer.setGpuModelActive(unknown, true);
+        _ext().setGpuModelActive(unknown, true);
     }
 
     // ================================================================ treasury
@@ -508,9 +510,9 @@ contract VerinferAdminTest is VerinferTestBase {
         IVerinfer.Params memory p = defaultParams();
         VM.prank(owner);
         VM.expectRevert(_unauthorized(owner));
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         VM.prank(next);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
     }
 
     /// @dev The registry and the parameters need an owner: renouncing is disabled.

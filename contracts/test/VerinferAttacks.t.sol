@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {VM} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
@@ -38,7 +39,7 @@ contract VerinferAttacksTest is VerinferTestBase {
         verinfer.revealImage(taskId, result, salt);
 
         _revealImage(taskId, nodes[2], result);
-        VM.warp(verinfer.getTask(taskId).revealDeadline + 1);
+        VM.warp(_ext().getTask(taskId).revealDeadline + 1);
         verinfer.settle(taskId);
         _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
         _assertNodeState(copier, IVerinfer.NodeState.Kicked);
@@ -50,7 +51,7 @@ contract VerinferAttacksTest is VerinferTestBase {
     function test_Attack_RevealWithoutCommit() public {
         _commitImage(taskId, nodes[0], result);
         _commitImage(taskId, nodes[1], result);
-        VM.warp(verinfer.getTask(taskId).commitDeadline + 1);
+        VM.warp(_ext().getTask(taskId).commitDeadline + 1);
         _revealImage(taskId, nodes[0], result);
         bytes32 salt = _salt(nodes[2], taskId);
         VM.prank(nodes[2]);
@@ -110,7 +111,7 @@ contract VerinferAttacksTest is VerinferTestBase {
         verinfer.settle(taskId);
         _commitAllImage(taskId, result);
         _revealImage(taskId, nodes[0], result);
-        VM.warp(verinfer.getTask(taskId).revealDeadline);
+        VM.warp(_ext().getTask(taskId).revealDeadline);
         VM.prank(stranger);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.SettleTooEarly.selector, taskId));
         verinfer.settle(taskId);
@@ -153,7 +154,7 @@ contract VerinferAttacksTest is VerinferTestBase {
         _commitAllImage(taskId, result);
         _revealImage(taskId, nodes[0], result);
         _revealImage(taskId, nodes[2], result);
-        VM.warp(verinfer.getTask(taskId).revealDeadline + 1);
+        VM.warp(_ext().getTask(taskId).revealDeadline + 1);
         uint96 slashed = MIN_STAKE * SLASH_BPS / BPS;
         VM.expectEmit(address(verinfer));
         emit IVerinfer.NodeSlashed(nodes[1], taskId, IVerinfer.SlashReason.MissedReveal, slashed);
@@ -286,7 +287,7 @@ contract VerinferAttacksTest is VerinferTestBase {
     function test_Attack_BusyNodeNotDrawnAgain() public {
         uint256 second = _createImageTask();
         _assertStatus(second, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 0);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 0);
     }
 
     /// @dev A node that would rather not be drawn for cheap tasks raises its fee tier; it cannot be
@@ -297,7 +298,7 @@ contract VerinferAttacksTest is VerinferTestBase {
             VM.prank(nodes[i]);
             verinfer.setFeeTier(1);
         }
-        uint96 minimum = uint96(verinfer.minTaskFee(IMAGE, 1));
+        uint96 minimum = uint96(_ext().minTaskFee(IMAGE, 1));
         uint256 cheap = _createImageTask(1, 0, 2 * minimum - 1);
         _assertStatus(cheap, IVerinfer.TaskStatus.Queued);
         uint256 paying = _createImageTask(1, 0, 2 * minimum);

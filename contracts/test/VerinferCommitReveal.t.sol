@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {VM} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
@@ -33,7 +34,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         emit IVerinfer.ResultCommitted(imageTask, node, c);
         VM.prank(node);
         verinfer.commit(imageTask, c);
-        IVerinfer.TaskInfo memory t = verinfer.getTask(imageTask);
+        IVerinfer.TaskInfo memory t = _ext().getTask(imageTask);
         VM.assertEq(t.committedMask, 2, "slot 1 committed");
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Committing));
     }
@@ -51,7 +52,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         emit IVerinfer.RevealPhaseOpened(imageTask, revealDeadline);
         VM.prank(last);
         verinfer.commit(imageTask, c);
-        IVerinfer.TaskInfo memory t = verinfer.getTask(imageTask);
+        IVerinfer.TaskInfo memory t = _ext().getTask(imageTask);
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Revealing));
         VM.assertEq(t.committedMask, 7);
         VM.assertEq(t.revealDeadline, revealDeadline, "reveal window runs from the last commit");
@@ -69,7 +70,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.NotInCommitPhase.selector, queued));
         verinfer.commit(queued, bytes32(uint256(1)));
         // Commit deadline passed (the deadline second itself is still open).
-        VM.warp(verinfer.getTask(imageTask).commitDeadline);
+        VM.warp(_ext().getTask(imageTask).commitDeadline);
         _commitImage(imageTask, imageNodes[0], result);
         VM.warp(VM.getBlockTimestamp() + 1);
         bytes32 c = _imageCommitment(imageTask, imageNodes[1], result, _salt(imageNodes[1], imageTask));
@@ -118,7 +119,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         emit IVerinfer.ImageResultRevealed(imageTask, node, result);
         VM.prank(node);
         verinfer.revealImage(imageTask, result, salt);
-        IVerinfer.TaskInfo memory t = verinfer.getTask(imageTask);
+        IVerinfer.TaskInfo memory t = _ext().getTask(imageTask);
         VM.assertEq(t.revealedMask, 1);
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Revealing), "two reveals outstanding");
     }
@@ -133,7 +134,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         emit IVerinfer.TextResultRevealed(textTask, textNodes[2], d);
         VM.prank(textNodes[2]);
         verinfer.revealText(textTask, d, salt);
-        VM.assertEq(verinfer.getTask(textTask).revealedMask, 4);
+        VM.assertEq(_ext().getTask(textTask).revealedMask, 4);
     }
 
     function test_Reveal_RevertsOnWrongKind() public {
@@ -169,7 +170,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
 
     function test_Reveal_RevertsAfterRevealDeadline() public {
         _commitAllImage(imageTask, result);
-        uint32 deadline = verinfer.getTask(imageTask).revealDeadline;
+        uint32 deadline = _ext().getTask(imageTask).revealDeadline;
         VM.warp(deadline);
         _revealImage(imageTask, imageNodes[0], result); // the deadline second is still open
         VM.warp(deadline + 1);
@@ -197,7 +198,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
     function test_Reveal_RevertsWithoutCommit() public {
         _commitImage(imageTask, imageNodes[0], result);
         _commitImage(imageTask, imageNodes[1], result);
-        VM.warp(verinfer.getTask(imageTask).commitDeadline + 1);
+        VM.warp(_ext().getTask(imageTask).commitDeadline + 1);
         bytes32 salt = _salt(imageNodes[2], imageTask);
         VM.prank(imageNodes[2]);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.NotCommitted.selector, imageTask, imageNodes[2]));
@@ -243,7 +244,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         emit IVerinfer.InvalidArgsReported(imageTask, imageNodes[0]);
         VM.prank(imageNodes[0]);
         verinfer.reportInvalidArgs(imageTask, salt);
-        IVerinfer.TaskInfo memory t = verinfer.getTask(imageTask);
+        IVerinfer.TaskInfo memory t = _ext().getTask(imageTask);
         VM.assertEq(t.invalidMask, 1);
         VM.assertEq(t.revealedMask, 1);
     }
@@ -251,11 +252,11 @@ contract VerinferCommitRevealTest is VerinferTestBase {
     function test_CommitmentViewsMatchTheFormula() public view {
         bytes32 salt = keccak256("s");
         VM.assertEq(
-            verinfer.imageCommitment(imageTask, imageNodes[0], result, salt),
+            _ext().imageCommitment(imageTask, imageNodes[0], result, salt),
             _imageCommitment(imageTask, imageNodes[0], result, salt)
         );
         VM.assertEq(
-            verinfer.textCommitment(textTask, textNodes[0], bytes32(uint256(5)), salt),
+            _ext().textCommitment(textTask, textNodes[0], bytes32(uint256(5)), salt),
             _textCommitment(textTask, textNodes[0], bytes32(uint256(5)), salt)
         );
         VM.assertEq(verinfer.INVALID_ARGS(), keccak256("verinfer.invalid-args.v1"));
@@ -268,7 +269,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
     function test_CommitDeadlinePassed_RevealsOpenAndLastRevealSettles() public {
         _commitImage(imageTask, imageNodes[0], result);
         _commitImage(imageTask, imageNodes[2], result);
-        VM.warp(verinfer.getTask(imageTask).commitDeadline + 1);
+        VM.warp(_ext().getTask(imageTask).commitDeadline + 1);
         _assertStatus(imageTask, IVerinfer.TaskStatus.Committing);
         _revealImage(imageTask, imageNodes[0], result);
         _assertStatus(imageTask, IVerinfer.TaskStatus.Committing);
@@ -311,11 +312,11 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         verinfer.settle(textTask);
         // Committing after the commit deadline, a committed node has not revealed yet.
         _commitImage(imageTask, imageNodes[0], result);
-        VM.warp(verinfer.getTask(imageTask).commitDeadline + 1);
+        VM.warp(_ext().getTask(imageTask).commitDeadline + 1);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.SettleTooEarly.selector, imageTask));
         verinfer.settle(imageTask);
         // At the reveal deadline itself it is still too early; one second later it settles.
-        VM.warp(verinfer.getTask(imageTask).revealDeadline);
+        VM.warp(_ext().getTask(imageTask).revealDeadline);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.SettleTooEarly.selector, imageTask));
         verinfer.settle(imageTask);
         VM.warp(VM.getBlockTimestamp() + 1);
@@ -325,7 +326,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
 
     /// @dev Nobody committed: settleable right after the commit deadline; all three slashed.
     function test_Settle_NobodyCommitted() public {
-        VM.warp(verinfer.getTask(imageTask).commitDeadline + 1);
+        VM.warp(_ext().getTask(imageTask).commitDeadline + 1);
         uint256 before = token.balanceOf(creator);
         VM.recordLogs();
         VM.prank(stranger);
@@ -352,7 +353,7 @@ contract VerinferCommitRevealTest is VerinferTestBase {
         _commitAllImage(imageTask, result);
         _revealImage(imageTask, imageNodes[0], result);
         _revealImage(imageTask, imageNodes[1], result);
-        VM.warp(verinfer.getTask(imageTask).revealDeadline + 1);
+        VM.warp(_ext().getTask(imageTask).revealDeadline + 1);
         uint96 slashed = MIN_STAKE * SLASH_BPS / BPS;
         VM.expectEmit(address(verinfer));
         emit IVerinfer.NodeSlashed(imageNodes[2], imageTask, IVerinfer.SlashReason.MissedReveal, slashed);

@@ -5,6 +5,7 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 
 import {Verinfer} from "../src/Verinfer.sol";
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {GpuModels} from "../src/libraries/GpuModels.sol";
 import {VM, Vm} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
@@ -130,13 +131,13 @@ contract VerinferDrawsTimingTest is VerinferDrawsBase {
         uint256 id = _queueImageTask(1, 0, FEE);
         _assertStatus(id, IVerinfer.TaskStatus.Queued);
         VM.assertEq(uint256(verinfer.queuedTasks()), 1, "queued");
-        VM.assertFalse(verinfer.drawDue(), "no draw due in the creating block");
+        VM.assertFalse(_ext().drawDue(), "no draw due in the creating block");
         VM.prank(stranger);
         VM.assertEq(verinfer.drawTasks(), 0, "drawTasks in the creating block");
         _assertStatus(id, IVerinfer.TaskStatus.Queued);
 
         _roll(1);
-        VM.assertTrue(verinfer.drawDue(), "draw due in the next block");
+        VM.assertTrue(_ext().drawDue(), "draw due in the next block");
         _assertStatus(id, IVerinfer.TaskStatus.Queued); // views never draw
         VM.setBlockhash(createdIn, _seedOf(createdIn));
         VM.recordLogs();
@@ -146,9 +147,9 @@ contract VerinferDrawsTimingTest is VerinferDrawsBase {
         (uint256[] memory ids, uint256[] memory seeds) = _started(VM.getRecordedLogs());
         VM.assertEq(ids.length, 1, "one TaskStarted");
         VM.assertEq(seeds[0], createdIn, "seeded by the creating block");
-        VM.assertFalse(verinfer.drawDue(), "drawn");
+        VM.assertFalse(_ext().drawDue(), "drawn");
         VM.assertEq(uint256(verinfer.lastTouchBlock()), VM.getBlockNumber(), "this block is the next seed block");
-        IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+        IVerinfer.TaskInfo memory t = _ext().getTask(id);
         VM.assertEq(uint256(t.commitDeadline), VM.getBlockTimestamp() + COMMIT_WINDOW, "commit window from the start");
     }
 
@@ -234,10 +235,10 @@ contract VerinferDrawsTimingTest is VerinferDrawsBase {
                 verinfer.setTreasury(stranger);
             } else if (k == 4) {
                 VM.prank(owner);
-                verinfer.addGpuModel("NVIDIA L4", 23_034);
+                _ext().addGpuModel("NVIDIA L4", 23_034);
             } else if (k == 5) {
                 VM.prank(owner);
-                verinfer.scheduleParams(defaultParams());
+                _ext().scheduleParams(defaultParams());
             } else {
                 VM.prank(treasury);
                 verinfer.withdrawTreasury(0);
@@ -251,7 +252,7 @@ contract VerinferDrawsTimingTest is VerinferDrawsBase {
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.NothingToWithdraw.selector, stranger));
         verinfer.withdraw();
         _assertStatus(id, IVerinfer.TaskStatus.Queued);
-        VM.assertTrue(verinfer.drawDue(), "a reverted call leaves the draw due");
+        VM.assertTrue(_ext().drawDue(), "a reverted call leaves the draw due");
         VM.assertEq(uint256(verinfer.lastTouchBlock()), seedBlock, "and the seed block");
     }
 
@@ -265,9 +266,9 @@ contract VerinferDrawsTimingTest is VerinferDrawsBase {
         uint256 c = _queueImageTask(1, 0, FEE);
         VM.assertEq(verinfer.drawTasks(), 0, "second drawTasks in the block");
         _join(_nodeAddr(10), H100, MIN_STAKE);
-        VM.assertFalse(verinfer.drawDue(), "no second draw due");
+        VM.assertFalse(_ext().drawDue(), "no second draw due");
         _assertStatus(c, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 4, "nodes were free");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 4, "nodes were free");
 
         VM.recordLogs();
         VM.assertEq(_seededDraw(), 1, "c started in the next block");
@@ -289,7 +290,7 @@ contract VerinferDrawsTimingTest is VerinferDrawsBase {
         VM.assertEq(verinfer.drawTasks(), 0, "stale seed: nothing drawn");
         _assertStatus(id, IVerinfer.TaskStatus.Queued);
         VM.assertEq(uint256(verinfer.lastTouchBlock()), created + 257, "this block is the new seed block");
-        VM.assertFalse(verinfer.drawDue(), "nothing more in this block");
+        VM.assertFalse(_ext().drawDue(), "nothing more in this block");
 
         VM.roll(created + 258);
         VM.setBlockhash(created + 257, _seedOf(created + 257));
@@ -347,13 +348,13 @@ contract VerinferDrawsQueuesTest is VerinferDrawsBase {
         }
         VM.stopPrank();
         bytes32 key = keccak256(abi.encode(IMAGE, bytes32(0), uint8(3))); // class 0, fee level 3
-        VM.assertEq(verinfer.queueLength(key), 11, "ten dead entries and the live one");
+        VM.assertEq(_ext().queueLength(key), 11, "ten dead entries and the live one");
         VM.assertEq(_seededDraw(), 0, "first draw: eight skips");
-        VM.assertEq(verinfer.queueLength(key), 3, "two dead entries left");
+        VM.assertEq(_ext().queueLength(key), 3, "two dead entries left");
         _assertStatus(live, IVerinfer.TaskStatus.Queued);
         VM.assertEq(_seededDraw(), 1, "second draw: two skips and the start");
         _assertStatus(live, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(key), 0, "queue empty");
+        VM.assertEq(_ext().queueLength(key), 0, "queue empty");
     }
 
     /// @dev Three queues (image any VRAM, text H100, image 80 GB class) of four tasks: a draw visits them
@@ -435,9 +436,9 @@ contract VerinferDrawsQueuesTest is VerinferDrawsBase {
         _seededDraw();
         _assertStatus(t1, IVerinfer.TaskStatus.Committing);
         address[3] memory n = _nodesOf(t1);
-        bytes32 h100Id = verinfer.gpuModelId(H100);
+        bytes32 h100Id = _ext().gpuModelId(H100);
         for (uint256 k; k < 3; ++k) {
-            VM.assertEq(verinfer.getNode(n[k]).gpuModel, h100Id, "H100 node");
+            VM.assertEq(_ext().getNode(n[k]).gpuModel, h100Id, "H100 node");
         }
         _runHonestTextTask(t1);
 
@@ -446,7 +447,7 @@ contract VerinferDrawsQueuesTest is VerinferDrawsBase {
         IVerinfer.Params memory p = defaultParams();
         p.minTextPool = 5;
         VM.prank(owner);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         uint256 effectiveAt = VM.getBlockTimestamp() + PARAMS_DELAY;
         _at(effectiveAt - 100);
         uint256 t2 = _queueTextTask(H100, 0, MIN_TASK_FEE);
@@ -455,8 +456,8 @@ contract VerinferDrawsQueuesTest is VerinferDrawsBase {
         uint256 t3 = _queueTextTask(H100, 0, MIN_TASK_FEE);
         _at(effectiveAt + 1);
         uint256 t4 = _queueTextTask(H100, 0, MIN_TASK_FEE); // activates version 2 first
-        VM.assertEq(uint256(verinfer.getTask(t3).paramsVersion), 1, "t3 under version 1");
-        VM.assertEq(uint256(verinfer.getTask(t4).paramsVersion), 2, "t4 under version 2");
+        VM.assertEq(uint256(_ext().getTask(t3).paramsVersion), 1, "t3 under version 1");
+        VM.assertEq(uint256(_ext().getTask(t4).paramsVersion), 2, "t4 under version 2");
         _runHonestTextTask(t2);
         _seededDraw();
         _assertStatus(t3, IVerinfer.TaskStatus.Committing); // 3 available: its minTextPool is 3
@@ -587,9 +588,9 @@ contract VerinferDrawsUniformityTest is VerinferDrawsBase {
             eligible[6 + i] = _nodeAddr(40 + i);
             _join(eligible[6 + i], H100, 1, MIN_STAKE);
         }
-        uint96 fee = uint96(2 * verinfer.minTaskFee(IMAGE, 1));
+        uint96 fee = uint96(2 * _ext().minTaskFee(IMAGE, 1));
         uint256 id = _queueImageTask(1, VRAM_70G, fee);
-        VM.assertEq(uint256(verinfer.getTask(id).feeLevel), 1, "fee level 1");
+        VM.assertEq(uint256(_ext().getTask(id).feeLevel), 1, "fee level 1");
         uint256 trials = 1000;
         _report("image, 80 GB over two models and tiers", _tally(id, eligible, trials), trials, 24_322);
     }
@@ -612,62 +613,62 @@ contract VerinferDrawsRegistryTest is VerinferDrawsBase {
     function test_AddGpuModel_VramLimits() public {
         VM.startPrank(owner);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooSmall.selector, uint32(1023), uint32(1024)));
-        verinfer.addGpuModel("tiny", 1023);
+        _ext().addGpuModel("tiny", 1023);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.VramTooLarge.selector, uint32((1 << 24) + 1), uint32(1 << 24)));
-        verinfer.addGpuModel("huge", (1 << 24) + 1);
-        verinfer.addGpuModel("smallest", 1024);
-        verinfer.addGpuModel("largest", 1 << 24);
+        _ext().addGpuModel("huge", (1 << 24) + 1);
+        _ext().addGpuModel("smallest", 1024);
+        _ext().addGpuModel("largest", 1 << 24);
         VM.stopPrank();
-        VM.assertEq(uint256(verinfer.gpuModel(verinfer.gpuModelId("smallest")).vramMiB), 1024, "smallest");
-        VM.assertEq(uint256(verinfer.gpuModel(verinfer.gpuModelId("largest")).vramMiB), 1 << 24, "largest");
+        VM.assertEq(uint256(_ext().gpuModel(_ext().gpuModelId("smallest")).vramMiB), 1024, "smallest");
+        VM.assertEq(uint256(_ext().gpuModel(_ext().gpuModelId("largest")).vramMiB), 1 << 24, "largest");
 
         VM.prank(stranger);
         VM.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        verinfer.addGpuModel("mine", 8192);
+        _ext().addGpuModel("mine", 8192);
     }
 
     function test_AddGpuModel_NormalisesAndRefusesDuplicates() public {
-        bytes32 id = verinfer.gpuModelId(H100);
+        bytes32 id = _ext().gpuModelId(H100);
         VM.prank(owner);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelAlreadyRegistered.selector, id));
-        verinfer.addGpuModel("  nvidia   H100 80gb\tHBM3 ", 40_960);
+        _ext().addGpuModel("  nvidia   H100 80gb\tHBM3 ", 40_960);
         VM.prank(owner);
         VM.expectRevert(GpuModels.EmptyGpuModel.selector);
-        verinfer.addGpuModel("   ", 8192);
+        _ext().addGpuModel("   ", 8192);
 
-        IVerinfer.GpuModelInfo memory info = verinfer.gpuModel(id);
+        IVerinfer.GpuModelInfo memory info = _ext().gpuModel(id);
         VM.assertEq(info.id, id, "id");
         VM.assertEq(info.name, "nvidia h100 80gb hbm3", "normal name");
         VM.assertEq(uint256(info.vramMiB), VRAM_80G, "VRAM unchanged");
         VM.assertTrue(info.active, "active");
 
-        bytes32 l4 = verinfer.gpuModelId("NVIDIA L4");
+        bytes32 l4 = _ext().gpuModelId("NVIDIA L4");
         VM.expectEmit(address(verinfer));
         emit IVerinfer.GpuModelAdded(l4, "nvidia l4", 23_034);
         VM.prank(owner);
-        verinfer.addGpuModel("NVIDIA   L4", 23_034);
-        VM.assertEq(verinfer.gpuModelCount(), 5, "five models");
-        VM.assertEq(verinfer.gpuModelAt(4).id, l4, "registration order");
+        _ext().addGpuModel("NVIDIA   L4", 23_034);
+        VM.assertEq(_ext().gpuModelCount(), 5, "five models");
+        VM.assertEq(_ext().gpuModelAt(4).id, l4, "registration order");
         // A node declaring it in another spelling joins it.
         _join(_nodeAddr(0), "nvidia l4", MIN_STAKE);
-        VM.assertEq(verinfer.getNode(_nodeAddr(0)).gpuModel, l4, "same model");
-        VM.assertEq(uint256(verinfer.getNode(_nodeAddr(0)).vramMiB), 23_034, "registry VRAM");
+        VM.assertEq(_ext().getNode(_nodeAddr(0)).gpuModel, l4, "same model");
+        VM.assertEq(uint256(_ext().getNode(_nodeAddr(0)).vramMiB), 23_034, "registry VRAM");
     }
 
     function test_AddGpuModel_AtMostMaxGpuModels() public {
         uint256 max = verinfer.MAX_GPU_MODELS();
         VM.assertEq(max, 32, "MAX_GPU_MODELS");
         VM.startPrank(owner);
-        for (uint256 i = verinfer.gpuModelCount(); i < max; ++i) {
-            verinfer.addGpuModel(string.concat("gpu model ", _s(i)), uint32(2048 * (i + 1)));
+        for (uint256 i = _ext().gpuModelCount(); i < max; ++i) {
+            _ext().addGpuModel(string.concat("gpu model ", _s(i)), uint32(2048 * (i + 1)));
         }
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.TooManyGpuModels.selector, max));
-        verinfer.addGpuModel("one too many", 8192);
+        _ext().addGpuModel("one too many", 8192);
         VM.stopPrank();
-        VM.assertEq(verinfer.gpuModelCount(), max, "32 models");
-        VM.assertEq(verinfer.gpuModelAt(max - 1).name, "gpu model 31", "last");
+        VM.assertEq(_ext().gpuModelCount(), max, "32 models");
+        VM.assertEq(_ext().gpuModelAt(max - 1).name, "gpu model 31", "last");
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, bytes32(max)));
-        verinfer.gpuModelAt(max);
+        _ext().gpuModelAt(max);
 
         // A draw over the full registry: an image task only the last model can serve.
         string memory last = "gpu model 31";
@@ -690,8 +691,8 @@ contract VerinferDrawsRegistryTest is VerinferDrawsBase {
     ///      Measured: 0.87 M gas in one test transaction (warm slots), 1.40 M with `--isolate` (cold).
     function test_DrawGasEightStartsOverFullRegistry() public {
         VM.startPrank(owner);
-        for (uint256 i = verinfer.gpuModelCount(); i < 32; ++i) {
-            verinfer.addGpuModel(string.concat("gpu model ", _s(i)), uint32(2048 * (i + 1)));
+        for (uint256 i = _ext().gpuModelCount(); i < 32; ++i) {
+            _ext().addGpuModel(string.concat("gpu model ", _s(i)), uint32(2048 * (i + 1)));
         }
         VM.stopPrank();
         _makeNodes(0, 24, "gpu model 31");
@@ -711,13 +712,13 @@ contract VerinferDrawsRegistryTest is VerinferDrawsBase {
     }
 
     function test_InactiveModelRefusesJoinsButKeepsItsNodes() public {
-        bytes32 id = verinfer.gpuModelId(RTX4090);
+        bytes32 id = _ext().gpuModelId(RTX4090);
         address[] memory nodes = _makeNodes(0, 3, RTX4090);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.GpuModelActiveSet(id, false);
         VM.prank(owner);
-        verinfer.setGpuModelActive(id, false);
-        VM.assertFalse(verinfer.gpuModel(id).active, "inactive");
+        _ext().setGpuModelActive(id, false);
+        VM.assertFalse(_ext().gpuModel(id).active, "inactive");
 
         address late = _nodeAddr(3);
         _fund(late, MIN_STAKE);
@@ -732,23 +733,23 @@ contract VerinferDrawsRegistryTest is VerinferDrawsBase {
         VM.assertEq(_countIn(_nodesOf(t), nodes), 3, "its nodes drawn");
 
         VM.prank(owner);
-        verinfer.setGpuModelActive(id, true);
+        _ext().setGpuModelActive(id, true);
         VM.prank(late);
         verinfer.join(RTX4090, 0, MIN_STAKE);
         _assertNodeState(late, IVerinfer.NodeState.Available);
 
-        bytes32 unknown = verinfer.gpuModelId("unknown gpu");
+        bytes32 unknown = _ext().gpuModelId("unknown gpu");
         VM.prank(owner);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
-        verinfer.setGpuModelActive(unknown, true);
+        _ext().setGpuModelActive(unknown, true);
         VM.prank(stranger);
         VM.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        verinfer.setGpuModelActive(id, false);
+        _ext().setGpuModelActive(id, false);
     }
 
     function test_TaskShapeChecksAgainstRegistry() public {
-        bytes32 unknown = verinfer.gpuModelId("unknown gpu");
-        bytes32 rtx4060 = verinfer.gpuModelId(RTX4060);
+        bytes32 unknown = _ext().gpuModelId("unknown gpu");
+        bytes32 rtx4060 = _ext().gpuModelId(RTX4060);
         VM.startPrank(creator);
         VM.expectRevert(IVerinfer.GpuModelRequiredForText.selector);
         verinfer.createTask(TEXT, keccak256("a"), 0, 0, "", FEE);
@@ -771,18 +772,18 @@ contract VerinferDrawsRegistryTest is VerinferDrawsBase {
         _makeNodes(10, 2, A100);
         _makeNodes(20, 4, RTX4060);
         _join(_nodeAddr(30), H100, 5, MIN_STAKE);
-        bytes32 h100 = verinfer.gpuModelId(H100);
-        VM.assertEq(uint256(verinfer.gpuModel(h100).availableNodes), 4, "all fee tiers");
-        VM.assertEq(verinfer.availableNodes(h100, 0), 4, "H100");
-        VM.assertEq(verinfer.availableNodes(h100, VRAM_80G + 1), 0, "H100 lacks the VRAM");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 10, "everybody");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_70G), 6, "80 GB nodes");
-        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId("unknown gpu"), 0), 0, "unknown model");
-        bytes32 unknown = verinfer.gpuModelId("unknown gpu");
+        bytes32 h100 = _ext().gpuModelId(H100);
+        VM.assertEq(uint256(_ext().gpuModel(h100).availableNodes), 4, "all fee tiers");
+        VM.assertEq(_ext().availableNodes(h100, 0), 4, "H100");
+        VM.assertEq(_ext().availableNodes(h100, VRAM_80G + 1), 0, "H100 lacks the VRAM");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 10, "everybody");
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_70G), 6, "80 GB nodes");
+        VM.assertEq(_ext().availableNodes(_ext().gpuModelId("unknown gpu"), 0), 0, "unknown model");
+        bytes32 unknown = _ext().gpuModelId("unknown gpu");
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
-        verinfer.gpuModel(unknown);
+        _ext().gpuModel(unknown);
         _createImageTask(); // three of them busy
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 7, "three busy");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 7, "three busy");
     }
 }
 
@@ -791,15 +792,15 @@ contract VerinferDrawsFeeTierTest is VerinferDrawsBase {
     // ================================================================ fee tiers
 
     function test_FeeLevelOfTasks() public {
-        uint96 min = uint96(verinfer.minTaskFee(IMAGE, 1));
+        uint96 min = uint96(_ext().minTaskFee(IMAGE, 1));
         uint96[8] memory fees = [min, 2 * min - 1, 2 * min, 3 * min, 4 * min, 128 * min - 1, 128 * min, 1000 * min];
         uint8[8] memory levels = [0, 0, 1, 1, 2, 6, 7, 7];
         for (uint256 i; i < 8; ++i) {
             uint256 id = _queueImageTask(1, 0, fees[i]);
-            VM.assertEq(uint256(verinfer.getTask(id).feeLevel), levels[i], string.concat("fee #", _s(i)));
+            VM.assertEq(uint256(_ext().getTask(id).feeLevel), levels[i], string.concat("fee #", _s(i)));
         }
         uint256 t = _queueTextTask(H100, 0, 4 * MIN_TASK_FEE);
-        VM.assertEq(uint256(verinfer.getTask(t).feeLevel), 2, "text: 4x the text minimum");
+        VM.assertEq(uint256(_ext().getTask(t).feeLevel), 2, "text: 4x the text minimum");
     }
 
     function test_FeeTierBounds() public {
@@ -810,7 +811,7 @@ contract VerinferDrawsFeeTierTest is VerinferDrawsBase {
         verinfer.join(H100, 8, MIN_STAKE);
         VM.prank(node);
         verinfer.join(H100, 7, MIN_STAKE);
-        VM.assertEq(uint256(verinfer.getNode(node).feeTier), 7, "tier 7");
+        VM.assertEq(uint256(_ext().getNode(node).feeTier), 7, "tier 7");
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.InvalidFeeTier.selector, uint8(8), uint8(7)));
         verinfer.setFeeTier(8);
@@ -824,7 +825,7 @@ contract VerinferDrawsFeeTierTest is VerinferDrawsBase {
         for (uint256 i; i < 3; ++i) {
             _join(_nodeAddr(i), H100, 1, MIN_STAKE);
         }
-        uint96 min = uint96(verinfer.minTaskFee(IMAGE, 1));
+        uint96 min = uint96(_ext().minTaskFee(IMAGE, 1));
         uint256 cheap = _queueImageTask(1, 0, min);
         uint256 paying = _queueImageTask(1, 0, 2 * min);
         _seededDraw();
@@ -840,7 +841,7 @@ contract VerinferDrawsFeeTierTest is VerinferDrawsBase {
         emit IVerinfer.FeeTierSet(nodes[0], 3);
         VM.prank(nodes[0]);
         verinfer.setFeeTier(3);
-        VM.assertEq(uint256(verinfer.getNode(nodes[0]).feeTier), 3, "tier 3");
+        VM.assertEq(uint256(_ext().getNode(nodes[0]).feeTier), 3, "tier 3");
         uint256 a = _queueImageTask(1, 0, FEE / 4); // level 1 (10/4 = 2.5 >= 2 x 1.1)
         _seededDraw();
         VM.assertEq(_countIn(_nodesOf(a), _list3(nodes[1], nodes[2], nodes[3])), 3, "tier-3 node not drawn");
@@ -854,7 +855,7 @@ contract VerinferDrawsFeeTierTest is VerinferDrawsBase {
         VM.prank(nodes[1]);
         verinfer.setFeeTier(7); // draws first (4 candidates), then changes its tier
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(uint256(verinfer.getNode(nodes[1]).feeTier), 7, "tier recorded");
+        VM.assertEq(uint256(_ext().getNode(nodes[1]).feeTier), 7, "tier recorded");
         _runHonestImageTask(b);
         _assertNodeState(nodes[1], IVerinfer.NodeState.Available);
 
@@ -906,46 +907,46 @@ contract VerinferDrawsParamsTest is VerinferDrawsBase {
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsScheduled(2, p2, uint40(at));
         VM.prank(owner);
-        verinfer.scheduleParams(p2);
-        (uint24 version, IVerinfer.Params memory scheduled, uint40 effectiveAt) = verinfer.scheduledParams();
+        _ext().scheduleParams(p2);
+        (uint24 version, IVerinfer.Params memory scheduled, uint40 effectiveAt) = _ext().scheduledParams();
         VM.assertEq(uint256(version), 2, "scheduled version");
         VM.assertEq(uint256(effectiveAt), at, "effective at");
         _assertParams(scheduled, p2, "scheduled values");
-        _assertParams(verinfer.params(), defaultParams(), "version 1 in force");
-        VM.assertEq(verinfer.minTaskFee(TEXT, 0), MIN_TASK_FEE, "v1 minimum");
+        _assertParams(_ext().params(), defaultParams(), "version 1 in force");
+        VM.assertEq(_ext().minTaskFee(TEXT, 0), MIN_TASK_FEE, "v1 minimum");
 
         _at(at - 1);
-        VM.assertEq(uint256(verinfer.paramsVersion()), 1, "one second before");
+        VM.assertEq(uint256(_ext().paramsVersion()), 1, "one second before");
         uint256 early = _queueImageTask(1, 0, FEE); // waits: no nodes yet
-        VM.assertEq(uint256(verinfer.getTask(early).paramsVersion), 1, "created under version 1");
+        VM.assertEq(uint256(_ext().getTask(early).paramsVersion), 1, "created under version 1");
 
         _at(at);
-        VM.assertEq(uint256(verinfer.paramsVersion()), 2, "in force at effectiveAt (view)");
-        (version,,) = verinfer.scheduledParams();
+        VM.assertEq(uint256(_ext().paramsVersion()), 2, "in force at effectiveAt (view)");
+        (version,,) = _ext().scheduledParams();
         VM.assertEq(uint256(version), 0, "nothing scheduled any more");
-        VM.assertEq(verinfer.minTaskFee(TEXT, 0), 2 ether, "v2 minimum");
+        VM.assertEq(_ext().minTaskFee(TEXT, 0), 2 ether, "v2 minimum");
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsActivated(2);
         VM.prank(stranger);
         verinfer.drawTasks(); // the block's first call activates version 2
         _makeNodes(0, 6, H100);
         uint256 late = _queueImageTask(1, 0, FEE);
-        VM.assertEq(uint256(verinfer.getTask(late).paramsVersion), 2, "created under version 2");
-        _assertParams(verinfer.paramsAt(1), defaultParams(), "version 1 kept");
-        _assertParams(verinfer.params(), p2, "version 2 in force");
+        VM.assertEq(uint256(_ext().getTask(late).paramsVersion), 2, "created under version 2");
+        _assertParams(_ext().paramsAt(1), defaultParams(), "version 1 kept");
+        _assertParams(_ext().params(), p2, "version 2 in force");
 
         // The early task starts under version 2 but runs under version 1 (300 s commit window).
         _seededDraw();
         _assertStatus(early, IVerinfer.TaskStatus.Committing);
         VM.assertEq(
-            uint256(verinfer.getTask(early).commitDeadline), VM.getBlockTimestamp() + COMMIT_WINDOW, "v1 commit window"
+            uint256(_ext().getTask(early).commitDeadline), VM.getBlockTimestamp() + COMMIT_WINDOW, "v1 commit window"
         );
-        _assertParams(verinfer.taskParams(early), defaultParams(), "taskParams");
+        _assertParams(_ext().taskParams(early), defaultParams(), "taskParams");
     }
 
     function test_ScheduleParams_ReplacesPending() public {
         VM.prank(owner);
-        verinfer.scheduleParams(_params2());
+        _ext().scheduleParams(_params2());
         _roll(1);
         IVerinfer.Params memory p3 = defaultParams();
         p3.threshold = 3;
@@ -954,50 +955,50 @@ contract VerinferDrawsParamsTest is VerinferDrawsBase {
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsScheduled(2, p3, uint40(VM.getBlockTimestamp() + PARAMS_DELAY));
         VM.prank(owner);
-        verinfer.scheduleParams(p3);
+        _ext().scheduleParams(p3);
         _at(VM.getBlockTimestamp() + PARAMS_DELAY);
         VM.prank(stranger);
         verinfer.drawTasks();
-        VM.assertEq(uint256(verinfer.paramsVersion()), 2, "version 2");
-        _assertParams(verinfer.params(), p3, "the replacement");
+        VM.assertEq(uint256(_ext().paramsVersion()), 2, "version 2");
+        _assertParams(_ext().params(), p3, "the replacement");
     }
 
     function test_CancelScheduledParams() public {
         VM.prank(stranger);
         VM.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        verinfer.cancelScheduledParams();
+        _ext().cancelScheduledParams();
         VM.prank(owner);
         VM.expectRevert(IVerinfer.NoScheduledParams.selector);
-        verinfer.cancelScheduledParams();
+        _ext().cancelScheduledParams();
 
         VM.prank(owner);
-        verinfer.scheduleParams(_params2());
+        _ext().scheduleParams(_params2());
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsScheduleCancelled(2);
         VM.prank(owner);
-        verinfer.cancelScheduledParams();
-        (uint24 version,,) = verinfer.scheduledParams();
+        _ext().cancelScheduledParams();
+        (uint24 version,,) = _ext().scheduledParams();
         VM.assertEq(uint256(version), 0, "cancelled");
         _at(VM.getBlockTimestamp() + PARAMS_DELAY + 1);
         VM.prank(stranger);
         verinfer.drawTasks();
-        VM.assertEq(uint256(verinfer.paramsVersion()), 1, "still version 1");
-        _assertParams(verinfer.params(), defaultParams(), "still version 1");
+        VM.assertEq(uint256(_ext().paramsVersion()), 1, "still version 1");
+        _assertParams(_ext().params(), defaultParams(), "still version 1");
 
         // Once its time has come, a scheduled version cannot be cancelled (the call activates it first).
         VM.prank(owner);
-        verinfer.scheduleParams(_params2());
+        _ext().scheduleParams(_params2());
         _at(VM.getBlockTimestamp() + PARAMS_DELAY);
         VM.prank(owner);
         VM.expectRevert(IVerinfer.NoScheduledParams.selector);
-        verinfer.cancelScheduledParams();
-        VM.assertEq(uint256(verinfer.paramsVersion()), 2, "in force");
+        _ext().cancelScheduledParams();
+        VM.assertEq(uint256(_ext().paramsVersion()), 2, "in force");
     }
 
     function test_ScheduleParams_Validation() public {
         VM.prank(stranger);
         VM.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
-        verinfer.scheduleParams(defaultParams());
+        _ext().scheduleParams(defaultParams());
 
         IVerinfer.Params[] memory bad = new IVerinfer.Params[](10);
         bytes[] memory errors = new bytes[](10);
@@ -1027,7 +1028,7 @@ contract VerinferDrawsParamsTest is VerinferDrawsBase {
         for (uint256 i; i < 10; ++i) {
             VM.prank(owner);
             VM.expectRevert(errors[i]);
-            verinfer.scheduleParams(bad[i]);
+            _ext().scheduleParams(bad[i]);
         }
         IVerinfer.Params memory edge = defaultParams();
         edge.slashShareBps = BPS;
@@ -1036,7 +1037,7 @@ contract VerinferDrawsParamsTest is VerinferDrawsBase {
         edge.stakePerThresholdBit = 0;
         edge.queueTimeout = 365 days;
         VM.prank(owner);
-        verinfer.scheduleParams(edge);
+        _ext().scheduleParams(edge);
     }
 
     function test_ParamsDelayLimits() public {
@@ -1054,11 +1055,11 @@ contract VerinferDrawsParamsTest is VerinferDrawsBase {
         VM.expectEmit(address(verinfer));
         emit IVerinfer.ParamsActivated(2);
         VM.prank(owner);
-        verinfer.scheduleParams(_params2());
-        VM.assertEq(uint256(verinfer.paramsVersion()), 2, "in force at once");
-        _assertParams(verinfer.params(), _params2(), "values");
+        _ext().scheduleParams(_params2());
+        VM.assertEq(uint256(_ext().paramsVersion()), 2, "in force at once");
+        _assertParams(_ext().params(), _params2(), "values");
         uint256 id = _queueImageTask(1, 0, FEE);
-        VM.assertEq(uint256(verinfer.getTask(id).paramsVersion), 2, "same-transaction task");
+        VM.assertEq(uint256(_ext().getTask(id).paramsVersion), 2, "same-transaction task");
     }
 }
 
@@ -1070,7 +1071,7 @@ contract VerinferDrawsWithdrawTest is VerinferDrawsBase {
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.UnknownTask.selector, 99));
         verinfer.expireTask(99);
         uint256 id = _queueImageTask(1, 0, FEE); // no nodes
-        uint40 expiresAt = verinfer.getTask(id).expiresAt;
+        uint40 expiresAt = _ext().getTask(id).expiresAt;
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.TaskNotExpired.selector, id, expiresAt));
         verinfer.expireTask(id);
 
@@ -1105,8 +1106,8 @@ contract VerinferDrawsWithdrawTest is VerinferDrawsBase {
         uint256 id = _queueImageTask(1, VRAM_70G, FEE); // nobody has 80 GB
         _seededDraw();
         _assertStatus(id, IVerinfer.TaskStatus.Queued);
-        _at(verinfer.getTask(id).expiresAt);
-        VM.assertTrue(verinfer.drawDue(), "the call will draw first");
+        _at(_ext().getTask(id).expiresAt);
+        VM.assertTrue(_ext().drawDue(), "the call will draw first");
         VM.recordLogs();
         VM.prank(stranger);
         verinfer.expireTask(id);

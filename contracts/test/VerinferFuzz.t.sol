@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {VM} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
@@ -55,7 +56,7 @@ contract VerinferFuzzTest is VerinferTestBase {
 
         VM.prank(n[0]);
         verinfer.revealImage(taskId, r, salt);
-        VM.assertEq(verinfer.getTask(taskId).revealedMask, 1);
+        VM.assertEq(_ext().getTask(taskId).revealedMask, 1);
     }
 
     function testFuzz_CommitReveal_Text(bytes32 digest, bytes32 salt, uint256 tweak) public {
@@ -86,7 +87,7 @@ contract VerinferFuzzTest is VerinferTestBase {
 
         VM.prank(n[0]);
         verinfer.revealText(taskId, digest, salt);
-        VM.assertEq(verinfer.getTask(taskId).revealedMask, 1);
+        VM.assertEq(_ext().getTask(taskId).revealedMask, 1);
     }
 
     // ================================================================ verdict against the threshold
@@ -177,18 +178,18 @@ contract VerinferFuzzTest is VerinferTestBase {
         VM.prank(owner);
         if (expectedError.length != 0) {
             VM.expectRevert(expectedError);
-            verinfer.scheduleParams(p);
-            (uint24 pending,,) = verinfer.scheduledParams();
+            _ext().scheduleParams(p);
+            (uint24 pending,,) = _ext().scheduledParams();
             VM.assertEq(pending, 0, "nothing scheduled");
         } else {
-            verinfer.scheduleParams(p);
-            (uint24 pending, IVerinfer.Params memory scheduled,) = verinfer.scheduledParams();
+            _ext().scheduleParams(p);
+            (uint24 pending, IVerinfer.Params memory scheduled,) = _ext().scheduledParams();
             VM.assertEq(pending, 2);
             VM.assertEq(keccak256(abi.encode(scheduled)), keccak256(abi.encode(p)), "scheduled as given");
         }
         // Whatever happened, the rule holds for the parameters in force once the delay has passed.
         VM.warp(VM.getBlockTimestamp() + PARAMS_DELAY);
-        IVerinfer.Params memory now_ = verinfer.params();
+        IVerinfer.Params memory now_ = _ext().params();
         VM.assertEq(now_.threshold, expectedError.length == 0 ? threshold : THRESHOLD);
         VM.assertGe(
             now_.minStake, uint256(now_.stakePerThresholdBit) * now_.threshold, "minStake >= perBit * threshold"
@@ -202,12 +203,12 @@ contract VerinferFuzzTest is VerinferTestBase {
         IVerinfer.Params memory p = defaultParams();
         (p.threshold, p.minStake, p.stakePerThresholdBit) = (uint8(t), uint96(pb * t), uint96(pb));
         VM.startPrank(owner);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         p.minStake -= 1;
         VM.expectRevert(
             abi.encodeWithSelector(IVerinfer.StakeTooLowForThreshold.selector, p.minStake, uint96(pb), uint8(t))
         );
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         VM.stopPrank();
     }
 
@@ -252,11 +253,11 @@ contract VerinferFuzzTest is VerinferTestBase {
     /// @dev A task's fee level is the highest tier t <= 7 with fee >= 2^t times its minimum.
     function testFuzz_FeeLevel(uint96 fee, uint8 imageCount, bool text) public {
         uint8 count = text ? 0 : uint8(_bound(imageCount, 1, 16));
-        uint256 minimum = verinfer.minTaskFee(text ? TEXT : IMAGE, count);
+        uint256 minimum = _ext().minTaskFee(text ? TEXT : IMAGE, count);
         fee = uint96(_bound(fee, minimum, 1000 * minimum));
         _fund(creator, fee);
         uint256 taskId = text ? _queueTextTask(H100, 0, fee) : _queueImageTask(count, 0, fee);
-        uint8 level = verinfer.getTask(taskId).feeLevel;
+        uint8 level = _ext().getTask(taskId).feeLevel;
         VM.assertEq(level, _feeLevel(fee, minimum));
         VM.assertGe(fee, minimum << level, "the fee pays for its level");
         if (level < 7) VM.assertLt(fee, minimum << (level + 1), "and not for the next");
@@ -271,9 +272,9 @@ contract VerinferFuzzTest is VerinferTestBase {
         vram = uint32(_bound(vram, verinfer.MIN_GPU_VRAM_MIB(), verinfer.MAX_GPU_VRAM_MIB()));
         minVram = uint32(_bound(minVram, 0, verinfer.MAX_GPU_VRAM_MIB()));
         VM.prank(owner);
-        verinfer.addGpuModel("fuzz gpu", vram);
+        _ext().addGpuModel("fuzz gpu", vram);
         _join(_nodeAddr(0), "fuzz gpu", MIN_STAKE);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), minVram) == 1, vram >= minVram, "offered iff enough VRAM");
+        VM.assertEq(_ext().availableNodes(bytes32(0), minVram) == 1, vram >= minVram, "offered iff enough VRAM");
         uint32 largest = vram > VRAM_80G ? vram : VRAM_80G;
         VM.prank(creator);
         if (minVram > largest) {

@@ -6,6 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {Verinfer} from "../src/Verinfer.sol";
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {VM, Vm} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
@@ -61,7 +62,7 @@ contract SteeringAttacker {
             IVerinfer.TaskKind.ImageGeneration, keccak256(abi.encode("steered", round)), 1, 0, "", fee
         );
         verinfer.drawTasks();
-        IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
+        IVerinfer.TaskInfo memory t = VerinferExtension(address(verinfer)).getTask(taskId);
         if (t.status != IVerinfer.TaskStatus.Committing) revert NotStarted(taskId, t.status);
         uint256 mine;
         for (uint256 k; k < 3; ++k) {
@@ -85,7 +86,7 @@ contract DrawPeeker {
     /// @dev Draws; keeps the draw only when it gives the attacker two of `taskId`'s slots.
     function peek(uint256 taskId, address mineA, address mineB) public {
         verinfer.drawTasks();
-        address[3] memory n = verinfer.getTask(taskId).nodes;
+        address[3] memory n = VerinferExtension(address(verinfer)).getTask(taskId).nodes;
         uint256 mine;
         for (uint256 k; k < 3; ++k) {
             if (n[k] == mineA || n[k] == mineB) ++mine;
@@ -369,7 +370,7 @@ contract VerinferHardeningSteeringTest is VerinferHardeningBase {
         VM.assertEq(sawStarted, 0, "a task created in the attack's transaction started in it");
         uint256 kept = attacker.kept();
         _assertStatus(kept, IVerinfer.TaskStatus.Queued);
-        VM.assertFalse(verinfer.drawDue(), "no further draw in the attack's block");
+        VM.assertFalse(_ext().drawDue(), "no further draw in the attack's block");
         VM.assertEq(uint256(verinfer.lastTouchBlock()), attackBlock, "the attack's block is the seed block");
         VM.assertEq(verinfer.taskCount(), kept, "the retried tasks left no trace");
 
@@ -423,10 +424,10 @@ contract VerinferHardeningSteeringTest is VerinferHardeningBase {
             // the first call is another task's creation; then the owner changes the registry
             _queueImageTask(1, 0, 100 * FEE);
             VM.prank(owner);
-            verinfer.addGpuModel("NVIDIA H200 141GB", 144_384);
-            bytes32 h100 = verinfer.gpuModelId(H100);
+            _ext().addGpuModel("NVIDIA H200 141GB", 144_384);
+            bytes32 h100 = _ext().gpuModelId(H100);
             VM.prank(owner);
-            verinfer.setGpuModelActive(h100, false);
+            _ext().setGpuModelActive(h100, false);
         } else if (world == 3) {
             // 199 blocks and an hour later, another prevrandao; the first call raises the fee tier
             // of an attacker node (which would make it ineligible)
@@ -573,7 +574,7 @@ contract VerinferHardeningSybilTest is VerinferHardeningBase {
         // No invented models: an unregistered name is refused.
         address attacker0 = _nodeAddr(100);
         _fund(attacker0, MIN_STAKE);
-        bytes32 invented = verinfer.gpuModelId("attacker-gpu");
+        bytes32 invented = _ext().gpuModelId("attacker-gpu");
         VM.prank(attacker0);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, invented));
         verinfer.join("attacker-gpu", 0, MIN_STAKE);
@@ -640,7 +641,7 @@ contract VerinferHardeningSybilTest is VerinferHardeningBase {
         _assertStatus(id, IVerinfer.TaskStatus.Committing);
         address[3] memory n = _nodesOf(id);
         for (uint256 k; k < 3; ++k) {
-            VM.assertEq(verinfer.getNode(n[k]).gpuModel, verinfer.gpuModelId(RTX4060), "node of the named model");
+            VM.assertEq(_ext().getNode(n[k]).gpuModel, _ext().gpuModelId(RTX4060), "node of the named model");
         }
         attackerNodes;
     }
@@ -663,14 +664,14 @@ contract VerinferHardeningSybilTest is VerinferHardeningBase {
 
         address first = _nodeAddr(100);
         _fund(first, MIN_STAKE);
-        bytes32 h200 = verinfer.gpuModelId(H200);
+        bytes32 h200 = _ext().gpuModelId(H200);
         VM.prank(first);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, h200));
         verinfer.join(H200, 0, MIN_STAKE);
         for (uint256 i; i < 3; ++i) {
             attackerNodes[i] = _nodeAddr(100 + i);
             _join(attackerNodes[i], A100, MIN_STAKE); // the largest VRAM the registry knows
-            VM.assertEq(uint256(verinfer.getNode(attackerNodes[i]).vramMiB), VRAM_80G, "VRAM comes from the registry");
+            VM.assertEq(uint256(_ext().getNode(attackerNodes[i]).vramMiB), VRAM_80G, "VRAM comes from the registry");
         }
         bytes32 argsHash = _nextArgsHash();
         VM.prank(creator);
@@ -721,10 +722,10 @@ contract VerinferHardeningFeesTest is VerinferHardeningBase {
     ///      FeeBelowMinimum and occupies nobody; the minimum itself is accepted.
     function test_Hardening_ZeroFeeTaskRejected() public {
         _makeNodes(0, 3, H100);
-        uint256 imageMin = verinfer.minTaskFee(IMAGE, 1);
+        uint256 imageMin = _ext().minTaskFee(IMAGE, 1);
         VM.assertEq(imageMin, uint256(MIN_TASK_FEE) + MIN_IMAGE_FEE, "image minimum");
-        VM.assertEq(verinfer.minTaskFee(IMAGE, 16), uint256(MIN_TASK_FEE) + 16 * uint256(MIN_IMAGE_FEE), "16 images");
-        uint256 textMin = verinfer.minTaskFee(TEXT, 0);
+        VM.assertEq(_ext().minTaskFee(IMAGE, 16), uint256(MIN_TASK_FEE) + 16 * uint256(MIN_IMAGE_FEE), "16 images");
+        uint256 textMin = _ext().minTaskFee(TEXT, 0);
         VM.assertEq(textMin, MIN_TASK_FEE, "text minimum");
 
         uint96[2] memory low = [uint96(0), uint96(imageMin - 1)];
@@ -749,11 +750,11 @@ contract VerinferHardeningFeesTest is VerinferHardeningBase {
 
         _seededDraw();
         VM.assertEq(verinfer.taskCount(), 0, "no task created");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 3, "nobody occupied");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 3, "nobody occupied");
 
         uint256 id = _createSeeded(1, 0, uint96(imageMin));
         _assertStatus(id, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(uint256(verinfer.getTask(id).feeLevel), 0, "the minimum pays fee level 0");
+        VM.assertEq(uint256(_ext().getTask(id).feeLevel), 0, "the minimum pays fee level 0");
     }
 
     /// @notice Attack 3, priced nodes. Nodes set a fee tier t: they are drawn only for tasks paying at
@@ -769,12 +770,12 @@ contract VerinferHardeningFeesTest is VerinferHardeningBase {
             priced[i] = _nodeAddr(100 + i);
             _join(priced[i], H100, 2, MIN_STAKE);
         }
-        uint96 min = uint96(verinfer.minTaskFee(IMAGE, 1));
+        uint96 min = uint96(_ext().minTaskFee(IMAGE, 1));
         uint96[5] memory fees = [min, 2 * min, 3 * min, 4 * min - 1, 2 * min + 1];
         for (uint256 i; i < 30; ++i) {
             uint256 id = _createSeeded(1, 0, fees[i % 5]);
             _assertStatus(id, IVerinfer.TaskStatus.Committing);
-            VM.assertLe(uint256(verinfer.getTask(id).feeLevel), 1, "fee level");
+            VM.assertLe(uint256(_ext().getTask(id).feeLevel), 1, "fee level");
             VM.assertEq(_countIn(_nodesOf(id), priced), 0, "a tier-2 node drawn for a task paying < 4x");
             _runHonestImageTask(id);
         }
@@ -791,7 +792,7 @@ contract VerinferHardeningFeesTest is VerinferHardeningBase {
         uint256 paying = _createSeeded(1, 0, 4 * min);
         _assertStatus(paying, IVerinfer.TaskStatus.Committing);
         VM.assertGe(_countIn(_nodesOf(paying), priced), 2, "the 4x task draws from the priced nodes");
-        VM.assertEq(uint256(verinfer.getTask(paying).feeLevel), 2, "4x pays fee level 2");
+        VM.assertEq(uint256(_ext().getTask(paying).feeLevel), 2, "4x pays fee level 2");
         _assertStatus(waiting, IVerinfer.TaskStatus.Queued);
         _runHonestImageTask(running);
         _seededDraw();
@@ -811,23 +812,23 @@ contract VerinferHardeningParamsTest is VerinferHardeningBase {
     function _taskAcrossParamsChange() internal returns (uint256 id, uint256 effectiveAt) {
         _makeNodes(0, 3, H100);
         VM.prank(owner);
-        verinfer.scheduleParams(_hostileParams());
-        (uint24 version,, uint40 at) = verinfer.scheduledParams();
+        _ext().scheduleParams(_hostileParams());
+        (uint24 version,, uint40 at) = _ext().scheduledParams();
         VM.assertEq(uint256(version), 2, "scheduled version");
         effectiveAt = at;
         VM.assertEq(effectiveAt, VM.getBlockTimestamp() + PARAMS_DELAY, "effective after paramsDelay");
-        VM.assertEq(uint256(verinfer.params().revealWindow), REVEAL_WINDOW, "not in force before paramsDelay");
+        VM.assertEq(uint256(_ext().params().revealWindow), REVEAL_WINDOW, "not in force before paramsDelay");
 
         _at(effectiveAt - 60);
-        VM.assertEq(uint256(verinfer.paramsVersion()), 1, "version 1 in force 60 s before");
+        VM.assertEq(uint256(_ext().paramsVersion()), 1, "version 1 in force 60 s before");
         id = _createSeeded();
         _assertStatus(id, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(uint256(verinfer.getTask(id).paramsVersion), 1, "task runs under version 1");
+        VM.assertEq(uint256(_ext().getTask(id).paramsVersion), 1, "task runs under version 1");
     }
 
     function _assertVersion2InForce() internal view {
-        VM.assertEq(uint256(verinfer.paramsVersion()), 2, "version 2 in force");
-        VM.assertEq(uint256(verinfer.params().revealWindow), 1, "version 2 in force");
+        VM.assertEq(uint256(_ext().paramsVersion()), 2, "version 2 in force");
+        VM.assertEq(uint256(_ext().params().revealWindow), 1, "version 2 in force");
     }
 
     /// @notice Attack 4a (reveal window changed under a running task). The owner's change to a
@@ -847,7 +848,7 @@ contract VerinferHardeningParamsTest is VerinferHardeningBase {
         uint256 lastCommit = VM.getBlockTimestamp();
         _commitImage(id, n[2], h);
         _assertVersion2InForce();
-        uint256 deadline = verinfer.getTask(id).revealDeadline;
+        uint256 deadline = _ext().getTask(id).revealDeadline;
         VM.assertEq(
             deadline,
             lastCommit + REVEAL_WINDOW,
@@ -917,7 +918,7 @@ contract VerinferHardeningParamsTest is VerinferHardeningBase {
         uint256 id = _createSeeded();
         address[3] memory n = _nodesOf(id);
         uint256 treasuryBefore = verinfer.treasuryBalance();
-        _at(verinfer.getTask(id).revealDeadline + 1);
+        _at(_ext().getTask(id).revealDeadline + 1);
         VM.prank(stranger);
         verinfer.settle(id);
         _assertStatus(id, IVerinfer.TaskStatus.Aborted);
@@ -980,12 +981,12 @@ contract VerinferHardeningParamsTest is VerinferHardeningBase {
         _commitImage(a, n[1], h);
 
         VM.prank(owner);
-        verinfer.scheduleParams(_hostileParams());
+        _ext().scheduleParams(_hostileParams());
         _assertVersion2InForce();
 
         uint256 lastCommit = VM.getBlockTimestamp();
         _commitImage(a, n[2], near);
-        VM.assertEq(uint256(verinfer.getTask(a).revealDeadline), lastCommit + REVEAL_WINDOW, "task A reveal window");
+        VM.assertEq(uint256(_ext().getTask(a).revealDeadline), lastCommit + REVEAL_WINDOW, "task A reveal window");
         _at(lastCommit + 2);
         _revealImage(a, n[0], h);
         _revealImage(a, n[1], h);
@@ -996,7 +997,7 @@ contract VerinferHardeningParamsTest is VerinferHardeningBase {
 
         _seededDraw();
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(uint256(verinfer.getTask(b).paramsVersion), 1, "queued task keeps version 1");
+        VM.assertEq(uint256(_ext().getTask(b).paramsVersion), 1, "queued task keeps version 1");
         n = _nodesOf(b);
         h = _trueHashes(b, 1);
         uint256 stake = _stakeOf(n[2]); // the minimum and task A's reward
@@ -1038,7 +1039,7 @@ contract VerinferHardeningQueuesTest is VerinferHardeningBase {
             uint256(IVerinfer.TaskStatus.Committing),
             string.concat(
                 "servable task not started; free nodes ",
-                _s(verinfer.availableNodes(bytes32(0), 0)),
+                _s(_ext().availableNodes(bytes32(0), 0)),
                 ", draw started ",
                 _s(started)
             )
@@ -1060,7 +1061,7 @@ contract VerinferHardeningQueuesTest is VerinferHardeningBase {
         uint256 textBlocker = _queueTextTask(RTX4060, 0, FEE);
         _seededDraw();
         _assertStatus(blocker, IVerinfer.TaskStatus.Queued);
-        uint40 expiresAt = verinfer.getTask(blocker).expiresAt;
+        uint40 expiresAt = _ext().getTask(blocker).expiresAt;
         VM.assertEq(uint256(expiresAt), VM.getBlockTimestamp() + QUEUE_TIMEOUT, "expires after the queue timeout");
         VM.prank(stranger);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.TaskNotExpired.selector, blocker, expiresAt));
@@ -1316,7 +1317,7 @@ contract VerinferHardeningPaymentsTest is VerinferHardeningBase {
         }
         uint256 id = _createSeeded();
         address[3] memory n = _nodesOf(id);
-        _at(verinfer.getTask(id).revealDeadline + 1);
+        _at(_ext().getTask(id).revealDeadline + 1);
         uint256 treasuryBefore = verinfer.treasuryBalance();
         uint256 each = uint256(big) * SLASH_BPS / BPS;
         uint256 expectedSum = 3 * each;
@@ -1356,7 +1357,7 @@ contract VerinferHardeningAdminTest is VerinferHardeningBase {
         _setParams(p);
 
         uint256 id = _queueImageTask(1, 0, FEE);
-        VM.assertEq(uint256(verinfer.params().minStake), 2 * uint256(MIN_STAKE), "minStake raised");
+        VM.assertEq(uint256(_ext().params().minStake), 2 * uint256(MIN_STAKE), "minStake raised");
         _seededDraw();
         _assertStatus(id, IVerinfer.TaskStatus.Queued);
         _assertNodeState(low, IVerinfer.NodeState.None);

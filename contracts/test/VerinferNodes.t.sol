@@ -6,6 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {Verinfer} from "../src/Verinfer.sol";
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {GpuModels} from "../src/libraries/GpuModels.sol";
 import {VM} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
@@ -26,10 +27,10 @@ contract VerinferNodesTest is VerinferTestBase {
         emit IVerinfer.TreasurySet(treasury);
         Verinfer v = new Verinfer(token, p, PARAMS_DELAY, owner, treasury);
 
-        _assertParams(v.params(), p);
-        _assertParams(v.paramsAt(1), p);
-        VM.assertEq(v.paramsVersion(), 1);
-        (uint24 pending,, uint40 at) = v.scheduledParams();
+        _assertParams(VerinferExtension(address(v)).params(), p);
+        _assertParams(VerinferExtension(address(v)).paramsAt(1), p);
+        VM.assertEq(VerinferExtension(address(v)).paramsVersion(), 1);
+        (uint24 pending,, uint40 at) = VerinferExtension(address(v)).scheduledParams();
         VM.assertEq(pending, 0, "nothing scheduled");
         VM.assertEq(at, 0);
         VM.assertEq(v.paramsDelay(), PARAMS_DELAY);
@@ -38,10 +39,10 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.assertEq(address(v.token()), address(token));
         VM.assertEq(v.taskCount(), 0);
         VM.assertEq(v.nodeCount(), 0);
-        VM.assertEq(v.gpuModelCount(), 0, "the registry starts empty");
+        VM.assertEq(VerinferExtension(address(v)).gpuModelCount(), 0, "the registry starts empty");
         VM.assertEq(v.lastTouchBlock(), VM.getBlockNumber());
-        VM.assertEq(v.minTaskFee(IMAGE, 2), MIN_TASK_FEE + 2 * MIN_IMAGE_FEE);
-        VM.assertEq(v.minTaskFee(TEXT, 0), MIN_TASK_FEE);
+        VM.assertEq(VerinferExtension(address(v)).minTaskFee(IMAGE, 2), MIN_TASK_FEE + 2 * MIN_IMAGE_FEE);
+        VM.assertEq(VerinferExtension(address(v)).minTaskFee(TEXT, 0), MIN_TASK_FEE);
     }
 
     function test_Constructor_RevertsOnZeroAddresses() public {
@@ -114,14 +115,14 @@ contract VerinferNodesTest is VerinferTestBase {
     function test_Join_RegistersAvailableNodeAndEmits() public {
         address node = _nodeAddr(0);
         _fund(node, MIN_STAKE);
-        bytes32 modelId = verinfer.gpuModelId(H100);
+        bytes32 modelId = _ext().gpuModelId(H100);
 
         VM.expectEmit(address(verinfer));
         emit IVerinfer.NodeJoined(node, 1, modelId, "nvidia h100 80gb hbm3", VRAM_80G, MIN_STAKE, 0);
         VM.prank(node);
         verinfer.join(H100, 0, MIN_STAKE);
 
-        IVerinfer.NodeInfo memory info = verinfer.getNode(node);
+        IVerinfer.NodeInfo memory info = _ext().getNode(node);
         VM.assertEq(uint256(info.state), uint256(IVerinfer.NodeState.Available));
         VM.assertEq(info.id, 1);
         VM.assertEq(info.stake, MIN_STAKE);
@@ -133,9 +134,9 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.assertEq(verinfer.nodeCount(), 1);
         VM.assertEq(token.balanceOf(node), 0, "stake pulled from the node");
         VM.assertEq(token.balanceOf(address(verinfer)), MIN_STAKE, "stake held by the contract");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 1, "in the global pool");
-        VM.assertEq(verinfer.availableNodes(modelId, 0), 1, "in its model's pool");
-        VM.assertEq(verinfer.gpuModel(modelId).availableNodes, 1);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 1, "in the global pool");
+        VM.assertEq(_ext().availableNodes(modelId, 0), 1, "in its model's pool");
+        VM.assertEq(_ext().gpuModel(modelId).availableNodes, 1);
     }
 
     function test_Join_AboveMinimumStake() public {
@@ -155,20 +156,20 @@ contract VerinferNodesTest is VerinferTestBase {
     function test_Join_RevertsOnUnregisteredOrInactiveModel() public {
         address node = _nodeAddr(0);
         _fund(node, MIN_STAKE);
-        bytes32 unknown = verinfer.gpuModelId("NVIDIA B200");
+        bytes32 unknown = _ext().gpuModelId("NVIDIA B200");
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, unknown));
         verinfer.join("NVIDIA B200", 0, MIN_STAKE);
 
-        bytes32 h100 = verinfer.gpuModelId(H100);
+        bytes32 h100 = _ext().gpuModelId(H100);
         VM.prank(owner);
-        verinfer.setGpuModelActive(h100, false);
+        _ext().setGpuModelActive(h100, false);
         VM.prank(node);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.GpuModelInactive.selector, h100));
         verinfer.join(H100, 0, MIN_STAKE);
 
         VM.prank(owner);
-        verinfer.setGpuModelActive(h100, true);
+        _ext().setGpuModelActive(h100, true);
         VM.prank(node);
         verinfer.join(H100, 0, MIN_STAKE);
         _assertNodeState(node, IVerinfer.NodeState.Available);
@@ -182,7 +183,7 @@ contract VerinferNodesTest is VerinferTestBase {
         verinfer.join(H100, 8, MIN_STAKE);
         VM.prank(node);
         verinfer.join(H100, 7, MIN_STAKE);
-        VM.assertEq(verinfer.getNode(node).feeTier, 7);
+        VM.assertEq(_ext().getNode(node).feeTier, 7);
     }
 
     function test_Join_RevertsWhenAlreadyRegistered() public {
@@ -237,10 +238,10 @@ contract VerinferNodesTest is VerinferTestBase {
             lower[i] = "a";
         }
         VM.prank(owner);
-        verinfer.addGpuModel(string(name), VRAM_8G);
+        _ext().addGpuModel(string(name), VRAM_8G);
         _join(_nodeAddr(0), string(lower), MIN_STAKE);
-        VM.assertEq(verinfer.getNode(_nodeAddr(0)).gpuModel, keccak256(lower));
-        VM.assertEq(verinfer.getNode(_nodeAddr(0)).vramMiB, VRAM_8G);
+        VM.assertEq(_ext().getNode(_nodeAddr(0)).gpuModel, keccak256(lower));
+        VM.assertEq(_ext().getNode(_nodeAddr(0)).vramMiB, VRAM_8G);
     }
 
     // ================================================================ fee tiers
@@ -252,8 +253,8 @@ contract VerinferNodesTest is VerinferTestBase {
         emit IVerinfer.FeeTierSet(node, 5);
         VM.prank(node);
         verinfer.setFeeTier(5);
-        VM.assertEq(verinfer.getNode(node).feeTier, 5);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 1, "still available, in its new tier");
+        VM.assertEq(_ext().getNode(node).feeTier, 5);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 1, "still available, in its new tier");
         _assertNodeState(node, IVerinfer.NodeState.Available);
 
         VM.prank(node);
@@ -269,14 +270,14 @@ contract VerinferNodesTest is VerinferTestBase {
         _makeNodes(0, 2, H100);
         address pricey = _nodeAddr(2);
         _join(pricey, H100, 3, MIN_STAKE); // serves fees >= 8x the minimum
-        uint96 minimum = uint96(verinfer.minTaskFee(IMAGE, 1));
+        uint96 minimum = uint96(_ext().minTaskFee(IMAGE, 1));
 
         uint256 cheap = _createImageTask(1, 0, 8 * minimum - 1);
-        VM.assertEq(verinfer.getTask(cheap).feeLevel, 2);
+        VM.assertEq(_ext().getTask(cheap).feeLevel, 2);
         _assertStatus(cheap, IVerinfer.TaskStatus.Queued);
 
         uint256 paying = _createImageTask(1, 0, 8 * minimum);
-        VM.assertEq(verinfer.getTask(paying).feeLevel, 3);
+        VM.assertEq(_ext().getTask(paying).feeLevel, 3);
         _assertStatus(paying, IVerinfer.TaskStatus.Committing);
         _assertNodeState(pricey, IVerinfer.NodeState.Busy);
         _assertStatus(cheap, IVerinfer.TaskStatus.Queued);
@@ -291,7 +292,7 @@ contract VerinferNodesTest is VerinferTestBase {
         verinfer.setFeeTier(7);
         _assertNodeState(node, IVerinfer.NodeState.Busy);
         _runHonestImageTask(taskId);
-        IVerinfer.NodeInfo memory info = verinfer.getNode(node);
+        IVerinfer.NodeInfo memory info = _ext().getNode(node);
         VM.assertEq(info.feeTier, 7);
         VM.assertEq(uint256(info.state), uint256(IVerinfer.NodeState.Available));
         // FEE pays for tier 3 only: the tier-7 node is not drawn, so the task waits.
@@ -303,31 +304,31 @@ contract VerinferNodesTest is VerinferTestBase {
 
     function test_GpuModel_NormalisesCaseAndWhitespace() public view {
         bytes32 id = keccak256("nvidia h100");
-        VM.assertEq(verinfer.gpuModelId("nvidia h100"), id);
-        VM.assertEq(verinfer.gpuModelId("  NVIDIA  H100 "), id);
-        VM.assertEq(verinfer.gpuModelId("\tNvidia\t \tH100\t"), id);
-        VM.assertEq(verinfer.gpuModelId("NVIDIA H100"), id);
-        VM.assertNotEq(verinfer.gpuModelId("nvidiah100"), id);
-        VM.assertNotEq(verinfer.gpuModelId("nvidia h100 pcie"), id);
+        VM.assertEq(_ext().gpuModelId("nvidia h100"), id);
+        VM.assertEq(_ext().gpuModelId("  NVIDIA  H100 "), id);
+        VM.assertEq(_ext().gpuModelId("\tNvidia\t \tH100\t"), id);
+        VM.assertEq(_ext().gpuModelId("NVIDIA H100"), id);
+        VM.assertNotEq(_ext().gpuModelId("nvidiah100"), id);
+        VM.assertNotEq(_ext().gpuModelId("nvidia h100 pcie"), id);
     }
 
     function test_GpuModel_NormalisedNamesShareAPool() public {
         VM.prank(owner);
-        verinfer.addGpuModel("NVIDIA H100", VRAM_80G);
+        _ext().addGpuModel("NVIDIA H100", VRAM_80G);
         _join(_nodeAddr(0), "  NVIDIA  H100 ", MIN_STAKE);
         _join(_nodeAddr(1), "nvidia h100", MIN_STAKE);
         _join(_nodeAddr(2), "Nvidia\tH100", MIN_STAKE);
         bytes32 id = keccak256("nvidia h100");
-        VM.assertEq(verinfer.availableNodes(id, 0), 3);
+        VM.assertEq(_ext().availableNodes(id, 0), 3);
         // A text task naming the model in yet another spelling is served by the three.
         uint256 taskId = _createTextTask("NVIDIA H100", 0, FEE);
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.getTask(taskId).gpuModel, id);
+        VM.assertEq(_ext().getTask(taskId).gpuModel, id);
     }
 
     function test_GpuModel_JoinEventCarriesNormalForm() public {
         VM.prank(owner);
-        verinfer.addGpuModel("NVIDIA H100", VRAM_80G);
+        _ext().addGpuModel("NVIDIA H100", VRAM_80G);
         address node = _nodeAddr(0);
         _fund(node, MIN_STAKE);
         VM.expectEmit(address(verinfer));
@@ -342,11 +343,11 @@ contract VerinferNodesTest is VerinferTestBase {
     ///      at most 24 GiB (no rounding to tiers any more), whatever it might have claimed.
     function test_Vram_ComesFromTheModel() public {
         _makeNodes(0, 3, RTX4090);
-        VM.assertEq(verinfer.getNode(_nodeAddr(0)).vramMiB, VRAM_24G);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 3);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 20_480), 3, "20 GiB task: 24 GiB nodes qualify");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_24G), 3, "exactly 24 GiB qualifies");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_24G + 1), 0, "just over 24 GiB: 80 GiB models only");
+        VM.assertEq(_ext().getNode(_nodeAddr(0)).vramMiB, VRAM_24G);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 3);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 20_480), 3, "20 GiB task: 24 GiB nodes qualify");
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_24G), 3, "exactly 24 GiB qualifies");
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_24G + 1), 0, "just over 24 GiB: 80 GiB models only");
 
         uint256 queued = _createImageTask(1, VRAM_24G + 1, FEE);
         _assertStatus(queued, IVerinfer.TaskStatus.Queued);
@@ -358,12 +359,12 @@ contract VerinferNodesTest is VerinferTestBase {
         _join(_nodeAddr(0), H100, MIN_STAKE);
         _join(_nodeAddr(1), RTX4060, MIN_STAKE);
         _join(_nodeAddr(2), RTX4090, MIN_STAKE);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 1024), 3);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_8G), 3);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_8G + 1), 2);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_24G + 1), 1);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_80G), 1);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), VRAM_80G + 1), 0);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 1024), 3);
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_8G), 3);
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_8G + 1), 2);
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_24G + 1), 1);
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_80G), 1);
+        VM.assertEq(_ext().availableNodes(bytes32(0), VRAM_80G + 1), 0);
         uint256 taskId = _createImageTask(1, 1024, FEE);
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
     }
@@ -425,11 +426,11 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.assertEq(token.balanceOf(node), MIN_STAKE + 7, "stake returned at once (the node's own call)");
         VM.assertEq(verinfer.claimable(node), 0, "nothing credited");
         VM.assertEq(token.balanceOf(address(verinfer)), 0);
-        IVerinfer.NodeInfo memory info = verinfer.getNode(node);
+        IVerinfer.NodeInfo memory info = _ext().getNode(node);
         VM.assertEq(uint256(info.state), uint256(IVerinfer.NodeState.None));
         VM.assertEq(info.stake, 0);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 0, "out of the global pool");
-        VM.assertEq(verinfer.availableNodes(info.gpuModel, 0), 0, "out of the model pool");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 0, "out of the global pool");
+        VM.assertEq(_ext().availableNodes(info.gpuModel, 0), 0, "out of the model pool");
     }
 
     function test_Leave_ThenRejoinKeepsId() public {
@@ -438,14 +439,14 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.prank(node);
         verinfer.leave();
         _join(node, RTX4090, 2, MIN_STAKE);
-        IVerinfer.NodeInfo memory info = verinfer.getNode(node);
+        IVerinfer.NodeInfo memory info = _ext().getNode(node);
         VM.assertEq(info.id, 1, "same id");
         VM.assertEq(verinfer.nodeCount(), 1);
-        VM.assertEq(info.gpuModel, verinfer.gpuModelId(RTX4090), "new model");
+        VM.assertEq(info.gpuModel, _ext().gpuModelId(RTX4090), "new model");
         VM.assertEq(info.vramMiB, VRAM_24G, "the new model's VRAM");
         VM.assertEq(info.feeTier, 2, "new fee tier");
-        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(H100), 0), 0);
-        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(RTX4090), 0), 1);
+        VM.assertEq(_ext().availableNodes(_ext().gpuModelId(H100), 0), 0);
+        VM.assertEq(_ext().availableNodes(_ext().gpuModelId(RTX4090), 0), 1);
     }
 
     /// @dev Swap-and-pop removal keeps the pools consistent: after nodes in the middle leave,
@@ -458,7 +459,7 @@ contract VerinferNodesTest is VerinferTestBase {
         verinfer.leave();
         VM.prank(nodes[6]);
         verinfer.leave();
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 4);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 4);
         uint256 a = _createTextTask(H100, 0, FEE);
         _assertStatus(a, IVerinfer.TaskStatus.Committing);
         uint256 b = _createImageTask();
@@ -468,8 +469,8 @@ contract VerinferNodesTest is VerinferTestBase {
             VM.assertTrue(picked[i] != nodes[0] && picked[i] != nodes[2] && picked[i] != nodes[6], "left node picked");
             _assertNodeState(picked[i], IVerinfer.NodeState.Busy);
         }
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 1);
-        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(H100), 0), 1);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 1);
+        VM.assertEq(_ext().availableNodes(_ext().gpuModelId(H100), 0), 1);
     }
 
     /// @dev A busy node that leaves is paid at settlement by a credit (settlement never transfers),
@@ -485,7 +486,7 @@ contract VerinferNodesTest is VerinferTestBase {
         verinfer.leave();
         _assertNodeState(node, IVerinfer.NodeState.Leaving);
         VM.assertEq(token.balanceOf(node), 0, "no transfer while the task runs");
-        VM.assertEq(verinfer.getNode(node).taskId, taskId);
+        VM.assertEq(_ext().getNode(node).taskId, taskId);
 
         uint96 reward = _rewardPerNode(FEE, 3);
         address[3] memory nodes = _nodesOf(taskId);
@@ -504,7 +505,7 @@ contract VerinferNodesTest is VerinferTestBase {
         VM.assertEq(token.balanceOf(node), 0, "settlement transfers nothing");
         VM.assertEq(verinfer.claimable(node), MIN_STAKE + reward, "stake and reward credited");
         _assertNodeState(node, IVerinfer.NodeState.None);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 2, "the leaver is not back in the pool");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 2, "the leaver is not back in the pool");
         _assertTokenAccounting();
 
         VM.expectEmit(address(verinfer));

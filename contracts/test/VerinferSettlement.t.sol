@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {VM, Vm} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
 
@@ -44,7 +45,7 @@ contract VerinferSettlementTest is VerinferTestBase {
         VM.warp(at - 100);
         _makeNodes(20, 3, H100);
         _startTask();
-        VM.assertEq(verinfer.getTask(taskId).paramsVersion, 1, "task runs under version 1");
+        VM.assertEq(_ext().getTask(taskId).paramsVersion, 1, "task runs under version 1");
         VM.warp(at);
         _nextBlock();
     }
@@ -108,10 +109,10 @@ contract VerinferSettlementTest is VerinferTestBase {
         for (uint256 i; i < 3; ++i) {
             VM.assertEq(_stakeOf(nodes[i]), MIN_STAKE + reward, "reward paid into stake");
             _assertNodeState(nodes[i], IVerinfer.NodeState.Available);
-            VM.assertEq(verinfer.getNode(nodes[i]).taskId, 0);
+            VM.assertEq(_ext().getNode(nodes[i]).taskId, 0);
         }
         VM.assertEq(verinfer.treasuryBalance(), toTreasury);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 3, "nodes back in the pool");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 3, "nodes back in the pool");
         _assertBalanceAccounting();
     }
 
@@ -151,13 +152,13 @@ contract VerinferSettlementTest is VerinferTestBase {
         VM.assertEq(_stakeOf(nodes[1]), MIN_STAKE + reward);
         VM.assertEq(verinfer.claimable(nodes[0]), slashReward / 2, "half the slash reward");
         VM.assertEq(verinfer.claimable(nodes[1]), slashReward / 2, "half the slash reward");
-        IVerinfer.NodeInfo memory kicked = verinfer.getNode(nodes[2]);
+        IVerinfer.NodeInfo memory kicked = _ext().getNode(nodes[2]);
         VM.assertEq(uint256(kicked.state), uint256(IVerinfer.NodeState.Kicked));
         VM.assertEq(kicked.stake, 0);
         VM.assertEq(token.balanceOf(nodes[2]), 0, "settlement transfers nothing");
         VM.assertEq(verinfer.claimable(nodes[2]), MIN_STAKE - slashed, "kicked node is credited the rest");
         VM.assertEq(verinfer.treasuryBalance(), toTreasury);
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 2, "kicked node is out of the pools");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 2, "kicked node is out of the pools");
         _assertBalanceAccounting();
 
         // Each withdraws its own credit.
@@ -329,7 +330,7 @@ contract VerinferSettlementTest is VerinferTestBase {
         uint64[] memory r = _hashes(h);
         _commitAllImage(taskId, r);
         _revealImage(taskId, nodes[1], r);
-        VM.warp(verinfer.getTask(taskId).revealDeadline + 1);
+        VM.warp(_ext().getTask(taskId).revealDeadline + 1);
         uint256 before = token.balanceOf(creator);
         VM.recordLogs();
         verinfer.settle(taskId);
@@ -384,14 +385,14 @@ contract VerinferSettlementTest is VerinferTestBase {
         bytes32 invalid = verinfer.INVALID_ARGS();
         _runTextTask(text, [invalid, _trueDigest(text), invalid]);
         _assertStatus(text, IVerinfer.TaskStatus.Errored);
-        IVerinfer.TaskInfo memory t = verinfer.getTask(text);
+        IVerinfer.TaskInfo memory t = _ext().getTask(text);
         VM.assertEq(t.invalidMask, 5);
     }
 
     function test_Errored_MissingNodeStillSlashed() public {
         _commitInvalid(taskId, nodes[0]);
         _commitInvalid(taskId, nodes[1]);
-        VM.warp(verinfer.getTask(taskId).commitDeadline + 1);
+        VM.warp(_ext().getTask(taskId).commitDeadline + 1);
         _reportInvalid(taskId, nodes[0]);
         _reportInvalid(taskId, nodes[1]); // all committed nodes revealed: settles now
         _assertStatus(taskId, IVerinfer.TaskStatus.Errored);
@@ -419,7 +420,7 @@ contract VerinferSettlementTest is VerinferTestBase {
         _commitImage(t3, n[2], c);
         _revealImage(t3, n[0], a);
         _revealImage(t3, n[2], c);
-        VM.warp(verinfer.getTask(t3).revealDeadline + 1);
+        VM.warp(_ext().getTask(t3).revealDeadline + 1);
         VM.recordLogs();
         verinfer.settle(t3);
         Settled memory s = _findSettled(VM.getRecordedLogs(), t3);
@@ -497,7 +498,7 @@ contract VerinferSettlementTest is VerinferTestBase {
         _revealImage(taskId, nodes[0], r);
         _revealImage(taskId, nodes[1], r);
         bytes32 salt = _salt(nodes[2], taskId);
-        VM.assertEq(verinfer.paramsVersion(), 2, "the higher minimum is in force");
+        VM.assertEq(_ext().paramsVersion(), 2, "the higher minimum is in force");
         for (uint256 i; i < 3; ++i) {
             VM.expectEmit(address(verinfer));
             emit IVerinfer.NodeExited(nodes[i], IVerinfer.ExitReason.BelowMinStake, MIN_STAKE + reward);
@@ -512,7 +513,7 @@ contract VerinferSettlementTest is VerinferTestBase {
             VM.assertEq(verinfer.claimable(nodes[i]), MIN_STAKE + reward, "stake and reward credited");
             VM.assertEq(_withdraw(nodes[i]), MIN_STAKE + reward);
         }
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 0);
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 0);
         _assertBalanceAccounting();
     }
 

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IVerinfer} from "../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../src/VerinferExtension.sol";
 import {GpuModels} from "../src/libraries/GpuModels.sol";
 import {VM, Vm} from "./Vm.sol";
 import {VerinferTestBase} from "./utils/VerinferTestBase.sol";
@@ -21,7 +22,7 @@ contract VerinferTasksTest is VerinferTestBase {
         uint256 creatorBefore = token.balanceOf(creator);
 
         VM.expectEmit(address(verinfer));
-        emit IVerinfer.TaskCreated(1, creator, IMAGE, argsHash, 2, 4096, bytes32(0), FEE);
+        emit IVerinfer.TaskCreated(1, creator, IMAGE, argsHash, 2, 4096, bytes32(0), FEE, IVerinfer.ValidationMode.Full);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TaskQueued(1, _imageQueueKey(0, FEE_LEVEL));
         VM.prank(creator);
@@ -31,21 +32,21 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.assertEq(verinfer.taskCount(), 1);
         VM.assertEq(token.balanceOf(creator), creatorBefore - FEE, "fee escrowed");
         VM.assertEq(token.balanceOf(address(verinfer)), 5 * uint256(MIN_STAKE) + FEE);
-        IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Queued), "createTask never starts a task");
         VM.assertEq(t.nodes[0], address(0));
         VM.assertEq(t.feeLevel, FEE_LEVEL);
         VM.assertEq(t.paramsVersion, 1);
         VM.assertEq(t.expiresAt, VM.getBlockTimestamp() + QUEUE_TIMEOUT);
         // Nothing draws again in the creating block.
-        VM.assertFalse(verinfer.drawDue(), "no draw due in the creating block");
+        VM.assertFalse(_ext().drawDue(), "no draw due in the creating block");
         VM.assertEq(verinfer.drawTasks(), 0);
         _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
 
         // The first call of a later block draws. Learn the selection, rewind, and expect exactly it.
         VM.warp(VM.getBlockTimestamp() + 12);
         _nextBlock();
-        VM.assertTrue(verinfer.drawDue());
+        VM.assertTrue(_ext().drawDue());
         uint256 snap = VM.snapshotState();
         verinfer.drawTasks();
         address[3] memory picked = _nodesOf(taskId);
@@ -58,7 +59,7 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.prank(stranger);
         VM.assertEq(verinfer.drawTasks(), 1, "anybody's call starts it");
 
-        t = verinfer.getTask(taskId);
+        t = _ext().getTask(taskId);
         VM.assertEq(t.creator, creator);
         VM.assertEq(uint256(t.kind), uint256(IMAGE));
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Committing));
@@ -73,13 +74,13 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.assertEq(t.revealedMask, 0);
         for (uint256 i; i < 3; ++i) {
             VM.assertEq(t.nodes[i], picked[i]);
-            IVerinfer.NodeInfo memory n = verinfer.getNode(picked[i]);
+            IVerinfer.NodeInfo memory n = _ext().getNode(picked[i]);
             VM.assertEq(uint256(n.state), uint256(IVerinfer.NodeState.Busy));
             VM.assertEq(n.taskId, taskId);
         }
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 2, "three nodes left the pool");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 2, "three nodes left the pool");
         VM.assertEq(verinfer.queuedTasks(), 0);
-        VM.assertFalse(verinfer.drawDue());
+        VM.assertFalse(_ext().drawDue());
     }
 
     function test_CreateTask_RevertsOnBadInput() public {
@@ -106,12 +107,12 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.expectRevert(abi.encodeWithSelector(GpuModels.InvalidGpuModelCharacter.selector, 1, bytes1(0x00)));
         verinfer.createTask(TEXT, keccak256("a"), 0, 0, "H\x00", FEE);
         VM.expectRevert(
-            abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, verinfer.gpuModelId("NVIDIA B200"))
+            abi.encodeWithSelector(IVerinfer.GpuModelNotRegistered.selector, _ext().gpuModelId("NVIDIA B200"))
         );
         verinfer.createTask(TEXT, keccak256("a"), 0, 0, "NVIDIA B200", FEE);
         VM.expectRevert(
             abi.encodeWithSelector(
-                IVerinfer.GpuModelLacksVram.selector, verinfer.gpuModelId(RTX4090), VRAM_24G, VRAM_24G + 1
+                IVerinfer.GpuModelLacksVram.selector, _ext().gpuModelId(RTX4090), VRAM_24G, VRAM_24G + 1
             )
         );
         verinfer.createTask(TEXT, keccak256("a"), 0, VRAM_24G + 1, RTX4090, FEE);
@@ -133,17 +134,17 @@ contract VerinferTasksTest is VerinferTestBase {
     }
 
     function test_CreateTask_AcceptsLimits() public {
-        uint96 imageMin = uint96(verinfer.minTaskFee(IMAGE, 16));
-        uint96 textMin = uint96(verinfer.minTaskFee(TEXT, 0));
+        uint96 imageMin = uint96(_ext().minTaskFee(IMAGE, 16));
+        uint96 textMin = uint96(_ext().minTaskFee(TEXT, 0));
         VM.assertEq(imageMin, MIN_TASK_FEE + 16 * MIN_IMAGE_FEE);
         VM.assertEq(textMin, MIN_TASK_FEE);
         uint256 a = _createImageTask(16, VRAM_80G, imageMin);
         uint256 b = _createTextTask(H100, VRAM_80G, textMin);
         _assertStatus(a, IVerinfer.TaskStatus.Queued);
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.getTask(a).imageCount, 16);
-        VM.assertEq(verinfer.getTask(a).feeLevel, 0, "the minimum pays for tier 0");
-        VM.assertEq(verinfer.getTask(b).feeLevel, 0);
+        VM.assertEq(_ext().getTask(a).imageCount, 16);
+        VM.assertEq(_ext().getTask(a).feeLevel, 0, "the minimum pays for tier 0");
+        VM.assertEq(_ext().getTask(b).feeLevel, 0);
     }
 
     /// @dev With both minimum fees at zero a free task is accepted and transfers nothing.
@@ -166,16 +167,16 @@ contract VerinferTasksTest is VerinferTestBase {
         _makeNodes(0, 3, RTX4090);
         _makeNodes(3, 4, H100);
         _makeNodes(7, 3, A100);
-        bytes32 h100 = verinfer.gpuModelId(H100);
+        bytes32 h100 = _ext().gpuModelId(H100);
         for (uint256 seed; seed < 8; ++seed) {
             uint256 snap = VM.snapshotState();
             VM.roll(VM.getBlockNumber() + 1 + seed); // another seed block
             uint256 taskId = _createTextTask("nvidia h100 80GB HBM3", 0, FEE);
             _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-            VM.assertEq(verinfer.getTask(taskId).gpuModel, h100);
+            VM.assertEq(_ext().getTask(taskId).gpuModel, h100);
             address[3] memory nodes = _nodesOf(taskId);
             for (uint256 i; i < 3; ++i) {
-                VM.assertEq(verinfer.getNode(nodes[i]).gpuModel, h100, "node of the required model");
+                VM.assertEq(_ext().getNode(nodes[i]).gpuModel, h100, "node of the required model");
             }
             VM.revertToState(snap);
         }
@@ -186,7 +187,7 @@ contract VerinferTasksTest is VerinferTestBase {
     function test_CreateTextTask_QueuedWithoutThreeOfItsModel() public {
         _makeNodes(0, 3, RTX4090);
         _makeNodes(3, 2, H100);
-        bytes32 h100 = verinfer.gpuModelId(H100);
+        bytes32 h100 = _ext().gpuModelId(H100);
         bytes32 queueKey = _textQueueKey(h100, FEE_LEVEL);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TaskQueued(1, queueKey);
@@ -194,14 +195,14 @@ contract VerinferTasksTest is VerinferTestBase {
         uint256 taskId = verinfer.createTask(TEXT, keccak256("text"), 0, 0, H100, FEE);
         VM.assertEq(_draw(), 0, "two H100 nodes: nothing starts");
         _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.queueLength(queueKey), 1);
+        VM.assertEq(_ext().queueLength(queueKey), 1);
 
         _nextBlock();
         _join(_nodeAddr(5), H100, MIN_STAKE);
         _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
         VM.assertEq(_draw(), 1, "the next block's draw has three H100 nodes");
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(queueKey), 0);
+        VM.assertEq(_ext().queueLength(queueKey), 0);
     }
 
     /// @dev Text tasks without a model no longer exist; instead a text pool must be at least
@@ -216,7 +217,7 @@ contract VerinferTasksTest is VerinferTestBase {
         _join(_nodeAddr(3), RTX4090, MIN_STAKE);
         _draw();
         _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.availableNodes(verinfer.gpuModelId(RTX4090), 0), 1, "three of the four drawn");
+        VM.assertEq(_ext().availableNodes(_ext().gpuModelId(RTX4090), 0), 1, "three of the four drawn");
     }
 
     function test_ThreeNodesAreDistinct() public {
@@ -235,11 +236,11 @@ contract VerinferTasksTest is VerinferTestBase {
     function test_DrawTasks_OncePerBlockAndNeverReverts() public {
         VM.assertEq(verinfer.drawTasks(), 0, "nothing queued");
         uint256 taskId = _queueImageTask(1, 0, FEE);
-        VM.assertFalse(verinfer.drawDue(), "not in the creating block");
+        VM.assertFalse(_ext().drawDue(), "not in the creating block");
         _nextBlock();
-        VM.assertTrue(verinfer.drawDue());
+        VM.assertTrue(_ext().drawDue());
         VM.assertEq(verinfer.drawTasks(), 0, "no nodes: nothing starts, and no revert");
-        VM.assertFalse(verinfer.drawDue(), "this block drew");
+        VM.assertFalse(_ext().drawDue(), "this block drew");
         VM.assertEq(verinfer.lastTouchBlock(), VM.getBlockNumber());
         _makeNodes(0, 3, H100);
         VM.assertEq(verinfer.drawTasks(), 0, "one draw per block");
@@ -287,19 +288,19 @@ contract VerinferTasksTest is VerinferTestBase {
             verinfer.cancelTask(queued[i]);
         }
         VM.stopPrank();
-        VM.assertEq(verinfer.queueLength(imageQueue), 12, "cancel leaves the entry for a draw to skip");
+        VM.assertEq(_ext().queueLength(imageQueue), 12, "cancel leaves the entry for a draw to skip");
         VM.assertEq(verinfer.queuedTasks(), 1);
 
         _draw();
-        VM.assertEq(verinfer.queueLength(imageQueue), 12 - verinfer.MAX_DRAW_ATTEMPTS(), "one draw's budget");
+        VM.assertEq(_ext().queueLength(imageQueue), 12 - verinfer.MAX_DRAW_ATTEMPTS(), "one draw's budget");
         _draw();
-        VM.assertEq(verinfer.queueLength(imageQueue), 1, "the next draw skipped the rest");
+        VM.assertEq(_ext().queueLength(imageQueue), 1, "the next draw skipped the rest");
         _assertStatus(queued[11], IVerinfer.TaskStatus.Queued);
 
         _runHonestImageTask(running);
         _draw();
         _assertStatus(queued[11], IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(imageQueue), 0);
+        VM.assertEq(_ext().queueLength(imageQueue), 0);
         VM.assertEq(verinfer.queuedTasks(), 0);
     }
 
@@ -310,21 +311,21 @@ contract VerinferTasksTest is VerinferTestBase {
         bytes32 argsHash = keccak256("img");
         bytes32 queueKey = _imageQueueKey(0, FEE_LEVEL);
         VM.expectEmit(address(verinfer));
-        emit IVerinfer.TaskCreated(1, creator, IMAGE, argsHash, 1, 0, bytes32(0), FEE);
+        emit IVerinfer.TaskCreated(1, creator, IMAGE, argsHash, 1, 0, bytes32(0), FEE, IVerinfer.ValidationMode.Full);
         VM.expectEmit(address(verinfer));
         emit IVerinfer.TaskQueued(1, queueKey);
         VM.prank(creator);
         uint256 taskId = verinfer.createTask(IMAGE, argsHash, 1, 0, "", FEE);
         VM.assertEq(_draw(), 0);
 
-        IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
         VM.assertEq(uint256(t.status), uint256(IVerinfer.TaskStatus.Queued));
         VM.assertEq(t.nodes[0], address(0));
         VM.assertEq(t.commitDeadline, 0);
         VM.assertEq(verinfer.queuedTasks(), 1);
-        VM.assertEq(verinfer.queueLength(queueKey), 1);
+        VM.assertEq(_ext().queueLength(queueKey), 1);
         VM.assertEq(token.balanceOf(address(verinfer)), 2 * uint256(MIN_STAKE) + FEE, "fee escrowed while queued");
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), 2, "nodes untouched");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), 2, "nodes untouched");
     }
 
     function test_Queue_StartsInFifoOrderAsNodesJoin() public {
@@ -343,7 +344,7 @@ contract VerinferTasksTest is VerinferTestBase {
         VM.assertEq(verinfer.drawTasks(), 1);
         _assertStatus(a, IVerinfer.TaskStatus.Committing);
         _assertStatus(b, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.getTask(a).commitDeadline, VM.getBlockTimestamp() + COMMIT_WINDOW, "deadline from start");
+        VM.assertEq(_ext().getTask(a).commitDeadline, VM.getBlockTimestamp() + COMMIT_WINDOW, "deadline from start");
 
         _join(_nodeAddr(3), H100, MIN_STAKE);
         _join(_nodeAddr(4), H100, MIN_STAKE);
@@ -353,7 +354,7 @@ contract VerinferTasksTest is VerinferTestBase {
         _draw();
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
         VM.assertEq(verinfer.queuedTasks(), 0);
-        VM.assertEq(verinfer.queueLength(_imageQueueKey(0, FEE_LEVEL)), 0);
+        VM.assertEq(_ext().queueLength(_imageQueueKey(0, FEE_LEVEL)), 0);
     }
 
     /// @dev Settlement starts nothing itself: the nodes it releases are drawn in a later block.
@@ -382,7 +383,7 @@ contract VerinferTasksTest is VerinferTestBase {
         }
         _assertStatus(b, IVerinfer.TaskStatus.Committing);
         _assertStatus(c, IVerinfer.TaskStatus.Queued);
-        VM.assertEq(verinfer.getTask(b).commitDeadline, VM.getBlockTimestamp() + COMMIT_WINDOW);
+        VM.assertEq(_ext().getTask(b).commitDeadline, VM.getBlockTimestamp() + COMMIT_WINDOW);
         _runHonestImageTask(b);
         _draw();
         _assertStatus(c, IVerinfer.TaskStatus.Committing);
@@ -418,12 +419,12 @@ contract VerinferTasksTest is VerinferTestBase {
         _assertStatus(d, IVerinfer.TaskStatus.Queued, "all nine nodes busy");
 
         bytes32 bigQueue = _imageQueueKey(VRAM_80G, FEE_LEVEL);
-        VM.assertEq(verinfer.queueLength(bigQueue), 1);
+        VM.assertEq(_ext().queueLength(bigQueue), 1);
         VM.prank(creator);
         verinfer.cancelTask(big);
         _draw();
-        VM.assertEq(verinfer.queueLength(bigQueue), 0, "cancelled head skipped");
-        VM.assertEq(verinfer.queueLength(_imageQueueKey(0, FEE_LEVEL)), 1);
+        VM.assertEq(_ext().queueLength(bigQueue), 0, "cancelled head skipped");
+        VM.assertEq(_ext().queueLength(_imageQueueKey(0, FEE_LEVEL)), 1);
         VM.assertEq(verinfer.queuedTasks(), 1);
     }
 
@@ -467,7 +468,7 @@ contract VerinferTasksTest is VerinferTestBase {
         verinfer.cancelTask(queued);
 
         uint256 expired = _createImageTask();
-        VM.warp(verinfer.getTask(expired).expiresAt);
+        VM.warp(_ext().getTask(expired).expiresAt);
         verinfer.expireTask(expired);
         VM.prank(creator);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.TaskNotQueued.selector, expired, IVerinfer.TaskStatus.Expired));
@@ -491,20 +492,20 @@ contract VerinferTasksTest is VerinferTestBase {
         verinfer.cancelTask(b);
         VM.stopPrank();
         bytes32 queueKey = _imageQueueKey(0, FEE_LEVEL);
-        VM.assertEq(verinfer.queueLength(queueKey), 3, "entries stay until a draw meets them");
+        VM.assertEq(_ext().queueLength(queueKey), 3, "entries stay until a draw meets them");
         _makeNodes(0, 3, H100);
         _draw();
         _assertStatus(a, IVerinfer.TaskStatus.Cancelled);
         _assertStatus(b, IVerinfer.TaskStatus.Cancelled);
         _assertStatus(c, IVerinfer.TaskStatus.Committing);
-        VM.assertEq(verinfer.queueLength(queueKey), 0);
+        VM.assertEq(_ext().queueLength(queueKey), 0);
     }
 
     // ================================================================ expiry
 
     function test_Expire_QueuedTaskAfterTimeoutCreditsTheFee() public {
         uint256 taskId = _createImageTask();
-        uint40 expiresAt = verinfer.getTask(taskId).expiresAt;
+        uint40 expiresAt = _ext().getTask(taskId).expiresAt;
         VM.assertEq(expiresAt, VM.getBlockTimestamp() + QUEUE_TIMEOUT);
         VM.warp(expiresAt - 1);
         VM.expectRevert(abi.encodeWithSelector(IVerinfer.TaskNotExpired.selector, taskId, expiresAt));
@@ -545,9 +546,9 @@ contract VerinferTasksTest is VerinferTestBase {
     /// @dev An expireTask whose own draw already expired the task succeeds without doing it twice.
     function test_Expire_TaskExpiredByTheCallsOwnDraw() public {
         uint256 taskId = _createImageTask();
-        VM.warp(verinfer.getTask(taskId).expiresAt);
+        VM.warp(_ext().getTask(taskId).expiresAt);
         _nextBlock();
-        VM.assertTrue(verinfer.drawDue());
+        VM.assertTrue(_ext().drawDue());
         VM.recordLogs();
         VM.prank(stranger);
         verinfer.expireTask(taskId);
@@ -566,7 +567,7 @@ contract VerinferTasksTest is VerinferTestBase {
     /// @dev A draw expires the heads it meets past their time, and serves the live task behind them.
     function test_Expire_DrawExpiresHeadsItMeets() public {
         uint256 old = _createImageTask();
-        uint40 expiresAt = verinfer.getTask(old).expiresAt;
+        uint40 expiresAt = _ext().getTask(old).expiresAt;
         VM.warp(expiresAt - 10);
         uint256 fresh = _queueImageTask(1, 0, FEE);
         _makeNodes(0, 3, H100);

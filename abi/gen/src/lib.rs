@@ -45,6 +45,10 @@ pub struct ContractSpec {
     /// Whether to keep the creation and runtime bytecode (`sol!` then generates `deploy`).
     /// Interfaces have none.
     pub with_bytecode: bool,
+    /// Another contract (source file, contract name) whose ABI is merged into this one's: the
+    /// contract forwards the calls it does not implement to it (Verinfer's extension), so its
+    /// users call those functions at this contract's address.
+    pub merge_abi_from: Option<(&'static str, &'static str)>,
 }
 
 impl ContractSpec {
@@ -60,16 +64,19 @@ pub const CONTRACTS: [ContractSpec; 3] = [
         name: "Verinfer",
         source: "contracts/src/Verinfer.sol",
         with_bytecode: true,
+        merge_abi_from: Some(("contracts/src/VerinferExtension.sol", "VerinferExtension")),
     },
     ContractSpec {
         name: "MockStakingToken",
         source: "contracts/src/mocks/MockStakingToken.sol",
         with_bytecode: true,
+        merge_abi_from: None,
     },
     ContractSpec {
         name: "IERC20",
         source: "node_modules/@openzeppelin/contracts/token/ERC20/IERC20.sol",
         with_bytecode: false,
+        merge_abi_from: None,
     },
 ];
 
@@ -251,7 +258,8 @@ impl Repo {
             .arg(&out)
             .arg("--cache-path")
             .arg(&cache)
-            .args(CONTRACTS.iter().map(|c| c.source));
+            .args(CONTRACTS.iter().map(|c| c.source))
+            .args(CONTRACTS.iter().filter_map(|c| c.merge_abi_from.map(|(source, _)| source)));
         // Environment overrides of foundry.toml would make the output depend on the caller.
         for (key, _) in std::env::vars_os() {
             let key_str = key.to_string_lossy();
@@ -267,7 +275,15 @@ impl Repo {
             let source_file = Path::new(spec.source).file_name().unwrap_or_default();
             out.join(source_file).join(spec.file_name())
         };
-        if !output.status.success() || !CONTRACTS.iter().all(|spec| artifact_path(spec).is_file()) {
+        let merged_path = |(source, name): (&str, &str)| {
+            let source_file = Path::new(source).file_name().unwrap_or_default();
+            out.join(source_file).join(format!("{name}.json"))
+        };
+        let all_built = CONTRACTS.iter().all(|spec| {
+            artifact_path(spec).is_file()
+                && spec.merge_abi_from.is_none_or(|from| merged_path(from).is_file())
+        });
+        if !output.status.success() || !all_built {
             let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&output.stderr));
             return Err(GenError::ForgeFailed {
@@ -281,11 +297,23 @@ impl Repo {
             let path = artifact_path(spec);
             let text =
                 fs::read_to_string(&path).map_err(io_err("reading forge artifact", &path))?;
-            let artifact: Value =
+            let mut artifact: Value =
                 serde_json::from_str(&text).map_err(|e| GenError::BadArtifact {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
+            if let Some(from) = spec.merge_abi_from {
+                let from_path = merged_path(from);
+                let from_text = fs::read_to_string(&from_path)
+                    .map_err(io_err("reading forge artifact", &from_path))?;
+                let from_artifact: Value =
+                    serde_json::from_str(&from_text).map_err(|e| GenError::BadArtifact {
+                        path: from_path.clone(),
+                        reason: e.to_string(),
+                    })?;
+                merge_abi(&mut artifact, &from_artifact)
+                    .map_err(|reason| GenError::BadArtifact { path: from_path, reason })?;
+            }
             let contents = shape_artifact(&artifact, spec.with_bytecode)
                 .map_err(|reason| GenError::BadArtifact { path, reason })?;
             files.push(GeneratedFile {
@@ -415,6 +443,55 @@ pub fn shape_artifact(artifact: &Value, with_bytecode: bool) -> Result<String, S
         .map_err(|e| format!("serialising: {e}"))?;
     text.push('\n');
     Ok(text)
+}
+
+/// Adds to `artifact`'s ABI the functions, events and errors of `from` it lacks (the same item,
+/// inherited by both, is kept once; where both declare a signature, `artifact`'s own wins, as it does
+/// for calls). Constructors, fallbacks and receives stay `artifact`'s own.
+pub fn merge_abi(artifact: &mut Value, from: &Value) -> Result<(), String> {
+    let extra: Vec<Value> = from
+        .get("abi")
+        .and_then(Value::as_array)
+        .ok_or("no `abi` array")?
+        .iter()
+        .filter(|item| {
+            matches!(
+                item.get("type").and_then(Value::as_str),
+                Some("function" | "event" | "error")
+            )
+        })
+        .map(canonical)
+        .collect();
+    let abi = artifact
+        .get_mut("abi")
+        .and_then(Value::as_array_mut)
+        .ok_or("no `abi` array")?;
+    let key = |item: &Value| {
+        let inputs: Vec<String> = item
+            .get("inputs")
+            .and_then(Value::as_array)
+            .map(|inputs| {
+                inputs
+                    .iter()
+                    .map(|i| i.get("type").and_then(Value::as_str).unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            item.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            item.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            inputs,
+        )
+    };
+    for item in extra {
+        let k = key(&item);
+        // The same signature in both: calls reach the contract's own function, never the
+        // extension's, so its item is the one users see.
+        if !abi.iter().any(|existing| key(existing) == k) {
+            abi.push(item);
+        }
+    }
+    Ok(())
 }
 
 /// `value` with every object's keys in sorted order, whichever map serde_json was built with.

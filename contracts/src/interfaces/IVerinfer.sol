@@ -26,7 +26,20 @@ interface IVerinfer {
         Aborted,
         Errored,
         Cancelled,
-        Expired
+        Expired,
+        /// Sampled task: the first node committed; a later block's hash decides whether it is checked.
+        AwaitingSample,
+        /// Sampled task chosen for a check: waits (ahead of new tasks) for two checker nodes.
+        CheckQueued
+    }
+
+    /// @notice How a task's result is validated.
+    enum ValidationMode {
+        /// Three nodes compute at once; majority of three.
+        Full,
+        /// One node computes; with probability `samplingBps` (decided after its commitment) two
+        /// more nodes check it under the same majority rule.
+        Sampled
     }
 
     /// @notice Why a node lost part of its stake.
@@ -80,6 +93,8 @@ interface IVerinfer {
         uint96 minTaskFee;
         /// Smallest fee added per image of an image task.
         uint96 minImageFee;
+        /// Probability that a sampled task is checked by two more nodes, in basis points (1..10000).
+        uint16 samplingBps;
     }
 
     /// @notice A registered GPU model: the only models nodes may declare and text tasks may name.
@@ -123,8 +138,13 @@ interface IVerinfer {
         uint8 feeLevel;
         /// The parameter version the task runs under (see `paramsAt`).
         uint24 paramsVersion;
-        /// When a queued task expires.
+        /// When a queued task expires (a check queued for checkers: when the check expires).
         uint40 expiresAt;
+        ValidationMode mode;
+        /// Sampled tasks: whether the sample draw chose a check (meaningful once decided).
+        bool checked;
+        /// Sampled tasks: the block whose hash decides the check (0 until the first node commits).
+        uint48 sampleBlock;
     }
 
     // ---------------------------------------------------------------- events: nodes
@@ -162,13 +182,27 @@ interface IVerinfer {
         uint8 imageCount,
         uint32 minVramMiB,
         bytes32 gpuModel,
-        uint96 fee
+        uint96 fee,
+        ValidationMode mode
     );
     /// @notice The task waits in queue `queueKey` until a draw starts it (the draw runs in a later block).
     event TaskQueued(uint256 indexed taskId, bytes32 indexed queueKey);
     /// @param seedBlock The block whose hash seeded the draw.
     event TaskStarted(
         uint256 indexed taskId, address[3] nodes, uint32 commitDeadline, uint32 revealDeadline, uint256 seedBlock
+    );
+    /// @notice A sampled task's first node committed: the hash of block `sampleBlock` decides
+    ///         whether it is checked; the first node reveals (unchecked) or anybody calls
+    ///         `resolveSample` (checked) by `revealDeadline`.
+    event SampleCommitted(uint256 indexed taskId, uint256 sampleBlock, uint32 revealDeadline);
+    /// @notice The sample draw of a sampled task: checked (two checkers will be drawn) or accepted
+    ///         on the first node's result alone.
+    event SampleDecided(uint256 indexed taskId, bool checked, uint256 sampleBlock);
+    /// @notice A checked task's two checkers were drawn; they commit by `commitDeadline`, then all
+    ///         three reveal.
+    /// @param seedBlock The block whose hash seeded the draw.
+    event CheckStarted(
+        uint256 indexed taskId, address[2] checkers, uint32 commitDeadline, uint32 revealDeadline, uint256 seedBlock
     );
     event TaskCancelled(uint256 indexed taskId);
     event TaskExpired(uint256 indexed taskId);
@@ -217,6 +251,11 @@ interface IVerinfer {
     error InvalidWindow(uint32 commitWindow, uint32 revealWindow);
     error InvalidQueueTimeout(uint32 queueTimeout);
     error InvalidMinTextPool(uint8 minTextPool);
+    error InvalidSamplingBps(uint16 samplingBps);
+    error FeeTooHighForSampling(uint96 fee, uint96 maxFee);
+    error NotAwaitingSample(uint256 taskId, TaskStatus status);
+    error SampleNotDecidable(uint256 taskId, uint256 decidableAtBlock);
+    error SampleChecked(uint256 taskId);
     error ParamsDelayTooLong(uint32 paramsDelay);
     error NoScheduledParams();
     error OwnershipCannotBeRenounced();

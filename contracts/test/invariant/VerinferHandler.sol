@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Verinfer} from "../../src/Verinfer.sol";
 import {IVerinfer} from "../../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../../src/VerinferExtension.sol";
 import {MockStakingToken} from "../../src/mocks/MockStakingToken.sol";
 import {VM, Vm} from "../Vm.sol";
 
@@ -29,6 +30,11 @@ contract VerinferHandler {
     uint256 internal constant MODELS = 3;
 
     Verinfer public immutable verinfer;
+
+    /// @dev Verinfer's extension functions, called at Verinfer's address.
+    function _ext() internal view returns (VerinferExtension) {
+        return VerinferExtension(address(verinfer));
+    }
     MockStakingToken public immutable token;
     address public immutable owner;
 
@@ -191,7 +197,7 @@ contract VerinferHandler {
     ///      (it may start or expire a queued task, or evict an under-staked node), so that the action
     ///      finds its target as checked. Other actions leave the draw to the call itself.
     function _settleDraw() internal {
-        if (verinfer.drawDue()) verinfer.drawTasks();
+        if (_ext().drawDue()) verinfer.drawTasks();
     }
 
     struct Flows {
@@ -216,7 +222,7 @@ contract VerinferHandler {
         }
         _checkLedger(flows);
         for (uint256 i; i < actors.length; ++i) {
-            if (everKicked[actors[i]] && verinfer.getNode(actors[i]).state != IVerinfer.NodeState.Kicked) {
+            if (everKicked[actors[i]] && _ext().getNode(actors[i]).state != IVerinfer.NodeState.Kicked) {
                 ++kickedNodeRevived;
             }
         }
@@ -300,7 +306,7 @@ contract VerinferHandler {
         } else if (sig == IVerinfer.TaskCreated.selector) {
             uint256 id = uint256(l.topics[1]);
             createdBlock[id] = VM.getBlockNumber();
-            versionAtCreation[id] = verinfer.getTask(id).paramsVersion;
+            versionAtCreation[id] = _ext().getTask(id).paramsVersion;
         } else if (sig == IVerinfer.TaskExpired.selector) {
             ++expiries;
         } else if (sig == IVerinfer.ParamsActivated.selector) {
@@ -327,7 +333,7 @@ contract VerinferHandler {
             return;
         }
         flows[idx].slashed += amount;
-        IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
         uint256 slot = 3;
         for (uint256 k; k < 3; ++k) {
             if (t.nodes[k] == node) slot = k;
@@ -345,7 +351,7 @@ contract VerinferHandler {
         } else {
             justified = t.revealedMask & bit != 0 && t.status == IVerinfer.TaskStatus.Validated && _isDishonest(node);
         }
-        uint256 expected = (ghostStake[node] * verinfer.taskParams(taskId).slashShareBps) / 10_000;
+        uint256 expected = (ghostStake[node] * _ext().taskParams(taskId).slashShareBps) / 10_000;
         if (!justified || amount != expected) ++unjustifiedSlashes;
     }
 
@@ -354,7 +360,7 @@ contract VerinferHandler {
         (IVerinfer.TaskStatus outcome,,, uint8 threshold,) =
             abi.decode(l.data, (IVerinfer.TaskStatus, uint8, uint16[], uint8, uint96));
         ++outcomes[outcome];
-        if (threshold != verinfer.taskParams(taskId).threshold) ++wrongThresholds;
+        if (threshold != _ext().taskParams(taskId).threshold) ++wrongThresholds;
     }
 
     /// @dev Records the started task's version, deadlines and parameters; checks the draw's rules.
@@ -363,25 +369,25 @@ contract VerinferHandler {
         uint256 taskId = uint256(l.topics[1]);
         (address[3] memory nodes, uint32 commitDeadline, uint32 revealDeadline, uint256 seedBlock) =
             abi.decode(l.data, (address[3], uint32, uint32, uint256));
-        IVerinfer.TaskInfo memory t = verinfer.getTask(taskId);
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
         _started[taskId] = Started({
             started: true,
             paramsVersion: t.paramsVersion,
             commitDeadline: commitDeadline,
             revealDeadline: revealDeadline,
-            paramsHash: keccak256(abi.encode(verinfer.paramsAt(t.paramsVersion)))
+            paramsHash: keccak256(abi.encode(_ext().paramsAt(t.paramsVersion)))
         });
         if (t.paramsVersion != versionAtCreation[taskId]) ++versionChanges;
         uint256 created = createdBlock[taskId];
         if (created >= VM.getBlockNumber() || seedBlock < created || seedBlock >= VM.getBlockNumber()) {
             ++drawViolations;
         }
-        uint96 minStake = verinfer.params().minStake;
+        uint96 minStake = _ext().params().minStake;
         for (uint256 k; k < 3; ++k) {
             address node = nodes[k];
             if (everKicked[node]) ++kickedNodeStarts;
             if (joinedBlock[node] >= VM.getBlockNumber()) ++drawViolations;
-            IVerinfer.NodeInfo memory info = verinfer.getNode(node);
+            IVerinfer.NodeInfo memory info = _ext().getNode(node);
             bool eligible = info.vramMiB >= t.minVramMiB && info.stake >= minStake
                 && (t.kind == IVerinfer.TaskKind.ImageGeneration || info.gpuModel == t.gpuModel);
             // A node may change its tier after the draw in the same step (its own setFeeTier).
@@ -396,7 +402,7 @@ contract VerinferHandler {
     function _checkLedger(Flows[] memory flows) internal {
         for (uint256 i; i < flows.length; ++i) {
             address account = _account(i);
-            uint256 stake = verinfer.getNode(account).stake;
+            uint256 stake = _ext().getNode(account).stake;
             uint256 credit = verinfer.claimable(account);
             uint256 expected = ghostStake[account] + ghostClaimable[account] + flows[i].increase;
             uint256 decrease = flows[i].ownOutflow + flows[i].slashed;
@@ -409,7 +415,7 @@ contract VerinferHandler {
     function _syncStatuses() internal {
         for (uint256 i; i < taskIds.length; ++i) {
             uint256 id = taskIds[i];
-            IVerinfer.TaskStatus s = verinfer.getTask(id).status;
+            IVerinfer.TaskStatus s = _ext().getTask(id).status;
             IVerinfer.TaskStatus prev = lastStatus[id];
             if (s != prev && !_legal(prev, s)) ++illegalTransitions;
             lastStatus[id] = s;
@@ -482,7 +488,7 @@ contract VerinferHandler {
         uint256 n = taskIds.length;
         for (uint256 k; k < n; ++k) {
             uint256 id = taskIds[(seed % n + k) % n];
-            if (_is(verinfer.getTask(id), want)) return id;
+            if (_is(_ext().getTask(id), want)) return id;
         }
         return 0;
     }
@@ -513,8 +519,8 @@ contract VerinferHandler {
     function join(uint256 actorSeed, uint256 modelSeed, uint256 tierSeed, uint256 stakeSeed) external {
         address node = _actor(actorSeed);
         _begin(actorSeed, Step.Join, node);
-        if (verinfer.getNode(node).state == IVerinfer.NodeState.None) {
-            uint96 minStake = verinfer.params().minStake;
+        if (_ext().getNode(node).state == IVerinfer.NodeState.None) {
+            uint96 minStake = _ext().params().minStake;
             uint96 stake = uint96(minStake + (stakeSeed % (2 * uint256(minStake))));
             token.mint(node, stake);
             VM.startPrank(node);
@@ -530,7 +536,7 @@ contract VerinferHandler {
         address node = _actor(actorSeed);
         _begin(actorSeed, Step.AddStake, node);
         _settleDraw();
-        IVerinfer.NodeState s = verinfer.getNode(node).state;
+        IVerinfer.NodeState s = _ext().getNode(node).state;
         amount = uint96(1 + (amount % 100 ether));
         if (s != IVerinfer.NodeState.None && s != IVerinfer.NodeState.Kicked) {
             token.mint(node, amount);
@@ -547,7 +553,7 @@ contract VerinferHandler {
         address node = _actor(actorSeed);
         _begin(actorSeed, Step.SetFeeTier, node);
         _settleDraw();
-        IVerinfer.NodeState s = verinfer.getNode(node).state;
+        IVerinfer.NodeState s = _ext().getNode(node).state;
         if (s != IVerinfer.NodeState.None && s != IVerinfer.NodeState.Kicked) {
             VM.prank(node);
             verinfer.setFeeTier(tier % 3);
@@ -560,7 +566,7 @@ contract VerinferHandler {
         address node = _actor(actorSeed);
         _begin(actorSeed, Step.Leave, node);
         _settleDraw();
-        IVerinfer.NodeState s = verinfer.getNode(node).state;
+        IVerinfer.NodeState s = _ext().getNode(node).state;
         if (s == IVerinfer.NodeState.Available || s == IVerinfer.NodeState.Busy) {
             VM.prank(node);
             verinfer.leave();
@@ -604,7 +610,7 @@ contract VerinferHandler {
         uint256 modelIndex = modelSeed % MODELS;
         uint32 minVram = image ? taskVrams[vramSeed % 3] : (vramSeed % 2 == 0 ? 0 : modelVrams[modelIndex]);
         // From the minimum to about 8x it (fee levels 0..3).
-        uint256 minimum = verinfer.minTaskFee(kind, count);
+        uint256 minimum = _ext().minTaskFee(kind, count);
         uint96 fee = uint96(minimum + (feeSeed % (7 * minimum + 1)));
         VM.prank(c);
         uint256 id = verinfer.createTask(kind, argsHash, count, minVram, image ? "" : models[modelIndex], fee);
@@ -618,7 +624,7 @@ contract VerinferHandler {
         _settleDraw();
         uint256 id = _findTask(taskSeed, Want.Queued);
         if (id != 0) {
-            address c = verinfer.getTask(id).creator;
+            address c = _ext().getTask(id).creator;
             _stepActor = c;
             VM.prank(c);
             verinfer.cancelTask(id);
@@ -649,7 +655,7 @@ contract VerinferHandler {
         _begin(taskSeed, Step.Commit, address(0));
         uint256 id = _findTask(taskSeed, Want.Committable);
         if (id != 0) {
-            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
             uint256 todo = _todo(count);
             for (uint256 i; i < 3 && todo > 0; ++i) {
                 if (t.committedMask & (1 << i) != 0) continue;
@@ -700,14 +706,14 @@ contract VerinferHandler {
         _begin(taskSeed, Step.Reveal, address(0));
         uint256 id = _findTask(taskSeed, Want.Revealable);
         if (id != 0) {
-            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
             uint256 todo = _todo(count);
             for (uint256 i; i < 3 && todo > 0; ++i) {
                 uint8 bit = uint8(1 << i);
                 if (t.committedMask & bit == 0 || t.revealedMask & bit != 0) continue;
                 if (_revealOne(id, t.nodes[i])) --todo;
                 // The last reveal may have settled the task.
-                if (!_is(verinfer.getTask(id), Want.Revealable)) break;
+                if (!_is(_ext().getTask(id), Want.Revealable)) break;
             }
             ++calls["reveal"];
         }
@@ -776,17 +782,17 @@ contract VerinferHandler {
     ///      Thresholds stay >= 4 so that honest nodes (within 2 bits of each other) agree.
     function scheduleParams(uint256 seed) external {
         _begin(seed, Step.ScheduleParams, owner);
-        (uint24 pending,,) = verinfer.scheduledParams();
+        (uint24 pending,,) = _ext().scheduledParams();
         VM.startPrank(owner);
         if (seed % 4 == 0 && pending != 0) {
-            verinfer.cancelScheduledParams();
+            _ext().cancelScheduledParams();
             ++calls["cancelScheduledParams"];
         } else {
             uint8 threshold = uint8(4 + ((seed >> 8) % 17));
             // Mostly at or below the starting minimum (1000), sometimes above it: nodes then leave
             // with BelowMinStake when drawn or released.
             uint96 minStake = uint96(500 ether + ((seed >> 16) % 600) * 1 ether);
-            verinfer.scheduleParams(
+            _ext().scheduleParams(
                 IVerinfer.Params({
                     threshold: threshold,
                     minTextPool: uint8(3 + ((seed >> 24) % 2)),
@@ -799,7 +805,8 @@ contract VerinferHandler {
                     minStake: minStake,
                     stakePerThresholdBit: minStake / 64,
                     minTaskFee: uint96(0.5 ether + ((seed >> 128) % 2000) * 0.001 ether),
-                    minImageFee: uint96(((seed >> 144) % 200) * 0.001 ether)
+                    minImageFee: uint96(((seed >> 144) % 200) * 0.001 ether),
+                    samplingBps: uint16(1 + (seed >> 160) % 10_000)
                 })
             );
             ++calls["scheduleParams"];

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Verinfer} from "../../src/Verinfer.sol";
 import {IVerinfer} from "../../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../../src/VerinferExtension.sol";
 import {MockStakingToken} from "../../src/mocks/MockStakingToken.sol";
 import {VM} from "../Vm.sol";
 import {VerinferHandler} from "./VerinferHandler.sol";
@@ -18,6 +19,11 @@ contract VerinferInvariantsTest {
 
     MockStakingToken internal token;
     Verinfer internal verinfer;
+
+    /// @dev Verinfer's extension functions, called at Verinfer's address.
+    function _ext() internal view returns (VerinferExtension) {
+        return VerinferExtension(address(verinfer));
+    }
     VerinferHandler internal handler;
     address internal owner = address(uint160(0xA11CE));
     address internal treasury = address(uint160(0x7EA5));
@@ -44,7 +50,8 @@ contract VerinferInvariantsTest {
                 minStake: 1000 ether,
                 stakePerThresholdBit: 100 ether,
                 minTaskFee: 1 ether,
-                minImageFee: 0.1 ether
+                minImageFee: 0.1 ether,
+                samplingBps: 1000
             }),
             PARAMS_DELAY,
             owner,
@@ -53,7 +60,7 @@ contract VerinferInvariantsTest {
         handler = new VerinferHandler(verinfer, token, owner);
         VM.startPrank(owner);
         for (uint256 i; i < handler.modelCount(); ++i) {
-            verinfer.addGpuModel(handler.models(i), handler.modelVrams(i));
+            _ext().addGpuModel(handler.models(i), handler.modelVrams(i));
         }
         VM.stopPrank();
         // Nine nodes to start with, three per model, fee tier 0: actors 3..11, so four of them
@@ -117,7 +124,7 @@ contract VerinferInvariantsTest {
         uint256 actors = handler.actorCount();
         for (uint256 i; i < actors; ++i) {
             address node = handler.actors(i);
-            owed += uint256(verinfer.getNode(node).stake) + verinfer.claimable(node);
+            owed += uint256(_ext().getNode(node).stake) + verinfer.claimable(node);
         }
         uint256 creators = handler.creatorCount();
         for (uint256 i; i < creators; ++i) {
@@ -125,7 +132,7 @@ contract VerinferInvariantsTest {
         }
         uint256 tasks = verinfer.taskCount();
         for (uint256 id = 1; id <= tasks; ++id) {
-            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
             if (t.status == IVerinfer.TaskStatus.Queued || _isLive(t.status)) owed += t.fee;
         }
         uint256 balance = token.balanceOf(address(verinfer));
@@ -147,7 +154,7 @@ contract VerinferInvariantsTest {
         uint256 actors = handler.actorCount();
         for (uint256 i; i < actors; ++i) {
             address node = handler.actors(i);
-            VM.assertEq(verinfer.getNode(node).stake, handler.ghostStake(node), "ghost stake in sync");
+            VM.assertEq(_ext().getNode(node).stake, handler.ghostStake(node), "ghost stake in sync");
             VM.assertEq(verinfer.claimable(node), handler.ghostClaimable(node), "ghost credit in sync");
         }
     }
@@ -164,15 +171,15 @@ contract VerinferInvariantsTest {
         uint256 tasks = handler.taskCount();
         for (uint256 i; i < tasks; ++i) {
             uint256 id = handler.taskIds(i);
-            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
             VM.assertEq(t.paramsVersion, handler.versionAtCreation(id), "version fixed at creation");
             VerinferHandler.Started memory s = handler.started(id);
             if (!s.started) continue;
             VM.assertEq(t.paramsVersion, s.paramsVersion, "version");
             VM.assertEq(t.commitDeadline, s.commitDeadline, "commit deadline");
             VM.assertEq(t.revealDeadline, s.revealDeadline, "reveal deadline");
-            VM.assertEq(keccak256(abi.encode(verinfer.paramsAt(s.paramsVersion))), s.paramsHash, "version's params");
-            VM.assertEq(keccak256(abi.encode(verinfer.taskParams(id))), s.paramsHash, "the params the task runs under");
+            VM.assertEq(keccak256(abi.encode(_ext().paramsAt(s.paramsVersion))), s.paramsHash, "version's params");
+            VM.assertEq(keccak256(abi.encode(_ext().taskParams(id))), s.paramsHash, "the params the task runs under");
         }
     }
 
@@ -184,22 +191,22 @@ contract VerinferInvariantsTest {
         uint256 queued;
         uint256 tasks = verinfer.taskCount();
         for (uint256 id = 1; id <= tasks; ++id) {
-            if (verinfer.getTask(id).status == IVerinfer.TaskStatus.Queued) ++queued;
+            if (_ext().getTask(id).status == IVerinfer.TaskStatus.Queued) ++queued;
         }
         VM.assertEq(verinfer.queuedTasks(), queued, "queuedTasks == Queued tasks");
-        VM.assertEq(verinfer.drawDue(), queued != 0 && VM.getBlockNumber() > verinfer.lastTouchBlock(), "drawDue");
+        VM.assertEq(_ext().drawDue(), queued != 0 && VM.getBlockNumber() > verinfer.lastTouchBlock(), "drawDue");
         uint256 entries;
         uint32[3] memory vramClasses = [uint32(0), 24_576, 81_920];
         uint256 models = handler.modelCount();
         for (uint8 level; level < 8; ++level) {
             for (uint256 c; c < 3; ++c) {
-                entries += verinfer.queueLength(
+                entries += _ext().queueLength(
                     keccak256(abi.encode(IVerinfer.TaskKind.ImageGeneration, bytes32(uint256(vramClasses[c])), level))
                 );
             }
             for (uint256 m; m < models; ++m) {
-                bytes32 model = verinfer.gpuModelId(handler.models(m));
-                entries += verinfer.queueLength(keccak256(abi.encode(IVerinfer.TaskKind.TextGeneration, model, level)));
+                bytes32 model = _ext().gpuModelId(handler.models(m));
+                entries += _ext().queueLength(keccak256(abi.encode(IVerinfer.TaskKind.TextGeneration, model, level)));
             }
         }
         VM.assertGe(entries, queued, "every Queued task has a queue entry");
@@ -214,11 +221,11 @@ contract VerinferInvariantsTest {
         uint256 tasks = verinfer.taskCount();
         for (uint256 i; i < actors; ++i) {
             address node = handler.actors(i);
-            IVerinfer.NodeInfo memory n = verinfer.getNode(node);
+            IVerinfer.NodeInfo memory n = _ext().getNode(node);
             uint256 listedIn;
             uint256 listingTask;
             for (uint256 id = 1; id <= tasks; ++id) {
-                IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+                IVerinfer.TaskInfo memory t = _ext().getTask(id);
                 if (!_isLive(t.status)) continue;
                 for (uint256 k; k < 3; ++k) {
                     if (t.nodes[k] == node) {
@@ -238,7 +245,7 @@ contract VerinferInvariantsTest {
         }
         // Live tasks have three distinct, registered nodes.
         for (uint256 id = 1; id <= tasks; ++id) {
-            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
             if (!_isLive(t.status)) continue;
             VM.assertTrue(
                 t.nodes[0] != t.nodes[1] && t.nodes[0] != t.nodes[2] && t.nodes[1] != t.nodes[2], "distinct nodes"
@@ -260,7 +267,7 @@ contract VerinferInvariantsTest {
             uint256 id = handler.taskIds(i);
             IVerinfer.TaskStatus terminal = handler.terminalStatus(id);
             if (terminal != IVerinfer.TaskStatus.None) {
-                VM.assertEq(uint256(verinfer.getTask(id).status), uint256(terminal), "terminal status kept");
+                VM.assertEq(uint256(_ext().getTask(id).status), uint256(terminal), "terminal status kept");
             }
         }
     }
@@ -284,7 +291,7 @@ contract VerinferInvariantsTest {
         for (uint256 i; i < actors; ++i) {
             address node = handler.actors(i);
             if (handler.everKicked(node)) {
-                IVerinfer.NodeInfo memory n = verinfer.getNode(node);
+                IVerinfer.NodeInfo memory n = _ext().getNode(node);
                 VM.assertEq(uint256(n.state), uint256(IVerinfer.NodeState.Kicked), "still kicked");
                 VM.assertEq(n.stake, 0, "kicked node holds no stake");
             }
@@ -298,9 +305,9 @@ contract VerinferInvariantsTest {
         uint256 actors = handler.actorCount();
         uint256 available;
         for (uint256 i; i < actors; ++i) {
-            if (verinfer.getNode(handler.actors(i)).state == IVerinfer.NodeState.Available) ++available;
+            if (_ext().getNode(handler.actors(i)).state == IVerinfer.NodeState.Available) ++available;
         }
-        VM.assertEq(verinfer.availableNodes(bytes32(0), 0), available, "global pool == Available nodes");
+        VM.assertEq(_ext().availableNodes(bytes32(0), 0), available, "global pool == Available nodes");
     }
 
     function _log(string memory label, uint256 value) internal view {

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Verinfer} from "../../src/Verinfer.sol";
 import {IVerinfer} from "../../src/interfaces/IVerinfer.sol";
+import {VerinferExtension} from "../../src/VerinferExtension.sol";
 import {MockStakingToken} from "../../src/mocks/MockStakingToken.sol";
 import {VM, Vm} from "../Vm.sol";
 
@@ -26,6 +27,7 @@ abstract contract VerinferTestBase {
     uint8 internal constant MIN_TEXT_POOL = 3;
     uint32 internal constant PARAMS_DELAY = 1 days;
     uint16 internal constant BPS = 10_000;
+    uint16 internal constant SAMPLING_BPS = 1000;
 
     uint96 internal constant FEE = 10 ether;
     uint256 internal constant START_TIME = 1_700_000_000;
@@ -79,24 +81,30 @@ abstract contract VerinferTestBase {
             minStake: MIN_STAKE,
             stakePerThresholdBit: STAKE_PER_BIT,
             minTaskFee: MIN_TASK_FEE,
-            minImageFee: MIN_IMAGE_FEE
+            minImageFee: MIN_IMAGE_FEE,
+            samplingBps: SAMPLING_BPS
         });
     }
 
     /// @dev The GPU registry every test starts with (VRAM as NVML reports it, rounded to the card).
     function _registerDefaultModels() internal {
         VM.startPrank(owner);
-        verinfer.addGpuModel(H100, VRAM_80G);
-        verinfer.addGpuModel(RTX4090, VRAM_24G);
-        verinfer.addGpuModel(A100, VRAM_80G);
-        verinfer.addGpuModel(RTX4060, VRAM_8G);
+        _ext().addGpuModel(H100, VRAM_80G);
+        _ext().addGpuModel(RTX4090, VRAM_24G);
+        _ext().addGpuModel(A100, VRAM_80G);
+        _ext().addGpuModel(RTX4060, VRAM_8G);
         VM.stopPrank();
+    }
+
+    /// @dev Verinfer's extension functions (views, registry, parameters), called at Verinfer's address.
+    function _ext() internal view returns (VerinferExtension) {
+        return VerinferExtension(address(verinfer));
     }
 
     /// @dev Schedules `p` and waits out the delay, so that tasks created from now on run under it.
     function _setParams(IVerinfer.Params memory p) internal {
         VM.prank(owner);
-        verinfer.scheduleParams(p);
+        _ext().scheduleParams(p);
         VM.warp(VM.getBlockTimestamp() + PARAMS_DELAY);
         _nextBlock();
     }
@@ -117,8 +125,8 @@ abstract contract VerinferTestBase {
     ///      run under the version in force now.
     function _scheduleParams(IVerinfer.Params memory p) internal returns (uint40 effectiveAt) {
         VM.prank(owner);
-        verinfer.scheduleParams(p);
-        (,, effectiveAt) = verinfer.scheduledParams();
+        _ext().scheduleParams(p);
+        (,, effectiveAt) = _ext().scheduledParams();
     }
 
     // ================================================================ math
@@ -183,11 +191,11 @@ abstract contract VerinferTestBase {
     }
 
     function _stakeOf(address node) internal view returns (uint96) {
-        return verinfer.getNode(node).stake;
+        return _ext().getNode(node).stake;
     }
 
     function _stateOf(address node) internal view returns (IVerinfer.NodeState) {
-        return verinfer.getNode(node).state;
+        return _ext().getNode(node).state;
     }
 
     /// @dev Sends `account` everything credited to it; returns the amount.
@@ -211,7 +219,7 @@ abstract contract VerinferTestBase {
         }
         uint256 tasks = verinfer.taskCount();
         for (uint256 id = 1; id <= tasks; ++id) {
-            IVerinfer.TaskInfo memory t = verinfer.getTask(id);
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
             if (
                 t.status == IVerinfer.TaskStatus.Queued || t.status == IVerinfer.TaskStatus.Committing
                     || t.status == IVerinfer.TaskStatus.Revealing
@@ -289,11 +297,11 @@ abstract contract VerinferTestBase {
     }
 
     function _status(uint256 taskId) internal view returns (IVerinfer.TaskStatus) {
-        return verinfer.getTask(taskId).status;
+        return _ext().getTask(taskId).status;
     }
 
     function _nodesOf(uint256 taskId) internal view returns (address[3] memory) {
-        return verinfer.getTask(taskId).nodes;
+        return _ext().getTask(taskId).nodes;
     }
 
     function _assertStatus(uint256 taskId, IVerinfer.TaskStatus expected) internal view {
@@ -404,7 +412,7 @@ abstract contract VerinferTestBase {
 
     /// @dev All three nodes commit and reveal the same (true) result; the task settles Validated.
     function _runHonestImageTask(uint256 taskId) internal {
-        uint64[] memory h = _trueHashes(taskId, verinfer.getTask(taskId).imageCount);
+        uint64[] memory h = _trueHashes(taskId, _ext().getTask(taskId).imageCount);
         _runImageTask(taskId, [h, h, h]);
     }
 
