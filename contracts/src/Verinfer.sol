@@ -57,6 +57,28 @@ import {TieredPool} from "./libraries/TieredPool.sol";
 ///      Parameters. A task runs under the parameter version in force when it was created; the
 ///      owner schedules a new version, which takes effect `paramsDelay` seconds later.
 ///
+///      Sampled validation (`createSampledTask`). A draw starts the task on one node. Its
+///      commitment fixes `sampleBlock` = its block + 1; once that block is sealed, the task is
+///      checked with probability p (`samplingBps` of the task's parameters), decided by
+///      keccak256(blockhash(sampleBlock), taskId). Nobody knows the outcome when the commitment is
+///      made, and the outcome cannot be chosen by timing (the block is fixed; a hash no longer
+///      readable after 256 blocks counts as checked). Unchecked: the first node reveals and is paid
+///      the fee (less the protocol fee). Checked: the task joins a check queue, served by every
+///      draw before new tasks; two checkers are drawn as any nodes are (never the first node, which
+///      stays busy with the task and cannot leave it; for text, of the task's model); then all three
+///      reveal and the majority rule of full tasks applies. A check that finds no checkers within
+///      `queueTimeout` expires: fee refunded, first node released unpaid and unslashed (paying it
+///      would reward starving checks).
+///      Cheating does not pay: a first node that fakes its result gains at most the fee of each
+///      unchecked task and loses s * stake (slashShareBps) when checked, so the contract requires
+///      p * s * stake >= (1 - p) * fee: at creation against `minStake` (`FeeTooHighForSampling`),
+///      and of the drawn node's own stake at the draw (a node that fails it is not drawn). Both use
+///      the task's parameter version, so a later version cannot loosen a running task.
+///      What a block builder can bias: the builder of `sampleBlock` chooses its contents and so its
+///      hash, and can therefore choose whether a task committed in the block before is checked. A
+///      first node that builds (or bribes the builder of) the very next block can escape the check
+///      of that task. Without that, the outcome is as random as the hash. A VRF removes this too.
+///
 ///      Known limit: two colluding nodes that both report `INVALID_ARGS` end a task Errored: the
 ///      creator is refunded, nobody is paid or slashed. They gain nothing but the third node's wasted
 ///      work; args validity is deterministic (verinfer-task's schema), and the relayer refuses args
@@ -65,13 +87,11 @@ contract Verinfer is VerinferState {
     using SafeERC20 for IERC20;
     using TieredPool for TieredPool.Pool;
 
-
     /// @notice The token staked by nodes and paid as task fees.
     IERC20 public immutable token;
     /// @notice The extension this contract forwards the calls it does not implement to (see
     ///         `VerinferExtension`: views and the owner's registry and parameter functions).
     address public immutable extension;
-
 
     modifier touch() {
         _touch();
@@ -638,9 +658,8 @@ contract Verinfer is VerinferState {
         }
         task.checked = true;
         task.expiresAt = uint40(block.timestamp + _params[task.paramsVersion].queueTimeout);
-        bytes32 class_ = task.textModel != 0
-            ? _modelIds[task.textModel - 1]
-            : bytes32(uint256(_vramClass(task.minVramMiB)));
+        bytes32 class_ =
+            task.textModel != 0 ? _modelIds[task.textModel - 1] : bytes32(uint256(_vramClass(task.minVramMiB)));
         _enqueue(CHECK_RING, _queueKey(task.kind, class_, task.feeLevel), taskId, task, TaskStatus.CheckQueued);
     }
 
@@ -852,9 +871,7 @@ contract Verinfer is VerinferState {
 
     /// @dev Appends a task (status `Queued`) or a check (status `CheckQueued`, its own queue keys,
     ///      `CHECK_RING`) to a queue, linking the queue into its ring when it was empty.
-    function _enqueue(uint256 ring, bytes32 queueKey, uint256 taskId, Task storage task, TaskStatus status)
-        internal
-    {
+    function _enqueue(uint256 ring, bytes32 queueKey, uint256 taskId, Task storage task, TaskStatus status) internal {
         if (ring == CHECK_RING) queueKey = keccak256(abi.encode(queueKey, CHECK_RING));
         Queue storage queue = _queues[queueKey];
         uint64 tail = queue.tail;
@@ -1027,7 +1044,6 @@ contract Verinfer is VerinferState {
         return _imageCandidates(task.minVramMiB, level);
     }
 
-
     /// @dev The `r`-th candidate of `task` (models in registry order, then fee tiers, then index).
     function _candidateAt(Task storage task, uint256 level, uint256 r) internal view returns (address account) {
         uint256 textModel = task.textModel;
@@ -1120,8 +1136,6 @@ contract Verinfer is VerinferState {
 
     // ================================================================ internal: parameters and math
 
-
-
     /// @dev Highest fee tier t (<= MAX_FEE_TIER) with fee >= 2^t * minimum.
     function _feeLevel(uint96 fee, uint256 minimum) internal pure returns (uint8 level) {
         if (minimum == 0) return MAX_FEE_TIER;
@@ -1129,7 +1143,6 @@ contract Verinfer is VerinferState {
             ++level;
         }
     }
-
 
     function _popcount3(uint8 mask) internal pure returns (uint8) {
         return (mask & 1) + ((mask >> 1) & 1) + ((mask >> 2) & 1);

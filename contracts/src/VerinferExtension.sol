@@ -87,8 +87,6 @@ contract VerinferExtension is VerinferState {
 
     // ================================================================ views
 
-
-
     /// @notice The parameters new tasks get now (a scheduled version counts once its time has come).
     function params() external view returns (Params memory) {
         return _params[paramsVersion()];
@@ -240,7 +238,6 @@ contract VerinferExtension is VerinferState {
     {
         return keccak256(abi.encode(taskId, node, digest, salt));
     }
-
 
     function _gpuModelInfo(bytes32 id) internal view returns (GpuModelInfo memory info) {
         GpuModel memory model = _gpuModels[id];

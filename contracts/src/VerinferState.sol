@@ -67,6 +67,8 @@ abstract contract VerinferState is IVerinfer, Ownable2Step {
         uint8 invalidMask;
         uint8 feeLevel;
         uint24 paramsVersion;
+        ValidationMode mode; // read with the status by every step: same slot
+        bool checked; // sampled: the sample draw chose a check
         bytes32 argsHash;
         uint96 fee;
         uint32 node0;
@@ -77,8 +79,6 @@ abstract contract VerinferState is IVerinfer, Ownable2Step {
         uint32 minVramMiB;
         uint40 expiresAt;
         uint8 textModel; // registry index + 1; 0 for image tasks
-        ValidationMode mode;
-        bool checked; // sampled: the sample draw chose a check
         uint48 sampleBlock; // sampled: the block whose hash decides the check
     }
 
@@ -101,7 +101,6 @@ abstract contract VerinferState is IVerinfer, Ownable2Step {
     struct Slate {
         bytes32[MAX_RESULT_WORDS] words;
     }
-
 
     uint40 public taskCount;
     uint32 public nodeCount;

@@ -217,6 +217,7 @@ interface IVerinfer {
     /// @param distances Pairwise distances, pairs (0,1), (0,2), (1,2) in that order; for images one
     ///        entry per image per pair (pair-major), for text one entry per pair (0 = equal digests,
     ///        otherwise the Hamming distance of the digests). `NO_RESULT` where a side has no result.
+    ///        Empty for a sampled task accepted unchecked (one result, nothing to compare).
     /// @param threshold The Hamming threshold the image distances were judged against (the task's).
     /// @param rewardPerNode Fee share paid into each agreeing node's stake.
     event TaskSettled(
