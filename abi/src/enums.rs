@@ -142,13 +142,15 @@ contract_enum! {
         /// No such task. In the relayer's index (wire name `created`): a task whose
         /// `TaskCreated` was applied before the `TaskQueued` / `TaskStarted` of its transaction.
         None = 0 => "created",
-        /// Waiting in its FIFO queue for three nodes.
+        /// Waiting in its FIFO queue for its nodes (three, or one for a sampled task).
         Queued = 1 => "queued",
-        /// Three nodes selected; commitments being collected.
+        /// Nodes selected (three; a sampled task's first node; a check's two checkers);
+        /// commitments being collected.
         Committing = 2 => "committing",
         /// All committed; results being revealed.
         Revealing = 3 => "revealing",
-        /// Settled: a majority agreed and was paid.
+        /// Settled: a majority agreed and was paid (an unchecked sampled task: its one node's
+        /// result was accepted).
         Validated = 4 => "validated",
         /// Settled: no two results agreed; the fee was refunded.
         Aborted = 5 => "aborted",
@@ -156,8 +158,25 @@ contract_enum! {
         Errored = 6 => "errored",
         /// Cancelled by its creator while queued; the fee was refunded.
         Cancelled = 7 => "cancelled",
-        /// Waited longer than its queue timeout without nodes; the fee was credited back.
+        /// Waited longer than its queue timeout without nodes (a check: without checkers); the
+        /// fee was credited back.
         Expired = 8 => "expired",
+        /// A sampled task whose first node committed: a later block's hash decides whether two
+        /// more nodes check it.
+        AwaitingSample = 9 => "awaiting_sample",
+        /// A sampled task chosen for a check: waiting (ahead of new tasks) for two checker nodes.
+        CheckQueued = 10 => "check_queued",
+    }
+}
+
+contract_enum! {
+    /// How a task's result is validated (`IVerinfer.ValidationMode`).
+    ValidationMode {
+        /// Three nodes compute at once; majority of three.
+        Full = 0 => "full",
+        /// One node computes; with probability `samplingBps` (drawn after its commitment) two more
+        /// nodes check it under the same majority rule, otherwise its result is accepted alone.
+        Sampled = 1 => "sampled",
     }
 }
 
@@ -246,6 +265,15 @@ impl TaskStatus {
             Self::Validated | Self::Aborted | Self::Errored | Self::Cancelled | Self::Expired
         )
     }
+
+    /// Whether a node works on the task now: started (committing, revealing, awaiting the sample
+    /// draw, or a check waiting for checkers) and not final.
+    pub const fn is_started(self) -> bool {
+        matches!(
+            self,
+            Self::Committing | Self::Revealing | Self::AwaitingSample | Self::CheckQueued
+        )
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +289,18 @@ mod tests {
                 Ok(status)
             );
         }
-        assert_eq!(TaskStatus::ALL.len(), 9);
+        assert_eq!(TaskStatus::ALL.len(), 11);
+        assert_eq!(TaskStatus::try_from(9), Ok(TaskStatus::AwaitingSample));
+        assert_eq!(TaskStatus::try_from(10), Ok(TaskStatus::CheckQueued));
+        assert!(TaskStatus::try_from(11).is_err());
+        for &mode in ValidationMode::ALL {
+            assert_eq!(
+                ValidationMode::try_from(IVerinfer::ValidationMode::from(mode)),
+                Ok(mode)
+            );
+        }
+        assert_eq!(ValidationMode::try_from(1), Ok(ValidationMode::Sampled));
+        assert!(ValidationMode::try_from(2).is_err());
         assert_eq!(NodeState::ALL.len(), 5);
         let error = NodeState::try_from(5).unwrap_err();
         assert_eq!(error.to_string(), "5 is not a valid NodeState");
@@ -276,6 +315,12 @@ mod tests {
         let error = "Done".parse::<TaskStatus>().unwrap_err();
         assert_eq!(error.to_string(), "Done is not a valid TaskStatus");
         assert!(TaskStatus::Cancelled.is_final() && !TaskStatus::Revealing.is_final());
+        for status in [TaskStatus::AwaitingSample, TaskStatus::CheckQueued] {
+            assert!(!status.is_final() && status.is_started(), "{status}");
+        }
+        assert!(!TaskStatus::Queued.is_started() && !TaskStatus::Validated.is_started());
+        assert_eq!("sampled".parse(), Ok(ValidationMode::Sampled));
+        assert_eq!(ValidationMode::Full.wire_name(), "full");
     }
 
     #[test]
@@ -294,6 +339,14 @@ mod tests {
             Some(TaskStatus::Validated)
         );
         assert!(serde_json::from_str::<TaskStatus>("\"done\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&TaskStatus::AwaitingSample).unwrap(),
+            "\"awaiting_sample\""
+        );
+        assert_eq!(
+            serde_json::from_str::<ValidationMode>("\"sampled\"").unwrap(),
+            ValidationMode::Sampled
+        );
         assert_eq!(
             TaskKind::try_from(IVerinfer::TaskKind::from(TaskKind::Text)),
             Ok(TaskKind::Text)

@@ -11,7 +11,8 @@ use alloy::{
 };
 
 use crate::{
-    CreditReason, ExitReason, SlashReason, TaskKind, TaskStatus, Verinfer, Verinfer::VerinferEvents,
+    CreditReason, ExitReason, SlashReason, TaskKind, TaskStatus, ValidationMode, Verinfer,
+    Verinfer::VerinferEvents,
 };
 
 /// A Verinfer event with its values in Rust types. Parameter, registry, treasury and ownership
@@ -83,6 +84,7 @@ pub enum VerinferEvent {
         min_vram_mib: u32,
         gpu_model: B256,
         fee: u128,
+        mode: ValidationMode,
     },
     TaskQueued {
         task_id: u64,
@@ -91,6 +93,30 @@ pub enum VerinferEvent {
     TaskStarted {
         task_id: u64,
         nodes: [Address; 3],
+        commit_deadline: u32,
+        reveal_deadline: u32,
+        /// The block whose hash seeded the draw.
+        seed_block: u64,
+    },
+    /// A sampled task's first node committed; block `sample_block`'s hash decides whether it is
+    /// checked; it reveals (unchecked) or the check is started (`resolveSample`) by
+    /// `reveal_deadline`.
+    SampleCommitted {
+        task_id: u64,
+        sample_block: u64,
+        reveal_deadline: u32,
+    },
+    /// The sample draw of a sampled task: `checked` (two checkers will be drawn) or its first
+    /// node's result is accepted alone.
+    SampleDecided {
+        task_id: u64,
+        checked: bool,
+        sample_block: u64,
+    },
+    /// A checked task's two checkers (slots 1 and 2) were drawn.
+    CheckStarted {
+        task_id: u64,
+        checkers: [Address; 2],
         commit_deadline: u32,
         reveal_deadline: u32,
         /// The block whose hash seeded the draw.
@@ -190,6 +216,9 @@ impl VerinferEvent {
             Self::TaskCreated { .. } => "TaskCreated",
             Self::TaskQueued { .. } => "TaskQueued",
             Self::TaskStarted { .. } => "TaskStarted",
+            Self::SampleCommitted { .. } => "SampleCommitted",
+            Self::SampleDecided { .. } => "SampleDecided",
+            Self::CheckStarted { .. } => "CheckStarted",
             Self::TaskCancelled { .. } => "TaskCancelled",
             Self::ResultCommitted { .. } => "ResultCommitted",
             Self::RevealPhaseOpened { .. } => "RevealPhaseOpened",
@@ -211,6 +240,9 @@ impl VerinferEvent {
             | Self::TaskCreated { task_id, .. }
             | Self::TaskQueued { task_id, .. }
             | Self::TaskStarted { task_id, .. }
+            | Self::SampleCommitted { task_id, .. }
+            | Self::SampleDecided { task_id, .. }
+            | Self::CheckStarted { task_id, .. }
             | Self::TaskCancelled { task_id }
             | Self::TaskExpired { task_id }
             | Self::ResultCommitted { task_id, .. }
@@ -244,10 +276,14 @@ impl VerinferEvent {
     }
 }
 
-/// The `topic0` of the events whose first indexed topic is the task id, for log filters.
+/// The `topic0` of the events of a task's run (start, sample draw, check, commitments, reveals,
+/// settlement) whose first indexed topic is the task id, for log filters.
 pub fn task_event_signatures() -> Vec<B256> {
     vec![
         Verinfer::TaskStarted::SIGNATURE_HASH,
+        Verinfer::SampleCommitted::SIGNATURE_HASH,
+        Verinfer::SampleDecided::SIGNATURE_HASH,
+        Verinfer::CheckStarted::SIGNATURE_HASH,
         Verinfer::ResultCommitted::SIGNATURE_HASH,
         Verinfer::ImageResultRevealed::SIGNATURE_HASH,
         Verinfer::TextResultRevealed::SIGNATURE_HASH,
@@ -260,6 +296,13 @@ fn task_id(event: &'static str, value: U256) -> Result<u64, EventError> {
     u64::try_from(value).map_err(|_| EventError::OutOfRange {
         event,
         message: format!("task id {value} exceeds u64"),
+    })
+}
+
+fn block_number(event: &'static str, value: U256) -> Result<u64, EventError> {
+    u64::try_from(value).map_err(|_| EventError::OutOfRange {
+        event,
+        message: format!("block number {value} exceeds u64"),
     })
 }
 
@@ -355,6 +398,7 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
             min_vram_mib: e.minVramMiB,
             gpu_model: e.gpuModel,
             fee: amount(e.fee),
+            mode: known("TaskCreated", ValidationMode::try_from(e.mode))?,
         },
         E::TaskQueued(e) => V::TaskQueued {
             task_id: task_id("TaskQueued", e.taskId)?,
@@ -365,10 +409,24 @@ fn convert(event: VerinferEvents) -> Result<VerinferEvent, EventError> {
             nodes: e.nodes,
             commit_deadline: e.commitDeadline,
             reveal_deadline: e.revealDeadline,
-            seed_block: u64::try_from(e.seedBlock).map_err(|_| EventError::OutOfRange {
-                event: "TaskStarted",
-                message: format!("seed block {} exceeds u64", e.seedBlock),
-            })?,
+            seed_block: block_number("TaskStarted", e.seedBlock)?,
+        },
+        E::SampleCommitted(e) => V::SampleCommitted {
+            task_id: task_id("SampleCommitted", e.taskId)?,
+            sample_block: block_number("SampleCommitted", e.sampleBlock)?,
+            reveal_deadline: e.revealDeadline,
+        },
+        E::SampleDecided(e) => V::SampleDecided {
+            task_id: task_id("SampleDecided", e.taskId)?,
+            checked: e.checked,
+            sample_block: block_number("SampleDecided", e.sampleBlock)?,
+        },
+        E::CheckStarted(e) => V::CheckStarted {
+            task_id: task_id("CheckStarted", e.taskId)?,
+            checkers: e.checkers,
+            commit_deadline: e.commitDeadline,
+            reveal_deadline: e.revealDeadline,
+            seed_block: block_number("CheckStarted", e.seedBlock)?,
         },
         E::TaskCancelled(e) => V::TaskCancelled {
             task_id: task_id("TaskCancelled", e.taskId)?,
@@ -473,5 +531,99 @@ mod tests {
         );
         let huge = Verinfer::TaskCancelled { taskId: U256::MAX };
         assert!(VerinferEvent::decode(&huge.encode_log_data()).is_err());
+    }
+
+    #[test]
+    fn sampled_validation_events_decode() {
+        let created = Verinfer::TaskCreated {
+            taskId: U256::from(2),
+            creator: Address::repeat_byte(1),
+            kind: TaskKind::Image.into(),
+            argsHash: B256::repeat_byte(2),
+            imageCount: 1,
+            minVramMiB: 8192,
+            gpuModel: B256::ZERO,
+            fee: U96::from(10),
+            mode: ValidationMode::Sampled.into(),
+        };
+        assert!(matches!(
+            VerinferEvent::decode(&created.encode_log_data()).unwrap(),
+            VerinferEvent::TaskCreated {
+                task_id: 2,
+                mode: ValidationMode::Sampled,
+                ..
+            }
+        ));
+
+        let committed = Verinfer::SampleCommitted {
+            taskId: U256::from(2),
+            sampleBlock: U256::from(41),
+            revealDeadline: 99,
+        };
+        let event = VerinferEvent::decode(&committed.encode_log_data()).unwrap();
+        assert_eq!(
+            event,
+            VerinferEvent::SampleCommitted {
+                task_id: 2,
+                sample_block: 41,
+                reveal_deadline: 99
+            }
+        );
+        assert_eq!(
+            (event.name(), event.task_id()),
+            ("SampleCommitted", Some(2))
+        );
+
+        let decided = Verinfer::SampleDecided {
+            taskId: U256::from(2),
+            checked: true,
+            sampleBlock: U256::from(41),
+        };
+        let event = VerinferEvent::decode(&decided.encode_log_data()).unwrap();
+        assert_eq!(
+            event,
+            VerinferEvent::SampleDecided {
+                task_id: 2,
+                checked: true,
+                sample_block: 41
+            }
+        );
+
+        let checkers = [Address::repeat_byte(3), Address::repeat_byte(4)];
+        let started = Verinfer::CheckStarted {
+            taskId: U256::from(2),
+            checkers,
+            commitDeadline: 5,
+            revealDeadline: 6,
+            seedBlock: U256::from(43),
+        };
+        let event = VerinferEvent::decode(&started.encode_log_data()).unwrap();
+        assert_eq!(
+            event,
+            VerinferEvent::CheckStarted {
+                task_id: 2,
+                checkers,
+                commit_deadline: 5,
+                reveal_deadline: 6,
+                seed_block: 43
+            }
+        );
+        assert_eq!(
+            (event.name(), event.task_id(), event.node()),
+            ("CheckStarted", Some(2), None)
+        );
+        for signature in [
+            Verinfer::SampleCommitted::SIGNATURE_HASH,
+            Verinfer::SampleDecided::SIGNATURE_HASH,
+            Verinfer::CheckStarted::SIGNATURE_HASH,
+        ] {
+            assert!(task_event_signatures().contains(&signature));
+        }
+        let far = Verinfer::SampleDecided {
+            taskId: U256::from(2),
+            checked: false,
+            sampleBlock: U256::MAX,
+        };
+        assert!(VerinferEvent::decode(&far.encode_log_data()).is_err());
     }
 }

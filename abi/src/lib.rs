@@ -7,12 +7,13 @@
 //!
 //! Besides the bindings: [`Deployment`], the `deployments/<chainid>.json` record written by
 //! `script/Deploy.s.sol`, and Rust enums ([`TaskKind`], [`TaskStatus`], [`NodeState`],
-//! [`SlashReason`], [`ExitReason`], [`CreditReason`]) for the contract's enums, which the JSON ABI carries as
+//! [`SlashReason`], [`ExitReason`], [`CreditReason`], [`ValidationMode`]) for the contract's enums, which the JSON ABI carries as
 //! `uint8` user-defined value types ([`IVerinfer::TaskKind`] and so on). Dev chains (anvil, a
 //! fresh deployment, funded accounts) are `verinfer-devchain`'s, not this crate's.
 //!
 //! The chain model is defined here once, for the relayer, the node, the client and the CLI:
-//! [`ChainTask`] (a decoded `getTask`), [`VerinferEvent`] (a decoded log) and [`Revert`] (a
+//! [`ChainTask`] (a decoded `getTask`, with [`Validation`]: checked by three nodes or accepted
+//! unchecked), [`VerinferEvent`] (a decoded log) and [`Revert`] (a
 //! decoded revert).
 //!
 //! This crate must not depend on any service (HTTP server, database, object store) nor on the
@@ -27,14 +28,14 @@ mod task;
 pub use deployment::{ChainTarget, ChainTargetError, Deployment, DeploymentError};
 pub use enums::{
     CreditReason, ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue,
-    UnknownTaskKind,
+    UnknownTaskKind, ValidationMode,
 };
 pub use events::{EventError, VerinferEvent, task_event_signatures};
 pub use revert::Revert;
-pub use task::{ChainTask, Settlement};
+pub use task::{ChainTask, Settlement, Validation, format_bps};
 
 /// The `sol!` expansions. Everything useful is re-exported at the crate root.
-// Generated event constructors take one argument per field (`TaskCreated` has eight); the JSON
+// Generated event constructors take one argument per field (`TaskCreated` has nine); the JSON
 // ABI carries no NatSpec, so the generated items (the `IVerinfer` structs, every call and event
 // type) cannot have docs: their documentation is the contract's NatSpec in `contracts/src`.
 #[allow(clippy::too_many_arguments, missing_docs)]

@@ -1,9 +1,12 @@
-//! [`ChainTask`]: a task as `getTask` returns it, and [`Settlement`]: how it was settled
-//! (`TaskSettled`), decoded once for the relayer, the node, the client and the CLI.
+//! [`ChainTask`]: a task as `getTask` returns it, [`Validation`]: how its result is (or was)
+//! validated, and [`Settlement`]: how it was settled (`TaskSettled`), decoded once for the
+//! relayer, the node, the client and the CLI.
+
+use std::fmt;
 
 use alloy::primitives::{Address, B256};
 
-use crate::{IVerinfer, TaskKind, TaskStatus, UnknownEnumValue};
+use crate::{IVerinfer, TaskKind, TaskStatus, UnknownEnumValue, ValidationMode};
 
 /// A task as `getTask` returns it, with the contract's enums and integer types decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +45,16 @@ pub struct ChainTask {
     pub fee_level: u8,
     /// The parameter version the task runs under (`paramsAt`).
     pub params_version: u32,
-    /// When the task expires if still queued, unix seconds.
+    /// When the task expires if still queued (a check waiting for checkers: when the check
+    /// expires), unix seconds.
     pub expires_at: u64,
+    /// Full (three nodes at once) or sampled (one node, checked by two more with probability
+    /// `samplingBps`).
+    pub mode: ValidationMode,
+    /// Sampled tasks: the sample draw chose a check (false until it did, and for full tasks).
+    pub checked: bool,
+    /// Sampled tasks: the block whose hash decides the check (0 until the first node commits).
+    pub sample_block: u64,
 }
 
 impl ChainTask {
@@ -68,6 +79,9 @@ impl ChainTask {
             fee_level: info.feeLevel,
             params_version: info.paramsVersion.to::<u32>(),
             expires_at: info.expiresAt.to::<u64>(),
+            mode: ValidationMode::try_from(info.mode)?,
+            checked: info.checked,
+            sample_block: info.sampleBlock.to::<u64>(),
         })
     }
 
@@ -81,9 +95,47 @@ impl ChainTask {
         self.status.is_final()
     }
 
-    /// Whether three nodes were selected.
+    /// Whether its (first) node was selected: three nodes for a full task, the first node for
+    /// a sampled one (its checkers join later, if it is checked).
     pub fn started(&self) -> bool {
         !self.nodes[0].is_zero()
+    }
+
+    /// Whether this is a sampled task.
+    pub fn is_sampled(&self) -> bool {
+        self.mode == ValidationMode::Sampled
+    }
+
+    /// How the task's result is (or was) validated; see [`Validation`].
+    pub fn validation(&self) -> Validation {
+        if self.mode == ValidationMode::Full {
+            return Validation::Full;
+        }
+        if self.checked {
+            return Validation::SampledChecked;
+        }
+        match self.status {
+            // The unchecked draw runs inside the first node's reveal, which settles the task at
+            // once: a settled (Validated, or Errored by its invalid-args report) sampled task that
+            // is not checked was accepted unchecked. `Revealing` is only seen inside that call.
+            TaskStatus::Validated | TaskStatus::Errored | TaskStatus::Revealing => {
+                Validation::SampledUnchecked
+            }
+            // Aborted (no commitment, or no reveal nor check before the reveal deadline),
+            // cancelled or expired while queued: the draw never ran.
+            status if status.is_final() => Validation::SampledUndrawn,
+            _ => Validation::SampledPending,
+        }
+    }
+
+    /// The slots that have (or will have) nodes: 3 for full and checked tasks, 1 for a sampled
+    /// task until a check is drawn.
+    pub fn node_slots(&self) -> usize {
+        if self.is_sampled() && !self.checked {
+            1
+        } else {
+            3
+        }
     }
 
     /// Nodes that committed.
@@ -102,15 +154,95 @@ impl ChainTask {
     }
 }
 
+/// How a task's result is validated: by three nodes, or by one node with a random check.
+///
+/// Derived from the task record by [`ChainTask::validation`]; its [`Display`](fmt::Display) is
+/// the plain wording the client report, the CLI and the relayer show. The sampling rate `p` is
+/// not in the task record (`taskParams(taskId).samplingBps` has it): [`Self::describe`] adds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Validation {
+    /// A full task: three nodes compute at once, majority of three.
+    Full,
+    /// A sampled task whose sample has not been drawn yet (queued, its first node computing, or
+    /// waiting for the block whose hash decides).
+    SampledPending,
+    /// A sampled task the draw chose for a check: two more nodes compute it, and the three
+    /// results are compared as for a full task.
+    SampledChecked,
+    /// A sampled task the draw did not choose: the first node's result was accepted alone,
+    /// compared with nobody's.
+    SampledUnchecked,
+    /// A sampled task that ended before its sample was drawn (cancelled or expired in its queue,
+    /// or its first node missed a deadline): no result was accepted.
+    SampledUndrawn,
+}
+
+impl Validation {
+    /// Whether the result was (or will be) compared among three nodes.
+    pub const fn by_three_nodes(self) -> bool {
+        matches!(self, Self::Full | Self::SampledChecked)
+    }
+
+    /// The plain wording with the sampling rate, when known (`sampling_bps`:
+    /// `taskParams(taskId).samplingBps`, for sampled tasks), for example
+    /// `sampled at p = 5%: accepted unchecked (one node's result, not compared)`.
+    pub fn describe(self, sampling_bps: Option<u16>) -> String {
+        match (self, sampling_bps) {
+            (Self::Full, _) | (_, None) => self.to_string(),
+            (_, Some(bps)) => format!("sampled at p = {}: {}", format_bps(bps), self.outcome()),
+        }
+    }
+
+    /// The part after "sampled: " for sampled tasks.
+    fn outcome(self) -> &'static str {
+        match self {
+            Self::Full => "checked by three nodes (full validation)",
+            Self::SampledPending => "check not drawn yet",
+            Self::SampledChecked => "checked by three nodes (first node and two checkers)",
+            Self::SampledUnchecked => "accepted unchecked (one node's result, not compared)",
+            Self::SampledUndrawn => "ended before the check draw",
+        }
+    }
+}
+
+/// `Full`: `checked by three nodes (full validation)`; sampled: `sampled: <outcome>` (see
+/// [`Validation::describe`] for the wording with the rate).
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full => f.write_str(self.outcome()),
+            _ => write!(f, "sampled: {}", self.outcome()),
+        }
+    }
+}
+
+/// Basis points as a percentage without trailing zeros: 500 is `5%`, 125 is `1.25%`, 1 is
+/// `0.01%`.
+pub fn format_bps(bps: u16) -> String {
+    let whole = bps / 100;
+    let fraction = bps % 100;
+    if fraction == 0 {
+        format!("{whole}%")
+    } else {
+        let fraction = format!("{fraction:02}");
+        format!("{whole}.{}%", fraction.trim_end_matches('0'))
+    }
+}
+
 /// The settlement of a task (`TaskSettled`).
+///
+/// A sampled task settled without a check compared nothing: its `distances` are empty and its
+/// `agreeing_mask` is 1 (the first node, paid alone) when validated ([`Self::compared`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
     /// Validated, Aborted or Errored.
     pub outcome: TaskStatus,
-    /// Bit i: node i agreed with another node and was paid.
+    /// Bit i: node i agreed with another node and was paid (unchecked sampled task: bit 0, the
+    /// first node, whose result was accepted alone).
     pub agreeing_mask: u8,
     /// Pairwise distances, pairs (0,1), (0,2), (1,2); per image (pair-major) for image tasks,
-    /// one per pair for text tasks; [`crate::NO_RESULT`] where a side has no result.
+    /// one per pair for text tasks; [`crate::NO_RESULT`] where a side has no result. Empty when
+    /// nothing was compared (an unchecked sampled task).
     pub distances: Vec<u16>,
     /// The Hamming threshold image distances were judged against.
     pub threshold: u8,
@@ -119,7 +251,24 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    /// Distances of the pair `(a, b)` (`a < b`, slots 0..3): one per image, or one for text.
+    /// Whether results were compared among three nodes (false for an unchecked sampled task,
+    /// whose settlement carries no distances).
+    pub fn compared(&self) -> bool {
+        !self.distances.is_empty()
+    }
+
+    /// Whether node `slot` (0..3) was paid as agreeing (or, unchecked, as the accepted node).
+    pub fn agreed(&self, slot: usize) -> bool {
+        slot < 3 && self.agreeing_mask & (1 << slot) != 0
+    }
+
+    /// Slots of the nodes that were paid, in order.
+    pub fn agreeing_slots(&self) -> Vec<usize> {
+        (0..3).filter(|&slot| self.agreed(slot)).collect()
+    }
+
+    /// Distances of the pair `(a, b)` (`a < b`, slots 0..3): one per image, or one for text;
+    /// empty when nothing was compared.
     pub fn pair_distances(&self, a: usize, b: usize) -> &[u16] {
         let pair = match (a, b) {
             (0, 1) => 0,
@@ -131,5 +280,116 @@ impl Settlement {
         self.distances
             .get(pair * per_pair..(pair + 1) * per_pair)
             .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(mode: ValidationMode, status: TaskStatus, checked: bool) -> ChainTask {
+        ChainTask {
+            task_id: 1,
+            creator: Address::ZERO,
+            kind: TaskKind::Image,
+            status,
+            image_count: 1,
+            min_vram_mib: 0,
+            args_hash: B256::ZERO,
+            gpu_model: B256::ZERO,
+            fee: 0,
+            nodes: [Address::ZERO; 3],
+            committed_mask: 0,
+            revealed_mask: 0,
+            invalid_mask: 0,
+            commit_deadline: 0,
+            reveal_deadline: 0,
+            fee_level: 0,
+            params_version: 1,
+            expires_at: 0,
+            mode,
+            checked,
+            sample_block: 0,
+        }
+    }
+
+    #[test]
+    fn validation_follows_mode_status_and_the_check_flag() {
+        use TaskStatus as S;
+        use Validation as V;
+        use ValidationMode::{Full, Sampled};
+        assert_eq!(task(Full, S::Validated, false).validation(), V::Full);
+        assert_eq!(task(Full, S::Queued, false).node_slots(), 3);
+        for status in [S::Queued, S::Committing, S::AwaitingSample] {
+            assert_eq!(task(Sampled, status, false).validation(), V::SampledPending);
+        }
+        for status in [
+            S::CheckQueued,
+            S::Committing,
+            S::Validated,
+            S::Aborted,
+            S::Expired,
+        ] {
+            assert_eq!(task(Sampled, status, true).validation(), V::SampledChecked);
+        }
+        for status in [S::Validated, S::Errored] {
+            assert_eq!(
+                task(Sampled, status, false).validation(),
+                V::SampledUnchecked
+            );
+        }
+        for status in [S::Aborted, S::Cancelled, S::Expired] {
+            assert_eq!(task(Sampled, status, false).validation(), V::SampledUndrawn);
+        }
+        assert_eq!(task(Sampled, S::Committing, false).node_slots(), 1);
+        assert_eq!(task(Sampled, S::Committing, true).node_slots(), 3);
+        assert!(V::SampledChecked.by_three_nodes() && !V::SampledUnchecked.by_three_nodes());
+    }
+
+    #[test]
+    fn validation_wording_names_the_rate_as_a_percentage() {
+        assert_eq!(format_bps(500), "5%");
+        assert_eq!(format_bps(125), "1.25%");
+        assert_eq!(format_bps(1), "0.01%");
+        assert_eq!(format_bps(10), "0.1%");
+        assert_eq!(format_bps(10_000), "100%");
+        assert_eq!(
+            Validation::SampledUnchecked.describe(Some(500)),
+            "sampled at p = 5%: accepted unchecked (one node's result, not compared)"
+        );
+        assert_eq!(
+            Validation::SampledChecked.describe(Some(1000)),
+            "sampled at p = 10%: checked by three nodes (first node and two checkers)"
+        );
+        assert_eq!(
+            Validation::Full.describe(Some(500)),
+            "checked by three nodes (full validation)"
+        );
+        assert_eq!(
+            Validation::SampledPending.to_string(),
+            "sampled: check not drawn yet"
+        );
+    }
+
+    #[test]
+    fn unchecked_settlements_compare_nothing() {
+        let unchecked = Settlement {
+            outcome: TaskStatus::Validated,
+            agreeing_mask: 1,
+            distances: vec![],
+            threshold: 10,
+            reward_per_node: 9,
+        };
+        assert!(!unchecked.compared());
+        assert_eq!(unchecked.agreeing_slots(), vec![0]);
+        assert!(unchecked.pair_distances(0, 1).is_empty());
+        let full = Settlement {
+            agreeing_mask: 0b011,
+            distances: vec![0, 1, 20, 21, 20, 22],
+            ..unchecked
+        };
+        assert!(full.compared() && full.agreed(1) && !full.agreed(2) && !full.agreed(7));
+        assert_eq!(full.pair_distances(0, 2), &[20, 21]);
+        assert!(full.pair_distances(2, 1).is_empty());
     }
 }
