@@ -257,6 +257,13 @@ impl From<TaskKind> for IVerinfer::TaskKind {
     }
 }
 
+/// `Full`: what `createTask` creates.
+impl Default for ValidationMode {
+    fn default() -> Self {
+        Self::Full
+    }
+}
+
 impl TaskStatus {
     /// Whether the task has ended (no further state changes).
     pub const fn is_final(self) -> bool {

@@ -82,6 +82,12 @@ pub fn check_params(p: &Params) -> Result<(), String> {
             p.minTextPool
         ));
     }
+    if p.samplingBps == 0 || p.samplingBps > BPS {
+        return Err(format!(
+            "sampling rate {} bps is outside 1..={BPS}",
+            p.samplingBps
+        ));
+    }
     Ok(())
 }
 
@@ -313,6 +319,7 @@ mod tests {
             stakePerThresholdBit: U96::from(100u64),
             minTaskFee: U96::from(1u64),
             minImageFee: U96::ZERO,
+            samplingBps: 500,
         }
     }
 
@@ -389,6 +396,20 @@ mod tests {
                     ..valid()
                 },
                 "text pool 2",
+            ),
+            (
+                Params {
+                    samplingBps: 0,
+                    ..valid()
+                },
+                "sampling rate 0 bps",
+            ),
+            (
+                Params {
+                    samplingBps: 10_001,
+                    ..valid()
+                },
+                "sampling rate 10001 bps",
             ),
         ] {
             let error = check_params(&params).unwrap_err();

@@ -13,8 +13,8 @@ use alloy::{
 };
 use url::Url;
 use verinfer_abi::{
-    Deployment, Erc20Instance, IERC20, TaskKind, TaskStatus, Verinfer, VerinferEvent,
-    VerinferInstance, padded_gas_limit,
+    Deployment, Erc20Instance, IERC20, TaskKind, TaskStatus, Validation, ValidationMode, Verinfer,
+    VerinferEvent, VerinferInstance, padded_gas_limit,
 };
 use verinfer_task::{ImageArgs, TaskArgs, TextArgs};
 use verinfer_wire::RelayerClient;
@@ -35,6 +35,132 @@ const SETTLE_GRACE: Duration = Duration::from_secs(10);
 /// `drawTasks()` itself (on a chain that mines only on demand no block comes by itself).
 const DRAW_WAIT: Duration = Duration::from_secs(3);
 
+/// How to create a task besides its args: fee, hardware, validation mode. The default is a full
+/// task paying the network minimum, on any GPU model (image tasks) or the registered model with
+/// the most available nodes (text tasks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskOptions {
+    /// Fee in token base units; `None` pays the network minimum for the task and mode
+    /// (`minTaskFee`, or `sampledFeeRange`'s minimum for a sampled task).
+    pub fee: Option<u128>,
+    /// VRAM each node's GPU model must have, in MiB.
+    pub min_vram_mib: u32,
+    /// Text tasks: the registered GPU model every node must have (`None`: the client picks).
+    /// Image tasks must leave it `None`.
+    pub gpu_model: Option<String>,
+    /// Full (three nodes at once, `createTask`) or sampled (one node, checked by two more with
+    /// the network's probability p, `createSampledTask`).
+    pub mode: ValidationMode,
+}
+
+impl TaskOptions {
+    /// Full validation, the network minimum fee, no VRAM floor.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Pays `fee` token base units.
+    pub fn with_fee(mut self, fee: u128) -> Self {
+        self.fee = Some(fee);
+        self
+    }
+
+    /// Needs `min_vram_mib` MiB of VRAM.
+    pub fn with_min_vram_mib(mut self, min_vram_mib: u32) -> Self {
+        self.min_vram_mib = min_vram_mib;
+        self
+    }
+
+    /// Text tasks: runs on the registered GPU model `name`.
+    pub fn with_gpu_model(mut self, name: impl Into<String>) -> Self {
+        self.gpu_model = Some(name.into());
+        self
+    }
+
+    /// Validated in `mode`.
+    pub fn with_mode(mut self, mode: ValidationMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sampled validation: one node computes, and two more check it with probability p.
+    pub fn sampled(self) -> Self {
+        self.with_mode(ValidationMode::Sampled)
+    }
+}
+
+/// The fees a task may pay under the parameters in force now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeRange {
+    /// The smallest fee (`minTaskFee`, or for a sampled task `sampledFeeRange`'s minimum: the
+    /// full minimum times (1 + 2p) / 3, rounded up).
+    pub minimum: u128,
+    /// Sampled tasks: the largest fee (`sampledFeeRange`'s maximum), above which a node staking
+    /// the minimum could cheat profitably; `None` for full tasks (no maximum).
+    pub maximum: Option<u128>,
+}
+
+impl FeeRange {
+    /// Checks `fee` (`None`: the minimum) against the range and returns the fee to pay.
+    pub fn check(&self, fee: Option<u128>) -> Result<u128, ClientError> {
+        match (fee, self.maximum) {
+            (_, Some(maximum)) if maximum < self.minimum => {
+                Err(ClientError::FeeOutsideSampledRange {
+                    fee: fee.unwrap_or(self.minimum),
+                    minimum: self.minimum,
+                    maximum,
+                })
+            }
+            (None, _) => Ok(self.minimum),
+            (Some(fee), Some(maximum)) if fee < self.minimum || fee > maximum => {
+                Err(ClientError::FeeOutsideSampledRange {
+                    fee,
+                    minimum: self.minimum,
+                    maximum,
+                })
+            }
+            (Some(fee), _) if fee < self.minimum => Err(ClientError::FeeBelowMinimum {
+                fee,
+                minimum: self.minimum,
+            }),
+            (Some(fee), _) => Ok(fee),
+        }
+    }
+}
+
+/// What the sample draw of a sampled task says (see [`Client::sample_decision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleDecision {
+    /// The block whose hash decides is not sealed yet: decidable from block `decidable_at`.
+    NotYet {
+        /// The first block in which the draw can run.
+        decidable_at: u64,
+    },
+    /// Two checkers will compute the task too. `recorded`: the draw ran on chain already
+    /// (`SampleDecided`); otherwise it is what `resolveSample` would decide now.
+    Checked {
+        /// Whether the decision is on chain.
+        recorded: bool,
+    },
+    /// The first node's result is accepted alone. `recorded` as for `Checked`.
+    Unchecked {
+        /// Whether the decision is on chain.
+        recorded: bool,
+    },
+}
+
+/// What [`Client::resolve_sample`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedSample {
+    /// The task.
+    pub task_id: u64,
+    /// Whether the draw chose a check (the task now waits for two checkers); false: the first
+    /// node may reveal and is paid alone.
+    pub checked: bool,
+    /// The `resolveSample` transaction.
+    pub tx: B256,
+}
+
 /// A task just created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedTask {
@@ -46,17 +172,22 @@ pub struct CreatedTask {
     pub tx: B256,
     /// The fee escrowed, in token base units (the network minimum when none was given).
     pub fee: u128,
-    /// The network's minimum fee for this task (`minTaskFee(kind, imageCount)`) when it was
-    /// created.
+    /// The network's minimum fee for this task (`minTaskFee(kind, imageCount)`, or for a sampled
+    /// task `sampledFeeRange`'s minimum) when it was created.
     pub min_fee: u128,
+    /// Sampled tasks: the largest fee the task could have paid (`sampledFeeRange`'s maximum).
+    pub max_fee: Option<u128>,
+    /// Full or sampled validation.
+    pub mode: ValidationMode,
     /// Text tasks: the registered GPU model the task names (chosen by the client when none was
     /// given); `None` for image tasks.
     pub gpu_model: Option<GpuModelInfo>,
     /// The `drawTasks()` transaction this client sent because the task still waited a block
     /// after its creation (`None` when something else drew first).
     pub draw_tx: Option<B256>,
-    /// Whether a draw had started it (three nodes selected) when `create_task` returned;
-    /// otherwise it waits in its queue for suitable nodes (until it expires).
+    /// Whether a draw had started it (three nodes selected; a sampled task: its first node) when
+    /// `create_task` returned; otherwise it waits in its queue for suitable nodes (until it
+    /// expires).
     pub started: bool,
 }
 
@@ -223,17 +354,8 @@ impl Client {
             .await
     }
 
-    /// Creates a task of either kind. Before anything is sent: validates `args`, checks the fee
-    /// against the network minimum (`minTaskFee(kind, imageCount)`; `None` pays exactly it), and
-    /// checks the GPU model against the registry (text tasks: the named one must be registered
-    /// with `min_vram_mib`, and `None` picks the registered model with the most available nodes
-    /// that has it; image tasks: some registered model must have `min_vram_mib`). Then uploads
-    /// the args' canonical bytes to the relayer, approves the fee and calls `createTask`.
-    ///
-    /// `createTask` only queues the task: a draw in a later block starts it. When the task still
-    /// waits one block later (or after a few seconds on a chain that mines only on demand),
-    /// sends `drawTasks()` once (unless [`with_draw_after_create`](Self::with_draw_after_create)
-    /// turned that off); [`wait`](Self::wait) then follows it.
+    /// Creates a full task of either kind: [`create`](Self::create) with `fee`, `min_vram_mib`
+    /// and `gpu_model` as [`TaskOptions`].
     pub async fn create_task(
         &self,
         args: &TaskArgs,
@@ -241,20 +363,45 @@ impl Client {
         min_vram_mib: u32,
         gpu_model: Option<&str>,
     ) -> Result<CreatedTask, ClientError> {
+        let options = TaskOptions {
+            fee,
+            min_vram_mib,
+            gpu_model: gpu_model.map(str::to_owned),
+            mode: ValidationMode::Full,
+        };
+        self.create(args, &options).await
+    }
+
+    /// Creates a task of either kind in either validation mode. Before anything is sent:
+    /// validates `args`, checks the fee against the network's range for the task and mode
+    /// (full: at least `minTaskFee(kind, imageCount)`; sampled: within
+    /// `sampledFeeRange(kind, imageCount)`; `None` pays exactly the minimum), and checks the GPU
+    /// model against the registry (text tasks: the named one must be registered with
+    /// `min_vram_mib`, and `None` picks the registered model with the most available nodes that
+    /// has it; image tasks: some registered model must have `min_vram_mib`). Then uploads the
+    /// args' canonical bytes to the relayer, approves the fee and calls `createTask` (full) or
+    /// `createSampledTask` (sampled).
+    ///
+    /// Creating only queues the task: a draw in a later block starts it. When the task still
+    /// waits one block later (or after a few seconds on a chain that mines only on demand),
+    /// sends `drawTasks()` once (unless [`with_draw_after_create`](Self::with_draw_after_create)
+    /// turned that off); [`wait`](Self::wait) then follows it.
+    pub async fn create(
+        &self,
+        args: &TaskArgs,
+        options: &TaskOptions,
+    ) -> Result<CreatedTask, ClientError> {
+        let mode = options.mode;
+        let fee = options.fee;
+        let min_vram_mib = options.min_vram_mib;
+        let gpu_model = options.gpu_model.as_deref();
         let bytes = checked_args_bytes(args)?;
         let request = TaskRequest::new(args, fee, gpu_model)?;
         self.check_chain().await?;
-        let min_fee = self.min_task_fee(request.kind, request.image_count).await?;
-        let fee = match fee {
-            None => min_fee,
-            Some(fee) if fee < min_fee => {
-                return Err(ClientError::FeeBelowMinimum {
-                    fee,
-                    minimum: min_fee,
-                });
-            }
-            Some(fee) => fee,
-        };
+        let range = self
+            .fee_range(request.kind, request.image_count, mode)
+            .await?;
+        let fee = range.check(fee)?;
         if fee >= 1u128 << 96 {
             return Err(ClientError::InvalidRequest(format!(
                 "fee {fee} does not fit the contract's uint96"
@@ -285,18 +432,34 @@ impl Client {
         if fee != 0 {
             self.ensure_allowance(fee).await?;
         }
-        let call = self.verinfer.createTask(
-            request.kind.into(),
-            local_hash,
-            request.image_count,
-            min_vram_mib,
-            gpu_model
-                .as_ref()
-                .map(|model| model.name.clone())
-                .unwrap_or_default(),
-            U96::from(fee),
-        );
-        let receipt = send("createTask", call).await?;
+        let model_name = gpu_model
+            .as_ref()
+            .map(|model| model.name.clone())
+            .unwrap_or_default();
+        let (action, receipt) = match mode {
+            ValidationMode::Full => {
+                let call = self.verinfer.createTask(
+                    request.kind.into(),
+                    local_hash,
+                    request.image_count,
+                    min_vram_mib,
+                    model_name,
+                    U96::from(fee),
+                );
+                ("createTask", send("createTask", call).await?)
+            }
+            ValidationMode::Sampled => {
+                let call = self.verinfer.createSampledTask(
+                    request.kind.into(),
+                    local_hash,
+                    request.image_count,
+                    min_vram_mib,
+                    model_name,
+                    U96::from(fee),
+                );
+                ("createSampledTask", send("createSampledTask", call).await?)
+            }
+        };
         let tx = receipt.transaction_hash;
         let events = self.receipt_events(&receipt)?;
         let task_id = events
@@ -306,11 +469,11 @@ impl Client {
                 _ => None,
             })
             .ok_or(ClientError::MissingEvent {
-                action: "createTask",
+                action,
                 tx,
                 event: "TaskCreated",
             })?;
-        tracing::info!(task_id, %tx, fee, gpu_model = ?gpu_model.as_ref().map(|m| &m.name), "task created (queued until a draw starts it)");
+        tracing::info!(task_id, %tx, fee, %mode, gpu_model = ?gpu_model.as_ref().map(|m| &m.name), "task created (queued until a draw starts it)");
         let (draw_tx, started) = if self.draw_after_create {
             let block = receipt.block_number.unwrap_or_default();
             self.draw_after(task_id, block).await?
@@ -322,7 +485,9 @@ impl Client {
             args_hash: local_hash,
             tx,
             fee,
-            min_fee,
+            min_fee: range.minimum,
+            max_fee: range.maximum,
+            mode,
             gpu_model,
             draw_tx,
             started,
@@ -402,6 +567,180 @@ impl Client {
             .await
             .map_err(|error| ClientError::contract("minTaskFee", error))?;
         Ok(u128::try_from(fee).unwrap_or(u128::MAX))
+    }
+
+    /// `sampledFeeRange(kind, imageCount)`: the smallest and largest fee a sampled task may pay
+    /// now, in token base units.
+    pub async fn sampled_fee_range(
+        &self,
+        kind: TaskKind,
+        image_count: u8,
+    ) -> Result<(u128, u128), ClientError> {
+        let range = self
+            .verinfer
+            .sampledFeeRange(kind.into(), image_count)
+            .call()
+            .await
+            .map_err(|error| ClientError::contract("sampledFeeRange", error))?;
+        Ok((
+            u128::try_from(range.minimum).unwrap_or(u128::MAX),
+            u128::try_from(range.maximum).unwrap_or(u128::MAX),
+        ))
+    }
+
+    /// The fees a task of `kind` in `mode` may pay now.
+    pub async fn fee_range(
+        &self,
+        kind: TaskKind,
+        image_count: u8,
+        mode: ValidationMode,
+    ) -> Result<FeeRange, ClientError> {
+        Ok(match mode {
+            ValidationMode::Full => FeeRange {
+                minimum: self.min_task_fee(kind, image_count).await?,
+                maximum: None,
+            },
+            ValidationMode::Sampled => {
+                let (minimum, maximum) = self.sampled_fee_range(kind, image_count).await?;
+                FeeRange {
+                    minimum,
+                    maximum: Some(maximum),
+                }
+            }
+        })
+    }
+
+    /// The sampling rate p of the parameters task `task_id` runs under
+    /// (`taskParams(taskId).samplingBps`), in basis points.
+    pub async fn task_sampling_bps(&self, task_id: u64) -> Result<u16, ClientError> {
+        let params = self
+            .verinfer
+            .taskParams(U256::from(task_id))
+            .call()
+            .await
+            .map_err(|error| ClientError::contract("taskParams", error))?;
+        Ok(params.samplingBps)
+    }
+
+    /// The sampling rate of a sampled task (`None` for a full task, which has none).
+    async fn sampling_bps_of(&self, task: &ChainTask) -> Result<Option<u16>, ClientError> {
+        if task.is_sampled() {
+            Ok(Some(self.task_sampling_bps(task.task_id).await?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// What the sample draw of sampled task `task_id` says: read from the task record once it
+    /// ran on chain, otherwise `sampleDecision(taskId)` as a transaction sent now would see it
+    /// (at the pending block; at the latest when the endpoint cannot read the pending one).
+    /// Fails for a full task, and for a sampled task whose first node has not committed (or
+    /// that ended before the draw).
+    pub async fn sample_decision(&self, task_id: u64) -> Result<SampleDecision, ClientError> {
+        let task = self.chain_task(task_id).await?;
+        match task.validation() {
+            Validation::SampledChecked => return Ok(SampleDecision::Checked { recorded: true }),
+            Validation::SampledUnchecked => {
+                return Ok(SampleDecision::Unchecked { recorded: true });
+            }
+            Validation::Full => {
+                return Err(ClientError::NoSampleDraw {
+                    task_id,
+                    why: "it is a full task (three nodes at once)".to_owned(),
+                });
+            }
+            Validation::SampledUndrawn => {
+                return Err(ClientError::NoSampleDraw {
+                    task_id,
+                    why: format!("it ended {} before the draw", task.status),
+                });
+            }
+            Validation::SampledPending => {}
+        }
+        if task.status != TaskStatus::AwaitingSample {
+            return Err(ClientError::NoSampleDraw {
+                task_id,
+                why: format!(
+                    "it is {}: the draw follows its first node's commitment",
+                    task.status
+                ),
+            });
+        }
+        let call = self.verinfer.sampleDecision(U256::from(task_id));
+        let decision = match call
+            .clone()
+            .block(alloy::eips::BlockId::pending())
+            .call()
+            .await
+        {
+            Ok(decision) => decision,
+            Err(error) if verinfer_abi::Revert::from_error(&error).is_some() => {
+                return Err(ClientError::contract("sampleDecision", error));
+            }
+            Err(error) => {
+                tracing::debug!(%error, "sampleDecision at the pending block failed; reading the latest");
+                call.call()
+                    .await
+                    .map_err(|error| ClientError::contract("sampleDecision", error))?
+            }
+        };
+        Ok(match (decision.decidable, decision.checked) {
+            (false, _) => SampleDecision::NotYet {
+                decidable_at: task.sample_block + 1,
+            },
+            (true, true) => SampleDecision::Checked { recorded: false },
+            (true, false) => SampleDecision::Unchecked { recorded: false },
+        })
+    }
+
+    /// Runs the sample draw of a sampled task awaiting it (`resolveSample`, anybody may send
+    /// it). Checked: the task waits (ahead of new tasks) for two checkers. Unchecked: nothing
+    /// else changes; the first node's reveal settles the task. Refused before any transaction
+    /// when the task does not await its draw or the block that decides is not sealed yet.
+    pub async fn resolve_sample(&self, task_id: u64) -> Result<ResolvedSample, ClientError> {
+        match self.sample_decision(task_id).await? {
+            SampleDecision::NotYet { decidable_at } => {
+                return Err(ClientError::InvalidRequest(format!(
+                    "task {task_id}'s sample draw is decidable from block {decidable_at} on"
+                )));
+            }
+            SampleDecision::Checked { recorded: true }
+            | SampleDecision::Unchecked { recorded: true } => {
+                return Err(ClientError::InvalidRequest(format!(
+                    "task {task_id}'s sample draw ran already"
+                )));
+            }
+            SampleDecision::Checked { recorded: false }
+            | SampleDecision::Unchecked { recorded: false } => {}
+        }
+        let receipt = send(
+            "resolveSample",
+            self.verinfer.resolveSample(U256::from(task_id)),
+        )
+        .await?;
+        let tx = receipt.transaction_hash;
+        let checked = self
+            .receipt_events(&receipt)?
+            .into_iter()
+            .find_map(|event| match event {
+                VerinferEvent::SampleDecided {
+                    task_id: decided,
+                    checked,
+                    ..
+                } if decided == task_id => Some(checked),
+                _ => None,
+            })
+            .ok_or(ClientError::MissingEvent {
+                action: "resolveSample",
+                tx,
+                event: "SampleDecided",
+            })?;
+        tracing::info!(task_id, %tx, checked, "sample draw resolved");
+        Ok(ResolvedSample {
+            task_id,
+            checked,
+            tx,
+        })
     }
 
     /// Every registered GPU model, in registration order (`gpuModelCount`, `gpuModelAt`).
@@ -529,14 +868,14 @@ impl Client {
         })
     }
 
-    /// Ends a queued task whose queue timeout has passed (`expireTask`, anybody may send it); its
-    /// fee is credited to its creator. Refused before any transaction when the task is not
+    /// Ends a queued task (or a check still waiting for checkers) whose queue timeout has passed
+    /// (`expireTask`, anybody may send it); its fee is credited to its creator. Refused before any transaction when the task is not
     /// queued or has not expired yet (by the latest block's time).
     pub async fn expire_task(&self, task_id: u64) -> Result<ExpiredTask, ClientError> {
         let task = self.chain_task(task_id).await?;
-        if task.status != TaskStatus::Queued {
+        if !matches!(task.status, TaskStatus::Queued | TaskStatus::CheckQueued) {
             return Err(ClientError::InvalidRequest(format!(
-                "task {task_id} is {}: only a task still queued can expire",
+                "task {task_id} is {}: only a task still queued (or a check waiting for checkers) can expire",
                 task.status
             )));
         }
@@ -632,25 +971,37 @@ impl Client {
     /// The task on chain, with the relayer's view next to it.
     pub async fn task_status(&self, task_id: u64) -> Result<TaskStatusReport, ClientError> {
         let chain = self.chain_task(task_id).await?;
+        let sampling_bps = self.sampling_bps_of(&chain).await?;
         let relayer = self
             .relayer
             .task(task_id)
             .await
             .map_err(|error| error.to_string());
-        Ok(TaskStatusReport { chain, relayer })
+        Ok(TaskStatusReport {
+            chain,
+            sampling_bps,
+            relayer,
+        })
     }
 
     /// Polls the chain until the task is final, calling `on_progress` whenever its record
     /// changes. When no node settles a task well after its reveal deadline (all of them went
-    /// away), settles it itself so the fee comes back; when a queued task outlives its queue
-    /// timeout, expires it (its fee is credited back: see [`claimable`](Self::claimable)).
+    /// away), settles it itself so the fee comes back; when a queued task (or a check waiting for
+    /// checkers) outlives its queue timeout, expires it (its fee is credited back: see
+    /// [`claimable`](Self::claimable)). A sampled task whose draw chose a check but that nobody
+    /// moved on (the first node calls `resolveSample`) for a while: resolves it itself, so the
+    /// checkers are drawn.
     pub async fn wait<F>(&self, task_id: u64, mut on_progress: F) -> Result<ChainTask, ClientError>
     where
         F: FnMut(&ChainTask),
     {
         let mut last: Option<ChainTask> = None;
-        let mut settle_tried = false;
-        let mut expire_tried = false;
+        // The deadline a settle was tried for (a check starts with new deadlines).
+        let mut settle_tried: Option<u32> = None;
+        let mut expire_tried: Option<u64> = None;
+        let mut resolve_tried = false;
+        // When the draw of an awaiting sampled task was first seen to say "checked".
+        let mut checked_since: Option<tokio::time::Instant> = None;
         loop {
             let task = self.chain_task(task_id).await?;
             if last.as_ref() != Some(&task) {
@@ -659,11 +1010,15 @@ impl Client {
             if task.is_terminal() {
                 return Ok(task);
             }
-            if task.started()
-                && !settle_tried
+            let settleable = matches!(
+                task.status,
+                TaskStatus::Committing | TaskStatus::Revealing | TaskStatus::AwaitingSample
+            );
+            if settleable
+                && settle_tried != Some(task.reveal_deadline)
                 && unix_now() > u64::from(task.reveal_deadline) + SETTLE_GRACE.as_secs()
             {
-                settle_tried = true;
+                settle_tried = Some(task.reveal_deadline);
                 match send("settle", self.verinfer.settle(U256::from(task_id))).await {
                     Ok(receipt) => {
                         tracing::info!(task_id, tx = %receipt.transaction_hash, "settled the task past its deadline")
@@ -673,12 +1028,12 @@ impl Client {
                     }
                 }
             }
-            if task.status == TaskStatus::Queued
-                && !expire_tried
+            if matches!(task.status, TaskStatus::Queued | TaskStatus::CheckQueued)
+                && expire_tried != Some(task.expires_at)
                 && unix_now() >= task.expires_at
                 && self.chain_time().await? >= task.expires_at
             {
-                expire_tried = true;
+                expire_tried = Some(task.expires_at);
                 match send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await {
                     Ok(receipt) => {
                         tracing::info!(task_id, tx = %receipt.transaction_hash, "expired the task past its queue timeout")
@@ -686,6 +1041,26 @@ impl Client {
                     Err(error) => {
                         tracing::warn!(task_id, %error, "could not expire the task past its queue timeout")
                     }
+                }
+            }
+            if task.status == TaskStatus::AwaitingSample && !resolve_tried {
+                match self.sample_decision(task_id).await {
+                    Ok(SampleDecision::Checked { recorded: false }) => {
+                        let since = *checked_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() >= SETTLE_GRACE {
+                            resolve_tried = true;
+                            match self.resolve_sample(task_id).await {
+                                Ok(resolved) => {
+                                    tracing::info!(task_id, tx = %resolved.tx, "started the check nobody started")
+                                }
+                                Err(error) => {
+                                    tracing::warn!(task_id, %error, "could not start the check")
+                                }
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!(task_id, %error, "sample decision unreadable"),
                 }
             }
             last = Some(task);
@@ -697,9 +1072,11 @@ impl Client {
     /// revealed, the settlement, rewards and slashes.
     pub async fn task_report(&self, task_id: u64) -> Result<TaskReport, ClientError> {
         let task = self.chain_task(task_id).await?;
+        let sampling_bps = self.sampling_bps_of(&task).await?;
         if !task.started() {
             return Ok(TaskReport {
                 task,
+                sampling_bps,
                 nodes: Vec::new(),
                 settlement: None,
             });
@@ -730,14 +1107,18 @@ impl Client {
             .topic1(
                 task.nodes
                     .iter()
+                    .filter(|node| !node.is_zero())
                     .map(|node| node.into_word())
                     .collect::<Vec<_>>(),
             );
 
+        // Slots with nodes: all three, or a sampled task's first node until its check starts
+        // (checkers fill slots 1 and 2 together).
         let mut nodes: Vec<NodeReport> = task
             .nodes
             .iter()
             .enumerate()
+            .filter(|(_, address)| !address.is_zero())
             .map(|(slot, &address)| NodeReport {
                 slot: slot as u8,
                 address,
@@ -756,7 +1137,11 @@ impl Client {
         logs.extend(self.logs(&payouts).await?);
         for log in logs {
             let event = VerinferEvent::from_log(&log).map_err(ClientError::Event)?;
-            let slot = event.node().and_then(|node| task.slot_of(node));
+            let slot = event
+                .node()
+                .filter(|node| !node.is_zero())
+                .and_then(|node| task.slot_of(node))
+                .filter(|&slot| slot < nodes.len());
             match (event, slot) {
                 (
                     VerinferEvent::NodeJoined {
@@ -822,11 +1207,12 @@ impl Client {
         }
         if let Some(settlement) = &settlement {
             for node in &mut nodes {
-                node.agreed = Some(settlement.agreeing_mask & (1 << node.slot) != 0);
+                node.agreed = Some(settlement.agreed(usize::from(node.slot)));
             }
         }
         Ok(TaskReport {
             task,
+            sampling_bps,
             nodes,
             settlement,
         })
@@ -973,4 +1359,75 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_fees_have_a_minimum_only() {
+        let full = FeeRange {
+            minimum: 10,
+            maximum: None,
+        };
+        assert_eq!(full.check(None).unwrap(), 10);
+        assert_eq!(full.check(Some(1 << 80)).unwrap(), 1 << 80);
+        let error = full.check(Some(9)).unwrap_err();
+        assert!(matches!(
+            error,
+            ClientError::FeeBelowMinimum {
+                fee: 9,
+                minimum: 10
+            }
+        ));
+    }
+
+    #[test]
+    fn sampled_fees_outside_the_range_name_both_bounds() {
+        let tokens = verinfer_abi::TOKEN_UNITS;
+        let sampled = FeeRange {
+            minimum: 4 * tokens,
+            maximum: Some(50 * tokens),
+        };
+        assert_eq!(sampled.check(None).unwrap(), 4 * tokens);
+        assert_eq!(sampled.check(Some(50 * tokens)).unwrap(), 50 * tokens);
+        for fee in [3 * tokens, 51 * tokens] {
+            let message = sampled.check(Some(fee)).unwrap_err().to_string();
+            assert!(
+                message.contains("minimum 4 tokens") && message.contains("maximum 50 tokens"),
+                "{message}"
+            );
+        }
+        let impossible = FeeRange {
+            minimum: 4 * tokens,
+            maximum: Some(tokens),
+        };
+        let message = impossible.check(None).unwrap_err().to_string();
+        assert!(
+            message.contains("no sampled task of this size"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn options_default_to_a_full_task_at_the_minimum() {
+        let options = TaskOptions::new();
+        assert_eq!(options.mode, ValidationMode::Full);
+        assert_eq!(options.fee, None);
+        let sampled = TaskOptions::new()
+            .with_fee(5)
+            .with_min_vram_mib(8192)
+            .with_gpu_model("devnet-gpu-a")
+            .sampled();
+        assert_eq!(sampled.mode, ValidationMode::Sampled);
+        assert_eq!(
+            (
+                sampled.fee,
+                sampled.min_vram_mib,
+                sampled.gpu_model.as_deref()
+            ),
+            (Some(5), 8192, Some("devnet-gpu-a"))
+        );
+    }
 }

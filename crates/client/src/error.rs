@@ -26,6 +26,33 @@ pub enum ClientError {
         /// `minTaskFee(kind, imageCount)`.
         minimum: u128,
     },
+    /// A sampled task's fee is outside the network's range for it (`sampledFeeRange`); nothing
+    /// was sent. Below the minimum the expected GPU runs are underpaid; above the maximum a node
+    /// staking the minimum could cheat profitably (p x slash share x stake < (1 - p) x fee).
+    #[error(
+        "fee {} tokens is outside the network's range for this sampled task: minimum {} tokens, maximum {} tokens{} (leave the fee out to pay the minimum; nothing was sent, no gas spent)",
+        verinfer_abi::format_tokens(*fee),
+        verinfer_abi::format_tokens(*minimum),
+        verinfer_abi::format_tokens(*maximum),
+        if maximum < minimum { ": the maximum is below the minimum, so no sampled task of this size can be created now (create a full task instead)" } else { "" }
+    )]
+    FeeOutsideSampledRange {
+        /// The fee asked for (the minimum when none was).
+        fee: u128,
+        /// `sampledFeeRange(kind, imageCount).minimum`.
+        minimum: u128,
+        /// `sampledFeeRange(kind, imageCount).maximum`.
+        maximum: u128,
+    },
+    /// The task has no sample draw to read or run (a full task, a sampled task whose first node
+    /// has not committed, or one that ended before the draw).
+    #[error("task {task_id} has no sample draw: {why}")]
+    NoSampleDraw {
+        /// The task.
+        task_id: u64,
+        /// Why.
+        why: String,
+    },
     /// The text task's GPU model is not in the registry; nothing was sent.
     #[error(
         "GPU model {0:?} is not registered on this network (`verinfer admin gpu-model list` shows the registered ones; nothing was sent, no gas spent)"

@@ -18,6 +18,11 @@
 //!   upload the args' canonical bytes to the relayer, approve the fee and call `createTask`;
 //!   the task waits in its queue until a draw in a later block starts it, which they send
 //!   (`drawTasks`) when nothing else did a block later.
+//! - [`Client::create`] takes [`TaskOptions`]: the same with the validation mode, `Full` (three
+//!   nodes at once, `createTask`) or `Sampled` (one node, checked by two more with the network's
+//!   probability p, `createSampledTask`; the fee must lie within `sampledFeeRange`, default its
+//!   minimum). [`Client::sample_decision`] tells whether a sampled task's draw chose a check,
+//!   [`Client::resolve_sample`] runs it (`resolveSample`).
 //! - [`Client::cancel_task`] cancels a task still waiting in its queue (full refund);
 //!   [`Client::expire_task`] ends one that outlived its queue timeout.
 //! - [`Client::claimable`] / [`Client::withdraw`]: refunds of aborted, errored and expired tasks
@@ -25,7 +30,8 @@
 //! - [`Client::gpu_models`], [`Client::min_task_fee`], and the owner's calls in [`admin`]
 //!   (GPU model registry, parameter schedule).
 //! - [`Client::task_status`], [`Client::wait`], [`Client::task_report`] read the chain (and the
-//!   relayer's index next to it).
+//!   relayer's index next to it); their `validation_line()` says plainly whether the result was
+//!   checked by three nodes or accepted unchecked at rate p.
 //! - [`Client::fetch_result`] downloads a validated result and recomputes every pHash (or the text
 //!   digest) before writing a file: the relayer is not trusted.
 //!   [`Client::fetch_result_when_ready`] also waits for the nodes' uploads, which land just after
@@ -42,11 +48,16 @@ mod fetch;
 mod gpu_model;
 mod report;
 
-pub use client::{CancelledTask, Client, CreatedTask, ExpiredTask, Withdrawal, checked_args_bytes};
+pub use client::{
+    CancelledTask, Client, CreatedTask, ExpiredTask, FeeRange, ResolvedSample, SampleDecision,
+    TaskOptions, Withdrawal, checked_args_bytes,
+};
 pub use error::ClientError;
 pub use fetch::{ResultReport, VerifiedResult};
 pub use gpu_model::{GpuModelInfo, MAX_GPU_MODEL_BYTES, normalise_gpu_model};
 pub use report::{
     ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
 };
-pub use verinfer_abi::{Deployment, IVerinfer::Params, SlashReason, TaskKind, TaskStatus};
+pub use verinfer_abi::{
+    Deployment, IVerinfer::Params, SlashReason, TaskKind, TaskStatus, Validation, ValidationMode,
+};

@@ -2,15 +2,31 @@
 
 use alloy::primitives::{Address, B256};
 use verinfer_abi::SlashReason;
-pub use verinfer_abi::{ChainTask, Settlement};
+pub use verinfer_abi::{ChainTask, Settlement, Validation};
 
 /// The chain's view of a task together with the relayer's, as `task_status` returns it.
 #[derive(Debug, Clone)]
 pub struct TaskStatusReport {
     /// From `getTask` (authoritative).
     pub chain: ChainTask,
+    /// Sampled tasks: the sampling rate p of the task's parameters
+    /// (`taskParams(taskId).samplingBps`), in basis points; `None` for full tasks.
+    pub sampling_bps: Option<u16>,
     /// From the relayer's index, or why it could not be read (the chain view does not need it).
     pub relayer: Result<verinfer_wire::types::TaskView, String>,
+}
+
+impl TaskStatusReport {
+    /// How the result is (or was) validated: by three nodes, or accepted unchecked at rate p.
+    pub fn validation(&self) -> Validation {
+        self.chain.validation()
+    }
+
+    /// The plain validation line, e.g. `sampled at p = 5%: accepted unchecked (one node's
+    /// result, not compared)` (see [`Validation::describe`]).
+    pub fn validation_line(&self) -> String {
+        self.validation().describe(self.sampling_bps)
+    }
 }
 
 /// What a node revealed.
@@ -63,7 +79,11 @@ pub struct NodeReport {
 pub struct TaskReport {
     /// The task record.
     pub task: ChainTask,
-    /// The selected nodes in slot order (empty before the task starts).
+    /// Sampled tasks: the sampling rate p of the task's parameters
+    /// (`taskParams(taskId).samplingBps`), in basis points; `None` for full tasks.
+    pub sampling_bps: Option<u16>,
+    /// The selected nodes in slot order (empty before the task starts; a sampled task: its first
+    /// node, and its two checkers once a check started).
     pub nodes: Vec<NodeReport>,
     /// The settlement, once settled.
     pub settlement: Option<Settlement>,
@@ -72,7 +92,20 @@ pub struct TaskReport {
 impl TaskReport {
     /// The node in `slot`.
     pub fn node(&self, slot: usize) -> Option<&NodeReport> {
-        self.nodes.get(slot)
+        self.nodes
+            .iter()
+            .find(|node| usize::from(node.slot) == slot)
+    }
+
+    /// How the result is (or was) validated: by three nodes, or accepted unchecked at rate p.
+    pub fn validation(&self) -> Validation {
+        self.task.validation()
+    }
+
+    /// The plain validation line, e.g. `sampled at p = 5%: checked by three nodes (first node
+    /// and two checkers)` (see [`Validation::describe`]).
+    pub fn validation_line(&self) -> String {
+        self.validation().describe(self.sampling_bps)
     }
 
     /// Stake slashed in this task, summed over nodes.
