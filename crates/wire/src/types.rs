@@ -5,7 +5,7 @@
 
 use alloy_primitives::{Address, B256};
 use serde::{Deserialize, Serialize};
-use verinfer_abi::{CreditReason, IVerinfer, NodeState, TaskKind, TaskStatus};
+use verinfer_abi::{CreditReason, IVerinfer, NodeState, TaskKind, TaskStatus, ValidationMode};
 use verinfer_task::TextOutput;
 
 /// `0x` + 16 lowercase hex digits.
@@ -136,6 +136,36 @@ pub struct TaskView {
     /// Credits are withdrawn by their accounts (`withdraw`).
     #[serde(default)]
     pub credits: Vec<CreditView>,
+    /// How the result is (or was) validated: by three nodes, or by one node accepted unchecked
+    /// at sampling rate p (`None`: a relayer from before sampled validation).
+    #[serde(default)]
+    pub validation: Option<ValidationView>,
+}
+
+/// How a task's result is validated, in `GET /v1/tasks/{id}` and `GET /v1/tasks/{id}/results`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationView {
+    /// `full` (three nodes compute from the start) or `sampled` (one node computes; after its
+    /// commitment a later block's hash decides, with probability p, whether two more check it).
+    pub mode: ValidationMode,
+    /// Whether the result is (or was) compared among three nodes: `true` for every full task and
+    /// for a sampled task chosen for a check, `false` for a sampled task accepted unchecked (one
+    /// node's result), `None` while a sampled task's draw is still to come (or never ran).
+    pub checked: Option<bool>,
+    /// Sampled tasks: the sampling rate p of the task's parameter version, basis points (`None`
+    /// for full tasks, or when the relayer has not indexed the task's parameters).
+    pub sampling_bps: Option<u16>,
+    /// Sampled tasks: the block whose hash decides the check, once the first node committed.
+    pub sample_block: Option<u64>,
+    /// Sampled tasks: the block of the sample draw, once it ran.
+    pub decided_block: Option<u64>,
+    /// Checked sampled tasks: the two checkers (the task's nodes 1 and 2), once drawn.
+    pub checkers: Vec<Address>,
+    /// Checked sampled tasks: the block whose hash seeded the checkers' draw.
+    pub check_seed_block: Option<u64>,
+    /// The same in a plain sentence, for example `checked by three nodes (full validation)` or
+    /// `sampled at p = 5%: accepted unchecked (one node's result, not compared)`.
+    pub summary: String,
 }
 
 /// One credit to a withdrawable balance (`BalanceCredited`).
@@ -217,6 +247,10 @@ pub struct ParamsValues {
     pub min_task_fee: String,
     /// Smallest fee added per image.
     pub min_image_fee: String,
+    /// Sampling rate p of sampled tasks, basis points: the chance that two more nodes check a
+    /// sampled task's result (0 in a version from before sampled validation).
+    #[serde(default)]
+    pub sampling_bps: u16,
 }
 
 impl From<&IVerinfer::Params> for ParamsValues {
@@ -234,6 +268,7 @@ impl From<&IVerinfer::Params> for ParamsValues {
             stake_per_threshold_bit: p.stakePerThresholdBit.to_string(),
             min_task_fee: p.minTaskFee.to_string(),
             min_image_fee: p.minImageFee.to_string(),
+            sampling_bps: p.samplingBps,
         }
     }
 }
@@ -364,6 +399,10 @@ pub struct TaskResultsView {
     pub results: Vec<NodeResultView>,
     /// Agreeing nodes whose upload the relayer does not hold yet.
     pub pending_nodes: Vec<Address>,
+    /// How the results were validated: compared among three nodes, or one node's result
+    /// accepted unchecked at sampling rate p (`None`: a relayer from before sampled validation).
+    #[serde(default)]
+    pub validation: Option<ValidationView>,
 }
 
 /// `GET /healthz` answer.
