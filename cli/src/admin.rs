@@ -10,7 +10,7 @@ use alloy::{primitives::aliases::U96, signers::local::PrivateKeySigner};
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
 use url::Url;
-use verinfer_abi::format_tokens;
+use verinfer_abi::{format_bps, format_tokens};
 use verinfer_client::{
     Client, Deployment, Params,
     admin::{ParamsScheduled, ScheduledParams},
@@ -124,6 +124,11 @@ pub(crate) struct ScheduleArgs {
     /// Smallest fee added per image of an image task, in tokens.
     #[arg(long, value_parser = parse_tokens)]
     min_image_fee: Option<u128>,
+    /// Sampling rate p, in basis points (1..=10000): the chance that two more nodes check a
+    /// sampled task's result. Sampled tasks pay at least the full minimum x (1 + 2p) / 3 and at
+    /// most p x slash share x min stake / (1 - p).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    sampling_bps: Option<u16>,
     #[command(flatten)]
     connection: OwnerConnection,
 }
@@ -337,10 +342,11 @@ impl ScheduleArgs {
             )?,
             minTaskFee: tokens(self.min_task_fee, current.minTaskFee, "min-task-fee")?,
             minImageFee: tokens(self.min_image_fee, current.minImageFee, "min-image-fee")?,
+            samplingBps: self.sampling_bps.unwrap_or(current.samplingBps),
         };
         if next == *current {
             bail!(
-                "nothing to schedule: give at least one field that changes (--threshold, --min-text-pool, --slash-share-bps, --slash-reward-bps, --protocol-fee-bps, --commit-window, --reveal-window, --queue-timeout, --min-stake, --stake-per-threshold-bit, --min-task-fee, --min-image-fee)"
+                "nothing to schedule: give at least one field that changes (--threshold, --min-text-pool, --slash-share-bps, --slash-reward-bps, --protocol-fee-bps, --commit-window, --reveal-window, --queue-timeout, --min-stake, --stake-per-threshold-bit, --min-task-fee, --min-image-fee, --sampling-bps)"
             );
         }
         Ok(next)
@@ -382,6 +388,14 @@ fn render_params(params: &Params, before: Option<&Params>) -> String {
                 format!(
                     "{} tokens per image",
                     format_tokens(p.minImageFee.to::<u128>())
+                ),
+            ),
+            (
+                "sampling rate",
+                format!(
+                    "{} bps (p = {}: chance a sampled task is checked)",
+                    p.samplingBps,
+                    format_bps(p.samplingBps)
                 ),
             ),
         ]
@@ -436,6 +450,7 @@ mod tests {
             stakePerThresholdBit: U96::from(100u64),
             minTaskFee: U96::from(1u64),
             minImageFee: U96::ZERO,
+            samplingBps: 500,
         }
     }
 
@@ -473,6 +488,35 @@ mod tests {
             "{shown}"
         );
         assert_eq!(shown.lines().count(), 2, "{shown}");
+    }
+
+    #[test]
+    fn sampling_rate_is_scheduled_and_shown_as_a_percentage() {
+        let next = schedule(&["--sampling-bps", "1000"])
+            .apply(&current())
+            .unwrap();
+        assert_eq!(next.samplingBps, 1_000);
+        let shown = render_params(&next, Some(&current()));
+        assert!(
+            shown.contains("sampling rate           500 bps (p = 5%: chance a sampled task is checked) -> 1000 bps (p = 10%"),
+            "{shown}"
+        );
+        assert_eq!(shown.lines().count(), 1, "{shown}");
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: ScheduleArgs,
+        }
+        for out_of_range in ["0", "10001"] {
+            let parsed = <Cli as clap::Parser>::try_parse_from([
+                "schedule",
+                "--deployment",
+                "d.json",
+                "--sampling-bps",
+                out_of_range,
+            ]);
+            assert!(parsed.is_err(), "{out_of_range} accepted");
+        }
     }
 
     #[test]

@@ -12,8 +12,11 @@ use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use url::Url;
-use verinfer_abi::format_tokens;
-use verinfer_client::{ChainTask, Client, ClientError, CreatedTask, Deployment, TaskStatus};
+use verinfer_abi::{format_bps, format_tokens};
+use verinfer_client::{
+    ChainTask, Client, ClientError, CreatedTask, Deployment, SampleDecision, TaskOptions,
+    TaskStatus, ValidationMode,
+};
 use verinfer_task::{
     ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs,
     TextInput,
@@ -32,11 +35,18 @@ pub(crate) struct TaskArgsCli {
 enum TaskCommand {
     /// Create a task: validate its args and check its fee and GPU model against the chain
     /// (refusing bad ones before any gas is spent), upload the args to the relayer, approve the fee
-    /// and call createTask; the task then waits for a draw in a later block, which this command
-    /// sends itself when nothing else did a block later. Prints the task id, fee and GPU model.
+    /// and call createTask (createSampledTask with --sampled); the task then waits for a draw in a
+    /// later block, which this command sends itself when nothing else did a block later. Prints
+    /// the task id, fee, validation mode and GPU model.
     Create(Box<CreateArgs>),
-    /// Show a task: its chain record, nodes, reveals, settlement and payouts.
+    /// Show a task: its chain record, how it is validated (by three nodes, or sampled: checked
+    /// or accepted unchecked at rate p), nodes, reveals, settlement and payouts.
     Status(StatusArgs),
+    /// Run the sample draw of a sampled task whose first node committed (resolveSample; anybody
+    /// may): checked, two checkers are drawn next; unchecked, the first node's reveal settles
+    /// it. The first node normally does this itself. Refused before any gas is spent when the
+    /// draw cannot run yet or ran already.
+    ResolveSample(CancelArgs),
     /// Cancel a task of yours that still waits in its queue; its fee is refunded in full.
     Cancel(CancelArgs),
     /// End a task that waited in its queue past its queue timeout (anybody may); its fee is
@@ -162,10 +172,18 @@ struct CreateArgs {
     #[arg(long, default_value_t = 128)]
     max_tokens: u32,
     /// Fee in tokens (18 decimals), e.g. `10` or `0.5`; at least the network's minimum for the
-    /// task. Default: that minimum (`minTaskFee`; `verinfer admin params show` lists its parts).
-    /// Nodes of fee tier t are drawn only for fees of at least 2^t times the minimum.
+    /// task. Default: that minimum (`minTaskFee`; `verinfer admin params show` lists its parts;
+    /// with --sampled the sampled range's minimum, `sampledFeeRange`). Nodes of fee tier t are
+    /// drawn only for fees of at least 2^t times the minimum.
     #[arg(long, value_parser = parse_tokens)]
     fee: Option<u128>,
+    /// Sampled validation: one node computes; after its commitment a later block's hash decides,
+    /// with the network's probability p, whether two more nodes check it (majority of three);
+    /// otherwise its result is accepted unchecked. Costs about (1 + 2p) / 3 of a full task; the
+    /// fee must lie within the network's sampled range (the maximum keeps cheating unprofitable
+    /// for a node staking the minimum).
+    #[arg(long)]
+    sampled: bool,
     /// VRAM each node's GPU model must have, in MiB (the registry's VRAM of the model).
     #[arg(long, default_value_t = 0)]
     min_vram_mib: u32,
@@ -220,6 +238,7 @@ pub(crate) fn run(cli: TaskArgsCli) -> eyre::Result<()> {
         match cli.command {
             TaskCommand::Create(args) => create(*args).await,
             TaskCommand::Status(args) => status(args).await,
+            TaskCommand::ResolveSample(args) => resolve_sample(args).await,
             TaskCommand::Cancel(args) => cancel(args).await,
             TaskCommand::Expire(args) => expire(args).await,
             TaskCommand::Result(args) => result(args).await,
@@ -234,7 +253,7 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
     let client = cli.connection.client(true)?;
     tracing::info!(args_hash = %verinfer_task::args_hash(&bytes), kind = %args.kind(), "creating task");
     let created = client
-        .create_task(&args, cli.fee, cli.min_vram_mib, cli.gpu_model.as_deref())
+        .create(&args, &task_options(&cli))
         .await
         .wrap_err("cannot create the task")?;
     println!(
@@ -259,21 +278,46 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-/// `task N created (...)`: the fee and GPU model, saying which were defaults, and whether a
-/// draw started it.
+/// The client's options from the command line.
+fn task_options(cli: &CreateArgs) -> TaskOptions {
+    TaskOptions {
+        fee: cli.fee,
+        min_vram_mib: cli.min_vram_mib,
+        gpu_model: cli.gpu_model.clone(),
+        mode: if cli.sampled {
+            ValidationMode::Sampled
+        } else {
+            ValidationMode::Full
+        },
+    }
+}
+
+/// `task N created (...)`: the validation mode, the fee and GPU model, saying which were
+/// defaults, and whether a draw started it.
 fn created_line(created: &CreatedTask, default_fee: bool, default_model: bool) -> String {
-    let fee = if default_fee {
-        format!(
-            "fee {} tokens: the network minimum",
-            format_tokens(created.fee)
-        )
+    let sampled = created.mode == ValidationMode::Sampled;
+    let minimum = if sampled {
+        "the network minimum for a sampled task"
+    } else {
+        "the network minimum"
+    };
+    let mut fee = if default_fee {
+        format!("fee {} tokens: {minimum}", format_tokens(created.fee))
     } else {
         format!(
-            "fee {} tokens, {}x the network minimum of {} tokens",
+            "fee {} tokens, {}x {minimum} of {} tokens",
             format_tokens(created.fee),
             fee_multiple(created.fee, created.min_fee),
             format_tokens(created.min_fee)
         )
+    };
+    if let Some(maximum) = created.max_fee {
+        fee.push_str(&format!(" (maximum {} tokens)", format_tokens(maximum)));
+    }
+    let mode = if sampled {
+        "sampled validation: one node computes, two more check it with probability p"
+    } else {
+        "full validation: three nodes"
     };
     let model = match &created.gpu_model {
         Some(model) if default_model => format!(
@@ -283,13 +327,14 @@ fn created_line(created: &CreatedTask, default_fee: bool, default_model: bool) -
         Some(model) => format!("; GPU model {:?} ({} MiB)", model.name, model.vram_mib),
         None => String::new(),
     };
-    let state = if created.started {
-        "drawn: three nodes selected"
-    } else {
-        "queued until a draw finds three suitable nodes"
+    let state = match (created.started, sampled) {
+        (true, false) => "drawn: three nodes selected",
+        (true, true) => "drawn: its first node selected",
+        (false, false) => "queued until a draw finds three suitable nodes",
+        (false, true) => "queued until a draw finds a suitable node",
     };
     format!(
-        "task {} created ({fee}{model}; {state}; tx {}{}; args {})",
+        "task {} created ({mode}; {fee}{model}; {state}; tx {}{}; args {})",
         created.task_id,
         created.tx,
         created
@@ -312,10 +357,16 @@ fn fee_multiple(fee: u128, minimum: u128) -> String {
 /// For a task that ended without validation (its fee credited back, not sent): what the
 /// account can withdraw and how.
 pub(crate) async fn refund_line(client: &Client, task: &ChainTask) -> eyre::Result<Option<String>> {
-    let why = match task.status {
-        TaskStatus::Expired => "expired in its queue (no draw found suitable nodes in time)",
-        TaskStatus::Aborted => "was aborted (no two results agreed)",
-        TaskStatus::Errored => "ended errored (its args were reported invalid)",
+    let why = match (task.status, task.is_sampled() && !task.checked) {
+        (TaskStatus::Expired, _) if task.checked => {
+            "expired waiting for checkers (no draw found two suitable checkers in time; its first node was released unpaid)"
+        }
+        (TaskStatus::Expired, _) => "expired in its queue (no draw found suitable nodes in time)",
+        (TaskStatus::Aborted, true) => {
+            "was aborted (its node did not commit, or neither revealed nor had the check started, in time)"
+        }
+        (TaskStatus::Aborted, false) => "was aborted (no two results agreed)",
+        (TaskStatus::Errored, _) => "ended errored (its args were reported invalid)",
         _ => return Ok(None),
     };
     let claimable = client.claimable_of(task.creator).await?;
@@ -336,9 +387,13 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
     if let Some(line) = refund_line(&client, &status.chain).await? {
         println!("{line}");
     }
+    if !status.chain.is_sampled() {
+        // A sampled task's table has its validation line already.
+        println!("validation: {}", status.validation_line());
+    }
     match &status.relayer {
         Ok(view) => println!(
-            "relayer: indexed as {:?} at block {}; args {}; uploads from {} of 3 nodes",
+            "relayer: indexed as {:?} at block {}; args {}; uploads from {} of {} nodes",
             view.status,
             view.updated_block,
             if view.args_available {
@@ -346,11 +401,62 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
             } else {
                 "missing"
             },
-            view.nodes.iter().filter(|node| node.uploaded).count()
+            view.nodes.iter().filter(|node| node.uploaded).count(),
+            status.chain.node_slots()
         ),
         Err(error) => println!("relayer: {error}"),
     }
     Ok(())
+}
+
+async fn resolve_sample(cli: CancelArgs) -> eyre::Result<()> {
+    let client = cli.connection.client(true)?;
+    match client.sample_decision(cli.id).await {
+        Ok(SampleDecision::NotYet { decidable_at }) => bail!(
+            "task {}'s sample draw cannot run before block {decidable_at} (the block after its first node's commitment must be sealed first); nothing was sent",
+            cli.id
+        ),
+        Ok(SampleDecision::Checked { recorded: true }) => {
+            println!("task {}: the sample draw ran already: checked", cli.id);
+            return Ok(());
+        }
+        Ok(SampleDecision::Unchecked { recorded: true }) => {
+            println!(
+                "task {}: the sample draw ran already: accepted unchecked",
+                cli.id
+            );
+            return Ok(());
+        }
+        Ok(_) => {}
+        Err(error) => return Err(error).wrap_err(format!("cannot resolve task {}", cli.id)),
+    }
+    let resolved = client
+        .resolve_sample(cli.id)
+        .await
+        .wrap_err_with(|| format!("cannot resolve task {}", cli.id))?;
+    let p = client
+        .task_sampling_bps(cli.id)
+        .await
+        .map(|bps| format!(" (p = {})", format_bps(bps)))
+        .unwrap_or_default();
+    println!(
+        "{}",
+        resolved_line(resolved.task_id, resolved.checked, &p, resolved.tx)
+    );
+    Ok(())
+}
+
+/// What `resolve-sample` did, in words.
+fn resolved_line(task_id: u64, checked: bool, p: &str, tx: alloy::primitives::B256) -> String {
+    if checked {
+        format!(
+            "task {task_id}: the sample draw{p} chose a check (tx {tx}): two checkers will be drawn, compute and commit, then all three reveal"
+        )
+    } else {
+        format!(
+            "task {task_id}: the sample draw{p} chose no check (tx {tx}): its first node's reveal settles it, accepted unchecked"
+        )
+    }
 }
 
 async fn cancel(cli: CancelArgs) -> eyre::Result<()> {
@@ -470,13 +576,28 @@ pub(crate) async fn wait_with_progress(client: &Client, task_id: u64) -> eyre::R
 
 /// One line of progress.
 pub(crate) fn describe(task: &ChainTask) -> String {
+    let slots = task.node_slots();
     match task.status {
+        TaskStatus::Queued if task.is_sampled() => {
+            "queued (sampled): waiting for a draw to find a suitable node".to_owned()
+        }
         TaskStatus::Queued => "queued: waiting for a draw to find three suitable nodes".to_owned(),
-        TaskStatus::Committing => format!(
-            "computing and committing ({}/3 committed)",
+        TaskStatus::Committing if task.is_sampled() && task.checked => format!(
+            "checked: the checkers compute and commit ({}/3 committed)",
             task.committed()
         ),
-        TaskStatus::Revealing => format!("revealing ({}/3 revealed)", task.revealed()),
+        TaskStatus::Committing => format!(
+            "computing and committing ({}/{slots} committed)",
+            task.committed()
+        ),
+        TaskStatus::Revealing => format!("revealing ({}/{slots} revealed)", task.revealed()),
+        TaskStatus::AwaitingSample => format!(
+            "committed; block {}'s hash decides whether two more nodes check it",
+            task.sample_block
+        ),
+        TaskStatus::CheckQueued => {
+            "chosen for a check: waiting for a draw to find two checkers".to_owned()
+        }
         status => status.to_string(),
     }
 }
@@ -603,6 +724,79 @@ mod tests {
         assert_eq!(fee_multiple(25, 10), "2.50");
         assert_eq!(fee_multiple(1, 3), "0.33");
         assert_eq!(fee_multiple(5, 0), "any");
+    }
+
+    fn create(argv: &[&str]) -> CreateArgs {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CreateArgs,
+        }
+        let mut full = vec!["create", "--deployment", "d.json"];
+        full.extend_from_slice(argv);
+        <Cli as clap::Parser>::try_parse_from(full)
+            .expect("parses")
+            .args
+    }
+
+    fn created(mode: ValidationMode, max_fee: Option<u128>) -> CreatedTask {
+        CreatedTask {
+            task_id: 4,
+            args_hash: alloy::primitives::B256::ZERO,
+            tx: alloy::primitives::B256::ZERO,
+            fee: 4 * verinfer_abi::TOKEN_UNITS,
+            min_fee: 4 * verinfer_abi::TOKEN_UNITS,
+            max_fee,
+            mode,
+            gpu_model: None,
+            draw_tx: None,
+            started: true,
+        }
+    }
+
+    #[test]
+    fn sampled_flag_selects_sampled_validation() {
+        assert_eq!(
+            task_options(&create(&["--image"])).mode,
+            ValidationMode::Full
+        );
+        let options = task_options(&create(&["--image", "--sampled", "--fee", "4"]));
+        assert_eq!(options.mode, ValidationMode::Sampled);
+        assert_eq!(options.fee, Some(4 * verinfer_abi::TOKEN_UNITS));
+    }
+
+    #[test]
+    fn created_lines_name_the_validation_mode() {
+        let line = created_line(
+            &created(
+                ValidationMode::Sampled,
+                Some(50 * verinfer_abi::TOKEN_UNITS),
+            ),
+            true,
+            true,
+        );
+        assert!(line.contains("sampled validation"), "{line}");
+        assert!(
+            line.contains(
+                "fee 4 tokens: the network minimum for a sampled task (maximum 50 tokens)"
+            ),
+            "{line}"
+        );
+        assert!(line.contains("its first node selected"), "{line}");
+        let line = created_line(&created(ValidationMode::Full, None), true, true);
+        assert!(line.contains("full validation: three nodes"), "{line}");
+        assert!(
+            line.contains("three nodes selected") && !line.contains("maximum"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn resolved_lines_say_what_comes_next() {
+        let tx = alloy::primitives::B256::ZERO;
+        let line = resolved_line(3, true, " (p = 5%)", tx);
+        assert!(line.contains("draw (p = 5%) chose a check"), "{line}");
+        assert!(resolved_line(3, false, "", tx).contains("accepted unchecked"));
     }
 
     #[test]

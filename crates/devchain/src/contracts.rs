@@ -22,9 +22,9 @@ pub const DEVNET_MIN_IMAGE_FEE: u128 = TOKEN / 1_000;
 /// The dev chains' parameters: `script/Deploy.s.sol`'s defaults (threshold 10 bits, minimum stake
 /// 1000 tokens, 100 tokens per threshold bit, 50 % slash of which 50 % rewards the agreeing
 /// nodes, 5 % protocol fee, 300 s commit and reveal windows, a one-day queue timeout, text pools
-/// of at least 3 nodes) except the minimum fees, which are small but not zero
-/// ([`DEVNET_MIN_TASK_FEE`] per task plus [`DEVNET_MIN_IMAGE_FEE`] per image) so that any fee of
-/// a hundredth of a token or more is accepted. [`script_default_params`] are the script's own.
+/// of at least 3 nodes, sampled tasks checked with probability 5 %) except the minimum fees,
+/// which are small but not zero ([`DEVNET_MIN_TASK_FEE`] per task plus [`DEVNET_MIN_IMAGE_FEE`]
+/// per image) so that any fee of a hundredth of a token or more is accepted. [`script_default_params`] are the script's own.
 pub fn default_init_params() -> IVerinfer::Params {
     IVerinfer::Params {
         minTaskFee: U96::from(DEVNET_MIN_TASK_FEE),
@@ -49,6 +49,7 @@ pub fn script_default_params() -> IVerinfer::Params {
         stakePerThresholdBit: U96::from(100 * TOKEN),
         minTaskFee: U96::from(TOKEN),
         minImageFee: U96::from(TOKEN / 10),
+        samplingBps: 500,
     }
 }
 
@@ -282,6 +283,7 @@ mod tests {
         );
         assert_eq!(params.minTaskFee.to_string(), "1000000000000000000");
         assert_eq!(params.minImageFee.to_string(), "100000000000000000");
+        assert_eq!(params.samplingBps, 500);
         let script = std::fs::read_to_string(crate::repo_root().join("script/Deploy.s.sol"))
             .expect("the deploy script");
         for default in [
@@ -297,6 +299,7 @@ mod tests {
             "\"VERINFER_STAKE_PER_THRESHOLD_BIT\", uint256(100 ether)",
             "\"VERINFER_MIN_TASK_FEE\", uint256(1 ether)",
             "\"VERINFER_MIN_IMAGE_FEE\", uint256(0.1 ether)",
+            "\"VERINFER_SAMPLING_BPS\", uint256(500)",
         ] {
             assert!(script.contains(default), "Deploy.s.sol lacks {default}");
         }
