@@ -15,8 +15,9 @@ use alloy::{
     sol_types::{SolEvent, SolValue},
 };
 use verinfer_abi::{
-    CreditReason, Deployment, IERC20, MAX_IMAGES, NO_RESULT, NodeState, SlashReason, TaskKind,
-    TaskStatus, Verinfer, VerinferInstance, padded_gas_limit,
+    ChainTask, CreditReason, Deployment, IERC20, IVerinfer, MAX_IMAGES, NO_RESULT, NodeState,
+    Settlement, SlashReason, TaskKind, TaskStatus, Validation, ValidationMode, Verinfer,
+    VerinferEvent, VerinferInstance, padded_gas_limit,
 };
 use verinfer_devchain::{AnvilOptions, Chain, Deploy, default_init_params};
 
@@ -41,8 +42,12 @@ struct Devnet {
 
 impl Devnet {
     async fn start() -> Result<Self, Box<dyn Error>> {
+        Self::start_with(default_init_params()).await
+    }
+
+    async fn start_with(params: IVerinfer::Params) -> Result<Self, Box<dyn Error>> {
         let deploy = Deploy::Bindings {
-            params: default_init_params(),
+            params,
             treasury: 1,
         };
         let chain = Chain::start(&AnvilOptions::default(), deploy).await?;
@@ -513,6 +518,271 @@ async fn text_task_slashes_and_kicks_the_node_with_a_different_digest() -> TestR
     assert!(
         matches!(decoded, Some(Verinfer::VerinferErrors::NodeIsKicked(ref e)) if e.node == cheater),
         "unexpected error: {error}"
+    );
+    Ok(())
+}
+
+/// Every Verinfer event of `receipt`, decoded by `verinfer-abi`.
+fn events(receipt: &TransactionReceipt) -> Result<Vec<VerinferEvent>, Box<dyn Error>> {
+    Ok(receipt
+        .logs()
+        .iter()
+        .map(VerinferEvent::from_log)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// `getTask` decoded by `verinfer-abi`.
+async fn chain_task(net: &Devnet, task_id: U256) -> Result<ChainTask, Box<dyn Error>> {
+    let info = net.verinfer.getTask(task_id).call().await?;
+    Ok(ChainTask::from_info(task_id.to::<u64>(), info)?)
+}
+
+/// A sampled 1-image task at the sampled minimum fee, drawn, and its first node's commitment of
+/// `phash`; returns the task id, its fee and the first node.
+async fn sampled_task_committed(
+    net: &Devnet,
+    phash: u64,
+) -> Result<(U256, u128, Address), Box<dyn Error>> {
+    net.join_all(H100).await?;
+    let range = net
+        .verinfer
+        .sampledFeeRange(TaskKind::Image.into(), 1)
+        .call()
+        .await?;
+    let fee = range.minimum.to::<u128>();
+    assert!(range.maximum >= range.minimum, "{range:?}");
+    net.token()
+        .approve(net.deployment.verinfer, U256::from(fee))
+        .from(net.creator)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
+    let receipt = send_ok(
+        net.verinfer
+            .createSampledTask(
+                TaskKind::Image.into(),
+                keccak256(b"{\"prompt\":\"a sampled lighthouse\"}"),
+                1,
+                16_384,
+                String::new(),
+                U96::from(fee),
+            )
+            .from(net.creator),
+    )
+    .await?;
+    let task_id = events(&receipt)?
+        .into_iter()
+        .find_map(|event| match event {
+            VerinferEvent::TaskCreated { task_id, mode, .. } => {
+                assert_eq!(mode, ValidationMode::Sampled);
+                Some(task_id)
+            }
+            _ => None,
+        })
+        .ok_or("no TaskCreated")?;
+    let queued = chain_task(net, U256::from(task_id)).await?;
+    assert_eq!(
+        (queued.mode, queued.validation()),
+        (ValidationMode::Sampled, Validation::SampledPending)
+    );
+    assert_eq!(net.chain.draw().await?, [task_id], "the draw starts it");
+    let task_id = U256::from(task_id);
+    let started = chain_task(net, task_id).await?;
+    assert_eq!(started.status, TaskStatus::Committing);
+    assert!(started.started() && started.status.is_started());
+    assert_eq!(started.node_slots(), 1);
+    let first = started.nodes[0];
+    assert_eq!(
+        started.nodes[1..],
+        [Address::ZERO; 2],
+        "one node only, until a check"
+    );
+
+    let commitment = image_commitment(task_id, first, &[phash], salt(0));
+    let receipt = send_ok(net.verinfer.commit(task_id, commitment).from(first)).await?;
+    let commit_block = receipt.block_number.ok_or("no block number")?;
+    let sample_block = events(&receipt)?
+        .into_iter()
+        .find_map(|event| match event {
+            VerinferEvent::SampleCommitted { sample_block, .. } => Some(sample_block),
+            _ => None,
+        })
+        .ok_or("no SampleCommitted")?;
+    assert_eq!(sample_block, commit_block + 1, "decided by the next block");
+    let awaiting = chain_task(net, task_id).await?;
+    assert_eq!(awaiting.status, TaskStatus::AwaitingSample);
+    assert_eq!(awaiting.sample_block, sample_block);
+    assert_eq!(awaiting.validation(), Validation::SampledPending);
+    let decision = net.verinfer.sampleDecision(task_id).call().await?;
+    assert!(!decision.decidable, "the sample block is not sealed yet");
+    // Any transaction mines a block: after the sample block, the draw is decidable.
+    net.chain.draw().await?;
+    net.chain.draw().await?;
+    assert!(net.verinfer.sampleDecision(task_id).call().await?.decidable);
+    Ok((task_id, fee, first))
+}
+
+#[tokio::test]
+async fn sampled_task_at_a_tiny_rate_is_accepted_unchecked_with_no_distances() -> TestResult {
+    let net = Devnet::start_with(IVerinfer::Params {
+        samplingBps: 1,
+        ..default_init_params()
+    })
+    .await?;
+    let phash: u64 = 0x0123_4567_89ab_cdef;
+    let (task_id, fee, first) = sampled_task_committed(&net, phash).await?;
+    let decision = net.verinfer.sampleDecision(task_id).call().await?;
+    if decision.checked {
+        // Checked with probability 1 in 10,000: the checked path is the next test's.
+        let receipt = send_ok(net.verinfer.resolveSample(task_id)).await?;
+        assert!(
+            events(&receipt)?
+                .iter()
+                .any(|event| matches!(event, VerinferEvent::SampleDecided { checked: true, .. }))
+        );
+        let task = chain_task(&net, task_id).await?;
+        assert_eq!(task.status, TaskStatus::CheckQueued);
+        assert_eq!(task.validation(), Validation::SampledChecked);
+        return Ok(());
+    }
+    let receipt = send_ok(
+        net.verinfer
+            .revealImage(task_id, vec![phash], salt(0))
+            .from(first),
+    )
+    .await?;
+    let events = events(&receipt)?;
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, VerinferEvent::SampleDecided { checked: false, .. }))
+    );
+    let settlement = events
+        .into_iter()
+        .find_map(|event| match event {
+            VerinferEvent::TaskSettled {
+                outcome,
+                agreeing_mask,
+                distances,
+                threshold,
+                reward_per_node,
+                ..
+            } => Some(Settlement {
+                outcome,
+                agreeing_mask,
+                distances,
+                threshold,
+                reward_per_node,
+            }),
+            _ => None,
+        })
+        .ok_or("no TaskSettled")?;
+    assert_eq!(settlement.outcome, TaskStatus::Validated);
+    assert!(!settlement.compared(), "{settlement:?}");
+    assert_eq!(settlement.agreeing_slots(), [0]);
+    assert!(settlement.pair_distances(0, 1).is_empty());
+    assert_eq!(settlement.reward_per_node, fee - fee * 500 / 10_000);
+
+    let task = chain_task(&net, task_id).await?;
+    assert_eq!(task.status, TaskStatus::Validated);
+    assert!(!task.checked && task.is_terminal());
+    assert_eq!(task.validation(), Validation::SampledUnchecked);
+    let rate = net.verinfer.taskParams(task_id).call().await?.samplingBps;
+    assert_eq!(
+        task.validation().describe(Some(rate)),
+        "sampled at p = 0.01%: accepted unchecked (one node's result, not compared)"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sampled_task_at_rate_one_is_checked_by_two_more_nodes() -> TestResult {
+    let net = Devnet::start_with(IVerinfer::Params {
+        samplingBps: 10_000,
+        ..default_init_params()
+    })
+    .await?;
+    let phash: u64 = 0x0f0f_f0f0_1234_4321;
+    let (task_id, _, first) = sampled_task_committed(&net, phash).await?;
+    assert!(net.verinfer.sampleDecision(task_id).call().await?.checked);
+    // Checked: the first node must not reveal before the checkers commit.
+    let Err(early) = net
+        .verinfer
+        .revealImage(task_id, vec![phash], salt(0))
+        .from(first)
+        .call()
+        .await
+    else {
+        return Err("a checked first node revealed before the checkers committed".into());
+    };
+    assert!(
+        matches!(
+            verinfer_abi::Revert::from_error(&early).and_then(|r| r.into_verinfer()),
+            Some(Verinfer::VerinferErrors::SampleChecked(_))
+        ),
+        "{early}"
+    );
+    let receipt = send_ok(net.verinfer.resolveSample(task_id)).await?;
+    assert!(
+        events(&receipt)?
+            .iter()
+            .any(|event| matches!(event, VerinferEvent::SampleDecided { checked: true, .. }))
+    );
+    let queued = chain_task(&net, task_id).await?;
+    assert_eq!(queued.status, TaskStatus::CheckQueued);
+    assert!(queued.status.is_started() && !queued.is_terminal());
+    assert_eq!(queued.validation(), Validation::SampledChecked);
+    assert_eq!(queued.node_slots(), 3);
+
+    net.chain.draw().await?;
+    let checking = chain_task(&net, task_id).await?;
+    assert_eq!(checking.status, TaskStatus::Committing);
+    assert_eq!(checking.nodes[0], first);
+    let checkers = [checking.nodes[1], checking.nodes[2]];
+    assert!(!checkers.contains(&first) && !checkers.contains(&Address::ZERO));
+    let check_logs = net
+        .provider
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(net.deployment.verinfer)
+                .event_signature(Verinfer::CheckStarted::SIGNATURE_HASH),
+        )
+        .await?;
+    let started = VerinferEvent::from_log(check_logs.last().ok_or("no CheckStarted")?)?;
+    assert!(
+        matches!(started, VerinferEvent::CheckStarted { checkers: drawn, .. } if drawn == checkers),
+        "{started:?}"
+    );
+    assert_eq!(started.task_id(), Some(task_id.to::<u64>()));
+
+    for (slot, &checker) in checkers.iter().enumerate() {
+        let commitment = image_commitment(task_id, checker, &[phash], salt(slot + 1));
+        send_ok(net.verinfer.commit(task_id, commitment).from(checker)).await?;
+    }
+    assert_eq!(
+        chain_task(&net, task_id).await?.status,
+        TaskStatus::Revealing
+    );
+    let mut last = None;
+    for (slot, &node) in checking.nodes.iter().enumerate() {
+        last = Some(
+            send_ok(
+                net.verinfer
+                    .revealImage(task_id, vec![phash], salt(slot))
+                    .from(node),
+            )
+            .await?,
+        );
+    }
+    let settled = decode_one::<Verinfer::TaskSettled>(&last.ok_or("no reveal")?)?;
+    assert_eq!(settled.agreeingMask, 0b111);
+    assert_eq!(settled.distances, [0, 0, 0], "three nodes compared");
+    let task = chain_task(&net, task_id).await?;
+    assert_eq!(task.status, TaskStatus::Validated);
+    assert_eq!(
+        task.validation().describe(Some(10_000)),
+        "sampled at p = 100%: checked by three nodes (first node and two checkers)"
     );
     Ok(())
 }
