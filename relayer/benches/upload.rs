@@ -18,7 +18,7 @@ use std::{
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use verinfer_abi::{TaskKind, TaskStatus, VerinferEvent};
+use verinfer_abi::{TaskKind, TaskStatus, ValidationMode, VerinferEvent};
 use verinfer_relayer::{
     ApiSettings, AppState, blobs::BlobStore, metrics::Metrics, router, store::Store,
 };
@@ -150,6 +150,7 @@ impl Bench {
                     min_vram_mib: 0,
                     gpu_model: B256::ZERO,
                     fee: 0,
+                    mode: ValidationMode::Full,
                 },
                 VerinferEvent::TaskStarted {
                     task_id,

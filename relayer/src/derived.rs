@@ -1,19 +1,24 @@
 //! Derived state: tasks, their nodes' commitments and reveals, nodes, withdrawable balances,
 //! the GPU model registry and the parameter versions, folded from events in chain order. The
 //! fold mirrors `Verinfer.sol`, including the state changes it makes without an event of their
-//! own (a settled task's nodes become Available again) and what a task takes from the parameters
-//! in force when it is created (its version, fee level and expiry).
+//! own (a settled task's nodes become Available again, and so does a sampled task's first node
+//! when its check expires; a sampled task the draw did not choose is Revealing) and what a task
+//! takes from the parameters in force when it is created (its version, fee level, expiry and, for
+//! a sampled task, the sampling rate).
 
 use alloy_primitives::Address;
 use sqlx::AnyConnection;
-use verinfer_abi::{ChainTask, NodeState, Settlement, TaskKind, TaskStatus, VerinferEvent};
+use verinfer_abi::{
+    ChainTask, NodeState, Settlement, TaskKind, TaskStatus, ValidationMode, VerinferEvent,
+};
 
 use crate::{
     events::AdminEvent,
     store::{
         NodeRecord, ParamsState, StoreError, TaskNodeRecord, TaskRecord, active_params, add_credit,
-        add_gpu_model, load_node, load_task, load_task_nodes, save_node, save_task, save_task_node,
-        schedule_params, set_gpu_model_active, set_params_state, withdraw,
+        add_gpu_model, load_node, load_task, load_task_nodes, params_of_version, save_node,
+        save_task, save_task_node, schedule_params, set_gpu_model_active, set_params_state,
+        withdraw,
     },
 };
 
@@ -88,10 +93,31 @@ pub(crate) async fn apply(
             )
             .await
         }
+        E::CheckStarted {
+            task_id,
+            checkers,
+            commit_deadline,
+            reveal_deadline,
+            seed_block,
+        } => {
+            apply_check_started(
+                conn,
+                block,
+                *task_id,
+                checkers,
+                (*commit_deadline, *reveal_deadline),
+                *seed_block,
+            )
+            .await
+        }
+        E::SampleDecided {
+            task_id, checked, ..
+        } => apply_sample_decided(conn, at, *task_id, *checked).await,
         E::TaskQueued { .. }
         | E::TaskCancelled { .. }
         | E::TaskExpired { .. }
-        | E::RevealPhaseOpened { .. } => apply_task_phase(conn, block, event).await,
+        | E::RevealPhaseOpened { .. }
+        | E::SampleCommitted { .. } => apply_task_phase(conn, block, event).await,
         E::ResultCommitted { .. }
         | E::ImageResultRevealed { .. }
         | E::TextResultRevealed { .. }
@@ -193,24 +219,32 @@ async fn apply_task_created(
         min_vram_mib,
         gpu_model,
         fee,
+        mode,
     } = event
     else {
         return Ok(());
     };
     let params = active_params(conn).await?;
-    let (params_version, fee_level, expires_at) = match &params {
+    let (params_version, fee_level, expires_at, sampling_bps) = match &params {
         Some((version, params)) => {
             let minimum = params.minTaskFee.to::<u128>()
                 + match kind {
                     TaskKind::Image => params.minImageFee.to::<u128>() * u128::from(*image_count),
                     TaskKind::Text => 0,
                 };
+            let (minimum, sampling_bps) = match mode {
+                ValidationMode::Full => (minimum, None),
+                ValidationMode::Sampled => (
+                    sampled_minimum(minimum, params.samplingBps),
+                    Some(params.samplingBps),
+                ),
+            };
             let expires_at = at
                 .timestamp
                 .map_or(0, |t| t + u64::from(params.queueTimeout));
-            (*version, fee_level(*fee, minimum), expires_at)
+            (*version, fee_level(*fee, minimum), expires_at, sampling_bps)
         }
-        None => (0, 0, 0),
+        None => (0, 0, 0, None),
     };
     let chain = ChainTask {
         task_id: *task_id,
@@ -231,6 +265,9 @@ async fn apply_task_created(
         fee_level,
         params_version,
         expires_at,
+        mode: *mode,
+        checked: false,
+        sample_block: 0,
     };
     let record = TaskRecord {
         chain,
@@ -239,11 +276,15 @@ async fn apply_task_created(
         seed_block: None,
         created_block: at.block,
         updated_block: at.block,
+        sampling_bps,
+        sample_decided_block: None,
+        check_seed_block: None,
     };
     save_task(conn, &record).await
 }
 
-/// `TaskStarted`: the task's nodes and deadlines, an empty slot record per node, nodes busy.
+/// `TaskStarted`: the task's nodes and deadlines, an empty slot record per node, nodes busy (a
+/// sampled task starts on one node: slots 1 and 2 stay empty until a check draws them).
 async fn apply_task_started(
     conn: &mut AnyConnection,
     block: u64,
@@ -261,18 +302,65 @@ async fn apply_task_started(
         t.chain.reveal_deadline = reveal_deadline;
     })
     .await?;
-    for (slot, node) in nodes.iter().enumerate() {
+    assign_slots(conn, block, task_id, nodes.iter().copied().enumerate()).await
+}
+
+/// `CheckStarted`: the two checkers of a checked sampled task become its nodes 1 and 2 (its
+/// first node keeps slot 0 and its commitment), with the check's deadlines; status Committing.
+async fn apply_check_started(
+    conn: &mut AnyConnection,
+    block: u64,
+    task_id: u64,
+    checkers: &[Address; 2],
+    (commit_deadline, reveal_deadline): (u32, u32),
+    seed_block: u64,
+) -> Result<(), StoreError> {
+    update_task(conn, task_id, block, |t| {
+        t.chain.status = TaskStatus::Committing;
+        t.queue_key = None;
+        t.check_seed_block = Some(seed_block);
+        t.chain.nodes[1] = checkers[0];
+        t.chain.nodes[2] = checkers[1];
+        t.chain.commit_deadline = commit_deadline;
+        t.chain.reveal_deadline = reveal_deadline;
+    })
+    .await?;
+    assign_slots(
+        conn,
+        block,
+        task_id,
+        checkers
+            .iter()
+            .copied()
+            .enumerate()
+            .map(|(i, n)| (i + 1, n)),
+    )
+    .await
+}
+
+/// An empty slot record per drawn node, and the node busy with the task (zero addresses, the
+/// empty slots of a sampled task, are skipped).
+async fn assign_slots(
+    conn: &mut AnyConnection,
+    block: u64,
+    task_id: u64,
+    nodes: impl Iterator<Item = (usize, Address)>,
+) -> Result<(), StoreError> {
+    for (slot, node) in nodes {
+        if node.is_zero() {
+            continue;
+        }
         let record = TaskNodeRecord {
             task_id,
-            slot: slot as u8,
-            node: *node,
+            slot: u8::try_from(slot).unwrap_or(u8::MAX),
+            node,
             commitment: None,
             phashes: None,
             text_digest: None,
             invalid_args: false,
         };
         save_task_node(conn, &record).await?;
-        update_node(conn, *node, block, |n| {
+        update_node(conn, node, block, |n| {
             n.state = NodeState::Busy;
             n.task_id = task_id;
         })
@@ -281,7 +369,44 @@ async fn apply_task_started(
     Ok(())
 }
 
-/// Status changes without node data: queued, cancelled, reveal phase opened.
+/// `SampleDecided`: the sample draw of a sampled task. Unchecked, its first node may reveal
+/// (status Revealing, no event of its own); checked, it waits for two checkers with a deadline of
+/// its own, `queueTimeout` from now (its `TaskQueued` follows and makes it CheckQueued).
+async fn apply_sample_decided(
+    conn: &mut AnyConnection,
+    at: At,
+    task_id: u64,
+    checked: bool,
+) -> Result<(), StoreError> {
+    let Some(task) = load_task(conn, task_id).await? else {
+        tracing::warn!(task_id, "event for a task the index has not seen created");
+        return Ok(());
+    };
+    let queue_timeout = if checked {
+        params_of_version(conn, task.chain.params_version)
+            .await?
+            .map(|params| params.queueTimeout)
+    } else {
+        None
+    };
+    update_task(conn, task_id, at.block, |t| {
+        t.sample_decided_block = Some(at.block);
+        t.chain.checked = checked;
+        if checked {
+            t.chain.expires_at = match (at.timestamp, queue_timeout) {
+                (Some(now), Some(timeout)) => now + u64::from(timeout),
+                _ => 0,
+            };
+        } else {
+            t.chain.status = TaskStatus::Revealing;
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// Status changes without node data: queued (a new task, or a check), cancelled, expired,
+/// reveal phase opened, a sampled task's first node committed.
 async fn apply_task_phase(
     conn: &mut AnyConnection,
     block: u64,
@@ -291,7 +416,12 @@ async fn apply_task_phase(
     match event {
         E::TaskQueued { task_id, queue_key } => {
             update_task(conn, *task_id, block, |t| {
-                t.chain.status = TaskStatus::Queued;
+                // A sampled task the sample draw chose for a check queues again, for checkers.
+                t.chain.status = if t.chain.mode == ValidationMode::Sampled && t.chain.checked {
+                    TaskStatus::CheckQueued
+                } else {
+                    TaskStatus::Queued
+                };
                 t.queue_key = Some(*queue_key);
             })
             .await?;
@@ -304,11 +434,14 @@ async fn apply_task_phase(
             .await?;
         }
         E::TaskExpired { task_id } => {
-            update_task(conn, *task_id, block, |t| {
+            let task = update_task(conn, *task_id, block, |t| {
                 t.chain.status = TaskStatus::Expired;
                 t.queue_key = None;
             })
             .await?;
+            // A check that found no checkers in time releases the first node, unpaid (no event
+            // of its own unless it exits).
+            release_nodes(conn, block, *task_id, task.as_ref()).await?;
         }
         E::RevealPhaseOpened {
             task_id,
@@ -316,6 +449,18 @@ async fn apply_task_phase(
         } => {
             update_task(conn, *task_id, block, |t| {
                 t.chain.status = TaskStatus::Revealing;
+                t.chain.reveal_deadline = *reveal_deadline;
+            })
+            .await?;
+        }
+        E::SampleCommitted {
+            task_id,
+            sample_block,
+            reveal_deadline,
+        } => {
+            update_task(conn, *task_id, block, |t| {
+                t.chain.status = TaskStatus::AwaitingSample;
+                t.chain.sample_block = *sample_block;
                 t.chain.reveal_deadline = *reveal_deadline;
             })
             .await?;
@@ -386,18 +531,44 @@ async fn apply_settlement(
     .await?;
     // The contract releases every node still busy with this task (no event); slashes, kicks and
     // exits follow as their own events and override this.
-    if let Some(nodes) = task.and_then(|t| t.nodes()) {
-        for node in nodes {
-            update_node(conn, node, block, |n| {
-                if n.state == NodeState::Busy && n.task_id == *task_id {
-                    n.state = NodeState::Available;
-                    n.task_id = 0;
-                }
-            })
-            .await?;
+    release_nodes(conn, block, *task_id, task.as_ref()).await
+}
+
+/// Makes the nodes still busy with `task` available again (the contract does so without an
+/// event when a task settles or a check expires); empty slots are skipped.
+async fn release_nodes(
+    conn: &mut AnyConnection,
+    block: u64,
+    task_id: u64,
+    task: Option<&TaskRecord>,
+) -> Result<(), StoreError> {
+    let Some(nodes) = task.and_then(TaskRecord::nodes) else {
+        return Ok(());
+    };
+    for node in nodes {
+        if node.is_zero() {
+            continue;
         }
+        update_node(conn, node, block, |n| {
+            if n.state == NodeState::Busy && n.task_id == task_id {
+                n.state = NodeState::Available;
+                n.task_id = 0;
+            }
+        })
+        .await?;
     }
     Ok(())
+}
+
+/// `VerinferState._minimumFee` of a sampled task: the full minimum times `(1 + 2p) / 3`, rounded
+/// up (`sampling_bps` = p in basis points).
+pub(crate) fn sampled_minimum(full_minimum: u128, sampling_bps: u16) -> u128 {
+    const BPS: u128 = 10_000;
+    let denominator = 3 * BPS;
+    full_minimum
+        .saturating_mul(BPS + 2 * u128::from(sampling_bps))
+        .saturating_add(denominator - 1)
+        / denominator
 }
 
 /// `Verinfer._feeLevel`: the highest fee tier t (at most 7) with `fee >= 2^t * minimum`.
@@ -486,5 +657,16 @@ mod tests {
         assert_eq!(fee_level(128_000, min), 7);
         assert_eq!(fee_level(u128::MAX, min), 7);
         assert_eq!(fee_level(0, 0), 7);
+    }
+
+    #[test]
+    fn sampled_minimum_rounds_up_like_the_contract() {
+        // p = 5 %: (10000 + 1000) / 30000 of the full minimum.
+        assert_eq!(sampled_minimum(30_000, 500), 11_000);
+        assert_eq!(sampled_minimum(30_001, 500), 11_001);
+        assert_eq!(sampled_minimum(1, 1), 1);
+        // p = 100 %: three nodes always, the full minimum.
+        assert_eq!(sampled_minimum(1_000, 10_000), 1_000);
+        assert_eq!(sampled_minimum(0, 500), 0);
     }
 }

@@ -2,11 +2,81 @@
 //! `verinfer-abi`'s one event decoder into [`VerinferEvent`], the input of the derived state, and
 //! the owner's events that decoder keeps by name only (the GPU model registry and the parameter
 //! versions) into [`AdminEvent`].
+//!
+//! Two events changed their signature with sampled validation: `TaskCreated` gained the task's
+//! mode and `ParamsScheduled`'s parameters gained `samplingBps`. Logs of a contract from before
+//! (stored in an older database, replayed after a reorg, or still indexed) are decoded by their
+//! old signatures ([`decode_log`]): a full task, parameters with `samplingBps` 0.
 
 use alloy::{rpc::types::Log, sol_types::SolEvent};
 use alloy_primitives::{B256, Bytes, LogData};
 pub use verinfer_abi::VerinferEvent;
-use verinfer_abi::{IVerinfer, Verinfer};
+use verinfer_abi::{IVerinfer, TaskKind, ValidationMode, Verinfer};
+
+/// The signatures of the contract before sampled validation.
+mod legacy {
+    #![allow(missing_docs)]
+    alloy_sol_types::sol! {
+        struct Params {
+            uint8 threshold;
+            uint8 minTextPool;
+            uint16 slashShareBps;
+            uint16 slashRewardBps;
+            uint16 protocolFeeBps;
+            uint32 commitWindow;
+            uint32 revealWindow;
+            uint32 queueTimeout;
+            uint96 minStake;
+            uint96 stakePerThresholdBit;
+            uint96 minTaskFee;
+            uint96 minImageFee;
+        }
+        event TaskCreated(
+            uint256 indexed taskId,
+            address indexed creator,
+            uint8 kind,
+            bytes32 argsHash,
+            uint8 imageCount,
+            uint32 minVramMiB,
+            bytes32 gpuModel,
+            uint96 fee
+        );
+        event ParamsScheduled(uint24 indexed version, Params params, uint40 effectiveAt);
+    }
+}
+
+/// Decodes a Verinfer log with [`VerinferEvent::decode`], and a `TaskCreated` of the contract
+/// before sampled validation as a full task's.
+pub fn decode_log(data: &LogData) -> Result<VerinferEvent, EventError> {
+    let event = VerinferEvent::decode(data)?;
+    if !matches!(event, VerinferEvent::Other { .. })
+        || data.topics().first() != Some(&legacy::TaskCreated::SIGNATURE_HASH)
+    {
+        return Ok(event);
+    }
+    let Ok(e) = legacy::TaskCreated::decode_log_data(data) else {
+        return Ok(event);
+    };
+    let out_of_range = |message: String| {
+        EventError::Decode(verinfer_abi::EventError::OutOfRange {
+            event: "TaskCreated",
+            message,
+        })
+    };
+    Ok(VerinferEvent::TaskCreated {
+        task_id: u64::try_from(e.taskId)
+            .map_err(|_| out_of_range(format!("task id {} exceeds u64", e.taskId)))?,
+        creator: e.creator,
+        kind: TaskKind::try_from(e.kind)
+            .map_err(|_| out_of_range(format!("{} is not a valid TaskKind", e.kind)))?,
+        args_hash: e.argsHash,
+        image_count: e.imageCount,
+        min_vram_mib: e.minVramMiB,
+        gpu_model: e.gpuModel,
+        fee: e.fee.to::<u128>(),
+        mode: ValidationMode::Full,
+    })
+}
 
 /// A contract log with its position in the chain, as fetched and as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +163,29 @@ impl AdminEvent {
                     effective_at: e.effectiveAt.to::<u64>(),
                 }
             }
+            legacy::ParamsScheduled::SIGNATURE_HASH => {
+                let e = legacy::ParamsScheduled::decode_log_data(data).ok()?;
+                let p = e.params;
+                Self::ParamsScheduled {
+                    version: e.version.to::<u32>(),
+                    params: IVerinfer::Params {
+                        threshold: p.threshold,
+                        minTextPool: p.minTextPool,
+                        slashShareBps: p.slashShareBps,
+                        slashRewardBps: p.slashRewardBps,
+                        protocolFeeBps: p.protocolFeeBps,
+                        commitWindow: p.commitWindow,
+                        revealWindow: p.revealWindow,
+                        queueTimeout: p.queueTimeout,
+                        minStake: p.minStake,
+                        stakePerThresholdBit: p.stakePerThresholdBit,
+                        minTaskFee: p.minTaskFee,
+                        minImageFee: p.minImageFee,
+                        samplingBps: 0,
+                    },
+                    effective_at: e.effectiveAt.to::<u64>(),
+                }
+            }
             Verinfer::ParamsActivated::SIGNATURE_HASH => {
                 let e = Verinfer::ParamsActivated::decode_log_data(data).ok()?;
                 Self::ParamsActivated {
@@ -171,14 +264,113 @@ impl RawLog {
         LogData::new(topics, data)
     }
 
-    /// Decodes the event with [`VerinferEvent::decode`]. Logs that are not Verinfer events (or
-    /// fail to decode) become [`VerinferEvent::Other`], so they never stop the indexer.
+    /// Decodes the event with [`decode_log`]. Logs that are not Verinfer events (or fail to
+    /// decode) become [`VerinferEvent::Other`], so they never stop the indexer.
     pub fn decode(&self) -> Result<VerinferEvent, EventError> {
-        Ok(VerinferEvent::decode(&self.data)?)
+        decode_log(&self.data)
     }
 
     /// Whether this is a `TaskCreated` log (whose block's timestamp the derived state needs).
     pub fn is_task_created(&self) -> bool {
-        self.data.topics().first() == Some(&Verinfer::TaskCreated::SIGNATURE_HASH)
+        matches!(
+            self.data.topics().first(),
+            Some(&Verinfer::TaskCreated::SIGNATURE_HASH | &legacy::TaskCreated::SIGNATURE_HASH)
+        )
+    }
+
+    /// Whether the derived state needs this log's block timestamp: a task's expiry counts from
+    /// its `TaskCreated`, a check's from its `SampleDecided`.
+    pub fn needs_block_timestamp(&self) -> bool {
+        self.is_task_created()
+            || self.data.topics().first() == Some(&Verinfer::SampleDecided::SIGNATURE_HASH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::{
+        Address, U256,
+        aliases::{U24, U40, U96},
+    };
+
+    use super::*;
+
+    #[test]
+    fn logs_of_the_contract_before_sampling_decode_as_full_tasks() {
+        let old = legacy::TaskCreated {
+            taskId: U256::from(4),
+            creator: Address::repeat_byte(1),
+            kind: 1,
+            argsHash: B256::repeat_byte(2),
+            imageCount: 0,
+            minVramMiB: 0,
+            gpuModel: B256::repeat_byte(3),
+            fee: U96::from(500),
+        }
+        .encode_log_data();
+        assert_ne!(
+            old.topics()[0],
+            Verinfer::TaskCreated::SIGNATURE_HASH,
+            "the signature changed"
+        );
+        assert_eq!(
+            decode_log(&old).unwrap(),
+            VerinferEvent::TaskCreated {
+                task_id: 4,
+                creator: Address::repeat_byte(1),
+                kind: TaskKind::Text,
+                args_hash: B256::repeat_byte(2),
+                image_count: 0,
+                min_vram_mib: 0,
+                gpu_model: B256::repeat_byte(3),
+                fee: 500,
+                mode: ValidationMode::Full,
+            }
+        );
+        let bad_kind = legacy::TaskCreated {
+            taskId: U256::from(4),
+            creator: Address::ZERO,
+            kind: 7,
+            argsHash: B256::ZERO,
+            imageCount: 0,
+            minVramMiB: 0,
+            gpuModel: B256::ZERO,
+            fee: U96::ZERO,
+        }
+        .encode_log_data();
+        assert!(decode_log(&bad_kind).is_err());
+
+        let scheduled = legacy::ParamsScheduled {
+            version: U24::from(2),
+            params: legacy::Params {
+                threshold: 10,
+                minTextPool: 3,
+                slashShareBps: 5_000,
+                slashRewardBps: 5_000,
+                protocolFeeBps: 500,
+                commitWindow: 300,
+                revealWindow: 300,
+                queueTimeout: 60,
+                minStake: U96::from(1_000),
+                stakePerThresholdBit: U96::from(100),
+                minTaskFee: U96::from(10),
+                minImageFee: U96::from(1),
+            },
+            effectiveAt: U40::from(99),
+        }
+        .encode_log_data();
+        let Some(AdminEvent::ParamsScheduled {
+            version,
+            params,
+            effective_at,
+        }) = AdminEvent::decode(&scheduled)
+        else {
+            panic!("legacy ParamsScheduled not decoded");
+        };
+        assert_eq!((version, effective_at), (2, 99));
+        assert_eq!(
+            (params.queueTimeout, params.samplingBps, params.minTaskFee),
+            (60, 0, U96::from(10))
+        );
     }
 }

@@ -320,13 +320,13 @@ impl Indexer {
         Ok(outcome)
     }
 
-    /// Reads the timestamp of the blocks of `TaskCreated` logs the RPC gave without one (a
-    /// task's expiry is its creation time plus the queue timeout); other logs keep what the RPC
-    /// gave.
+    /// Reads the timestamp of the blocks of `TaskCreated` and `SampleDecided` logs the RPC gave
+    /// without one (a task's expiry is its creation time plus the queue timeout, a check's the
+    /// time of its sample draw plus the queue timeout); other logs keep what the RPC gave.
     async fn fill_timestamps(&self, logs: &mut [RawLog]) -> Result<(), IndexerError> {
         let mut known: Vec<(u64, u64)> = Vec::new();
         for log in logs.iter_mut() {
-            if log.block_timestamp.is_some() || !log.is_task_created() {
+            if log.block_timestamp.is_some() || !log.needs_block_timestamp() {
                 continue;
             }
             let number = log.block_number;

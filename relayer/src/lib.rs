@@ -15,7 +15,7 @@
 //! | `POST /v1/tasks/{id}/results` | a selected node's [`verinfer_wire::UploadRequest`], EIP-712 signed; accepted only when the recomputed pHashes / text digest equal the node's on-chain reveal; answers [`api::types::UploadAccepted`] |
 //! | `GET /v1/tasks/{id}/results[?inline=true]` | [`api::types::TaskResultsView`]: the agreeing nodes' verified uploads (409 `task_not_validated` before validation); PNGs as `/v1/blobs/{keccak256}` URLs, or inline base64 with `?inline=true` |
 //! | `GET /v1/blobs/{keccak256}` | a stored blob (PNG `image/png`, text output `application/json`, args) |
-//! | `GET /v1/tasks/{id}` | [`api::types::TaskView`]: status, nodes, reveals, settlement, parameter version, fee level, expiry, seed block, credits |
+//! | `GET /v1/tasks/{id}` | [`api::types::TaskView`]: status, nodes, reveals, settlement, parameter version, fee level, expiry, seed block, credits, and [`api::types::ValidationView`]: checked by three nodes, or (sampled tasks) accepted unchecked at rate p |
 //! | `GET /v1/nodes[?offset=&limit=]` | [`api::types::NodesView`]: with each node's fee tier and claimable balance |
 //! | `GET /v1/accounts/{address}` | [`api::types::AccountView`]: withdrawable balance and credits |
 //! | `GET /v1/gpu-models` | [`api::types::GpuModelsView`]: the GPU model registry |

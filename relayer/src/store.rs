@@ -10,7 +10,8 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 use verinfer_abi::{
-    ChainTask, CreditReason, IVerinfer, NodeState, Settlement, TaskKind, TaskStatus, VerinferEvent,
+    ChainTask, CreditReason, IVerinfer, NodeState, Settlement, TaskKind, TaskStatus,
+    ValidationMode, VerinferEvent,
 };
 use verinfer_wire::types::ParamsValues;
 
@@ -89,12 +90,32 @@ pub struct TaskRecord {
     pub created_block: u64,
     /// Block of the latest event.
     pub updated_block: u64,
+    /// Sampled tasks: the sampling rate p of the task's parameter version, basis points (`None`
+    /// for full tasks, and when the index does not know the task's parameters).
+    pub sampling_bps: Option<u16>,
+    /// Sampled tasks: the block of the sample draw (`SampleDecided`), once drawn; its outcome is
+    /// `chain.checked`.
+    pub sample_decided_block: Option<u64>,
+    /// Checked sampled tasks: the block whose hash seeded the draw of the two checkers
+    /// (`CheckStarted`), once drawn.
+    pub check_seed_block: Option<u64>,
 }
 
 impl TaskRecord {
-    /// The three selected nodes, once started.
+    /// The selected nodes, once started (a sampled task's slots 1 and 2 stay zero until its
+    /// checkers are drawn, and for good when it is not checked).
     pub fn nodes(&self) -> Option<[Address; 3]> {
         self.chain.started().then_some(self.chain.nodes)
+    }
+
+    /// Whether the task is checked by three nodes: `Some(true)` for a full task and for a sampled
+    /// task the sample draw chose for a check, `Some(false)` for a sampled task it did not,
+    /// `None` while a sampled task's draw is still to come.
+    pub fn checked_by_three(&self) -> Option<bool> {
+        match self.chain.mode {
+            ValidationMode::Full => Some(true),
+            ValidationMode::Sampled => self.sample_decided_block.map(|_| self.chain.checked),
+        }
     }
 }
 
@@ -577,7 +598,7 @@ impl Store {
             timestamp,
         };
         for data in logs {
-            let event = VerinferEvent::decode(data).map_err(EventError::from)?;
+            let event = crate::events::decode_log(data)?;
             apply_event(&mut tx, at, &event, data).await?;
         }
         tx.commit().await?;
@@ -1007,7 +1028,7 @@ async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
 const TASK_COLUMNS: &str = "task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
      queue_key, node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
      agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block, seed_block, fee_level, \
-     params_version, expires_at";
+     params_version, expires_at, mode, sampling_bps, sample_block, sample_decided_block, checked, check_seed_block";
 
 pub(crate) async fn load_task(
     conn: &mut AnyConnection,
@@ -1065,6 +1086,12 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
         None => None,
     };
     let queue_key: Option<String> = row.try_get("queue_key")?;
+    let mode_text: String = row.try_get("mode")?;
+    let mode = ValidationMode::from_wire_name(&mode_text).ok_or(StoreError::Corrupt {
+        table: T,
+        column: "mode",
+        value: mode_text,
+    })?;
     let chain = ChainTask {
         task_id: int(T, "task_id", row.try_get("task_id")?)?,
         creator: parse(T, "creator", row.try_get("creator")?)?,
@@ -1091,8 +1118,14 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
         fee_level: int(T, "fee_level", row.try_get("fee_level")?)?,
         params_version: int(T, "params_version", row.try_get("params_version")?)?,
         expires_at: int(T, "expires_at", row.try_get("expires_at")?)?,
+        mode,
+        checked: row.try_get::<i64, _>("checked")? != 0,
+        sample_block: int(T, "sample_block", row.try_get("sample_block")?)?,
     };
     let seed_block: Option<i64> = row.try_get("seed_block")?;
+    let sampling_bps: Option<i64> = row.try_get("sampling_bps")?;
+    let sample_decided_block: Option<i64> = row.try_get("sample_decided_block")?;
+    let check_seed_block: Option<i64> = row.try_get("check_seed_block")?;
     Ok(TaskRecord {
         chain,
         queue_key: queue_key
@@ -1104,6 +1137,15 @@ fn task_row(row: &AnyRow) -> Result<TaskRecord> {
             .transpose()?,
         created_block: int(T, "created_block", row.try_get("created_block")?)?,
         updated_block: int(T, "updated_block", row.try_get("updated_block")?)?,
+        sampling_bps: sampling_bps
+            .map(|bps| int(T, "sampling_bps", bps))
+            .transpose()?,
+        sample_decided_block: sample_decided_block
+            .map(|block| int(T, "sample_decided_block", block))
+            .transpose()?,
+        check_seed_block: check_seed_block
+            .map(|block| int(T, "check_seed_block", block))
+            .transpose()?,
     })
 }
 
@@ -1116,12 +1158,13 @@ pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Re
     let settlement = task.settlement.as_ref();
     let sql = format!(
         "INSERT INTO tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) ON CONFLICT (task_id) DO UPDATE SET creator = $2, kind = $3, \
+         $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34) ON CONFLICT (task_id) DO UPDATE SET creator = $2, kind = $3, \
          status = $4, image_count = $5, min_vram_mib = $6, args_hash = $7, gpu_model = $8, fee = $9, queue_key = $10, \
          node0 = $11, node1 = $12, node2 = $13, committed_mask = $14, revealed_mask = $15, invalid_mask = $16, \
          commit_deadline = $17, reveal_deadline = $18, agreeing_mask = $19, distances = $20, threshold = $21, \
          reward_per_node = $22, created_block = $23, updated_block = $24, seed_block = $25, fee_level = $26, \
-         params_version = $27, expires_at = $28"
+         params_version = $27, expires_at = $28, mode = $29, sampling_bps = $30, sample_block = $31, \
+         sample_decided_block = $32, checked = $33, check_seed_block = $34"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(to_i64(task.chain.task_id))
@@ -1152,6 +1195,12 @@ pub(crate) async fn save_task(conn: &mut AnyConnection, task: &TaskRecord) -> Re
         .bind(i64::from(task.chain.fee_level))
         .bind(i64::from(task.chain.params_version))
         .bind(to_i64(task.chain.expires_at))
+        .bind(task.chain.mode.wire_name())
+        .bind(task.sampling_bps.map(i64::from))
+        .bind(to_i64(task.chain.sample_block))
+        .bind(task.sample_decided_block.map(to_i64))
+        .bind(i64::from(task.chain.checked))
+        .bind(task.check_seed_block.map(to_i64))
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -1494,6 +1543,21 @@ pub(crate) async fn active_params(
         .transpose()
 }
 
+/// Parameter version `version` (a task's own: checks take their queue timeout from it).
+pub(crate) async fn params_of_version(
+    conn: &mut AnyConnection,
+    version: u32,
+) -> Result<Option<IVerinfer::Params>> {
+    let row = sqlx::query(
+        "SELECT version, state, params, effective_at FROM params_versions WHERE version = $1",
+    )
+    .bind(i64::from(version))
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| params_row(&row).map(|record| record.params))
+        .transpose()
+}
+
 fn params_row(row: &AnyRow) -> Result<ParamsRecord> {
     const T: &str = "params_versions";
     let state: String = row.try_get(1)?;
@@ -1529,5 +1593,6 @@ fn params_of(values: &ParamsValues) -> Option<IVerinfer::Params> {
         stakePerThresholdBit: amount(&values.stake_per_threshold_bit)?,
         minTaskFee: amount(&values.min_task_fee)?,
         minImageFee: amount(&values.min_image_fee)?,
+        samplingBps: values.sampling_bps,
     })
 }

@@ -17,7 +17,8 @@ use alloy::{
 };
 use common::{gradient_png, phash, valid_image_args};
 use verinfer_abi::{
-    CreditReason, Deployment, IERC20, IVerinfer, TaskStatus, Verinfer, VerinferInstance,
+    CreditReason, Deployment, IERC20, IVerinfer, TaskStatus, ValidationMode, Verinfer,
+    VerinferInstance,
 };
 use verinfer_devchain::{AnvilOptions, Chain, Deploy, default_init_params};
 use verinfer_relayer::{
@@ -155,8 +156,21 @@ impl Devnet {
 
     /// Creates an image task, which waits in its queue; returns its id.
     async fn queue_image_task(&self, args_hash: B256, image_count: u8) -> u64 {
+        self.queue_task(args_hash, image_count, FEE, ValidationMode::Full)
+            .await
+    }
+
+    /// Creates an image task of `mode` paying `fee` (`createTask` or `createSampledTask`), which
+    /// waits in its queue; returns its id.
+    async fn queue_task(
+        &self,
+        args_hash: B256,
+        image_count: u8,
+        fee: u128,
+        mode: ValidationMode,
+    ) -> u64 {
         self.token()
-            .approve(self.deployment.verinfer, U256::from(FEE))
+            .approve(self.deployment.verinfer, U256::from(fee))
             .from(self.creator)
             .send()
             .await
@@ -164,19 +178,25 @@ impl Devnet {
             .get_receipt()
             .await
             .unwrap();
+        let kind = verinfer_abi::TaskKind::Image.into();
+        let fee = U96::from(fee);
+        let request = match mode {
+            ValidationMode::Full => self
+                .verinfer
+                .createTask(kind, args_hash, image_count, 16_384, String::new(), fee)
+                .from(self.creator)
+                .gas(GAS)
+                .into_transaction_request(),
+            ValidationMode::Sampled => self
+                .verinfer
+                .createSampledTask(kind, args_hash, image_count, 16_384, String::new(), fee)
+                .from(self.creator)
+                .gas(GAS)
+                .into_transaction_request(),
+        };
         let receipt = self
-            .verinfer
-            .createTask(
-                verinfer_abi::TaskKind::Image.into(),
-                args_hash,
-                image_count,
-                16_384,
-                String::new(),
-                U96::from(FEE),
-            )
-            .from(self.creator)
-            .gas(GAS)
-            .send()
+            .provider
+            .send_transaction(request)
             .await
             .unwrap()
             .get_receipt()
@@ -347,6 +367,13 @@ impl Devnet {
                 ours.chain.expires_at,
                 chain.expiresAt.to::<u64>(),
                 "task {task_id} expiresAt"
+            );
+            assert_eq!(ours.chain.mode.as_u8(), chain.mode, "task {task_id} mode");
+            assert_eq!(ours.chain.checked, chain.checked, "task {task_id} checked");
+            assert_eq!(
+                ours.chain.sample_block,
+                chain.sampleBlock.to::<u64>(),
+                "task {task_id} sampleBlock"
             );
         }
         for &address in nodes {
@@ -948,6 +975,225 @@ async fn registry_fee_tiers_params_expiry_and_credits_from_the_chain() {
         ),
         ("0", FEE.to_string().as_str(), FEE.to_string().as_str())
     );
+    net.assert_index_matches_chain(&store, &nodes).await;
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// A sampled task at p = 0.01 % (accepted unchecked, one node paid) and, after a parameter
+/// version at p = 100 %, one chosen for a check (two checkers drawn, three results compared): the
+/// relayer's task view says which, and its index equals `getTask`.
+#[tokio::test]
+async fn sampled_tasks_unchecked_and_checked_from_the_chain() {
+    let net = Devnet::start_with(IVerinfer::Params {
+        samplingBps: 1,
+        ..default_init_params()
+    })
+    .await;
+    let nodes = [net.account(2), net.account(3), net.account(4)];
+    for node in nodes {
+        net.join(node).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = RelayerConfig {
+        rpc_url: Some(net.chain.rpc_url()),
+        chain_id: Some(net.deployment.chain_id),
+        verinfer: Some(net.deployment.verinfer),
+        deploy_block: Some(net.deployment.deploy_block),
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(temp_database(&dir).await),
+        poll_interval_ms: 50,
+        ..RelayerConfig::default()
+    };
+    let relayer = Relayer::from_config(&config).await.unwrap();
+    let store = relayer.state().inner().store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = RelayerClient::new(
+        format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relayer.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let pngs: Vec<Vec<u8>> = (0..2).map(|i| gradient_png(i * 70 + 5, 64)).collect();
+    let phashes: Vec<u64> = pngs.iter().map(|png| phash(png)).collect();
+
+    // p = 0.01 %: the largest fee sampling allows at the minimum stake is 0.05 token.
+    let unchecked = net
+        .queue_task(
+            B256::repeat_byte(0x51),
+            2,
+            TOKEN / 100,
+            ValidationMode::Sampled,
+        )
+        .await;
+    net.draw().await;
+    let slots = net.task_nodes(unchecked).await;
+    assert!(
+        slots[1].is_zero() && slots[2].is_zero(),
+        "one node: {slots:?}"
+    );
+    let first = slots[0];
+    net.commit_image(unchecked, first, &phashes).await;
+    let awaiting = wait_for(|| async {
+        client
+            .task(unchecked)
+            .await
+            .ok()
+            .filter(|t| t.status == TaskStatus::AwaitingSample)
+    })
+    .await;
+    let validation = awaiting.validation.unwrap();
+    assert_eq!(
+        (validation.mode, validation.checked, validation.sampling_bps),
+        (ValidationMode::Sampled, None, Some(1))
+    );
+    let sample_block = validation.sample_block.unwrap();
+    // The block after the commitment decides: once it is sealed and another one on top (the
+    // view runs in the latest block), the view tells the outcome; then the first node reveals.
+    net.provider.anvil_mine(Some(2), None).await.unwrap();
+    let decision = net
+        .verinfer
+        .sampleDecision(U256::from(unchecked))
+        .call()
+        .await
+        .unwrap();
+    assert!(decision.decidable, "block {sample_block} is sealed");
+    assert!(
+        !decision.checked,
+        "p = 0.01 %: this run's sample block chose a check (1 in 10,000)"
+    );
+    net.reveal_image(unchecked, first, &phashes).await;
+    let view = wait_for(|| async {
+        client
+            .task(unchecked)
+            .await
+            .ok()
+            .filter(|t| t.status == TaskStatus::Validated)
+    })
+    .await;
+    let validation = view.validation.clone().unwrap();
+    assert_eq!(validation.checked, Some(false), "{view:?}");
+    assert_eq!(validation.sample_block, Some(sample_block));
+    assert!(validation.decided_block.is_some() && validation.checkers.is_empty());
+    assert_eq!(
+        validation.summary,
+        "sampled at p = 0.01%: accepted unchecked (one node's result, not compared)"
+    );
+    let settlement = view.settlement.unwrap();
+    assert_eq!(
+        (settlement.agreeing_mask, settlement.distances.len()),
+        (1, 0)
+    );
+    let upload = sign_result_upload(
+        &net.signer(first),
+        net.deployment.chain_id,
+        net.deployment.verinfer,
+        unchecked,
+        &UploadPayload::image(pngs.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        client
+            .upload_result(unchecked, &upload)
+            .await
+            .unwrap()
+            .created
+    );
+    let results = client.results(unchecked, false).await.unwrap();
+    assert_eq!(results.results.len(), 1);
+    assert_eq!(results.validation.unwrap().checked, Some(false));
+
+    // Version 2 at p = 100 % (paramsDelay 0: in force from the next call): always checked.
+    net.chain
+        .verinfer()
+        .scheduleParams(IVerinfer::Params {
+            samplingBps: 10_000,
+            ..default_init_params()
+        })
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let checked = net
+        .queue_task(B256::repeat_byte(0x52), 2, FEE, ValidationMode::Sampled)
+        .await;
+    net.draw().await;
+    let first = net.task_nodes(checked).await[0];
+    net.commit_image(checked, first, &phashes).await;
+    net.provider.anvil_mine(Some(1), None).await.unwrap();
+    let receipt = net
+        .verinfer
+        .resolveSample(U256::from(checked))
+        .from(net.account(1))
+        .gas(GAS)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "resolveSample reverted");
+    let queued = wait_for(|| async {
+        client
+            .task(checked)
+            .await
+            .ok()
+            .filter(|t| t.status == TaskStatus::CheckQueued)
+    })
+    .await;
+    let chain_task = net
+        .verinfer
+        .getTask(U256::from(checked))
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(queued.expires_at, Some(chain_task.expiresAt.to::<u64>()));
+    assert_eq!(queued.validation.unwrap().checked, Some(true));
+
+    // The next block's draw takes the two other nodes as checkers.
+    net.draw().await;
+    let slots = net.task_nodes(checked).await;
+    assert_eq!(slots[0], first);
+    let checkers = [slots[1], slots[2]];
+    assert!(checkers.iter().all(|c| nodes.contains(c) && *c != first));
+    for node in checkers {
+        net.commit_image(checked, node, &phashes).await;
+    }
+    for node in slots {
+        net.reveal_image(checked, node, &phashes).await;
+    }
+    let view = wait_for(|| async {
+        client
+            .task(checked)
+            .await
+            .ok()
+            .filter(|t| t.status == TaskStatus::Validated)
+    })
+    .await;
+    let validation = view.validation.clone().unwrap();
+    assert_eq!(
+        (
+            validation.checked,
+            validation.sampling_bps,
+            validation.checkers.as_slice()
+        ),
+        (Some(true), Some(10_000), checkers.as_slice()),
+        "{view:?}"
+    );
+    assert!(validation.check_seed_block.is_some());
+    assert_eq!(
+        validation.summary,
+        "sampled at p = 100%: checked by three nodes (first node and two checkers)"
+    );
+    assert_eq!(view.settlement.unwrap().agreeing_mask, 0b111);
+    assert_eq!(view.nodes.len(), 3);
     net.assert_index_matches_chain(&store, &nodes).await;
 
     let _ = stop.send(());

@@ -755,23 +755,9 @@ async fn task_and_nodes_views() {
     );
 }
 
-/// Version `version` of the parameters: the devnet's with `min_task_fee`.
+/// The devnet's parameter values with `min_task_fee`.
 fn params(min_task_fee: u128) -> verinfer_abi::IVerinfer::Params {
-    use alloy_primitives::aliases::U96;
-    verinfer_abi::IVerinfer::Params {
-        threshold: 10,
-        minTextPool: 3,
-        slashShareBps: 5_000,
-        slashRewardBps: 5_000,
-        protocolFeeBps: 500,
-        commitWindow: 300,
-        revealWindow: 300,
-        queueTimeout: 3_600,
-        minStake: U96::from(STAKE),
-        stakePerThresholdBit: U96::from(STAKE / 10),
-        minTaskFee: U96::from(min_task_fee),
-        minImageFee: U96::from(min_task_fee / 10),
-    }
+    test_params(min_task_fee)
 }
 
 #[tokio::test]
@@ -885,6 +871,7 @@ async fn registry_params_fee_tiers_expiry_and_credits_are_served() {
                     minVramMiB: 0,
                     gpuModel: h100,
                     fee: alloy_primitives::aliases::U96::from(FEE),
+                    mode: verinfer_abi::ValidationMode::Full.into(),
                 }
                 .encode_log_data(),
                 Verinfer::TaskQueued {
@@ -1026,6 +1013,398 @@ async fn registry_params_fee_tiers_expiry_and_credits_are_served() {
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "bad_request")
+    );
+}
+
+// ------------------------------------------------------------------ sampled validation
+
+/// `GET /v1/tasks/{id}`.
+async fn task_json(harness: &Harness, task_id: u64) -> serde_json::Value {
+    let (status, task) = harness
+        .send_json("GET", &format!("/v1/tasks/{task_id}"), "")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    task
+}
+
+/// `GET /v1/nodes`: each node's (state, current task).
+async fn node_states(harness: &Harness) -> Vec<(String, serde_json::Value)> {
+    let (_, nodes) = harness.send_json("GET", "/v1/nodes", "").await;
+    nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["state"].as_str().unwrap().to_owned(),
+                n["task_id"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn summary(task: &serde_json::Value) -> &str {
+    task["validation"]["summary"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn full_tasks_say_they_are_checked_by_three_nodes() {
+    let harness = Harness::new().await;
+    harness.validated_image_task(TASK, &pngs()).await;
+    let task = task_json(&harness, TASK).await;
+    assert_eq!(task["validation"]["mode"], "full", "{task}");
+    assert_eq!(task["validation"]["checked"], true);
+    assert_eq!(task["validation"]["sampling_bps"], serde_json::Value::Null);
+    assert_eq!(summary(&task), "checked by three nodes (full validation)");
+}
+
+#[tokio::test]
+async fn sampled_task_accepted_unchecked_says_so() {
+    let harness = Harness::new().await;
+    harness.activate_params(1_000).await;
+    let pngs = pngs();
+    let phashes: Vec<u64> = pngs.iter().map(|p| phash(p)).collect();
+    harness
+        .start_sampled_task(TASK, TaskKind::Image, 3, B256::repeat_byte(1), 2_000)
+        .await;
+
+    // The first node committed: the hash of the next block decides.
+    let task = task_json(&harness, TASK).await;
+    assert_eq!(task["status"], "awaiting_sample", "{task}");
+    assert_eq!(task["nodes"].as_array().unwrap().len(), 1, "{task}");
+    assert_eq!(task["committed_mask"], 1);
+    assert_eq!(task["reveal_deadline"], 1_300);
+    // Fee 10 tokens against the sampled minimum of 3 images, 13/80 FEE x 11,000/30,000
+    // (1.79 tokens): at least 4, less than 8 times it.
+    assert_eq!(task["fee_level"], 2, "{task}");
+    let validation = &task["validation"];
+    assert_eq!(
+        (
+            &validation["mode"],
+            &validation["checked"],
+            &validation["sampling_bps"],
+            &validation["sample_block"],
+        ),
+        (
+            &"sampled".into(),
+            &serde_json::Value::Null,
+            &SAMPLING_BPS.into(),
+            &SAMPLE_BLOCK.into()
+        ),
+        "{task}"
+    );
+    assert!(
+        summary(&task).contains(&format!("block {SAMPLE_BLOCK}")),
+        "{task}"
+    );
+    assert_eq!(
+        node_states(&harness).await,
+        [
+            ("busy".to_owned(), TASK.into()),
+            ("available".to_owned(), serde_json::Value::Null),
+            ("available".to_owned(), serde_json::Value::Null),
+        ]
+    );
+
+    // Not chosen: the first node's reveal runs the draw and settles at once, paid alone.
+    let first = harness.nodes[0].address();
+    let reward = SAMPLED_FEE * 95 / 100;
+    harness
+        .apply(&[
+            VerinferEvent::SampleDecided {
+                task_id: TASK,
+                checked: false,
+                sample_block: SAMPLE_BLOCK,
+            },
+            VerinferEvent::ImageResultRevealed {
+                task_id: TASK,
+                node: first,
+                phashes: phashes.clone(),
+            },
+            VerinferEvent::TaskSettled {
+                task_id: TASK,
+                outcome: TaskStatus::Validated,
+                agreeing_mask: 1,
+                distances: Vec::new(),
+                threshold: 10,
+                reward_per_node: reward,
+            },
+            VerinferEvent::NodeRewarded {
+                node: first,
+                task_id: TASK,
+                amount: reward,
+            },
+        ])
+        .await;
+    let task = task_json(&harness, TASK).await;
+    assert_eq!(task["status"], "validated", "{task}");
+    assert_eq!(task["validation"]["checked"], false, "{task}");
+    assert!(task["validation"]["decided_block"].is_u64(), "{task}");
+    assert_eq!(task["validation"]["checkers"], serde_json::json!([]));
+    assert_eq!(
+        summary(&task),
+        "sampled at p = 5%: accepted unchecked (one node's result, not compared)"
+    );
+    assert_eq!(task["settlement"]["agreeing_mask"], 1);
+    assert_eq!(task["settlement"]["distances"], serde_json::json!([]));
+    assert_eq!(task["nodes"][0]["agreed"], true);
+    let states = node_states(&harness).await;
+    assert_eq!(states[0], ("available".to_owned(), serde_json::Value::Null));
+
+    // The first node's upload is its result; nobody else was selected.
+    let payload = UploadPayload::image(pngs);
+    let request = signed(&harness.nodes[0], TASK, &payload).await;
+    let (status, body) = harness
+        .send_json("POST", "/v1/tasks/1/results", json(&request))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = harness.send_json("GET", "/v1/tasks/1/results", "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"].as_array().unwrap().len(), 1);
+    assert!(body["pending_nodes"].as_array().unwrap().is_empty());
+    assert_eq!(body["validation"]["checked"], false, "{body}");
+    let request = signed(&harness.nodes[1], TASK, &payload).await;
+    assert_rejected(
+        &harness,
+        "POST",
+        "/v1/tasks/1/results",
+        json(&request),
+        StatusCode::FORBIDDEN,
+        "not_selected",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sampled_task_checked_by_three_nodes_says_so() {
+    use alloy::sol_types::SolEvent;
+    use alloy_primitives::U256;
+    use verinfer_abi::Verinfer;
+    let harness = Harness::new().await;
+    harness.activate_params(1_000).await;
+    harness
+        .start_sampled_task(TASK, TaskKind::Text, 0, B256::repeat_byte(1), 2_000)
+        .await;
+
+    // Chosen: the task waits for two checkers, with a deadline of its own.
+    harness
+        .apply_logs(
+            Some(2_500),
+            &[
+                Verinfer::SampleDecided {
+                    taskId: U256::from(TASK),
+                    checked: true,
+                    sampleBlock: U256::from(SAMPLE_BLOCK),
+                }
+                .encode_log_data(),
+                Verinfer::TaskQueued {
+                    taskId: U256::from(TASK),
+                    queueKey: B256::repeat_byte(0xc4),
+                }
+                .encode_log_data(),
+            ],
+        )
+        .await;
+    let task = task_json(&harness, TASK).await;
+    assert_eq!(task["status"], "check_queued", "{task}");
+    assert_eq!(task["expires_at"], 2_500 + 3_600);
+    assert_eq!(task["queue_key"], format!("{}", B256::repeat_byte(0xc4)));
+    assert_eq!(task["validation"]["checked"], true, "{task}");
+    assert!(
+        summary(&task).contains("waiting for two checker nodes"),
+        "{task}"
+    );
+
+    // The checkers are drawn into slots 1 and 2; the first node keeps its commitment.
+    let checkers = [harness.nodes[1].address(), harness.nodes[2].address()];
+    harness
+        .apply(&[VerinferEvent::CheckStarted {
+            task_id: TASK,
+            checkers,
+            commit_deadline: 3_000,
+            reveal_deadline: 3_300,
+            seed_block: 90,
+        }])
+        .await;
+    let task = task_json(&harness, TASK).await;
+    assert_eq!(task["status"], "committing", "{task}");
+    assert_eq!(task["nodes"].as_array().unwrap().len(), 3);
+    assert!(!task["nodes"][0]["commitment"].is_null(), "{task}");
+    assert_eq!(task["nodes"][2]["commitment"], serde_json::Value::Null);
+    assert_eq!(task["queue_key"], serde_json::Value::Null);
+    assert_eq!(
+        (
+            &task["commit_deadline"],
+            &task["validation"]["check_seed_block"]
+        ),
+        (&3_000.into(), &90.into())
+    );
+    assert_eq!(
+        task["validation"]["checkers"],
+        serde_json::json!([format!("{:#x}", checkers[0]), format!("{:#x}", checkers[1])])
+    );
+    assert!(
+        node_states(&harness)
+            .await
+            .iter()
+            .all(|state| state == &("busy".to_owned(), TASK.into()))
+    );
+
+    // The checkers commit, all three reveal, the majority rule of full tasks settles it.
+    let commits: Vec<_> = checkers
+        .iter()
+        .map(|&node| VerinferEvent::ResultCommitted {
+            task_id: TASK,
+            node,
+            commitment: B256::repeat_byte(8),
+        })
+        .collect();
+    harness.apply(&commits).await;
+    harness
+        .apply(&[VerinferEvent::RevealPhaseOpened {
+            task_id: TASK,
+            reveal_deadline: 3_100,
+        }])
+        .await;
+    let output = TextOutput {
+        text: "checked".into(),
+        token_ids: vec![4, 2],
+        finish_reason: FinishReason::Stop,
+    };
+    for slot in 0..3 {
+        harness.reveal_text(TASK, slot, text_digest(&output)).await;
+    }
+    harness.settle(TASK, TaskStatus::Validated, 0b111, 1).await;
+    let task = task_json(&harness, TASK).await;
+    assert_eq!(task["status"], "validated", "{task}");
+    assert_eq!(
+        (
+            task["committed_mask"].as_u64(),
+            task["revealed_mask"].as_u64()
+        ),
+        (Some(7), Some(7))
+    );
+    assert_eq!(task["validation"]["checked"], true);
+    assert_eq!(
+        summary(&task),
+        "sampled at p = 5%: checked by three nodes (first node and two checkers)"
+    );
+    assert!(
+        node_states(&harness)
+            .await
+            .iter()
+            .all(|state| state == &("available".to_owned(), serde_json::Value::Null))
+    );
+    let request = signed(&harness.nodes[2], TASK, &UploadPayload::text(output)).await;
+    let (status, body) = harness
+        .send_json("POST", "/v1/tasks/1/results", json(&request))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test]
+async fn a_check_without_checkers_expires_and_releases_the_first_node() {
+    let harness = Harness::new().await;
+    harness.activate_params(1_000).await;
+    harness
+        .start_sampled_task(TASK, TaskKind::Image, 1, B256::repeat_byte(1), 2_000)
+        .await;
+    harness
+        .apply(&[
+            VerinferEvent::SampleDecided {
+                task_id: TASK,
+                checked: true,
+                sample_block: SAMPLE_BLOCK,
+            },
+            VerinferEvent::TaskQueued {
+                task_id: TASK,
+                queue_key: B256::repeat_byte(0xc4),
+            },
+        ])
+        .await;
+    assert_eq!(node_states(&harness).await[0].0, "busy");
+    harness
+        .apply(&[
+            VerinferEvent::TaskExpired { task_id: TASK },
+            VerinferEvent::BalanceCredited {
+                account: alloy_primitives::Address::repeat_byte(0xcc),
+                task_id: TASK,
+                reason: verinfer_abi::CreditReason::FeeRefunded,
+                amount: SAMPLED_FEE,
+            },
+        ])
+        .await;
+    let task = task_json(&harness, TASK).await;
+    assert_eq!(task["status"], "expired", "{task}");
+    assert_eq!(task["validation"]["checked"], true);
+    assert!(summary(&task).contains("no two checkers"), "{task}");
+    assert_eq!(
+        node_states(&harness).await[0],
+        ("available".to_owned(), serde_json::Value::Null),
+        "the first node is released, unpaid"
+    );
+    assert_eq!(task["credits"][0]["reason"], "fee_refunded");
+}
+
+#[tokio::test]
+async fn rows_written_before_sampling_read_as_full_tasks() {
+    use sqlx::Connection as _;
+    // A database at schema version 2 (before sampled validation) holding a validated task.
+    let dir = tempfile::tempdir().unwrap();
+    let url = test_database_url(&dir).await;
+    sqlx::any::install_default_drivers();
+    let url = if url.starts_with("sqlite:") {
+        format!("{url}?mode=rwc")
+    } else {
+        url
+    };
+    {
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::migrate!("./migrations")
+            .run_to(2, &mut conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO tasks (task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
+             node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
+             agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block, seed_block, fee_level, \
+             params_version, expires_at) VALUES (7, $1, 'image', 'validated', 1, 8192, $2, $2, '100', $3, $4, $5, 7, 7, 0, \
+             10, 20, 7, '[0,1,2]', 10, '31', 3, 9, 2, 1, 1, 5000)",
+        )
+        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(0xcc)))
+        .bind(format!("{:#x}", B256::repeat_byte(1)))
+        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(1)))
+        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(2)))
+        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(3)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    // The relayer's own connect migrates it to the current schema.
+    let store = verinfer_relayer::store::Store::connect(&url).await.unwrap();
+    let task = store.task(7).await.unwrap().unwrap();
+    assert_eq!(task.chain.mode, verinfer_abi::ValidationMode::Full);
+    assert_eq!(
+        (
+            task.chain.checked,
+            task.chain.sample_block,
+            task.sampling_bps
+        ),
+        (false, 0, None)
+    );
+    assert_eq!(task.checked_by_three(), Some(true));
+    let view = verinfer_relayer::api::types::task_view(
+        &task,
+        &[],
+        &[],
+        false,
+        &verinfer_relayer::api::types::TaskContext::default(),
+    );
+    let validation = view.validation.unwrap();
+    assert_eq!(
+        (validation.mode, validation.checked),
+        (verinfer_abi::ValidationMode::Full, Some(true))
     );
 }
 

@@ -28,7 +28,7 @@ pub use error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 use types::{
     AccountView, ArgsUploaded, GpuModelsView, HealthView, ImageView, NodeResultView, NodesView,
     ParamsView, TaskContext, TaskResultsView, TaskView, UploadAccepted, account_view,
-    gpu_model_view, node_view, params_view, phash_hex, task_view,
+    gpu_model_view, node_view, params_view, phash_hex, task_view, validation_view,
 };
 
 use crate::{
@@ -744,6 +744,7 @@ async fn get_results(
         kind: task.chain.kind,
         results,
         pending_nodes,
+        validation: Some(validation_view(&task)),
     }))
 }
 

@@ -2,6 +2,7 @@
 //! builds them from the stored records.
 
 use alloy_primitives::Address;
+use verinfer_abi::{TaskStatus, Validation, ValidationMode, format_bps};
 pub use verinfer_wire::types::*;
 
 use crate::store::{
@@ -152,7 +153,90 @@ pub fn task_view(
         expires_at: (chain.expires_at != 0).then_some(chain.expires_at),
         seed_block: task.seed_block,
         credits: context.credits.iter().map(credit_view).collect(),
+        validation: Some(validation_view(task)),
     }
+}
+
+/// How the task's result is (or was) validated: by three nodes, or by one node accepted
+/// unchecked at sampling rate p, with a plain sentence saying which.
+pub fn validation_view(task: &TaskRecord) -> ValidationView {
+    let chain = &task.chain;
+    let sampled = chain.mode == ValidationMode::Sampled;
+    let checkers = if sampled && chain.checked {
+        chain.nodes[1..]
+            .iter()
+            .copied()
+            .filter(|node| !node.is_zero())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ValidationView {
+        mode: chain.mode,
+        checked: task.checked_by_three(),
+        sampling_bps: task.sampling_bps.filter(|_| sampled),
+        sample_block: (sampled && chain.sample_block != 0).then_some(chain.sample_block),
+        decided_block: task.sample_decided_block.filter(|_| sampled),
+        checkers,
+        check_seed_block: task.check_seed_block.filter(|_| sampled),
+        summary: validation_summary(task),
+    }
+}
+
+/// The plain sentence of [`validation_view`]: `verinfer-abi`'s wording
+/// ([`Validation::describe`], which the client and the CLI show too) where it says all, more
+/// where the index knows more (the block that decides, a check waiting or expired, a draw that
+/// ran before the task ended).
+fn validation_summary(task: &TaskRecord) -> String {
+    let chain = &task.chain;
+    let validation = chain.validation();
+    if chain.mode == ValidationMode::Full {
+        return validation.describe(None);
+    }
+    let prefix = task.sampling_bps.map_or_else(
+        || "sampled".to_owned(),
+        |bps| format!("sampled at p = {}", format_bps(bps)),
+    );
+    let status = chain.status;
+    let decided = task.sample_decided_block.is_some();
+    let detail = match (decided, chain.checked, status) {
+        (_, true, TaskStatus::CheckQueued) => {
+            "chosen for a check; waiting for two checker nodes, after which the three results \
+             are compared"
+                .to_owned()
+        }
+        (_, true, TaskStatus::Committing | TaskStatus::Revealing) => {
+            "chosen for a check; two checker nodes compute it, then the three results are \
+             compared"
+                .to_owned()
+        }
+        (_, true, TaskStatus::Expired) => "chosen for a check, but no two checkers were found \
+             before it expired: no result was accepted and the fee was refunded"
+            .to_owned(),
+        (_, true, _) => return validation.describe(task.sampling_bps),
+        (true, false, TaskStatus::Validated) => {
+            return Validation::SampledUnchecked.describe(task.sampling_bps);
+        }
+        (true, false, TaskStatus::Revealing) => "not chosen for a check: the first node's \
+             result will be accepted unchecked (one node's result, not compared) once revealed"
+            .to_owned(),
+        (true, false, status) => format!(
+            "not chosen for a check; ended {} without an accepted result",
+            status.wire_name()
+        ),
+        (false, false, TaskStatus::AwaitingSample) if chain.sample_block != 0 => format!(
+            "the first node committed; the hash of block {} decides whether two more nodes \
+             check it",
+            chain.sample_block
+        ),
+        (false, false, TaskStatus::None | TaskStatus::Queued | TaskStatus::Committing) => {
+            "one node computes; after its commitment a later block's hash decides whether two \
+             more nodes check it"
+                .to_owned()
+        }
+        _ => return validation.describe(task.sampling_bps),
+    };
+    format!("{prefix}: {detail}")
 }
 
 /// A node in `GET /v1/nodes`, from its stored record and what its account may withdraw.

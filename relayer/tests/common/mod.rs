@@ -13,7 +13,7 @@ use axum::{
 };
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
-use verinfer_abi::{TaskKind, TaskStatus, VerinferEvent};
+use verinfer_abi::{TaskKind, TaskStatus, ValidationMode, VerinferEvent};
 use verinfer_relayer::{
     ApiSettings, AppState,
     blobs::BlobStore,
@@ -26,6 +26,35 @@ pub const CHAIN_ID: u64 = 31337;
 pub const VERINFER: Address = Address::new([0x5a; 20]);
 pub const STAKE: u128 = 1_000_000_000_000_000_000_000;
 pub const FEE: u128 = 30_000_000_000_000_000_000;
+/// The sampling rate of [`test_params`], basis points (5 %).
+pub const SAMPLING_BPS: u16 = 500;
+/// The fee of [`Harness::start_sampled_task`]'s tasks (10 tokens): within the sampled fee range
+/// of [`test_params`]`(FEE / 8)`, below the largest fee sampling allows at [`STAKE`]
+/// (p s stake / (1 - p) = 26.3 tokens).
+pub const SAMPLED_FEE: u128 = FEE / 3;
+/// The block whose hash decides [`Harness::start_sampled_task`]'s check.
+pub const SAMPLE_BLOCK: u64 = 77;
+
+/// Parameter values like the devnet's, with minimum task fee `min_task_fee` (and a tenth of it
+/// per image), queue timeout 3,600 s and sampling rate [`SAMPLING_BPS`].
+pub fn test_params(min_task_fee: u128) -> verinfer_abi::IVerinfer::Params {
+    use alloy_primitives::aliases::U96;
+    verinfer_abi::IVerinfer::Params {
+        threshold: 10,
+        minTextPool: 3,
+        slashShareBps: 5_000,
+        slashRewardBps: 5_000,
+        protocolFeeBps: 500,
+        commitWindow: 300,
+        revealWindow: 300,
+        queueTimeout: 3_600,
+        minStake: U96::from(STAKE),
+        stakePerThresholdBit: U96::from(STAKE / 10),
+        minTaskFee: U96::from(min_task_fee),
+        minImageFee: U96::from(min_task_fee / 10),
+        samplingBps: SAMPLING_BPS,
+    }
+}
 
 /// Environment variable naming a PostgreSQL server (admin URL, e.g.
 /// `postgres://postgres@127.0.0.1:5432/postgres`): when set, every harness gets a fresh database
@@ -174,6 +203,7 @@ impl Harness {
                 min_vram_mib: 16_384,
                 gpu_model: B256::ZERO,
                 fee: FEE,
+                mode: ValidationMode::Full,
             },
             VerinferEvent::TaskStarted {
                 task_id,
@@ -198,6 +228,91 @@ impl Harness {
             task_id,
             reveal_deadline: 1_500,
         }])
+        .await;
+    }
+
+    /// Activates parameter version 1 (the devnet's, sampling rate [`SAMPLING_BPS`]) at unix time
+    /// `timestamp`, as a deployment does.
+    pub async fn activate_params(&self, timestamp: u64) {
+        use alloy::sol_types::SolEvent;
+        use alloy_primitives::aliases::{U24, U40};
+        use verinfer_abi::Verinfer;
+        self.apply_logs(
+            Some(timestamp),
+            &[
+                Verinfer::ParamsScheduled {
+                    version: U24::from(1),
+                    params: test_params(FEE / 8),
+                    effectiveAt: U40::from(timestamp),
+                }
+                .encode_log_data(),
+                Verinfer::ParamsActivated {
+                    version: U24::from(1),
+                }
+                .encode_log_data(),
+            ],
+        )
+        .await;
+    }
+
+    /// Creates a sampled task at unix time `created_at` (under the parameters in force), starts it
+    /// on node 0 and has node 0 commit: the task awaits its sample draw, decided by the hash of
+    /// block [`SAMPLE_BLOCK`].
+    pub async fn start_sampled_task(
+        &self,
+        task_id: u64,
+        kind: TaskKind,
+        image_count: u8,
+        args_hash: B256,
+        created_at: u64,
+    ) {
+        use alloy::sol_types::SolEvent;
+        use alloy_primitives::{U256, aliases::U96};
+        use verinfer_abi::Verinfer;
+        self.apply_logs(
+            Some(created_at),
+            &[
+                Verinfer::TaskCreated {
+                    taskId: U256::from(task_id),
+                    creator: Address::repeat_byte(0xcc),
+                    kind: kind.into(),
+                    argsHash: args_hash,
+                    imageCount: image_count,
+                    minVramMiB: 16_384,
+                    gpuModel: B256::ZERO,
+                    fee: U96::from(SAMPLED_FEE),
+                    mode: ValidationMode::Sampled.into(),
+                }
+                .encode_log_data(),
+                Verinfer::TaskQueued {
+                    taskId: U256::from(task_id),
+                    queueKey: B256::repeat_byte(0x51),
+                }
+                .encode_log_data(),
+            ],
+        )
+        .await;
+        let first = self.nodes[0].address();
+        self.apply(&[VerinferEvent::TaskStarted {
+            task_id,
+            nodes: [first, Address::ZERO, Address::ZERO],
+            commit_deadline: 1_000,
+            reveal_deadline: 2_000,
+            seed_block: 1,
+        }])
+        .await;
+        self.apply(&[
+            VerinferEvent::ResultCommitted {
+                task_id,
+                node: first,
+                commitment: B256::repeat_byte(7),
+            },
+            VerinferEvent::SampleCommitted {
+                task_id,
+                sample_block: SAMPLE_BLOCK,
+                reveal_deadline: 1_300,
+            },
+        ])
         .await;
     }
 
