@@ -264,6 +264,10 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
         let task = wait_with_progress(&client, created.task_id).await?;
         let report = client.task_report(task.task_id).await?;
         print!("{}", table::render(&report));
+        if !report.task.is_sampled() {
+            // A sampled task's table has its validation line already.
+            println!("validation: {}", report.validation_line());
+        }
         if task.status == TaskStatus::Validated {
             println!(
                 "fetch the result with: verinfer task result {} --out DIR --deployment {}",
