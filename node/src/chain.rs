@@ -112,15 +112,18 @@ pub struct GpuModel {
     pub available_nodes: u32,
 }
 
-/// A `TaskStarted` event.
+/// A `TaskStarted` event, or a `CheckStarted` one (`check`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StartedTask {
     /// The task.
     pub task_id: u64,
-    /// The selected nodes.
+    /// The selected nodes: three for a full task, `[first, 0x0, 0x0]` for a sampled one, and
+    /// `[0x0, checker, checker]` for a check (the first node is the task's slot 0).
     pub nodes: [Address; 3],
     /// Block of the event.
     pub block: u64,
+    /// Whether this is a `CheckStarted`: the two checkers of a checked sampled task were drawn.
+    pub check: bool,
 }
 
 /// A `TaskSettled` event, as far as a node needs it.
@@ -372,21 +375,69 @@ impl Chain {
 
     /// `TaskStarted` events in `from..=to`.
     pub async fn started_tasks(&self, from: u64, to: u64) -> Result<Vec<StartedTask>, ChainError> {
-        let filter = Filter::new().event_signature(Verinfer::TaskStarted::SIGNATURE_HASH);
+        Ok(self
+            .assignments(from, to)
+            .await?
+            .into_iter()
+            .filter(|started| !started.check)
+            .collect())
+    }
+
+    /// `TaskStarted` and `CheckStarted` events in `from..=to`, in chain order: every draw that
+    /// may have selected a node.
+    pub async fn assignments(&self, from: u64, to: u64) -> Result<Vec<StartedTask>, ChainError> {
+        let filter = Filter::new().event_signature(vec![
+            Verinfer::TaskStarted::SIGNATURE_HASH,
+            Verinfer::CheckStarted::SIGNATURE_HASH,
+        ]);
         let mut started = Vec::new();
         for (log, event) in self
-            .events("eth_getLogs(TaskStarted)", filter, from, to)
+            .events("eth_getLogs(TaskStarted, CheckStarted)", filter, from, to)
             .await?
         {
-            if let VerinferEvent::TaskStarted { task_id, nodes, .. } = event {
-                started.push(StartedTask {
+            match event {
+                VerinferEvent::TaskStarted { task_id, nodes, .. } => started.push(StartedTask {
                     task_id,
                     nodes,
                     block: log_block(&log)?,
-                });
+                    check: false,
+                }),
+                VerinferEvent::CheckStarted {
+                    task_id, checkers, ..
+                } => started.push(StartedTask {
+                    task_id,
+                    nodes: [Address::ZERO, checkers[0], checkers[1]],
+                    block: log_block(&log)?,
+                    check: true,
+                }),
+                _ => {}
             }
         }
         Ok(started)
+    }
+
+    /// `sampleDecision(taskId)`: once the sampled task's sample block is sealed, whether its
+    /// draw chose a check; `None` before, or when the task no longer awaits its draw.
+    pub async fn sample_decision(&self, task_id: u64) -> Result<Option<bool>, ChainError> {
+        match read("sampleDecision", || async {
+            self.verinfer
+                .sampleDecision(U256::from(task_id))
+                .call()
+                .await
+        })
+        .await
+        {
+            Ok(decision) => Ok(decision.decidable.then_some(decision.checked)),
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::NotAwaitingSample(_))
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The `TaskSettled` event of `task_id`, searched from `from` to `to`.
@@ -556,6 +607,16 @@ impl Chain {
         self.submit(
             "reportInvalidArgs",
             self.verinfer.reportInvalidArgs(U256::from(task_id), salt),
+        )
+        .await
+    }
+
+    /// Sends `resolveSample(taskId)`: runs a sampled task's sample draw, queueing its check when
+    /// the draw chose one.
+    pub async fn resolve_sample(&self, task_id: u64) -> Result<Submitted, ChainError> {
+        self.submit(
+            "resolveSample",
+            self.verinfer.resolveSample(U256::from(task_id)),
         )
         .await
     }

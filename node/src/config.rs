@@ -263,6 +263,12 @@ pub enum HaltPoint {
     Computed,
     /// Once the commitment landed on chain and the Committed state is persisted.
     Committed,
+    /// A sampled task's first node: once the AwaitingSample state (the sample block) is
+    /// persisted, before the draw is read.
+    AwaitingSample,
+    /// A sampled task's first node: once the check is on chain (`resolveSample`) and the Checked
+    /// state is persisted, before the checkers commit.
+    Checked,
     /// Once the reveal landed on chain and the Revealed state is persisted.
     Revealed,
 }

@@ -15,7 +15,9 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 use tokio::sync::watch;
-use verinfer_abi::{NodeState, Verinfer::VerinferErrors};
+use verinfer_abi::{
+    NodeState, TaskStatus as ChainStatus, ValidationMode, Verinfer::VerinferErrors,
+};
 use verinfer_task::{ModelStore, TaskArgs, TaskKind, random_salt, text_digest};
 use verinfer_wire::{ClientError, ErrorCode, RelayerClient, UploadPayload, sign_result_upload};
 
@@ -29,7 +31,7 @@ use crate::{
     plan::{Action, ChainView, CloseReason, next_action},
     retry::Backoff,
     state::{
-        Payload, SettledOutcome, Settlement, Stage, StateError, StateStore, StoredResult,
+        Payload, Role, SettledOutcome, Settlement, Stage, StateError, StateStore, StoredResult,
         TaskRecord,
     },
 };
@@ -185,6 +187,9 @@ pub struct Node {
     draw_backoff: DrawBackoff,
     /// When the daemon next checks that the node is still registered.
     next_state_check: Instant,
+    /// Set by a poll that found a task of this node waiting in a check queue for its checkers:
+    /// the node then looks for a due draw as an idle node does (its task needs one).
+    check_waits: bool,
 }
 
 /// When this node may send its next `drawTasks()` (see [`DRAW_BACKOFF_MIN`]).
@@ -390,6 +395,7 @@ impl Node {
             next_draw_check: Instant::now(),
             draw_backoff: DrawBackoff::default(),
             next_state_check: Instant::now(),
+            check_waits: false,
         })
     }
 
@@ -493,12 +499,14 @@ impl Node {
     async fn poll(&mut self, stop: &watch::Receiver<bool>) -> Result<Flow, NodeError> {
         let head = self.chain.head().await?;
         self.scan(head).await?;
+        self.check_waits = false;
         let flow = self.drive_all(stop).await?;
         if flow != Flow::Continue || *stop.borrow() {
             return Ok(flow);
         }
         let active = self.store.active_records()?;
-        let idle = active.iter().all(|record| record.stage >= Stage::Settled);
+        // A first node whose check waits for checkers is busy, but its task needs a draw.
+        let idle = active.iter().all(|record| record.stage >= Stage::Settled) || self.check_waits;
         if let Some(exit) = self.unregistered(active.is_empty()).await? {
             return Ok(Flow::Exit(exit));
         }
@@ -626,7 +634,9 @@ impl Node {
         Ok(Flow::Continue)
     }
 
-    /// Records every task started since the cursor that selected this node.
+    /// Records every task started since the cursor that selected this node: as one of a full
+    /// task's three nodes, as a sampled task's first node (`TaskStarted` naming it alone), or as
+    /// a checker (`CheckStarted`).
     async fn scan(&mut self, head: Head) -> Result<(), NodeError> {
         let mut from = self.store.cursor()?.unwrap_or(self.target.deploy_block);
         let me = self.address();
@@ -634,7 +644,7 @@ impl Node {
             let to = from
                 .saturating_add(self.config.max_block_range - 1)
                 .min(head.number);
-            for started in self.chain.started_tasks(from, to).await? {
+            for started in self.chain.assignments(from, to).await? {
                 if !started.nodes.contains(&me) || self.store.load(started.task_id)?.is_some() {
                     continue;
                 }
@@ -646,13 +656,24 @@ impl Node {
                     }
                     Err(error) => return Err(error.into()),
                 };
+                let (role, nodes) = if started.check {
+                    // The first node is the task's slot 0; the event names the checkers.
+                    let mut nodes = started.nodes;
+                    nodes[0] = task.nodes[0];
+                    (Role::Checker, nodes)
+                } else if task.mode == ValidationMode::Sampled {
+                    (Role::First, started.nodes)
+                } else {
+                    (Role::Full, started.nodes)
+                };
                 let kind = task.kind;
                 let record =
-                    TaskRecord::assigned(started.task_id, kind, started.nodes, started.block);
+                    TaskRecord::assigned_as(role, started.task_id, kind, nodes, started.block);
                 self.store.save(&record)?;
                 tracing::info!(
                     task = started.task_id,
                     ?kind,
+                    role = role.as_str(),
                     commit_deadline = task.commit_deadline,
                     "selected for a task"
                 );
@@ -673,11 +694,11 @@ impl Node {
         for _ in 0..MAX_ROUNDS_PER_POLL {
             let head = self.chain.head().await?;
             let task = self.chain.task(record.task_id).await?;
-            let action = next_action(
-                record,
-                self.address(),
-                &ChainView::of(&task, head.timestamp),
-            );
+            let mut view = ChainView::of(&task, head.number, head.timestamp);
+            if record.role == Role::First && view.sample_decidable() {
+                view.sample_decision = self.chain.sample_decision(record.task_id).await?;
+            }
+            let action = next_action(record, self.address(), &view);
             tracing::debug!(
                 task = record.task_id,
                 stage = record.stage.as_str(),
@@ -693,6 +714,24 @@ impl Node {
                 Action::AdoptCommit => ("adopt_commit", self.advance(record, Stage::Committed)?),
                 Action::Reveal => ("reveal", self.reveal(record, head).await?),
                 Action::AdoptReveal => ("adopt_reveal", self.advance(record, Stage::Revealed)?),
+                Action::AwaitSample => ("await_sample", self.await_sample(record, &view)?),
+                Action::RevealUnchecked => {
+                    tracing::info!(
+                        task = record.task_id,
+                        sample_block = view.sample_block,
+                        "the sample draw left the task unchecked: revealing"
+                    );
+                    record.checked = Some(false);
+                    self.store.save(record)?;
+                    ("reveal", self.reveal(record, head).await?)
+                }
+                Action::ResolveSample => ("resolve_sample", self.resolve_sample(record).await?),
+                Action::AdoptCheck => ("adopt_check", self.adopt_check(record, &view)?),
+                Action::RecordCheckers => ("record_checkers", self.record_checkers(record, &view)?),
+                Action::WaitForCheck => {
+                    self.check_waits = true;
+                    return Ok(Flow::Continue);
+                }
                 Action::Settle => ("settle", self.settle(record).await?),
                 Action::RecordSettlement => (
                     "record_settlement",
@@ -700,7 +739,10 @@ impl Node {
                 ),
                 Action::Upload => ("upload", self.upload(record).await?),
                 Action::Close(reason) => ("close", self.close(record, &reason)?),
-                Action::WaitForRevealPhase | Action::WaitForSettlement | Action::Done => {
+                Action::WaitForSample
+                | Action::WaitForRevealPhase
+                | Action::WaitForSettlement
+                | Action::Done => {
                     return Ok(Flow::Continue);
                 }
             };
@@ -720,6 +762,8 @@ impl Node {
             (self.config.testing.halt_after, stage),
             (Some(HaltPoint::Computed), Stage::Computed)
                 | (Some(HaltPoint::Committed), Stage::Committed)
+                | (Some(HaltPoint::AwaitingSample), Stage::AwaitingSample)
+                | (Some(HaltPoint::Checked), Stage::Checked)
                 | (Some(HaltPoint::Revealed), Stage::Revealed)
         )
     }
@@ -733,6 +777,93 @@ impl Node {
         );
         record.stage = stage;
         self.store.save(record)?;
+        Ok(Step::Advanced)
+    }
+
+    // ------------------------------------------------------------------ sampled tasks
+
+    /// A sampled task's first node committed: records the block whose hash decides the check.
+    fn await_sample(&self, record: &mut TaskRecord, view: &ChainView) -> Result<Step, NodeError> {
+        record.sample_block = Some(view.sample_block);
+        record.stage = Stage::AwaitingSample;
+        self.store.save(record)?;
+        tracing::info!(
+            task = record.task_id,
+            sample_block = view.sample_block,
+            reveal_deadline = view.reveal_deadline,
+            "committed; awaiting the sample draw"
+        );
+        Ok(Step::Advanced)
+    }
+
+    /// The sample draw chose a check: sends `resolveSample` (once: a pending one is awaited),
+    /// which queues the check; the next plan adopts it from the chain.
+    async fn resolve_sample(&mut self, record: &mut TaskRecord) -> Result<Step, NodeError> {
+        if self.earlier_tx_in_flight(record.resolve_tx).await? {
+            return Ok(Step::Wait);
+        }
+        let submitted = match self.chain.resolve_sample(record.task_id).await {
+            Ok(submitted) => submitted,
+            // Someone resolved it first: the next plan sees the check (or the reveal phase).
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::NotAwaitingSample(_))
+                ) =>
+            {
+                tracing::debug!(task = record.task_id, %error, "the sample draw was resolved already");
+                return Ok(Step::Advanced);
+            }
+            // The estimate ran at a block before the sample block's successor: try again later.
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::SampleNotDecidable(_))
+                ) =>
+            {
+                tracing::debug!(task = record.task_id, %error, "the sample draw is not readable yet");
+                return Ok(Step::Wait);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let tx = submitted.tx_hash();
+        record.resolve_tx = Some(tx);
+        self.store.save(record)?;
+        self.chain.confirm(submitted).await?;
+        tracing::info!(task = record.task_id, %tx, "the sample draw chose a check: resolved it, the check is queued");
+        Ok(Step::Advanced)
+    }
+
+    /// The chain shows the task checked: waits for the checkers' commitments before revealing.
+    fn adopt_check(&self, record: &mut TaskRecord, view: &ChainView) -> Result<Step, NodeError> {
+        record.checked = Some(true);
+        record.stage = Stage::Checked;
+        if view.status != ChainStatus::CheckQueued {
+            record.nodes = view.nodes;
+        }
+        self.store.save(record)?;
+        tracing::info!(
+            task = record.task_id,
+            status = %view.status,
+            "the task is checked: waiting for two checkers to commit before revealing"
+        );
+        Ok(Step::Advanced)
+    }
+
+    /// The check's checkers were drawn: records them.
+    fn record_checkers(
+        &self,
+        record: &mut TaskRecord,
+        view: &ChainView,
+    ) -> Result<Step, NodeError> {
+        record.nodes = view.nodes;
+        self.store.save(record)?;
+        tracing::info!(
+            task = record.task_id,
+            checkers = ?[view.nodes[1], view.nodes[2]],
+            commit_deadline = view.commit_deadline,
+            "the check started"
+        );
         Ok(Step::Advanced)
     }
 
@@ -1019,6 +1150,19 @@ impl Node {
             {
                 return Ok(Step::Advanced);
             }
+            // A sampled task the draw checks after all (its sample block's hash aged out since
+            // the draw was read): the next plan resolves it instead.
+            Err(error)
+                if matches!(
+                    error.contract_error(),
+                    Some(VerinferErrors::SampleChecked(_))
+                ) =>
+            {
+                tracing::warn!(task = record.task_id, %error, "the reveal was refused: the task is checked");
+                record.checked = None;
+                self.store.save(record)?;
+                return Ok(Step::Wait);
+            }
             Err(error) => return Err(error.into()),
         };
         let tx = submitted.tx_hash();
@@ -1147,6 +1291,8 @@ impl Node {
             task = record.task_id,
             outcome = settled.outcome.as_str(),
             agreed,
+            role = record.role.as_str(),
+            checked = ?record.checked,
             "task settled"
         );
         Ok(Step::Advanced)
@@ -1202,6 +1348,7 @@ impl Node {
                 tracing::warn!(task = record.task_id, stage = record.stage.as_str(), reason = %other, "closing task");
                 self.metrics.task_finished(match other {
                     CloseReason::CommitWindowMissed => "missed_commit",
+                    CloseReason::CheckExpired => "check_expired",
                     _ => "dropped",
                 });
             }

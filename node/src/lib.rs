@@ -5,7 +5,10 @@
 //! select it for from chain events, fetches their args from the relayer, runs inference,
 //! commits, reveals, settles when nobody else does, and uploads the result behind a validated
 //! reveal to the relayer. It exits once it left the network or was kicked and has nothing left
-//! to do, saying what it can withdraw. Every step is
+//! to do, saying what it can withdraw. It takes every role a draw gives it: one of a full task's
+//! three nodes; a sampled task's one node, which commits, waits for the sample block, then reveals
+//! alone (unchecked) or sends `resolveSample` and reveals only once the check's checkers committed
+//! (checked); and a checker of a checked task. Every step is
 //! persisted before the next one is sent, so a node that crashes or restarts at any point
 //! resumes from disk and the chain, and is never slashed for restarting.
 //!

@@ -5,7 +5,7 @@
 
 use alloy::primitives::Address;
 
-use crate::state::{Stage, TaskRecord};
+use crate::state::{Role, Stage, TaskRecord};
 
 pub use verinfer_abi::TaskStatus as ChainStatus;
 
@@ -35,11 +35,22 @@ pub struct ChainView {
     /// Timestamp of the latest block. A transaction sent now lands in a later block, so "open
     /// at the next block" is `now < deadline`.
     pub now: u64,
+    /// Number of the latest block.
+    pub block: u64,
+    /// A sampled task: whether the sample draw chose a check (`getTask().checked`; set by
+    /// `resolveSample`, false until then).
+    pub checked: bool,
+    /// A sampled task: the block whose hash decides the check (0 before its first node commits).
+    pub sample_block: u64,
+    /// A sampled task awaiting its sample draw: the draw's outcome as the `sampleDecision` view
+    /// reads it (`Some(true)`: checked), once [`sample_decidable`](Self::sample_decidable);
+    /// `None` before, or when it was not read. [`ChainView::of`] leaves it `None`.
+    pub sample_decision: Option<bool>,
 }
 
 impl ChainView {
-    /// The planning view of `task` at chain time `now`.
-    pub const fn of(task: &verinfer_abi::ChainTask, now: u64) -> Self {
+    /// The planning view of `task` at the latest block `block`, of timestamp `now`.
+    pub const fn of(task: &verinfer_abi::ChainTask, block: u64, now: u64) -> Self {
         Self {
             status: task.status,
             nodes: task.nodes,
@@ -48,7 +59,29 @@ impl ChainView {
             commit_deadline: task.commit_deadline as u64,
             reveal_deadline: task.reveal_deadline as u64,
             now,
+            block,
+            checked: task.checked,
+            sample_block: task.sample_block,
+            sample_decision: None,
         }
+    }
+
+    /// Whether a node works on the task: committing, revealing, awaiting the sample draw, or a
+    /// check waiting for its checkers.
+    pub const fn is_running(&self) -> bool {
+        matches!(
+            self.status,
+            ChainStatus::Committing
+                | ChainStatus::Revealing
+                | ChainStatus::AwaitingSample
+                | ChainStatus::CheckQueued
+        )
+    }
+
+    /// Whether the task awaits its sample draw and the draw can be read: the sample block is
+    /// sealed (the latest block is after it).
+    pub const fn sample_decidable(&self) -> bool {
+        matches!(self.status, ChainStatus::AwaitingSample) && self.block > self.sample_block
     }
 
     /// Whether a commitment sent now can still land in time.
@@ -72,12 +105,22 @@ impl ChainView {
 
     /// Whether `settle` would succeed in the next block: the reveal deadline passed, or every
     /// committed node revealed after the commit phase (e.g. nobody committed at all).
+    /// A sampled task awaiting its draw is settleable (its first node slashed) once its reveal
+    /// deadline passed.
     pub const fn settle_due(&self) -> bool {
-        matches!(
-            self.status,
-            ChainStatus::Committing | ChainStatus::Revealing
-        ) && (self.now >= self.reveal_deadline
-            || (self.commit_over() && self.revealed_mask == self.committed_mask))
+        match self.status {
+            ChainStatus::AwaitingSample => self.now >= self.reveal_deadline,
+            ChainStatus::Committing | ChainStatus::Revealing => {
+                self.now >= self.reveal_deadline
+                    || (self.commit_over() && self.revealed_mask == self.committed_mask)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the task's check started: its checkers are drawn.
+    fn check_started(&self) -> bool {
+        !self.nodes[1].is_zero() || !self.nodes[2].is_zero()
     }
 
     fn committed(&self, slot: usize) -> bool {
@@ -98,6 +141,9 @@ pub enum CloseReason {
     TaskNotRunning(ChainStatus),
     /// The commit window closed before this node committed.
     CommitWindowMissed,
+    /// A sampled task's check found no checkers before its deadline: the task expired (the fee
+    /// refunded, this first node released unpaid and unslashed).
+    CheckExpired,
     /// The task settled and this node has nothing to upload (not validated, did not agree, or
     /// reported invalid args).
     NothingToUpload,
@@ -113,6 +159,9 @@ impl std::fmt::Display for CloseReason {
             Self::CommitWindowMissed => {
                 f.write_str("the commit window closed before this node committed")
             }
+            Self::CheckExpired => f.write_str(
+                "the check found no checkers in time: the task expired, this node released unpaid",
+            ),
             Self::NothingToUpload => f.write_str("settled with nothing to upload"),
         }
     }
@@ -127,6 +176,20 @@ pub enum Action {
     Commit,
     /// The commitment is already on chain (sent before a restart): record it, send nothing.
     AdoptCommit,
+    /// A sampled task's first node committed: record the sample block, await the draw.
+    AwaitSample,
+    /// Awaiting the sample draw: its block is not sealed yet.
+    WaitForSample,
+    /// The sample draw left the task unchecked: reveal now (the reveal settles it).
+    RevealUnchecked,
+    /// The sample draw chose a check: send `resolveSample` to queue it.
+    ResolveSample,
+    /// The check is on chain (queued by this node before a restart, or by anyone): record it.
+    AdoptCheck,
+    /// Checked: waiting for the check's two checkers to be drawn.
+    WaitForCheck,
+    /// Checked: the checkers were drawn; record them.
+    RecordCheckers,
     /// Committed; the reveal phase has not opened yet.
     WaitForRevealPhase,
     /// Send the reveal (or the invalid-args report).
@@ -171,31 +234,87 @@ pub fn next_action(record: &TaskRecord, node: Address, view: &ChainView) -> Acti
             _ => Action::RecordSettlement,
         };
     }
-    if !matches!(
-        view.status,
-        ChainStatus::Committing | ChainStatus::Revealing
-    ) {
+    if !view.is_running() {
+        if record.role == Role::First
+            && record.stage >= Stage::Committed
+            && view.status == ChainStatus::Expired
+        {
+            return Action::Close(CloseReason::CheckExpired);
+        }
         return Action::Close(CloseReason::TaskNotRunning(view.status));
     }
     let Some(slot) = view.nodes.iter().position(|n| *n == node) else {
         return Action::Close(CloseReason::NotSelected);
     };
+    if record.role == Role::First
+        && let Some(action) = first_node_action(record, view, slot)
+    {
+        return action;
+    }
     match record.stage {
         Stage::Assigned if view.commit_open() => Action::Compute,
         Stage::Assigned => Action::Close(CloseReason::CommitWindowMissed),
         Stage::Computed if view.committed(slot) => Action::AdoptCommit,
         Stage::Computed if view.commit_open() => Action::Commit,
         Stage::Computed => Action::Close(CloseReason::CommitWindowMissed),
-        Stage::Committed if view.revealed(slot) => Action::AdoptReveal,
-        Stage::Committed if record.skip_reveal.is_some() && view.settle_due() => Action::Settle,
-        Stage::Committed if record.skip_reveal.is_some() => Action::WaitForSettlement,
-        Stage::Committed if view.reveal_open() => Action::Reveal,
-        Stage::Committed if view.settle_due() => Action::Settle,
-        Stage::Committed => Action::WaitForRevealPhase,
+        // A sampled task's first node reaches `AwaitingSample` and `Checked` (see
+        // `first_node_action`); from its reveal phase on it acts as any node.
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked if view.revealed(slot) => {
+            Action::AdoptReveal
+        }
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked
+            if record.skip_reveal.is_some() && view.settle_due() =>
+        {
+            Action::Settle
+        }
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked
+            if record.skip_reveal.is_some() =>
+        {
+            Action::WaitForSettlement
+        }
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked if view.reveal_open() => {
+            Action::Reveal
+        }
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked if view.settle_due() => {
+            Action::Settle
+        }
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked => Action::WaitForRevealPhase,
         Stage::Revealed | Stage::Settled if view.settle_due() => Action::Settle,
         Stage::Revealed | Stage::Settled => Action::WaitForSettlement,
         Stage::Uploaded | Stage::Closed => Action::Done,
     }
+}
+
+/// The steps only a sampled task's first node takes, from its commitment until its reveal phase
+/// (`None`: as any node, see [`next_action`]). It never reveals while a check it was chosen for
+/// lacks the checkers' commitments: the chain shows `checked` from `resolveSample` on, and the
+/// reveal waits for the reveal phase of the check.
+fn first_node_action(record: &TaskRecord, view: &ChainView, slot: usize) -> Option<Action> {
+    let action = match record.stage {
+        Stage::Committed | Stage::AwaitingSample if view.revealed(slot) => Action::AdoptReveal,
+        Stage::Committed | Stage::AwaitingSample if view.checked => Action::AdoptCheck,
+        Stage::Committed => Action::AwaitSample,
+        Stage::AwaitingSample | Stage::Checked if view.status == ChainStatus::AwaitingSample => {
+            match view.sample_decision {
+                // Too late to reveal or resolve: settling slashes this node, as for any missed
+                // reveal.
+                _ if view.settle_due() => Action::Settle,
+                _ if record.skip_reveal.is_some() => Action::WaitForSettlement,
+                None => Action::WaitForSample,
+                Some(false) => Action::RevealUnchecked,
+                Some(true) => Action::ResolveSample,
+            }
+        }
+        // Resolved unchecked by someone else: the reveal phase is open, as for any node.
+        Stage::AwaitingSample => return None,
+        Stage::Checked if view.revealed(slot) => Action::AdoptReveal,
+        Stage::Checked if view.status == ChainStatus::CheckQueued => Action::WaitForCheck,
+        Stage::Checked if view.check_started() && view.nodes != record.nodes => {
+            Action::RecordCheckers
+        }
+        _ => return None,
+    };
+    Some(action)
 }
 
 #[cfg(test)]
@@ -235,6 +354,10 @@ mod tests {
             commit_deadline: COMMIT_DEADLINE,
             reveal_deadline: REVEAL_DEADLINE,
             now,
+            block: 100,
+            checked: false,
+            sample_block: 0,
+            sample_decision: None,
         }
     }
 
@@ -441,5 +564,365 @@ mod tests {
         assert!(chain.settle_due());
         assert!(!view(ChainStatus::Committing, 0, 0, COMMIT_DEADLINE - 1).settle_due());
         assert!(!view(ChainStatus::Revealing, 0b111, 0b011, REVEAL_DEADLINE - 1).settle_due());
+    }
+
+    // ------------------------------------------------------------------ sampled tasks
+
+    const FIRST: Address = ME;
+    const CHECKER_A: Address = Address::repeat_byte(0x0c);
+    const CHECKER_B: Address = Address::repeat_byte(0x0d);
+    const UNCHECKED_NODES: [Address; 3] = [FIRST, Address::ZERO, Address::ZERO];
+    const CHECKED_NODES: [Address; 3] = [FIRST, CHECKER_A, CHECKER_B];
+    const SAMPLE_BLOCK: u64 = 50;
+    /// The first node's reveal deadline while awaiting the sample (set by its commitment).
+    const SAMPLE_REVEAL_DEADLINE: u64 = 960;
+
+    fn first_record(stage: Stage) -> TaskRecord {
+        let mut record = record(stage);
+        record.role = Role::First;
+        record.nodes = UNCHECKED_NODES;
+        if stage >= Stage::AwaitingSample {
+            record.sample_block = Some(SAMPLE_BLOCK);
+        }
+        if stage == Stage::Checked {
+            record.checked = Some(true);
+        }
+        record
+    }
+
+    /// The first node's view of its sampled task: `block` is the latest block, `decision` what
+    /// `sampleDecision` read.
+    fn sampled(status: ChainStatus, block: u64, decision: Option<bool>, now: u64) -> ChainView {
+        ChainView {
+            status,
+            nodes: UNCHECKED_NODES,
+            committed_mask: 0b001,
+            revealed_mask: 0,
+            commit_deadline: 930,
+            reveal_deadline: SAMPLE_REVEAL_DEADLINE,
+            now,
+            block,
+            checked: false,
+            sample_block: SAMPLE_BLOCK,
+            sample_decision: decision,
+        }
+    }
+
+    /// The view once the draw chose a check: queued, or the checkers drawn (`committed` bits of
+    /// the three slots), with the check's own deadlines.
+    fn checking(status: ChainStatus, committed: u8, revealed: u8, now: u64) -> ChainView {
+        ChainView {
+            status,
+            nodes: if status == ChainStatus::CheckQueued {
+                UNCHECKED_NODES
+            } else {
+                CHECKED_NODES
+            },
+            committed_mask: committed,
+            revealed_mask: revealed,
+            commit_deadline: COMMIT_DEADLINE,
+            reveal_deadline: REVEAL_DEADLINE,
+            now,
+            block: 200,
+            checked: true,
+            sample_block: SAMPLE_BLOCK,
+            sample_decision: None,
+        }
+    }
+
+    /// Every crash point of a sampled task's first node (the stage last persisted) against what
+    /// the chain shows on restart.
+    #[test]
+    fn first_node_crash_points_resume_with_the_right_action() {
+        use ChainStatus::{AwaitingSample, CheckQueued, Committing, Expired, Revealing, Validated};
+        let early = 900;
+        let sealed = SAMPLE_BLOCK + 1;
+        let mut committing = sampled(Committing, 40, None, early);
+        committing.committed_mask = 0;
+        let with_nodes = |stage, nodes| {
+            let mut record = first_record(stage);
+            record.nodes = nodes;
+            record
+        };
+        let table: Vec<(&str, TaskRecord, ChainView, Action)> = vec![
+            (
+                "assigned, window open",
+                first_record(Stage::Assigned),
+                committing,
+                Action::Compute,
+            ),
+            (
+                "computed, not on chain",
+                first_record(Stage::Computed),
+                committing,
+                Action::Commit,
+            ),
+            // Crash after the commitment landed, before Committed was persisted.
+            (
+                "computed, commit landed",
+                first_record(Stage::Computed),
+                sampled(AwaitingSample, SAMPLE_BLOCK, None, early),
+                Action::AdoptCommit,
+            ),
+            (
+                "committed, awaiting the sample",
+                first_record(Stage::Committed),
+                sampled(AwaitingSample, SAMPLE_BLOCK, None, early),
+                Action::AwaitSample,
+            ),
+            (
+                "awaiting, sample block not sealed",
+                first_record(Stage::AwaitingSample),
+                sampled(AwaitingSample, SAMPLE_BLOCK, None, early),
+                Action::WaitForSample,
+            ),
+            (
+                "awaiting, unchecked",
+                first_record(Stage::AwaitingSample),
+                sampled(AwaitingSample, sealed, Some(false), early),
+                Action::RevealUnchecked,
+            ),
+            (
+                "awaiting, unchecked, one second before the deadline",
+                first_record(Stage::AwaitingSample),
+                sampled(
+                    AwaitingSample,
+                    sealed,
+                    Some(false),
+                    SAMPLE_REVEAL_DEADLINE - 1,
+                ),
+                Action::RevealUnchecked,
+            ),
+            (
+                "awaiting, checked",
+                first_record(Stage::AwaitingSample),
+                sampled(AwaitingSample, sealed, Some(true), early),
+                Action::ResolveSample,
+            ),
+            (
+                "awaiting, deadline passed",
+                first_record(Stage::AwaitingSample),
+                sampled(AwaitingSample, sealed, Some(false), SAMPLE_REVEAL_DEADLINE),
+                Action::Settle,
+            ),
+            // Someone else resolved it unchecked: the reveal phase is open.
+            (
+                "awaiting, resolved unchecked by another",
+                first_record(Stage::AwaitingSample),
+                sampled(Revealing, sealed, None, early),
+                Action::Reveal,
+            ),
+            (
+                "committed, resolved unchecked by another",
+                first_record(Stage::Committed),
+                sampled(Revealing, sealed, None, early),
+                Action::AwaitSample,
+            ),
+            // Crash after the unchecked reveal landed (it settles the task at once).
+            (
+                "awaiting, unchecked reveal landed",
+                first_record(Stage::AwaitingSample),
+                {
+                    let mut view = sampled(Validated, sealed, None, early);
+                    view.revealed_mask = 0b001;
+                    view
+                },
+                Action::RecordSettlement,
+            ),
+            // Crash after resolveSample landed, before Checked was persisted; or resolved by
+            // another: adopt the check, never reveal.
+            (
+                "awaiting, check queued",
+                first_record(Stage::AwaitingSample),
+                checking(CheckQueued, 0b001, 0, early),
+                Action::AdoptCheck,
+            ),
+            (
+                "committed, check queued",
+                first_record(Stage::Committed),
+                checking(CheckQueued, 0b001, 0, early),
+                Action::AdoptCheck,
+            ),
+            (
+                "awaiting, checkers committing",
+                first_record(Stage::AwaitingSample),
+                checking(Committing, 0b011, 0, early),
+                Action::AdoptCheck,
+            ),
+            (
+                "awaiting, checkers committed",
+                first_record(Stage::AwaitingSample),
+                checking(Revealing, 0b111, 0, early),
+                Action::AdoptCheck,
+            ),
+            (
+                "checked, queued",
+                first_record(Stage::Checked),
+                checking(CheckQueued, 0b001, 0, early),
+                Action::WaitForCheck,
+            ),
+            (
+                "checked, checkers drawn",
+                first_record(Stage::Checked),
+                checking(Committing, 0b001, 0, early),
+                Action::RecordCheckers,
+            ),
+            (
+                "checked, checkers committing",
+                with_nodes(Stage::Checked, CHECKED_NODES),
+                checking(Committing, 0b101, 0, early),
+                Action::WaitForRevealPhase,
+            ),
+            (
+                "checked, checkers committed",
+                with_nodes(Stage::Checked, CHECKED_NODES),
+                checking(Revealing, 0b111, 0b010, early),
+                Action::Reveal,
+            ),
+            (
+                "checked, a checker missed its commit",
+                with_nodes(Stage::Checked, CHECKED_NODES),
+                checking(Committing, 0b011, 0, COMMIT_DEADLINE),
+                Action::Reveal,
+            ),
+            (
+                "checked, reveal landed",
+                with_nodes(Stage::Checked, CHECKED_NODES),
+                checking(Revealing, 0b111, 0b001, early),
+                Action::AdoptReveal,
+            ),
+            (
+                "checked, reveal missed",
+                with_nodes(Stage::Checked, CHECKED_NODES),
+                checking(Revealing, 0b111, 0b110, REVEAL_DEADLINE),
+                Action::Settle,
+            ),
+            (
+                "revealed after the check, others pending",
+                with_nodes(Stage::Revealed, CHECKED_NODES),
+                checking(Revealing, 0b111, 0b001, early),
+                Action::WaitForSettlement,
+            ),
+            (
+                "checked, expired without checkers",
+                first_record(Stage::Checked),
+                checking(Expired, 0b001, 0, early),
+                Action::Close(CloseReason::CheckExpired),
+            ),
+        ];
+        for (name, record, view, expected) in table {
+            assert_eq!(next_action(&record, ME, &view), expected, "{name}");
+        }
+    }
+
+    /// A checker is a slot of a full task started by `CheckStarted`: the first node's commitment
+    /// is on chain before it computes.
+    #[test]
+    fn a_checker_runs_like_a_full_task_slot() {
+        use ChainStatus::{Committing, Revealing};
+        let checker = |stage| {
+            let mut record = record(stage);
+            record.role = Role::Checker;
+            record.nodes = [OTHER_A, ME, CHECKER_B];
+            record
+        };
+        let view = |status, committed, revealed, now| {
+            let mut view = checking(status, committed, revealed, now);
+            view.nodes = [OTHER_A, ME, CHECKER_B];
+            view
+        };
+        let early = COMMIT_DEADLINE - 10;
+        for (name, stage, chain, expected) in [
+            (
+                "assigned",
+                Stage::Assigned,
+                view(Committing, 0b001, 0, early),
+                Action::Compute,
+            ),
+            (
+                "computed",
+                Stage::Computed,
+                view(Committing, 0b101, 0, early),
+                Action::Commit,
+            ),
+            (
+                "commit landed",
+                Stage::Computed,
+                view(Revealing, 0b111, 0, early),
+                Action::AdoptCommit,
+            ),
+            (
+                "committed, the other checker pending",
+                Stage::Committed,
+                view(Committing, 0b011, 0, early),
+                Action::WaitForRevealPhase,
+            ),
+            (
+                "committed, all in",
+                Stage::Committed,
+                view(Revealing, 0b111, 0, early),
+                Action::Reveal,
+            ),
+            (
+                "revealed",
+                Stage::Revealed,
+                view(Revealing, 0b111, 0b010, early),
+                Action::WaitForSettlement,
+            ),
+        ] {
+            assert_eq!(next_action(&checker(stage), ME, &chain), expected, "{name}");
+        }
+    }
+
+    /// Lazy (never reveals): unchecked, it lets the deadline pass and settles (slashing itself);
+    /// checked, it still queues the check.
+    #[test]
+    fn a_lazy_first_node_never_reveals_but_still_resolves() {
+        let mut lazy = first_record(Stage::AwaitingSample);
+        lazy.skip_reveal = Some("lazy".into());
+        let sealed = SAMPLE_BLOCK + 1;
+        assert_eq!(
+            next_action(
+                &lazy,
+                ME,
+                &sampled(ChainStatus::AwaitingSample, sealed, Some(false), 900)
+            ),
+            Action::WaitForSettlement
+        );
+        assert_eq!(
+            next_action(
+                &lazy,
+                ME,
+                &sampled(
+                    ChainStatus::AwaitingSample,
+                    sealed,
+                    Some(false),
+                    SAMPLE_REVEAL_DEADLINE
+                )
+            ),
+            Action::Settle
+        );
+        let mut lazy_checked = first_record(Stage::Checked);
+        lazy_checked.nodes = CHECKED_NODES;
+        lazy_checked.skip_reveal = Some("lazy".into());
+        assert_eq!(
+            next_action(
+                &lazy_checked,
+                ME,
+                &checking(ChainStatus::Revealing, 0b111, 0b110, 900)
+            ),
+            Action::WaitForSettlement
+        );
+    }
+
+    #[test]
+    fn sample_draws_are_read_once_the_sample_block_is_sealed() {
+        let view = sampled(ChainStatus::AwaitingSample, SAMPLE_BLOCK, None, 0);
+        assert!(!view.sample_decidable());
+        let view = sampled(ChainStatus::AwaitingSample, SAMPLE_BLOCK + 1, None, 0);
+        assert!(view.sample_decidable());
+        assert!(!sampled(ChainStatus::Revealing, SAMPLE_BLOCK + 1, None, 0).sample_decidable());
+        assert!(view.is_running() && checking(ChainStatus::CheckQueued, 1, 0, 0).is_running());
+        assert!(!checking(ChainStatus::Expired, 1, 0, 0).is_running());
     }
 }

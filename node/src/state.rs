@@ -11,6 +11,12 @@
 //! tasks/<id>/output.json    text payload (the TextOutput)
 //! ```
 //!
+//! A record is kept for every task the node works on, in any role: one of a full task's three
+//! nodes, the one node of a sampled task (which commits, waits for the sample draw, then reveals
+//! or has the task checked), or one of the two checkers of a checked sampled task. Fields added
+//! since the first format are optional and left out when unset, so that full-task records keep
+//! the same bytes.
+//!
 //! Every file is written atomically (temp file, fsync, rename, fsync of the directory), and the
 //! payload and the salt are on disk before the commitment is sent: a crash at any point leaves
 //! either the old or the new version of a file, never a torn one, and never a commitment whose
@@ -66,7 +72,9 @@ pub enum StateError {
     Locked(PathBuf),
 }
 
-/// Where a task stands, as far as this node is concerned. Stages only move forward.
+/// Where a task stands, as far as this node is concerned. Stages only move forward (a sampled
+/// task's first node goes `Committed`, `AwaitingSample`, then `Revealed` when the draw leaves it
+/// unchecked, or `Checked` then `Revealed` when it is checked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -76,6 +84,14 @@ pub enum Stage {
     Computed,
     /// The commitment is on chain.
     Committed,
+    /// A sampled task's first node: the commitment is on chain and the task awaits the sample
+    /// draw (block `sample_block`'s hash). Next: reveal (unchecked) or `resolveSample` (checked),
+    /// both before the reveal deadline.
+    AwaitingSample,
+    /// A sampled task's first node: the draw chose a check (`resolveSample` landed). It must not
+    /// reveal before the two checkers committed (or their commit deadline passed); it waits for
+    /// them, queued and then committing.
+    Checked,
     /// The reveal (or invalid-args report) is on chain.
     Revealed,
     /// The task is settled on chain and its outcome recorded.
@@ -98,11 +114,41 @@ impl Stage {
             Self::Assigned => "assigned",
             Self::Computed => "computed",
             Self::Committed => "committed",
+            Self::AwaitingSample => "awaiting_sample",
+            Self::Checked => "checked",
             Self::Revealed => "revealed",
             Self::Settled => "settled",
             Self::Uploaded => "uploaded",
             Self::Closed => "closed",
         }
+    }
+}
+
+/// The part this node plays in a task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// One of a full task's three nodes (`TaskStarted` naming three).
+    #[default]
+    Full,
+    /// The one node a sampled task started on (`TaskStarted` naming `[node, 0, 0]`): slot 0.
+    First,
+    /// One of the two checkers of a checked sampled task (`CheckStarted`): slot 1 or 2.
+    Checker,
+}
+
+impl Role {
+    /// Lowercase name, for logs and status.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::First => "first",
+            Self::Checker => "checker",
+        }
+    }
+
+    const fn is_full(&self) -> bool {
+        matches!(self, Self::Full)
     }
 }
 
@@ -186,10 +232,15 @@ pub struct TaskRecord {
     pub task_id: u64,
     /// Image or text.
     pub kind: TaskKind,
-    /// The three selected nodes, in slot order.
+    /// The task's nodes, in slot order (a sampled task's first node: `[node, 0, 0]` until its
+    /// check starts, then with the checkers).
     pub nodes: [Address; 3],
-    /// Block of the `TaskStarted` event (where to start looking for the task's later events).
+    /// Block of the `TaskStarted` (a checker: `CheckStarted`) event: where to start looking for
+    /// the task's later events.
     pub started_block: u64,
+    /// This node's part in the task.
+    #[serde(default, skip_serializing_if = "Role::is_full")]
+    pub role: Role,
     /// Where the task stands.
     pub stage: Stage,
     /// The committed result (set from [`Stage::Computed`] on).
@@ -207,6 +258,16 @@ pub struct TaskRecord {
     /// The commit transaction, when this node sent the one that landed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_tx: Option<B256>,
+    /// A sampled task's first node: the block whose hash decides whether it is checked (set from
+    /// [`Stage::AwaitingSample`] on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_block: Option<u64>,
+    /// A sampled task's first node: the sample draw's outcome once known (`true`: checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<bool>,
+    /// The `resolveSample` transaction, when this node sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_tx: Option<B256>,
     /// The reveal transaction, when this node sent the one that landed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reveal_tx: Option<B256>,
@@ -228,20 +289,35 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    /// A fresh record for a task this node was selected for.
+    /// A fresh record for a full task this node was selected for.
     pub fn assigned(task_id: u64, kind: TaskKind, nodes: [Address; 3], started_block: u64) -> Self {
+        Self::assigned_as(Role::Full, task_id, kind, nodes, started_block)
+    }
+
+    /// A fresh record for a task this node was selected for in `role`.
+    pub fn assigned_as(
+        role: Role,
+        task_id: u64,
+        kind: TaskKind,
+        nodes: [Address; 3],
+        started_block: u64,
+    ) -> Self {
         Self {
             version: RECORD_VERSION,
             task_id,
             kind,
             nodes,
             started_block,
+            role,
             stage: Stage::Assigned,
             result: None,
             salt: None,
             commitment: None,
             payload_files: Vec::new(),
             commit_tx: None,
+            sample_block: None,
+            checked: None,
+            resolve_tx: None,
             reveal_tx: None,
             settle_tx: None,
             settlement: None,
@@ -610,6 +686,47 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["3.json", "7.json"]);
+    }
+
+    /// Full-task records keep the first format's bytes (the sampled fields are left out), and
+    /// the sampled stages and fields round-trip.
+    #[test]
+    fn sampled_records_round_trip_and_full_ones_keep_their_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let full = TaskRecord::assigned(1, TaskKind::Image, nodes(), 3);
+        let json = serde_json::to_string(&full).unwrap();
+        for absent in ["role", "sample_block", "checked", "resolve_tx"] {
+            assert!(!json.contains(absent), "{absent} in {json}");
+        }
+
+        let mut first = TaskRecord::assigned_as(
+            Role::First,
+            2,
+            TaskKind::Image,
+            [Address::repeat_byte(1), Address::ZERO, Address::ZERO],
+            4,
+        );
+        first.stage = Stage::Checked;
+        first.sample_block = Some(9);
+        first.checked = Some(true);
+        first.resolve_tx = Some(B256::repeat_byte(7));
+        store.save(&first).unwrap();
+        assert_eq!(store.load(2).unwrap(), Some(first.clone()));
+        let text = fs::read_to_string(dir.path().join("tasks/2.json")).unwrap();
+        assert!(
+            text.contains("\"role\": \"first\"") && text.contains("\"stage\": \"checked\""),
+            "{text}"
+        );
+        let checker = TaskRecord::assigned_as(Role::Checker, 3, TaskKind::Text, nodes(), 5);
+        store.save(&checker).unwrap();
+        assert_eq!(store.load(3).unwrap(), Some(checker));
+
+        // Stages keep their order: the sampled ones sit between the commitment and the reveal.
+        assert!(Stage::Committed < Stage::AwaitingSample);
+        assert!(Stage::AwaitingSample < Stage::Checked);
+        assert!(Stage::Checked < Stage::Revealed);
+        assert_eq!(Stage::AwaitingSample.as_str(), "awaiting_sample");
     }
 
     #[test]

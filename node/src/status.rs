@@ -12,7 +12,7 @@ use crate::{
     config::NodeConfig,
     error::NodeError,
     key::load_signer,
-    state::{StateStore, TaskRecord},
+    state::{Role, StateStore, TaskRecord},
 };
 
 /// A node's status.
@@ -110,6 +110,13 @@ impl fmt::Display for NodeStatus {
                 record.stage.as_str(),
                 record.kind.to_string()
             )?;
+            match (record.role, record.checked) {
+                (Role::Full, _) => {}
+                (Role::First, None) => write!(f, " sampled")?,
+                (Role::First, Some(true)) => write!(f, " sampled, checked")?,
+                (Role::First, Some(false)) => write!(f, " sampled, unchecked")?,
+                (Role::Checker, _) => write!(f, " checker")?,
+            }
             if let Some(settlement) = record.settlement {
                 write!(
                     f,

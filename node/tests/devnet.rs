@@ -1,8 +1,8 @@
 //! The node daemon end to end: a real anvil (1 s blocks, 30 s windows), the contracts deployed
 //! through the `verinfer-abi` bindings, the relayer in-process on loopback, tiny models from
 //! `verinfer-inference`, and three in-process nodes per task. The tests create tasks with plain
-//! `createTask` calls and send no draw themselves: the nodes' daemons send `drawTasks()` when a
-//! draw is due.
+//! `createTask` (or `createSampledTask`) calls and send no draw themselves: the nodes' daemons send
+//! `drawTasks()` when a draw is due (a sampled task's check waiting for checkers included).
 //!
 //! Needs the npm-installed anvil (`npm ci`).
 
@@ -15,14 +15,15 @@ use alloy::{
 };
 use url::Url;
 use verinfer_abi::{
-    Deployment, IERC20, IVerinfer, NodeState, TaskKind, TaskStatus, Verinfer, VerinferInstance,
+    Deployment, IERC20, IVerinfer, NodeState, TaskKind, TaskStatus, ValidationMode, Verinfer,
+    VerinferInstance,
 };
 use verinfer_devchain::{
     AnvilOptions, Chain, Deploy, NodeEnv, Services, TinyModels, default_init_params, relayer_config,
 };
 use verinfer_node::{
     Behaviour, HaltPoint, IdentityOverride, Node, NodeConfig, NodeError, TestingConfig,
-    state::{Stage, TaskRecord},
+    state::{Role, Stage, TaskRecord},
 };
 use verinfer_task::{ImageArgs, Precision, Sampling, Scheduler, TaskArgs, TextArgs, TextInput};
 use verinfer_wire::{RelayerClient, types::TaskResultsView};
@@ -103,6 +104,12 @@ struct Devnet {
 
 impl Devnet {
     async fn start() -> Self {
+        Self::start_sampling(None).await
+    }
+
+    /// [`start`](Self::start), checking sampled tasks with probability `sampling_bps` / 10,000
+    /// when given (the devnet default otherwise).
+    async fn start_sampling(sampling_bps: Option<u16>) -> Self {
         let anvil = AnvilOptions {
             block_time_secs: Some(1),
             ..AnvilOptions::default()
@@ -110,6 +117,9 @@ impl Devnet {
         let mut params: IVerinfer::Params = default_init_params();
         params.commitWindow = WINDOW_SECS;
         params.revealWindow = WINDOW_SECS;
+        if let Some(bps) = sampling_bps {
+            params.samplingBps = bps;
+        }
         let chain = Chain::start(
             &anvil,
             Deploy::Bindings {
@@ -203,9 +213,51 @@ impl Devnet {
             .await
     }
 
+    /// Uploads the args to the relayer, then creates a sampled task (`createSampledTask`) paying
+    /// `fee`; returns its id.
+    async fn create_sampled_task(&self, args: &TaskArgs, fee: u128) -> u64 {
+        let bytes = args.to_canonical_bytes();
+        let uploaded = self.relayer.upload_args(bytes).await.expect("upload args");
+        let (kind, gpu_model) = match args {
+            TaskArgs::Image(_) => (TaskKind::Image, String::new()),
+            TaskArgs::Text(_) => (TaskKind::Text, SHARED_GPU.to_owned()),
+        };
+        let image_count = u8::try_from(args.image_count()).expect("few images");
+        self.create_task_in(
+            ValidationMode::Sampled,
+            kind,
+            uploaded.args_hash,
+            image_count,
+            gpu_model,
+            fee,
+        )
+        .await
+    }
+
     /// `createTask` (approving `fee` first) with the given chain parameters; returns the id.
     async fn create_task_paying(
         &self,
+        kind: TaskKind,
+        args_hash: alloy::primitives::B256,
+        image_count: u8,
+        gpu_model: String,
+        fee: u128,
+    ) -> u64 {
+        self.create_task_in(
+            ValidationMode::Full,
+            kind,
+            args_hash,
+            image_count,
+            gpu_model,
+            fee,
+        )
+        .await
+    }
+
+    /// `createTask` (full) or `createSampledTask` (approving `fee` first); returns the id.
+    async fn create_task_in(
+        &self,
+        mode: ValidationMode,
         kind: TaskKind,
         args_hash: alloy::primitives::B256,
         image_count: u8,
@@ -226,29 +278,38 @@ impl Devnet {
                 .expect("receipt")
                 .status()
         );
-        let create = self
-            .verinfer
-            .createTask(
-                kind.into(),
-                args_hash,
-                image_count,
-                4_096,
-                gpu_model,
-                U96::from(fee),
-            )
-            .from(self.creator);
-        let gas = verinfer_abi::padded_gas_limit(
-            create.estimate_gas().await.expect("estimate createTask"),
-        );
-        let receipt = create
-            .gas(gas)
-            .send()
-            .await
-            .expect("createTask")
-            .get_receipt()
-            .await
-            .expect("receipt");
-        assert!(receipt.status(), "createTask reverted");
+        match mode {
+            ValidationMode::Full => {
+                send_create(
+                    self.verinfer
+                        .createTask(
+                            kind.into(),
+                            args_hash,
+                            image_count,
+                            4_096,
+                            gpu_model,
+                            U96::from(fee),
+                        )
+                        .from(self.creator),
+                )
+                .await
+            }
+            ValidationMode::Sampled => {
+                send_create(
+                    self.verinfer
+                        .createSampledTask(
+                            kind.into(),
+                            args_hash,
+                            image_count,
+                            4_096,
+                            gpu_model,
+                            U96::from(fee),
+                        )
+                        .from(self.creator),
+                )
+                .await
+            }
+        }
         let task_id = self.verinfer.taskCount().call().await.expect("taskCount");
         u64::try_from(task_id).expect("small id")
     }
@@ -285,11 +346,7 @@ impl Devnet {
     /// Waits until the relayer holds `count` verified uploads of the task.
     /// Waits for `task_id` to settle and asserts it was validated.
     async fn wait_validated(&self, task_id: u64) -> IVerinfer::TaskInfo {
-        let task = self
-            .wait_task(task_id, "settlement", |t| {
-                t.status >= TaskStatus::Validated.as_u8()
-            })
-            .await;
+        let task = self.wait_task(task_id, "settlement", settled).await;
         assert_eq!(
             TaskStatus::try_from(task.status).unwrap(),
             TaskStatus::Validated,
@@ -345,6 +402,23 @@ impl Devnet {
         )
         .expect("known state")
     }
+}
+
+/// Sends a task creation with a padded gas limit and checks it did not revert.
+async fn send_create<D: alloy::contract::CallDecoder>(
+    create: alloy::contract::CallBuilder<&DynProvider, D>,
+) {
+    let gas =
+        verinfer_abi::padded_gas_limit(create.estimate_gas().await.expect("estimate the create"));
+    let receipt = create
+        .gas(gas)
+        .send()
+        .await
+        .expect("create")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    assert!(receipt.status(), "the create reverted");
 }
 
 /// Nodes running in this process, stopped together.
@@ -766,11 +840,7 @@ async fn run_image_task(
     let mut nodes = Nodes::new();
     nodes.spawn_all(configs).await;
     let task_id = net.create_task(&image_args(3)).await;
-    let task = net
-        .wait_task(task_id, "settlement", |t| {
-            t.status >= TaskStatus::Validated.as_u8()
-        })
-        .await;
+    let task = net.wait_task(task_id, "settlement", settled).await;
     (nodes, task_id, task)
 }
 
@@ -900,11 +970,7 @@ async fn args_naming_a_model_no_node_holds_are_reported_invalid_and_refunded() {
     let token = IERC20::new(net.deployment.staking_token, net.provider.clone());
     let balance_before = token.balanceOf(net.creator).call().await.unwrap();
     let task_id = net.create_task(&args).await;
-    let task = net
-        .wait_task(task_id, "settlement", |t| {
-            t.status >= TaskStatus::Validated.as_u8()
-        })
-        .await;
+    let task = net.wait_task(task_id, "settlement", settled).await;
     assert_eq!(
         TaskStatus::try_from(task.status).unwrap(),
         TaskStatus::Errored,
@@ -1108,6 +1174,374 @@ async fn tasks_below_the_nodes_fee_tier_wait_while_those_paying_it_run() {
         .await
         .expect("receipt");
     assert!(cancel.status());
+    nodes.stop().await;
+    net.stop().await;
+}
+
+// ---------------------------------------------------------------------------- sampled tasks
+
+/// A sampled task's fee under the cap of a 1 bps sampling rate: p * s * minStake / (1 - p) =
+/// 1/10,000 * 50 % * 1000 tokens / 0.9999 ≈ 0.05 tokens.
+const SAMPLED_FEE_AT_1_BPS: u128 = TOKEN / 25;
+
+/// A node daemon run on its own (not in [`Nodes`]), so that the test sees it return at its
+/// `halt_after` point, or stops it.
+struct Solo {
+    config: NodeConfig,
+    address: Address,
+    stop: tokio::sync::oneshot::Sender<()>,
+    run: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+impl Solo {
+    /// Stops the daemon (it must exit cleanly); returns its configuration.
+    async fn stop(self) -> NodeConfig {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.run)
+            .await
+            .expect("the node stops")
+            .expect("no panic")
+            .expect("a clean stop");
+        self.config
+    }
+}
+
+/// A node whose daemon returned at its halt point.
+struct Halted {
+    config: NodeConfig,
+    address: Address,
+}
+
+/// Starts one daemon per configuration, concurrently (their joins share blocks), each on its own.
+async fn start_solos(configs: Vec<NodeConfig>) -> Vec<Solo> {
+    let named: Vec<(String, NodeConfig)> = configs
+        .into_iter()
+        .map(|config| (node_name(&config), config))
+        .collect();
+    verinfer_devchain::register_declared_gpu_models(
+        named.iter().map(|(name, config)| (name.as_str(), config)),
+    )
+    .await
+    .expect("GPU models registered");
+    let mut starting = Vec::new();
+    for (_, config) in named {
+        starting.push(tokio::spawn(async move {
+            let node = Node::start(config.clone()).await.expect("node starts");
+            let address = node.address();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let run = tokio::spawn(node.run(async move {
+                let _ = stopped.await;
+            }));
+            Solo {
+                config,
+                address,
+                stop,
+                run,
+            }
+        }));
+    }
+    let mut solos = Vec::new();
+    for started in starting {
+        solos.push(started.await.expect("no panic"));
+    }
+    solos
+}
+
+/// Configurations of the nodes of `accounts`, halting at `halt_after`.
+fn halting_configs(net: &Devnet, accounts: &[usize], halt_after: HaltPoint) -> Vec<NodeConfig> {
+    accounts
+        .iter()
+        .map(|&account| NodeConfig {
+            testing: TestingConfig {
+                halt_after: Some(halt_after),
+                ..TestingConfig::default()
+            },
+            ..net.node_config(account, None)
+        })
+        .collect()
+}
+
+/// Waits until one of `solos` returns at its halt point; takes it out of `solos`.
+async fn next_halted(solos: &mut Vec<Solo>) -> Halted {
+    let deadline = tokio::time::Instant::now() + TASK_TIMEOUT;
+    loop {
+        if let Some(index) = solos.iter().position(|solo| solo.run.is_finished()) {
+            let solo = solos.remove(index);
+            solo.run
+                .await
+                .expect("no panic")
+                .expect("halting is a clean return");
+            return Halted {
+                config: solo.config,
+                address: solo.address,
+            };
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for a node to halt"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `config` without test behaviours.
+fn plain(config: &NodeConfig) -> NodeConfig {
+    NodeConfig {
+        testing: TestingConfig::default(),
+        ..config.clone()
+    }
+}
+
+/// Whether the task reached a final status (settled, cancelled or expired). Not a comparison
+/// of status numbers: a sampled task's `AwaitingSample` and `CheckQueued` come after `Expired`.
+fn settled(task: &IVerinfer::TaskInfo) -> bool {
+    TaskStatus::try_from(task.status).is_ok_and(TaskStatus::is_final)
+}
+
+fn status_of(task: &IVerinfer::TaskInfo) -> TaskStatus {
+    TaskStatus::try_from(task.status).expect("known status")
+}
+
+/// A sampled task the draw leaves unchecked (1 bps): one node computes, commits, and once the
+/// sample block is sealed reveals alone, which settles the task and pays it the fee less the
+/// protocol's; no other node works on it. The first node is stopped right after persisting
+/// `AwaitingSample` and resumes from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unchecked_sampled_task_is_settled_by_its_first_node_alone_across_a_restart() {
+    init_logs();
+    let net = Devnet::start_sampling(Some(1)).await;
+    let mut solos = start_solos(halting_configs(&net, &[2, 3, 4], HaltPoint::AwaitingSample)).await;
+    let task_id = net
+        .create_sampled_task(&image_args(17), SAMPLED_FEE_AT_1_BPS)
+        .await;
+
+    let first = next_halted(&mut solos).await;
+    let halted = record(&first.config, task_id).await;
+    assert_eq!(
+        (halted.stage, halted.role),
+        (Stage::AwaitingSample, Role::First),
+        "{halted:?}"
+    );
+    assert_eq!(halted.nodes, [first.address, Address::ZERO, Address::ZERO]);
+    let task = net.task(task_id).await;
+    assert_eq!(status_of(&task), TaskStatus::AwaitingSample, "{task:?}");
+    assert_eq!(halted.sample_block, Some(task.sampleBlock.to::<u64>()));
+    assert!(halted.commit_tx.is_some() && halted.salt.is_some());
+
+    let mut nodes = Nodes::new();
+    let resumed_config = plain(&first.config);
+    nodes.spawn(resumed_config.clone()).await;
+    let task = net.wait_validated(task_id).await;
+    assert!(!task.checked, "1 bps: unchecked");
+    assert_eq!((task.committedMask, task.revealedMask), (0b001, 0b001));
+    assert_eq!(task.nodes[1..], [Address::ZERO, Address::ZERO]);
+    assert_eq!(
+        net.stake(first.address).await,
+        STAKE + SAMPLED_FEE_AT_1_BPS - SAMPLED_FEE_AT_1_BPS * 500 / 10_000,
+        "the first node is paid the fee less the protocol fee"
+    );
+    let results = net.wait_uploads(task_id, 1).await;
+    assert_eq!(results.results[0].node, first.address);
+    let resumed = record_at(&resumed_config, task_id, Stage::Uploaded).await;
+    assert_eq!(resumed.stage, Stage::Uploaded, "{resumed:?}");
+    assert_eq!(resumed.checked, Some(false));
+    assert_eq!(resumed.commit_tx, halted.commit_tx, "committed once");
+    assert!(resumed.resolve_tx.is_none() && resumed.reveal_tx.is_some());
+
+    for solo in solos {
+        let config = solo.stop().await;
+        let status = verinfer_node::status(&config).await.expect("status");
+        assert!(
+            status.records.iter().all(|r| r.task_id != task_id),
+            "only the first node works on an unchecked task"
+        );
+    }
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A sampled task the draw checks (10,000 bps), with every node stopped at a new state and
+/// restarted: the first node after persisting `AwaitingSample` (it then sends `resolveSample`)
+/// and after persisting `Checked`; the two checkers after committing. All three reveal, the task
+/// is validated by three, everyone is paid and nothing was sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checked_sampled_task_survives_restarts_of_its_first_node_and_checkers() {
+    init_logs();
+    let net = Devnet::start_sampling(Some(10_000)).await;
+    let mut solos = start_solos(halting_configs(&net, &[2, 3, 4], HaltPoint::AwaitingSample)).await;
+    let task_id = net.create_sampled_task(&image_args(19), FEE).await;
+
+    let first = next_halted(&mut solos).await;
+    let awaiting = record(&first.config, task_id).await;
+    assert_eq!(
+        (awaiting.stage, awaiting.role),
+        (Stage::AwaitingSample, Role::First),
+        "{awaiting:?}"
+    );
+    // The two others come back halting after their commitment: they will be the checkers.
+    let mut checker_configs = Vec::new();
+    for solo in solos {
+        let config = solo.stop().await;
+        checker_configs.push(NodeConfig {
+            testing: TestingConfig {
+                halt_after: Some(HaltPoint::Committed),
+                ..TestingConfig::default()
+            },
+            ..config
+        });
+    }
+    let mut checkers = start_solos(checker_configs).await;
+    // The first node comes back, resolves the draw (checked) and halts once Checked is persisted.
+    let mut firsts = start_solos(vec![NodeConfig {
+        testing: TestingConfig {
+            halt_after: Some(HaltPoint::Checked),
+            ..TestingConfig::default()
+        },
+        ..first.config.clone()
+    }])
+    .await;
+    next_halted(&mut firsts).await;
+    let checked = record(&first.config, task_id).await;
+    assert_eq!(checked.stage, Stage::Checked, "{checked:?}");
+    assert_eq!(checked.checked, Some(true));
+    assert!(checked.resolve_tx.is_some(), "this node resolved the draw");
+    assert_eq!(checked.commit_tx, awaiting.commit_tx);
+    let task = net.task(task_id).await;
+    assert!(task.checked, "{task:?}");
+    assert!(
+        matches!(
+            status_of(&task),
+            TaskStatus::CheckQueued | TaskStatus::Committing | TaskStatus::Revealing
+        ),
+        "{task:?}"
+    );
+    assert_eq!(
+        task.revealedMask, 0,
+        "nobody revealed before the checkers committed"
+    );
+
+    // Both checkers are drawn (the check is served by their draw), commit and halt.
+    let mut halted_checkers = Vec::new();
+    for _ in 0..2 {
+        let checker = next_halted(&mut checkers).await;
+        let committed = record(&checker.config, task_id).await;
+        assert_eq!(
+            (committed.stage, committed.role),
+            (Stage::Committed, Role::Checker),
+            "{committed:?}"
+        );
+        assert_eq!(committed.nodes[0], first.address);
+        halted_checkers.push((checker, committed));
+    }
+    let task = net.task(task_id).await;
+    assert_eq!(status_of(&task), TaskStatus::Revealing, "{task:?}");
+    assert_eq!((task.committedMask, task.revealedMask), (0b111, 0));
+    assert_eq!(task.nodes[0], first.address);
+
+    // Everyone restarts without halting: all three reveal in time.
+    let mut configs = vec![plain(&first.config)];
+    configs.extend(halted_checkers.iter().map(|(c, _)| plain(&c.config)));
+    let mut nodes = Nodes::new();
+    nodes.spawn_all(configs.clone()).await;
+    let task = net.wait_validated(task_id).await;
+    assert_eq!(task.revealedMask, 0b111);
+    net.wait_uploads(task_id, 3).await;
+    for address in task.nodes {
+        assert_eq!(
+            net.stake(address).await,
+            STAKE + reward_per_node(3),
+            "{address} was paid"
+        );
+        assert_eq!(net.node_state(address).await, NodeState::Available);
+    }
+    let done = record_at(&configs[0], task_id, Stage::Uploaded).await;
+    assert_eq!(done.stage, Stage::Uploaded, "{done:?}");
+    assert_eq!(done.nodes, task.nodes, "the checkers recorded");
+    assert_eq!(
+        (done.commit_tx, done.resolve_tx),
+        (checked.commit_tx, checked.resolve_tx),
+        "nothing sent twice"
+    );
+    for ((_, committed), config) in halted_checkers.iter().zip(&configs[1..]) {
+        let done = record_at(config, task_id, Stage::Uploaded).await;
+        assert_eq!(done.stage, Stage::Uploaded, "{done:?}");
+        assert_eq!(done.commit_tx, committed.commit_tx, "committed once");
+    }
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A counterfeit node (images of another seed) is caught by the check in either role, at a
+/// 10,000 bps sampling rate: drawn first (it is alone in the network when the task starts), and
+/// drawn as a checker (it joins after an honest node took the task). Each time the honest pair
+/// agrees and is paid, the cheat is slashed and kicked, and no honest node is slashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_counterfeit_node_is_caught_by_the_check_as_first_node_and_as_checker() {
+    init_logs();
+    let net = Devnet::start_sampling(Some(10_000)).await;
+    let counterfeit = |account| NodeConfig {
+        testing: TestingConfig {
+            behaviour: Behaviour::Counterfeit,
+            ..TestingConfig::default()
+        },
+        ..net.node_config(account, None)
+    };
+    let honest_configs: Vec<NodeConfig> = (2..=3)
+        .map(|account| net.node_config(account, None))
+        .collect();
+    let honest = [net.signer(2).address(), net.signer(3).address()];
+    let slash_reward = STAKE / 2 / 2 / 2;
+    let mut nodes = Nodes::new();
+
+    // Alone in the network, the counterfeit node is the first node; the honest pair checks it.
+    let cheat_first = nodes.spawn(counterfeit(4)).await;
+    let first_task = net.create_sampled_task(&image_args(23), FEE).await;
+    net.wait_task(first_task, "its first node", |t| t.nodes[0] == cheat_first)
+        .await;
+    nodes.spawn_all(honest_configs.clone()).await;
+    let task = net.wait_task(first_task, "settlement", settled).await;
+    assert_eq!(status_of(&task), TaskStatus::Validated, "{task:?}");
+    assert!(task.checked && task.revealedMask == 0b111, "{task:?}");
+    assert_eq!(net.node_state(cheat_first).await, NodeState::Kicked);
+    assert_eq!(net.claimable(cheat_first).await, STAKE - STAKE / 2);
+    for (node, config) in honest.iter().zip(&honest_configs) {
+        assert_eq!(net.stake(*node).await, STAKE + reward_per_node(2));
+        assert_eq!(net.claimable(*node).await, slash_reward);
+        let done = record_at(config, first_task, Stage::Uploaded).await;
+        assert_eq!((done.stage, done.role), (Stage::Uploaded, Role::Checker));
+    }
+
+    // An honest node takes the next task; the counterfeit node joining now checks it.
+    let second_task = net.create_sampled_task(&image_args(29), FEE).await;
+    let task = net
+        .wait_task(second_task, "its first node", |t| !t.nodes[0].is_zero())
+        .await;
+    let honest_first = task.nodes[0];
+    assert!(honest.contains(&honest_first), "{task:?}");
+    let cheat_checker = nodes.spawn(counterfeit(5)).await;
+    let task = net.wait_task(second_task, "settlement", settled).await;
+    assert_eq!(status_of(&task), TaskStatus::Validated, "{task:?}");
+    assert!(
+        task.checked && task.nodes[1..].contains(&cheat_checker),
+        "{task:?}"
+    );
+    assert_eq!(net.node_state(cheat_checker).await, NodeState::Kicked);
+    assert_eq!(net.claimable(cheat_checker).await, STAKE - STAKE / 2);
+    for (node, config) in honest.iter().zip(&honest_configs) {
+        assert_eq!(net.stake(*node).await, STAKE + 2 * reward_per_node(2));
+        assert_eq!(net.claimable(*node).await, 2 * slash_reward);
+        assert_eq!(net.node_state(*node).await, NodeState::Available);
+        let done = record_at(config, second_task, Stage::Uploaded).await;
+        let role = if *node == honest_first {
+            Role::First
+        } else {
+            Role::Checker
+        };
+        assert_eq!((done.stage, done.role), (Stage::Uploaded, role), "{done:?}");
+        if role == Role::First {
+            assert_eq!(done.checked, Some(true));
+        }
+    }
     nodes.stop().await;
     net.stop().await;
 }
