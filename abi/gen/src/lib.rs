@@ -259,7 +259,11 @@ impl Repo {
             .arg("--cache-path")
             .arg(&cache)
             .args(CONTRACTS.iter().map(|c| c.source))
-            .args(CONTRACTS.iter().filter_map(|c| c.merge_abi_from.map(|(source, _)| source)));
+            .args(
+                CONTRACTS
+                    .iter()
+                    .filter_map(|c| c.merge_abi_from.map(|(source, _)| source)),
+            );
         // Environment overrides of foundry.toml would make the output depend on the caller.
         for (key, _) in std::env::vars_os() {
             let key_str = key.to_string_lossy();
@@ -281,7 +285,9 @@ impl Repo {
         };
         let all_built = CONTRACTS.iter().all(|spec| {
             artifact_path(spec).is_file()
-                && spec.merge_abi_from.is_none_or(|from| merged_path(from).is_file())
+                && spec
+                    .merge_abi_from
+                    .is_none_or(|from| merged_path(from).is_file())
         });
         if !output.status.success() || !all_built {
             let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -311,8 +317,12 @@ impl Repo {
                         path: from_path.clone(),
                         reason: e.to_string(),
                     })?;
-                merge_abi(&mut artifact, &from_artifact)
-                    .map_err(|reason| GenError::BadArtifact { path: from_path, reason })?;
+                merge_abi(&mut artifact, &from_artifact).map_err(|reason| {
+                    GenError::BadArtifact {
+                        path: from_path,
+                        reason,
+                    }
+                })?;
             }
             let contents = shape_artifact(&artifact, spec.with_bytecode)
                 .map_err(|reason| GenError::BadArtifact { path, reason })?;
@@ -473,13 +483,24 @@ pub fn merge_abi(artifact: &mut Value, from: &Value) -> Result<(), String> {
             .map(|inputs| {
                 inputs
                     .iter()
-                    .map(|i| i.get("type").and_then(Value::as_str).unwrap_or_default().to_owned())
+                    .map(|i| {
+                        i.get("type")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    })
                     .collect()
             })
             .unwrap_or_default();
         (
-            item.get("type").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            item.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            item.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            item.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             inputs,
         )
     };
