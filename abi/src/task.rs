@@ -128,6 +128,38 @@ impl ChainTask {
         }
     }
 
+    /// The plain validation line of the task in its current state, with the sampling rate when
+    /// known (`sampling_bps`: `taskParams(taskId).samplingBps`): [`Validation::describe`], more
+    /// precise while a sampled task awaits its draw or its check, and for a check that expired.
+    /// For example `sampled at p = 5%: chosen for a check: waiting for two checker nodes, then
+    /// the three results are compared`.
+    pub fn validation_line(&self, sampling_bps: Option<u16>) -> String {
+        let validation = self.validation();
+        let detail = match (validation, self.status) {
+            (Validation::SampledChecked, TaskStatus::CheckQueued) => {
+                "chosen for a check: waiting for two checker nodes, then the three results are \
+                 compared"
+                    .to_owned()
+            }
+            (Validation::SampledChecked, TaskStatus::Committing | TaskStatus::Revealing) => {
+                "chosen for a check: two checker nodes compute it, then the three results are \
+                 compared"
+                    .to_owned()
+            }
+            (Validation::SampledChecked, TaskStatus::Expired) => {
+                "chosen for a check, but no two checkers were found in time: expired, no result \
+                 accepted, fee refunded"
+                    .to_owned()
+            }
+            (Validation::SampledPending, TaskStatus::AwaitingSample) => format!(
+                "its node committed; the hash of block {} decides whether two more nodes check it",
+                self.sample_block
+            ),
+            _ => return validation.describe(sampling_bps),
+        };
+        format!("{}: {detail}", sampled_prefix(sampling_bps))
+    }
+
     /// The slots that have (or will have) nodes: 3 for full and checked tasks, 1 for a sampled
     /// task until a check is drawn.
     pub fn node_slots(&self) -> usize {
@@ -187,9 +219,9 @@ impl Validation {
     /// `taskParams(taskId).samplingBps`, for sampled tasks), for example
     /// `sampled at p = 5%: accepted unchecked (one node's result, not compared)`.
     pub fn describe(self, sampling_bps: Option<u16>) -> String {
-        match (self, sampling_bps) {
-            (Self::Full, _) | (_, None) => self.to_string(),
-            (_, Some(bps)) => format!("sampled at p = {}: {}", format_bps(bps), self.outcome()),
+        match self {
+            Self::Full => self.to_string(),
+            _ => format!("{}: {}", sampled_prefix(sampling_bps), self.outcome()),
         }
     }
 
@@ -214,6 +246,14 @@ impl fmt::Display for Validation {
             _ => write!(f, "sampled: {}", self.outcome()),
         }
     }
+}
+
+/// `sampled at p = 5%`, or `sampled` when the rate is not known.
+fn sampled_prefix(sampling_bps: Option<u16>) -> String {
+    sampling_bps.map_or_else(
+        || "sampled".to_owned(),
+        |bps| format!("sampled at p = {}", format_bps(bps)),
+    )
 }
 
 /// Basis points as a percentage without trailing zeros: 500 is `5%`, 125 is `1.25%`, 1 is
@@ -368,6 +408,43 @@ mod tests {
         assert_eq!(
             Validation::SampledPending.to_string(),
             "sampled: check not drawn yet"
+        );
+        assert_eq!(
+            Validation::SampledUndrawn.describe(None),
+            "sampled: ended before the check draw"
+        );
+    }
+
+    #[test]
+    fn validation_lines_follow_the_sampled_states() {
+        use TaskStatus as S;
+        use ValidationMode::{Full, Sampled};
+        let line = |mode, status, checked| task(mode, status, checked).validation_line(Some(500));
+        assert_eq!(
+            line(Full, S::Committing, false),
+            "checked by three nodes (full validation)"
+        );
+        let mut awaiting = task(Sampled, S::AwaitingSample, false);
+        awaiting.sample_block = 42;
+        assert_eq!(
+            awaiting.validation_line(Some(500)),
+            "sampled at p = 5%: its node committed; the hash of block 42 decides whether two \
+             more nodes check it"
+        );
+        assert!(line(Sampled, S::CheckQueued, true).contains("waiting for two checker nodes"));
+        assert!(line(Sampled, S::Revealing, true).contains("two checker nodes compute it"));
+        assert!(line(Sampled, S::Expired, true).contains("no two checkers were found in time"));
+        assert_eq!(
+            line(Sampled, S::Validated, true),
+            "sampled at p = 5%: checked by three nodes (first node and two checkers)"
+        );
+        assert_eq!(
+            line(Sampled, S::Validated, false),
+            "sampled at p = 5%: accepted unchecked (one node's result, not compared)"
+        );
+        assert_eq!(
+            line(Sampled, S::Queued, false),
+            "sampled at p = 5%: check not drawn yet"
         );
     }
 

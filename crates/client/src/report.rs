@@ -23,9 +23,9 @@ impl TaskStatusReport {
     }
 
     /// The plain validation line, e.g. `sampled at p = 5%: accepted unchecked (one node's
-    /// result, not compared)` (see [`Validation::describe`]).
+    /// result, not compared)` (see [`ChainTask::validation_line`]).
     pub fn validation_line(&self) -> String {
-        self.validation().describe(self.sampling_bps)
+        self.chain.validation_line(self.sampling_bps)
     }
 }
 
@@ -103,9 +103,9 @@ impl TaskReport {
     }
 
     /// The plain validation line, e.g. `sampled at p = 5%: checked by three nodes (first node
-    /// and two checkers)` (see [`Validation::describe`]).
+    /// and two checkers)` (see [`ChainTask::validation_line`]).
     pub fn validation_line(&self) -> String {
-        self.validation().describe(self.sampling_bps)
+        self.task.validation_line(self.sampling_bps)
     }
 
     /// Stake slashed in this task, summed over nodes.
