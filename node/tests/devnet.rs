@@ -110,6 +110,16 @@ impl Devnet {
     /// [`start`](Self::start), checking sampled tasks with probability `sampling_bps` / 10,000
     /// when given (the devnet default otherwise).
     async fn start_sampling(sampling_bps: Option<u16>) -> Self {
+        Self::start_with(|params| {
+            if let Some(bps) = sampling_bps {
+                params.samplingBps = bps;
+            }
+        })
+        .await
+    }
+
+    /// [`start`](Self::start) with the parameters `adjust` makes of the test's.
+    async fn start_with(adjust: impl FnOnce(&mut IVerinfer::Params)) -> Self {
         let anvil = AnvilOptions {
             block_time_secs: Some(1),
             ..AnvilOptions::default()
@@ -117,9 +127,7 @@ impl Devnet {
         let mut params: IVerinfer::Params = default_init_params();
         params.commitWindow = WINDOW_SECS;
         params.revealWindow = WINDOW_SECS;
-        if let Some(bps) = sampling_bps {
-            params.samplingBps = bps;
-        }
+        adjust(&mut params);
         let chain = Chain::start(
             &anvil,
             Deploy::Bindings {
@@ -1542,6 +1550,121 @@ async fn a_counterfeit_node_is_caught_by_the_check_as_first_node_and_as_checker(
             assert_eq!(done.checked, Some(true));
         }
     }
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A checked sampled task whose check finds no checkers (its first node is the only node)
+/// expires after the queue timeout: the first node itself sends the draws that expire it (a node
+/// whose check waits looks for due draws), is released unpaid and unslashed, and closes its
+/// record; the creator's fee is credited back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_check_without_checkers_expires_and_releases_the_first_node_unpaid() {
+    init_logs();
+    let net = Devnet::start_with(|params| {
+        params.samplingBps = 10_000;
+        params.queueTimeout = 15;
+    })
+    .await;
+    let config = net.node_config(2, None);
+    let mut nodes = Nodes::new();
+    let first = nodes.spawn(config.clone()).await;
+    let task_id = net.create_sampled_task(&image_args(31), FEE).await;
+    let task = net.wait_task(task_id, "the check to expire", settled).await;
+    assert_eq!(status_of(&task), TaskStatus::Expired, "{task:?}");
+    assert!(task.checked && task.nodes[0] == first, "{task:?}");
+    assert_eq!(
+        net.claimable(net.creator).await,
+        FEE,
+        "the fee is credited back"
+    );
+    assert_eq!(net.stake(first).await, STAKE, "neither paid nor slashed");
+    assert_eq!(net.node_state(first).await, NodeState::Available);
+    let closed = record_at(&config, task_id, Stage::Closed).await;
+    assert_eq!(closed.stage, Stage::Closed, "{closed:?}");
+    assert_eq!(closed.checked, Some(true));
+    assert!(
+        closed
+            .closed_reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("no checkers")),
+        "{closed:?}"
+    );
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A checked sampled text task: the checkers are drawn among the nodes of the task's GPU model,
+/// and the three identical digests validate it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checked_sampled_text_task_is_validated_by_three_nodes_of_its_model() {
+    init_logs();
+    let net = Devnet::start_sampling(Some(10_000)).await;
+    let configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| net.node_config(account, Some(SHARED_GPU)))
+        .collect();
+    let mut nodes = Nodes::new();
+    nodes.spawn_all(configs.clone()).await;
+    let task_id = net
+        .create_sampled_task(&text_args(Sampling::Greedy {}), FEE)
+        .await;
+    let task = net.wait_validated(task_id).await;
+    assert!(task.checked && task.revealedMask == 0b111, "{task:?}");
+    let results = net.wait_uploads(task_id, 3).await;
+    let digests: Vec<_> = results
+        .results
+        .iter()
+        .map(|r| r.revealed_digest.expect("text result"))
+        .collect();
+    assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    let mut roles = Vec::new();
+    for config in &configs {
+        let done = record_at(config, task_id, Stage::Uploaded).await;
+        assert_eq!(done.stage, Stage::Uploaded, "{done:?}");
+        roles.push(done.role);
+    }
+    roles.sort_by_key(|role| role.as_str());
+    assert_eq!(roles, [Role::Checker, Role::Checker, Role::First]);
+    for address in task.nodes {
+        assert_eq!(net.stake(address).await, STAKE + reward_per_node(3));
+    }
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A lazy first node (commits, never reveals) of a sampled task the draw leaves unchecked: past
+/// the reveal deadline the task is settled (by the lazy node's own daemon, as for any missed
+/// reveal), aborted, the node slashed and kicked, and the creator refunded with the slash reward.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lazy_first_node_of_an_unchecked_sampled_task_is_slashed_after_its_deadline() {
+    init_logs();
+    let net = Devnet::start_sampling(Some(1)).await;
+    let config = NodeConfig {
+        testing: TestingConfig {
+            behaviour: Behaviour::Lazy,
+            ..TestingConfig::default()
+        },
+        ..net.node_config(2, None)
+    };
+    let mut nodes = Nodes::new();
+    let lazy = nodes.spawn(config.clone()).await;
+    let task_id = net
+        .create_sampled_task(&image_args(37), SAMPLED_FEE_AT_1_BPS)
+        .await;
+    let task = net.wait_task(task_id, "settlement", settled).await;
+    assert_eq!(status_of(&task), TaskStatus::Aborted, "{task:?}");
+    assert_eq!((task.committedMask, task.revealedMask), (0b001, 0));
+    assert_eq!(net.node_state(lazy).await, NodeState::Kicked);
+    assert_eq!(net.claimable(lazy).await, STAKE - STAKE / 2);
+    assert_eq!(
+        net.claimable(net.creator).await,
+        SAMPLED_FEE_AT_1_BPS + STAKE / 2 / 2,
+        "fee refunded and the slash reward"
+    );
+    let closed = record_at(&config, task_id, Stage::Closed).await;
+    assert_eq!(closed.stage, Stage::Closed, "{closed:?}");
+    assert_eq!(closed.checked, Some(false));
+    assert!(closed.skip_reveal.is_some() && closed.settle_tx.is_some());
     nodes.stop().await;
     net.stop().await;
 }
