@@ -448,12 +448,16 @@ contract Verinfer is VerinferState {
     ///         after the commitment is sealed. Checked: the task waits (ahead of new tasks) for two
     ///         checkers, drawn as any draw is, until its `queueTimeout`; the first node must not
     ///         reveal before they commit. Unchecked: the first node reveals (its reveal also runs
-    ///         the draw, so it need not call this). Anybody may call it.
+    ///         the draw, so it need not call this). Anybody may call it, until the first node's
+    ///         reveal deadline (then `settle`).
     /// @return checked Whether the task is checked.
     function resolveSample(uint256 taskId) external touch returns (bool checked) {
         Task storage task = _tasks[taskId];
         TaskStatus status = task.status;
         if (status != TaskStatus.AwaitingSample) revert NotAwaitingSample(taskId, status);
+        // Past the first node's reveal deadline only `settle` remains (it slashes the first node):
+        // a late resolution would let a node that sat on a checked task escape that slash.
+        if (block.timestamp > task.revealDeadline) revert SampleDeadlinePassed(taskId, task.revealDeadline);
         return _resolveSample(task, taskId);
     }
 

@@ -257,6 +257,7 @@ interface IVerinfer {
     error NotAwaitingSample(uint256 taskId, TaskStatus status);
     error SampleNotDecidable(uint256 taskId, uint256 decidableAtBlock);
     error SampleChecked(uint256 taskId);
+    error SampleDeadlinePassed(uint256 taskId, uint32 revealDeadline);
     error ParamsDelayTooLong(uint32 paramsDelay);
     error NoScheduledParams();
     error OwnershipCannotBeRenounced();
