@@ -429,6 +429,26 @@ contract VerinferSampledUncheckedTest is SampledTestBase {
         _assertAccounting();
     }
 
+    /// @notice Attack (regression, succeeded before 1e40a66): a first node whose task came up
+    ///         checked sits past its reveal deadline, then resolves the sample itself before anyone
+    ///         settles, turning a certain MissedReveal slash into a fresh check with new deadlines.
+    ///         Now the late resolution is refused and `settle` slashes it.
+    function test_Attack_LateResolveCannotRescueASilentFirstNode() public {
+        (uint256 id, address first) = _awaitingSample(_trueHashes(1, 1));
+        _decide(id, true);
+        uint32 revealDeadline = _ext().getTask(id).revealDeadline;
+        VM.warp(uint256(revealDeadline) + 1);
+        _nextBlock();
+        VM.expectRevert(abi.encodeWithSelector(IVerinfer.SampleDeadlinePassed.selector, id, revealDeadline));
+        VM.prank(first);
+        verinfer.resolveSample(id);
+        VM.prank(stranger);
+        verinfer.settle(id);
+        _assertStatus(id, IVerinfer.TaskStatus.Aborted);
+        _assertNodeState(first, IVerinfer.NodeState.Kicked);
+        _assertAccounting();
+    }
+
     /// @notice Attack: a first node drawn for a sampled task that never commits is slashed and
     ///         kicked (MissedCommit) once the commit deadline passed; the creator is refunded.
     function test_FirstNode_MissedCommitIsSlashed() public {
