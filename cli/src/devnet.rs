@@ -2,10 +2,13 @@
 //!
 //! Starts anvil (the npm binary, as a child process), deploys with `script/Deploy.s.sol`, runs
 //! the relayer and a fleet of nodes in this process on tiny models, creates an image task and a
-//! text task, waits for their validation and prints who computed what, the distances against the
-//! threshold, the verdicts and the payouts. Exits when done (`--keep-running` keeps the network
-//! up). Every child is stopped on exit, on error and on Ctrl-C; on Linux anvil is also killed by
-//! the kernel if this process dies without cleaning up.
+//! text task (full validation: three nodes each) and a sampled text task (one node, checked by two
+//! more with probability p, `--sampling-bps`), waits for their validation and prints who computed
+//! what, the distances against the threshold, whether the sampled task was checked, the verdicts
+//! and the payouts. `--cheater --sampled` first shows a lazy first node caught by a check. Exits
+//! when done (`--keep-running` keeps the network up). Every child is stopped on exit, on error
+//! and on Ctrl-C; on Linux anvil is also killed by the kernel if this process dies without
+//! cleaning up.
 
 mod fleet;
 mod load;
@@ -20,14 +23,15 @@ use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use clap::Args;
 use eyre::{WrapErr, bail, eyre};
 use url::Url;
-use verinfer_abi::TaskStatus;
-use verinfer_client::{ChainTask, Client, TaskReport};
+use verinfer_abi::{TaskKind, TaskStatus};
+use verinfer_client::{ChainTask, Client, SampleDecision, TaskOptions, TaskReport};
 use verinfer_devchain::{
     self as devchain, Anvil, AnvilOptions, Chain, Deploy, NodeEnv, ScriptParams, ServiceError,
     Services, TinyModels,
 };
 use verinfer_task::{
-    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TextArgs, TextInput,
+    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs,
+    TextInput,
 };
 
 use self::fleet::TEXT_GPU_MODEL;
@@ -39,6 +43,13 @@ const NODE_FUNDS: u128 = 10_000 * TOKEN;
 const CREATOR_FUNDS: u128 = 1_000 * TOKEN;
 const IMAGE_FEE: u128 = 10 * TOKEN;
 const TEXT_FEE: u128 = 5 * TOKEN;
+/// Fee of the demo's sampled text task, when `sampledFeeRange` allows it.
+const SAMPLED_TEXT_FEE: u128 = 2 * TOKEN;
+/// The sampling rate of `--cheater --sampled` unless `--sampling-bps` says otherwise: 100 %, so
+/// that the cheater's first sampled task is checked.
+const LAZY_SAMPLING_BPS: u16 = 10_000;
+/// At most this many sampled tasks in the cheater's round.
+const LAZY_MAX_TASKS: u32 = 20;
 
 /// Run a local verinfer network (anvil, contracts, relayer, nodes on tiny models), push an image
 /// task and a text task through it, and print how they were validated.
@@ -61,9 +72,20 @@ pub(crate) struct DevnetArgs {
     #[arg(long, default_value_os_t = verinfer_devchain::repo_root())]
     root: PathBuf,
     /// Add a node that counterfeits its results; it shares the image task's pool and is selected
-    /// for it (and slashed).
+    /// for it (and slashed). With --sampled: a lazy first node on sampled tasks instead, caught
+    /// when the sample draw checks one.
     #[arg(long)]
     cheater: bool,
+    /// Sampled validation: the load tasks (--load-tasks) are sampled tasks (one node, checked by
+    /// two more with probability p), and with --cheater the cheater is a lazy first node on
+    /// sampled tasks (p defaults to 100 % then).
+    #[arg(long)]
+    sampled: bool,
+    /// The sampling rate p of sampled tasks, in basis points (1..=10000; 1000 = 10 %), set right
+    /// after the deployment (a parameter version in force at once: paramsDelay is 0 on the
+    /// devnet). Default: the deploy script's 500 (5 %); 10000 with --cheater --sampled.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    sampling_bps: Option<u16>,
     /// Keep the network up after the demo (until Ctrl-C) and print how to reach it.
     #[arg(long)]
     keep_running: bool,
@@ -80,7 +102,7 @@ pub(crate) struct DevnetArgs {
     /// tasks validated per minute and the relayer's verified uploads per second.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=900))]
     load_tasks: u32,
-    /// More honest nodes (`devnet-gpu-b`, 8 GiB) beside the demo's four, for the load benchmark.
+    /// More honest nodes (`devnet-gpu-c`, 8 GiB) beside the demo's five, for the load benchmark.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
     extra_nodes: u16,
     /// Give up when the load tasks are not all settled within this many seconds.
@@ -107,6 +129,7 @@ async fn run_async(args: DevnetArgs) -> eyre::Result<()> {
         devnet = Devnet::start(&args, started) => devnet?,
         signal = &mut interrupted => bail!("{signal}: stopped while starting the devnet"),
     };
+    let mut devnet = devnet;
     let outcome = tokio::select! {
         outcome = devnet.demo(&args, started) => outcome,
         signal = &mut interrupted => Err(eyre!("{signal}: stopped the devnet")),
@@ -135,9 +158,25 @@ struct Devnet {
     data_dir: PathBuf,
     models: TinyModels,
     creator: PrivateKeySigner,
-    /// How many nodes run.
+    /// How many nodes run (or will, with `--cheater --sampled`).
     node_count: usize,
     services: Services,
+    /// The sampling rate `p` of sampled tasks created now, in basis points.
+    sampling_bps: u16,
+    /// With `--cheater --sampled`: the honest nodes, started once the cheater's first-node round
+    /// drew a check (see [`Devnet::lazy_first_node_round`]).
+    later: Vec<(fleet::NodeSpec, PrivateKeySigner)>,
+    /// What a node needs to reach the network, and where nodes keep their state.
+    node_env: NodeEnv,
+    nodes_dir: PathBuf,
+}
+
+/// The cheater's round of `--cheater --sampled`: the sampled tasks it took as their first node.
+struct LazyRound {
+    /// Accepted unchecked: its counterfeit result was paid.
+    unchecked: Vec<u64>,
+    /// The task whose sample draw chose a check (none if the round ended without one).
+    checked: Option<u64>,
 }
 
 /// The devnet's directories.
@@ -199,8 +238,20 @@ impl Devnet {
             models_dir: models.dir.clone(),
         };
         register_gpu_models(&chain, &specs, started).await?;
+        let lazy_first = args.cheater && args.sampled;
+        let rate = args
+            .sampling_bps
+            .or(lazy_first.then_some(LAZY_SAMPLING_BPS));
+        let sampling_bps = set_sampling_rate(&chain, rate, started).await?;
         let nodes_dir = dirs.data.join("nodes");
-        start_fleet(&mut services, &specs, node_keys, &env, &nodes_dir, started).await?;
+        let node_count = specs.len();
+        let (now, later): (Vec<_>, Vec<_>) = specs
+            .into_iter()
+            .zip(node_keys.iter().cloned())
+            .partition(|(spec, _)| {
+                !lazy_first || spec.behaviour != verinfer_node::Behaviour::Honest
+            });
+        start_fleet(&mut services, &now, &env, &nodes_dir, started).await?;
         Ok(Self {
             chain,
             relayer_url,
@@ -208,8 +259,12 @@ impl Devnet {
             data_dir: dirs.data,
             models,
             creator,
-            node_count: specs.len(),
+            node_count,
             services,
+            sampling_bps,
+            later,
+            node_env: env,
+            nodes_dir,
         })
     }
 
@@ -224,19 +279,141 @@ impl Devnet {
         .with_poll_interval(poll_interval)
     }
 
-    /// Creates the demo tasks, waits for them, fetches their results and prints the report.
-    async fn demo(&self, args: &DevnetArgs, started: Instant) -> eyre::Result<()> {
+    /// Creates the demo tasks (an image task and a text task, fully validated, and a sampled text
+    /// task), waits for them, fetches their results and prints the report. With `--cheater
+    /// --sampled`, first runs the cheater's round as a lazy first node.
+    async fn demo(&mut self, args: &DevnetArgs, started: Instant) -> eyre::Result<()> {
         let client = self.client(Duration::from_millis(200));
-        let image = create_image_task(&client, &self.models, args.cheater, started).await?;
-        let text = create_text_task(&client, &self.models, started).await?;
         let timeout = Duration::from_secs(args.timeout_secs);
-        let tasks = wait_settled(&client, [image, text], timeout, started).await?;
+        let lazy = if self.later.is_empty() {
+            None
+        } else {
+            let round = self
+                .lazy_first_node_round(&client, timeout, started)
+                .await?;
+            let later = std::mem::take(&mut self.later);
+            step(
+                started,
+                "starting the honest nodes (the check's two checkers are drawn among them)",
+            );
+            start_fleet(
+                &mut self.services,
+                &later,
+                &self.node_env,
+                &self.nodes_dir,
+                started,
+            )
+            .await?;
+            Some(round)
+        };
+        // The full image task needs the cheater's VRAM floor only when the cheater is to join it.
+        let cheater_in_image = args.cheater && lazy.is_none();
+        let image = create_image_task(&client, &self.models, cheater_in_image, started).await?;
+        let text = create_text_task(&client, &self.models, started).await?;
+        let sampled =
+            create_sampled_text_task(&client, &self.models, self.sampling_bps, started).await?;
+        let mut ids = vec![image, text, sampled];
+        ids.extend(lazy.as_ref().and_then(|round| round.checked));
+        let tasks = wait_settled(&client, &ids, timeout, started).await?;
         let results_dir = self.data_dir.join("results");
-        let (reports, written) = fetch_results(&client, &tasks, &results_dir, started).await?;
-        print_report(&reports, &written);
+        let (demo_tasks, lazy_tasks) = tasks.split_at(3);
+        let (reports, written) = fetch_results(&client, demo_tasks, &results_dir, started).await?;
+        let mut lazy_reports = Vec::new();
+        if let Some(round) = &lazy {
+            for &task_id in &round.unchecked {
+                lazy_reports.push(client.task_report(task_id).await?);
+            }
+        }
+        for task in lazy_tasks {
+            lazy_reports.push(client.task_report(task.task_id).await?);
+        }
+        print_report(lazy_reports.iter().chain(&reports), &written);
         step(started, "demo complete");
         check_validated(&reports)?;
-        check_cheater(args.cheater, &reports)
+        match &lazy {
+            Some(round) => check_lazy_first_node(round, &lazy_reports, self.sampling_bps),
+            None => check_cheater(args.cheater, &reports),
+        }
+    }
+
+    /// `--cheater --sampled`: the cheater, alone in the network, takes sampled image tasks one
+    /// after another as their first node and counterfeits each result, betting that the sample
+    /// draw leaves them unchecked; an unchecked one is accepted and paid. The round ends when the
+    /// draw checks one (at once at p = 100 %), or after [`LAZY_MAX_TASKS`]; the honest nodes,
+    /// started next, check it. The tasks ask for 16 GiB, so the checkers are `b1` and `b2`.
+    async fn lazy_first_node_round(
+        &self,
+        client: &Client,
+        timeout: Duration,
+        started: Instant,
+    ) -> eyre::Result<LazyRound> {
+        let rate = verinfer_abi::format_bps(self.sampling_bps);
+        let fee = sampled_fee(client, TaskKind::Image, 1, IMAGE_FEE).await?;
+        let min_vram = fleet::image_min_vram_mib(true);
+        let mut unchecked = Vec::new();
+        for index in 0..LAZY_MAX_TASKS {
+            let args = tiny_image_args(
+                &self.models.sd,
+                "a lighthouse on a cliff at dusk",
+                1,
+                500 + u64::from(index),
+            );
+            let options = TaskOptions::new()
+                .with_fee(fee)
+                .with_min_vram_mib(min_vram)
+                .sampled();
+            let task_id = client
+                .create(&TaskArgs::Image(args), &options)
+                .await
+                .wrap_err("creating a sampled task for the cheater")?
+                .task_id;
+            step(
+                started,
+                format_args!(
+                    "sampled image task {task_id} created (fee {} tokens, p = {rate}): the cheater, alone, is its first node",
+                    table::tokens(fee)
+                ),
+            );
+            let checked = tokio::time::timeout(timeout, sample_drawn(client, task_id))
+                .await
+                .map_err(|_| eyre!("the cheater's sampled task {task_id} did not reach its sample draw within {timeout:?}"))??;
+            if checked {
+                step(
+                    started,
+                    format_args!("task {task_id}: the sample draw chose a check (p = {rate})"),
+                );
+                // The first node's reveal now reverts; anyone may queue the check (the node
+                // normally does, and then this call is refused: harmless).
+                if let Err(error) = client.resolve_sample(task_id).await {
+                    tracing::debug!(task_id, %error, "resolveSample not sent");
+                }
+                return Ok(LazyRound {
+                    unchecked,
+                    checked: Some(task_id),
+                });
+            }
+            let task = tokio::time::timeout(timeout, client.wait(task_id, |_| {}))
+                .await
+                .map_err(|_| {
+                    eyre!("the cheater's sampled task {task_id} did not settle within {timeout:?}")
+                })??;
+            step(
+                started,
+                format_args!(
+                    "task {task_id}: not checked (p = {rate}): {}, the counterfeit result accepted",
+                    task.status
+                ),
+            );
+            unchecked.push(task_id);
+        }
+        step(
+            started,
+            format_args!("no check drawn in {LAZY_MAX_TASKS} sampled tasks at p = {rate}"),
+        );
+        Ok(LazyRound {
+            unchecked,
+            checked: None,
+        })
     }
 
     /// The load benchmark (`--load-tasks`): many image tasks at once, throughput measured.
@@ -247,10 +424,18 @@ impl Devnet {
             .with_draw_after_create(false);
         let relayer = verinfer_wire::RelayerClient::new(self.relayer_url.clone());
         println!();
+        let mode = if args.sampled {
+            load::LoadMode::Sampled {
+                sampling_bps: self.sampling_bps,
+            }
+        } else {
+            load::LoadMode::Full
+        };
         let report = load::run(
             &client,
             &relayer,
             &self.models.sd,
+            mode,
             args.load_tasks,
             self.node_count,
             // Every node can serve these (the cheater, if any, was kicked by the demo).
@@ -324,6 +509,43 @@ impl Devnet {
         }
         chain.stop().await;
     }
+}
+
+/// With `--cheater --sampled`: the cheater, first node of sampled tasks, must have been caught by
+/// a check and slashed; what its unchecked tasks earned it is said too.
+fn check_lazy_first_node(
+    round: &LazyRound,
+    reports: &[TaskReport],
+    sampling_bps: u16,
+) -> eyre::Result<()> {
+    let rate = verinfer_abi::format_bps(sampling_bps);
+    let paid: u128 = reports
+        .iter()
+        .filter(|report| round.unchecked.contains(&report.task.task_id))
+        .flat_map(|report| &report.nodes)
+        .map(|node| node.reward)
+        .sum();
+    if !round.unchecked.is_empty() {
+        println!(
+            "cheater's unchecked sampled tasks: {} accepted at p = {rate}, {} tokens paid for counterfeit results",
+            round.unchecked.len(),
+            table::tokens(paid)
+        );
+    }
+    let Some(checked) = round.checked else {
+        bail!(
+            "--cheater --sampled: no sample draw chose a check in {LAZY_MAX_TASKS} tasks at p = {rate}; raise --sampling-bps"
+        );
+    };
+    let slashed: u128 = reports.iter().map(TaskReport::total_slashed).sum();
+    if slashed == 0 {
+        bail!("--cheater --sampled: the check of task {checked} slashed nobody");
+    }
+    println!(
+        "lazy first node caught: task {checked} checked at p = {rate}, {} tokens of the cheater's stake slashed, and it was kicked",
+        table::tokens(slashed)
+    );
+    Ok(())
 }
 
 /// With `--cheater`, the counterfeiting node must have been selected and slashed.
@@ -520,15 +742,13 @@ async fn register_gpu_models(
 /// and prints each one's identity.
 async fn start_fleet(
     services: &mut Services,
-    specs: &[fleet::NodeSpec],
-    keys: &[PrivateKeySigner],
+    nodes: &[(fleet::NodeSpec, PrivateKeySigner)],
     env: &NodeEnv,
     nodes_dir: &Path,
     started: Instant,
 ) -> eyre::Result<()> {
-    let configs = specs
+    let configs = nodes
         .iter()
-        .zip(keys)
         .map(|(spec, key)| {
             (
                 spec.name.clone(),
@@ -537,7 +757,7 @@ async fn start_fleet(
         })
         .collect();
     let addresses = services.start_nodes(configs).await?;
-    for (spec, address) in specs.iter().zip(addresses) {
+    for ((spec, _), address) in nodes.iter().zip(addresses) {
         step(
             started,
             format_args!(
@@ -592,15 +812,7 @@ async fn create_text_task(
     models: &TinyModels,
     started: Instant,
 ) -> eyre::Result<u64> {
-    let args = TextArgs {
-        version: ARGS_VERSION,
-        model: models.llama.clone(),
-        input: TextInput::Prompt("The lighthouse keeper wrote in the log:".to_owned()),
-        max_tokens: 16,
-        sampling: Sampling::Greedy {},
-        seed: 7,
-        stop: Vec::new(),
-    };
+    let args = demo_text_args(models, "The lighthouse keeper wrote in the log:");
     let text = client
         .create_text_task(args, Some(TEXT_FEE), 0, Some(TEXT_GPU_MODEL))
         .await
@@ -621,13 +833,61 @@ async fn create_text_task(
     Ok(text.task_id)
 }
 
-/// Waits for both tasks to settle, printing their progress; fails after `timeout`.
+/// The demo's text args: 16 greedy tokens of tiny-llama after `prompt`.
+fn demo_text_args(models: &TinyModels, prompt: &str) -> TextArgs {
+    TextArgs {
+        version: ARGS_VERSION,
+        model: models.llama.clone(),
+        input: TextInput::Prompt(prompt.to_owned()),
+        max_tokens: 16,
+        sampling: Sampling::Greedy {},
+        seed: 7,
+        stop: Vec::new(),
+    }
+}
+
+/// Creates the demo's sampled text task, on [`TEXT_GPU_MODEL`]: one node computes it, and two
+/// more of that model check it when the sample draw (probability p, `sampling_bps`) says so.
+async fn create_sampled_text_task(
+    client: &Client,
+    models: &TinyModels,
+    sampling_bps: u16,
+    started: Instant,
+) -> eyre::Result<u64> {
+    let fee = sampled_fee(client, TaskKind::Text, 0, SAMPLED_TEXT_FEE).await?;
+    let args = demo_text_args(models, "The ship's log, on the third night, reads:");
+    let options = TaskOptions::new()
+        .with_fee(fee)
+        .with_gpu_model(TEXT_GPU_MODEL)
+        .sampled();
+    let text = client
+        .create(&TaskArgs::Text(args), &options)
+        .await
+        .wrap_err("creating the sampled text task")?;
+    step(
+        started,
+        format_args!(
+            "sampled text task {} created (GPU model {TEXT_GPU_MODEL:?}, fee {} tokens; one node computes it, two more check it with probability p = {}){}",
+            text.task_id,
+            table::tokens(fee),
+            verinfer_abi::format_bps(sampling_bps),
+            if text.started {
+                ", drawn"
+            } else {
+                ", queued until a draw finds its nodes free"
+            }
+        ),
+    );
+    Ok(text.task_id)
+}
+
+/// Waits for every task of `ids` to settle, printing their progress; fails after `timeout`.
 async fn wait_settled(
     client: &Client,
-    [image, text]: [u64; 2],
+    ids: &[u64],
     timeout: Duration,
     started: Instant,
-) -> eyre::Result<[ChainTask; 2]> {
+) -> eyre::Result<Vec<ChainTask>> {
     let wait = |task_id: u64| async move {
         client
             .wait(task_id, |task| {
@@ -638,13 +898,110 @@ async fn wait_settled(
             })
             .await
     };
-    let (image, text) =
-        tokio::time::timeout(timeout, async { tokio::join!(wait(image), wait(text)) })
-            .await
-            .map_err(|_| {
-                eyre!("the demo tasks did not settle within {timeout:?} (see the node logs above)")
-            })?;
-    Ok([image?, text?])
+    let tasks = tokio::time::timeout(
+        timeout,
+        futures_util::future::join_all(ids.iter().map(|&id| wait(id))),
+    )
+    .await
+    .map_err(|_| {
+        eyre!("the demo tasks did not settle within {timeout:?} (see the node logs above)")
+    })?;
+    Ok(tasks.into_iter().collect::<Result<_, _>>()?)
+}
+
+/// Waits until the sample draw of sampled task `task_id` is decided (its first node committed, and
+/// a later block's hash decided); returns whether it is checked.
+async fn sample_drawn(client: &Client, task_id: u64) -> eyre::Result<bool> {
+    loop {
+        let task = client.chain_task(task_id).await?;
+        if task.status == TaskStatus::AwaitingSample || task.checked || task.is_terminal() {
+            match client.sample_decision(task_id).await? {
+                SampleDecision::NotYet { .. } => {}
+                SampleDecision::Checked { .. } => return Ok(true),
+                SampleDecision::Unchecked { .. } => return Ok(false),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The fee for a sampled task of `kind` and `image_count` images: `wanted`, moved into
+/// `sampledFeeRange` (at least the sampled minimum; at most what keeps cheating unprofitable at
+/// the rate in force: `p * slashShare * minStake / (1 - p)`).
+pub(crate) async fn sampled_fee(
+    client: &Client,
+    kind: TaskKind,
+    image_count: u8,
+    wanted: u128,
+) -> eyre::Result<u128> {
+    let (minimum, maximum) = client
+        .sampled_fee_range(kind, image_count)
+        .await
+        .wrap_err("reading sampledFeeRange")?;
+    if minimum > maximum {
+        bail!(
+            "no fee is allowed for sampled tasks at this sampling rate (minimum {} > maximum {} tokens)",
+            table::tokens(minimum),
+            table::tokens(maximum)
+        );
+    }
+    Ok(wanted.clamp(minimum, maximum))
+}
+
+/// Sets the sampling rate of sampled tasks to `bps` (when given and different) by scheduling a
+/// parameter version as the owner (dev account 0): the devnet deploys with `paramsDelay` 0, so it
+/// is in force at once. Returns the rate in force.
+async fn set_sampling_rate(chain: &Chain, bps: Option<u16>, started: Instant) -> eyre::Result<u16> {
+    let verinfer = chain.verinfer();
+    let version = verinfer
+        .paramsVersion()
+        .call()
+        .await
+        .wrap_err("reading paramsVersion")?;
+    let mut params = verinfer
+        .paramsAt(version)
+        .call()
+        .await
+        .wrap_err("reading the parameters in force")?;
+    let deployed = params.samplingBps;
+    let Some(bps) = bps.filter(|&bps| bps != deployed) else {
+        step(
+            started,
+            format_args!(
+                "sampled tasks: p = {} (the deployment's samplingBps {deployed})",
+                verinfer_abi::format_bps(deployed),
+            ),
+        );
+        return Ok(deployed);
+    };
+    params.samplingBps = bps;
+    let receipt = verinfer
+        .scheduleParams(params)
+        .send()
+        .await
+        .wrap_err("scheduling the sampling rate")?
+        .get_receipt()
+        .await
+        .wrap_err("scheduling the sampling rate")?;
+    if !receipt.status() {
+        bail!(
+            "scheduleParams with samplingBps {bps} reverted (tx {})",
+            receipt.transaction_hash
+        );
+    }
+    let now = verinfer
+        .paramsVersion()
+        .call()
+        .await
+        .wrap_err("reading paramsVersion")?;
+    step(
+        started,
+        format_args!(
+            "sampled tasks: p = {} (samplingBps {bps} instead of the deployment's {deployed}: parameter version {now}, in force at once)",
+            verinfer_abi::format_bps(bps)
+        ),
+    );
+    Ok(bps)
 }
 
 /// A verified result written to disk: task id, directory, what was fetched.
@@ -681,7 +1038,7 @@ async fn fetch_results(
 }
 
 /// Prints one table per task, then where each verified result was written (and the text).
-fn print_report(reports: &[TaskReport], written: &[Written]) {
+fn print_report<'a>(reports: impl IntoIterator<Item = &'a TaskReport>, written: &[Written]) {
     println!();
     for report in reports {
         print!("{}", table::render(report));

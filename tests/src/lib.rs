@@ -75,6 +75,9 @@ pub struct NetworkParams {
     pub reveal_window: u32,
     /// Seconds a task may wait in its queue before it expires.
     pub queue_timeout: u32,
+    /// The sampling rate `p` of sampled tasks, in basis points (1..=10,000): the chance that a
+    /// sampled task's first result is checked by two more nodes.
+    pub sampling_bps: u16,
 }
 
 impl Default for NetworkParams {
@@ -83,6 +86,7 @@ impl Default for NetworkParams {
             commit_window: 30,
             reveal_window: 6,
             queue_timeout: 3_600,
+            sampling_bps: 500,
         }
     }
 }
@@ -152,6 +156,7 @@ impl Network {
                 commitWindow: params.commit_window,
                 revealWindow: params.reveal_window,
                 queueTimeout: params.queue_timeout,
+                samplingBps: params.sampling_bps,
                 ..default_init_params()
             },
             treasury: 0,

@@ -1,7 +1,7 @@
 //! Adversarial end-to-end scenarios on a real network (anvil, contracts, relayer, node daemons on
 //! the tiny models): cheaters are slashed and kicked (their remaining stake credited to them),
 //! honest nodes paid (and credited a share of the slash), bad args and unserved tasks refunded
-//! (credited, then withdrawn).
+//! (credited, then withdrawn); a lazy first node on sampled tasks is caught by the check.
 //!
 //! Each scenario gets a fresh network; they run one at a time (each is CPU-heavy on a small
 //! machine, and the short commit/reveal windows must not be starved).
@@ -9,14 +9,15 @@
 use std::time::Duration;
 
 use alloy::primitives::Address;
-use verinfer_abi::{NodeState, SlashReason, TaskStatus};
-use verinfer_client::{ClientError, RevealedResult, TaskReport};
+use verinfer_abi::{NodeState, SlashReason, TaskStatus, Validation};
+use verinfer_client::{ClientError, RevealedResult, TaskOptions, TaskReport};
 use verinfer_e2e::{
     FUNDS, MIN_STAKE, Network, NetworkParams, NodeSpec, Result, TOKEN, slash_of, slash_reward_each,
 };
 use verinfer_node::Behaviour;
 use verinfer_task::{
-    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TextArgs, TextInput,
+    ARGS_VERSION, ImageArgs, ModelRef, Precision, Sampling, Scheduler, TaskArgs, TextArgs,
+    TextInput,
 };
 
 const GPU_A: &str = "e2e-gpu-a";
@@ -506,6 +507,129 @@ async fn a_task_no_draw_can_serve_expires_and_its_fee_is_withdrawn() -> Result<(
     assert!(
         matches!(error, ClientError::NothingToWithdraw(account) if account == net.creator()),
         "{error}"
+    );
+    net.stop().await;
+    Ok(())
+}
+
+/// Sampled tasks after the cheater's: each is checked (p = 100 %) by the two honest nodes that are
+/// not its first node.
+const HONEST_SAMPLED_TASKS: u64 = 4;
+
+/// Creates a sampled image task (fee `FEE`, within `sampledFeeRange`) with args of its own seed.
+async fn create_sampled(net: &Network, seed: u64) -> Result<u64> {
+    let mut args = image_args(&net.models().sd);
+    args.seed = seed;
+    let options = TaskOptions::new().with_fee(FEE).sampled();
+    let created = net
+        .client()
+        .create(&TaskArgs::Image(args), &options)
+        .await?;
+    Ok(created.task_id)
+}
+
+/// Waits until a draw started `task_id` on its first node; returns that node.
+async fn first_node(net: &Network, task_id: u64) -> Result<Address> {
+    let client = net.client();
+    tokio::time::timeout(SETTLE_TIMEOUT, async {
+        loop {
+            let task = client.chain_task(task_id).await?;
+            if task.started() {
+                return Ok::<_, verinfer_e2e::Error>(task.nodes[0]);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .map_err(|_| format!("task {task_id} was not drawn within {SETTLE_TIMEOUT:?}"))?
+}
+
+/// A lazy first node: it counterfeits its pHashes, betting that the sample draw leaves its
+/// sampled tasks unchecked. At a test rate of 100 % every sampled task is checked: the cheater
+/// is caught on its first one (slashed and kicked), its two honest checkers are paid and share the
+/// slash reward, and the honest first nodes of the sampled tasks that follow are checked and paid
+/// without any honest node ever being slashed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lazy_first_node_on_sampled_tasks_is_caught_and_honest_checkers_are_paid() -> Result<()> {
+    let _serial = serial().await;
+    let mut net = Network::start(NetworkParams {
+        sampling_bps: 10_000,
+        ..NetworkParams::default()
+    })
+    .await?;
+    // Alone in the network, the cheater is certainly drawn as the first node of the first task.
+    let cheater = net
+        .add_node(NodeSpec::behaving(GPU_B, Behaviour::Counterfeit))
+        .await?;
+    let cheated = create_sampled(&net, 100).await?;
+    assert_eq!(first_node(&net, cheated).await?, cheater);
+    // The checkers join while the cheater computes: three honest nodes, so that each later sampled
+    // task finds its two checkers among the nodes other than its first.
+    let mut honest = Vec::new();
+    for _ in 0..3 {
+        honest.push(net.add_node(NodeSpec::honest(GPU_B)).await?);
+    }
+
+    let report = settled(&net, cheated).await?;
+    assert!(report.task.is_sampled(), "{report:#?}");
+    assert_eq!(
+        report.task.validation(),
+        Validation::SampledChecked,
+        "p = 100 %: the draw checks every sampled task"
+    );
+    assert_eq!(
+        report.nodes[0].address, cheater,
+        "the cheater is the first node"
+    );
+    assert!(report.settlement.as_ref().is_some_and(|s| s.compared()));
+    // Caught: half its stake slashed, kicked; the two checkers paid half the payout each and
+    // credited the slash reward.
+    assert_one_slashed(&net, &report, cheater, SlashReason::Disagreed).await?;
+    let mut earned: std::collections::HashMap<Address, u128> = report
+        .nodes
+        .iter()
+        .filter(|node| node.address != cheater)
+        .map(|node| (node.address, node.reward))
+        .collect();
+
+    // The honest first nodes: one sampled task at a time (a first node stays busy with its task
+    // until its two checkers are drawn among the other honest nodes).
+    let mut firsts = std::collections::HashSet::new();
+    for seed in 0..HONEST_SAMPLED_TASKS {
+        let task_id = create_sampled(&net, 200 + seed).await?;
+        let report = settled(&net, task_id).await?;
+        assert_eq!(report.task.status, TaskStatus::Validated, "{report:#?}");
+        assert_eq!(report.task.validation(), Validation::SampledChecked);
+        assert_eq!(report.nodes.len(), 3, "first node and two checkers");
+        firsts.insert(report.nodes[0].address);
+        let settlement = report.settlement.as_ref().expect("settled");
+        assert_eq!(settlement.agreeing_slots(), [0, 1, 2], "{report:#?}");
+        assert!(settlement.reward_per_node * 3 <= PAYOUT);
+        for node in &report.nodes {
+            assert!(honest.contains(&node.address), "the cheater was kicked");
+            assert_eq!(node.slash, None, "an honest node was slashed: {report:#?}");
+            assert_eq!(node.agreed, Some(true));
+            assert_eq!(node.reward, settlement.reward_per_node);
+            *earned.entry(node.address).or_default() += node.reward;
+        }
+    }
+    assert!(!firsts.is_empty());
+
+    // No honest node was ever slashed: each is available with its stake plus all it earned.
+    for &node in &honest {
+        assert_eq!(
+            net.node(node).await?,
+            (
+                NodeState::Available,
+                MIN_STAKE + earned.get(&node).copied().unwrap_or_default()
+            )
+        );
+    }
+    assert_eq!(net.node(cheater).await?, (NodeState::Kicked, 0));
+    assert_eq!(
+        net.balance(net.creator()).await?,
+        FUNDS - FEE * u128::from(1 + HONEST_SAMPLED_TASKS),
+        "the creator paid each fee once"
     );
     net.stop().await;
     Ok(())

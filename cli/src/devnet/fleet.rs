@@ -6,8 +6,11 @@
 //! (8 GiB: the text task needs three of one model) and two of `devnet-gpu-b` (24 GiB: image
 //! tasks compare across models). With `--cheater`, a counterfeiting `devnet-gpu-b` node joins and
 //! the image task asks for 16 GiB of VRAM, which exactly three nodes have — the cheater among
-//! them — so it is certainly drawn, not by luck. The load benchmark's extra nodes are
-//! `devnet-gpu-c` (8 GiB). The devnet registers these models before the nodes join.
+//! them — so it is certainly drawn, not by luck. With `--cheater --sampled` the cheater starts
+//! alone and is the first node of sampled image tasks asking for 16 GiB (it is the only node
+//! then); once the sample draw checks one, the honest nodes start and `b1` and `b2`, the only
+//! other nodes with 16 GiB, check it. The load benchmark's extra nodes are `devnet-gpu-c`
+//! (8 GiB). The devnet registers these models before the nodes join.
 
 use std::path::Path;
 

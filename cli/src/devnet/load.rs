@@ -1,9 +1,10 @@
 //! `verinfer devnet --load-tasks N`: a throughput benchmark on the devnet.
 //!
 //! After the demo, creates N one-image tasks back to back (distinct seeds, so no two share args),
-//! lets the fleet work through them (three nodes per task; tasks beyond what the free nodes can
-//! take wait in the contract's queue) and reports how many validated per minute, and how many
-//! result uploads per second the relayer verified over the same span. The relayer's own ceiling
+//! lets the fleet work through them (full mode: three nodes per task; `--sampled`: one node per
+//! task, and two more for the fraction `p` the sample draw checks; tasks beyond what the free
+//! nodes can take wait in the contract's queue) and reports how many settled per minute, and how
+//! many result uploads per second the relayer verified over the same span. The relayer's own ceiling
 //! for verified uploads is measured apart by `cargo bench -p verinfer-relayer --bench upload`:
 //! here uploads are limited by how fast the nodes compute.
 
@@ -12,18 +13,34 @@ use std::time::{Duration, Instant};
 use alloy::primitives::U256;
 use eyre::{WrapErr, bail, eyre};
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
-use verinfer_abi::TaskStatus;
-use verinfer_client::Client;
-use verinfer_task::{ImageArgs, ModelRef};
+use verinfer_abi::{TaskKind, TaskStatus, ValidationMode};
+use verinfer_client::{Client, ClientError, TaskOptions};
+use verinfer_task::{ImageArgs, ModelRef, TaskArgs};
+
+/// How many times a load task's create is sent before the run fails.
+const CREATE_ATTEMPTS: u32 = 3;
 
 /// Fee of one load task, in token base units (1 token).
 pub(crate) const LOAD_FEE: u128 = 1_000_000_000_000_000_000;
 
+/// How the load tasks are validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoadMode {
+    /// `createTask`: three nodes compute every task.
+    Full,
+    /// `createSampledTask`: one node computes, two more check it with probability `p`
+    /// (`samplingBps`, in basis points, of the deployment's parameters in force).
+    Sampled { sampling_bps: u16 },
+}
+
 /// What one load run measured.
 #[derive(Debug)]
 pub(crate) struct LoadReport {
+    pub(crate) mode: LoadMode,
     pub(crate) tasks: u32,
     pub(crate) validated: u32,
+    /// Sampled tasks the draw chose for a check (validated or not).
+    pub(crate) checked: u32,
     pub(crate) other: Vec<(u64, TaskStatus)>,
     pub(crate) nodes: usize,
     pub(crate) elapsed: Duration,
@@ -39,13 +56,39 @@ impl LoadReport {
         self.verified_uploads as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
     }
 
+    /// GPU runs the validated tasks took: three per full or checked task, one per unchecked one.
+    pub(crate) fn compute_runs(&self) -> u32 {
+        match self.mode {
+            LoadMode::Full => 3 * self.validated,
+            LoadMode::Sampled { .. } => {
+                let unchecked = self.validated.saturating_sub(self.checked);
+                3 * (self.validated - unchecked) + unchecked
+            }
+        }
+    }
+
     pub(crate) fn render(&self) -> String {
+        let (mode, validation) = match self.mode {
+            LoadMode::Full => (
+                "full".to_owned(),
+                "each computed and compared by three nodes".to_owned(),
+            ),
+            LoadMode::Sampled { sampling_bps } => (
+                format!("sampled (p = {})", verinfer_abi::format_bps(sampling_bps)),
+                format!(
+                    "{} checked by three nodes, {} accepted unchecked",
+                    self.checked.min(self.validated),
+                    self.validated.saturating_sub(self.checked)
+                ),
+            ),
+        };
         let mut out = format!(
-            "load: {} image tasks (1 image, 64x64, 4 steps) on {} nodes: {} validated in {:.1} s = {:.1} tasks validated per minute; \
+            "load: {} {mode} image tasks (1 image, 64x64, 4 steps) on {} nodes: {} validated ({validation}; {} GPU runs) in {:.1} s = {:.1} tasks settled per minute; \
              relayer verified {} result uploads = {:.2} uploads/s (bounded by the nodes' compute; its ceiling: cargo bench -p verinfer-relayer --bench upload)",
             self.tasks,
             self.nodes,
             self.validated,
+            self.compute_runs(),
             self.elapsed.as_secs_f64(),
             self.tasks_per_minute(),
             self.verified_uploads,
@@ -68,20 +111,29 @@ fn load_args(model: &ModelRef, index: u32) -> ImageArgs {
     )
 }
 
-/// Creates `tasks` image tasks, waits for all of them to settle (at most `timeout`) and measures.
+/// Creates `tasks` image tasks in `mode`, waits for all of them to settle (at most `timeout`) and
+/// measures.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     client: &Client,
     relayer: &verinfer_wire::RelayerClient,
     model: &ModelRef,
+    mode: LoadMode,
     tasks: u32,
     nodes: usize,
     min_vram_mib: u32,
     timeout: Duration,
 ) -> eyre::Result<LoadReport> {
-    // One approval for every fee, so that each task is a single createTask transaction.
+    let fee = match mode {
+        LoadMode::Full => LOAD_FEE,
+        LoadMode::Sampled { .. } => {
+            super::sampled_fee(client, TaskKind::Image, 1, LOAD_FEE).await?
+        }
+    };
+    // One approval for every fee, so that each task is a single create transaction.
     let token =
         verinfer_abi::MockStakingToken::new(client.deployment().staking_token, client.provider());
-    let total_fees = U256::from(LOAD_FEE) * U256::from(tasks);
+    let total_fees = U256::from(fee) * U256::from(tasks);
     let receipt = token
         .approve(client.deployment().verinfer, total_fees)
         .send()
@@ -99,18 +151,51 @@ pub(crate) async fn run(
 
     let started = Instant::now();
     let mut ids = Vec::with_capacity(tasks as usize);
+    let mut resent = 0;
     for index in 0..tasks {
-        let created = client
-            .create_image_task(load_args(model, index), Some(LOAD_FEE), min_vram_mib)
-            .await
-            .wrap_err_with(|| format!("creating load task {index}"))?;
+        let options = TaskOptions::new()
+            .with_fee(fee)
+            .with_min_vram_mib(min_vram_mib)
+            .with_mode(match mode {
+                LoadMode::Full => ValidationMode::Full,
+                LoadMode::Sampled { .. } => ValidationMode::Sampled,
+            });
+        let args = TaskArgs::Image(load_args(model, index));
+        let mut attempt = 1;
+        let created = loop {
+            match client.create(&args, &options).await {
+                // A create that lands first in its block runs the block's draw, which may start
+                // more tasks than the gas estimate (made against the pending block) foresaw: it
+                // runs out of gas and reverts, escrowing nothing. Sent again, it lands later.
+                Err(ClientError::Reverted { tx, .. }) if attempt < CREATE_ATTEMPTS => {
+                    tracing::warn!(index, %tx, attempt, "a load task's create reverted; sending it again");
+                    resent += 1;
+                    attempt += 1;
+                }
+                created => {
+                    break created.wrap_err_with(|| format!("creating load task {index}"))?;
+                }
+            }
+        };
         ids.push(created.task_id);
     }
+    let kind = match mode {
+        LoadMode::Full => "image tasks",
+        LoadMode::Sampled { .. } => "sampled image tasks",
+    };
     println!(
-        "load: {tasks} image tasks created in {:.1} s (ids {}..={})",
+        "load: {tasks} {kind} created in {:.1} s (ids {}..={}, fee {} tokens each{})",
         started.elapsed().as_secs_f64(),
         ids.first().copied().unwrap_or_default(),
-        ids.last().copied().unwrap_or_default()
+        ids.last().copied().unwrap_or_default(),
+        super::table::tokens(fee),
+        if resent > 0 {
+            format!(
+                "; {resent} create transactions ran out of gas in a block's draw and were sent again"
+            )
+        } else {
+            String::new()
+        }
     );
 
     let mut waiting: FuturesUnordered<_> = ids
@@ -118,6 +203,8 @@ pub(crate) async fn run(
         .map(|&task_id| async move { (task_id, client.wait(task_id, |_| {}).await) })
         .collect();
     let mut validated = 0;
+    let mut checked = 0;
+    let mut expected_uploads = 0;
     let mut other = Vec::new();
     let mut settled = 0;
     let deadline = tokio::time::sleep(timeout);
@@ -128,8 +215,12 @@ pub(crate) async fn run(
                 let Some((task_id, task)) = next else { break };
                 let task = task.wrap_err_with(|| format!("following load task {task_id}"))?;
                 settled += 1;
+                if task.checked {
+                    checked += 1;
+                }
                 if task.status == TaskStatus::Validated {
                     validated += 1;
+                    expected_uploads += task.node_slots() as u64;
                 } else {
                     other.push((task_id, task.status));
                 }
@@ -145,16 +236,17 @@ pub(crate) async fn run(
     let elapsed = started.elapsed();
     // Nodes upload after settlement; give the last uploads a moment to land before counting
     // them, task by task (the demo's late uploads must not count).
-    let expected = u64::from(validated) * 3;
     let upload_deadline = Instant::now() + Duration::from_secs(10);
     let mut uploads = uploaded(relayer, &ids).await?;
-    while uploads < expected && Instant::now() < upload_deadline {
+    while uploads < expected_uploads && Instant::now() < upload_deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
         uploads = uploaded(relayer, &ids).await?;
     }
     Ok(LoadReport {
+        mode,
         tasks,
         validated,
+        checked,
         other,
         nodes,
         elapsed,
@@ -178,6 +270,50 @@ async fn uploaded(relayer: &verinfer_wire::RelayerClient, tasks: &[u64]) -> eyre
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(mode: LoadMode, validated: u32, checked: u32) -> LoadReport {
+        LoadReport {
+            mode,
+            tasks: validated,
+            validated,
+            checked,
+            other: Vec::new(),
+            nodes: 9,
+            elapsed: Duration::from_secs(30),
+            verified_uploads: 0,
+        }
+    }
+
+    #[test]
+    fn a_sampled_run_says_how_many_were_checked_and_counts_one_gpu_run_per_unchecked_task() {
+        let sampled = report(
+            LoadMode::Sampled {
+                sampling_bps: 1_000,
+            },
+            60,
+            6,
+        );
+        assert_eq!(sampled.compute_runs(), 6 * 3 + 54);
+        let line = sampled.render();
+        assert!(
+            line.starts_with("load: 60 sampled (p = 10%) image tasks"),
+            "{line}"
+        );
+        assert!(
+            line.contains("6 checked by three nodes, 54 accepted unchecked; 72 GPU runs"),
+            "{line}"
+        );
+        assert!(line.contains("= 120.0 tasks settled per minute"), "{line}");
+
+        let full = report(LoadMode::Full, 60, 0);
+        assert_eq!(full.compute_runs(), 180);
+        assert!(
+            full.render()
+                .contains("60 validated (each computed and compared by three nodes; 180 GPU runs)"),
+            "{}",
+            full.render()
+        );
+    }
 
     #[test]
     fn load_tasks_have_distinct_args() {

@@ -30,6 +30,9 @@ pub(crate) fn render(report: &TaskReport) -> String {
         task.status,
         tokens(task.fee)
     );
+    if task.is_sampled() {
+        let _ = writeln!(out, "  validation: {}", validation(report));
+    }
     if report.nodes.is_empty() {
         let line = match task.status {
             TaskStatus::Expired => {
@@ -74,7 +77,20 @@ pub(crate) fn render(report: &TaskReport) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
 
-    if let Some(settlement) = &report.settlement {
+    if let Some(settlement) = report.settlement.as_ref().filter(|s| !s.compared()) {
+        // An unchecked sampled task: one node's result, compared with nobody's.
+        let mut verdict = format!("  verdict: {}", settlement.outcome);
+        if settlement.outcome == TaskStatus::Validated {
+            let _ = write!(
+                verdict,
+                " (node 0's result accepted unchecked, not compared; {} tokens paid to it)",
+                tokens(settlement.reward_per_node)
+            );
+        } else if settlement.outcome == TaskStatus::Errored {
+            verdict.push_str(" (its node reported invalid args; fee credited back)");
+        }
+        let _ = writeln!(out, "{verdict}");
+    } else if let Some(settlement) = &report.settlement {
         match task.kind {
             TaskKind::Image => {
                 let _ = writeln!(
@@ -150,14 +166,21 @@ pub(crate) fn render(report: &TaskReport) -> String {
         }
         let _ = writeln!(out, "{verdict}");
     } else {
+        let slots = task.node_slots();
         let _ = writeln!(
             out,
-            "  not settled yet: {}/3 committed, {}/3 revealed",
+            "  not settled yet: {}/{slots} committed, {}/{slots} revealed",
             task.committed(),
             task.revealed()
         );
     }
     out
+}
+
+/// How a sampled task was validated, in plain words with its rate: checked by three nodes, or
+/// accepted unchecked at rate p.
+fn validation(report: &TaskReport) -> String {
+    report.task.validation().describe(report.sampling_bps)
 }
 
 fn node_row(node: &NodeReport, kind: TaskKind) -> [String; 6] {
