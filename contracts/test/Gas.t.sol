@@ -45,10 +45,19 @@ contract HammingGasProbe {
 /// each pays what the first call of a block pays (recording the block; nothing is queued, so
 /// nothing else is drawn).
 ///
+/// Sampled tasks (`sampled_image_*`, one image): `_task_unchecked` sums four transactions (create,
+/// the draw that starts one node, its commit, and its reveal, which runs the sample draw and
+/// settles); `_task_checked` sums ten (the same create, draw and commit, `resolveSample`, the draw
+/// of the two checkers, their two commits, three reveals); `_expected_per_task_p1pct` is
+/// unchecked + 1 % x (checked - unchecked), the average at a sampling rate of 1 %.
+///
 /// The state measured is a steady state, not a fresh deployment: nine nodes of one model have each
 /// done one task before (their node records, result slates and pool slots hold nonzero values, as
 /// they would after their first task), the creator holds tokens and an unlimited allowance, the
-/// treasury balance is nonzero, and no task is queued.
+/// treasury balance is nonzero, and no task is queued. The sampled measurements first run one
+/// checked sampled task, unmeasured, so that the sampled task queue and the check queue have been
+/// used before too (the first sampled task of a network pays about 37,000 more in its create and
+/// in its `resolveSample` each, for queue slots written from zero).
 contract GasTest is VerinferTestBase {
     uint256 internal constant TX_BASE = 21_000;
     /// @dev Ceiling for a full 1-image task: the gas of its contract calls (execution), as forge's
@@ -65,6 +74,12 @@ contract GasTest is VerinferTestBase {
     uint256 internal constant IMAGE_FULL_CEILING_TX = 778_000;
     uint256 internal constant TEXT_FULL_CEILING_TX = 815_000;
     uint256 internal constant HAMMING_GOAL = 150;
+    /// @dev Regression ceilings of a sampled 1-image task, transaction view (measured figure + about
+    ///      3%). The issue's goal for the unchecked task, 300,000 gas in transactions create to
+    ///      settled, is not met: 482,280 measured (create 212,917, draw 107,363, commit 57,616,
+    ///      reveal that settles 104,384), so it is not asserted.
+    uint256 internal constant SAMPLED_UNCHECKED_CEILING_TX = 497_000;
+    uint256 internal constant SAMPLED_CHECKED_CEILING_TX = 990_000;
 
     uint256 internal _sumTx;
     uint256 internal _sumExec;
@@ -101,6 +116,16 @@ contract GasTest is VerinferTestBase {
         uint256 intrinsic = TX_BASE + _calldataGas(data);
         VM.assertGt(txGas, intrinsic, "isolated measurement includes the intrinsic gas");
         VM.snapshotValue(name, txGas - intrinsic);
+        _sumTx += txGas;
+        _sumExec += txGas - intrinsic;
+    }
+
+    /// @dev Adds the last call to the running sums without recording it (a step already recorded
+    ///      under its own name by another measurement of the same test).
+    function _count(bytes memory data) internal {
+        uint256 txGas = VM.lastCallGas().gasTotalUsed;
+        uint256 intrinsic = TX_BASE + _calldataGas(data);
+        VM.assertGt(txGas, intrinsic, "isolated measurement includes the intrinsic gas");
         _sumTx += txGas;
         _sumExec += txGas - intrinsic;
     }
@@ -222,6 +247,176 @@ contract GasTest is VerinferTestBase {
         VM.assertEq(_ext().availableNodes(bytes32(0), 0), 0, "every node busy");
         uint256 taskId = _createAndDraw("image_queued", IMAGE, 1, "");
         _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
+    }
+
+    // ================================================================ sampled validation
+
+    /// @dev A block hash that makes the sample draw of `taskId` come out `checked` (`samplingBps`
+    ///      of the task's parameters; the default 10 % here).
+    function _sampleHash(uint256 taskId, bool checked) internal view returns (bytes32 h) {
+        uint256 p = _ext().taskParams(taskId).samplingBps;
+        for (uint256 i;; ++i) {
+            h = keccak256(abi.encode("gas-sample", i));
+            if ((uint256(keccak256(abi.encode(h, taskId))) % BPS < p) == checked) return h;
+        }
+    }
+
+    /// @dev The first part of a sampled 1-image task, common to both outcomes: create (queues), the
+    ///      draw that starts it on one node, that node's commitment; then the sample block's hash is
+    ///      set so that the draw says `checked`, and the chain moves to the block after it (the
+    ///      first in which the sample can be decided). Recorded as `sampled_image_<step>` when
+    ///      `record`, else only added to the sums.
+    function _sampledStart(bool checked, bool record)
+        internal
+        returns (uint256 taskId, address first, uint64[] memory h)
+    {
+        bytes32 argsHash = keccak256(abi.encode("gas", "sampled_image"));
+        _newBlock();
+        VM.prank(creator);
+        taskId = verinfer.createSampledTask(IMAGE, argsHash, 1, 0, "", FEE);
+        bytes memory data = abi.encodeCall(Verinfer.createSampledTask, (IMAGE, argsHash, 1, 0, "", FEE));
+        if (record) _record("sampled_image_create", data);
+        else _count(data);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Queued);
+
+        _newBlock();
+        verinfer.drawTasks();
+        data = abi.encodeCall(Verinfer.drawTasks, ());
+        if (record) _record("sampled_image_draw", data);
+        else _count(data);
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+        address[3] memory nodes = _nodesOf(taskId);
+        first = nodes[0];
+        VM.assertTrue(first != address(0) && nodes[1] == address(0) && nodes[2] == address(0), "one node");
+
+        h = _trueHashes(taskId, 1);
+        bytes32 c = _imageCommitment(taskId, first, h, _salt(first, taskId));
+        _newBlock();
+        VM.prank(first);
+        verinfer.commit(taskId, c);
+        data = abi.encodeCall(Verinfer.commit, (taskId, c));
+        if (record) _record("sampled_image_commit", data);
+        else _count(data);
+        _assertStatus(taskId, IVerinfer.TaskStatus.AwaitingSample);
+
+        uint256 sampleBlock = _ext().getTask(taskId).sampleBlock;
+        _newBlock();
+        VM.assertEq(VM.getBlockNumber(), sampleBlock, "the sample block follows the commit");
+        _newBlock();
+        VM.setBlockhash(sampleBlock, _sampleHash(taskId, checked));
+        (bool decidable, bool isChecked) = _ext().sampleDecision(taskId);
+        VM.assertTrue(decidable, "decidable the block after the sample block");
+        VM.assertEq(isChecked, checked, "sample outcome as set");
+    }
+
+    /// @dev An unchecked sampled 1-image task, create to settled: create, draw, commit, and the
+    ///      first node's reveal, which runs the sample draw and settles (four transactions).
+    function _measureSampledUnchecked() internal returns (uint256 totalTx) {
+        (uint256 taskId, address first, uint64[] memory h) = _sampledStart(false, true);
+        bytes32 salt = _salt(first, taskId);
+        VM.prank(first);
+        verinfer.revealImage(taskId, h, salt);
+        _record("sampled_image_reveal_unchecked_settles", abi.encodeCall(Verinfer.revealImage, (taskId, h, salt)));
+        _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
+        VM.assertFalse(_ext().getTask(taskId).checked, "unchecked");
+        totalTx = _recordTotal("sampled_image_task_unchecked");
+    }
+
+    /// @dev A checked sampled 1-image task, create to settled: create, draw, commit (as unchecked,
+    ///      added to the sums but not recorded again), `resolveSample` (the draw says checked: the
+    ///      task joins the check queue), the draw that starts the two checkers, their two commits
+    ///      (the last opens the reveals) and the three reveals (first node, then the checkers; the
+    ///      last settles): ten transactions.
+    function _measureSampledChecked() internal returns (uint256 totalTx) {
+        (uint256 taskId, address first, uint64[] memory h) = _sampledStart(true, false);
+        VM.prank(stranger);
+        verinfer.resolveSample(taskId);
+        _record("sampled_image_resolve_checked", abi.encodeCall(Verinfer.resolveSample, (taskId)));
+        _assertStatus(taskId, IVerinfer.TaskStatus.CheckQueued);
+
+        _newBlock();
+        verinfer.drawTasks();
+        _record("sampled_image_check_draw", abi.encodeCall(Verinfer.drawTasks, ()));
+        _assertStatus(taskId, IVerinfer.TaskStatus.Committing);
+        address[3] memory nodes = _nodesOf(taskId);
+        VM.assertEq(nodes[0], first, "first node kept");
+        VM.assertTrue(nodes[1] != first && nodes[2] != first && nodes[1] != nodes[2], "two other checkers");
+
+        string[2] memory commitSteps = ["_check_commit_first", "_check_commit_last_opens_reveal"];
+        for (uint256 i = 1; i < 3; ++i) {
+            bytes32 c = _imageCommitment(taskId, nodes[i], h, _salt(nodes[i], taskId));
+            _newBlock();
+            VM.prank(nodes[i]);
+            verinfer.commit(taskId, c);
+            _record(string.concat("sampled_image", commitSteps[i - 1]), abi.encodeCall(Verinfer.commit, (taskId, c)));
+        }
+        _assertStatus(taskId, IVerinfer.TaskStatus.Revealing);
+
+        string[3] memory revealSteps =
+            ["_check_reveal_first_node", "_check_reveal_second", "_check_reveal_last_settles"];
+        for (uint256 i; i < 3; ++i) {
+            bytes32 salt = _salt(nodes[i], taskId);
+            _newBlock();
+            VM.prank(nodes[i]);
+            verinfer.revealImage(taskId, h, salt);
+            _record(
+                string.concat("sampled_image", revealSteps[i]), abi.encodeCall(Verinfer.revealImage, (taskId, h, salt))
+            );
+        }
+        _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
+        VM.assertTrue(_ext().getTask(taskId).checked, "checked");
+        totalTx = _recordTotal("sampled_image_task_checked");
+    }
+
+    /// @dev One checked sampled 1-image task, unmeasured, so that the sampled task queue and the
+    ///      check queue it uses have been used before (as `setUp` does for the full task queue):
+    ///      the measurements then see the steady state, not the first sampled task of the network.
+    function _warmUpSampled() internal {
+        _newBlock();
+        VM.prank(creator);
+        uint256 taskId = verinfer.createSampledTask(IMAGE, keccak256("gas-sampled-warm-up"), 1, 0, "", FEE);
+        _newBlock();
+        verinfer.drawTasks();
+        uint64[] memory h = _trueHashes(taskId, 1);
+        _newBlock();
+        _commitImage(taskId, _nodesOf(taskId)[0], h);
+        uint256 sampleBlock = _ext().getTask(taskId).sampleBlock;
+        _newBlock();
+        _newBlock();
+        VM.setBlockhash(sampleBlock, _sampleHash(taskId, true));
+        verinfer.resolveSample(taskId);
+        _newBlock();
+        verinfer.drawTasks();
+        address[3] memory nodes = _nodesOf(taskId);
+        _newBlock();
+        _commitImage(taskId, nodes[1], h);
+        _commitImage(taskId, nodes[2], h);
+        _newBlock();
+        for (uint256 i; i < 3; ++i) {
+            _revealImage(taskId, nodes[i], h);
+        }
+        _assertStatus(taskId, IVerinfer.TaskStatus.Validated);
+        VM.assertEq(verinfer.queuedTasks(), 0);
+        VM.warp(VM.getBlockTimestamp() + 1 hours);
+        VM.roll(VM.getBlockNumber() + 100);
+    }
+
+    /// @dev A sampled 1-image task both ways from the same state (snapshot and revert in between),
+    ///      and what a task costs on average at p = 1 %: unchecked + 1 % x (checked - unchecked).
+    /// forge-config: default.isolate = true
+    /// forge-config: ci.isolate = true
+    function test_gas_imageTaskSampled() public {
+        _warmUpSampled();
+        uint256 state = VM.snapshotState();
+        uint256 uncheckedTx = _measureSampledUnchecked();
+        uint256 uncheckedExec = _lastTotalExec;
+        VM.revertToState(state);
+        uint256 checkedTx = _measureSampledChecked();
+        uint256 checkedExec = _lastTotalExec;
+        VM.snapshotValue("sampled_image_expected_per_task_p1pct", uncheckedExec + (checkedExec - uncheckedExec) / 100);
+        VM.snapshotValue("sampled_image_expected_per_task_p1pct_tx", uncheckedTx + (checkedTx - uncheckedTx) / 100);
+        VM.assertLe(uncheckedTx, SAMPLED_UNCHECKED_CEILING_TX, "unchecked sampled task regressed (transaction view)");
+        VM.assertLe(checkedTx, SAMPLED_CHECKED_CEILING_TX, "checked sampled task regressed (transaction view)");
     }
 
     /// @dev Storage slots each step of a 1-image task touches (distinct slots of Verinfer; every

@@ -8,11 +8,16 @@ import {MockStakingToken} from "../../src/mocks/MockStakingToken.sol";
 import {VM, Vm} from "../Vm.sol";
 
 /// @notice Drives Verinfer through random but well-formed protocol steps for the invariant tests:
-///         nodes join (at a fee tier), add stake, change tier and leave; creators create, cancel
-///         and expire tasks; selected nodes commit and reveal (honest ones agree, dishonest ones lie,
-///         report invalid args or commit garbage they cannot reveal); anyone settles, draws and
-///         withdraws what is credited to it; blocks are mined and time passes; the owner schedules
-///         (and cancels) parameter versions and withdraws the treasury. Inputs are bounded so that
+///         nodes join (at a fee tier), add stake, change tier and leave; creators create (fully
+///         validated or sampled tasks, the latter with fees inside `sampledFeeRange`), cancel and
+///         expire tasks (and checks that found no checkers); selected nodes commit and reveal
+///         (honest ones agree, dishonest ones lie, report invalid args or commit garbage they cannot
+///         reveal), as the first node of a sampled task or as its checkers; anyone resolves sample
+///         draws, settles, draws and withdraws what is credited to it; blocks are mined and time
+///         passes; the owner schedules (and cancels) parameter versions and withdraws the treasury.
+///         The outcome of each sample draw is chosen at random (checked or not, about half each)
+///         by setting the hash of its sample block (`VM.setBlockhash`) before anybody can read it;
+///         a draw left past 256 blocks finds no hash and is checked. Inputs are bounded so that
 ///         most calls do something and no call reverts.
 ///
 ///         Ghost state, checked after every step from the step's logs, records what the invariants
@@ -21,8 +26,12 @@ import {VM, Vm} from "../Vm.sol";
 ///         creation block, a node drawn in the block it joined, an ineligible node); every account's
 ///         stake + credit, which may only change as the step's events say and only decrease by the
 ///         account's own leave or withdraw or by a justified slash; token transfers out of the
-///         contract to anybody but the account acting; and each started task's parameter version,
-///         deadlines and parameters, as they were when it started.
+///         contract to anybody but the account acting; each started task's parameter version,
+///         deadlines and parameters, as they were when it started; every terminal event
+///         (TaskSettled, TaskCancelled, TaskExpired) per task; sample draws (the sample block is the
+///         block after the commit, the decision comes later and matches the hash set for it);
+///         checks (two distinct checkers, never the first node, eligible, drawn in a later block
+///         than the one that queued the check); and the nodes paid by each task.
 contract VerinferHandler {
     uint256 internal constant ACTORS = 12;
     uint256 internal constant DISHONEST_FROM = 8; // actors 8..11 cheat
@@ -66,7 +75,9 @@ contract VerinferHandler {
         DrawTasks,
         Time,
         ScheduleParams,
-        WithdrawTreasury
+        WithdrawTreasury,
+        CreateSampledTask,
+        ResolveSample
     }
 
     Step internal _step;
@@ -115,6 +126,43 @@ contract VerinferHandler {
     /// @dev A task started with another parameter version than it was created with.
     uint256 public versionChanges;
 
+    /// @dev Terminal events (TaskSettled, TaskCancelled, TaskExpired) seen per task, and the status
+    ///      the first one announced.
+    mapping(uint256 taskId => uint256) public terminalEvents;
+    mapping(uint256 taskId => IVerinfer.TaskStatus) public terminalEventStatus;
+    /// @dev Terminal events after a task's first one (a task settled, cancelled or expired twice).
+    uint256 public repeatedTerminalEvents;
+
+    /// @dev Sampled tasks: the node their TaskStarted drew (never changes after).
+    mapping(uint256 taskId => address) public firstNode;
+    mapping(uint256 taskId => bool) public sampled;
+    /// @dev The block whose state change queued a check (SampleDecided checked).
+    mapping(uint256 taskId => uint256) public checkQueuedBlock;
+    /// @dev Checks whose checkers include the first node, a zero address, the same node twice, or
+    ///      differ from the task's recorded nodes.
+    uint256 public selfChecks;
+    /// @dev Sample draws that break their rules: a sample block other than the block after the
+    ///      commitment, a decision in or before the sample block, or a decision other than the hash
+    ///      set for the sample block says (checked when it is no longer readable).
+    uint256 public sampleViolations;
+    /// @dev Settlements of unchecked sampled tasks that name other nodes than the first, report
+    ///      distances, or pay another reward than the fee less the protocol cut.
+    uint256 public uncheckedSettleViolations;
+    /// @dev Per task: NodeRewarded events, the node last paid, and the settlement's agreeing mask
+    ///      and reward per node.
+    mapping(uint256 taskId => uint256) public nodesPaid;
+    mapping(uint256 taskId => address) public lastPaid;
+    mapping(uint256 taskId => uint8) public settledAgreeing;
+    mapping(uint256 taskId => uint96) public settledReward;
+    /// @dev NodeRewarded events of a task that is not settled in the same step, or to a node that
+    ///      is not the task's.
+    uint256 public strayRewards;
+
+    /// @dev Sampled tasks whose sample block hash has not been set yet.
+    uint256[] internal _awaitingHash;
+    mapping(uint256 blockNumber => bytes32) public sampleHash;
+    mapping(uint256 blockNumber => bool) public sampleHashSet;
+
     // Coverage counters: how often each step did something, and what the settlements produced.
     mapping(bytes32 action => uint256) public calls;
     mapping(IVerinfer.TaskStatus outcome => uint256) public outcomes;
@@ -125,6 +173,15 @@ contract VerinferHandler {
     uint256 public withdrawals;
     uint256 public slashes;
     uint256 public activations;
+    uint256 public sampledStarts;
+    uint256 public sampledCommits;
+    uint256 public sampledDecidedUnchecked;
+    uint256 public sampledDecidedChecked;
+    uint256 public sampledUnreadable;
+    uint256 public sampledSettledUnchecked;
+    uint256 public checksStarted;
+    uint256 public checkedSettled;
+    uint256 public checksExpired;
 
     enum ResultKind {
         Image,
@@ -188,9 +245,55 @@ contract VerinferHandler {
         VM.warp(currentTime);
         VM.roll(currentBlock);
         VM.prevrandao(keccak256(abi.encode(seed, currentTime)));
+        _setSampleHashes(seed);
         _step = step;
         _stepActor = actor;
         VM.recordLogs();
+    }
+
+    /// @dev Sets the hash of the sample block of every task awaiting its sample draw, once that
+    ///      block is readable (the first step in a later block chooses it, before any call can read
+    ///      it): for the first task waiting on that block, one that makes its draw come out checked
+    ///      or unchecked as `seed` says (half each; at most 64 tries, so a rare outcome at an
+    ///      extreme rate may not be found); other tasks sharing the block get what that hash says.
+    ///      forge runs each handler call of an invariant campaign on a copy of the state that does
+    ///      not keep block hashes set by cheatcodes, so the chosen hashes are kept here and set again
+    ///      at the start of every step until the draw is made or the block is no longer readable.
+    function _setSampleHashes(uint256 seed) internal {
+        uint256 n = _awaitingHash.length;
+        uint256 kept;
+        for (uint256 i; i < n; ++i) {
+            uint256 id = _awaitingHash[i];
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
+            if (t.status != IVerinfer.TaskStatus.AwaitingSample) continue; // decided or settled
+            uint256 sb = t.sampleBlock;
+            _awaitingHash[kept++] = id;
+            if (currentBlock <= sb) continue; // not readable yet
+            if (currentBlock - sb > 256) {
+                --kept; // unreadable for good: the draw will say checked
+                continue;
+            }
+            if (!sampleHashSet[sb]) {
+                uint256 p = _ext().taskParams(id).samplingBps;
+                bool want = uint256(keccak256(abi.encode(seed, id, "want"))) % 2 == 0;
+                bytes32 h;
+                for (uint256 k; k < 64; ++k) {
+                    h = keccak256(abi.encode(seed, sb, k));
+                    if (_checkedBy(h, id, p) == want) break;
+                }
+                sampleHash[sb] = h;
+                sampleHashSet[sb] = true;
+            }
+            VM.setBlockhash(sb, sampleHash[sb]);
+        }
+        while (_awaitingHash.length > kept) {
+            _awaitingHash.pop();
+        }
+    }
+
+    /// @dev The sample draw's rule, restated: checked iff keccak256(hash, taskId) % 10000 < p.
+    function _checkedBy(bytes32 h, uint256 taskId, uint256 samplingBps) internal pure returns (bool) {
+        return uint256(keccak256(abi.encode(h, taskId))) % 10_000 < samplingBps;
     }
 
     /// @dev Runs the draw due in this block (if any) before an action whose target a draw can change
@@ -286,7 +389,9 @@ contract VerinferHandler {
             (uint96 amount,) = abi.decode(l.data, (uint96, uint96));
             _addIncrease(flows, address(uint160(uint256(l.topics[1]))), amount);
         } else if (sig == IVerinfer.NodeRewarded.selector) {
-            _addIncrease(flows, address(uint160(uint256(l.topics[1]))), abi.decode(l.data, (uint96)));
+            address node = address(uint160(uint256(l.topics[1])));
+            _addIncrease(flows, node, abi.decode(l.data, (uint96)));
+            _onRewarded(node, uint256(l.topics[2]));
         } else if (sig == IVerinfer.BalanceCredited.selector) {
             (IVerinfer.CreditReason reason, uint256 amount) = abi.decode(l.data, (IVerinfer.CreditReason, uint256));
             // A returned stake moves stake into credit; refunds and slash rewards are new to the account.
@@ -301,14 +406,27 @@ contract VerinferHandler {
             _onSettled(l);
         } else if (sig == IVerinfer.TaskStarted.selector) {
             _onStarted(l);
+        } else if (sig == IVerinfer.CheckStarted.selector) {
+            _onCheckStarted(l);
+        } else if (sig == IVerinfer.SampleCommitted.selector) {
+            _onSampleCommitted(l);
+        } else if (sig == IVerinfer.SampleDecided.selector) {
+            _onSampleDecided(l);
         } else if (sig == IVerinfer.RevealPhaseOpened.selector) {
             _started[uint256(l.topics[1])].revealDeadline = abi.decode(l.data, (uint32));
         } else if (sig == IVerinfer.TaskCreated.selector) {
             uint256 id = uint256(l.topics[1]);
             createdBlock[id] = VM.getBlockNumber();
-            versionAtCreation[id] = _ext().getTask(id).paramsVersion;
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
+            versionAtCreation[id] = t.paramsVersion;
+            sampled[id] = t.mode == IVerinfer.ValidationMode.Sampled;
+        } else if (sig == IVerinfer.TaskCancelled.selector) {
+            _onTerminalEvent(uint256(l.topics[1]), IVerinfer.TaskStatus.Cancelled);
         } else if (sig == IVerinfer.TaskExpired.selector) {
             ++expiries;
+            uint256 id = uint256(l.topics[1]);
+            _onTerminalEvent(id, IVerinfer.TaskStatus.Expired);
+            if (lastStatus[id] == IVerinfer.TaskStatus.CheckQueued) ++checksExpired;
         } else if (sig == IVerinfer.ParamsActivated.selector) {
             ++activations;
         }
@@ -357,10 +475,89 @@ contract VerinferHandler {
 
     function _onSettled(Vm.Log memory l) internal {
         uint256 taskId = uint256(l.topics[1]);
-        (IVerinfer.TaskStatus outcome,,, uint8 threshold,) =
+        (IVerinfer.TaskStatus outcome, uint8 agreeing, uint16[] memory distances, uint8 threshold, uint96 reward) =
             abi.decode(l.data, (IVerinfer.TaskStatus, uint8, uint16[], uint8, uint96));
         ++outcomes[outcome];
-        if (threshold != _ext().taskParams(taskId).threshold) ++wrongThresholds;
+        _onTerminalEvent(taskId, outcome);
+        settledAgreeing[taskId] = agreeing;
+        settledReward[taskId] = reward;
+        IVerinfer.Params memory p = _ext().taskParams(taskId);
+        if (threshold != p.threshold) ++wrongThresholds;
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
+        if (!sampled[taskId]) return;
+        if (t.checked) {
+            ++checkedSettled;
+            return;
+        }
+        // Unchecked: the first node alone, no comparison, the whole fee less the protocol cut.
+        ++sampledSettledUnchecked;
+        bool ok = agreeing & ~uint8(1) == 0 && distances.length == 0 && t.nodes[1] == address(0)
+            && t.nodes[2] == address(0) && t.nodes[0] == firstNode[taskId];
+        if (outcome == IVerinfer.TaskStatus.Validated) {
+            ok = ok && agreeing == 1 && reward == t.fee - uint96((uint256(t.fee) * p.protocolFeeBps) / 10_000);
+        } else {
+            ok = ok && agreeing == 0 && reward == 0;
+        }
+        if (!ok) ++uncheckedSettleViolations;
+    }
+
+    /// @dev Counts a task's terminal events; only the first one counts as its end.
+    function _onTerminalEvent(uint256 taskId, IVerinfer.TaskStatus status) internal {
+        if (++terminalEvents[taskId] > 1) {
+            ++repeatedTerminalEvents;
+        } else {
+            terminalEventStatus[taskId] = status;
+        }
+    }
+
+    /// @dev A reward belongs to the settlement of a task in the same step, to one of its nodes.
+    function _onRewarded(address node, uint256 taskId) internal {
+        ++nodesPaid[taskId];
+        lastPaid[taskId] = node;
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
+        bool settledNow = terminalEvents[taskId] == 1 && !_isTerminal(lastStatus[taskId]);
+        if (!settledNow || (node != t.nodes[0] && node != t.nodes[1] && node != t.nodes[2])) {
+            ++strayRewards;
+        }
+    }
+
+    /// @dev The sample block is the block after the commitment; the reveal deadline restarts.
+    function _onSampleCommitted(Vm.Log memory l) internal {
+        uint256 taskId = uint256(l.topics[1]);
+        (uint256 sampleBlock, uint32 revealDeadline) = abi.decode(l.data, (uint256, uint32));
+        ++sampledCommits;
+        if (!sampled[taskId] || sampleBlock != VM.getBlockNumber() + 1) ++sampleViolations;
+        _started[taskId].revealDeadline = revealDeadline;
+        _awaitingHash.push(taskId);
+    }
+
+    /// @dev The decision comes after the sample block and is what the hash set for it says
+    ///      (checked when the hash is no longer readable).
+    function _onSampleDecided(Vm.Log memory l) internal {
+        uint256 taskId = uint256(l.topics[1]);
+        (bool checked, uint256 sampleBlock) = abi.decode(l.data, (bool, uint256));
+        uint256 now_ = VM.getBlockNumber();
+        bool expected;
+        if (now_ <= sampleBlock) {
+            ++sampleViolations;
+            return;
+        }
+        if (now_ - sampleBlock > 256) {
+            expected = true;
+            ++sampledUnreadable;
+        } else if (!sampleHashSet[sampleBlock]) {
+            ++sampleViolations; // the handler sets every readable sample block's hash first
+            return;
+        } else {
+            expected = _checkedBy(sampleHash[sampleBlock], taskId, _ext().taskParams(taskId).samplingBps);
+        }
+        if (checked != expected || sampleBlock != _ext().getTask(taskId).sampleBlock) ++sampleViolations;
+        if (checked) {
+            ++sampledDecidedChecked;
+            checkQueuedBlock[taskId] = now_;
+        } else {
+            ++sampledDecidedUnchecked;
+        }
     }
 
     /// @dev Records the started task's version, deadlines and parameters; checks the draw's rules.
@@ -382,19 +579,63 @@ contract VerinferHandler {
         if (created >= VM.getBlockNumber() || seedBlock < created || seedBlock >= VM.getBlockNumber()) {
             ++drawViolations;
         }
-        uint96 minStake = _ext().params().minStake;
-        for (uint256 k; k < 3; ++k) {
-            address node = nodes[k];
-            if (everKicked[node]) ++kickedNodeStarts;
-            if (joinedBlock[node] >= VM.getBlockNumber()) ++drawViolations;
-            IVerinfer.NodeInfo memory info = _ext().getNode(node);
-            bool eligible = info.vramMiB >= t.minVramMiB && info.stake >= minStake
-                && (t.kind == IVerinfer.TaskKind.ImageGeneration || info.gpuModel == t.gpuModel);
-            // A node may change its tier after the draw in the same step (its own setFeeTier).
-            bool tierChanged = _step == Step.SetFeeTier && node == _stepActor;
-            if (!tierChanged && info.feeTier > t.feeLevel) eligible = false;
-            if (!eligible) ++drawViolations;
+        if (sampled[taskId]) {
+            // One node, which stakes enough that cheating does not pay under the task's parameters:
+            // p * s * stake >= (1 - p) * fee (bps).
+            ++sampledStarts;
+            firstNode[taskId] = nodes[0];
+            if (nodes[0] == address(0) || nodes[1] != address(0) || nodes[2] != address(0)) ++drawViolations;
+            IVerinfer.Params memory p = _ext().taskParams(taskId);
+            uint256 stake = _ext().getNode(nodes[0]).stake;
+            if (uint256(p.samplingBps) * p.slashShareBps * stake < (10_000 - uint256(p.samplingBps)) * 10_000 * t.fee) {
+                ++drawViolations;
+            }
+            _checkDrawn(nodes[0], t);
+            return;
         }
+        for (uint256 k; k < 3; ++k) {
+            _checkDrawn(nodes[k], t);
+        }
+    }
+
+    /// @dev A drawn node must be one the task may have: not kicked, not joined in this block, of the
+    ///      task's VRAM (and model, for text), fee tier and the minimum stake.
+    function _checkDrawn(address node, IVerinfer.TaskInfo memory t) internal {
+        if (everKicked[node]) ++kickedNodeStarts;
+        if (joinedBlock[node] >= VM.getBlockNumber()) ++drawViolations;
+        IVerinfer.NodeInfo memory info = _ext().getNode(node);
+        bool eligible = node != address(0) && info.vramMiB >= t.minVramMiB && info.stake >= _ext().params().minStake
+            && (t.kind == IVerinfer.TaskKind.ImageGeneration || info.gpuModel == t.gpuModel);
+        // A node may change its tier after the draw in the same step (its own setFeeTier).
+        bool tierChanged = _step == Step.SetFeeTier && node == _stepActor;
+        if (!tierChanged && info.feeTier > t.feeLevel) eligible = false;
+        if (!eligible) ++drawViolations;
+    }
+
+    /// @dev A check starts in a block after the one that queued it, seeded by a block in between,
+    ///      on two distinct eligible nodes other than the first node; its deadlines restart.
+    function _onCheckStarted(Vm.Log memory l) internal {
+        ++checksStarted;
+        uint256 taskId = uint256(l.topics[1]);
+        (address[2] memory checkers, uint32 commitDeadline, uint32 revealDeadline, uint256 seedBlock) =
+            abi.decode(l.data, (address[2], uint32, uint32, uint256));
+        IVerinfer.TaskInfo memory t = _ext().getTask(taskId);
+        _started[taskId].commitDeadline = commitDeadline;
+        _started[taskId].revealDeadline = revealDeadline;
+        if (t.paramsVersion != _started[taskId].paramsVersion) ++versionChanges;
+        address first = firstNode[taskId];
+        if (
+            first == address(0) || t.nodes[0] != first || checkers[0] == first || checkers[1] == first
+                || checkers[0] == checkers[1] || checkers[0] == address(0) || checkers[1] == address(0)
+                || t.nodes[1] != checkers[0] || t.nodes[2] != checkers[1]
+        ) ++selfChecks;
+        uint256 queued = checkQueuedBlock[taskId];
+        if (
+            !sampled[taskId] || !t.checked || queued == 0 || queued >= VM.getBlockNumber() || seedBlock < queued
+                || seedBlock >= VM.getBlockNumber()
+        ) ++drawViolations;
+        _checkDrawn(checkers[0], t);
+        _checkDrawn(checkers[1], t);
     }
 
     /// @dev Each account's stake + credit must equal its value after the last step, plus what the
@@ -415,9 +656,10 @@ contract VerinferHandler {
     function _syncStatuses() internal {
         for (uint256 i; i < taskIds.length; ++i) {
             uint256 id = taskIds[i];
-            IVerinfer.TaskStatus s = _ext().getTask(id).status;
+            IVerinfer.TaskInfo memory t = _ext().getTask(id);
+            IVerinfer.TaskStatus s = t.status;
             IVerinfer.TaskStatus prev = lastStatus[id];
-            if (s != prev && !_legal(prev, s)) ++illegalTransitions;
+            if (s != prev && !_legal(sampled[id], t.checked, prev, s)) ++illegalTransitions;
             lastStatus[id] = s;
             IVerinfer.TaskStatus terminal = terminalStatus[id];
             if (terminal != IVerinfer.TaskStatus.None) {
@@ -442,14 +684,35 @@ contract VerinferHandler {
 
     /// @dev Allowed changes between two observations (a single step may skip intermediate ones).
     ///      A created task is always observed Queued first: it never starts in its creating block.
-    function _legal(IVerinfer.TaskStatus from, IVerinfer.TaskStatus to) internal pure returns (bool) {
+    ///      Full tasks: Queued -> Committing -> Revealing -> settled, or Queued -> Cancelled /
+    ///      Expired. Sampled tasks also: Committing -> AwaitingSample (the first node committed) ->
+    ///      Revealing (unchecked, resolved) or settled (the unchecked reveal, or the deadline) or
+    ///      CheckQueued -> Committing (checkers drawn) or Expired (none in time). A sampled task's
+    ///      sample and check are decided in later blocks than its commit, so no step skips them.
+    function _legal(bool sampled_, bool checked, IVerinfer.TaskStatus from, IVerinfer.TaskStatus to)
+        internal
+        pure
+        returns (bool)
+    {
         if (from == IVerinfer.TaskStatus.None) return to == IVerinfer.TaskStatus.Queued;
         if (from == IVerinfer.TaskStatus.Queued) {
-            return to == IVerinfer.TaskStatus.Committing || to == IVerinfer.TaskStatus.Revealing
+            return to == IVerinfer.TaskStatus.Committing || (!sampled_ && to == IVerinfer.TaskStatus.Revealing)
                 || to == IVerinfer.TaskStatus.Cancelled || to == IVerinfer.TaskStatus.Expired;
         }
-        if (from == IVerinfer.TaskStatus.Committing) return to == IVerinfer.TaskStatus.Revealing || _isSettled(to);
+        if (from == IVerinfer.TaskStatus.Committing) {
+            // A sampled task commits once (AwaitingSample) in its first phase, and reaches the
+            // reveal phase by commits only in its check.
+            if (to == IVerinfer.TaskStatus.AwaitingSample) return sampled_ && !checked;
+            return (to == IVerinfer.TaskStatus.Revealing && (!sampled_ || checked)) || _isSettled(to);
+        }
         if (from == IVerinfer.TaskStatus.Revealing) return _isSettled(to);
+        if (from == IVerinfer.TaskStatus.AwaitingSample) {
+            if (to == IVerinfer.TaskStatus.CheckQueued) return checked;
+            return !checked && (to == IVerinfer.TaskStatus.Revealing || _isSettled(to));
+        }
+        if (from == IVerinfer.TaskStatus.CheckQueued) {
+            return checked && (to == IVerinfer.TaskStatus.Committing || to == IVerinfer.TaskStatus.Expired);
+        }
         return false; // terminal states never change
     }
 
@@ -480,7 +743,8 @@ contract VerinferHandler {
         Expirable,
         Committable,
         Revealable,
-        Settleable
+        Settleable,
+        Resolvable
     }
 
     /// @dev A task in the wanted condition, searched from a random starting point; 0 if none.
@@ -488,16 +752,29 @@ contract VerinferHandler {
         uint256 n = taskIds.length;
         for (uint256 k; k < n; ++k) {
             uint256 id = taskIds[(seed % n + k) % n];
-            if (_is(_ext().getTask(id), want)) return id;
+            if (_is(id, _ext().getTask(id), want)) return id;
         }
         return 0;
     }
 
-    function _is(IVerinfer.TaskInfo memory t, Want want) internal view returns (bool) {
+    function _is(uint256 id, IVerinfer.TaskInfo memory t, Want want) internal view returns (bool) {
         if (want == Want.Queued) return t.status == IVerinfer.TaskStatus.Queued;
         if (want == Want.Expirable) {
-            return t.status == IVerinfer.TaskStatus.Queued && VM.getBlockTimestamp() >= t.expiresAt;
+            return (t.status == IVerinfer.TaskStatus.Queued || t.status == IVerinfer.TaskStatus.CheckQueued)
+                && VM.getBlockTimestamp() >= t.expiresAt;
         }
+        if (t.status == IVerinfer.TaskStatus.AwaitingSample) {
+            // The sample can be drawn from the block after the sample block on; the first node
+            // reveals when it says unchecked, anybody resolves it either way, and past the reveal
+            // deadline anybody settles (the first node is slashed for the missed reveal).
+            bool decidable = VM.getBlockNumber() > t.sampleBlock;
+            if (want == Want.Resolvable) return decidable;
+            if (want == Want.Settleable) return VM.getBlockTimestamp() > t.revealDeadline;
+            if (want != Want.Revealable || !decidable || VM.getBlockTimestamp() > t.revealDeadline) return false;
+            (, bool checked) = _ext().sampleDecision(id);
+            return !checked && _commitments[id][t.nodes[0]].kind != ResultKind.Garbage;
+        }
+        if (want == Want.Resolvable) return false;
         bool committing = t.status == IVerinfer.TaskStatus.Committing;
         bool revealing = t.status == IVerinfer.TaskStatus.Revealing;
         if (want == Want.Committable) return committing && VM.getBlockTimestamp() <= t.commitDeadline;
@@ -619,6 +896,40 @@ contract VerinferHandler {
         _end();
     }
 
+    /// @dev A sampled task, its fee in `sampledFeeRange` (up to 8x the minimum, one in four up to
+    ///      100x);
+    ///      nothing when the range is empty (a low sampling rate and slash share allow no fee).
+    function createSampledTask(
+        uint256 creatorSeed,
+        bool image,
+        uint8 imageCount,
+        uint256 vramSeed,
+        uint256 modelSeed,
+        uint256 feeSeed
+    ) external {
+        address c = creators[creatorSeed % creators.length];
+        _begin(creatorSeed, Step.CreateSampledTask, c);
+        IVerinfer.TaskKind kind = image ? IVerinfer.TaskKind.ImageGeneration : IVerinfer.TaskKind.TextGeneration;
+        uint8 count = image ? uint8(1 + (imageCount % 4)) : 0;
+        // The range under the version this call's task gets (a due version counts).
+        (uint256 minimum, uint256 maximum) = _ext().sampledFeeRange(kind, count);
+        if (minimum <= maximum) {
+            bytes32 argsHash = keccak256(abi.encode("invariant-args", creatorSeed, taskIds.length));
+            uint256 modelIndex = modelSeed % MODELS;
+            uint32 minVram = image ? taskVrams[vramSeed % 3] : (vramSeed % 2 == 0 ? 0 : modelVrams[modelIndex]);
+            uint256 span = maximum - minimum;
+            uint256 cap = (feeSeed % 4 == 0 ? 99 : 7) * minimum;
+            if (span > cap) span = cap;
+            uint96 fee = uint96(minimum + feeSeed % (span + 1));
+            VM.prank(c);
+            uint256 id =
+                verinfer.createSampledTask(kind, argsHash, count, minVram, image ? "" : models[modelIndex], fee);
+            taskIds.push(id);
+            ++calls["createSampledTask"];
+        }
+        _end();
+    }
+
     function cancelTask(uint256 taskSeed) external {
         _begin(taskSeed, Step.CancelTask, address(0));
         _settleDraw();
@@ -658,7 +969,9 @@ contract VerinferHandler {
             IVerinfer.TaskInfo memory t = _ext().getTask(id);
             uint256 todo = _todo(count);
             for (uint256 i; i < 3 && todo > 0; ++i) {
-                if (t.committedMask & (1 << i) != 0) continue;
+                // A sampled task's first phase has one node; its check adds two (the first node's
+                // commitment stands).
+                if (t.committedMask & (1 << i) != 0 || t.nodes[i] == address(0)) continue;
                 _commitOne(id, t, t.nodes[i], uint256(keccak256(abi.encode(behaviourSeed, i))));
                 --todo;
             }
@@ -713,7 +1026,7 @@ contract VerinferHandler {
                 if (t.committedMask & bit == 0 || t.revealedMask & bit != 0) continue;
                 if (_revealOne(id, t.nodes[i])) --todo;
                 // The last reveal may have settled the task.
-                if (!_is(_ext().getTask(id), Want.Revealable)) break;
+                if (!_is(id, _ext().getTask(id), Want.Revealable)) break;
             }
             ++calls["reveal"];
         }
@@ -732,6 +1045,29 @@ contract VerinferHandler {
             verinfer.reportInvalidArgs(id, c.salt);
         }
         return true;
+    }
+
+    /// @dev Moves on a sampled task whose sample block has passed: checked, its first node runs the
+    ///      sample draw (`resolveSample`; the task waits for two checkers); unchecked, the first node
+    ///      reveals (which draws and settles), or, one time in four or when it cannot open its
+    ///      commitment, calls `resolveSample` and leaves the reveal to a later step.
+    function resolveSample(uint256 taskSeed) external {
+        _begin(taskSeed, Step.ResolveSample, address(0));
+        uint256 id = _findTask(taskSeed, Want.Resolvable);
+        if (id != 0) {
+            address first = _ext().getTask(id).nodes[0];
+            _stepActor = first;
+            bool reveal_ = (taskSeed >> 128) % 4 != 0 && _is(id, _ext().getTask(id), Want.Revealable);
+            if (reveal_) {
+                _revealOne(id, first);
+                ++calls["revealSampled"];
+            } else {
+                VM.prank(first);
+                verinfer.resolveSample(id);
+                ++calls["resolveSample"];
+            }
+        }
+        _end();
     }
 
     function settle(uint256 taskSeed) external {
@@ -792,8 +1128,9 @@ contract VerinferHandler {
             // Mostly at or below the starting minimum (1000), sometimes above it: nodes then leave
             // with BelowMinStake when drawn or released.
             uint96 minStake = uint96(500 ether + ((seed >> 16) % 600) * 1 ether);
-            _ext().scheduleParams(
-                IVerinfer.Params({
+            _ext()
+                .scheduleParams(
+                    IVerinfer.Params({
                     threshold: threshold,
                     minTextPool: uint8(3 + ((seed >> 24) % 2)),
                     slashShareBps: uint16(1 + ((seed >> 32) % 10_000)),
@@ -808,7 +1145,7 @@ contract VerinferHandler {
                     minImageFee: uint96(((seed >> 144) % 200) * 0.001 ether),
                     samplingBps: uint16(1 + (seed >> 160) % 10_000)
                 })
-            );
+                );
             ++calls["scheduleParams"];
         }
         VM.stopPrank();
