@@ -17,6 +17,9 @@ use verinfer_abi::{TaskKind, TaskStatus, ValidationMode};
 use verinfer_client::{Client, ClientError, TaskOptions};
 use verinfer_task::{ImageArgs, ModelRef, TaskArgs};
 
+/// How long without a task settling before the run checks whether the fleet is deadlocked.
+const STALL_CHECK: Duration = Duration::from_secs(30);
+
 /// How many times a load task's create is sent before the run fails.
 const CREATE_ATTEMPTS: u32 = 3;
 
@@ -207,6 +210,9 @@ pub(crate) async fn run(
     let mut expected_uploads = 0;
     let mut other = Vec::new();
     let mut settled = 0;
+    let mut unsettled: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+    let mut last_settled = Instant::now();
+    let mut stall_check = tokio::time::interval(STALL_CHECK);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     loop {
@@ -215,6 +221,8 @@ pub(crate) async fn run(
                 let Some((task_id, task)) = next else { break };
                 let task = task.wrap_err_with(|| format!("following load task {task_id}"))?;
                 settled += 1;
+                unsettled.remove(&task_id);
+                last_settled = Instant::now();
                 if task.checked {
                     checked += 1;
                 }
@@ -226,6 +234,11 @@ pub(crate) async fn run(
                 }
                 if settled % 10 == 0 || settled == tasks {
                     println!("load: {settled}/{tasks} settled after {:.1} s", started.elapsed().as_secs_f64());
+                }
+            }
+            _ = stall_check.tick() => {
+                if last_settled.elapsed() >= STALL_CHECK {
+                    check_not_deadlocked(client, &unsettled, nodes).await?;
                 }
             }
             () = &mut deadline => {
@@ -252,6 +265,41 @@ pub(crate) async fn run(
         elapsed,
         verified_uploads: uploads,
     })
+}
+
+/// Fails when every node holds, as its first node, a sampled task whose check waits for two free
+/// checkers: no node will ever be free to check (each waits for the others), so nothing settles
+/// until the checks expire (`queueTimeout`). A draw serves checks first, but a check needs two
+/// nodes free at once, and a single freed node is taken by the next queued task meanwhile, so at
+/// a high rate, or with a long queue, the fleet ends up so.
+async fn check_not_deadlocked(
+    client: &Client,
+    unsettled: &std::collections::BTreeSet<u64>,
+    nodes: usize,
+) -> eyre::Result<()> {
+    let mut checks = Vec::new();
+    let mut running = 0;
+    for &task_id in unsettled {
+        let task = client
+            .chain_task(task_id)
+            .await
+            .wrap_err_with(|| format!("reading load task {task_id}"))?;
+        match task.status {
+            TaskStatus::CheckQueued => checks.push(task_id),
+            TaskStatus::Committing | TaskStatus::Revealing | TaskStatus::AwaitingSample => {
+                running += 1
+            }
+            _ => {}
+        }
+    }
+    if running == 0 && checks.len() + 1 >= nodes {
+        bail!(
+            "deadlocked: {} of the {nodes} nodes are each the first node of a sampled task whose check waits for two free checkers (tasks {checks:?}), so no two nodes are ever free to check; {} more tasks wait in the queue; nothing settles until the checks expire (queueTimeout)",
+            checks.len(),
+            unsettled.len() - checks.len()
+        );
+    }
+    Ok(())
 }
 
 /// Verified uploads the relayer holds for `tasks` (one per node whose result it accepted).
