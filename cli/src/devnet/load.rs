@@ -71,27 +71,28 @@ impl LoadReport {
     }
 
     pub(crate) fn render(&self) -> String {
-        let (mode, validation) = match self.mode {
-            LoadMode::Full => (
-                "full".to_owned(),
-                "each computed and compared by three nodes".to_owned(),
-            ),
+        let (kind, validation) = match self.mode {
+            LoadMode::Full => ("image tasks", String::new()),
             LoadMode::Sampled { sampling_bps } => (
-                format!("sampled (p = {})", verinfer_abi::format_bps(sampling_bps)),
+                "sampled image tasks",
                 format!(
-                    "{} checked by three nodes, {} accepted unchecked",
+                    " (sampled at p = {}: {} checked by three nodes, {} accepted unchecked; {} GPU runs instead of {})",
+                    verinfer_abi::format_bps(sampling_bps),
                     self.checked.min(self.validated),
-                    self.validated.saturating_sub(self.checked)
+                    self.validated.saturating_sub(self.checked),
+                    self.compute_runs(),
+                    3 * self.validated,
                 ),
             ),
         };
+        // Every task settled validated, or the run fails: validated per minute is settled per
+        // minute.
         let mut out = format!(
-            "load: {} {mode} image tasks (1 image, 64x64, 4 steps) on {} nodes: {} validated ({validation}; {} GPU runs) in {:.1} s = {:.1} tasks settled per minute; \
+            "load: {} {kind} (1 image, 64x64, 4 steps) on {} nodes: {} validated in {:.1} s = {:.1} tasks validated per minute{validation}; \
              relayer verified {} result uploads = {:.2} uploads/s (bounded by the nodes' compute; its ceiling: cargo bench -p verinfer-relayer --bench upload)",
             self.tasks,
             self.nodes,
             self.validated,
-            self.compute_runs(),
             self.elapsed.as_secs_f64(),
             self.tasks_per_minute(),
             self.verified_uploads,
@@ -344,20 +345,18 @@ mod tests {
         assert_eq!(sampled.compute_runs(), 6 * 3 + 54);
         let line = sampled.render();
         assert!(
-            line.starts_with("load: 60 sampled (p = 10%) image tasks"),
+            line.starts_with(
+                "load: 60 sampled image tasks (1 image, 64x64, 4 steps) on 9 nodes: 60 validated in 30.0 s = 120.0 tasks validated per minute (sampled at p = 10%: 6 checked by three nodes, 54 accepted unchecked; 72 GPU runs instead of 180);"
+            ),
             "{line}"
         );
-        assert!(
-            line.contains("6 checked by three nodes, 54 accepted unchecked; 72 GPU runs"),
-            "{line}"
-        );
-        assert!(line.contains("= 120.0 tasks settled per minute"), "{line}");
 
         let full = report(LoadMode::Full, 60, 0);
         assert_eq!(full.compute_runs(), 180);
         assert!(
-            full.render()
-                .contains("60 validated (each computed and compared by three nodes; 180 GPU runs)"),
+            full.render().starts_with(
+                "load: 60 image tasks (1 image, 64x64, 4 steps) on 9 nodes: 60 validated in 30.0 s = 120.0 tasks validated per minute; relayer"
+            ),
             "{}",
             full.render()
         );
