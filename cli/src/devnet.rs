@@ -291,14 +291,36 @@ impl Devnet {
             let round = self
                 .lazy_first_node_round(&client, timeout, started)
                 .await?;
-            let later = std::mem::take(&mut self.later);
+            // The nodes that can check the cheater's tasks first; the others once the check has
+            // started. A join that lands first in its block runs the block's draw, and one that
+            // starts the check costs more gas than its estimate foresaw (it would run out).
+            let min_vram = fleet::image_min_vram_mib(true);
+            let (checkers, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.later)
+                .into_iter()
+                .partition(|(spec, _)| spec.vram_mib >= min_vram);
             step(
                 started,
-                "starting the honest nodes (the check's two checkers are drawn among them)",
+                "starting the honest nodes that can check it (the check's two checkers are drawn among them)",
             );
             start_fleet(
                 &mut self.services,
-                &later,
+                &checkers,
+                &self.node_env,
+                &self.nodes_dir,
+                started,
+            )
+            .await?;
+            if let Some(task_id) = round.checked {
+                tokio::time::timeout(timeout, check_started(&client, task_id))
+                    .await
+                    .map_err(|_| {
+                        eyre!("the check of task {task_id} did not start within {timeout:?}")
+                    })??;
+            }
+            step(started, "starting the other honest nodes");
+            start_fleet(
+                &mut self.services,
+                &others,
                 &self.node_env,
                 &self.nodes_dir,
                 started,
@@ -920,6 +942,23 @@ async fn sample_drawn(client: &Client, task_id: u64) -> eyre::Result<bool> {
                 SampleDecision::Checked { .. } => return Ok(true),
                 SampleDecision::Unchecked { .. } => return Ok(false),
             }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the check of sampled task `task_id` has started (its two checkers drawn) or the
+/// task ended, sending `drawTasks()` when a draw is due and nobody sent one for a while.
+async fn check_started(client: &Client, task_id: u64) -> eyre::Result<()> {
+    let mut polls = 0u32;
+    loop {
+        let task = client.chain_task(task_id).await?;
+        if task.is_terminal() || (task.checked && task.status != TaskStatus::CheckQueued) {
+            return Ok(());
+        }
+        polls += 1;
+        if polls.is_multiple_of(15) && client.draw_due().await? {
+            client.draw_tasks().await?;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
