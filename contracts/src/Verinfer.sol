@@ -969,7 +969,8 @@ contract Verinfer is VerinferState {
     ///      A drawn node whose stake fell below the current minimum is evicted (its stake credited)
     ///      and another one drawn. On failure the drawn nodes go back and `ok` is false.
     /// @dev Takes `count` nodes out of the pools, each uniform among `task`'s remaining candidates
-    ///      (`assigned` of its nodes are already busy with it: a check's first node). A drawn node
+    ///      (`assigned` of its nodes are already busy with it: a check's first node), when at least
+    ///      `3 - assigned` candidates (for text `minTextPool - assigned`) are available. A drawn node
     ///      whose stake fell below the current minimum is evicted (its stake credited) and another
     ///      one drawn. A sampled task's first node must also stake enough that cheating does not
     ///      pay (`_cheatingUnprofitable` under the task's parameters); a node that does not is put
@@ -981,7 +982,11 @@ contract Verinfer is VerinferState {
     {
         Draw memory d;
         d.level = task.feeLevel;
-        d.needed = count;
+        // Three candidates, counting those already assigned: a sampled task's first node starts
+        // only while two more could check it, and a check needs two. So a check waits for two
+        // free nodes while no new task can take one of them: single freed nodes are left to the
+        // checks (served first) instead of piling up as first nodes whose checks never start.
+        d.needed = 3 - assigned;
         Params storage p = _params[task.paramsVersion];
         if (task.kind == TaskKind.TextGeneration) {
             // A text task's pool, first node included, must hold `minTextPool` nodes of its model.
