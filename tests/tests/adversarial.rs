@@ -552,23 +552,38 @@ async fn first_node(net: &Network, task_id: u64) -> Result<Address> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lazy_first_node_on_sampled_tasks_is_caught_and_honest_checkers_are_paid() -> Result<()> {
     let _serial = serial().await;
-    let mut net = Network::start(NetworkParams {
-        sampling_bps: 10_000,
-        ..NetworkParams::default()
-    })
-    .await?;
-    // Alone in the network, the cheater is certainly drawn as the first node of the first task.
-    let cheater = net
-        .add_node(NodeSpec::behaving(GPU_B, Behaviour::Counterfeit))
+    // A sampled task's first node is drawn only while two more nodes could check it, so the
+    // cheater never starts alone: it joins with two honest nodes and is the first node of the
+    // first sampled task with probability 1/3. Otherwise it is drawn as a checker (and caught as
+    // one), so the network is started afresh; the chance that every try misses is (2/3)^20.
+    const TRIES: u64 = 20;
+    let mut found = None;
+    for attempt in 0..TRIES {
+        let mut net = Network::start(NetworkParams {
+            sampling_bps: 10_000,
+            ..NetworkParams::default()
+        })
         .await?;
-    let cheated = create_sampled(&net, 100).await?;
-    assert_eq!(first_node(&net, cheated).await?, cheater);
-    // The checkers join while the cheater computes: three honest nodes, so that each later sampled
-    // task finds its two checkers among the nodes other than its first.
-    let mut honest = Vec::new();
-    for _ in 0..3 {
-        honest.push(net.add_node(NodeSpec::honest(GPU_B)).await?);
+        let cheater = net
+            .add_node(NodeSpec::behaving(GPU_B, Behaviour::Counterfeit))
+            .await?;
+        let mut honest = Vec::new();
+        for _ in 0..2 {
+            honest.push(net.add_node(NodeSpec::honest(GPU_B)).await?);
+        }
+        let cheated = create_sampled(&net, 100 + attempt).await?;
+        if first_node(&net, cheated).await? == cheater {
+            found = Some((net, cheater, honest, cheated));
+            break;
+        }
+        net.stop().await;
     }
+    let Some((mut net, cheater, mut honest, cheated)) = found else {
+        panic!("the cheater was never drawn as the first node in {TRIES} tries");
+    };
+    // A third honest node, so that each later sampled task finds its two checkers among the
+    // nodes other than its first.
+    honest.push(net.add_node(NodeSpec::honest(GPU_B)).await?);
 
     let report = settled(&net, cheated).await?;
     assert!(report.task.is_sampled(), "{report:#?}");
