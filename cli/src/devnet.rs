@@ -166,6 +166,8 @@ struct Devnet {
     /// With `--cheater --sampled`: the honest nodes, started once the cheater's first-node round
     /// drew a check (see [`Devnet::lazy_first_node_round`]).
     later: Vec<(fleet::NodeSpec, PrivateKeySigner)>,
+    /// With `--cheater --sampled`: the cheater's address (it runs the lazy first-node round).
+    lazy_cheater: Option<alloy::primitives::Address>,
     /// What a node needs to reach the network, and where nodes keep their state.
     node_env: NodeEnv,
     nodes_dir: PathBuf,
@@ -177,6 +179,8 @@ struct LazyRound {
     unchecked: Vec<u64>,
     /// The task whose sample draw chose a check (none if the round ended without one).
     checked: Option<u64>,
+    /// The cheater was caught as a checker of an honest first node (not as the first node).
+    as_checker: bool,
 }
 
 /// The devnet's directories.
@@ -249,8 +253,20 @@ impl Devnet {
             .into_iter()
             .zip(node_keys.iter().cloned())
             .partition(|(spec, _)| {
-                !lazy_first || spec.behaviour != verinfer_node::Behaviour::Honest
+                // With --cheater --sampled, the cheater starts with the honest nodes that can
+                // check its tasks: a sampled task's first node is drawn only while two more
+                // nodes could check it.
+                !lazy_first
+                    || spec.behaviour != verinfer_node::Behaviour::Honest
+                    || spec.vram_mib >= fleet::image_min_vram_mib(true)
             });
+        let lazy_cheater = lazy_first
+            .then(|| {
+                now.iter()
+                    .find(|(spec, _)| spec.behaviour != verinfer_node::Behaviour::Honest)
+                    .map(|(_, key)| key.address())
+            })
+            .flatten();
         start_fleet(&mut services, &now, &env, &nodes_dir, started).await?;
         Ok(Self {
             chain,
@@ -263,6 +279,7 @@ impl Devnet {
             services,
             sampling_bps,
             later,
+            lazy_cheater,
             node_env: env,
             nodes_dir,
         })
@@ -285,31 +302,14 @@ impl Devnet {
     async fn demo(&mut self, args: &DevnetArgs, started: Instant) -> eyre::Result<()> {
         let client = self.client(Duration::from_millis(200));
         let timeout = Duration::from_secs(args.timeout_secs);
-        let lazy = if self.later.is_empty() {
-            None
-        } else {
+        let lazy = if let Some(cheater) = self.lazy_cheater {
             let round = self
-                .lazy_first_node_round(&client, timeout, started)
+                .lazy_first_node_round(&client, cheater, timeout, started)
                 .await?;
-            // The nodes that can check the cheater's tasks first; the others once the check has
-            // started. A join that lands first in its block runs the block's draw, and one that
-            // starts the check costs more gas than its estimate foresaw (it would run out).
-            let min_vram = fleet::image_min_vram_mib(true);
-            let (checkers, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.later)
-                .into_iter()
-                .partition(|(spec, _)| spec.vram_mib >= min_vram);
-            step(
-                started,
-                "starting the honest nodes that can check it (the check's two checkers are drawn among them)",
-            );
-            start_fleet(
-                &mut self.services,
-                &checkers,
-                &self.node_env,
-                &self.nodes_dir,
-                started,
-            )
-            .await?;
+            // The other honest nodes once the check has started. A join that lands first in its
+            // block runs the block's draw, and one that starts the check costs more gas than its
+            // estimate foresaw (it would run out).
+            let others = std::mem::take(&mut self.later);
             if let Some(task_id) = round.checked {
                 tokio::time::timeout(timeout, check_started(&client, task_id))
                     .await
@@ -327,6 +327,8 @@ impl Devnet {
             )
             .await?;
             Some(round)
+        } else {
+            None
         };
         // The full image task needs the cheater's VRAM floor only when the cheater is to join it.
         let cheater_in_image = args.cheater && lazy.is_none();
@@ -358,14 +360,17 @@ impl Devnet {
         }
     }
 
-    /// `--cheater --sampled`: the cheater, alone in the network, takes sampled image tasks one
-    /// after another as their first node and counterfeits each result, betting that the sample
-    /// draw leaves them unchecked; an unchecked one is accepted and paid. The round ends when the
-    /// draw checks one (at once at p = 100 %), or after [`LAZY_MAX_TASKS`]; the honest nodes,
-    /// started next, check it. The tasks ask for 16 GiB, so the checkers are `b1` and `b2`.
+    /// `--cheater --sampled`: sampled image tasks one after another, asking for 16 GiB, so that
+    /// the cheater, `b1` and `b2` are their only candidates (a first node is drawn only while two
+    /// more could check it). As a first node the cheater counterfeits its result, betting that
+    /// the sample draw leaves it unchecked; an unchecked one is accepted and paid. The round ends
+    /// when the draw checks one of the cheater's tasks (at once at p = 100 %; `b1` and `b2` check
+    /// it), or when an honest first node's check draws the cheater as a checker (caught as one:
+    /// at p = 100 % whenever the cheater is not drawn first), or after [`LAZY_MAX_TASKS`].
     async fn lazy_first_node_round(
         &self,
         client: &Client,
+        cheater: alloy::primitives::Address,
         timeout: Duration,
         started: Instant,
     ) -> eyre::Result<LazyRound> {
@@ -392,9 +397,48 @@ impl Devnet {
             step(
                 started,
                 format_args!(
-                    "sampled image task {task_id} created (fee {} tokens, p = {rate}): the cheater, alone, is its first node",
+                    "sampled image task {task_id} created (fee {} tokens, p = {rate})",
                     table::tokens(fee)
                 ),
+            );
+            let first = tokio::time::timeout(timeout, first_node(client, task_id))
+                .await
+                .map_err(|_| {
+                    eyre!("sampled task {task_id} drew no first node within {timeout:?}")
+                })??;
+            if first != cheater {
+                let task = tokio::time::timeout(timeout, client.wait(task_id, |_| {}))
+                    .await
+                    .map_err(|_| {
+                        eyre!("sampled task {task_id} did not settle within {timeout:?}")
+                    })??;
+                let report = client.task_report(task_id).await?;
+                if report.nodes.iter().any(|node| node.address == cheater) {
+                    step(
+                        started,
+                        format_args!(
+                            "task {task_id}: an honest first node ({first}); the cheater was drawn as a checker: {}",
+                            task.status
+                        ),
+                    );
+                    return Ok(LazyRound {
+                        unchecked,
+                        checked: Some(task_id),
+                        as_checker: true,
+                    });
+                }
+                step(
+                    started,
+                    format_args!(
+                        "task {task_id}: an honest first node ({first}), not checked: {}",
+                        task.status
+                    ),
+                );
+                continue;
+            }
+            step(
+                started,
+                format_args!("task {task_id}: the cheater is its first node"),
             );
             let checked = tokio::time::timeout(timeout, sample_drawn(client, task_id))
                 .await
@@ -412,6 +456,7 @@ impl Devnet {
                 return Ok(LazyRound {
                     unchecked,
                     checked: Some(task_id),
+                    as_checker: false,
                 });
             }
             let task = tokio::time::timeout(timeout, client.wait(task_id, |_| {}))
@@ -435,6 +480,7 @@ impl Devnet {
         Ok(LazyRound {
             unchecked,
             checked: None,
+            as_checker: false,
         })
     }
 
@@ -562,6 +608,13 @@ fn check_lazy_first_node(
     let slashed: u128 = reports.iter().map(TaskReport::total_slashed).sum();
     if slashed == 0 {
         bail!("--cheater --sampled: the check of task {checked} slashed nobody");
+    }
+    if round.as_checker {
+        println!(
+            "cheater caught as a checker of task {checked} (an honest first node, p = {rate}): {} tokens of its stake slashed, and it was kicked",
+            table::tokens(slashed)
+        );
+        return Ok(());
     }
     println!(
         "lazy first node caught: task {checked} checked at p = {rate}, {} tokens of the cheater's stake slashed, and it was kicked",
@@ -942,6 +995,17 @@ async fn sample_drawn(client: &Client, task_id: u64) -> eyre::Result<bool> {
                 SampleDecision::Checked { .. } => return Ok(true),
                 SampleDecision::Unchecked { .. } => return Ok(false),
             }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The first node of task `task_id`, once drawn.
+async fn first_node(client: &Client, task_id: u64) -> eyre::Result<alloy::primitives::Address> {
+    loop {
+        let task = client.chain_task(task_id).await?;
+        if task.started() {
+            return Ok(task.nodes[0]);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
