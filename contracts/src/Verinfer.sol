@@ -984,7 +984,8 @@ contract Verinfer is VerinferState {
         d.level = task.feeLevel;
         // Three candidates, counting those already assigned: a sampled task's first node starts
         // only while two more could check it, and a check needs two. So a check waits for two
-        // free nodes while no new task can take one of them: single freed nodes are left to the
+        // free nodes while no new task can take one of them (nodes put back by the stake rule
+        // below still count: they may check): single freed nodes are left to the
         // checks (served first) instead of piling up as first nodes whose checks never start.
         d.needed = 3 - assigned;
         Params storage p = _params[task.paramsVersion];
@@ -1002,7 +1003,10 @@ contract Verinfer is VerinferState {
         d.minStake = _params[_paramsVersion].minStake;
         while (d.picked < count) {
             uint256 candidates = _candidates(task, d.level);
-            if (candidates + d.picked < d.needed || d.evictions + d.rejections > MAX_EVICTIONS) {
+            if (
+                candidates == 0 || candidates + d.picked + d.rejections < d.needed
+                    || d.evictions + d.rejections > MAX_EVICTIONS
+            ) {
                 for (uint256 j; j < d.picked; ++j) {
                     _makeAvailable(_nodes[addrs[j]], addrs[j]); // undo: the task waits
                 }

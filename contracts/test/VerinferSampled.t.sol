@@ -81,6 +81,15 @@ abstract contract SampledTestBase is VerinferTestBase {
         nodes = _nodesOf(taskId);
     }
 
+    /// @dev Every node of `all` but `keep` leaves (idle nodes: stakes returned at once).
+    function _leaveAllBut(address[] memory all, address keep) internal {
+        for (uint256 i; i < all.length; ++i) {
+            if (all[i] == keep) continue;
+            VM.prank(all[i]);
+            verinfer.leave();
+        }
+    }
+
     /// @dev Gives the block whose hash seeds the next draw a fresh random hash, then draws.
     function _drawFresh() internal returns (uint256 started) {
         VM.setBlockhash(verinfer.lastTouchBlock(), keccak256(abi.encode("draw-seed", ++_hashNonce)));
@@ -832,6 +841,57 @@ contract VerinferSampledCheckedTest is SampledTestBase {
 /// @notice Where checks come from: text checkers of the task's model, checks served before new
 ///         tasks, and checks that find no checkers in time.
 contract VerinferSampledCheckSchedulingTest is SampledTestBase {
+    /// @notice Attack (regression, deadlocked before this fix): a burst of sampled tasks at
+    ///         p = 100 % on five nodes. Before, each freed or idle node was taken as the first node
+    ///         of the next task, so all five held checked tasks whose checks, needing two free nodes,
+    ///         could never start: nothing settled until `queueTimeout`. Now a sampled task starts
+    ///         only while two more nodes could check it, every check starts and all tasks validate.
+    function test_Attack_SampledBurstCannotDeadlockItsChecks() public {
+        IVerinfer.Params memory p = defaultParams();
+        p.samplingBps = BPS;
+        _setParams(p);
+        _makeNodes(0, 5, H100);
+        uint64[] memory h = _trueHashes(1, 1);
+        uint256 n = 5;
+        uint256[] memory ids = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            ids[i] = _queueSampledImage(FEE);
+        }
+        uint256 validated;
+        for (uint256 round; round < 40 && validated < n; ++round) {
+            _drawFresh();
+            // Every first node commits; every decidable sample is resolved (all checked at 100 %).
+            _nextBlock();
+            _nextBlock();
+            for (uint256 i; i < n; ++i) {
+                IVerinfer.TaskInfo memory t = _ext().getTask(ids[i]);
+                if (t.status == IVerinfer.TaskStatus.Committing && !t.checked && t.committedMask == 0) {
+                    _commitImage(ids[i], t.nodes[0], h);
+                }
+            }
+            _nextBlock();
+            _nextBlock();
+            for (uint256 i; i < n; ++i) {
+                if (_status(ids[i]) == IVerinfer.TaskStatus.AwaitingSample) verinfer.resolveSample(ids[i]);
+            }
+            // Checkers commit, then all three reveal.
+            for (uint256 i; i < n; ++i) {
+                IVerinfer.TaskInfo memory t = _ext().getTask(ids[i]);
+                if (t.status != IVerinfer.TaskStatus.Committing || !t.checked) continue;
+                _commitImage(ids[i], t.nodes[1], h);
+                _commitImage(ids[i], t.nodes[2], h);
+                for (uint256 k; k < 3; ++k) {
+                    _revealImage(ids[i], t.nodes[k], h);
+                }
+                ++validated;
+            }
+        }
+        for (uint256 i; i < n; ++i) {
+            _assertStatus(ids[i], IVerinfer.TaskStatus.Validated);
+        }
+        _assertAccounting();
+    }
+
     /// @notice Text: the checkers of a checked text task have the task's GPU model, although nodes
     ///         of another model with the same VRAM outnumber them eight to one; the check settles on
     ///         the three equal digests.
@@ -942,8 +1002,10 @@ contract VerinferSampledCheckSchedulingTest is SampledTestBase {
     /// @notice A check that finds no two checkers before its deadline expires: TaskExpired, the fee
     ///         refunded to the creator, the first node Available again, neither paid nor slashed.
     function test_Checked_ExpiresWithoutCheckersRefundsCreator() public {
-        _makeNodes(0, 2, H100);
+        address[] memory all = _makeNodes(0, 3, H100); // a sampled task starts while two more could check it
         (uint256 id, address first) = _awaitingSample(_trueHashes(1, 1));
+        VM.prank(all[0] == first ? all[1] : all[0]);
+        verinfer.leave(); // one other node remains: no check
         _decide(id, true);
         verinfer.resolveSample(id);
         uint40 expiresAt = _ext().getTask(id).expiresAt;
@@ -975,8 +1037,9 @@ contract VerinferSampledCheckSchedulingTest is SampledTestBase {
     /// @notice `expireTask` ends a starving check too (anyone, after its deadline); a first node
     ///         that had asked to leave is then credited its whole stake.
     function test_Checked_ExpireTaskReleasesLeavingFirstNode() public {
-        _makeNodes(0, 1, H100);
+        address[] memory all = _makeNodes(0, 3, H100); // a sampled task starts while two more could check it
         (uint256 id, address first) = _awaitingSample(_trueHashes(1, 1));
+        _leaveAllBut(all, first); // then no checker remains
         _decide(id, true);
         verinfer.resolveSample(id);
         VM.prank(first);
@@ -1254,7 +1317,9 @@ contract VerinferSampledEconomicsTest is SampledTestBase {
         p.samplingBps = uint16(ps);
         p.minStake = 1e6 ether;
         _setParams(p);
-        _join(_nodeAddr(0), H100, p.minStake);
+        for (uint256 i; i < 3; ++i) {
+            _join(_nodeAddr(i), H100, p.minStake); // a sampled task starts while two more could check it
+        }
         (uint256 lo,) = _ext().sampledFeeRange(IMAGE, 1);
         (uint256 id, address first) = _startSampledImage(uint96(lo));
         _commitImage(id, first, _trueHashes(id, 1));
