@@ -1554,10 +1554,12 @@ async fn a_counterfeit_node_is_caught_by_the_check_as_first_node_and_as_checker(
     net.stop().await;
 }
 
-/// A checked sampled task whose check finds no checkers (its first node is the only node)
-/// expires after the queue timeout: the first node itself sends the draws that expire it (a node
-/// whose check waits looks for due draws), is released unpaid and unslashed, and closes its
-/// record; the creator's fee is credited back.
+/// A checked sampled task whose check finds no checkers expires after the queue timeout. Its
+/// first node is drawn while three nodes are available (a first node needs two that could check
+/// it); it halts once `AwaitingSample` is persisted, the two others leave, and the first node
+/// resumes alone: it itself sends the draws that expire the check (a node whose check waits looks
+/// for due draws), is released unpaid and unslashed, and closes its record; the creator's fee is
+/// credited back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_check_without_checkers_expires_and_releases_the_first_node_unpaid() {
     init_logs();
@@ -1566,10 +1568,22 @@ async fn a_check_without_checkers_expires_and_releases_the_first_node_unpaid() {
         params.queueTimeout = 15;
     })
     .await;
-    let config = net.node_config(2, None);
-    let mut nodes = Nodes::new();
-    let first = nodes.spawn(config.clone()).await;
+    let mut solos = start_solos(halting_configs(&net, &[2, 3, 4], HaltPoint::AwaitingSample)).await;
     let task_id = net.create_sampled_task(&image_args(31), FEE).await;
+    let halted = next_halted(&mut solos).await;
+    let first = halted.address;
+    // The two others leave (idle: deregistered at once), so the check finds no checkers.
+    for solo in solos {
+        let config = solo.stop().await;
+        verinfer_node::leave(&config).await.expect("leave");
+        assert_ne!(
+            net.node_state(net.signer(account_of(&config)).address()).await,
+            NodeState::Available
+        );
+    }
+    let config = plain(&halted.config);
+    let mut nodes = Nodes::new();
+    nodes.spawn(config.clone()).await;
     let task = net.wait_task(task_id, "the check to expire", settled).await;
     assert_eq!(status_of(&task), TaskStatus::Expired, "{task:?}");
     assert!(task.checked && task.nodes[0] == first, "{task:?}");
@@ -1592,6 +1606,14 @@ async fn a_check_without_checkers_expires_and_releases_the_first_node_unpaid() {
     );
     nodes.stop().await;
     net.stop().await;
+}
+
+/// The anvil account of a node's configuration (its data directory is `node-<account>`).
+fn account_of(config: &NodeConfig) -> usize {
+    node_name(config)
+        .trim_start_matches("node-")
+        .parse()
+        .expect("node-<account>")
 }
 
 /// A checked sampled text task: the checkers are drawn among the nodes of the task's GPU model,
@@ -1635,25 +1657,35 @@ async fn a_checked_sampled_text_task_is_validated_by_three_nodes_of_its_model() 
 /// A lazy first node (commits, never reveals) of a sampled task the draw leaves unchecked: past
 /// the reveal deadline the task is settled (by the lazy node's own daemon, as for any missed
 /// reveal), aborted, the node slashed and kicked, and the creator refunded with the slash reward.
+/// Three nodes are available at the draw (a first node needs two that could check it), all lazy:
+/// whichever is drawn first is the lazy first node; the others get no work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lazy_first_node_of_an_unchecked_sampled_task_is_slashed_after_its_deadline() {
     init_logs();
     let net = Devnet::start_sampling(Some(1)).await;
-    let config = NodeConfig {
-        testing: TestingConfig {
-            behaviour: Behaviour::Lazy,
-            ..TestingConfig::default()
-        },
-        ..net.node_config(2, None)
-    };
+    let configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| NodeConfig {
+            testing: TestingConfig {
+                behaviour: Behaviour::Lazy,
+                ..TestingConfig::default()
+            },
+            ..net.node_config(account, None)
+        })
+        .collect();
     let mut nodes = Nodes::new();
-    let lazy = nodes.spawn(config.clone()).await;
+    let addresses = nodes.spawn_all(configs.clone()).await;
     let task_id = net
         .create_sampled_task(&image_args(37), SAMPLED_FEE_AT_1_BPS)
         .await;
     let task = net.wait_task(task_id, "settlement", settled).await;
     assert_eq!(status_of(&task), TaskStatus::Aborted, "{task:?}");
     assert_eq!((task.committedMask, task.revealedMask), (0b001, 0));
+    let lazy = task.nodes[0];
+    let index = addresses
+        .iter()
+        .position(|a| *a == lazy)
+        .expect("one of the nodes is first");
+    let config = &configs[index];
     assert_eq!(net.node_state(lazy).await, NodeState::Kicked);
     assert_eq!(net.claimable(lazy).await, STAKE - STAKE / 2);
     assert_eq!(
@@ -1661,7 +1693,7 @@ async fn a_lazy_first_node_of_an_unchecked_sampled_task_is_slashed_after_its_dea
         SAMPLED_FEE_AT_1_BPS + STAKE / 2 / 2,
         "fee refunded and the slash reward"
     );
-    let closed = record_at(&config, task_id, Stage::Closed).await;
+    let closed = record_at(config, task_id, Stage::Closed).await;
     assert_eq!(closed.stage, Stage::Closed, "{closed:?}");
     assert_eq!(closed.checked, Some(false));
     assert!(closed.skip_reveal.is_some() && closed.settle_tx.is_some());
