@@ -1480,8 +1480,11 @@ async fn a_checked_sampled_task_survives_restarts_of_its_first_node_and_checkers
 }
 
 /// A counterfeit node (images of another seed) is caught by the check in either role, at a
-/// 10,000 bps sampling rate: drawn first (it is alone in the network when the task starts), and
-/// drawn as a checker (it joins after an honest node took the task). Each time the honest pair
+/// 10,000 bps sampling rate. Drawn first: three counterfeit nodes are the three available nodes
+/// (a first node needs two that could check it); the first halts once `AwaitingSample` is
+/// persisted, the two others leave, and the honest pair joins and checks it. Drawn as a checker:
+/// three honest nodes are available, the first halts likewise, one of the two others leaves, and
+/// the counterfeit node joining now checks with the remaining one. Each time the honest pair
 /// agrees and is paid, the cheat is slashed and kicked, and no honest node is slashed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_counterfeit_node_is_caught_by_the_check_as_first_node_and_as_checker() {
@@ -1499,17 +1502,45 @@ async fn a_counterfeit_node_is_caught_by_the_check_as_first_node_and_as_checker(
         .collect();
     let honest = [net.signer(2).address(), net.signer(3).address()];
     let slash_reward = STAKE / 2 / 2 / 2;
-    let mut nodes = Nodes::new();
 
-    // Alone in the network, the counterfeit node is the first node; the honest pair checks it.
-    let cheat_first = nodes.spawn(counterfeit(4)).await;
+    // Three counterfeit nodes available: the first node is a cheat; the two others leave and
+    // the honest pair checks it.
+    let mut cheats = start_solos(
+        [4, 5, 6]
+            .into_iter()
+            .map(|account| NodeConfig {
+                testing: TestingConfig {
+                    behaviour: Behaviour::Counterfeit,
+                    halt_after: Some(HaltPoint::AwaitingSample),
+                    ..TestingConfig::default()
+                },
+                ..net.node_config(account, None)
+            })
+            .collect(),
+    )
+    .await;
     let first_task = net.create_sampled_task(&image_args(23), FEE).await;
-    net.wait_task(first_task, "its first node", |t| t.nodes[0] == cheat_first)
-        .await;
+    let halted = next_halted(&mut cheats).await;
+    let cheat_first = halted.address;
+    for solo in cheats {
+        let config = solo.stop().await;
+        verinfer_node::leave(&config).await.expect("leave");
+    }
+    let mut nodes = Nodes::new();
     nodes.spawn_all(honest_configs.clone()).await;
+    nodes
+        .spawn(NodeConfig {
+            testing: TestingConfig {
+                behaviour: Behaviour::Counterfeit,
+                ..TestingConfig::default()
+            },
+            ..halted.config.clone()
+        })
+        .await;
     let task = net.wait_task(first_task, "settlement", settled).await;
     assert_eq!(status_of(&task), TaskStatus::Validated, "{task:?}");
     assert!(task.checked && task.revealedMask == 0b111, "{task:?}");
+    assert_eq!(task.nodes[0], cheat_first, "{task:?}");
     assert_eq!(net.node_state(cheat_first).await, NodeState::Kicked);
     assert_eq!(net.claimable(cheat_first).await, STAKE - STAKE / 2);
     for (node, config) in honest.iter().zip(&honest_configs) {
@@ -1518,33 +1549,51 @@ async fn a_counterfeit_node_is_caught_by_the_check_as_first_node_and_as_checker(
         let done = record_at(config, first_task, Stage::Uploaded).await;
         assert_eq!((done.stage, done.role), (Stage::Uploaded, Role::Checker));
     }
+    nodes.stop().await;
 
-    // An honest node takes the next task; the counterfeit node joining now checks it.
+    // Three honest nodes available: an honest node takes the next task; one of the two others
+    // leaves, and the counterfeit node joining now checks it with the remaining one.
+    let mut solos = start_solos(halting_configs(&net, &[2, 3, 7], HaltPoint::AwaitingSample)).await;
     let second_task = net.create_sampled_task(&image_args(29), FEE).await;
-    let task = net
-        .wait_task(second_task, "its first node", |t| !t.nodes[0].is_zero())
+    let first = next_halted(&mut solos).await;
+    let honest_first = first.address;
+    let leaver = solos.pop().expect("three nodes").stop().await;
+    let checker_config = plain(&solos.pop().expect("three nodes").stop().await);
+    verinfer_node::leave(&leaver).await.expect("leave");
+    let first_config = plain(&first.config);
+    let cheat_account = 9;
+    net.chain
+        .fund([(net.signer(cheat_account).address(), U256::from(10 * STAKE))].into_iter())
+        .await
+        .expect("mint");
+    let mut nodes = Nodes::new();
+    nodes
+        .spawn_all(vec![first_config.clone(), checker_config.clone()])
         .await;
-    let honest_first = task.nodes[0];
-    assert!(honest.contains(&honest_first), "{task:?}");
-    let cheat_checker = nodes.spawn(counterfeit(5)).await;
+    let cheat_checker = nodes.spawn(counterfeit(cheat_account)).await;
     let task = net.wait_task(second_task, "settlement", settled).await;
     assert_eq!(status_of(&task), TaskStatus::Validated, "{task:?}");
+    assert_eq!(task.nodes[0], honest_first, "{task:?}");
     assert!(
         task.checked && task.nodes[1..].contains(&cheat_checker),
         "{task:?}"
     );
     assert_eq!(net.node_state(cheat_checker).await, NodeState::Kicked);
     assert_eq!(net.claimable(cheat_checker).await, STAKE - STAKE / 2);
-    for (node, config) in honest.iter().zip(&honest_configs) {
-        assert_eq!(net.stake(*node).await, STAKE + 2 * reward_per_node(2));
-        assert_eq!(net.claimable(*node).await, 2 * slash_reward);
-        assert_eq!(net.node_state(*node).await, NodeState::Available);
+    for (config, role) in [
+        (&first_config, Role::First),
+        (&checker_config, Role::Checker),
+    ] {
+        let node = net.signer(account_of(config)).address();
+        // Paid and credited for the first task too when it checked it.
+        let before = u128::from(honest.contains(&node));
+        assert_eq!(
+            net.stake(node).await,
+            STAKE + (before + 1) * reward_per_node(2)
+        );
+        assert_eq!(net.claimable(node).await, (before + 1) * slash_reward);
+        assert_eq!(net.node_state(node).await, NodeState::Available);
         let done = record_at(config, second_task, Stage::Uploaded).await;
-        let role = if *node == honest_first {
-            Role::First
-        } else {
-            Role::Checker
-        };
         assert_eq!((done.stage, done.role), (Stage::Uploaded, role), "{done:?}");
         if role == Role::First {
             assert_eq!(done.checked, Some(true));
@@ -1577,7 +1626,8 @@ async fn a_check_without_checkers_expires_and_releases_the_first_node_unpaid() {
         let config = solo.stop().await;
         verinfer_node::leave(&config).await.expect("leave");
         assert_ne!(
-            net.node_state(net.signer(account_of(&config)).address()).await,
+            net.node_state(net.signer(account_of(&config)).address())
+                .await,
             NodeState::Available
         );
     }
