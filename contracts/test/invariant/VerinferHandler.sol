@@ -768,7 +768,8 @@ contract VerinferHandler {
             // reveals when it says unchecked, anybody resolves it either way, and past the reveal
             // deadline anybody settles (the first node is slashed for the missed reveal).
             bool decidable = VM.getBlockNumber() > t.sampleBlock;
-            if (want == Want.Resolvable) return decidable;
+            // `resolveSample` is refused past the reveal deadline (then only `settle` remains).
+            if (want == Want.Resolvable) return decidable && VM.getBlockTimestamp() <= t.revealDeadline;
             if (want == Want.Settleable) return VM.getBlockTimestamp() > t.revealDeadline;
             if (want != Want.Revealable || !decidable || VM.getBlockTimestamp() > t.revealDeadline) return false;
             (, bool checked) = _ext().sampleDecision(id);
