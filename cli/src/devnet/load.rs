@@ -14,14 +14,11 @@ use alloy::primitives::U256;
 use eyre::{WrapErr, bail, eyre};
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use verinfer_abi::{TaskKind, TaskStatus, ValidationMode};
-use verinfer_client::{Client, ClientError, TaskOptions};
+use verinfer_client::{Client, TaskOptions};
 use verinfer_task::{ImageArgs, ModelRef, TaskArgs};
 
 /// How long without a task settling before the run checks whether the fleet is deadlocked.
 const STALL_CHECK: Duration = Duration::from_secs(30);
-
-/// How many times a load task's create is sent before the run fails.
-const CREATE_ATTEMPTS: u32 = 3;
 
 /// Fee of one load task, in token base units (1 token).
 pub(crate) const LOAD_FEE: u128 = 1_000_000_000_000_000_000;
@@ -155,7 +152,6 @@ pub(crate) async fn run(
 
     let started = Instant::now();
     let mut ids = Vec::with_capacity(tasks as usize);
-    let mut resent = 0;
     for index in 0..tasks {
         let options = TaskOptions::new()
             .with_fee(fee)
@@ -165,22 +161,12 @@ pub(crate) async fn run(
                 LoadMode::Sampled { .. } => ValidationMode::Sampled,
             });
         let args = TaskArgs::Image(load_args(model, index));
-        let mut attempt = 1;
-        let created = loop {
-            match client.create(&args, &options).await {
-                // A create that lands first in its block runs the block's draw, which may start
-                // more tasks than the gas estimate (made against the pending block) foresaw: it
-                // runs out of gas and reverts, escrowing nothing. Sent again, it lands later.
-                Err(ClientError::Reverted { tx, .. }) if attempt < CREATE_ATTEMPTS => {
-                    tracing::warn!(index, %tx, attempt, "a load task's create reverted; sending it again");
-                    resent += 1;
-                    attempt += 1;
-                }
-                created => {
-                    break created.wrap_err_with(|| format!("creating load task {index}"))?;
-                }
-            }
-        };
+        // A create that lands first in its block pays the block's draw: the client's gas limit
+        // carries the worst-case draw (`verinfer_abi::DRAW_HEADROOM`), so none is resent here.
+        let created = client
+            .create(&args, &options)
+            .await
+            .wrap_err_with(|| format!("creating load task {index}"))?;
         ids.push(created.task_id);
     }
     let kind = match mode {
@@ -188,18 +174,11 @@ pub(crate) async fn run(
         LoadMode::Sampled { .. } => "sampled image tasks",
     };
     println!(
-        "load: {tasks} {kind} created in {:.1} s (ids {}..={}, fee {} tokens each{})",
+        "load: {tasks} {kind} created in {:.1} s (ids {}..={}, fee {} tokens each)",
         started.elapsed().as_secs_f64(),
         ids.first().copied().unwrap_or_default(),
         ids.last().copied().unwrap_or_default(),
         super::table::tokens(fee),
-        if resent > 0 {
-            format!(
-                "; {resent} create transactions ran out of gas in a block's draw and were sent again"
-            )
-        } else {
-            String::new()
-        }
     );
 
     let mut waiting: FuturesUnordered<_> = ids
