@@ -149,6 +149,10 @@ pub(crate) struct OwnerConnection {
     /// Name of the environment variable holding the contract owner's private key (hex). Needed to
     /// change anything; showing works without it.
     #[arg(long, default_value = "VERINFER_OWNER_KEY")]
+    /// An extra CA file (PEM, one or more certificates) trusted for https:// URLs besides the
+    /// system's roots (SSL_CERT_FILE replaces those).
+    #[arg(long, env = "VERINFER_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     key_env: String,
 }
 
@@ -159,10 +163,11 @@ impl OwnerConnection {
         let signer = crate::task::signer_from_env(&self.key_env, need_key, "the contract owner's")?;
         // The owner's calls never reach the relayer: any URL does.
         let relayer = Url::parse("http://127.0.0.1:8645").expect("a valid literal URL");
-        Ok(Client::new(
+        Ok(Client::with_http(
             self.rpc_url.clone(),
             signer.unwrap_or_else(PrivateKeySigner::random),
             deployment,
+            verinfer_client::tls::http_client(self.ca_file.as_deref())?,
             relayer,
         ))
     }

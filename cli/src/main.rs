@@ -78,7 +78,7 @@ fn main() -> eyre::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    let result = match cli.command {
         Command::Model(command) => model::run(command),
         Command::Node(args) => node::run(args),
         Command::Identity(args) => identity::run(args),
@@ -89,5 +89,12 @@ fn main() -> eyre::Result<()> {
         Command::Withdraw(args) => task::run_withdraw(args),
         Command::Admin(command) => admin::run(command),
         Command::Devnet(args) => devnet::run(args),
-    }
+    };
+    // A certificate failure deep in the chain ("error sending request" on top) leads the report.
+    result.map_err(
+        |report| match verinfer_wire::tls::tls_problem(report.as_ref()) {
+            Some(problem) => report.wrap_err(problem.to_string()),
+            None => report,
+        },
+    )
 }

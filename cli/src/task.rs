@@ -81,6 +81,10 @@ pub(crate) struct Connection {
     /// tasks; reading them works without it.
     #[arg(long, default_value = "VERINFER_KEY")]
     key_env: String,
+    /// An extra CA file (PEM, one or more certificates) trusted for https:// URLs besides the
+    /// system's roots (SSL_CERT_FILE replaces those).
+    #[arg(long, env = "VERINFER_CA_FILE", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 }
 
 impl Connection {
@@ -90,11 +94,12 @@ impl Connection {
         // Without a key: never signs anything (status and result only read).
         let signer = signer_from_env(&self.key_env, need_key, "the account's")?
             .unwrap_or_else(PrivateKeySigner::random);
-        Ok(Client::new(
+        Ok(Client::with_http(
             self.rpc_url.clone(),
             signer,
             deployment,
             self.relayer.clone(),
+            verinfer_client::tls::http_client(self.ca_file.as_deref())?,
         ))
     }
 }

@@ -171,9 +171,11 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Connects to `rpc_url`, signing with `signer`. No request is made yet.
+    /// Connects to `rpc_url` through `http` (see [`NodeConfig::http_client`](crate::NodeConfig::http_client)),
+    /// signing with `signer`. No request is made yet.
     pub fn connect(
         rpc_url: Url,
+        http: reqwest::Client,
         signer: PrivateKeySigner,
         verinfer: Address,
         tx_timeout: Duration,
@@ -187,7 +189,7 @@ impl Chain {
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(signer))
-            .connect_http(rpc_url)
+            .connect_reqwest(http, rpc_url)
             .erased();
         let verinfer = Verinfer::new(verinfer, provider.clone());
         Self {
@@ -816,7 +818,7 @@ impl Chain {
                 },
                 other => ChainError::Rpc {
                     call,
-                    message: other.to_string(),
+                    message: verinfer_wire::tls::explain(&other),
                 },
             })?;
         if !receipt.status() {
@@ -931,7 +933,7 @@ impl IntoChainError for alloy::transports::TransportError {
     fn into_chain_error(self, call: &'static str) -> ChainError {
         ChainError::Rpc {
             call,
-            message: self.to_string(),
+            message: verinfer_wire::tls::explain(&self),
         }
     }
 }
@@ -960,7 +962,7 @@ fn contract_error(call: &'static str, error: &alloy::contract::Error) -> ChainEr
         },
         None => ChainError::Rpc {
             call,
-            message: error.to_string(),
+            message: verinfer_wire::tls::explain(error),
         },
     }
 }

@@ -310,6 +310,10 @@ pub struct NodeConfig {
     pub deploy_block: Option<u64>,
     /// Base URL of the relayer (task args in, results out).
     pub relayer_url: Url,
+    /// An extra CA file (PEM, one or more certificates) trusted for `https://` RPC and relayer
+    /// URLs besides the system's roots (`SSL_CERT_FILE` replaces those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// The node's signing key.
     pub key: KeyConfig,
     /// Directory whose subdirectories are models, found by digest.
@@ -357,6 +361,7 @@ impl fmt::Debug for NodeConfig {
             .field("verinfer", &self.verinfer)
             .field("deploy_block", &self.deploy_block)
             .field("relayer_url", &self.relayer_url.as_str())
+            .field("ca_file", &self.ca_file)
             .field("key", &self.key)
             .field("models_dir", &self.models_dir)
             .field("data_dir", &self.data_dir)
@@ -387,6 +392,7 @@ impl Default for NodeConfig {
             verinfer: None,
             deploy_block: None,
             relayer_url: Url::parse("http://127.0.0.1:8645").expect("a valid literal URL"),
+            ca_file: None,
             key: KeyConfig::default(),
             models_dir: PathBuf::from("models"),
             data_dir: PathBuf::from("node-data"),
@@ -454,6 +460,12 @@ impl NodeConfig {
             return invalid("key.private_key_env is empty".into());
         }
         Ok(())
+    }
+
+    /// The HTTP client for `rpc_url` and `relayer_url`: the system's TLS roots plus `ca_file`
+    /// (else `VERINFER_CA_FILE`'s).
+    pub fn http_client(&self) -> Result<reqwest::Client, verinfer_wire::tls::TlsError> {
+        verinfer_wire::tls::http_client(self.ca_file.as_deref())
     }
 
     /// Pause between chain polls.
@@ -549,6 +561,7 @@ mod tests {
             chain_id: Some(1),
             verinfer: Some(Address::repeat_byte(1)),
             deploy_block: Some(1),
+            ca_file: Some("ca.pem".into()),
             key: KeyConfig {
                 keystore: Some("k".into()),
                 password_file: Some("p".into()),

@@ -323,7 +323,9 @@ impl Node {
         let signer = load_signer(&config)?;
         let node = signer.address();
         let target = config.chain_target()?;
+        let http = config.http_client()?;
         let chain = Chain::connect(
+            http.clone(),
             config.rpc_url.clone(),
             signer.clone(),
             target.verinfer,
@@ -381,7 +383,7 @@ impl Node {
         };
         tracing::info!(%summary, "node started");
         Ok(Self {
-            relayer: RelayerClient::new(base_url(&config.relayer_url)),
+            relayer: RelayerClient::with_http(base_url(&config.relayer_url), http),
             config,
             target,
             signer,

@@ -17,6 +17,9 @@ pub enum NodeError {
     #[error(transparent)]
     Chain(#[from] ChainError),
     /// Persisted state could not be read or written.
+    /// The HTTPS client could not be set up (the CA file).
+    #[error(transparent)]
+    Tls(#[from] verinfer_wire::tls::TlsError),
     #[error(transparent)]
     State(#[from] StateError),
     /// The models directory could not be read.
@@ -161,6 +164,7 @@ impl NodeError {
             Self::Inference(_) | Self::Phash { .. } | Self::Models(_) => "inference",
             Self::Config(_)
             | Self::Key(_)
+            | Self::Tls(_)
             | Self::Identity(_)
             | Self::Kicked { .. }
             | Self::GpuModelNotRegistered { .. }

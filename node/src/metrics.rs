@@ -252,7 +252,9 @@ mod tests {
             })
             .await
             .unwrap();
-        let body = reqwest::get(format!("http://{addr}/metrics"))
+        let body = verinfer_wire::tls::default_http_client()
+            .get(format!("http://{addr}/metrics"))
+            .send()
             .await
             .unwrap()
             .text()

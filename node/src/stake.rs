@@ -178,6 +178,7 @@ async fn connect(config: &NodeConfig) -> Result<(Chain, Address), NodeError> {
         return Err(NodeError::ChainMismatch {
             configured: chain_id,
             actual,
+        config.http_client()?,
         });
     }
     Ok((chain, node))

@@ -152,6 +152,7 @@ pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
         1,
     );
     let actual = chain.chain_id().await?;
+        config.http_client()?,
     if actual != target.chain_id {
         return Err(NodeError::ChainMismatch {
             configured: target.chain_id,

@@ -122,10 +122,14 @@ impl Bench {
             _dir: dir,
             store,
             base,
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(CONCURRENCY)
-                .build()
-                .expect("http client"),
+            http: {
+                // reqwest is built without a crypto provider of its own.
+                verinfer_wire::tls::install_crypto_provider();
+                reqwest::Client::builder()
+            }
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build()
+            .expect("http client"),
             nodes,
             png_sets,
             next_task: AtomicU64::new(1),

@@ -88,6 +88,11 @@ pub struct RelayerConfig {
     /// JSON-RPC endpoint of the chain to index (none: serve the API without indexing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_url: Option<Url>,
+    /// An extra CA file (PEM, one or more certificates) trusted for an `https://` `rpc_url`
+    /// besides the system's roots (`SSL_CERT_FILE` replaces those). PostgreSQL takes its CA from
+    /// `sslrootcert` in `database_url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// A `deployments/<chainid>.json` file giving `chainId`, `verinfer` and `deployBlock`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<PathBuf>,
@@ -130,6 +135,7 @@ impl Default for RelayerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8645)),
             rpc_url: None,
+            ca_file: None,
             deployment: None,
             chain_id: None,
             verinfer: None,

@@ -60,6 +60,9 @@ pub enum RelayerError {
     /// The indexer stopped.
     #[error("indexer stopped: {0}")]
     Indexer(indexer::IndexerError),
+    /// The HTTPS client of `rpc_url` could not be set up (`ca_file`).
+    #[error(transparent)]
+    Tls(#[from] verinfer_wire::tls::TlsError),
     /// The listener or the data directory.
     #[error("{context}: {source}")]
     Io {
@@ -77,7 +80,7 @@ pub enum RelayerError {
         actual: u64,
     },
     /// The RPC endpoint failed at startup.
-    #[error("rpc error: {0}")]
+    #[error("rpc error: {}", verinfer_wire::tls::explain(.0))]
     Rpc(alloy::transports::TransportError),
 }
 
@@ -118,7 +121,10 @@ impl Relayer {
             Some(url) => {
                 let provider = ProviderBuilder::new()
                     .disable_recommended_fillers()
-                    .connect_http(url.clone())
+                    .connect_reqwest(
+                        verinfer_wire::tls::http_client(config.ca_file.as_deref())?,
+                        url.clone(),
+                    )
                     .erased();
                 let actual = provider.get_chain_id().await?;
                 if actual != target.chain_id {

@@ -241,7 +241,9 @@ pub struct Client {
 impl Client {
     /// A client sending transactions from `signer` to the contracts of `deployment` through
     /// `rpc_url`, and talking to the relayer at `relayer_url`. Connects lazily: the first call
-    /// checks that the endpoint serves the deployment's chain.
+    /// checks that the endpoint serves the deployment's chain. `https://` URLs are verified
+    /// against the system's roots (plus `VERINFER_CA_FILE`'s certificates when it is set); see
+    /// [`with_http`](Self::with_http) for another CA file.
     pub fn new(
         rpc_url: Url,
         signer: PrivateKeySigner,
@@ -251,14 +253,28 @@ impl Client {
         let account = signer.address();
         let provider = ProviderBuilder::new()
             .wallet(EthereumWallet::from(signer))
-            .connect_http(rpc_url)
+            .connect_reqwest(http.clone(), rpc_url)
             .erased();
         Self {
             verinfer: Verinfer::new(deployment.verinfer, provider.clone()),
             token: IERC20::new(deployment.staking_token, provider.clone()),
+    ) -> Self {
+        let http = verinfer_wire::tls::default_http_client();
+        Self::with_http(rpc_url, signer, deployment, relayer_url, http)
+    }
+
+    /// Like [`new`](Self::new), with the HTTP client for both URLs: one from
+    /// [`verinfer_wire::tls::http_client`] trusts an extra CA file (PEM) besides the system's
+    /// roots.
+    pub fn with_http(
+        rpc_url: Url,
+        signer: PrivateKeySigner,
+        deployment: Deployment,
+        relayer_url: Url,
+        http: reqwest::Client,
             provider,
             deployment,
-            relayer: RelayerClient::new(relayer_url),
+            relayer: RelayerClient::with_http(relayer_url, http),
             account,
             poll_interval: Duration::from_millis(500),
             draw_after_create: true,

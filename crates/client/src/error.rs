@@ -116,7 +116,7 @@ pub enum ClientError {
         actual: u64,
     },
     /// A JSON-RPC call failed.
-    #[error("rpc error: {0}")]
+    #[error("rpc error: {}", verinfer_wire::tls::explain(.0))]
     Rpc(#[from] alloy::transports::TransportError),
     /// A contract call or transaction failed (the message names the contract error when known).
     #[error("{action} failed: {message}")]
@@ -207,7 +207,7 @@ impl ClientError {
             Some(revert @ verinfer_abi::Revert::Verinfer(_)) => {
                 format!("the contract reverted with {revert}")
             }
-            _ => error.to_string(),
+            _ => verinfer_wire::tls::explain(&error),
         };
         Self::Contract { action, message }
     }

@@ -61,3 +61,5 @@ pub use report::{
 pub use verinfer_abi::{
     Deployment, IVerinfer::Params, SlashReason, TaskKind, TaskStatus, Validation, ValidationMode,
 };
+/// The HTTPS setup of [`Client::with_http`]: system roots plus an extra CA file.
+pub use verinfer_wire::tls;

@@ -99,7 +99,7 @@ impl Chain {
     pub async fn deploy(anvil: Anvil, deploy: Deploy) -> Result<Self, Error> {
         let provider = ProviderBuilder::new()
             .wallet(anvil.wallet())
-            .connect_http(anvil.endpoint())
+            .connect_reqwest(verinfer_wire::tls::default_http_client(), anvil.endpoint())
             .erased();
         let deployer = anvil.key(0)?.clone();
         let (deployment, deployment_path) = match deploy {

@@ -138,7 +138,8 @@ pub async fn register_declared_gpu_models<'a>(
 ) -> Result<(), Error> {
     // Per RPC endpoint and contract: the models (name, VRAM), in order.
     type Models = Vec<(String, u32)>;
-    let mut targets: Vec<((Url, Address), Models)> = Vec::new();
+    // Each target with the HTTP client of its first node (the node's `ca_file`).
+    let mut targets: Vec<((Url, Address), Models, reqwest::Client)> = Vec::new();
     for (name, config) in nodes {
         let Some(verinfer) = config.chain_target().ok().map(|target| target.verinfer) else {
             continue;
@@ -156,20 +157,26 @@ pub async fn register_declared_gpu_models<'a>(
             }
         };
         let key = (config.rpc_url.clone(), verinfer);
-        match targets.iter_mut().find(|(target, _)| *target == key) {
-            Some((_, models)) => models.push((gpu_model, vram_mib)),
-            None => targets.push((key, vec![(gpu_model, vram_mib)])),
+        match targets.iter_mut().find(|(target, ..)| *target == key) {
+            Some((_, models, _)) => models.push((gpu_model, vram_mib)),
+            None => {
+                let http = config.http_client().map_err(|source| Error::Node {
+                    name: name.to_owned(),
+                    source: Box::new(source.into()),
+                })?;
+                targets.push((key, vec![(gpu_model, vram_mib)], http));
+            }
         }
     }
     let owner_key = PrivateKeySigner::from_bytes(&ANVIL_KEY_0).expect("a valid key");
     let owner = owner_key.address();
-    for ((rpc_url, verinfer), models) in targets {
+    for ((rpc_url, verinfer), models, http) in targets {
         // The running chain's own provider when this process runs it (its nonce cache must see
         // account 0's transactions), else one of our own.
         let provider = crate::chain::chain_provider(&rpc_url).unwrap_or_else(|| {
             ProviderBuilder::new()
                 .wallet(owner_key.clone())
-                .connect_http(rpc_url)
+                .connect_reqwest(http, rpc_url)
                 .erased()
         });
         let context = "reading the contract's owner";
@@ -337,7 +344,7 @@ impl Services {
     ) {
         let provider = ProviderBuilder::new()
             .wallet(signer)
-            .connect_http(rpc_url.clone());
+            .connect_reqwest(verinfer_wire::tls::default_http_client(), rpc_url.clone());
         let stop = self.stopped();
         self.spawn("drawer".to_owned(), async move {
             let verinfer = Verinfer::new(verinfer, provider);

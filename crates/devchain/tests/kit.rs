@@ -106,7 +106,8 @@ async fn automining_mines_only_transactions_and_a_block_time_mines_blocks() -> T
     assert_eq!(automine.keys().len(), 10);
     assert_eq!(interval.addresses().len(), 3);
     let head = |anvil: &Anvil| {
-        let provider = alloy::providers::ProviderBuilder::new().connect_http(anvil.endpoint());
+        let provider = alloy::providers::ProviderBuilder::new()
+            .connect_reqwest(verinfer_wire::tls::default_http_client(), anvil.endpoint());
         async move { provider.get_block_number().await }
     };
     let (automine_before, interval_before) = (head(&automine).await?, head(&interval).await?);

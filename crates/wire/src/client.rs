@@ -36,7 +36,7 @@ pub enum ClientError {
         body: String,
     },
     /// The request could not be made or the answer not read.
-    #[error("relayer request failed: {0}")]
+    #[error("relayer request failed: {}", crate::tls::explain(.0))]
     Transport(#[from] reqwest::Error),
     /// The URL could not be built.
     #[error("invalid relayer URL: {0}")]
@@ -69,12 +69,14 @@ pub struct RelayerClient {
 }
 
 impl RelayerClient {
-    /// A client of the relayer at `base` (e.g. `http://127.0.0.1:8645`).
+    /// A client of the relayer at `base` (e.g. `http://127.0.0.1:8645`), trusting the system's
+    /// TLS roots ([`tls::default_http_client`](crate::tls::default_http_client)).
     pub fn new(base: Url) -> Self {
-        Self::with_http(base, reqwest::Client::new())
+        Self::with_http(base, crate::tls::default_http_client())
     }
 
-    /// A client sharing `http`'s connection pool.
+    /// A client sharing `http`'s connection pool (and its TLS roots: build it with
+    /// [`tls::http_client`](crate::tls::http_client)).
     pub fn with_http(base: Url, http: reqwest::Client) -> Self {
         Self { base, http }
     }
