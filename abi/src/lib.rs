@@ -16,15 +16,22 @@
 //! unchecked), [`VerinferEvent`] (a decoded log) and [`Revert`] (a
 //! decoded revert).
 //!
+//! Token amounts are integer base units everywhere; people read and type them in the staking
+//! token's own decimals ([`TokenDecimals`], read from its `decimals()`).
+//!
 //! This crate must not depend on any service (HTTP server, database, object store) nor on the
 //! inference stack: a dApp's client compiles it.
 
+mod amount;
 mod deployment;
 mod enums;
 mod events;
 mod revert;
 mod task;
 
+pub use amount::{
+    AmountError, DecimalsError, IERC20Metadata, TokenAmount, TokenAmountText, TokenDecimals,
+};
 pub use deployment::{ChainTarget, ChainTargetError, Deployment, DeploymentError};
 pub use enums::{
     CreditReason, ExitReason, NodeState, SlashReason, TaskKind, TaskStatus, UnknownEnumValue,
@@ -97,31 +104,3 @@ pub const fn padded_gas_limit(estimate: u64) -> u64 {
 /// The most one block's draw can cost: `Verinfer.MAX_DRAW_ATTEMPTS` (8) steps; starting 8 tasks
 /// over a full 32-model registry measured 1.40 M gas cold (`VerinferDraws.t.sol`).
 pub const DRAW_HEADROOM: u64 = 1_500_000;
-
-/// Base units of one staking token (the tools assume 18 decimals, as the mock token has).
-pub const TOKEN_UNITS: u128 = 1_000_000_000_000_000_000;
-
-/// `units` token base units as a decimal number of tokens (18 decimals), without trailing zeros:
-/// `1500000000000000000` is `"1.5"`.
-pub fn format_tokens(units: u128) -> String {
-    let whole = units / TOKEN_UNITS;
-    let fraction = units % TOKEN_UNITS;
-    if fraction == 0 {
-        return whole.to_string();
-    }
-    let fraction = format!("{fraction:018}");
-    format!("{whole}.{}", fraction.trim_end_matches('0'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_format_without_trailing_zeros() {
-        assert_eq!(format_tokens(0), "0");
-        assert_eq!(format_tokens(1_500 * TOKEN_UNITS), "1500");
-        assert_eq!(format_tokens(TOKEN_UNITS + TOKEN_UNITS / 2), "1.5");
-        assert_eq!(format_tokens(1), "0.000000000000000001");
-    }
-}

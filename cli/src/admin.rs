@@ -10,13 +10,11 @@ use alloy::{primitives::aliases::U96, signers::local::PrivateKeySigner};
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
 use url::Url;
-use verinfer_abi::{format_bps, format_tokens};
+use verinfer_abi::{TokenAmountText, TokenDecimals, format_bps};
 use verinfer_client::{
     Client, Deployment, Params,
     admin::{ParamsScheduled, ScheduledParams},
 };
-
-use crate::task::parse_tokens;
 
 /// The contract owner's commands: register GPU models, open or close them to new nodes, and show,
 /// schedule or cancel protocol parameters.
@@ -112,18 +110,19 @@ pub(crate) struct ScheduleArgs {
     /// Seconds a task may wait in its queue before it expires (fee refunded).
     #[arg(long)]
     queue_timeout: Option<u32>,
-    /// Smallest stake a node may hold, in tokens.
-    #[arg(long, value_parser = parse_tokens)]
-    min_stake: Option<u128>,
+    /// Smallest stake a node may hold, in tokens (with the staking token's decimals, e.g. `1000`
+    /// or `0.5`; the same for the amounts below).
+    #[arg(long)]
+    min_stake: Option<TokenAmountText>,
     /// Stake each bit of threshold costs, in tokens (min stake >= this x threshold).
-    #[arg(long, value_parser = parse_tokens)]
-    stake_per_threshold_bit: Option<u128>,
+    #[arg(long)]
+    stake_per_threshold_bit: Option<TokenAmountText>,
     /// Smallest fee of any task, in tokens.
-    #[arg(long, value_parser = parse_tokens)]
-    min_task_fee: Option<u128>,
+    #[arg(long)]
+    min_task_fee: Option<TokenAmountText>,
     /// Smallest fee added per image of an image task, in tokens.
-    #[arg(long, value_parser = parse_tokens)]
-    min_image_fee: Option<u128>,
+    #[arg(long)]
+    min_image_fee: Option<TokenAmountText>,
     /// Sampling rate p, in basis points (1..=10000): the chance that two more nodes check a
     /// sampled task's result. Sampled tasks pay at least the full minimum x (1 + 2p) / 3 and at
     /// most p x slash share x min stake / (1 - p).
@@ -149,11 +148,11 @@ pub(crate) struct OwnerConnection {
     /// Name of the environment variable holding the contract owner's private key (hex). Needed to
     /// change anything; showing works without it.
     #[arg(long, default_value = "VERINFER_OWNER_KEY")]
+    key_env: String,
     /// An extra CA file (PEM, one or more certificates) trusted for https:// URLs besides the
     /// system's roots (SSL_CERT_FILE replaces those).
     #[arg(long, env = "VERINFER_CA_FILE", value_name = "PEM")]
     ca_file: Option<PathBuf>,
-    key_env: String,
 }
 
 impl OwnerConnection {
@@ -167,8 +166,8 @@ impl OwnerConnection {
             self.rpc_url.clone(),
             signer.unwrap_or_else(PrivateKeySigner::random),
             deployment,
-            verinfer_client::tls::http_client(self.ca_file.as_deref())?,
             relayer,
+            verinfer_client::tls::http_client(self.ca_file.as_deref())?,
         ))
     }
 }
@@ -262,10 +261,11 @@ async fn params(command: ParamsCommand) -> eyre::Result<()> {
     match command {
         ParamsCommand::Show { connection } => {
             let client = connection.client(false)?;
+            let decimals = client.token_decimals().await?;
             let (version, in_force) = client.params().await?;
             let delay = client.params_delay().await?;
             println!("in force: version {version} (new tasks run under it)");
-            print!("{}", render_params(&in_force, None));
+            print!("{}", render_params(&in_force, None, decimals));
             match client.scheduled_params().await? {
                 None => println!("scheduled: none (params delay {delay} s)"),
                 Some(scheduled) => {
@@ -274,14 +274,18 @@ async fn params(command: ParamsCommand) -> eyre::Result<()> {
                         scheduled.version,
                         when(scheduled.effective_at)
                     );
-                    print!("{}", render_params(&scheduled.params, Some(&in_force)));
+                    print!(
+                        "{}",
+                        render_params(&scheduled.params, Some(&in_force), decimals)
+                    );
                 }
             }
         }
         ParamsCommand::Schedule(args) => {
             let client = args.connection.client(true)?;
+            let decimals = client.token_decimals().await?;
             let (_, current) = client.params().await?;
-            let next = args.apply(&current)?;
+            let next = args.apply(&current, decimals)?;
             let replaced = client.scheduled_params().await?;
             let ParamsScheduled {
                 version,
@@ -306,7 +310,7 @@ async fn params(command: ParamsCommand) -> eyre::Result<()> {
                     when(effective_at)
                 );
             }
-            print!("{}", render_params(&next, Some(&current)));
+            print!("{}", render_params(&next, Some(&current), decimals));
         }
         ParamsCommand::Cancel { connection } => {
             let client = connection.client(true)?;
@@ -321,15 +325,22 @@ async fn params(command: ParamsCommand) -> eyre::Result<()> {
 }
 
 impl ScheduleArgs {
-    /// `current` with the fields given changed; an error when none is.
-    fn apply(&self, current: &Params) -> eyre::Result<Params> {
-        let tokens = |amount: Option<u128>, old: U96, name: &str| -> eyre::Result<U96> {
-            match amount {
-                None => Ok(old),
-                Some(amount) => U96::try_from(amount)
-                    .map_err(|_| eyre!("--{name} does not fit the contract's uint96")),
-            }
-        };
+    /// `current` with the fields given changed, amounts in tokens of `decimals`; an error when
+    /// none is.
+    fn apply(&self, current: &Params, decimals: TokenDecimals) -> eyre::Result<Params> {
+        let tokens =
+            |amount: &Option<TokenAmountText>, old: U96, name: &str| -> eyre::Result<U96> {
+                match amount {
+                    None => Ok(old),
+                    Some(amount) => {
+                        let units = amount
+                            .to_units(decimals)
+                            .wrap_err_with(|| format!("--{name}"))?;
+                        U96::try_from(units)
+                            .map_err(|_| eyre!("--{name} does not fit the contract's uint96"))
+                    }
+                }
+            };
         let next = Params {
             threshold: self.threshold.unwrap_or(current.threshold),
             minTextPool: self.min_text_pool.unwrap_or(current.minTextPool),
@@ -339,14 +350,14 @@ impl ScheduleArgs {
             commitWindow: self.commit_window.unwrap_or(current.commitWindow),
             revealWindow: self.reveal_window.unwrap_or(current.revealWindow),
             queueTimeout: self.queue_timeout.unwrap_or(current.queueTimeout),
-            minStake: tokens(self.min_stake, current.minStake, "min-stake")?,
+            minStake: tokens(&self.min_stake, current.minStake, "min-stake")?,
             stakePerThresholdBit: tokens(
-                self.stake_per_threshold_bit,
+                &self.stake_per_threshold_bit,
                 current.stakePerThresholdBit,
                 "stake-per-threshold-bit",
             )?,
-            minTaskFee: tokens(self.min_task_fee, current.minTaskFee, "min-task-fee")?,
-            minImageFee: tokens(self.min_image_fee, current.minImageFee, "min-image-fee")?,
+            minTaskFee: tokens(&self.min_task_fee, current.minTaskFee, "min-task-fee")?,
+            minImageFee: tokens(&self.min_image_fee, current.minImageFee, "min-image-fee")?,
             samplingBps: self.sampling_bps.unwrap_or(current.samplingBps),
         };
         if next == *current {
@@ -358,8 +369,10 @@ impl ScheduleArgs {
     }
 }
 
-/// One line per field; with `before`, only the fields that differ, as `old -> new`.
-fn render_params(params: &Params, before: Option<&Params>) -> String {
+/// One line per field, amounts in tokens of `decimals`; with `before`, only the fields that
+/// differ, as `old -> new`.
+fn render_params(params: &Params, before: Option<&Params>, decimals: TokenDecimals) -> String {
+    let format_tokens = |units: U96| decimals.format(units.to::<u128>());
     let rows = |p: &Params| -> Vec<(&'static str, String)> {
         vec![
             ("threshold", format!("{} bits", p.threshold)),
@@ -373,27 +386,18 @@ fn render_params(params: &Params, before: Option<&Params>) -> String {
             ("commit window", format!("{} s", p.commitWindow)),
             ("reveal window", format!("{} s", p.revealWindow)),
             ("queue timeout", format!("{} s", p.queueTimeout)),
-            (
-                "min stake",
-                format!("{} tokens", format_tokens(p.minStake.to::<u128>())),
-            ),
+            ("min stake", format!("{} tokens", format_tokens(p.minStake))),
             (
                 "stake per threshold bit",
-                format!(
-                    "{} tokens",
-                    format_tokens(p.stakePerThresholdBit.to::<u128>())
-                ),
+                format!("{} tokens", format_tokens(p.stakePerThresholdBit)),
             ),
             (
                 "min task fee",
-                format!("{} tokens", format_tokens(p.minTaskFee.to::<u128>())),
+                format!("{} tokens", format_tokens(p.minTaskFee)),
             ),
             (
                 "min image fee",
-                format!(
-                    "{} tokens per image",
-                    format_tokens(p.minImageFee.to::<u128>())
-                ),
+                format!("{} tokens per image", format_tokens(p.minImageFee)),
             ),
             (
                 "sampling rate",
@@ -459,6 +463,35 @@ mod tests {
         }
     }
 
+    fn d18() -> TokenDecimals {
+        TokenDecimals::new(18).expect("at most 77")
+    }
+
+    #[test]
+    fn amounts_are_scheduled_and_shown_in_the_tokens_decimals() {
+        // A staking token of 6 decimals.
+        let d6 = TokenDecimals::new(6).expect("at most 77");
+        let next = schedule(&["--min-stake", "2500.25", "--min-image-fee", "0.000001"])
+            .apply(&current(), d6)
+            .unwrap();
+        assert_eq!(next.minStake, U96::from(2_500_250_000u64));
+        assert_eq!(next.minImageFee, U96::from(1u64));
+        let shown = render_params(&next, Some(&current()), d6);
+        assert!(
+            shown.contains("min stake               0.001 tokens -> 2500.25 tokens"),
+            "{shown}"
+        );
+        let error = schedule(&["--min-task-fee", "0.0000005"])
+            .apply(&current(), d6)
+            .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("--min-task-fee")
+                && message.contains("has 7 decimals but the token has only 6"),
+            "{message}"
+        );
+    }
+
     fn schedule(argv: &[&str]) -> ScheduleArgs {
         #[derive(Debug, clap::Parser)]
         struct Cli {
@@ -475,7 +508,7 @@ mod tests {
     #[test]
     fn schedule_changes_only_the_fields_given() {
         let next = schedule(&["--threshold", "12", "--min-task-fee", "0.5"])
-            .apply(&current())
+            .apply(&current(), d18())
             .unwrap();
         assert_eq!(next.threshold, 12);
         assert_eq!(next.minTaskFee, U96::from(500_000_000_000_000_000u128));
@@ -487,7 +520,7 @@ mod tests {
             },
             current()
         );
-        let shown = render_params(&next, Some(&current()));
+        let shown = render_params(&next, Some(&current()), d18());
         assert!(
             shown.contains("threshold               10 bits -> 12 bits"),
             "{shown}"
@@ -498,10 +531,10 @@ mod tests {
     #[test]
     fn sampling_rate_is_scheduled_and_shown_as_a_percentage() {
         let next = schedule(&["--sampling-bps", "1000"])
-            .apply(&current())
+            .apply(&current(), d18())
             .unwrap();
         assert_eq!(next.samplingBps, 1_000);
-        let shown = render_params(&next, Some(&current()));
+        let shown = render_params(&next, Some(&current()), d18());
         assert!(
             shown.contains("sampling rate           500 bps (p = 5%: chance a sampled task is checked) -> 1000 bps (p = 10%"),
             "{shown}"
@@ -526,10 +559,13 @@ mod tests {
 
     #[test]
     fn schedule_without_a_change_is_refused() {
-        let error = schedule(&[]).apply(&current()).unwrap_err().to_string();
+        let error = schedule(&[])
+            .apply(&current(), d18())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("nothing to schedule"), "{error}");
         let error = schedule(&["--threshold", "10"])
-            .apply(&current())
+            .apply(&current(), d18())
             .unwrap_err()
             .to_string();
         assert!(error.contains("nothing to schedule"), "{error}");

@@ -23,7 +23,7 @@ use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 use clap::Args;
 use eyre::{WrapErr, bail, eyre};
 use url::Url;
-use verinfer_abi::{TaskKind, TaskStatus};
+use verinfer_abi::{TaskKind, TaskStatus, TokenDecimals};
 use verinfer_client::{ChainTask, Client, SampleDecision, TaskOptions, TaskReport};
 use verinfer_devchain::{
     self as devchain, Anvil, AnvilOptions, Chain, Deploy, NodeEnv, ScriptParams, ServiceError,
@@ -36,8 +36,8 @@ use verinfer_task::{
 
 use self::fleet::TEXT_GPU_MODEL;
 
-/// Token base units per token.
-const TOKEN: u128 = 1_000_000_000_000_000_000;
+/// Base units per token of the devnet's mock staking token (its 18 decimals).
+const TOKEN: u128 = devchain::TOKEN;
 /// Tokens minted to each node (stake plus room) and to the task creator.
 const NODE_FUNDS: u128 = 10_000 * TOKEN;
 const CREATOR_FUNDS: u128 = 1_000 * TOKEN;
@@ -301,6 +301,7 @@ impl Devnet {
     /// --sampled`, first runs the cheater's round as a lazy first node.
     async fn demo(&mut self, args: &DevnetArgs, started: Instant) -> eyre::Result<()> {
         let client = self.client(Duration::from_millis(200));
+        let decimals = client.token_decimals().await?;
         let timeout = Duration::from_secs(args.timeout_secs);
         let lazy = if let Some(cheater) = self.lazy_cheater {
             let round = self
@@ -351,12 +352,12 @@ impl Devnet {
         for task in lazy_tasks {
             lazy_reports.push(client.task_report(task.task_id).await?);
         }
-        print_report(lazy_reports.iter().chain(&reports), &written);
+        print_report(lazy_reports.iter().chain(&reports), &written, decimals);
         step(started, "demo complete");
         check_validated(&reports)?;
         match &lazy {
-            Some(round) => check_lazy_first_node(round, &lazy_reports, self.sampling_bps),
-            None => check_cheater(args.cheater, &reports),
+            Some(round) => check_lazy_first_node(round, &lazy_reports, self.sampling_bps, decimals),
+            None => check_cheater(args.cheater, &reports, decimals),
         }
     }
 
@@ -398,7 +399,7 @@ impl Devnet {
                 started,
                 format_args!(
                     "sampled image task {task_id} created (fee {} tokens, p = {rate})",
-                    table::tokens(fee)
+                    client.token_decimals().await?.format(fee)
                 ),
             );
             let first = tokio::time::timeout(timeout, first_node(client, task_id))
@@ -585,6 +586,7 @@ fn check_lazy_first_node(
     round: &LazyRound,
     reports: &[TaskReport],
     sampling_bps: u16,
+    decimals: TokenDecimals,
 ) -> eyre::Result<()> {
     let rate = verinfer_abi::format_bps(sampling_bps);
     let paid: u128 = reports
@@ -597,7 +599,7 @@ fn check_lazy_first_node(
         println!(
             "cheater's unchecked sampled tasks: {} accepted at p = {rate}, {} tokens paid for counterfeit results",
             round.unchecked.len(),
-            table::tokens(paid)
+            decimals.format(paid)
         );
     }
     let Some(checked) = round.checked else {
@@ -612,19 +614,23 @@ fn check_lazy_first_node(
     if round.as_checker {
         println!(
             "cheater caught as a checker of task {checked} (an honest first node, p = {rate}): {} tokens of its stake slashed, and it was kicked",
-            table::tokens(slashed)
+            decimals.format(slashed)
         );
         return Ok(());
     }
     println!(
         "lazy first node caught: task {checked} checked at p = {rate}, {} tokens of the cheater's stake slashed, and it was kicked",
-        table::tokens(slashed)
+        decimals.format(slashed)
     );
     Ok(())
 }
 
 /// With `--cheater`, the counterfeiting node must have been selected and slashed.
-fn check_cheater(cheater: bool, reports: &[TaskReport]) -> eyre::Result<()> {
+fn check_cheater(
+    cheater: bool,
+    reports: &[TaskReport],
+    decimals: TokenDecimals,
+) -> eyre::Result<()> {
     if !cheater {
         return Ok(());
     }
@@ -634,7 +640,7 @@ fn check_cheater(cheater: bool, reports: &[TaskReport]) -> eyre::Result<()> {
     }
     println!(
         "cheater caught: {} tokens of its stake slashed, and it was kicked",
-        table::tokens(slashed)
+        decimals.format(slashed)
     );
     Ok(())
 }
@@ -869,7 +875,7 @@ async fn create_image_task(
         format_args!(
             "image task {} created (2 images, fee {} tokens, min VRAM {} GiB){}",
             image.task_id,
-            table::tokens(IMAGE_FEE),
+            client.token_decimals().await?.format(IMAGE_FEE),
             vram / 1024,
             if image.started {
                 ", drawn"
@@ -897,7 +903,7 @@ async fn create_text_task(
         format_args!(
             "text task {} created (GPU model {TEXT_GPU_MODEL:?}, fee {} tokens){}",
             text.task_id,
-            table::tokens(TEXT_FEE),
+            client.token_decimals().await?.format(TEXT_FEE),
             if text.started {
                 ", drawn"
             } else {
@@ -944,7 +950,7 @@ async fn create_sampled_text_task(
         format_args!(
             "sampled text task {} created (GPU model {TEXT_GPU_MODEL:?}, fee {} tokens; one node computes it, two more check it with probability p = {}){}",
             text.task_id,
-            table::tokens(fee),
+            client.token_decimals().await?.format(fee),
             verinfer_abi::format_bps(sampling_bps),
             if text.started {
                 ", drawn"
@@ -1042,10 +1048,11 @@ pub(crate) async fn sampled_fee(
         .await
         .wrap_err("reading sampledFeeRange")?;
     if minimum > maximum {
+        let decimals = client.token_decimals().await?;
         bail!(
             "no fee is allowed for sampled tasks at this sampling rate (minimum {} > maximum {} tokens)",
-            table::tokens(minimum),
-            table::tokens(maximum)
+            decimals.format(minimum),
+            decimals.format(maximum)
         );
     }
     Ok(wanted.clamp(minimum, maximum))
@@ -1141,10 +1148,14 @@ async fn fetch_results(
 }
 
 /// Prints one table per task, then where each verified result was written (and the text).
-fn print_report<'a>(reports: impl IntoIterator<Item = &'a TaskReport>, written: &[Written]) {
+fn print_report<'a>(
+    reports: impl IntoIterator<Item = &'a TaskReport>,
+    written: &[Written],
+    decimals: TokenDecimals,
+) {
     println!();
     for report in reports {
-        print!("{}", table::render(report));
+        print!("{}", table::render(report, decimals));
         println!();
     }
     for (task_id, out, fetched) in written {

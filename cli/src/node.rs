@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use eyre::WrapErr as _;
+use verinfer_abi::TokenAmountText;
 use verinfer_node::{CONFIG_REFERENCE, LeaveOutcome, Node, NodeConfig, NodeExit};
-
-use crate::devnet::table::tokens;
 
 /// Run a verinfer node (`run`), show its status (`status`), add to its stake (`add-stake`), leave
 /// the network (`leave`) or withdraw what the contract credited to it (`withdraw`).
@@ -45,9 +44,10 @@ enum NodeCommand {
     AddStake {
         #[command(flatten)]
         config: ConfigArg,
-        /// Tokens to add (18 decimals), e.g. `500` or `0.5`.
-        #[arg(long, value_parser = crate::task::parse_tokens)]
-        amount: u128,
+        /// Tokens to add, e.g. `500` or `0.5`: a decimal number of tokens with at most as many
+        /// decimals as the staking token has (its `decimals()`).
+        #[arg(long)]
+        amount: TokenAmountText,
     },
 }
 
@@ -79,6 +79,7 @@ pub fn run(args: NodeArgs) -> eyre::Result<()> {
         }),
         NodeCommand::Leave(ConfigArg { config }) => runtime.block_on(async {
             let config = load(&config)?;
+            let decimals = token_decimals(&config).await?;
             match verinfer_node::leave(&config)
                 .await
                 .wrap_err("cannot leave")?
@@ -86,7 +87,7 @@ pub fn run(args: NodeArgs) -> eyre::Result<()> {
                 LeaveOutcome::Left { node, returned, tx } => println!(
                     "node {node} left the network; stake of {} tokens returned (tx {tx}). \
                      Its daemon exits by itself; `verinfer node run` would join again.",
-                    tokens(returned)
+                    decimals.format(returned)
                 ),
                 LeaveOutcome::LeavingAfterTask { node, task_id, tx } => println!(
                     "node {node} is leaving (tx {tx}): it leaves when task {task_id} settles and \
@@ -99,19 +100,22 @@ pub fn run(args: NodeArgs) -> eyre::Result<()> {
         }),
         NodeCommand::Withdraw(ConfigArg { config }) => runtime.block_on(async {
             let config = load(&config)?;
+            let decimals = token_decimals(&config).await?;
             let withdrawn = verinfer_node::withdraw(&config)
                 .await
                 .wrap_err("cannot withdraw")?;
             println!(
                 "node {} withdrew {} tokens to its account (tx {})",
                 withdrawn.node,
-                tokens(withdrawn.amount),
+                decimals.format(withdrawn.amount),
                 withdrawn.tx
             );
             Ok(())
         }),
         NodeCommand::AddStake { config, amount } => runtime.block_on(async {
             let config = load(&config.config)?;
+            let decimals = token_decimals(&config).await?;
+            let amount = amount.to_units(decimals).wrap_err("--amount")?;
             let added = verinfer_node::add_stake(&config, amount)
                 .await
                 .wrap_err("cannot add stake")?;
@@ -122,13 +126,20 @@ pub fn run(args: NodeArgs) -> eyre::Result<()> {
             println!(
                 "node {} added {} tokens to its stake, now {} tokens (tx {}{approve})",
                 added.node,
-                tokens(added.added),
-                tokens(added.stake),
+                decimals.format(added.added),
+                decimals.format(added.stake),
                 added.tx
             );
             Ok(())
         }),
     }
+}
+
+/// The staking token's decimals, to read and write amounts in tokens.
+async fn token_decimals(config: &NodeConfig) -> eyre::Result<verinfer_abi::TokenDecimals> {
+    verinfer_node::token_decimals(config)
+        .await
+        .wrap_err("cannot read the staking token's decimals")
 }
 
 fn load(path: &Path) -> eyre::Result<NodeConfig> {

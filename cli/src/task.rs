@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail, eyre};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use url::Url;
-use verinfer_abi::{format_bps, format_tokens};
+use verinfer_abi::{TokenAmountText, TokenDecimals, format_bps};
 use verinfer_client::{
     ChainTask, Client, ClientError, CreatedTask, Deployment, SampleDecision, TaskOptions,
     TaskStatus, ValidationMode,
@@ -176,12 +176,13 @@ struct CreateArgs {
     /// Most tokens to generate (text tasks; greedy decoding).
     #[arg(long, default_value_t = 128)]
     max_tokens: u32,
-    /// Fee in tokens (18 decimals), e.g. `10` or `0.5`; at least the network's minimum for the
-    /// task. Default: that minimum (`minTaskFee`; `verinfer admin params show` lists its parts;
-    /// with --sampled the sampled range's minimum, `sampledFeeRange`). Nodes of fee tier t are
-    /// drawn only for fees of at least 2^t times the minimum.
-    #[arg(long, value_parser = parse_tokens)]
-    fee: Option<u128>,
+    /// Fee in tokens, e.g. `10` or `0.5`, with at most as many decimals as the staking token has
+    /// (its `decimals()`); at least the network's minimum for the task. Default: that minimum
+    /// (`minTaskFee`; `verinfer admin params show` lists its parts; with --sampled the sampled
+    /// range's minimum, `sampledFeeRange`). Nodes of fee tier t are drawn only for fees of at
+    /// least 2^t times the minimum.
+    #[arg(long)]
+    fee: Option<TokenAmountText>,
     /// Sampled validation: one node computes; after its commitment a later block's hash decides,
     /// with the network's probability p, whether two more nodes check it (majority of three);
     /// otherwise its result is accepted unchecked. Costs about (1 + 2p) / 3 of a full task; the
@@ -256,19 +257,26 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
     let args = build_args(&cli)?;
     let bytes = verinfer_client::checked_args_bytes(&args).wrap_err("refusing the task")?;
     let client = cli.connection.client(true)?;
+    let decimals = client.token_decimals().await?;
+    let options = task_options(&cli, decimals)?;
     tracing::info!(args_hash = %verinfer_task::args_hash(&bytes), kind = %args.kind(), "creating task");
     let created = client
-        .create(&args, &task_options(&cli))
+        .create(&args, &options)
         .await
         .wrap_err("cannot create the task")?;
     println!(
         "{}",
-        created_line(&created, cli.fee.is_none(), cli.gpu_model.is_none())
+        created_line(
+            &created,
+            cli.fee.is_none(),
+            cli.gpu_model.is_none(),
+            decimals
+        )
     );
     if cli.wait {
         let task = wait_with_progress(&client, created.task_id).await?;
         let report = client.task_report(task.task_id).await?;
-        print!("{}", table::render(&report));
+        print!("{}", table::render(&report, decimals));
         if !report.task.is_sampled() {
             // A sampled task's table has its validation line already.
             println!("validation: {}", report.validation_line());
@@ -287,10 +295,14 @@ async fn create(cli: CreateArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-/// The client's options from the command line.
-fn task_options(cli: &CreateArgs) -> TaskOptions {
-    TaskOptions {
-        fee: cli.fee,
+/// The client's options from the command line, the fee in base units of `decimals`.
+fn task_options(cli: &CreateArgs, decimals: TokenDecimals) -> eyre::Result<TaskOptions> {
+    let fee = match &cli.fee {
+        Some(fee) => Some(fee.to_units(decimals).wrap_err("--fee")?),
+        None => None,
+    };
+    Ok(TaskOptions {
+        fee,
         min_vram_mib: cli.min_vram_mib,
         gpu_model: cli.gpu_model.clone(),
         mode: if cli.sampled {
@@ -298,12 +310,18 @@ fn task_options(cli: &CreateArgs) -> TaskOptions {
         } else {
             ValidationMode::Full
         },
-    }
+    })
 }
 
 /// `task N created (...)`: the validation mode, the fee and GPU model, saying which were
-/// defaults, and whether a draw started it.
-fn created_line(created: &CreatedTask, default_fee: bool, default_model: bool) -> String {
+/// defaults, and whether a draw started it; amounts in tokens of `decimals`.
+fn created_line(
+    created: &CreatedTask,
+    default_fee: bool,
+    default_model: bool,
+    decimals: TokenDecimals,
+) -> String {
+    let format_tokens = |units| decimals.format(units);
     let sampled = created.mode == ValidationMode::Sampled;
     let minimum = if sampled {
         "the network minimum for a sampled task"
@@ -379,12 +397,13 @@ pub(crate) async fn refund_line(client: &Client, task: &ChainTask) -> eyre::Resu
         _ => return Ok(None),
     };
     let claimable = client.claimable_of(task.creator).await?;
+    let decimals = client.token_decimals().await?;
     Ok(Some(format!(
         "task {} {why}: its fee of {} tokens was credited to its creator {}, who can withdraw {} tokens in all with `verinfer withdraw`",
         task.task_id,
-        format_tokens(task.fee),
+        decimals.format(task.fee),
         task.creator,
-        format_tokens(claimable)
+        decimals.format(claimable)
     )))
 }
 
@@ -392,7 +411,7 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
     let client = cli.connection.client(false)?;
     let status = client.task_status(cli.id).await?;
     let report = client.task_report(cli.id).await?;
-    print!("{}", table::render(&report));
+    print!("{}", table::render(&report, client.token_decimals().await?));
     if let Some(line) = refund_line(&client, &status.chain).await? {
         println!("{line}");
     }
@@ -478,7 +497,7 @@ async fn cancel(cli: CancelArgs) -> eyre::Result<()> {
         "task {} cancelled (tx {}); fee of {} tokens refunded",
         cancelled.task_id,
         cancelled.tx,
-        table::tokens(cancelled.refunded)
+        client.token_decimals().await?.format(cancelled.refunded)
     );
     Ok(())
 }
@@ -494,7 +513,7 @@ async fn expire(cli: CancelArgs) -> eyre::Result<()> {
         "task {} expired (tx {}); its fee of {} tokens was credited to its creator {}: `verinfer withdraw` with its key sends it",
         expired.task_id,
         expired.tx,
-        format_tokens(expired.refunded),
+        client.token_decimals().await?.format(expired.refunded),
         task.creator
     );
     Ok(())
@@ -511,7 +530,7 @@ pub(crate) fn run_withdraw(cli: WithdrawArgs) -> eyre::Result<()> {
         let withdrawn = client.withdraw().await.wrap_err("cannot withdraw")?;
         println!(
             "withdrew {} tokens to {} (tx {})",
-            format_tokens(withdrawn.amount),
+            client.token_decimals().await?.format(withdrawn.amount),
             withdrawn.account,
             withdrawn.tx
         );
@@ -690,42 +709,16 @@ fn model_ref(cli: &CreateArgs) -> eyre::Result<ModelRef> {
     }
 }
 
-/// Token amount with 18 decimals: `10`, `0.5`, `1e-3` is not accepted (write `0.001`).
-pub(crate) fn parse_tokens(text: &str) -> Result<u128, String> {
-    const DECIMALS: usize = 18;
-    let text = text.trim();
-    let error = || format!("{text:?} is not a token amount such as 10 or 0.25");
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() && fraction.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(error());
-    }
-    if fraction.len() > DECIMALS {
-        return Err(format!("{text:?} has more than {DECIMALS} decimals"));
-    }
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| error())?
-    };
-    let fraction_units: u128 = if fraction.is_empty() {
-        0
-    } else {
-        format!("{fraction:0<DECIMALS$}")
-            .parse()
-            .map_err(|_| error())?
-    };
-    whole
-        .checked_mul(10u128.pow(DECIMALS as u32))
-        .and_then(|units| units.checked_add(fraction_units))
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One token of 18 decimals (the devnet's mock token), in base units.
+    const TOKEN: u128 = 1_000_000_000_000_000_000;
+
+    fn decimals(n: u8) -> TokenDecimals {
+        TokenDecimals::new(n).expect("at most 77")
+    }
 
     #[test]
     fn fee_multiples_show_two_decimals() {
@@ -753,8 +746,8 @@ mod tests {
             task_id: 4,
             args_hash: alloy::primitives::B256::ZERO,
             tx: alloy::primitives::B256::ZERO,
-            fee: 4 * verinfer_abi::TOKEN_UNITS,
-            min_fee: 4 * verinfer_abi::TOKEN_UNITS,
+            fee: 4 * TOKEN,
+            min_fee: 4 * TOKEN,
             max_fee,
             mode,
             gpu_model: None,
@@ -765,24 +758,23 @@ mod tests {
 
     #[test]
     fn sampled_flag_selects_sampled_validation() {
+        let d18 = decimals(18);
         assert_eq!(
-            task_options(&create(&["--image"])).mode,
+            task_options(&create(&["--image"]), d18).unwrap().mode,
             ValidationMode::Full
         );
-        let options = task_options(&create(&["--image", "--sampled", "--fee", "4"]));
+        let options = task_options(&create(&["--image", "--sampled", "--fee", "4"]), d18).unwrap();
         assert_eq!(options.mode, ValidationMode::Sampled);
-        assert_eq!(options.fee, Some(4 * verinfer_abi::TOKEN_UNITS));
+        assert_eq!(options.fee, Some(4 * TOKEN));
     }
 
     #[test]
     fn created_lines_name_the_validation_mode() {
         let line = created_line(
-            &created(
-                ValidationMode::Sampled,
-                Some(50 * verinfer_abi::TOKEN_UNITS),
-            ),
+            &created(ValidationMode::Sampled, Some(50 * TOKEN)),
             true,
             true,
+            decimals(18),
         );
         assert!(line.contains("sampled validation"), "{line}");
         assert!(
@@ -792,7 +784,12 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("its first node selected"), "{line}");
-        let line = created_line(&created(ValidationMode::Full, None), true, true);
+        let line = created_line(
+            &created(ValidationMode::Full, None),
+            true,
+            true,
+            decimals(18),
+        );
         assert!(line.contains("full validation: three nodes"), "{line}");
         assert!(
             line.contains("three nodes selected") && !line.contains("maximum"),
@@ -809,19 +806,56 @@ mod tests {
     }
 
     #[test]
-    fn token_amounts_parse_exactly() {
-        assert_eq!(parse_tokens("10"), Ok(10 * 10u128.pow(18)));
-        assert_eq!(parse_tokens("0.5"), Ok(5 * 10u128.pow(17)));
-        assert_eq!(parse_tokens(".25"), Ok(25 * 10u128.pow(16)));
-        assert_eq!(parse_tokens("1.000000000000000001"), Ok(10u128.pow(18) + 1));
+    fn fees_are_read_in_the_tokens_decimals() {
+        // A staking token of 6 decimals: `--fee 1.5` is 1.5 of its tokens.
+        let d6 = decimals(6);
+        let options = task_options(&create(&["--image", "--fee", "1.5"]), d6).unwrap();
+        assert_eq!(options.fee, Some(1_500_000));
+        let error = task_options(&create(&["--image", "--fee", "0.0000001"]), d6).unwrap_err();
+        let message = format!("{error:#}");
         assert!(
-            parse_tokens("1.0000000000000000001")
-                .unwrap_err()
-                .contains("more than 18 decimals")
+            message.contains("--fee")
+                && message.contains("has 7 decimals but the token has only 6"),
+            "{message}"
         );
-        assert!(parse_tokens("-1").is_err());
-        assert!(parse_tokens("1e3").is_err());
-        assert!(parse_tokens(".").is_err());
-        assert!(parse_tokens("").is_err());
+        // The same text with 18 decimals is exact.
+        let options =
+            task_options(&create(&["--image", "--fee", "0.0000001"]), decimals(18)).unwrap();
+        assert_eq!(options.fee, Some(TOKEN / 10_000_000));
+        let line = created_line(
+            &CreatedTask {
+                fee: 2_500_000,
+                min_fee: 1_000_000,
+                ..created(ValidationMode::Full, None)
+            },
+            false,
+            true,
+            d6,
+        );
+        assert!(
+            line.contains("fee 2.5 tokens, 2.50x the network minimum of 1 tokens"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn malformed_fees_are_refused_while_parsing() {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CreateArgs,
+        }
+        for fee in ["1e3", ".", "ten", "+1"] {
+            let parsed = <Cli as clap::Parser>::try_parse_from([
+                "create",
+                "--deployment",
+                "d.json",
+                "--image",
+                "--fee",
+                fee,
+            ]);
+            let error = parsed.expect_err("refused").to_string();
+            assert!(error.contains("is not a token amount"), "{fee}: {error}");
+        }
     }
 }

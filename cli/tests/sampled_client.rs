@@ -196,10 +196,12 @@ fn sampled_fees_outside_the_range_are_refused_and_an_unchecked_result_says_so() 
             .err()
             .ok_or("a fee above the sampled maximum was accepted")?;
         let message = error.to_string();
+        let decimals = net.client.token_decimals().await?;
+        assert_eq!(decimals.get(), 18, "the devnet's mock token");
         assert!(
             matches!(error, ClientError::FeeOutsideSampledRange { .. })
-                && message.contains(&verinfer_abi::format_tokens(minimum))
-                && message.contains(&verinfer_abi::format_tokens(maximum)),
+                && message.contains(&format!("minimum {} tokens", decimals.format(minimum)))
+                && message.contains(&format!("maximum {} tokens", decimals.format(maximum))),
             "{message}"
         );
 

@@ -18,7 +18,8 @@ use alloy::{
 use url::Url;
 pub use verinfer_abi::{ChainTask, NodeState};
 use verinfer_abi::{
-    IERC20, Revert, TaskStatus, Verinfer, Verinfer::VerinferErrors, VerinferEvent, VerinferInstance,
+    IERC20, IERC20Metadata, Revert, TaskStatus, TokenDecimals, Verinfer, Verinfer::VerinferErrors,
+    VerinferEvent, VerinferInstance,
 };
 
 use crate::{retry::Backoff, state::SettledOutcome};
@@ -174,8 +175,8 @@ impl Chain {
     /// Connects to `rpc_url` through `http` (see [`NodeConfig::http_client`](crate::NodeConfig::http_client)),
     /// signing with `signer`. No request is made yet.
     pub fn connect(
-        rpc_url: Url,
         http: reqwest::Client,
+        rpc_url: Url,
         signer: PrivateKeySigner,
         verinfer: Address,
         tx_timeout: Duration,
@@ -727,6 +728,18 @@ impl Chain {
     /// The staking token's address.
     pub async fn token(&self) -> Result<Address, ChainError> {
         read("token", || async { self.verinfer.token().call().await }).await
+    }
+
+    /// The staking token's `decimals()`, for writing amounts to people.
+    pub async fn token_decimals(&self) -> Result<TokenDecimals, ChainError> {
+        let token = self.token().await?;
+        let metadata = IERC20Metadata::new(token, self.provider.clone());
+        let decimals = read("decimals", || async { metadata.decimals().call().await }).await?;
+        TokenDecimals::new(decimals).ok_or_else(|| {
+            ChainError::Unexpected(format!(
+                "the staking token {token} says it has {decimals} decimals; at most 77 are supported"
+            ))
+        })
     }
 
     /// `token.balanceOf(owner)`.

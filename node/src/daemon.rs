@@ -16,7 +16,7 @@ use alloy::{
 };
 use tokio::sync::watch;
 use verinfer_abi::{
-    NodeState, TaskStatus as ChainStatus, ValidationMode, Verinfer::VerinferErrors,
+    NodeState, TaskStatus as ChainStatus, TokenAmount, ValidationMode, Verinfer::VerinferErrors,
 };
 use verinfer_task::{ModelStore, TaskArgs, TaskKind, random_salt, text_digest};
 use verinfer_wire::{ClientError, ErrorCode, RelayerClient, UploadPayload, sign_result_upload};
@@ -239,12 +239,12 @@ pub enum NodeExit {
     Left {
         /// Tokens credited to it (its stake when it left during a task, rewards of slashes):
         /// `verinfer node withdraw` sends them.
-        claimable: u128,
+        claimable: TokenAmount,
     },
     /// The node was slashed and kicked, and finished what it could of its tasks.
     Kicked {
         /// Tokens credited to it (its stake after the slash).
-        claimable: u128,
+        claimable: TokenAmount,
     },
 }
 
@@ -525,12 +525,16 @@ impl Node {
         self.next_state_check = Instant::now() + STATE_CHECK_PERIOD;
         let me = self.address();
         let state = self.chain.node_info(me).await?.state;
+        let claimable = || async {
+            let decimals = self.chain.token_decimals().await?;
+            Ok::<_, NodeError>(decimals.amount(self.chain.claimable(me).await?))
+        };
         let exit = match state {
             NodeState::None => NodeExit::Left {
-                claimable: self.chain.claimable(me).await?,
+                claimable: claimable().await?,
             },
             NodeState::Kicked => NodeExit::Kicked {
-                claimable: self.chain.claimable(me).await?,
+                claimable: claimable().await?,
             },
             NodeState::Available | NodeState::Busy | NodeState::Leaving => return Ok(None),
         };
@@ -1429,7 +1433,10 @@ async fn register(
         NodeState::Kicked => {
             return Err(NodeError::Kicked {
                 node: me,
-                claimable: chain.claimable(me).await?,
+                claimable: chain
+                    .token_decimals()
+                    .await?
+                    .amount(chain.claimable(me).await?),
             });
         }
         NodeState::None => {}

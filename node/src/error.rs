@@ -1,6 +1,7 @@
 //! The daemon's error type.
 
 use alloy::primitives::Address;
+use verinfer_abi::TokenAmount;
 
 use crate::{chain::ChainError, config::ConfigError, key::KeyError, state::StateError};
 
@@ -16,10 +17,10 @@ pub enum NodeError {
     /// A chain read or transaction failed.
     #[error(transparent)]
     Chain(#[from] ChainError),
-    /// Persisted state could not be read or written.
     /// The HTTPS client could not be set up (the CA file).
     #[error(transparent)]
     Tls(#[from] verinfer_wire::tls::TlsError),
+    /// Persisted state could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
     /// The models directory could not be read.
@@ -48,7 +49,7 @@ pub enum NodeError {
         node: Address,
         /// What the contract holds for it (`claimable`): its stake after the slash, and any
         /// slash rewards.
-        claimable: u128,
+        claimable: TokenAmount,
     },
     /// The declared GPU model is not in the contract's registry: the node cannot join.
     #[error(
@@ -163,8 +164,8 @@ impl NodeError {
             Self::Relayer(_) | Self::Signing(_) => "relayer",
             Self::Inference(_) | Self::Phash { .. } | Self::Models(_) => "inference",
             Self::Config(_)
-            | Self::Key(_)
             | Self::Tls(_)
+            | Self::Key(_)
             | Self::Identity(_)
             | Self::Kicked { .. }
             | Self::GpuModelNotRegistered { .. }
@@ -183,13 +184,12 @@ impl NodeError {
 }
 
 /// "N tokens are claimable: `verinfer node withdraw` sends them", or that nothing is.
-pub(crate) fn claimable_hint(claimable: u128) -> String {
-    if claimable == 0 {
+pub(crate) fn claimable_hint(claimable: TokenAmount) -> String {
+    if claimable.units == 0 {
         "nothing is left to withdraw".to_owned()
     } else {
         format!(
-            "{} tokens are claimable: `verinfer node withdraw` sends them to the node's account",
-            verinfer_abi::format_tokens(claimable)
+            "{claimable} tokens are claimable: `verinfer node withdraw` sends them to the node's account"
         )
     }
 }

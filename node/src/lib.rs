@@ -48,5 +48,5 @@ pub use error::NodeError;
 pub use key::{KeyError, load_signer};
 pub use metrics::Metrics;
 pub use retry::Backoff;
-pub use stake::{LeaveOutcome, StakeAdded, Withdrawal, add_stake, leave, withdraw};
+pub use stake::{LeaveOutcome, StakeAdded, Withdrawal, add_stake, leave, token_decimals, withdraw};
 pub use status::{NodeStatus, status};

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
+use verinfer_abi::TokenDecimals;
 
 use crate::{
     chain::{Chain, NodeState},
@@ -116,7 +117,10 @@ pub async fn add_stake(config: &NodeConfig, amount: u128) -> Result<StakeAdded, 
         NodeState::Kicked => {
             return Err(NodeError::Kicked {
                 node,
-                claimable: chain.claimable(node).await?,
+                claimable: chain
+                    .token_decimals()
+                    .await?
+                    .amount(chain.claimable(node).await?),
             });
         }
         _ => {}
@@ -159,6 +163,13 @@ pub async fn add_stake(config: &NodeConfig, amount: u128) -> Result<StakeAdded, 
 }
 
 /// The node's chain client, after checking that the endpoint serves the configured chain.
+/// The staking token's `decimals()` on the chain `config` names: how token amounts are typed and
+/// written for the node's operator.
+pub async fn token_decimals(config: &NodeConfig) -> Result<TokenDecimals, NodeError> {
+    let (chain, _) = connect(config).await?;
+    Ok(chain.token_decimals().await?)
+}
+
 async fn connect(config: &NodeConfig) -> Result<(Chain, Address), NodeError> {
     config.validate()?;
     let signer = load_signer(config)?;
@@ -167,6 +178,7 @@ async fn connect(config: &NodeConfig) -> Result<(Chain, Address), NodeError> {
         chain_id, verinfer, ..
     } = config.chain_target()?;
     let chain = Chain::connect(
+        config.http_client()?,
         config.rpc_url.clone(),
         signer,
         verinfer,
@@ -178,7 +190,6 @@ async fn connect(config: &NodeConfig) -> Result<(Chain, Address), NodeError> {
         return Err(NodeError::ChainMismatch {
             configured: chain_id,
             actual,
-        config.http_client()?,
         });
     }
     Ok((chain, node))

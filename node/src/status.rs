@@ -5,7 +5,7 @@ use std::{fmt, path::PathBuf, time::Duration};
 
 use alloy::primitives::{Address, U256};
 
-use verinfer_abi::format_tokens;
+use verinfer_abi::TokenDecimals;
 
 use crate::{
     chain::{Chain, ChainNode, GpuModel},
@@ -33,6 +33,8 @@ pub struct NodeStatus {
     pub claimable: u128,
     /// Staking token balance (not staked).
     pub balance: U256,
+    /// The staking token's `decimals()`, for writing the amounts in tokens.
+    pub decimals: TokenDecimals,
     /// The state directory.
     pub state_dir: PathBuf,
     /// The next block the task scan reads (`None` before the first run).
@@ -59,19 +61,24 @@ impl fmt::Display for NodeStatus {
             f,
             "stake     {} ({} tokens)",
             r.stake,
-            format_tokens(r.stake)
+            self.decimals.format(r.stake)
         )?;
         write!(
             f,
             "claimable {} ({} tokens)",
             self.claimable,
-            format_tokens(self.claimable)
+            self.decimals.format(self.claimable)
         )?;
         if self.claimable != 0 {
             write!(f, ": `verinfer node withdraw` sends it")?;
         }
         writeln!(f)?;
-        writeln!(f, "balance   {}", self.balance)?;
+        writeln!(
+            f,
+            "balance   {} ({} tokens)",
+            self.balance,
+            self.decimals.format_u256(self.balance)
+        )?;
         match &self.gpu_model {
             Some(model) => writeln!(
                 f,
@@ -145,6 +152,7 @@ pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
     let node = signer.address();
     let target = config.chain_target()?;
     let chain = Chain::connect(
+        config.http_client()?,
         config.rpc_url.clone(),
         signer,
         target.verinfer,
@@ -152,7 +160,6 @@ pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
         1,
     );
     let actual = chain.chain_id().await?;
-        config.http_client()?,
     if actual != target.chain_id {
         return Err(NodeError::ChainMismatch {
             configured: target.chain_id,
@@ -168,6 +175,7 @@ pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
     let claimable = chain.claimable(node).await?;
     let token = chain.token().await?;
     let balance = chain.token_balance(token, node).await?;
+    let decimals = chain.token_decimals().await?;
     let state_dir = crate::daemon::state_dir(config, &target, node);
     let (cursor, records) = match StateStore::open_for_reading(&state_dir)? {
         Some(store) => (store.cursor()?, store.records()?),
@@ -181,6 +189,7 @@ pub async fn status(config: &NodeConfig) -> Result<NodeStatus, NodeError> {
         gpu_model,
         claimable,
         balance,
+        decimals,
         state_dir,
         cursor,
         records,

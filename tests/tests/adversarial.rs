@@ -403,7 +403,7 @@ async fn bad_args_are_refused_before_any_transaction() -> Result<()> {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, ClientError::FeeBelowMinimum { fee: 1, minimum } if minimum == TOKEN / 100 + 2 * TOKEN / 1_000),
+        matches!(error, ClientError::FeeBelowMinimum { fee: 1, minimum, .. } if minimum == TOKEN / 100 + 2 * TOKEN / 1_000),
         "{error}"
     );
     assert!(

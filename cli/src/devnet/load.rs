@@ -20,8 +20,8 @@ use verinfer_task::{ImageArgs, ModelRef, TaskArgs};
 /// How long without a task settling before the run checks whether the fleet is deadlocked.
 const STALL_CHECK: Duration = Duration::from_secs(30);
 
-/// Fee of one load task, in token base units (1 token).
-pub(crate) const LOAD_FEE: u128 = 1_000_000_000_000_000_000;
+/// Fee of one load task, in token base units (1 token of the devnet's mock token).
+pub(crate) const LOAD_FEE: u128 = verinfer_devchain::TOKEN;
 
 /// How the load tasks are validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +178,7 @@ pub(crate) async fn run(
         started.elapsed().as_secs_f64(),
         ids.first().copied().unwrap_or_default(),
         ids.last().copied().unwrap_or_default(),
-        super::table::tokens(fee),
+        client.token_decimals().await?.format(fee),
     );
 
     let mut waiting: FuturesUnordered<_> = ids

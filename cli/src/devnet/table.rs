@@ -3,16 +3,12 @@
 
 use std::fmt::Write as _;
 
-use verinfer_abi::{NO_RESULT, TaskKind, TaskStatus};
+use verinfer_abi::{NO_RESULT, TaskKind, TaskStatus, TokenDecimals};
 use verinfer_client::{NodeReport, RevealedResult, TaskReport};
 
-/// `1234500000000000000000` → `1234.5` (the staking token has 18 decimals).
-pub(crate) fn tokens(units: u128) -> String {
-    verinfer_abi::format_tokens(units)
-}
-
-/// The report as a block of text ending with a newline.
-pub(crate) fn render(report: &TaskReport) -> String {
+/// The report as a block of text ending with a newline, amounts in tokens of `decimals`.
+pub(crate) fn render(report: &TaskReport, decimals: TokenDecimals) -> String {
+    let tokens = |units| decimals.format(units);
     let task = &report.task;
     let mut out = String::new();
     let kind = match task.kind {
@@ -48,7 +44,7 @@ pub(crate) fn render(report: &TaskReport) -> String {
     let rows: Vec<[String; 6]> = report
         .nodes
         .iter()
-        .map(|node| node_row(node, task.kind))
+        .map(|node| node_row(node, task.kind, decimals))
         .collect();
     let header = [
         "slot",
@@ -183,7 +179,7 @@ fn validation(report: &TaskReport) -> String {
     report.task.validation().describe(report.sampling_bps)
 }
 
-fn node_row(node: &NodeReport, kind: TaskKind) -> [String; 6] {
+fn node_row(node: &NodeReport, kind: TaskKind, decimals: TokenDecimals) -> [String; 6] {
     let gpu = match (&node.gpu_model_name, node.vram_mib) {
         (Some(name), Some(vram)) => format!("{name} ({} GiB)", vram / 1024),
         (Some(name), None) => name.clone(),
@@ -210,12 +206,16 @@ fn node_row(node: &NodeReport, kind: TaskKind) -> [String; 6] {
         _ => result,
     };
     let paid = if node.reward > 0 {
-        tokens(node.reward)
+        decimals.format(node.reward)
     } else {
         "-".to_owned()
     };
     let slashed = match node.slash {
-        Some(slash) => format!("{} ({}, kicked)", tokens(slash.amount), slash.reason),
+        Some(slash) => format!(
+            "{} ({}, kicked)",
+            decimals.format(slash.amount),
+            slash.reason
+        ),
         None => "-".to_owned(),
     };
     [
@@ -230,17 +230,4 @@ fn node_row(node: &NodeReport, kind: TaskKind) -> [String; 6] {
 
 fn plural(count: u8) -> &'static str {
     if count == 1 { "" } else { "s" }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_amounts_print_without_trailing_zeros() {
-        assert_eq!(tokens(0), "0");
-        assert_eq!(tokens(1_000 * verinfer_abi::TOKEN_UNITS), "1000");
-        assert_eq!(tokens(3_166_666_666_666_666_666), "3.166666666666666666");
-        assert_eq!(tokens(verinfer_abi::TOKEN_UNITS / 2), "0.5");
-    }
 }

@@ -4,7 +4,7 @@
 //! what it can of the contract's rules, before any transaction.
 
 use alloy::primitives::{Address, B256};
-use verinfer_abi::IVerinfer::Params;
+use verinfer_abi::{IVerinfer::Params, TokenDecimals};
 
 use crate::{Client, ClientError, GpuModelInfo, client::send, gpu_model::normalise_gpu_model};
 
@@ -25,8 +25,8 @@ pub const MAX_QUEUE_TIMEOUT_SECS: u32 = 365 * 86_400;
 const BPS: u16 = 10_000;
 
 /// The contract's rules for a parameter version (`Verinfer._validateParams`): an `Err` here is a
-/// revert there.
-pub fn check_params(p: &Params) -> Result<(), String> {
+/// revert there. Amounts in the message are written with the token's `decimals`.
+pub fn check_params(p: &Params, decimals: TokenDecimals) -> Result<(), String> {
     if p.threshold > MAX_THRESHOLD {
         return Err(format!(
             "threshold {} is above {MAX_THRESHOLD} bits",
@@ -41,9 +41,9 @@ pub fn check_params(p: &Params) -> Result<(), String> {
     if min_stake < per_bit.saturating_mul(u128::from(p.threshold)) {
         return Err(format!(
             "the minimum stake {} tokens is below threshold {} x stake per threshold bit {} tokens",
-            verinfer_abi::format_tokens(min_stake),
+            decimals.format(min_stake),
             p.threshold,
-            verinfer_abi::format_tokens(per_bit)
+            decimals.format(per_bit)
         ));
     }
     if p.slashShareBps == 0 || p.slashShareBps > BPS {
@@ -243,7 +243,7 @@ impl Client {
     /// once when the delay is 0) and replaces any version scheduled before. Tasks created before
     /// it takes effect keep the version they were created under.
     pub async fn schedule_params(&self, params: Params) -> Result<ParamsScheduled, ClientError> {
-        check_params(&params).map_err(ClientError::InvalidRequest)?;
+        check_params(&params, self.token_decimals().await?).map_err(ClientError::InvalidRequest)?;
         self.check_owner("scheduleParams").await?;
         let receipt = send("scheduleParams", self.verinfer().scheduleParams(params)).await?;
         let tx = receipt.transaction_hash;
@@ -325,7 +325,8 @@ mod tests {
 
     #[test]
     fn the_contracts_parameter_rules_are_checked() {
-        assert_eq!(check_params(&valid()), Ok(()));
+        let decimals = TokenDecimals::new(18).expect("at most 77");
+        assert_eq!(check_params(&valid(), decimals), Ok(()));
         for (params, needle) in [
             (
                 Params {
@@ -412,7 +413,7 @@ mod tests {
                 "sampling rate 10001 bps",
             ),
         ] {
-            let error = check_params(&params).unwrap_err();
+            let error = check_params(&params, decimals).unwrap_err();
             assert!(error.contains(needle), "{needle:?} not in {error:?}");
         }
     }

@@ -1,6 +1,9 @@
 //! [`Client`]: one account talking to one deployment and one relayer.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use alloy::{
     contract::{CallBuilder, CallDecoder},
@@ -13,8 +16,8 @@ use alloy::{
 };
 use url::Url;
 use verinfer_abi::{
-    Deployment, Erc20Instance, IERC20, TaskKind, TaskStatus, Validation, ValidationMode, Verinfer,
-    VerinferEvent, VerinferInstance, padded_gas_limit,
+    Deployment, Erc20Instance, IERC20, TaskKind, TaskStatus, TokenDecimals, Validation,
+    ValidationMode, Verinfer, VerinferEvent, VerinferInstance, padded_gas_limit,
 };
 use verinfer_task::{ImageArgs, TaskArgs, TextArgs};
 use verinfer_wire::RelayerClient;
@@ -101,14 +104,16 @@ pub struct FeeRange {
 }
 
 impl FeeRange {
-    /// Checks `fee` (`None`: the minimum) against the range and returns the fee to pay.
-    pub fn check(&self, fee: Option<u128>) -> Result<u128, ClientError> {
+    /// Checks `fee` (`None`: the minimum) against the range and returns the fee to pay; an
+    /// error writes the amounts with the token's `decimals`.
+    pub fn check(&self, fee: Option<u128>, decimals: TokenDecimals) -> Result<u128, ClientError> {
         match (fee, self.maximum) {
             (_, Some(maximum)) if maximum < self.minimum => {
                 Err(ClientError::FeeOutsideSampledRange {
                     fee: fee.unwrap_or(self.minimum),
                     minimum: self.minimum,
                     maximum,
+                    decimals,
                 })
             }
             (None, _) => Ok(self.minimum),
@@ -117,11 +122,13 @@ impl FeeRange {
                     fee,
                     minimum: self.minimum,
                     maximum,
+                    decimals,
                 })
             }
             (Some(fee), _) if fee < self.minimum => Err(ClientError::FeeBelowMinimum {
                 fee,
                 minimum: self.minimum,
+                decimals,
             }),
             (Some(fee), _) => Ok(fee),
         }
@@ -236,6 +243,8 @@ pub struct Client {
     account: Address,
     poll_interval: Duration,
     draw_after_create: bool,
+    /// The staking token's `decimals()`, read on first use.
+    decimals: Arc<OnceLock<TokenDecimals>>,
 }
 
 impl Client {
@@ -250,15 +259,6 @@ impl Client {
         deployment: Deployment,
         relayer_url: Url,
     ) -> Self {
-        let account = signer.address();
-        let provider = ProviderBuilder::new()
-            .wallet(EthereumWallet::from(signer))
-            .connect_reqwest(http.clone(), rpc_url)
-            .erased();
-        Self {
-            verinfer: Verinfer::new(deployment.verinfer, provider.clone()),
-            token: IERC20::new(deployment.staking_token, provider.clone()),
-    ) -> Self {
         let http = verinfer_wire::tls::default_http_client();
         Self::with_http(rpc_url, signer, deployment, relayer_url, http)
     }
@@ -272,12 +272,22 @@ impl Client {
         deployment: Deployment,
         relayer_url: Url,
         http: reqwest::Client,
+    ) -> Self {
+        let account = signer.address();
+        let provider = ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_reqwest(http.clone(), rpc_url)
+            .erased();
+        Self {
+            verinfer: Verinfer::new(deployment.verinfer, provider.clone()),
+            token: IERC20::new(deployment.staking_token, provider.clone()),
             provider,
             deployment,
             relayer: RelayerClient::with_http(relayer_url, http),
             account,
             poll_interval: Duration::from_millis(500),
             draw_after_create: true,
+            decimals: Arc::default(),
         }
     }
 
@@ -330,6 +340,19 @@ impl Client {
             });
         }
         Ok(())
+    }
+
+    /// The staking token's `decimals()` (read once, then remembered): how amounts in base units
+    /// are written in tokens.
+    pub async fn token_decimals(&self) -> Result<TokenDecimals, ClientError> {
+        if let Some(decimals) = self.decimals.get() {
+            return Ok(*decimals);
+        }
+        let decimals =
+            TokenDecimals::read(self.provider.clone(), self.deployment.staking_token).await?;
+        // Clones share the cell; a concurrent first read sets the same value.
+        let _ = self.decimals.set(decimals);
+        Ok(decimals)
     }
 
     /// The creator's balance of the staking token.
@@ -417,7 +440,8 @@ impl Client {
         let range = self
             .fee_range(request.kind, request.image_count, mode)
             .await?;
-        let fee = range.check(fee)?;
+        let decimals = self.token_decimals().await?;
+        let fee = range.check(fee, decimals)?;
         if fee >= 1u128 << 96 {
             return Err(ClientError::InvalidRequest(format!(
                 "fee {fee} does not fit the contract's uint96"
@@ -429,6 +453,7 @@ impl Client {
                 account: self.account,
                 balance,
                 fee,
+                decimals,
             });
         }
         let gpu_model = self
@@ -1387,31 +1412,43 @@ mod tests {
             minimum: 10,
             maximum: None,
         };
-        assert_eq!(full.check(None).unwrap(), 10);
-        assert_eq!(full.check(Some(1 << 80)).unwrap(), 1 << 80);
-        let error = full.check(Some(9)).unwrap_err();
+        let decimals = TokenDecimals::new(18).expect("at most 77");
+        assert_eq!(full.check(None, decimals).unwrap(), 10);
+        assert_eq!(full.check(Some(1 << 80), decimals).unwrap(), 1 << 80);
+        let error = full.check(Some(9), decimals).unwrap_err();
         assert!(matches!(
             error,
             ClientError::FeeBelowMinimum {
                 fee: 9,
-                minimum: 10
+                minimum: 10,
+                ..
             }
         ));
     }
 
     #[test]
     fn sampled_fees_outside_the_range_name_both_bounds() {
-        let tokens = verinfer_abi::TOKEN_UNITS;
+        // A token of 6 decimals (as USDC has): the message writes its amounts so.
+        let decimals = TokenDecimals::new(6).expect("at most 77");
+        let tokens = 1_000_000;
         let sampled = FeeRange {
             minimum: 4 * tokens,
             maximum: Some(50 * tokens),
         };
-        assert_eq!(sampled.check(None).unwrap(), 4 * tokens);
-        assert_eq!(sampled.check(Some(50 * tokens)).unwrap(), 50 * tokens);
-        for fee in [3 * tokens, 51 * tokens] {
-            let message = sampled.check(Some(fee)).unwrap_err().to_string();
+        assert_eq!(sampled.check(None, decimals).unwrap(), 4 * tokens);
+        assert_eq!(
+            sampled.check(Some(50 * tokens), decimals).unwrap(),
+            50 * tokens
+        );
+        for (fee, written) in [
+            (3 * tokens, "fee 3 tokens"),
+            (50 * tokens + 1, "fee 50.000001 tokens"),
+        ] {
+            let message = sampled.check(Some(fee), decimals).unwrap_err().to_string();
             assert!(
-                message.contains("minimum 4 tokens") && message.contains("maximum 50 tokens"),
+                message.contains(written)
+                    && message.contains("minimum 4 tokens")
+                    && message.contains("maximum 50 tokens"),
                 "{message}"
             );
         }
@@ -1419,7 +1456,7 @@ mod tests {
             minimum: 4 * tokens,
             maximum: Some(tokens),
         };
-        let message = impossible.check(None).unwrap_err().to_string();
+        let message = impossible.check(None, decimals).unwrap_err().to_string();
         assert!(
             message.contains("no sampled task of this size"),
             "{message}"

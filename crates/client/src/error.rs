@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use alloy::primitives::{Address, B256};
-use verinfer_abi::TaskStatus;
+use verinfer_abi::{TaskStatus, TokenDecimals};
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,23 +17,25 @@ pub enum ClientError {
     /// The fee is below the network's minimum for the task (`minTaskFee`); nothing was sent.
     #[error(
         "fee {} tokens is below the network's minimum of {} tokens for this task (leave the fee out to pay the minimum; nothing was sent, no gas spent)",
-        verinfer_abi::format_tokens(*fee),
-        verinfer_abi::format_tokens(*minimum)
+        decimals.format(*fee),
+        decimals.format(*minimum)
     )]
     FeeBelowMinimum {
-        /// The fee asked for.
+        /// The fee asked for, in base units.
         fee: u128,
-        /// `minTaskFee(kind, imageCount)`.
+        /// `minTaskFee(kind, imageCount)`, in base units.
         minimum: u128,
+        /// The staking token's decimals, for the message.
+        decimals: TokenDecimals,
     },
     /// A sampled task's fee is outside the network's range for it (`sampledFeeRange`); nothing
     /// was sent. Below the minimum the expected GPU runs are underpaid; above the maximum a node
     /// staking the minimum could cheat profitably (p x slash share x stake < (1 - p) x fee).
     #[error(
         "fee {} tokens is outside the network's range for this sampled task: minimum {} tokens, maximum {} tokens{} (leave the fee out to pay the minimum; nothing was sent, no gas spent)",
-        verinfer_abi::format_tokens(*fee),
-        verinfer_abi::format_tokens(*minimum),
-        verinfer_abi::format_tokens(*maximum),
+        decimals.format(*fee),
+        decimals.format(*minimum),
+        decimals.format(*maximum),
         if maximum < minimum { ": the maximum is below the minimum, so no sampled task of this size can be created now (create a full task instead)" } else { "" }
     )]
     FeeOutsideSampledRange {
@@ -43,6 +45,8 @@ pub enum ClientError {
         minimum: u128,
         /// `sampledFeeRange(kind, imageCount).maximum`.
         maximum: u128,
+        /// The staking token's decimals, for the message.
+        decimals: TokenDecimals,
     },
     /// The task has no sample draw to read or run (a full task, a sampled task whose first node
     /// has not committed, or one that ended before the draw).
@@ -95,15 +99,19 @@ pub enum ClientError {
     NothingToWithdraw(Address),
     /// The creator's token balance cannot pay the fee; nothing was sent.
     #[error(
-        "fee {fee} exceeds the balance {balance} of {account} in the staking token (nothing was sent, no gas spent)"
+        "fee {} tokens exceeds the balance of {account}: {} tokens of the staking token (nothing was sent, no gas spent)",
+        decimals.format(*fee),
+        decimals.format(*balance)
     )]
     InsufficientBalance {
         /// The paying account.
         account: Address,
-        /// Its balance.
+        /// Its balance, in base units.
         balance: u128,
-        /// The fee asked for.
+        /// The fee asked for, in base units.
         fee: u128,
+        /// The staking token's decimals, for the message.
+        decimals: TokenDecimals,
     },
     /// The RPC endpoint serves another chain than the deployment record names.
     #[error(
@@ -115,6 +123,9 @@ pub enum ClientError {
         /// The endpoint's chain.
         actual: u64,
     },
+    /// The staking token's `decimals()` could not be read.
+    #[error(transparent)]
+    TokenDecimals(#[from] verinfer_abi::DecimalsError),
     /// A JSON-RPC call failed.
     #[error("rpc error: {}", verinfer_wire::tls::explain(.0))]
     Rpc(#[from] alloy::transports::TransportError),

@@ -59,7 +59,8 @@ pub use report::{
     ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
 };
 pub use verinfer_abi::{
-    Deployment, IVerinfer::Params, SlashReason, TaskKind, TaskStatus, Validation, ValidationMode,
+    AmountError, Deployment, IVerinfer::Params, SlashReason, TaskKind, TaskStatus, TokenAmount,
+    TokenAmountText, TokenDecimals, Validation, ValidationMode,
 };
 /// The HTTPS setup of [`Client::with_http`]: system roots plus an extra CA file.
 pub use verinfer_wire::tls;

@@ -11,7 +11,8 @@ use verinfer_abi::{Deployment, IVerinfer, MockStakingToken, Verinfer, padded_gas
 
 use crate::Error;
 
-/// Token base units per token (18 decimals).
+/// Base units per token of the devnet's `MockStakingToken` (OpenZeppelin's 18 decimals; tools
+/// read them from the token with `verinfer_abi::TokenDecimals::read`).
 pub const TOKEN: u128 = 1_000_000_000_000_000_000;
 
 /// The dev chains' smallest task fee: 0.01 token (`script/Deploy.s.sol` defaults to 1 token).

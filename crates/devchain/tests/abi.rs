@@ -16,8 +16,8 @@ use alloy::{
 };
 use verinfer_abi::{
     ChainTask, CreditReason, Deployment, IERC20, IVerinfer, MAX_IMAGES, NO_RESULT, NodeState,
-    Settlement, SlashReason, TaskKind, TaskStatus, Validation, ValidationMode, Verinfer,
-    VerinferEvent, VerinferInstance, padded_gas_limit,
+    Settlement, SlashReason, TaskKind, TaskStatus, TokenDecimals, Validation, ValidationMode,
+    Verinfer, VerinferEvent, VerinferInstance, padded_gas_limit,
 };
 use verinfer_devchain::{AnvilOptions, Chain, Deploy, default_init_params};
 
@@ -277,6 +277,28 @@ fn salt(i: usize) -> B256 {
 /// Fee share of each of `payees` agreeing nodes after the 5 % protocol fee.
 fn reward_per_node(payees: u128) -> u128 {
     (FEE - FEE * 500 / 10_000) / payees
+}
+
+#[tokio::test]
+async fn the_staking_tokens_decimals_are_read_from_the_token() -> TestResult {
+    let net = Devnet::start().await?;
+    let token = net.deployment.staking_token;
+    let decimals = TokenDecimals::read(net.provider.clone(), token).await?;
+    // The mock token keeps OpenZeppelin's 18 decimals: TOKEN base units are one token.
+    assert_eq!(decimals.get(), 18);
+    assert_eq!(decimals.format(STAKE + TOKEN / 2), "1000.5");
+    assert_eq!(decimals.parse("1000.5")?, STAKE + TOKEN / 2);
+    // A contract without ERC-20's `decimals()`: the error names the address.
+    let error = TokenDecimals::read(net.provider.clone(), net.deployment.verinfer)
+        .await
+        .expect_err("Verinfer has no decimals()");
+    assert!(
+        error
+            .to_string()
+            .contains(&net.deployment.verinfer.to_string()),
+        "{error}"
+    );
+    Ok(())
 }
 
 #[tokio::test]
