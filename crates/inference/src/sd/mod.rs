@@ -9,6 +9,7 @@
 //! attention is plain (no flash attention), reduced-precision GEMM is off on CUDA, the VAE
 //! decodes one image at a time, and pixels are rounded the same way everywhere.
 
+pub mod blocks;
 pub mod clip;
 pub mod config;
 pub mod scheduler;
@@ -300,6 +301,23 @@ impl ImagePipeline {
         self.vae_config.scale_factor
     }
 
+    /// The UNet.
+    pub fn unet(&self) -> &Unet {
+        &self.unet
+    }
+
+    /// The VAE.
+    pub fn vae(&self) -> &AutoEncoderKL {
+        &self.vae
+    }
+
+    /// The text conditioning of `params`, one row per prompt: `(rows, tokens, dim)` hidden
+    /// states (the negative prompt's row first when guidance is on) and, for SDXL, the pooled
+    /// embeddings `(rows, dim)`.
+    pub fn text_conditioning(&self, params: &ImageGenParams) -> Result<(Tensor, Option<Tensor>)> {
+        self.condition(params, params.guidance_scale > 1.0, 1)
+    }
+
     /// Generates `params.num_images` images. `progress` is called after every denoising step.
     pub fn generate(
         &self,
@@ -447,9 +465,7 @@ impl ImagePipeline {
     fn decode(&self, latent: &Tensor) -> Result<RgbImage> {
         let image = self.vae.decode(latent)?;
         let image = ((image.to_device(&Device::Cpu)?.to_dtype(DType::F32)? / 2.0)? + 0.5)?;
-        let image = (image.clamp(0f32, 1f32)? * 255.0)?
-            .round()?
-            .to_dtype(DType::U8)?;
+        let image = (image.clamp(0f32, 1f32)? * 255.0)?;
         let (_, channels, height, width) = image.dims4()?;
         if channels != 3 {
             return Err(InferenceError::config(
@@ -457,11 +473,13 @@ impl ImagePipeline {
                 format!("out_channels {channels} is not 3 (RGB)"),
             ));
         }
-        let pixels = image
+        let values = image
             .squeeze(0)?
             .permute((1, 2, 0))?
             .flatten_all()?
-            .to_vec1::<u8>()?;
+            .to_vec1::<f32>()?;
+        // diffusers rounds with numpy (`numpy_to_pil`), which rounds halves to even.
+        let pixels = values.iter().map(|v| v.round_ties_even() as u8).collect();
         RgbImage::from_raw(width as u32, height as u32, pixels).ok_or_else(|| {
             InferenceError::InvalidParams("decoded image has an unexpected size".to_owned())
         })

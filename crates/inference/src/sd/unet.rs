@@ -1,45 +1,22 @@
-//! The UNet, assembled from candle's Stable Diffusion blocks.
+//! The UNet (diffusers' `UNet2DConditionModel`).
 //!
 //! candle's `UNet2DConditionModel` has no SDXL micro-conditioning (`addition_embed_type:
 //! "text_time"`: the pooled text embedding and the six size/crop ids added to the time
 //! embedding), so this is its top level with that added; the down, mid and up blocks are
-//! candle's. No flash attention: plain attention in f32 keeps results comparable.
+//! [`super::blocks`] (candle's differ from diffusers' formulas). No flash attention: plain
+//! attention in f32 keeps results comparable.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, VarBuilder};
 use candle_transformers::models::stable_diffusion::{
     embeddings::{TimestepEmbedding, Timesteps},
-    unet_2d_blocks::{
-        CrossAttnDownBlock2D, CrossAttnDownBlock2DConfig, CrossAttnUpBlock2D,
-        CrossAttnUpBlock2DConfig, DownBlock2D, DownBlock2DConfig, UNetMidBlock2DCrossAttn,
-        UNetMidBlock2DCrossAttnConfig, UpBlock2D, UpBlock2DConfig,
-    },
+    unet_2d::BlockConfig,
 };
 
-use crate::sd::config::UnetConfig;
-
-const USE_FLASH_ATTN: bool = false;
-
-#[derive(Debug)]
-enum DownBlock {
-    Basic(DownBlock2D),
-    CrossAttn(CrossAttnDownBlock2D),
-}
-
-#[derive(Debug)]
-enum UpBlock {
-    Basic(UpBlock2D),
-    CrossAttn(CrossAttnUpBlock2D),
-}
-
-impl UpBlock {
-    fn resnet_count(&self) -> usize {
-        match self {
-            Self::Basic(b) => b.resnets.len(),
-            Self::CrossAttn(b) => b.upblock.resnets.len(),
-        }
-    }
-}
+use crate::sd::{
+    blocks::{BlockSettings, DownBlock, MidBlock, UpBlock},
+    config::UnetConfig,
+};
 
 /// SDXL's added conditioning.
 #[derive(Debug)]
@@ -56,7 +33,7 @@ pub struct Unet {
     time_embedding: TimestepEmbedding,
     add_embedding: Option<AddEmbedding>,
     down_blocks: Vec<DownBlock>,
-    mid_block: UNetMidBlock2DCrossAttn,
+    mid_block: MidBlock,
     up_blocks: Vec<UpBlock>,
     conv_norm_out: GroupNorm,
     conv_out: Conv2d,
@@ -102,6 +79,18 @@ impl Unet {
             }),
         };
 
+        let settings = BlockSettings {
+            temb_channels: time_dim,
+            eps: config.norm_eps,
+            groups: config.norm_num_groups,
+            context_dim: config.cross_attention_dim,
+            linear_projection: config.use_linear_projection,
+        };
+        let cross_attn = |block: &BlockConfig| {
+            block
+                .use_cross_attn
+                .map(|depth| (block.attention_head_dim, depth))
+        };
         let mut down_blocks = Vec::with_capacity(n);
         for (i, block) in config.blocks.iter().enumerate() {
             let in_channels = if i > 0 {
@@ -109,103 +98,45 @@ impl Unet {
             } else {
                 base
             };
-            let down = DownBlock2DConfig {
-                num_layers: config.layers_per_block,
-                resnet_eps: config.norm_eps,
-                resnet_groups: config.norm_num_groups,
-                add_downsample: i < n - 1,
-                downsample_padding: config.downsample_padding,
-                ..Default::default()
-            };
-            let vb = vb.pp("down_blocks").pp(i);
-            down_blocks.push(match block.use_cross_attn {
-                Some(transformer_layers_per_block) => {
-                    DownBlock::CrossAttn(CrossAttnDownBlock2D::new(
-                        vb,
-                        in_channels,
-                        block.out_channels,
-                        Some(time_dim),
-                        USE_FLASH_ATTN,
-                        CrossAttnDownBlock2DConfig {
-                            downblock: down,
-                            attn_num_head_channels: block.attention_head_dim,
-                            cross_attention_dim: config.cross_attention_dim,
-                            sliced_attention_size: None,
-                            use_linear_projection: config.use_linear_projection,
-                            transformer_layers_per_block,
-                        },
-                    )?)
-                }
-                None => DownBlock::Basic(DownBlock2D::new(
-                    vb,
-                    in_channels,
-                    block.out_channels,
-                    Some(time_dim),
-                    down,
-                )?),
-            });
+            down_blocks.push(DownBlock::new(
+                vb.pp("down_blocks").pp(i),
+                in_channels,
+                block.out_channels,
+                config.layers_per_block,
+                cross_attn(block),
+                (i < n - 1).then_some(config.downsample_padding),
+                &settings,
+            )?);
         }
 
-        let mid_block = UNetMidBlock2DCrossAttn::new(
+        let mid_block = MidBlock::new(
             vb.pp("mid_block"),
             last.out_channels,
-            Some(time_dim),
-            USE_FLASH_ATTN,
-            UNetMidBlock2DCrossAttnConfig {
-                resnet_eps: config.norm_eps,
-                output_scale_factor: config.mid_block_scale_factor,
-                cross_attn_dim: config.cross_attention_dim,
-                attn_num_head_channels: last.attention_head_dim,
-                resnet_groups: Some(config.norm_num_groups),
-                use_linear_projection: config.use_linear_projection,
-                transformer_layers_per_block: last.use_cross_attn.unwrap_or(1),
-                ..Default::default()
-            },
+            last.attention_head_dim,
+            last.use_cross_attn.unwrap_or(1),
+            config.mid_block_scale_factor,
+            &settings,
         )?;
 
         let mut up_blocks = Vec::with_capacity(n);
         for i in 0..n {
-            let block = config.blocks[n - 1 - i];
+            let block = &config.blocks[n - 1 - i];
             let prev_out_channels = if i > 0 {
                 config.blocks[n - i].out_channels
             } else {
                 last.out_channels
             };
             let in_channels = config.blocks[if i == n - 1 { 0 } else { n - i - 2 }].out_channels;
-            let up = UpBlock2DConfig {
-                num_layers: config.layers_per_block + 1,
-                resnet_eps: config.norm_eps,
-                resnet_groups: config.norm_num_groups,
-                add_upsample: i < n - 1,
-                ..Default::default()
-            };
-            let vb = vb.pp("up_blocks").pp(i);
-            up_blocks.push(match block.use_cross_attn {
-                Some(transformer_layers_per_block) => UpBlock::CrossAttn(CrossAttnUpBlock2D::new(
-                    vb,
-                    in_channels,
-                    prev_out_channels,
-                    block.out_channels,
-                    Some(time_dim),
-                    USE_FLASH_ATTN,
-                    CrossAttnUpBlock2DConfig {
-                        upblock: up,
-                        attn_num_head_channels: block.attention_head_dim,
-                        cross_attention_dim: config.cross_attention_dim,
-                        sliced_attention_size: None,
-                        use_linear_projection: config.use_linear_projection,
-                        transformer_layers_per_block,
-                    },
-                )?),
-                None => UpBlock::Basic(UpBlock2D::new(
-                    vb,
-                    in_channels,
-                    prev_out_channels,
-                    block.out_channels,
-                    Some(time_dim),
-                    up,
-                )?),
-            });
+            up_blocks.push(UpBlock::new(
+                vb.pp("up_blocks").pp(i),
+                in_channels,
+                prev_out_channels,
+                block.out_channels,
+                config.layers_per_block + 1,
+                cross_attn(block),
+                i < n - 1,
+                &settings,
+            )?);
         }
 
         let conv_norm_out = candle_nn::group_norm(
@@ -274,14 +205,11 @@ impl Unet {
         let mut residuals = vec![xs.clone()];
         let mut xs = xs;
         for block in &self.down_blocks {
-            let (next, block_residuals) = match block {
-                DownBlock::Basic(b) => b.forward(&xs, Some(&emb))?,
-                DownBlock::CrossAttn(b) => b.forward(&xs, Some(&emb), Some(context))?,
-            };
+            let (next, block_residuals) = block.forward(&xs, &emb, context)?;
             residuals.extend(block_residuals);
             xs = next;
         }
-        let mut xs = self.mid_block.forward(&xs, Some(&emb), Some(context))?;
+        let mut xs = self.mid_block.forward(&xs, &emb, context)?;
         for (i, block) in self.up_blocks.iter().enumerate() {
             let block_residuals = residuals.split_off(residuals.len() - block.resnet_count());
             let upsample_size = match residuals.last() {
@@ -291,16 +219,7 @@ impl Unet {
                 }
                 _ => None,
             };
-            xs = match block {
-                UpBlock::Basic(b) => b.forward(&xs, &block_residuals, Some(&emb), upsample_size)?,
-                UpBlock::CrossAttn(b) => b.forward(
-                    &xs,
-                    &block_residuals,
-                    Some(&emb),
-                    upsample_size,
-                    Some(context),
-                )?,
-            };
+            xs = block.forward(&xs, &block_residuals, &emb, context, upsample_size)?;
         }
         let xs = candle_nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;
         self.conv_out.forward(&xs)
