@@ -9,7 +9,8 @@ needs no PyTorch. Run once, by hand, whenever the cases or the tiny models chang
     /work/venv-diffusers/bin/pip install torch diffusers transformers safetensors numpy
     /work/venv-diffusers/bin/python scripts/make-diffusers-fixtures.py
 
-How the committed fixtures were made: CPU, float32, torch 2.15.0, diffusers 0.42.1,
+How the committed fixtures were made: CPU, float32, torch 2.15.0+cu132 (the plain PyPI wheel,
+run on the CPU), diffusers 0.42.1,
 transformers 5.24.0, numpy 2.4.6 (the versions are also stored in each file's metadata).
 
 Inputs come from verinfer itself, so nothing is re-implemented here: the ignored Rust test
