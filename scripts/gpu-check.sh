@@ -123,11 +123,11 @@ sd=$(digest_of tiny-sd)
 llama=$(digest_of tiny-llama)
 
 image_args() { # scheduler precision
-    printf '{"kind":"image","version":1,"model":{"name":"tiny-sd","digest":"%s"},"prompt":"a photo of a cat sitting on a red chair","negative_prompt":"blurry","width":%s,"height":%s,"steps":4,"guidance_scale":7.5,"scheduler":"%s","num_images":2,"seed":42,"precision":"%s"}' \
+    printf '{"kind":"image","version":2,"model":{"name":"tiny-sd","digest":"%s"},"prompt":"a photo of a cat sitting on a red chair","negative_prompt":"blurry","width":%s,"height":%s,"steps":4,"guidance_scale":7.5,"scheduler":"%s","num_images":2,"seed":42,"precision":"%s"}' \
         "$sd" "$size" "$size" "$1" "$2"
 }
 text_args() { # sampling-json
-    printf '{"kind":"text","version":1,"model":{"name":"tiny-llama","digest":"%s"},"input":{"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Tell me a story about a robot."}]},"max_tokens":48,"sampling":%s,"seed":1234,"stop":[]}' \
+    printf '{"kind":"text","version":2,"model":{"name":"tiny-llama","digest":"%s"},"input":{"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Tell me a story about a robot."}]},"max_tokens":48,"sampling":%s,"seed":1234,"stop":[]}' \
         "$llama" "$1"
 }
 

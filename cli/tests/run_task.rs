@@ -80,7 +80,7 @@ fn image_and_text_tasks_reproduce_their_digests() {
     let image_args = root.join("image.json");
     std::fs::write(
         &image_args,
-        format!(r#"{{"kind":"image","version":1,"model":{{"name":"tiny-sd","digest":"{sd}"}},"prompt":"a red cabin in the snow","width":64,"height":64,"steps":3,"guidance_scale":5.0,"scheduler":"ddpm","num_images":2,"seed":42}}"#),
+        format!(r#"{{"kind":"image","version":2,"model":{{"name":"tiny-sd","digest":"{sd}"}},"prompt":"a red cabin in the snow","width":64,"height":64,"steps":3,"guidance_scale":5.0,"scheduler":"ddpm","num_images":2,"seed":42}}"#),
     )
     .expect("write args");
     let first = ok(run_task(&image_args, &models, &root.join("img-1")));
@@ -106,7 +106,7 @@ fn image_and_text_tasks_reproduce_their_digests() {
     let text_args = root.join("text.json");
     std::fs::write(
         &text_args,
-        format!(r#"{{"kind":"text","version":1,"model":{{"name":"tiny-llama","digest":"{llama}"}},"input":{{"prompt":"once upon a time"}},"max_tokens":16,"sampling":{{"mode":"sample","temperature":0.8,"top_k":20}},"seed":5}}"#),
+        format!(r#"{{"kind":"text","version":2,"model":{{"name":"tiny-llama","digest":"{llama}"}},"input":{{"prompt":"once upon a time"}},"max_tokens":16,"sampling":{{"mode":"sample","temperature":0.8,"top_k":20}},"seed":5}}"#),
     )
     .expect("write args");
     let first = ok(run_task(&text_args, &models, &root.join("txt-1")));
@@ -138,7 +138,7 @@ fn unknown_models_bad_args_and_missing_cuda_are_refused() {
     let unknown = format!("sha256:{}", "ab".repeat(32));
     std::fs::write(
         &args,
-        format!(r#"{{"kind":"text","version":1,"model":{{"name":"elsewhere","digest":"{unknown}"}},"input":{{"prompt":"hi"}},"max_tokens":4,"sampling":{{"mode":"greedy"}},"seed":1}}"#),
+        format!(r#"{{"kind":"text","version":2,"model":{{"name":"elsewhere","digest":"{unknown}"}},"input":{{"prompt":"hi"}},"max_tokens":4,"sampling":{{"mode":"greedy"}},"seed":1}}"#),
     )
     .expect("write args");
     let output = run_task(&args, &models, &root.join("out"));
@@ -146,7 +146,7 @@ fn unknown_models_bad_args_and_missing_cuda_are_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("does not hold model elsewhere"), "{stderr}");
 
-    std::fs::write(&args, r#"{"kind":"text","version":1}"#).expect("write args");
+    std::fs::write(&args, r#"{"kind":"text","version":2}"#).expect("write args");
     let output = run_task(&args, &models, &root.join("out"));
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not valid task args"));
@@ -161,7 +161,7 @@ fn unknown_models_bad_args_and_missing_cuda_are_refused() {
         ]));
         std::fs::write(
             &text_args,
-            format!(r#"{{"kind":"text","version":1,"model":{{"name":"tiny-llama","digest":"{}"}},"input":{{"prompt":"hi"}},"max_tokens":4,"sampling":{{"mode":"greedy"}},"seed":1}}"#, llama.trim()),
+            format!(r#"{{"kind":"text","version":2,"model":{{"name":"tiny-llama","digest":"{}"}},"input":{{"prompt":"hi"}},"max_tokens":4,"sampling":{{"mode":"greedy"}},"seed":1}}"#, llama.trim()),
         )
         .expect("write args");
         let output = verinfer(&[

@@ -1,4 +1,4 @@
-//! Task argument schemas (version 1), their validation rules and canonical bytes.
+//! Task argument schemas (version 2), their validation rules and canonical bytes.
 //!
 //! The chain stores only `keccak256(args_bytes)` of the **exact bytes the dApp uploaded** to the
 //! relayer; nodes hash the bytes they fetch, never a re-serialisation. [`TaskArgs::to_canonical_bytes`]
@@ -14,8 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{kind::TaskKind, model::ModelDigest};
 
-/// The only args schema version this crate accepts.
-pub const ARGS_VERSION: u32 = 1;
+/// The only args version this crate accepts. The version names the computation as well as the
+/// schema: 2 has version 1's fields and rules, but nodes compute with the exact-GELU UNet
+/// feed-forward and the project's own ChaCha20 token sampler (`docs/task-format.md`), whose
+/// bytes differ from version 1's, so version 1 args are refused rather than run differently.
+pub const ARGS_VERSION: u32 = 2;
 /// Largest accepted args document, in bytes.
 pub const MAX_ARGS_BYTES: usize = 64 * 1024;
 /// Largest `model.name`, in bytes (UTF-8).

@@ -10,7 +10,7 @@ const DIGEST: &str = "sha256:3f1c5c2a8e7d9b4f6a0e2d1c8b7a6f5e4d3c2b1a0f9e8d7c6b5
 fn image() -> Value {
     json!({
         "kind": "image",
-        "version": 1,
+        "version": 2,
         "model": { "name": "sd-1.5", "digest": DIGEST },
         "prompt": "a red fox",
         "width": 512,
@@ -26,7 +26,7 @@ fn image() -> Value {
 fn text() -> Value {
     json!({
         "kind": "text",
-        "version": 1,
+        "version": 2,
         "model": { "name": "tiny-llm", "digest": DIGEST },
         "input": { "prompt": "Once upon a time" },
         "max_tokens": 64,
@@ -179,7 +179,8 @@ fn image_rules_name_the_field() {
         .contains("2^53-1")
     );
     rejects(with(image(), "/seed", json!(u64::MAX)), "seed");
-    rejects(with(image(), "/version", json!(2)), "version");
+    rejects(with(image(), "/version", json!(1)), "version");
+    rejects(with(image(), "/version", json!(3)), "version");
     rejects(with(image(), "/version", json!(0)), "version");
 }
 
@@ -244,7 +245,7 @@ fn non_finite_guidance_is_rejected_by_validate() {
 
 #[test]
 fn text_rules_name_the_field() {
-    rejects(with(text(), "/version", json!(2)), "version");
+    rejects(with(text(), "/version", json!(1)), "version");
     rejects(with(text(), "/max_tokens", json!(0)), "max_tokens");
     rejects(with(text(), "/max_tokens", json!(4097)), "max_tokens");
     rejects(with(text(), "/seed", json!(1u64 << 53)), "seed");
@@ -476,7 +477,7 @@ fn canonical_bytes_are_compact_ordered_and_round_trip() {
     assert_eq!(
         String::from_utf8(canonical.clone()).unwrap(),
         format!(
-            r#"{{"kind":"image","version":1,"model":{{"name":"sd-1.5","digest":"{DIGEST}"}},"prompt":"a red fox","width":512,"height":512,"steps":30,"guidance_scale":7.5,"scheduler":"euler_ancestral","num_images":4,"seed":42,"precision":"f32"}}"#
+            r#"{{"kind":"image","version":2,"model":{{"name":"sd-1.5","digest":"{DIGEST}"}},"prompt":"a red fox","width":512,"height":512,"steps":30,"guidance_scale":7.5,"scheduler":"euler_ancestral","num_images":4,"seed":42,"precision":"f32"}}"#
         )
     );
     let text = parse(&with(
@@ -488,7 +489,7 @@ fn canonical_bytes_are_compact_ordered_and_round_trip() {
     assert_eq!(
         String::from_utf8(text.to_canonical_bytes()).unwrap(),
         format!(
-            r#"{{"kind":"text","version":1,"model":{{"name":"tiny-llm","digest":"{DIGEST}"}},"input":{{"prompt":"Once upon a time"}},"max_tokens":64,"sampling":{{"mode":"sample","temperature":1.0,"top_p":0.9}},"seed":7,"stop":[]}}"#
+            r#"{{"kind":"text","version":2,"model":{{"name":"tiny-llm","digest":"{DIGEST}"}},"input":{{"prompt":"Once upon a time"}},"max_tokens":64,"sampling":{{"mode":"sample","temperature":1.0,"top_p":0.9}},"seed":7,"stop":[]}}"#
         )
     );
     for args in [image, text] {

@@ -3,14 +3,12 @@
 //! `generation_config.json` (extra EOS ids) and `tokenizer_config.json` (chat template).
 //!
 //! Batch size is always 1 and the KV cache is rebuilt per generation, so a generation depends
-//! only on its parameters. Sampling uses candle's `LogitsProcessor` seeded with the task seed.
-//!
-//! Consensus note: `LogitsProcessor` draws from `rand::rngs::StdRng`, whose stream rand only
-//! keeps stable within a version; the pinned `Cargo.lock` fixes it, but upgrading `rand` (or
-//! candle) can change sampled text and must be treated like a task-format change. Greedy
-//! decoding does not use the RNG.
+//! only on its parameters. Tokens are picked by [`sampler::TokenSampler`] on the host from the
+//! `f32` logits: greedy argmax, or sampling from a ChaCha20 stream keyed by the task seed, an
+//! algorithm this crate pins (task format v2) rather than a dependency's RNG.
 
 pub mod chat;
+pub mod sampler;
 
 use std::{
     collections::BTreeSet,
@@ -18,10 +16,7 @@ use std::{
 };
 
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::{
-    generation::{LogitsProcessor, Sampling},
-    models::{llama, qwen2},
-};
+use candle_transformers::models::{llama, qwen2};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
@@ -32,6 +27,7 @@ use crate::{
     weights::{WeightFiles, read_json, read_required},
 };
 use chat::{ChatMessage, ChatTemplate, TokenizerConfigJson};
+use sampler::{SamplerError, TokenSampler};
 
 /// What the model is asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +44,7 @@ pub enum TextSampling {
     /// Always the most likely token.
     Greedy,
     /// Sample from the distribution at `temperature`, optionally cut to the `top_k` most likely
-    /// tokens and then to the `top_p` probability mass.
+    /// tokens and then to the `top_p` probability mass (see [`sampler`] for the exact algorithm).
     Sample {
         /// Softmax temperature, `> 0`.
         temperature: f64,
@@ -395,38 +391,7 @@ impl TextPipeline {
         if max_tokens == 0 {
             return Err(InferenceError::InvalidParams("max_tokens is 0".to_owned()));
         }
-        let sampling = match params.sampling {
-            TextSampling::Greedy => Sampling::ArgMax,
-            TextSampling::Sample {
-                temperature,
-                top_p,
-                top_k,
-            } => {
-                if !(temperature.is_finite() && temperature > 0.0) {
-                    return Err(InferenceError::InvalidParams(format!(
-                        "temperature {temperature} is not positive"
-                    )));
-                }
-                if top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) || top_k == Some(0) {
-                    return Err(InferenceError::InvalidParams(
-                        "top_p must be in (0, 1] and top_k at least 1".to_owned(),
-                    ));
-                }
-                match (top_k, top_p) {
-                    (None, None) => Sampling::All { temperature },
-                    (None, Some(p)) => Sampling::TopP { p, temperature },
-                    (Some(k), None) => Sampling::TopK {
-                        k: k as usize,
-                        temperature,
-                    },
-                    (Some(k), Some(p)) => Sampling::TopKThenTopP {
-                        k: k as usize,
-                        p,
-                        temperature,
-                    },
-                }
-            }
-        };
+        let mut sampler = TokenSampler::new(params.seed, params.sampling).map_err(sampler_error)?;
         let prompt = self.prompt_ids(&params.input)?;
         if prompt.is_empty() {
             return Err(InferenceError::InvalidParams(
@@ -440,7 +405,6 @@ impl TextPipeline {
                 self.max_positions
             )));
         }
-        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
         let mut llama_cache = match &self.model {
             CausalLm::Llama { config, .. } => {
                 Some(llama::Cache::new(true, self.dtype, config, &self.device)?)
@@ -463,12 +427,15 @@ impl TextPipeline {
                 (CausalLm::Qwen2(model), _) => model.forward(&ids, position)?,
                 (CausalLm::Llama { .. }, None) => unreachable!("llama always has a cache"),
             };
-            let mut logits = logits.flatten_all()?.to_dtype(DType::F32)?;
+            let mut logits = logits
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()?;
             if self.logit_skew != 0.0 {
-                logits = skew_logits(&logits, self.logit_skew, generated.len())?;
+                skew_logits(&mut logits, self.logit_skew, generated.len());
             }
             position += input.len();
-            let token = sampler.sample(&logits)?;
+            let token = sampler.next_token(&logits).map_err(sampler_error)?;
             if self.eos_ids.contains(&token) {
                 break FinishReason::Stop;
             }
@@ -507,18 +474,21 @@ impl TextPipeline {
 }
 
 /// `logits[i] × (1 ± relative)`, the sign from a fixed hash of `(i, step)`.
-fn skew_logits(logits: &Tensor, relative: f32, step: usize) -> Result<Tensor> {
-    let values = logits.to_vec1::<f32>()?;
-    let skewed: Vec<f32> = values
-        .iter()
-        .enumerate()
-        .map(|(i, &value)| {
-            let mix = (i as u64 ^ ((step as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let sign = if mix >> 63 == 0 { 1.0 } else { -1.0 };
-            value * (1.0 + sign * relative)
-        })
-        .collect();
-    Ok(Tensor::new(skewed, logits.device())?)
+fn skew_logits(logits: &mut [f32], relative: f32, step: usize) {
+    for (i, value) in logits.iter_mut().enumerate() {
+        let mix = (i as u64 ^ ((step as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let sign = if mix >> 63 == 0 { 1.0 } else { -1.0 };
+        *value *= 1.0 + sign * relative;
+    }
+}
+
+/// Bad parameters are the caller's; bad logits are a failed computation.
+fn sampler_error(error: SamplerError) -> InferenceError {
+    if error.is_params() {
+        InferenceError::InvalidParams(error.to_string())
+    } else {
+        InferenceError::Compute(candle_core::Error::Msg(error.to_string()))
+    }
 }
 
 /// Byte offset of the earliest occurrence of any stop sequence in `text`.
