@@ -23,7 +23,7 @@ CONFIGURATION (relayer.toml; every key also as VERINFER_RELAYER__<KEY>, nested k
   max_block_range   largest block range of one eth_getLogs call [default: 2000]
   [blobs] kind = \"local\", path = DIR              blob directory [default: <data_dir>/blobs]
   [blobs] kind = \"s3\", bucket, region, endpoint, access_key_id, secret_access_key, allow_http, prefix
-                    S3-compatible bucket (verinfer-relayer built with the `s3` feature)
+                    S3-compatible bucket (shared by relayer replicas)
 
 See relayer/relayer.example.toml (printed by --print-example-config).";
 

@@ -1,5 +1,5 @@
-//! Content-addressed blob store over `object_store`: a local directory by default, an
-//! S3-compatible bucket with the `s3` feature. A blob's key is `<kind>/<keccak256 hex>`.
+//! Content-addressed blob store over `object_store`: a local directory by default, or an
+//! S3-compatible bucket (shared by relayer replicas). A blob's key is `<kind>/<keccak256 hex>`.
 
 use std::{path::Path, sync::Arc};
 
@@ -25,9 +25,6 @@ pub enum BlobError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The configuration asks for a backend this build lacks.
-    #[error("the S3 blob store needs verinfer-relayer built with the `s3` feature")]
-    S3NotBuilt,
     /// A stored blob's bytes do not hash to its name.
     #[error("blob {0} is corrupt: its bytes hash to another keccak256")]
     Corrupt(B256),
@@ -103,7 +100,6 @@ impl BlobStore {
                     .unwrap_or_else(|| config.data_dir.join("blobs"));
                 Self::local(&dir)
             }
-            #[cfg(feature = "s3")]
             BlobStoreConfig::S3 {
                 bucket,
                 region,
@@ -113,6 +109,9 @@ impl BlobStore {
                 allow_http,
                 prefix,
             } => {
+                // reqwest's rustls is built without a provider: use ring (no aws-lc-rs). An
+                // error means a provider is already installed, which serves as well.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_region(region)
@@ -135,8 +134,6 @@ impl BlobStore {
                 };
                 Ok(Self { store })
             }
-            #[cfg(not(feature = "s3"))]
-            BlobStoreConfig::S3 { .. } => Err(BlobError::S3NotBuilt),
         }
     }
 

@@ -48,7 +48,7 @@ pub enum BlobStoreConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,
     },
-    /// An S3-compatible bucket (needs the crate feature `s3`).
+    /// An S3-compatible bucket (what relayer replicas share).
     S3 {
         /// Bucket name.
         bucket: String,

@@ -8,11 +8,21 @@
 //! 2. fetches the logs of `[cursor, min(cursor + max_block_range - 1, head - confirmations)]`,
 //!    reads the range end's hash before and after (a reorg in between makes it retry), and stores
 //!    the events, the block hashes and the new cursor in one transaction.
+//!
+//! Replicas: on PostgreSQL several relayer processes may share one database (and one blob
+//! bucket). All serve the API; only the one holding the session-level advisory lock
+//! [`INDEXER_LOCK_KEY`](crate::store::INDEXER_LOCK_KEY) on a dedicated connection indexes. The
+//! others try to take it every [`STANDBY_RETRY`], so one takes over within seconds after the
+//! holder dies (PostgreSQL drops a dead client's locks with its connection). The lock only saves
+//! duplicate work: every write moves the cursor from the value the range was read at (compare and
+//! set, on the cursor row first), and events are unique by block hash and log index, so even a
+//! holder that lost its connection mid-range cannot store a range twice. On SQLite the one process
+//! always indexes.
 
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -28,11 +38,23 @@ use tokio::sync::watch;
 use crate::{
     events::{EventError, RawLog},
     metrics::Metrics,
-    store::{Store, StoreError},
+    store::{IndexerLock, Store, StoreError},
 };
 
 /// Block hashes kept behind the cursor: the deepest reorg the indexer can undo.
 pub const REORG_HISTORY_BLOCKS: u64 = 4096;
+
+/// How often a standby replica tries to take the indexer lock.
+pub const STANDBY_RETRY: Duration = Duration::from_secs(1);
+
+/// What this process's indexer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexerRole {
+    /// Indexes: the only process (SQLite), or the replica holding the PostgreSQL lock.
+    Indexing,
+    /// Serves the API while another replica indexes; takes over when that one's lock goes.
+    Standby,
+}
 
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +109,7 @@ pub struct IndexerStatus {
     chain_head: AtomicU64,
     stale_after: Duration,
     last_error: Mutex<Option<String>>,
+    standby: AtomicBool,
 }
 
 const UNSET: u64 = u64::MAX;
@@ -106,11 +129,33 @@ impl IndexerStatus {
             chain_head: AtomicU64::new(UNSET),
             stale_after,
             last_error: Mutex::new(None),
+            standby: AtomicBool::new(false),
         }
     }
 
-    /// `Ok` when a poll succeeded within `stale_after`, else why not.
+    /// Whether this process indexes or stands by.
+    pub fn role(&self) -> IndexerRole {
+        if self.standby.load(Ordering::Relaxed) {
+            IndexerRole::Standby
+        } else {
+            IndexerRole::Indexing
+        }
+    }
+
+    fn set_role(&self, role: IndexerRole) {
+        self.standby
+            .store(role == IndexerRole::Standby, Ordering::Relaxed);
+        if role == IndexerRole::Indexing {
+            // Staleness counts from taking over, not from an earlier term.
+            self.last_success_ms.store(UNSET, Ordering::Relaxed);
+        }
+    }
+
+    /// `Ok` when a poll succeeded within `stale_after` (or this replica stands by), else why not.
     pub fn health(&self) -> Result<(), String> {
+        if self.role() == IndexerRole::Standby {
+            return Ok(());
+        }
         let last = self.last_success_ms.load(Ordering::Relaxed);
         let error = self.last_error.lock().ok().and_then(|guard| guard.clone());
         if last == UNSET {
@@ -155,6 +200,12 @@ impl IndexerStatus {
     }
 }
 
+/// How an indexing term ended.
+enum Term {
+    Shutdown,
+    LockLost,
+}
+
 /// What one poll did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PollOutcome {
@@ -187,12 +238,17 @@ impl Indexer {
         metrics: Metrics,
     ) -> Self {
         let stale_after = (config.poll_interval * 10).max(Duration::from_secs(30));
+        let status = IndexerStatus::new(stale_after);
+        if store.is_postgres() {
+            // A replica stands by until it holds the indexer lock.
+            status.set_role(IndexerRole::Standby);
+        }
         Self {
             provider,
             store,
             config,
             metrics,
-            status: Arc::new(IndexerStatus::new(stale_after)),
+            status: Arc::new(status),
         }
     }
 
@@ -202,6 +258,8 @@ impl Indexer {
     }
 
     /// Polls until `shutdown` turns true; errors are logged and retried after the poll interval.
+    /// On PostgreSQL it polls only while holding the indexer lock and stands by otherwise (see
+    /// the module documentation).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), IndexerError> {
         self.store
             .init_cursor(
@@ -210,9 +268,88 @@ impl Indexer {
                 self.config.start_block,
             )
             .await?;
+        if !self.store.is_postgres() {
+            self.metrics.indexing.set(1);
+            return self.index(None, &mut shutdown).await.map(|_| ());
+        }
+        self.status.set_role(IndexerRole::Standby);
+        loop {
+            let Some(mut lock) = self.take_lock(&mut shutdown).await else {
+                return Ok(());
+            };
+            tracing::info!("this replica took the indexer lock and indexes");
+            self.status.set_role(IndexerRole::Indexing);
+            self.metrics.indexing.set(1);
+            let indexed = self.index(Some(&mut lock), &mut shutdown).await;
+            self.metrics.indexing.set(0);
+            self.status.set_role(IndexerRole::Standby);
+            match indexed {
+                Ok(Term::Shutdown) => {
+                    lock.release().await;
+                    return Ok(());
+                }
+                Ok(Term::LockLost) => {
+                    tracing::warn!("lost the indexer lock's connection; standing by");
+                }
+                Err(err) => {
+                    lock.release().await;
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    /// Waits for the indexer lock, trying every [`STANDBY_RETRY`] (and reconnecting after
+    /// errors); `None` on shutdown.
+    async fn take_lock(&self, shutdown: &mut watch::Receiver<bool>) -> Option<IndexerLock> {
+        let mut lock: Option<IndexerLock> = None;
         loop {
             if *shutdown.borrow() {
-                return Ok(());
+                return None;
+            }
+            let attempt = match lock.as_mut() {
+                Some(held) => held.try_acquire().await,
+                None => match self.store.indexer_lock().await {
+                    Ok(mut fresh) => {
+                        let taken = fresh.try_acquire().await;
+                        lock = Some(fresh);
+                        taken
+                    }
+                    Err(err) => Err(err),
+                },
+            };
+            match attempt {
+                Ok(true) => return lock,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot try the indexer lock; retrying");
+                    self.status.record_error(&IndexerError::Store(err));
+                    lock = None;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(STANDBY_RETRY) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Polls while `lock` (when given) stays alive: returns how the term ended.
+    async fn index(
+        &self,
+        mut lock: Option<&mut IndexerLock>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Term, IndexerError> {
+        loop {
+            if *shutdown.borrow() {
+                return Ok(Term::Shutdown);
+            }
+            if let Some(lock) = lock.as_deref_mut()
+                && let Err(err) = lock.check().await
+            {
+                tracing::warn!(error = %err, "the indexer lock's connection failed");
+                self.status.record_error(&IndexerError::Store(err));
+                return Ok(Term::LockLost);
             }
             let caught_up = match self.poll().await {
                 Ok(outcome) => outcome.caught_up,
@@ -261,7 +398,9 @@ impl Indexer {
             && self.block_hash(number).await? != Some(hash)
         {
             let fork = self.find_fork_point(number).await?;
-            let removed = self.store.roll_back_above(fork).await?;
+            let Some(removed) = self.store.roll_back_above_from(next, fork).await? else {
+                return Ok(self.cursor_moved(head, next));
+            };
             tracing::warn!(
                 fork,
                 removed_events = removed,
@@ -305,7 +444,13 @@ impl Indexer {
             .map(RawLog::from_rpc)
             .collect::<Result<Vec<_>, _>>()?;
         self.fill_timestamps(&mut raw).await?;
-        let applied = self.store.commit_range((to, to_hash), &raw).await?;
+        let Some(applied) = self
+            .store
+            .commit_range_from(next, (to, to_hash), &raw)
+            .await?
+        else {
+            return Ok(self.cursor_moved(head, next));
+        };
         if to % 256 == 0 || to == safe_head {
             self.store
                 .prune_block_hashes(to.saturating_sub(REORG_HISTORY_BLOCKS))
@@ -349,6 +494,22 @@ impl Indexer {
             log.block_timestamp = Some(timestamp);
         }
         Ok(())
+    }
+
+    /// Another indexer moved the cursor since this poll read it (a replica that took over while
+    /// this one lost its lock): nothing was written; pause, then read the cursor again.
+    fn cursor_moved(&self, head: u64, next: u64) -> PollOutcome {
+        tracing::warn!(
+            next,
+            "another indexer moved the cursor; this poll wrote nothing"
+        );
+        let indexed_head = next.checked_sub(1);
+        self.finish(head, indexed_head);
+        PollOutcome {
+            caught_up: true,
+            indexed_head,
+            ..PollOutcome::default()
+        }
     }
 
     fn finish(&self, head: u64, indexed: Option<u64>) {

@@ -20,7 +20,7 @@
 //! | `GET /v1/accounts/{address}` | [`api::types::AccountView`]: withdrawable balance and credits |
 //! | `GET /v1/gpu-models` | [`api::types::GpuModelsView`]: the GPU model registry |
 //! | `GET /v1/params` | [`api::types::ParamsView`]: the parameter version in force and the scheduled one (404 `not_found` before any is indexed) |
-//! | `GET /healthz` | 200 when the database answers and the indexer polled recently, else 503 |
+//! | `GET /healthz` | 200 when the database answers and the indexer polled recently (or, a replica, stands by: `indexer` is `standby`), else 503 |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! The request and answer types, the error codes, the EIP-712 upload and the HTTP client are in

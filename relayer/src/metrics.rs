@@ -18,6 +18,9 @@ pub struct Metrics {
     pub indexed_events: IntCounter,
     /// `verinfer_relayer_reorgs_total`: reorgs detected and rolled back.
     pub reorgs: IntCounter,
+    /// `verinfer_relayer_indexing`: 1 while this process indexes (holds the PostgreSQL indexer
+    /// lock, or runs on SQLite), 0 while it stands by as a replica.
+    pub indexing: IntGauge,
 }
 
 impl Default for Metrics {
@@ -61,6 +64,11 @@ impl Metrics {
             "Chain reorganisations rolled back",
         )
         .expect("static metric definition");
+        let indexing = IntGauge::new(
+            "verinfer_relayer_indexing",
+            "1 while this replica indexes the chain, 0 while another one does",
+        )
+        .expect("static metric definition");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(upload_verifications.clone()),
@@ -68,6 +76,7 @@ impl Metrics {
             Box::new(indexed_head.clone()),
             Box::new(indexed_events.clone()),
             Box::new(reorgs.clone()),
+            Box::new(indexing.clone()),
         ] {
             registry
                 .register(collector)
@@ -84,6 +93,7 @@ impl Metrics {
             indexed_head,
             indexed_events,
             reorgs,
+            indexing,
         }
     }
 

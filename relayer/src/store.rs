@@ -323,6 +323,44 @@ pub enum ResultInsert {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    postgres: bool,
+}
+
+/// Key of the PostgreSQL advisory lock held by the replica that indexes ("verinfer" in ASCII).
+pub const INDEXER_LOCK_KEY: i64 = 0x7665_7269_6e66_6572;
+
+/// A dedicated PostgreSQL connection on which a replica takes the session-level indexer lock
+/// ([`INDEXER_LOCK_KEY`]). The lock lives exactly as long as the connection: PostgreSQL releases
+/// it when the holder closes it, dies or loses the connection, so another replica can take over.
+#[derive(Debug)]
+pub struct IndexerLock {
+    conn: AnyConnection,
+}
+
+impl IndexerLock {
+    /// Tries once to take the lock (`pg_try_advisory_lock`, never waits): `true` when this
+    /// connection now holds it. Call it only while not holding the lock (session locks stack).
+    pub async fn try_acquire(&mut self) -> Result<bool> {
+        let row = sqlx::query("SELECT pg_try_advisory_lock($1)")
+            .bind(INDEXER_LOCK_KEY)
+            .fetch_one(&mut self.conn)
+            .await?;
+        Ok(row.try_get::<bool, _>(0)?)
+    }
+
+    /// Checks that the connection, and so the lock, is still alive.
+    pub async fn check(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Closes the connection, which releases the lock.
+    pub async fn release(self) {
+        use sqlx::Connection as _;
+        if let Err(error) = self.conn.close().await {
+            tracing::debug!(%error, "closing the indexer lock connection failed; the server drops it");
+        }
+    }
 }
 
 pub(crate) fn hex_address(address: &Address) -> String {
@@ -395,7 +433,22 @@ impl Store {
             });
         let pool = options.connect(&url).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            postgres: !is_sqlite,
+        })
+    }
+
+    /// Whether the database is PostgreSQL, which replicas may share (SQLite serves one process).
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
+    }
+
+    /// A dedicated connection (outside the pool) for the indexer lock. PostgreSQL only: SQLite
+    /// has no advisory locks (its one relayer process always indexes), so taking it fails there.
+    pub async fn indexer_lock(&self) -> Result<IndexerLock> {
+        let conn = self.pool.acquire().await?.detach();
+        Ok(IndexerLock { conn })
     }
 
     /// The connection pool.
@@ -491,7 +544,33 @@ impl Store {
     /// transaction: a log already stored (same block hash and log index) is skipped, so a retried
     /// range never counts an event twice. Returns how many new events were applied.
     pub async fn commit_range(&self, range_end: (u64, B256), logs: &[RawLog]) -> Result<usize> {
+        let applied = self.commit_range_inner(None, range_end, logs).await?;
+        Ok(applied.unwrap_or(0))
+    }
+
+    /// Like [`Self::commit_range`] for the range starting at `next`, only while the cursor is
+    /// still `next`: `None` (nothing written) when another indexer moved it. The cursor row is
+    /// updated first, so concurrent indexers queue on its row lock and only one commits a range.
+    pub async fn commit_range_from(
+        &self,
+        next: u64,
+        range_end: (u64, B256),
+        logs: &[RawLog],
+    ) -> Result<Option<usize>> {
+        self.commit_range_inner(Some(next), range_end, logs).await
+    }
+
+    async fn commit_range_inner(
+        &self,
+        expected_next: Option<u64>,
+        range_end: (u64, B256),
+        logs: &[RawLog],
+    ) -> Result<Option<usize>> {
         let mut tx = self.pool.begin().await?;
+        if !move_cursor(&mut tx, expected_next, range_end.0 + 1).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let mut applied = 0;
         for log in logs {
             let event = log.decode()?;
@@ -523,19 +602,30 @@ impl Store {
             record_block(&mut tx, log.block_number, &log.block_hash).await?;
         }
         record_block(&mut tx, range_end.0, &range_end.1).await?;
-        sqlx::query("UPDATE index_cursor SET next_block = $1 WHERE id = 1")
-            .bind(to_i64(range_end.0 + 1))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(applied)
+        Ok(Some(applied))
     }
 
     /// Undoes everything above block `fork` (the highest block still on the canonical chain):
     /// deletes its events and block hashes, rebuilds the derived state from the remaining events
     /// and moves the cursor to `fork + 1`, in one transaction. Uploaded results and blobs stay.
     pub async fn roll_back_above(&self, fork: u64) -> Result<u64> {
+        let removed = self.roll_back_inner(None, fork).await?;
+        Ok(removed.unwrap_or(0))
+    }
+
+    /// Like [`Self::roll_back_above`], only while the cursor is still `next`: `None` (nothing
+    /// changed) when another indexer moved it.
+    pub async fn roll_back_above_from(&self, next: u64, fork: u64) -> Result<Option<u64>> {
+        self.roll_back_inner(Some(next), fork).await
+    }
+
+    async fn roll_back_inner(&self, expected_next: Option<u64>, fork: u64) -> Result<Option<u64>> {
         let mut tx = self.pool.begin().await?;
+        if !move_cursor(&mut tx, expected_next, fork + 1).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let removed = sqlx::query("DELETE FROM events WHERE block_number > $1")
             .bind(to_i64(fork))
             .execute(&mut *tx)
@@ -546,12 +636,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         rebuild_derived(&mut tx).await?;
-        sqlx::query("UPDATE index_cursor SET next_block = $1 WHERE id = 1")
-            .bind(to_i64(fork + 1))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(removed)
+        Ok(Some(removed))
     }
 
     /// Forgets block hashes below `below` (reorgs deeper than that are not recoverable).
@@ -917,6 +1003,27 @@ fn parse_phash(table: &'static str, column: &'static str, text: String) -> Resul
             column,
             value: text,
         })
+}
+
+/// Sets the cursor to `to`, first (in its transaction) so that the row lock orders concurrent
+/// indexers; with `expected`, only when the cursor is still there. `false`: it was not.
+async fn move_cursor(conn: &mut AnyConnection, expected: Option<u64>, to: u64) -> Result<bool> {
+    let updated = match expected {
+        Some(expected) => {
+            sqlx::query("UPDATE index_cursor SET next_block = $1 WHERE id = 1 AND next_block = $2")
+                .bind(to_i64(to))
+                .bind(to_i64(expected))
+                .execute(&mut *conn)
+                .await?
+        }
+        None => {
+            sqlx::query("UPDATE index_cursor SET next_block = $1 WHERE id = 1")
+                .bind(to_i64(to))
+                .execute(&mut *conn)
+                .await?
+        }
+    };
+    Ok(expected.is_none() || updated.rows_affected() == 1)
 }
 
 async fn record_block(conn: &mut AnyConnection, number: u64, hash: &B256) -> Result<()> {

@@ -443,6 +443,7 @@ async fn image_task_from_chain_to_verified_results_over_loopback() {
         verinfer: Some(net.deployment.verinfer),
         deploy_block: Some(net.deployment.deploy_block),
         data_dir: dir.path().to_path_buf(),
+        blobs: common::test_blob_config(&dir),
         database_url: Some(temp_database(&dir).await),
         poll_interval_ms: 50,
         ..RelayerConfig::default()
@@ -873,6 +874,7 @@ async fn registry_fee_tiers_params_expiry_and_credits_from_the_chain() {
         verinfer: Some(net.deployment.verinfer),
         deploy_block: Some(net.deployment.deploy_block),
         data_dir: dir.path().to_path_buf(),
+        blobs: common::test_blob_config(&dir),
         database_url: Some(temp_database(&dir).await),
         poll_interval_ms: 50,
         ..RelayerConfig::default()
@@ -1002,6 +1004,7 @@ async fn sampled_tasks_unchecked_and_checked_from_the_chain() {
         verinfer: Some(net.deployment.verinfer),
         deploy_block: Some(net.deployment.deploy_block),
         data_dir: dir.path().to_path_buf(),
+        blobs: common::test_blob_config(&dir),
         database_url: Some(temp_database(&dir).await),
         poll_interval_ms: 50,
         ..RelayerConfig::default()
@@ -1212,4 +1215,258 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("condition not reached within 10 s");
+}
+
+/// Names the relayer.toml a [`replica_process`] child runs.
+const REPLICA_CONFIG_ENV: &str = "VERINFER_RELAYER_TEST_REPLICA_CONFIG";
+
+/// Child process of [`replicas_share_one_database_and_one_bucket`]: a relayer run from the
+/// relayer.toml that [`REPLICA_CONFIG_ENV`] names (as `verinfer relayer --config` runs it) until
+/// it is killed. Ignored because the parent test starts it (`--ignored --exact`); without the
+/// variable it returns at once.
+#[test]
+#[ignore = "child process of replicas_share_one_database_and_one_bucket"]
+fn replica_process() {
+    let Some(path) = std::env::var_os(REPLICA_CONFIG_ENV) else {
+        return;
+    };
+    let config = RelayerConfig::load(Some(std::path::Path::new(&path))).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let relayer = Relayer::from_config(&config).await.unwrap();
+        relayer.run(std::future::pending()).await.unwrap();
+    });
+}
+
+/// A relayer replica process, killed (SIGKILL) when dropped.
+struct Replica {
+    child: std::process::Child,
+    client: RelayerClient,
+    base: String,
+}
+
+impl Replica {
+    fn spawn(config: &std::path::Path, port: u16) -> Self {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["replica_process", "--exact", "--ignored", "--nocapture"])
+            .env(REPLICA_CONFIG_ENV, config)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}/");
+        Self {
+            child,
+            client: RelayerClient::new(base.parse().unwrap()),
+            base,
+        }
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// `(indexer, indexed_head)` from `/healthz`; `None` while it does not answer.
+    async fn health(&self) -> Option<(String, Option<u64>)> {
+        let view = self.client.health().await.ok()?;
+        Some((view.indexer, view.indexed_head))
+    }
+
+    async fn metric(&self, name: &str) -> Option<i64> {
+        let text = reqwest::get(format!("{}metrics", self.base))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until exactly one live replica (of those not in `dead`) indexes and every other one
+/// stands by; checks on the way that two never index at once. Returns its position.
+async fn the_indexing_replica(replicas: &[Replica], dead: &[usize], within: Duration) -> usize {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let mut indexing = Vec::new();
+        let mut standing_by = 0;
+        for (i, replica) in replicas.iter().enumerate() {
+            if dead.contains(&i) {
+                continue;
+            }
+            match replica.health().await {
+                Some((indexer, _)) if indexer == "ok" => indexing.push(i),
+                Some((indexer, _)) if indexer == "standby" => standing_by += 1,
+                _ => {}
+            }
+        }
+        assert!(indexing.len() <= 1, "replicas {indexing:?} index at once");
+        if indexing.len() == 1 && standing_by + 1 + dead.len() == replicas.len() {
+            return indexing[0];
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no single indexing replica within {within:?} (indexing: {indexing:?}, standing by: {standing_by})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the shared database holds every log of the chain.
+async fn wait_indexed(net: &Devnet, store: &Store, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let head = net.provider.get_block_number().await.unwrap();
+        let next = store.next_block().await.unwrap().unwrap_or(0);
+        if next > head {
+            let stored = store.count_rows(CountedTable::Events).await.unwrap();
+            assert_eq!(
+                stored,
+                net.chain_log_count().await,
+                "one stored event per log"
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index at block {next}, chain at {head} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Relayer replicas: three `relayer` processes on one PostgreSQL database and one S3 bucket serve
+/// the same API; exactly one indexes (the PostgreSQL advisory lock), and when it is killed with
+/// SIGKILL another takes over within seconds, twice over, with events made while nobody indexed;
+/// the final index equals the chain's (no event lost or stored twice).
+///
+/// Needs `VERINFER_RELAYER_TEST_POSTGRES` and `VERINFER_RELAYER_TEST_S3_*` (`eval "$(bash
+/// scripts/ci-services.sh start)"`); skipped, saying so, when they are unset.
+#[tokio::test]
+async fn replicas_share_one_database_and_one_bucket() {
+    if std::env::var_os(common::POSTGRES_ENV).is_none()
+        || std::env::var_os(common::S3_ENDPOINT_ENV).is_none()
+    {
+        eprintln!(
+            "SKIPPED replicas_share_one_database_and_one_bucket: set {} and {}* (scripts/ci-services.sh start prints them)",
+            common::POSTGRES_ENV,
+            common::S3_ENDPOINT_ENV.trim_end_matches("ENDPOINT"),
+        );
+        return;
+    }
+    let net = Devnet::start().await;
+    let nodes: Vec<Address> = (2..8).map(|i| net.account(i)).collect();
+    for node in &nodes[..2] {
+        net.join(*node).await;
+    }
+
+    // One database (migrated here first) and one bucket prefix for all replicas.
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = temp_database(&dir).await;
+    let store = Store::connect(&database_url).await.unwrap();
+    let verinfer_relayer::config::BlobStoreConfig::S3 {
+        bucket,
+        endpoint: Some(endpoint),
+        access_key_id: Some(access_key),
+        secret_access_key: Some(secret_key),
+        prefix: Some(prefix),
+        ..
+    } = common::test_blob_config(&dir)
+    else {
+        panic!("the S3 test configuration names an endpoint, keys and a prefix");
+    };
+    let mut replicas = Vec::new();
+    for i in 0..3 {
+        let port = free_port();
+        let data_dir = dir.path().join(format!("replica-{i}"));
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\nrpc_url = \"{rpc}\"\nchain_id = {chain}\nverinfer = \"{verinfer}\"\n\
+             deploy_block = {block}\ndata_dir = \"{data}\"\ndatabase_url = \"{database_url}\"\npoll_interval_ms = 100\n\
+             [blobs]\nkind = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{endpoint}\"\naccess_key_id = \"{access_key}\"\n\
+             secret_access_key = \"{secret_key}\"\nallow_http = true\nprefix = \"{prefix}\"\n",
+            rpc = net.chain.rpc_url(),
+            chain = net.deployment.chain_id,
+            verinfer = net.deployment.verinfer,
+            block = net.deployment.deploy_block,
+            data = data_dir.display(),
+        );
+        let path = dir.path().join(format!("relayer-{i}.toml"));
+        std::fs::write(&path, config).unwrap();
+        replicas.push(Replica::spawn(&path, port));
+    }
+    let mut dead = Vec::new();
+    let first = the_indexing_replica(&replicas, &dead, Duration::from_secs(60)).await;
+    assert_eq!(
+        replicas[first].metric("verinfer_relayer_indexing").await,
+        Some(1)
+    );
+    let standby = (first + 1) % replicas.len();
+    assert_eq!(
+        replicas[standby].metric("verinfer_relayer_indexing").await,
+        Some(0)
+    );
+
+    // The same API on every replica: args uploaded to one are served by the others (one bucket,
+    // one database).
+    let args = valid_image_args();
+    let uploaded = replicas[standby]
+        .client
+        .upload_args(args.clone())
+        .await
+        .unwrap();
+    for replica in &replicas {
+        assert_eq!(replica.client.args(uploaded.args_hash).await.unwrap(), args);
+    }
+    net.join(nodes[2]).await;
+    let task = net.create_image_task(uploaded.args_hash, 1).await;
+    wait_indexed(&net, &store, Duration::from_secs(30)).await;
+    for replica in &replicas {
+        assert_eq!(
+            replica.client.task(task).await.unwrap().args_hash,
+            uploaded.args_hash
+        );
+    }
+
+    // Kill the indexing replica twice over; events are made while nobody indexes.
+    let mut indexing = first;
+    for round in 0..2 {
+        replicas[indexing].kill();
+        let killed = std::time::Instant::now();
+        dead.push(indexing);
+        net.join(nodes[3 + round]).await;
+        net.queue_image_task(B256::repeat_byte(0x70 + round as u8), 1)
+            .await;
+        indexing = the_indexing_replica(&replicas, &dead, Duration::from_secs(30)).await;
+        let takeover = killed.elapsed();
+        eprintln!(
+            "replica {indexing} took over {takeover:?} after replica {} was killed",
+            dead[round]
+        );
+        assert!(
+            takeover < Duration::from_secs(10),
+            "takeover took {takeover:?}"
+        );
+        wait_indexed(&net, &store, Duration::from_secs(30)).await;
+    }
+    net.join(nodes[5]).await;
+    wait_indexed(&net, &store, Duration::from_secs(30)).await;
+    net.assert_index_matches_chain(&store, &nodes).await;
 }

@@ -412,7 +412,8 @@ pub struct HealthView {
     pub status: String,
     /// `ok` or the database error.
     pub database: String,
-    /// `ok`, `disabled` (no rpc_url) or why it is unhealthy.
+    /// `ok` (this process indexes), `standby` (another relayer replica on the same PostgreSQL
+    /// database indexes), `disabled` (no rpc_url) or why it is unhealthy.
     pub indexer: String,
     /// Last indexed block.
     pub indexed_head: Option<u64>,

@@ -33,7 +33,7 @@ use types::{
 
 use crate::{
     blobs::{BlobKind, BlobStore},
-    indexer::IndexerStatus,
+    indexer::{IndexerRole, IndexerStatus},
     metrics::Metrics,
     store::{BlobMeta, ResultInsert, ResultItem, ResultRecord, Store, TaskNodeRecord, TaskRecord},
 };
@@ -772,7 +772,8 @@ async fn get_blob(
 
 // ---------------------------------------------------------------------- operations
 
-/// `GET /healthz`: 200 when the database answers and the indexer polled recently.
+/// `GET /healthz`: 200 when the database answers and the indexer polled recently (or this
+/// replica stands by while another indexes: `indexer` reads `standby`).
 async fn healthz(State(state): State<AppState>) -> Response {
     let database = match state.0.store.ping().await {
         Ok(()) => "ok".to_owned(),
@@ -780,6 +781,15 @@ async fn healthz(State(state): State<AppState>) -> Response {
     };
     let (indexer, indexed_head, chain_head) = match &state.0.indexer {
         None => ("disabled".to_owned(), None, None),
+        Some(status) if status.role() == IndexerRole::Standby => {
+            // The indexing replica's progress, as the shared database records it.
+            let indexed = state.0.store.next_block().await.ok().flatten();
+            (
+                "standby".to_owned(),
+                indexed.and_then(|next| next.checked_sub(1)),
+                None,
+            )
+        }
         Some(status) => (
             status
                 .health()
@@ -788,7 +798,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
             status.chain_head(),
         ),
     };
-    let healthy = database == "ok" && (indexer == "ok" || indexer == "disabled");
+    let healthy = database == "ok" && matches!(indexer.as_str(), "ok" | "disabled" | "standby");
     let view = HealthView {
         status: if healthy { "ok" } else { "unhealthy" }.to_owned(),
         database,

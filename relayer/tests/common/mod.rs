@@ -1,5 +1,6 @@
-//! Shared test support: a relayer on a temporary SQLite database and blob directory, task state
-//! seeded through synthetic events, and real PNGs.
+//! Shared test support: a relayer on a temporary SQLite database and blob directory (or, when
+//! the environment names them, a fresh PostgreSQL database and a fresh prefix of an S3 bucket),
+//! task state seeded through synthetic events, and real PNGs.
 #![allow(dead_code)]
 
 use std::{io::Cursor, path::Path};
@@ -15,8 +16,9 @@ use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 use verinfer_abi::{TaskKind, TaskStatus, ValidationMode, VerinferEvent};
 use verinfer_relayer::{
-    ApiSettings, AppState,
+    ApiSettings, AppState, RelayerConfig,
     blobs::BlobStore,
+    config::BlobStoreConfig,
     metrics::Metrics,
     router,
     store::{CountedTable, Store},
@@ -80,6 +82,49 @@ pub async fn test_database_url(dir: &tempfile::TempDir) -> String {
     format!("{base}/{name}")
 }
 
+/// Environment variables naming an S3-compatible server (`scripts/ci-services.sh start` prints
+/// them): when [`S3_ENDPOINT_ENV`] is set, every harness stores its blobs in that bucket under a
+/// fresh key prefix instead of a temporary directory. Unset: local files.
+pub const S3_ENDPOINT_ENV: &str = "VERINFER_RELAYER_TEST_S3_ENDPOINT";
+/// The bucket (it must exist).
+pub const S3_BUCKET_ENV: &str = "VERINFER_RELAYER_TEST_S3_BUCKET";
+/// Access key id.
+pub const S3_ACCESS_KEY_ENV: &str = "VERINFER_RELAYER_TEST_S3_ACCESS_KEY";
+/// Secret access key.
+pub const S3_SECRET_KEY_ENV: &str = "VERINFER_RELAYER_TEST_S3_SECRET_KEY";
+
+/// The blob store configuration of a test: a fresh prefix of the [`S3_ENDPOINT_ENV`] bucket
+/// when set, else `<dir>/blobs`.
+pub fn test_blob_config(dir: &tempfile::TempDir) -> BlobStoreConfig {
+    let Ok(endpoint) = std::env::var(S3_ENDPOINT_ENV) else {
+        return BlobStoreConfig::Local {
+            path: Some(dir.path().join("blobs")),
+        };
+    };
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{S3_ENDPOINT_ENV} is set, {name} is not"))
+    };
+    BlobStoreConfig::S3 {
+        bucket: var(S3_BUCKET_ENV),
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint),
+        access_key_id: Some(var(S3_ACCESS_KEY_ENV)),
+        secret_access_key: Some(var(S3_SECRET_KEY_ENV)),
+        allow_http: true,
+        prefix: Some(format!("test-{:016x}", rand_u64())),
+    }
+}
+
+/// The blob store of [`test_blob_config`].
+pub fn test_blob_store(dir: &tempfile::TempDir) -> BlobStore {
+    let config = RelayerConfig {
+        data_dir: dir.path().to_path_buf(),
+        blobs: test_blob_config(dir),
+        ..RelayerConfig::default()
+    };
+    BlobStore::from_config(&config).unwrap()
+}
+
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
@@ -121,7 +166,7 @@ impl Harness {
         let store = Store::connect(&test_database_url(&dir).await)
             .await
             .unwrap();
-        let blobs = BlobStore::local(&dir.path().join("blobs")).unwrap();
+        let blobs = test_blob_store(&dir);
         let state = AppState::new(store, blobs, settings, Metrics::new(), None);
         let nodes = [
             PrivateKeySigner::random(),
