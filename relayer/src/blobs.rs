@@ -159,6 +159,18 @@ impl BlobStore {
         Ok(keccak)
     }
 
+    /// How many blobs the store holds (under its prefix): lists every object, so it is for
+    /// operators' checks and tests, not for request paths.
+    pub async fn count(&self) -> Result<usize, BlobError> {
+        use futures_util::TryStreamExt;
+        let mut count = 0;
+        let mut objects = self.store.list(None);
+        while objects.try_next().await?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Reads a blob, checking that its bytes still hash to its name.
     pub async fn get(&self, kind: BlobKind, keccak: B256) -> Result<Bytes, BlobError> {
         let bytes = self

@@ -3,7 +3,7 @@
 //! task state seeded through synthetic events, and real PNGs.
 #![allow(dead_code)]
 
-use std::{io::Cursor, path::Path};
+use std::io::Cursor;
 
 use alloy::signers::local::PrivateKeySigner;
 use alloy_primitives::{Address, B256};
@@ -430,7 +430,8 @@ impl Harness {
                 .count_rows(CountedTable::ResultItems)
                 .await
                 .unwrap(),
-            blob_files: count_files(&self.dir.path().join("blobs")),
+            // Objects in the harness's store: local files or its prefix of the S3 bucket.
+            blob_files: self.state.inner().blobs.count().await.unwrap(),
         }
     }
 
@@ -482,18 +483,6 @@ pub struct Stored {
     pub blob_files: usize,
 }
 
-pub fn count_files(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| {
-            let path = entry.path();
-            if path.is_dir() { count_files(&path) } else { 1 }
-        })
-        .sum()
-}
 
 /// The error code of a JSON error body.
 pub fn error_code(body: &serde_json::Value) -> &str {
