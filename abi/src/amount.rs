@@ -59,7 +59,10 @@ impl TokenDecimals {
             .decimals()
             .call()
             .await
-            .map_err(|source| DecimalsError::Call { token, source })?;
+            .map_err(|source| DecimalsError::Call {
+                token,
+                source: Box::new(source),
+            })?;
         Self::new(decimals).ok_or(DecimalsError::Unsupported { token, decimals })
     }
 
@@ -217,9 +220,9 @@ pub enum DecimalsError {
     Call {
         /// The token.
         token: Address,
-        /// The call's error.
+        /// The call's error (boxed: it is large, and this error travels inside others).
         #[source]
-        source: alloy::contract::Error,
+        source: Box<alloy::contract::Error>,
     },
     /// The token says more decimals than any 256-bit amount can be written with.
     #[error("the staking token {token} says it has {decimals} decimals; at most 77 are supported")]

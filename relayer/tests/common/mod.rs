@@ -483,7 +483,6 @@ pub struct Stored {
     pub blob_files: usize,
 }
 
-
 /// The error code of a JSON error body.
 pub fn error_code(body: &serde_json::Value) -> &str {
     body["error"]["code"]
