@@ -36,14 +36,9 @@ pins=(imagehash==4.3.2 pillow==13.0.0 scipy==1.17.1 numpy==2.4.6)
 # Wheels whose sample data are the photographs (only their image files are used).
 sources=(scikit-image==0.25.2 scikit-learn==1.9.1 matplotlib==3.11.2)
 
-stamp=$venv/.verinfer-pins
-if [[ ! -x $venv/bin/python || ! -f $stamp || $(cat "$stamp") != "${pins[*]}" ]]; then
-    echo "bench-phash: making $venv (${pins[*]})"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${pins[@]}"
-    echo "${pins[*]}" >"$stamp"
-fi
+# shellcheck source=scripts/lib/pinned-venv.sh
+source "$root/scripts/lib/pinned-venv.sh"
+pinned_venv "$python" "$venv" bench-phash "${pins[@]}"
 
 if [[ ! -f $photos/.complete || $(cat "$photos/.complete") != "${sources[*]}" ]]; then
     echo "bench-phash: fetching the sample photographs (${sources[*]})"

@@ -37,14 +37,9 @@ pins=(
     nvidia-cuda-cccl==13.0.85
 )
 
-stamp=$venv/.verinfer-pins
-if [[ ! -x $venv/bin/python || ! -f $stamp || $(cat "$stamp") != "${pins[*]}" ]]; then
-    echo "ci-cuda-check: installing the CUDA toolkit wheels into $venv"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input "${pins[@]}"
-    echo "${pins[*]}" >"$stamp"
-fi
+# shellcheck source=scripts/lib/pinned-venv.sh
+source "$root/scripts/lib/pinned-venv.sh"
+pinned_venv "$python" "$venv" ci-cuda-check "${pins[@]}"
 
 # The CUDA 13 wheels share one prefix, laid out like a toolkit (bin/, include/, lib/, nvvm/).
 cuda=$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')

@@ -23,6 +23,17 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::error::Result;
 
+/// Stream `stream` of ChaCha20 keyed by a task seed: the key is the seed's 8 little-endian bytes
+/// followed by 24 zero bytes. Consensus bytes: the image noise (stream = image index) and the text
+/// sampler's uniforms (stream 0) both read it, so it is written once.
+pub(crate) fn seeded_chacha20(seed: u64, stream: u64) -> ChaCha20Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut rng = ChaCha20Rng::from_seed(key);
+    rng.set_stream(stream);
+    rng
+}
+
 /// Gaussian noise for one image.
 #[derive(Debug, Clone)]
 pub struct NoiseStream {
@@ -33,11 +44,10 @@ pub struct NoiseStream {
 impl NoiseStream {
     /// The stream of image `image_index` of a task seeded with `seed`.
     pub fn new(seed: u64, image_index: u64) -> Self {
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&seed.to_le_bytes());
-        let mut rng = ChaCha20Rng::from_seed(key);
-        rng.set_stream(image_index);
-        Self { rng, spare: None }
+        Self {
+            rng: seeded_chacha20(seed, image_index),
+            spare: None,
+        }
     }
 
     /// The next standard normal value.

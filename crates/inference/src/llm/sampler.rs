@@ -41,7 +41,7 @@
 //! tests are printed in `docs/task-format.md` §6 and recomputed independently by
 //! `crates/inference/testdata/sampler_vectors.py`.
 
-use rand::{RngCore, SeedableRng};
+use rand::RngCore;
 use rand_chacha::ChaCha20Rng;
 
 use super::TextSampling;
@@ -91,11 +91,9 @@ impl UniformStream {
     /// Stream `stream` of ChaCha20 keyed by `seed`; a text task reads stream 0.
     pub fn new(seed: u64, stream: u64) -> Self {
         // The same keying as the diffusion noise.
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&seed.to_le_bytes());
-        let mut rng = ChaCha20Rng::from_seed(key);
-        rng.set_stream(stream);
-        Self { rng }
+        Self {
+            rng: crate::noise::seeded_chacha20(seed, stream),
+        }
     }
 
     /// The next raw 64-bit word.
