@@ -13,8 +13,10 @@ use verinfer_abi::Deployment;
 
 use crate::{DEVNET_MIN_IMAGE_FEE, DEVNET_MIN_TASK_FEE, Error, FoundryTool, foundry_tool};
 
-/// How long forge may take (a cold compile of the contracts with solc-js included).
-const FORGE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long forge may take: a cold `via_ir` compile of the contracts with solc-js takes 5–7
+/// minutes on 2 cores, and more on a busy machine (300 s was seen to run out while tests ran
+/// beside it); the limit is only there to catch a hung forge.
+const FORGE_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Contract parameters of a script deployment (the script's environment variables). The
 /// minimum fees are the kit's devnet ones ([`crate::DEVNET_MIN_TASK_FEE`],
