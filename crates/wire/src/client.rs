@@ -59,6 +59,16 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Whether the relayer refused because it has not indexed (yet) what the call is about:
+    /// the task ([`ErrorCode::UnknownTask`], [`ErrorCode::TaskNotStarted`]) or a node's reveal
+    /// ([`ErrorCode::NotRevealed`]). Such a call succeeds once the relayer's indexer catches up.
+    pub fn is_not_indexed(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(ErrorCode::UnknownTask | ErrorCode::TaskNotStarted | ErrorCode::NotRevealed)
+        )
+    }
 }
 
 /// A relayer API client.
@@ -79,6 +89,11 @@ impl RelayerClient {
     /// [`tls::http_client`](crate::tls::http_client)).
     pub fn with_http(base: Url, http: reqwest::Client) -> Self {
         Self { base, http }
+    }
+
+    /// The relayer's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
     }
 
     fn url(&self, path: &str) -> Result<Url, ClientError> {

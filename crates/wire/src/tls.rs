@@ -255,12 +255,43 @@ pub fn tls_problem(error: &(dyn StdError + 'static)) -> Option<TlsProblem> {
     None
 }
 
-/// `error`'s message, or its [`TlsProblem`]'s when it has one (a transport error's own message
-/// is "error sending request", which hides the certificate).
+/// `error`'s message followed by its causes, or its [`TlsProblem`]'s message when it has one (a
+/// transport error's own message is "error sending request for url (...)", which hides whether
+/// the connection was refused, timed out or failed its TLS handshake).
 pub fn explain(error: &(dyn StdError + 'static)) -> String {
     match tls_problem(error) {
         Some(problem) => problem.to_string(),
-        None => error.to_string(),
+        None => chain(error),
+    }
+}
+
+/// `error`'s message and every source's, joined by `": "`: `error sending request for url
+/// (http://127.0.0.1:8545/): client error (Connect): tcp connect error: Connection refused (os
+/// error 111)`. A cause whose message is already part of the text so far (errors that repeat
+/// their source's message in their own) is left out, so nothing is said twice.
+pub fn chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = source_of(error);
+    while let Some(cause) = next {
+        let message = cause.to_string();
+        if !message.is_empty() && !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        next = source_of(cause);
+    }
+    text
+}
+
+/// `error`'s source; for an `io::Error` wrapping another error, the wrapped one (whose message
+/// `io::Error` shows as its own, and whose source `io::Error::source` skips).
+fn source_of<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    match error.downcast_ref::<std::io::Error>() {
+        Some(io) => match io.get_ref() {
+            Some(inner) => inner.source(),
+            None => io.source(),
+        },
+        None => error.source(),
     }
 }
 
@@ -292,6 +323,47 @@ mod tests {
             rustls::Error::InvalidCertificate(CertificateError::BadSignature)
         ));
         assert_eq!(explain(&std::io::Error::other("plain")), "plain");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("top")]
+    struct Top(#[source] Repeats);
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let error = Top(Repeats(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        )));
+        assert_eq!(chain(&error), "top: outer: Connection refused");
+        assert_eq!(explain(&error), "top: outer: Connection refused");
+    }
+
+    /// A request to a closed loopback port says why it failed, not only that it did.
+    #[tokio::test]
+    async fn a_refused_connection_says_so() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url: Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let client = crate::RelayerClient::new(url);
+        let message = client.health().await.unwrap_err().to_string();
+        assert!(message.contains("Connection refused"), "{message}");
+        assert!(
+            message.contains(&format!(
+                "error sending request for url (http://127.0.0.1:{port}/"
+            )),
+            "{message}"
+        );
+        assert_eq!(
+            message.matches("error sending request").count(),
+            1,
+            "{message}"
+        );
     }
 
     #[test]
