@@ -18,8 +18,8 @@ use alloy::{
 use url::Url;
 pub use verinfer_abi::{ChainTask, NodeState};
 use verinfer_abi::{
-    IERC20, IERC20Metadata, Revert, TaskStatus, TokenDecimals, Verinfer, Verinfer::VerinferErrors,
-    VerinferEvent, VerinferInstance,
+    IERC20, IERC20Metadata, Revert, SlashReason, TaskStatus, TokenDecimals, Verinfer,
+    Verinfer::VerinferErrors, VerinferEvent, VerinferInstance,
 };
 
 use crate::{retry::Backoff, state::SettledOutcome};
@@ -134,6 +134,45 @@ pub struct SettledTask {
     pub outcome: SettledOutcome,
     /// Bit i: node i agreed (and was paid).
     pub agreeing_mask: u8,
+}
+
+/// A `NodeSlashed` event: the node lost `amount` of its stake over `task_id` (the contract kicks
+/// every node it slashes: a `NodeKicked` follows in the same transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slash {
+    /// The task.
+    pub task_id: u64,
+    /// Why.
+    pub reason: SlashReason,
+    /// Slashed, in token base units.
+    pub amount: u128,
+    /// Block of the event.
+    pub block: u64,
+}
+
+/// What a task paid or cost one node, from its `NodeRewarded` and `NodeSlashed` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeOutcome {
+    /// Paid `amount` (added to its stake) for `task_id`.
+    Rewarded {
+        /// The task.
+        task_id: u64,
+        /// Base units.
+        amount: u128,
+    },
+    /// Slashed (and kicked).
+    Slashed(Slash),
+}
+
+/// This node's `ResultCommitted` event for a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitSeen {
+    /// The commitment on chain.
+    pub commitment: B256,
+    /// The transaction that carried it.
+    pub tx: Option<B256>,
+    /// Its block.
+    pub block: u64,
 }
 
 /// A reveal another node sent, decoded from its transaction (for the copycat test behaviour).
@@ -506,6 +545,122 @@ impl Chain {
             .collect())
     }
 
+    /// `node`'s `ResultCommitted` event for `task_id`, searched from `from` to `to`.
+    pub async fn commitment_of(
+        &self,
+        task_id: u64,
+        node: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<CommitSeen>, ChainError> {
+        let filter = Filter::new()
+            .event_signature(Verinfer::ResultCommitted::SIGNATURE_HASH)
+            .topic1(U256::from(task_id))
+            .topic2(node.into_word());
+        for (log, event) in self
+            .events("eth_getLogs(ResultCommitted)", filter, from, to)
+            .await?
+        {
+            if let VerinferEvent::ResultCommitted { commitment, .. } = event {
+                return Ok(Some(CommitSeen {
+                    commitment,
+                    tx: log.transaction_hash,
+                    block: log_block(&log)?,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `node`'s `NodeRewarded` and `NodeSlashed` events in `from..=to`, in chain order.
+    pub async fn node_outcomes(
+        &self,
+        node: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<NodeOutcome>, ChainError> {
+        let filter = Filter::new()
+            .event_signature(vec![
+                Verinfer::NodeRewarded::SIGNATURE_HASH,
+                Verinfer::NodeSlashed::SIGNATURE_HASH,
+            ])
+            .topic1(node.into_word());
+        let mut outcomes = Vec::new();
+        for (log, event) in self
+            .events("eth_getLogs(NodeRewarded, NodeSlashed)", filter, from, to)
+            .await?
+        {
+            match event {
+                VerinferEvent::NodeRewarded {
+                    task_id, amount, ..
+                } => outcomes.push(NodeOutcome::Rewarded { task_id, amount }),
+                VerinferEvent::NodeSlashed {
+                    task_id,
+                    amount,
+                    reason,
+                    ..
+                } => outcomes.push(NodeOutcome::Slashed(Slash {
+                    task_id,
+                    reason,
+                    amount,
+                    block: log_block(&log)?,
+                })),
+                _ => {}
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// `node`'s `NodeSlashed` events in `from..=to`, in chain order.
+    pub async fn slashes(
+        &self,
+        node: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Slash>, ChainError> {
+        let filter = Filter::new()
+            .event_signature(Verinfer::NodeSlashed::SIGNATURE_HASH)
+            .topic1(node.into_word());
+        let mut slashes = Vec::new();
+        for (log, event) in self
+            .events("eth_getLogs(NodeSlashed)", filter, from, to)
+            .await?
+        {
+            if let VerinferEvent::NodeSlashed {
+                task_id,
+                amount,
+                reason,
+                ..
+            } = event
+            {
+                slashes.push(Slash {
+                    task_id,
+                    reason,
+                    amount,
+                    block: log_block(&log)?,
+                });
+            }
+        }
+        Ok(slashes)
+    }
+
+    /// `node`'s latest `NodeSlashed` event in `from..=to`, searched from `to` backwards (a kicked
+    /// node was slashed once, usually recently).
+    pub async fn last_slash(
+        &self,
+        node: Address,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<Slash>, ChainError> {
+        let ranges: Vec<(u64, u64)> = chunks(from, to, self.max_block_range).collect();
+        for (start, end) in ranges.into_iter().rev() {
+            if let Some(slash) = self.slashes(node, start, end).await?.pop() {
+                return Ok(Some(slash));
+            }
+        }
+        Ok(None)
+    }
+
     /// The reveal `node` sent for `task_id`, decoded from its transaction's calldata.
     pub async fn observed_reveal(
         &self,
@@ -565,9 +720,10 @@ impl Chain {
 
     /// Sends `commit(taskId, commitment)`; [`confirm`](Self::confirm) awaits its receipt.
     pub async fn commit(&self, task_id: u64, commitment: B256) -> Result<Submitted, ChainError> {
-        self.submit(
+        self.submit_with(
             "commit",
             self.verinfer.commit(U256::from(task_id), commitment),
+            verinfer_abi::commit_gas_limit,
         )
         .await
     }
@@ -579,10 +735,11 @@ impl Chain {
         phashes: Vec<u64>,
         salt: B256,
     ) -> Result<Submitted, ChainError> {
-        self.submit(
+        self.submit_with(
             "revealImage",
             self.verinfer
                 .revealImage(U256::from(task_id), phashes, salt),
+            verinfer_abi::reveal_gas_limit,
         )
         .await
     }
@@ -594,9 +751,10 @@ impl Chain {
         digest: B256,
         salt: B256,
     ) -> Result<Submitted, ChainError> {
-        self.submit(
+        self.submit_with(
             "revealText",
             self.verinfer.revealText(U256::from(task_id), digest, salt),
+            verinfer_abi::reveal_gas_limit,
         )
         .await
     }
@@ -607,9 +765,10 @@ impl Chain {
         task_id: u64,
         salt: B256,
     ) -> Result<Submitted, ChainError> {
-        self.submit(
+        self.submit_with(
             "reportInvalidArgs",
             self.verinfer.reportInvalidArgs(U256::from(task_id), salt),
+            verinfer_abi::reveal_gas_limit,
         )
         .await
     }
@@ -782,12 +941,27 @@ impl Chain {
         .await
     }
 
-    /// Estimates, pads the gas limit, and sends; returns once the endpoint accepted the
-    /// transaction (its hash is known), before it is mined.
+    /// Estimates, pads the gas limit ([`verinfer_abi::padded_gas_limit`]), and sends; returns
+    /// once the endpoint accepted the transaction (its hash is known), before it is mined.
     async fn submit<C>(
         &self,
         call: &'static str,
         builder: alloy::contract::CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
+    ) -> Result<Submitted, ChainError>
+    where
+        C: alloy::sol_types::SolCall,
+    {
+        self.submit_with(call, builder, verinfer_abi::padded_gas_limit)
+            .await
+    }
+
+    /// [`submit`](Self::submit) with the gas limit `limit` makes of the estimate: a commit or a
+    /// reveal adds what it costs when it turns out to be the last (the estimate cannot know).
+    async fn submit_with<C>(
+        &self,
+        call: &'static str,
+        builder: alloy::contract::CallBuilder<&DynProvider, std::marker::PhantomData<C>>,
+        limit: fn(u64) -> u64,
     ) -> Result<Submitted, ChainError>
     where
         C: alloy::sol_types::SolCall,
@@ -799,7 +973,7 @@ impl Chain {
             .await
             .map_err(|error| contract_error(call, &error))?;
         let pending = builder
-            .gas(verinfer_abi::padded_gas_limit(estimate))
+            .gas(limit(estimate))
             .send()
             .await
             .map_err(|error| contract_error(call, &error))?;

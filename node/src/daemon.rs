@@ -19,17 +19,22 @@ use verinfer_abi::{
     NodeState, TaskStatus as ChainStatus, TokenAmount, ValidationMode, Verinfer::VerinferErrors,
 };
 use verinfer_task::{ModelStore, TaskArgs, TaskKind, random_salt, text_digest};
-use verinfer_wire::{ClientError, ErrorCode, RelayerClient, UploadPayload, sign_result_upload};
+use verinfer_wire::{
+    ClientError, ErrorCode, RelayerClient, UploadPayload, sign_result_upload,
+    types::{TaskNodeView, TaskView},
+};
 
 use crate::{
-    chain::{Chain, ChainError, ChainTask, GpuModel, Head, ObservedReveal, Submitted, TxState},
+    chain::{
+        Chain, ChainError, ChainTask, GpuModel, Head, ObservedReveal, Slash, Submitted, TxState,
+    },
     config::{Behaviour, ChainTarget, HaltPoint, NodeConfig, StakeAmount},
     engine::{Identity, InferenceEngine, InferenceJob, InferenceOutput},
-    error::{NodeError, claimable_hint},
+    error::{NodeError, SlashNotice, claimable_hint, kicked_message},
     key::load_signer,
     metrics::Metrics,
     plan::{Action, ChainView, CloseReason, next_action},
-    retry::Backoff,
+    retry::{Backoff, WaitLog, utc_clock},
     state::{
         Payload, Role, SettledOutcome, Settlement, Stage, StateError, StateStore, StoredResult,
         TaskRecord,
@@ -47,6 +52,9 @@ const STEP_BACKOFF: Backoff = Backoff {
     factor: 2.0,
     max_attempts: u32::MAX,
 };
+/// How long an upload waits for the relayer to index the node's reveal before the wait is
+/// logged as a warning (it goes on: the result is kept and checked for at every poll).
+const UPLOAD_INDEX_PATIENCE: Duration = Duration::from_secs(120);
 /// Poll-loop retry delays after a failed poll (RPC down).
 const POLL_BACKOFF: Backoff = Backoff {
     initial: Duration::from_millis(500),
@@ -180,6 +188,9 @@ pub struct Node {
     summary: StartupSummary,
     /// Per task: failures in a row and when to try again.
     retry_at: HashMap<u64, (u32, Instant)>,
+    /// Per task whose upload waits for the relayer to index the reveal: since when, and whether
+    /// the wait was warned about.
+    upload_waits: HashMap<u64, (Instant, bool)>,
     /// When a busy node next checks for a due draw.
     next_draw_check: Instant,
     /// Draw backoff: the pause after the last fruitless draw, when the next may be sent, and
@@ -190,6 +201,9 @@ pub struct Node {
     /// Set by a poll that found a task of this node waiting in a check queue for its checkers:
     /// the node then looks for a due draw as an idle node does (its task needs one).
     check_waits: bool,
+    /// Set by the scan that found this node's `NodeSlashed` event (every slash kicks): the
+    /// daemon takes no more work and exits at the end of that poll.
+    kicked: Option<SlashNotice>,
 }
 
 /// When this node may send its next `drawTasks()` (see [`DRAW_BACKOFF_MIN`]).
@@ -241,8 +255,10 @@ pub enum NodeExit {
         /// `verinfer node withdraw` sends them.
         claimable: TokenAmount,
     },
-    /// The node was slashed and kicked, and finished what it could of its tasks.
+    /// The node was slashed and kicked (every slash kicks): it takes no more work.
     Kicked {
+        /// The slash (`None` when its event was not found).
+        slash: Option<SlashNotice>,
         /// Tokens credited to it (its stake after the slash).
         claimable: TokenAmount,
     },
@@ -258,11 +274,9 @@ impl fmt::Display for NodeExit {
                 "the node left the network and has no task left; {}",
                 claimable_hint(*claimable)
             ),
-            Self::Kicked { claimable } => write!(
-                f,
-                "the node was slashed and kicked from the network (it cannot join again with this key); {}",
-                claimable_hint(*claimable)
-            ),
+            Self::Kicked { slash, claimable } => {
+                write!(f, "the node {}", kicked_message(slash.as_ref(), *claimable))
+            }
         }
     }
 }
@@ -362,7 +376,7 @@ impl Node {
             registration,
             gpu_model,
             fee_tier_tx,
-        } = register(&chain, &store, &config, &identity).await?;
+        } = register(&chain, &store, &config, &identity, target.deploy_block).await?;
         let resumed_tasks = store
             .active_records()?
             .iter()
@@ -394,10 +408,12 @@ impl Node {
             metrics,
             summary,
             retry_at: HashMap::new(),
+            upload_waits: HashMap::new(),
             next_draw_check: Instant::now(),
             draw_backoff: DrawBackoff::default(),
             next_state_check: Instant::now(),
             check_waits: false,
+            kicked: None,
         })
     }
 
@@ -471,7 +487,7 @@ impl Node {
                 }
                 Ok(Flow::Exit(exit)) => {
                     match exit {
-                        NodeExit::Kicked { .. } => tracing::warn!("exiting: {exit}"),
+                        NodeExit::Kicked { .. } => tracing::error!("exiting: {exit}"),
                         _ => tracing::info!("exiting: {exit}"),
                     }
                     return Ok(exit);
@@ -506,6 +522,24 @@ impl Node {
         if flow != Flow::Continue || *stop.borrow() {
             return Ok(flow);
         }
+        if let Some(slash) = self.kicked {
+            // Kicked: no task can select it any more and it draws nothing; this poll recorded
+            // the settlement that kicked it.
+            let unfinished: Vec<u64> = self
+                .store
+                .active_records()?
+                .iter()
+                .map(|record| record.task_id)
+                .collect();
+            if !unfinished.is_empty() {
+                tracing::warn!(tasks = ?unfinished, "kicked: leaving these task records unfinished");
+            }
+            let exit = NodeExit::Kicked {
+                slash: Some(slash),
+                claimable: self.claimable().await?,
+            };
+            return Ok(Flow::Exit(exit));
+        }
         let active = self.store.active_records()?;
         // A first node whose check waits for checkers is busy, but its task needs a draw.
         let idle = active.iter().all(|record| record.stage >= Stage::Settled) || self.check_waits;
@@ -525,20 +559,52 @@ impl Node {
         self.next_state_check = Instant::now() + STATE_CHECK_PERIOD;
         let me = self.address();
         let state = self.chain.node_info(me).await?.state;
-        let claimable = || async {
-            let decimals = self.chain.token_decimals().await?;
-            Ok::<_, NodeError>(decimals.amount(self.chain.claimable(me).await?))
-        };
         let exit = match state {
             NodeState::None => NodeExit::Left {
-                claimable: claimable().await?,
+                claimable: self.claimable().await?,
             },
-            NodeState::Kicked => NodeExit::Kicked {
-                claimable: claimable().await?,
-            },
+            // The scan normally sees the slash first; this is the fallback.
+            NodeState::Kicked => {
+                let head = self.chain.head().await?;
+                let slash = match self
+                    .chain
+                    .last_slash(me, self.target.deploy_block, head.number)
+                    .await?
+                {
+                    Some(slash) => Some(slash_notice(&self.chain, slash).await?),
+                    None => None,
+                };
+                NodeExit::Kicked {
+                    slash,
+                    claimable: self.claimable().await?,
+                }
+            }
             NodeState::Available | NodeState::Busy | NodeState::Leaving => return Ok(None),
         };
         Ok(Some(exit))
+    }
+
+    /// Tokens the contract credited to this node (`claimable`), in tokens.
+    async fn claimable(&self) -> Result<TokenAmount, NodeError> {
+        let decimals = self.chain.token_decimals().await?;
+        Ok(decimals.amount(self.chain.claimable(self.address()).await?))
+    }
+
+    /// This node's slash, seen on chain by the scan: says so at error level with the task,
+    /// reason and amount, counts it, and marks the daemon kicked (it exits after this poll).
+    async fn on_slash(&mut self, slash: Slash) -> Result<(), NodeError> {
+        let notice = slash_notice(&self.chain, slash).await?;
+        self.metrics.slashed(slash.reason);
+        self.metrics.set_kicked();
+        tracing::error!(
+            task = slash.task_id,
+            reason = %slash.reason,
+            amount = %notice.amount,
+            block = slash.block,
+            "this node was {notice} and kicked from the network: it takes no more work"
+        );
+        self.kicked = Some(notice);
+        Ok(())
     }
 
     /// Sends `drawTasks()` when `drawDue()` says waiting tasks need a draw that no call of the
@@ -650,8 +716,14 @@ impl Node {
             let to = from
                 .saturating_add(self.config.max_block_range - 1)
                 .min(head.number);
+            for slash in self.chain.slashes(me, from, to).await? {
+                self.on_slash(slash).await?;
+            }
             for started in self.chain.assignments(from, to).await? {
-                if !started.nodes.contains(&me) || self.store.load(started.task_id)?.is_some() {
+                if self.kicked.is_some()
+                    || !started.nodes.contains(&me)
+                    || self.store.load(started.task_id)?.is_some()
+                {
                     continue;
                 }
                 let task = match self.chain.task(started.task_id).await {
@@ -662,6 +734,17 @@ impl Node {
                     }
                     Err(error) => return Err(error.into()),
                 };
+                // A task that ended without a record of this node (it was down all along, or
+                // its state directory was lost and the scan starts over): nothing to do for it,
+                // and nothing to announce. Slashes are reported from their own events.
+                if !task.status.is_started() {
+                    tracing::debug!(
+                        task = started.task_id,
+                        status = %task.status,
+                        "skipping a task of this node that ended before it was recorded"
+                    );
+                    continue;
+                }
                 let (role, nodes) = if started.check {
                     // The first node is the task's slot 0; the event names the checkers.
                     let mut nodes = started.nodes;
@@ -717,7 +800,8 @@ impl Node {
             let (name, step) = match action {
                 Action::Compute => ("compute", self.compute(record, &task, head, stop).await?),
                 Action::Commit => ("commit", self.commit(record).await?),
-                Action::AdoptCommit => ("adopt_commit", self.advance(record, Stage::Committed)?),
+                Action::AdoptCommit => ("adopt_commit", self.adopt_commit(record, head).await?),
+                Action::SaltLost => ("salt_lost", self.salt_lost(record, &view, head).await?),
                 Action::Reveal => ("reveal", self.reveal(record, head).await?),
                 Action::AdoptReveal => ("adopt_reveal", self.advance(record, Stage::Revealed)?),
                 Action::AwaitSample => ("await_sample", self.await_sample(record, &view)?),
@@ -782,6 +866,103 @@ impl Node {
             "already on chain"
         );
         record.stage = stage;
+        self.store.save(record)?;
+        Ok(Step::Advanced)
+    }
+
+    /// The chain shows this node's commitment: adopts it when it is the record's, and treats it
+    /// as a lost salt when it is not (a commitment sent before the state directory was lost,
+    /// landing after the record was made anew): its reveal would revert `CommitmentMismatch`.
+    async fn adopt_commit(
+        &mut self,
+        record: &mut TaskRecord,
+        head: Head,
+    ) -> Result<Step, NodeError> {
+        let seen = self
+            .chain
+            .commitment_of(
+                record.task_id,
+                self.address(),
+                record.started_block,
+                head.number,
+            )
+            .await?;
+        if let Some(seen) = seen
+            && record.commitment != Some(seen.commitment)
+        {
+            let task = self.chain.task(record.task_id).await?;
+            let view = ChainView::of(&task, head.number, head.timestamp);
+            return self.lost_salt(record, &view, head, Some(seen));
+        }
+        self.advance(record, Stage::Committed)
+    }
+
+    /// The chain holds this node's commitment but the record has no salt for it (the state
+    /// directory was lost after it committed): says so once, plainly, and records that it will
+    /// not reveal, so that it sends no reveal that must revert and waits for the slash.
+    async fn salt_lost(
+        &mut self,
+        record: &mut TaskRecord,
+        view: &ChainView,
+        head: Head,
+    ) -> Result<Step, NodeError> {
+        let seen = self
+            .chain
+            .commitment_of(
+                record.task_id,
+                self.address(),
+                record.started_block,
+                head.number,
+            )
+            .await?;
+        self.lost_salt(record, view, head, seen)
+    }
+
+    fn lost_salt(
+        &mut self,
+        record: &mut TaskRecord,
+        view: &ChainView,
+        head: Head,
+        seen: Option<crate::chain::CommitSeen>,
+    ) -> Result<Step, NodeError> {
+        let committed = match seen {
+            Some(seen) => format!(
+                " (tx {}, block {})",
+                seen.tx
+                    .map_or_else(|| "unknown".to_owned(), |tx| tx.to_string()),
+                seen.block
+            ),
+            None => String::new(),
+        };
+        let closes = if view.reveal_deadline > head.timestamp {
+            format!(
+                "when its reveal window closes at chain time {} (in about {} s)",
+                view.reveal_deadline,
+                view.reveal_deadline - head.timestamp
+            )
+        } else {
+            format!(
+                "now that its reveal window closed at chain time {}",
+                view.reveal_deadline
+            )
+        };
+        tracing::error!(
+            task = record.task_id,
+            reveal_deadline = view.reveal_deadline,
+            "task {}: this node committed on chain{committed} but the salt of its commitment is not in {} (was the data directory lost?): it cannot reveal, and will be slashed MissedReveal {closes}",
+            record.task_id,
+            self.store.dir().display(),
+        );
+        self.metrics.error("salt_lost");
+        record.stage = Stage::Committed;
+        record.commit_tx = seen.and_then(|seen| seen.tx);
+        record.commitment = seen.map(|seen| seen.commitment);
+        record.result = None;
+        record.salt = None;
+        record.skip_reveal = Some(
+            "the salt of this node's commitment on chain is lost (state directory lost after it committed)"
+                .into(),
+        );
         self.store.save(record)?;
         Ok(Step::Advanced)
     }
@@ -927,10 +1108,22 @@ impl Node {
     ) -> Result<ArgsFetch, NodeError> {
         let started = Instant::now();
         let mut attempt = 0u32;
+        let mut wait = WaitLog::default();
+        // The chain time at which the node stops waiting and reports the args invalid.
+        let give_up_at =
+            u64::from(task.commit_deadline).saturating_sub(self.config.args_deadline_margin_secs);
         loop {
-            match self.relayer.args(task.args_hash).await {
+            let error = match self.relayer.args(task.args_hash).await {
                 Ok(bytes) => {
                     self.metrics.step("fetch_args", started.elapsed());
+                    if wait.waited() {
+                        tracing::info!(
+                            task = task_id,
+                            attempts = attempt + 1,
+                            waited = ?started.elapsed(),
+                            "task {task_id}: the relayer served the args"
+                        );
+                    }
                     return Ok(ArgsFetch::Fetched(bytes.to_vec()));
                 }
                 Err(ClientError::ArgsHashMismatch { expected, got }) => {
@@ -940,22 +1133,41 @@ impl Node {
                 }
                 Err(error) => {
                     self.metrics.error("relayer");
-                    tracing::debug!(task = task_id, %error, "args not available yet");
+                    error
                 }
-            }
+            };
             let now = self.chain.head().await?.timestamp;
-            if now.saturating_add(self.config.args_deadline_margin_secs)
-                >= u64::from(task.commit_deadline)
-            {
+            if now >= give_up_at {
                 return Ok(ArgsFetch::Invalid(format!(
-                    "the relayer did not serve args {} within {}s of the commit deadline",
-                    task.args_hash, self.config.args_deadline_margin_secs
+                    "the relayer did not serve args {} within {}s of the commit deadline \
+                     ({} attempts; last: {error})",
+                    task.args_hash,
+                    self.config.args_deadline_margin_secs,
+                    attempt + 1
                 )));
             }
             let delay = STEP_BACKOFF
                 .delay(attempt)
                 .min(self.config.poll_interval().max(Duration::from_millis(200)));
             attempt = attempt.saturating_add(1);
+            if wait.changed(&wait_cause(&error)) {
+                tracing::info!(
+                    task = task_id,
+                    relayer = %self.relayer.base(),
+                    attempt,
+                    ?delay,
+                    give_up_at,
+                    "task {task_id}: waiting for the relayer at {} to serve the args (attempt \
+                     {attempt}, retrying in {:.1} s, giving up at {} chain time, {}s before \
+                     the commit deadline): {error}",
+                    self.relayer.base(),
+                    delay.as_secs_f64(),
+                    utc_clock(give_up_at),
+                    self.config.args_deadline_margin_secs,
+                );
+            } else {
+                tracing::debug!(task = task_id, attempt, %error, "args not available yet");
+            }
             let mut stop = stop.clone();
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -1156,6 +1368,29 @@ impl Node {
             {
                 return Ok(Step::Advanced);
             }
+            // The chain's commitment is not this record's (a record made anew after the state
+            // was lost): every retry would revert the same way.
+            Err(error)
+                if kind == TxKind::Reveal
+                    && matches!(
+                        error.contract_error(),
+                        Some(VerinferErrors::CommitmentMismatch(_))
+                    ) =>
+            {
+                let head = self.chain.head().await?;
+                let task = self.chain.task(record.task_id).await?;
+                let view = ChainView::of(&task, head.number, head.timestamp);
+                let seen = self
+                    .chain
+                    .commitment_of(
+                        record.task_id,
+                        self.address(),
+                        record.started_block,
+                        head.number,
+                    )
+                    .await?;
+                return self.lost_salt(record, &view, head, seen);
+            }
             // A sampled task the draw checks after all (its sample block's hash aged out since
             // the draw was read): the next plan resolves it instead.
             Err(error)
@@ -1318,6 +1553,16 @@ impl Node {
             Payload::Images(pngs) => UploadPayload::image(pngs),
             Payload::Text(output) => UploadPayload::text(output),
         };
+        // The relayer checks an upload against the reveal it indexed: wait until it has indexed
+        // this node's (it may lag the chain by a poll or more) rather than fail into a 409.
+        match self.relayer.task(record.task_id).await {
+            Ok(view) if reveal_indexed(&view, self.address()) => {}
+            Ok(_) => return Ok(self.await_reveal_indexed(record.task_id)),
+            Err(error) if error.is_not_indexed() => {
+                return Ok(self.await_reveal_indexed(record.task_id));
+            }
+            Err(error) => return Err(error.into()),
+        }
         let request = sign_result_upload(
             &self.signer,
             self.target.chain_id,
@@ -1330,9 +1575,15 @@ impl Node {
             Ok(accepted) => {
                 record.stage = Stage::Uploaded;
                 self.store.save(record)?;
-                tracing::info!(task = record.task_id, payload_hash = %accepted.payload_hash, "result uploaded");
+                let waited = self
+                    .upload_waits
+                    .remove(&record.task_id)
+                    .map(|(since, _)| since.elapsed());
+                tracing::info!(task = record.task_id, payload_hash = %accepted.payload_hash, ?waited, "result uploaded");
                 Ok(Step::Advanced)
             }
+            // Indexed between the check and the upload by a replica that lags: not yet.
+            Err(error) if error.is_not_indexed() => Ok(self.await_reveal_indexed(record.task_id)),
             Err(error) if upload_is_final(&error) => {
                 tracing::error!(task = record.task_id, %error, "the relayer refused the upload for good");
                 self.metrics.error("upload_refused");
@@ -1345,6 +1596,39 @@ impl Node {
         }
     }
 
+    /// Waits (until the next poll) for the relayer to index this node's reveal of `task_id`:
+    /// logged at info when the wait starts, and once at warn if it lasts past
+    /// [`UPLOAD_INDEX_PATIENCE`] (the relayer's indexer is then stuck or far behind).
+    fn await_reveal_indexed(&mut self, task_id: u64) -> Step {
+        let now = Instant::now();
+        let relayer = self.relayer.base();
+        match self.upload_waits.get_mut(&task_id) {
+            None => {
+                self.upload_waits.insert(task_id, (now, false));
+                tracing::info!(
+                    task = task_id,
+                    %relayer,
+                    "task {task_id}: waiting for the relayer at {relayer} to index the reveal of \
+                     task {task_id} before uploading its result (checking at every poll)"
+                );
+            }
+            Some((since, warned))
+                if !*warned && now.duration_since(*since) >= UPLOAD_INDEX_PATIENCE =>
+            {
+                *warned = true;
+                tracing::warn!(
+                    task = task_id,
+                    %relayer,
+                    waited = ?now.duration_since(*since),
+                    "task {task_id}: the relayer at {relayer} has still not indexed this node's \
+                     reveal; is its indexer running? (the node keeps the result and keeps checking)"
+                );
+            }
+            Some(_) => {}
+        }
+        Step::Wait
+    }
+
     fn close(&mut self, record: &mut TaskRecord, reason: &CloseReason) -> Result<Step, NodeError> {
         match reason {
             CloseReason::NothingToUpload => {
@@ -1355,6 +1639,7 @@ impl Node {
                 self.metrics.task_finished(match other {
                     CloseReason::CommitWindowMissed => "missed_commit",
                     CloseReason::CheckExpired => "check_expired",
+                    CloseReason::ResultLost => "result_lost",
                     _ => "dropped",
                 });
             }
@@ -1363,6 +1648,30 @@ impl Node {
         record.closed_reason = Some(reason.to_string());
         self.store.save(record)?;
         Ok(Step::Advanced)
+    }
+}
+
+/// Whether the relayer's view of a task holds `node`'s reveal (a result or an invalid-args
+/// report), which it checks an upload against.
+fn reveal_indexed(view: &TaskView, node: Address) -> bool {
+    reveal_among(&view.nodes, node)
+}
+
+fn reveal_among(nodes: &[TaskNodeView], node: Address) -> bool {
+    nodes.iter().any(|entry| {
+        entry.node == node
+            && (entry.phashes.is_some() || entry.text_digest.is_some() || entry.invalid_args)
+    })
+}
+
+/// A short, stable name of why a relayer call failed, so that a wait is logged again only when
+/// its cause changes (see [`WaitLog`]).
+fn wait_cause(error: &ClientError) -> String {
+    match error {
+        ClientError::Api { code, .. } => format!("{code:?}"),
+        ClientError::Http { status, .. } => status.as_str().to_owned(),
+        ClientError::Transport(_) => "unreachable".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -1426,13 +1735,20 @@ async fn register(
     store: &StateStore,
     config: &NodeConfig,
     identity: &Identity,
+    deploy_block: u64,
 ) -> Result<Registered, NodeError> {
     let me = chain.node();
     let info = chain.node_info(me).await?;
     match info.state {
         NodeState::Kicked => {
+            let head = chain.head().await?;
+            let slash = match chain.last_slash(me, deploy_block, head.number).await? {
+                Some(slash) => Some(slash_notice(chain, slash).await?),
+                None => None,
+            };
             return Err(NodeError::Kicked {
                 node: me,
+                slash,
                 claimable: chain
                     .token_decimals()
                     .await?
@@ -1519,6 +1835,15 @@ async fn register(
         },
         gpu_model,
         fee_tier_tx: None,
+    })
+}
+
+/// `slash` with its amount in tokens.
+async fn slash_notice(chain: &Chain, slash: Slash) -> Result<SlashNotice, NodeError> {
+    Ok(SlashNotice {
+        task_id: slash.task_id,
+        reason: slash.reason,
+        amount: chain.token_decimals().await?.amount(slash.amount),
     })
 }
 
@@ -1634,5 +1959,35 @@ mod tests {
         ] {
             assert!(line.contains(needle), "{needle:?} missing in {line}");
         }
+    }
+
+    #[test]
+    fn an_upload_waits_until_the_relayer_indexed_the_reveal() {
+        let me = Address::repeat_byte(1);
+        let entry = |node, revealed: bool| TaskNodeView {
+            slot: 0,
+            node,
+            commitment: Some(B256::repeat_byte(9)),
+            phashes: revealed.then(|| vec!["0x0000000000000001".to_owned()]),
+            text_digest: None,
+            invalid_args: false,
+            agreed: None,
+            uploaded: false,
+        };
+        // Only another node's reveal indexed: wait.
+        let nodes = vec![entry(me, false), entry(Address::repeat_byte(2), true)];
+        assert!(!reveal_among(&nodes, me));
+        assert!(!reveal_among(&[], me));
+        assert!(reveal_among(&[entry(me, true)], me));
+
+        // A NotRevealed answer is "not yet", like an unknown task, not a refusal for good.
+        let not_revealed = ClientError::Api {
+            status: reqwest::StatusCode::CONFLICT,
+            code: ErrorCode::NotRevealed,
+            message: "not indexed".into(),
+        };
+        assert!(not_revealed.is_not_indexed());
+        assert!(!upload_is_final(&not_revealed));
+        assert_eq!(wait_cause(&not_revealed), "NotRevealed");
     }
 }

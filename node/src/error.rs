@@ -1,7 +1,9 @@
 //! The daemon's error type.
 
+use std::fmt;
+
 use alloy::primitives::Address;
-use verinfer_abi::TokenAmount;
+use verinfer_abi::{SlashReason, TokenAmount};
 
 use crate::{chain::ChainError, config::ConfigError, key::KeyError, state::StateError};
 
@@ -40,13 +42,12 @@ pub enum NodeError {
     )]
     Identity(String),
     /// The node was slashed and kicked; it can never join again with this key.
-    #[error(
-        "node {node} was kicked from the network and cannot join again with this key; {}",
-        claimable_hint(*claimable)
-    )]
+    #[error("node {node} {}", kicked_message(slash.as_ref(), *claimable))]
     Kicked {
         /// The node.
         node: Address,
+        /// The slash that kicked it (`None` when its event was not found).
+        slash: Option<SlashNotice>,
         /// What the contract holds for it (`claimable`): its stake after the slash, and any
         /// slash rewards.
         claimable: TokenAmount,
@@ -192,4 +193,45 @@ pub(crate) fn claimable_hint(claimable: TokenAmount) -> String {
             "{claimable} tokens are claimable: `verinfer node withdraw` sends them to the node's account"
         )
     }
+}
+
+/// The slash that kicked a node (every slash kicks), its amount in tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlashNotice {
+    /// The task it was slashed over.
+    pub task_id: u64,
+    /// Why.
+    pub reason: SlashReason,
+    /// How much of its stake it lost.
+    pub amount: TokenAmount,
+}
+
+impl fmt::Display for SlashNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "slashed {} tokens on task {} ({}: {})",
+            self.amount,
+            self.task_id,
+            self.reason,
+            match self.reason {
+                SlashReason::Disagreed => "its result disagreed with the agreeing nodes",
+                SlashReason::MissedCommit => "it did not commit before the commit deadline",
+                SlashReason::MissedReveal => "it did not reveal before the reveal deadline",
+            }
+        )
+    }
+}
+
+/// What happened to a kicked node and what its operator can do: "was slashed ... and kicked
+/// ...; N tokens are claimable: `verinfer node withdraw` ...; to serve again ...".
+pub(crate) fn kicked_message(slash: Option<&SlashNotice>, claimable: TokenAmount) -> String {
+    let what = match slash {
+        Some(slash) => format!("was {slash} and kicked from the network"),
+        None => "was slashed and kicked from the network".to_owned(),
+    };
+    format!(
+        "{what}: it cannot join again with this key; {}; to serve again, join with a new key (a new key in the node configuration, staked anew by `verinfer node run`)",
+        claimable_hint(claimable)
+    )
 }

@@ -32,8 +32,8 @@ pub mod state;
 mod status;
 
 pub use chain::{
-    Chain, ChainError, ChainNode, ChainTask, GpuModel, Head, NodeState, ObservedReveal,
-    SettledTask, StartedTask, Submitted, TxState,
+    Chain, ChainError, ChainNode, ChainTask, CommitSeen, GpuModel, Head, NodeOutcome, NodeState,
+    ObservedReveal, SettledTask, Slash, StartedTask, Submitted, TxState,
 };
 pub use config::{
     Behaviour, CONFIG_REFERENCE, ChainTarget, ConfigError, DEFAULT_KEY_ENV, Device, ENV_PREFIX,
@@ -44,7 +44,7 @@ pub use daemon::{Node, NodeExit, Registration, StartupSummary, run};
 pub use engine::{
     CandleEngine, Identity, InferenceEngine, InferenceJob, InferenceOutput, detect_identity,
 };
-pub use error::NodeError;
+pub use error::{NodeError, SlashNotice};
 pub use key::{KeyError, load_signer};
 pub use metrics::Metrics;
 pub use retry::Backoff;

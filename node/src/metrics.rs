@@ -25,6 +25,8 @@ pub struct Metrics {
     errors: IntCounterVec,
     current_task: IntGauge,
     scanned_block: IntGauge,
+    slashes: IntCounterVec,
+    kicked: IntGauge,
 }
 
 impl Metrics {
@@ -68,12 +70,27 @@ impl Metrics {
             "Next block the task event scan reads",
         )
         .expect("valid metric definition");
+        let slashes = IntCounterVec::new(
+            Opts::new(
+                "verinfer_node_slashes_total",
+                "Slashes of this node seen on chain, by reason (Disagreed, MissedCommit, MissedReveal)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric definition");
+        let kicked = IntGauge::new(
+            "verinfer_node_kicked",
+            "1 once the node was slashed and kicked from the network (it takes no more work)",
+        )
+        .expect("valid metric definition");
         for collector in [
             Box::new(tasks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(step_seconds.clone()),
             Box::new(errors.clone()),
             Box::new(current_task.clone()),
             Box::new(scanned_block.clone()),
+            Box::new(slashes.clone()),
+            Box::new(kicked.clone()),
         ] {
             registry
                 .register(collector)
@@ -86,7 +103,19 @@ impl Metrics {
             errors,
             current_task,
             scanned_block,
+            slashes,
+            kicked,
         }
+    }
+
+    /// Counts a slash of this node, by its reason.
+    pub fn slashed(&self, reason: verinfer_abi::SlashReason) {
+        self.slashes.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Marks the node kicked (the contract kicks every node it slashes).
+    pub fn set_kicked(&self) {
+        self.kicked.set(1);
     }
 
     /// Counts a finished task (`validated_agreed`, `validated_disagreed`, `aborted`, `errored`,
@@ -229,12 +258,16 @@ mod tests {
         metrics.step("compute", Duration::from_millis(1500));
         metrics.error("rpc");
         metrics.set_current_task(12);
+        metrics.slashed(verinfer_abi::SlashReason::MissedReveal);
+        metrics.set_kicked();
         let text = metrics.render();
         for needle in [
             "verinfer_node_tasks_total{outcome=\"validated_agreed\"} 1",
             "verinfer_node_step_duration_seconds_count{step=\"compute\"} 1",
             "verinfer_node_errors_total{kind=\"rpc\"} 1",
             "verinfer_node_current_task 12",
+            "verinfer_node_slashes_total{reason=\"MissedReveal\"} 1",
+            "verinfer_node_kicked 1",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }

@@ -17,6 +17,10 @@ pub const fn is_settled(status: ChainStatus) -> bool {
     )
 }
 
+/// Seconds between the turns of a task's slots to settle it ([`ChainView::settle_turn`]): a
+/// few blocks, so that the next slot sees the previous slot's `settle` mined before it sends.
+pub const SETTLE_STAGGER_SECS: u64 = 4;
+
 /// The chain's view of a task (`getTask`) and the chain's time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChainView {
@@ -118,6 +122,24 @@ impl ChainView {
         }
     }
 
+    /// Whether it is the turn of the node in `slot` to settle: [`settle_due`](Self::settle_due),
+    /// and [`SETTLE_STAGGER_SECS`] times `slot` seconds have passed since it became due. Nodes
+    /// that all settled the moment it became due would land several `settle` calls in one
+    /// block, and all but the first revert (`NotSettleable`), each paid for: slot 0 settles
+    /// first, and the others only if it has not (a node checks the chain before sending).
+    pub const fn settle_turn(&self, slot: usize) -> bool {
+        if !self.settle_due() {
+            return false;
+        }
+        let due_since = match self.status {
+            ChainStatus::AwaitingSample => self.reveal_deadline,
+            _ if self.now >= self.reveal_deadline => self.reveal_deadline,
+            // Every committed node revealed: due since the commit phase ended.
+            _ => self.commit_deadline,
+        };
+        self.now >= due_since.saturating_add(slot as u64 * SETTLE_STAGGER_SECS)
+    }
+
     /// Whether the task's check started: its checkers are drawn.
     fn check_started(&self) -> bool {
         !self.nodes[1].is_zero() || !self.nodes[2].is_zero()
@@ -141,6 +163,9 @@ pub enum CloseReason {
     TaskNotRunning(ChainStatus),
     /// The commit window closed before this node committed.
     CommitWindowMissed,
+    /// The task settled as validated with this node agreeing, but its result and payload are
+    /// not in its state (the data directory was lost after it committed): nothing to upload.
+    ResultLost,
     /// A sampled task's check found no checkers before its deadline: the task expired (the fee
     /// refunded, this first node released unpaid and unslashed).
     CheckExpired,
@@ -159,6 +184,9 @@ impl std::fmt::Display for CloseReason {
             Self::CommitWindowMissed => {
                 f.write_str("the commit window closed before this node committed")
             }
+            Self::ResultLost => f.write_str(
+                "validated with this node agreeing, but its result is not in its state (lost with the data directory): nothing to upload",
+            ),
             Self::CheckExpired => f.write_str(
                 "the check found no checkers in time: the task expired, this node released unpaid",
             ),
@@ -176,6 +204,10 @@ pub enum Action {
     Commit,
     /// The commitment is already on chain (sent before a restart): record it, send nothing.
     AdoptCommit,
+    /// The chain shows a commitment of this node, but its record has no result nor salt (the
+    /// state directory was lost after it committed): it cannot reveal, and will be slashed
+    /// `MissedReveal` when the reveal window closes. Say so once; send nothing that must fail.
+    SaltLost,
     /// A sampled task's first node committed: record the sample block, await the draw.
     AwaitSample,
     /// Awaiting the sample draw: its block is not sealed yet.
@@ -228,6 +260,14 @@ pub fn next_action(record: &TaskRecord, node: Address, view: &ChainView) -> Acti
                 {
                     Action::Upload
                 }
+                // Agreed and validated, but the result went with the lost state.
+                Some(settlement)
+                    if settlement.agreed
+                        && settlement.outcome == crate::state::SettledOutcome::Validated
+                        && record.result.is_none() =>
+                {
+                    Action::Close(CloseReason::ResultLost)
+                }
                 Some(_) => Action::Close(CloseReason::NothingToUpload),
                 None => Action::RecordSettlement,
             },
@@ -252,6 +292,12 @@ pub fn next_action(record: &TaskRecord, node: Address, view: &ChainView) -> Acti
         return action;
     }
     match record.stage {
+        // A record that never computed, yet the chain holds its node's reveal or commitment: the
+        // state was lost after the node committed (a computed record is on disk before its
+        // commitment is sent). Adopt a reveal; never compute a new salt for a commitment that
+        // is already on chain, nor call its window missed.
+        Stage::Assigned if view.revealed(slot) => Action::AdoptReveal,
+        Stage::Assigned if view.committed(slot) => Action::SaltLost,
         Stage::Assigned if view.commit_open() => Action::Compute,
         Stage::Assigned => Action::Close(CloseReason::CommitWindowMissed),
         Stage::Computed if view.committed(slot) => Action::AdoptCommit,
@@ -263,7 +309,7 @@ pub fn next_action(record: &TaskRecord, node: Address, view: &ChainView) -> Acti
             Action::AdoptReveal
         }
         Stage::Committed | Stage::AwaitingSample | Stage::Checked
-            if record.skip_reveal.is_some() && view.settle_due() =>
+            if record.skip_reveal.is_some() && view.settle_turn(slot) =>
         {
             Action::Settle
         }
@@ -275,11 +321,14 @@ pub fn next_action(record: &TaskRecord, node: Address, view: &ChainView) -> Acti
         Stage::Committed | Stage::AwaitingSample | Stage::Checked if view.reveal_open() => {
             Action::Reveal
         }
-        Stage::Committed | Stage::AwaitingSample | Stage::Checked if view.settle_due() => {
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked if view.settle_turn(slot) => {
             Action::Settle
         }
+        Stage::Committed | Stage::AwaitingSample | Stage::Checked if view.settle_due() => {
+            Action::WaitForSettlement
+        }
         Stage::Committed | Stage::AwaitingSample | Stage::Checked => Action::WaitForRevealPhase,
-        Stage::Revealed | Stage::Settled if view.settle_due() => Action::Settle,
+        Stage::Revealed | Stage::Settled if view.settle_turn(slot) => Action::Settle,
         Stage::Revealed | Stage::Settled => Action::WaitForSettlement,
         Stage::Uploaded | Stage::Closed => Action::Done,
     }
@@ -446,10 +495,17 @@ mod tests {
                 view(Revealing, 0b111, ME_BIT, early),
                 Action::AdoptReveal,
             ),
+            // Settling is staggered by slot: slot 0 first, this node (slot 1) only if it has not.
+            (
+                "committed, reveal missed, slot 0's turn to settle",
+                Stage::Committed,
+                view(Revealing, 0b111, 0b101, after_reveal),
+                Action::WaitForSettlement,
+            ),
             (
                 "committed, reveal missed",
                 Stage::Committed,
-                view(Revealing, 0b111, 0b101, after_reveal),
+                view(Revealing, 0b111, 0b101, after_reveal + SETTLE_STAGGER_SECS),
                 Action::Settle,
             ),
             // Crash after revealing: wait, or settle once the deadline passed.
@@ -460,15 +516,26 @@ mod tests {
                 Action::WaitForSettlement,
             ),
             (
-                "revealed, deadline passed",
+                "revealed, deadline passed, slot 0's turn to settle",
                 Stage::Revealed,
                 view(Revealing, 0b111, ME_BIT, after_reveal),
+                Action::WaitForSettlement,
+            ),
+            (
+                "revealed, deadline passed",
+                Stage::Revealed,
+                view(Revealing, 0b111, ME_BIT, after_reveal + SETTLE_STAGGER_SECS),
                 Action::Settle,
             ),
             (
                 "revealed, late committers revealed",
                 Stage::Revealed,
-                view(Committing, 0b011, 0b011, after_commit),
+                view(
+                    Committing,
+                    0b011,
+                    0b011,
+                    COMMIT_DEADLINE + SETTLE_STAGGER_SECS,
+                ),
                 Action::Settle,
             ),
             (
@@ -546,6 +613,100 @@ mod tests {
                 Action::Close(CloseReason::NothingToUpload)
             );
         }
+    }
+
+    /// A node whose state directory was lost after it committed finds a fresh `Assigned` record
+    /// against its commitment on chain: it must neither compute a new salt (whose reveal would
+    /// revert `CommitmentMismatch`) nor say the commit window closed before it committed.
+    #[test]
+    fn a_record_without_its_salt_never_recomputes_over_its_commitment_on_chain() {
+        use ChainStatus::{AwaitingSample, Committing, Revealing};
+        let early = COMMIT_DEADLINE - 10;
+        let table: Vec<(&str, ChainView, Action)> = vec![
+            (
+                "committed, window open",
+                view(Committing, ME_BIT, 0, early),
+                Action::SaltLost,
+            ),
+            (
+                "committed, all in",
+                view(Revealing, 0b111, 0, early),
+                Action::SaltLost,
+            ),
+            (
+                "committed, commit deadline passed",
+                view(Committing, 0b011, 0, COMMIT_DEADLINE + 1),
+                Action::SaltLost,
+            ),
+            (
+                "revealed before the state was lost",
+                view(Revealing, 0b111, ME_BIT, early),
+                Action::AdoptReveal,
+            ),
+            (
+                "not committed, window open",
+                view(Committing, 0b001, 0, early),
+                Action::Compute,
+            ),
+            (
+                "not committed, window closed",
+                view(Revealing, 0b101, 0, early),
+                Action::Close(CloseReason::CommitWindowMissed),
+            ),
+        ];
+        for (name, chain, expected) in table {
+            assert_eq!(
+                next_action(&record(Stage::Assigned), ME, &chain),
+                expected,
+                "{name}"
+            );
+        }
+        // A sampled task's first node, awaiting its sample draw.
+        assert_eq!(
+            next_action(
+                &first_record(Stage::Assigned),
+                ME,
+                &sampled(AwaitingSample, SAMPLE_BLOCK, None, 900)
+            ),
+            Action::SaltLost
+        );
+        // Once said (the daemon records that it will not reveal), it waits for the slash.
+        let mut lost = record(Stage::Committed);
+        lost.result = None;
+        lost.salt = None;
+        lost.skip_reveal = Some("salt lost".into());
+        assert_eq!(
+            next_action(&lost, ME, &view(Revealing, 0b111, 0b101, early)),
+            Action::WaitForSettlement
+        );
+        assert_eq!(
+            next_action(
+                &lost,
+                ME,
+                &view(
+                    Revealing,
+                    0b111,
+                    0b101,
+                    REVEAL_DEADLINE + SETTLE_STAGGER_SECS
+                )
+            ),
+            Action::Settle
+        );
+        // Validated with this node agreeing (it revealed before the loss): nothing to upload.
+        let mut settled = record(Stage::Settled);
+        settled.result = None;
+        settled.settlement = Some(Settlement {
+            outcome: SettledOutcome::Validated,
+            agreed: true,
+        });
+        assert_eq!(
+            next_action(
+                &settled,
+                ME,
+                &view(ChainStatus::Validated, 0b111, 0b111, REVEAL_DEADLINE)
+            ),
+            Action::Close(CloseReason::ResultLost)
+        );
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub async fn add_stake(config: &NodeConfig, amount: u128) -> Result<StakeAdded, 
         NodeState::Kicked => {
             return Err(NodeError::Kicked {
                 node,
+                slash: None,
                 claimable: chain
                     .token_decimals()
                     .await?
