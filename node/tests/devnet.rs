@@ -928,6 +928,180 @@ async fn a_lazy_node_misses_its_reveal_and_the_others_settle_after_the_deadline(
     net.stop().await;
 }
 
+/// A lazy node (commits, never reveals) is slashed `MissedReveal` at settlement: its daemon sees
+/// its own slash, counts it, and exits by itself at once, saying the task, the reason, the amount
+/// in tokens and what its operator can do; `node status` and a restart say the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slashed_node_says_why_counts_it_and_its_daemon_exits_at_once() {
+    init_logs();
+    let net = Devnet::start().await;
+    let (configs, lazy) = with_one_misbehaving(&net, Behaviour::Lazy);
+    let lazy_config = configs[2].clone();
+    verinfer_devchain::register_declared_gpu_models([("node-4", &lazy_config)])
+        .await
+        .expect("GPU model registered");
+    let node = Node::start(lazy_config.clone()).await.expect("node starts");
+    assert_eq!(node.address(), lazy);
+    let metrics = node.metrics().clone();
+    let daemon = tokio::spawn(node.run_to_exit(std::future::pending()));
+    let mut nodes = Nodes::new();
+    nodes.spawn_all(configs[..2].to_vec()).await;
+    let task_id = net.create_task(&image_args(3)).await;
+    let task = net.wait_task(task_id, "settlement", settled).await;
+    assert_eq!(status_of(&task), TaskStatus::Validated);
+    let exit = tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("the kicked daemon exits within a few polls of its slash")
+        .expect("no panic")
+        .expect("an exit, not an error");
+    let slashed = STAKE / 2;
+    match exit {
+        verinfer_node::NodeExit::Kicked {
+            slash: Some(slash),
+            claimable,
+        } => {
+            assert_eq!(
+                (slash.task_id, slash.reason, slash.amount.units),
+                (task_id, verinfer_abi::SlashReason::MissedReveal, slashed)
+            );
+            assert_eq!(claimable.units, STAKE - slashed);
+        }
+        other => panic!("kicked, with its slash: {other:?}"),
+    }
+    let message = exit.to_string();
+    for needle in [
+        format!("slashed 500 tokens on task {task_id} (MissedReveal"),
+        "verinfer node withdraw".to_owned(),
+        "new key".to_owned(),
+    ] {
+        assert!(message.contains(&needle), "{needle:?} missing in {message}");
+    }
+    let text = metrics.render();
+    for needle in [
+        "verinfer_node_slashes_total{reason=\"MissedReveal\"} 1",
+        "verinfer_node_kicked 1",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in\n{text}");
+    }
+    let status = verinfer_node::status(&lazy_config)
+        .await
+        .expect("status")
+        .to_string();
+    assert!(
+        status.contains(&format!(
+            "slashed   500 tokens on task {task_id} (MissedReveal)"
+        )),
+        "{status}"
+    );
+    match Node::start(lazy_config).await {
+        Err(error @ NodeError::Kicked { slash: Some(_), .. }) => {
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("task {task_id} (MissedReveal")),
+                "{message}"
+            );
+        }
+        other => panic!("a kicked node cannot start, and says why: {other:?}"),
+    }
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A node whose data directory is lost right after it committed, restarted on an empty one:
+/// it finds its commitment on chain without the salt, says so once (counted), sends no reveal
+/// (none reverts), is slashed `MissedReveal` when the reveal window closes, and exits saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_restarted_without_its_salt_says_so_once_and_sends_no_reveal() {
+    init_logs();
+    let net = Devnet::start().await;
+    let HaltedAfterCommit {
+        config,
+        address,
+        task_id,
+        nodes,
+    } = halted_after_commit(&net, 13).await;
+    std::fs::remove_dir_all(&config.data_dir).expect("lose the data directory");
+    let restarted = Node::start(plain(&config)).await.expect("node starts");
+    let metrics = restarted.metrics().clone();
+    let daemon = tokio::spawn(restarted.run_to_exit(std::future::pending()));
+    let task = net.wait_task(task_id, "settlement", settled).await;
+    assert_eq!(status_of(&task), TaskStatus::Validated);
+    assert_eq!(task.revealedMask & slot_bit(&task, address), 0);
+    let exit = tokio::time::timeout(Duration::from_secs(10), daemon)
+        .await
+        .expect("the kicked daemon exits by itself")
+        .expect("no panic")
+        .expect("an exit, not an error");
+    assert!(
+        matches!(
+            exit,
+            verinfer_node::NodeExit::Kicked { slash: Some(slash), .. }
+                if slash.task_id == task_id
+                    && slash.reason == verinfer_abi::SlashReason::MissedReveal
+        ),
+        "{exit:?}"
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains("verinfer_node_errors_total{kind=\"salt_lost\"} 1"),
+        "the lost salt is said once:\n{text}"
+    );
+    assert!(
+        !text.contains("tx_reverted"),
+        "no reveal that must revert was sent:\n{text}"
+    );
+    let lost = record(&config, task_id).await;
+    assert!(
+        lost.skip_reveal.is_some() && lost.reveal_tx.is_none(),
+        "{lost:?}"
+    );
+    assert_ne!(
+        lost.closed_reason.as_deref(),
+        Some("the commit window closed before this node committed")
+    );
+    nodes.stop().await;
+    net.stop().await;
+}
+
+/// A node restarted on an empty data directory after its tasks settled scans the chain from the
+/// deployment again: it adopts no settled task (no record, no "selected for a task"), and keeps
+/// working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_restarted_on_an_empty_state_does_not_adopt_settled_tasks() {
+    init_logs();
+    let net = Devnet::start().await;
+    let configs: Vec<NodeConfig> = (2..=4)
+        .map(|account| net.node_config(account, None))
+        .collect();
+    let mut nodes = Nodes::new();
+    nodes.spawn_all(configs.clone()).await;
+    let task_id = net.create_task(&image_args(5)).await;
+    net.wait_validated(task_id).await;
+    net.wait_uploads(task_id, 3).await;
+    nodes.stop().await;
+
+    let config = configs[0].clone();
+    assert!(
+        !verinfer_node::status(&config)
+            .await
+            .expect("status")
+            .records
+            .is_empty()
+    );
+    std::fs::remove_dir_all(&config.data_dir).expect("lose the data directory");
+    let mut solos = start_solos(vec![config.clone()]).await;
+    // Long enough for several polls of the whole chain.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = verinfer_node::status(&config).await.expect("status");
+    assert!(status.cursor.is_some(), "the scan ran: {status}");
+    assert!(
+        status.records.is_empty(),
+        "a settled task is not adopted: {status}"
+    );
+    solos.remove(0).stop().await;
+    net.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copycat_reveal_is_rejected_by_the_contract() {
     init_logs();
