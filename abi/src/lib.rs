@@ -101,6 +101,31 @@ pub const fn padded_gas_limit(estimate: u64) -> u64 {
         .saturating_add(DRAW_HEADROOM)
 }
 
+/// A gas limit for a reveal (`revealImage`, `revealText`, `reportInvalidArgs`):
+/// [`padded_gas_limit`] plus [`SETTLE_HEADROOM`]. The estimate is made while other reveals are
+/// missing, so it is for a reveal that does not settle; if the others land first, this reveal is
+/// the last and settles the task, whoever's it is.
+pub const fn reveal_gas_limit(estimate: u64) -> u64 {
+    padded_gas_limit(estimate).saturating_add(SETTLE_HEADROOM)
+}
+
+/// A gas limit for a commit: [`padded_gas_limit`] plus [`LAST_COMMIT_HEADROOM`] (a commit estimated
+/// while others were missing may land last and open the reveal phase).
+pub const fn commit_gas_limit(estimate: u64) -> u64 {
+    padded_gas_limit(estimate).saturating_add(LAST_COMMIT_HEADROOM)
+}
+
+/// The most a reveal can cost beyond its estimate when it turns out to settle the task (compare
+/// every pair, pay, slash and kick, credit, release the nodes): the least gas limit of the last
+/// reveal minus that of the same reveal when not last, worst case measured 251,227 (16 images, the
+/// last node disagrees and is slashed and kicked) by `contracts/test/GasHeadroom.t.sol`, which
+/// asserts this bound for every path it measures (a test here checks the two constants agree).
+pub const SETTLE_HEADROOM: u64 = 300_000;
+
+/// The most a commit can cost beyond its estimate when it turns out to be the last one (it opens
+/// the reveal phase): 7,919 measured by `contracts/test/GasHeadroom.t.sol`, which asserts this bound.
+pub const LAST_COMMIT_HEADROOM: u64 = 10_000;
+
 /// The most one block's draw can cost: `Verinfer.MAX_DRAW_ATTEMPTS` (8) steps; starting 8 tasks
 /// over a full 32-model registry measured 1.40 M gas cold (`VerinferDraws.t.sol`).
 pub const DRAW_HEADROOM: u64 = 1_500_000;

@@ -513,6 +513,12 @@ impl Devnet {
         )
         .await?;
         println!("{}", report.render());
+        if !report.reverted.is_empty() {
+            bail!(
+                "{} transactions reverted during the load run (listed above): gas paid for nothing",
+                report.reverted.len()
+            );
+        }
         if report.validated != report.tasks {
             bail!(
                 "{} of {} load tasks did not validate",

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use alloy::primitives::U256;
+use alloy::{primitives::U256, providers::Provider as _};
 use eyre::{WrapErr, bail, eyre};
 use futures_util::{StreamExt as _, stream::FuturesUnordered};
 use verinfer_abi::{TaskKind, TaskStatus, ValidationMode};
@@ -45,6 +45,9 @@ pub(crate) struct LoadReport {
     pub(crate) nodes: usize,
     pub(crate) elapsed: Duration,
     pub(crate) verified_uploads: u64,
+    /// Transactions mined and reverted while the run lasted, whoever sent them (the goal is none:
+    /// each one is gas a node or the creator paid for nothing).
+    pub(crate) reverted: Vec<verinfer_devchain::RevertedTx>,
 }
 
 impl LoadReport {
@@ -86,7 +89,8 @@ impl LoadReport {
         // minute.
         let mut out = format!(
             "load: {} {kind} (1 image, 64x64, 4 steps) on {} nodes: {} validated in {:.1} s = {:.1} tasks validated per minute{validation}; \
-             relayer verified {} result uploads = {:.2} uploads/s (bounded by the nodes' compute; its ceiling: cargo bench -p verinfer-relayer --bench upload)",
+             relayer verified {} result uploads = {:.2} uploads/s (bounded by the nodes' compute; its ceiling: cargo bench -p verinfer-relayer --bench upload); \
+             {} reverted transactions",
             self.tasks,
             self.nodes,
             self.validated,
@@ -94,9 +98,13 @@ impl LoadReport {
             self.tasks_per_minute(),
             self.verified_uploads,
             self.uploads_per_second(),
+            self.reverted.len(),
         );
         for (task_id, status) in &self.other {
             out.push_str(&format!("\nload: task {task_id} ended {status}"));
+        }
+        for reverted in &self.reverted {
+            out.push_str(&format!("\nload: reverted: {reverted}"));
         }
         out
     }
@@ -135,6 +143,13 @@ pub(crate) async fn run(
     let token =
         verinfer_abi::MockStakingToken::new(client.deployment().staking_token, client.provider());
     let total_fees = U256::from(fee) * U256::from(tasks);
+    // Transactions of the run land after this block.
+    let first_block = client
+        .provider()
+        .get_block_number()
+        .await
+        .wrap_err("reading the block number")?
+        + 1;
     let receipt = token
         .approve(client.deployment().verinfer, total_fees)
         .send()
@@ -235,6 +250,15 @@ pub(crate) async fn run(
         tokio::time::sleep(Duration::from_millis(200)).await;
         uploads = uploaded(relayer, &ids).await?;
     }
+    let last_block = client
+        .provider()
+        .get_block_number()
+        .await
+        .wrap_err("reading the block number")?;
+    let reverted =
+        verinfer_devchain::reverted_transactions(client.provider(), first_block, last_block)
+            .await
+            .wrap_err("counting the run's reverted transactions")?;
     Ok(LoadReport {
         mode,
         tasks,
@@ -244,6 +268,7 @@ pub(crate) async fn run(
         nodes,
         elapsed,
         verified_uploads: uploads,
+        reverted,
     })
 }
 
@@ -309,6 +334,7 @@ mod tests {
             nodes: 9,
             elapsed: Duration::from_secs(30),
             verified_uploads: 0,
+            reverted: Vec::new(),
         }
     }
 

@@ -63,6 +63,15 @@ pub enum Error {
         #[source]
         source: Box<alloy::contract::Error>,
     },
+    /// A JSON-RPC read failed.
+    #[error("{context}")]
+    Rpc {
+        /// What was being read.
+        context: String,
+        /// The endpoint's error.
+        #[source]
+        source: Box<alloy::transports::TransportError>,
+    },
     /// A transaction was mined but reverted.
     #[error("{what} reverted (tx {tx})")]
     Reverted {
