@@ -11,6 +11,7 @@ mod node;
 mod phash;
 mod progress;
 mod relayer;
+mod report;
 mod run_task;
 mod signals;
 mod task;
@@ -63,6 +64,7 @@ enum Command {
 }
 
 fn main() -> eyre::Result<()> {
+    report::install();
     let cli = Cli::parse();
     // The devnet tells its story in its own progress lines; its services' logs (warnings and up
     // by default) stay on stderr for when something goes wrong. RUST_LOG overrides either.
@@ -77,6 +79,7 @@ fn main() -> eyre::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(report::stderr_color())
         .init();
     let result = match cli.command {
         Command::Model(command) => model::run(command),
@@ -93,8 +96,11 @@ fn main() -> eyre::Result<()> {
     // A certificate failure deep in the chain ("error sending request" on top) leads the report.
     result.map_err(
         |report| match verinfer_wire::tls::tls_problem(report.as_ref()) {
-            Some(problem) => report.wrap_err(problem.to_string()),
-            None => report,
+            // Unless the message says it already (the relayer client's and RPC errors do).
+            Some(problem) if !report.to_string().contains(&problem.to_string()) => {
+                report.wrap_err(problem.to_string())
+            }
+            _ => report,
         },
     )
 }
