@@ -8,7 +8,10 @@ pub struct Metrics {
     registry: Registry,
     /// `verinfer_relayer_http_requests_total{route,status}`.
     pub http_requests: IntCounterVec,
-    /// `verinfer_relayer_upload_verifications_total{outcome="ok"|"failed"}`.
+    /// `verinfer_relayer_upload_verifications_total{outcome="ok"|"failed"|"not_indexed"|"error"}`:
+    /// `failed` counts uploads refused on their merits (signature, payload, digest),
+    /// `not_indexed` uploads that came before this relayer indexed the task or the node's reveal
+    /// (the node retries), `error` the relayer's own failures.
     pub upload_verifications: IntCounterVec,
     /// `verinfer_relayer_indexer_lag_blocks`: chain head minus the last indexed block.
     pub indexer_lag_blocks: IntGauge,
@@ -85,6 +88,7 @@ impl Metrics {
         // Show both outcomes from the start, so rate() queries have a series.
         upload_verifications.with_label_values(&["ok"]);
         upload_verifications.with_label_values(&["failed"]);
+        upload_verifications.with_label_values(&["not_indexed"]);
         Self {
             registry,
             http_requests,

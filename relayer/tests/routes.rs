@@ -621,6 +621,17 @@ async fn upload_before_the_reveal_is_indexed_is_409() {
         "not_revealed",
     )
     .await;
+    // Not yet indexed is not a failed verification.
+    let (_, metrics) = harness.send("GET", "/metrics", "").await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("verinfer_relayer_upload_verifications_total{outcome=\"not_indexed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("verinfer_relayer_upload_verifications_total{outcome=\"failed\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -507,6 +507,16 @@ async fn upload_result(
     let label = match &outcome {
         Ok(_) => "ok",
         Err(err) if err.code == ErrorCode::Internal => "error",
+        // "Not yet", not "invalid": the upload raced this relayer's indexing of the task or of
+        // the node's reveal, and the node uploads again once it is indexed.
+        Err(err)
+            if matches!(
+                err.code,
+                ErrorCode::NotRevealed | ErrorCode::TaskNotStarted | ErrorCode::UnknownTask
+            ) =>
+        {
+            "not_indexed"
+        }
         Err(_) => "failed",
     };
     metrics.with_label_values(&[label]).inc();
