@@ -421,7 +421,7 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
     }
     match &status.relayer {
         Ok(view) => println!(
-            "relayer: indexed as {:?} at block {}; args {}; uploads from {} of {} nodes",
+            "relayer: indexed as {:?} at block {}; args {}; {}",
             view.status,
             view.updated_block,
             if view.args_available {
@@ -429,12 +429,38 @@ async fn status(cli: StatusArgs) -> eyre::Result<()> {
             } else {
                 "missing"
             },
-            view.nodes.iter().filter(|node| node.uploaded).count(),
-            status.chain.node_slots()
+            uploads_phrase(
+                view.settlement
+                    .as_ref()
+                    .map(|settlement| settlement.outcome),
+                &view.nodes
+            )
         ),
         Err(error) => println!("relayer: {error}"),
     }
     Ok(())
+}
+
+/// The relayer's uploads of a task, counted among the nodes that can upload: the agreeing ones
+/// of a validated task (the relayer serves no other result).
+fn uploads_phrase(
+    outcome: Option<TaskStatus>,
+    nodes: &[verinfer_wire::types::TaskNodeView],
+) -> String {
+    match outcome {
+        None => return "uploads once the task is validated".to_owned(),
+        Some(TaskStatus::Validated) => {}
+        Some(_) => return "no result to upload".to_owned(),
+    }
+    let agreeing: Vec<_> = nodes
+        .iter()
+        .filter(|node| node.agreed == Some(true))
+        .collect();
+    let uploaded = agreeing.iter().filter(|node| node.uploaded).count();
+    match agreeing.len() {
+        1 => format!("uploads from {uploaded} of the 1 agreeing node"),
+        n => format!("uploads from {uploaded} of the {n} agreeing nodes"),
+    }
 }
 
 async fn resolve_sample(cli: CancelArgs) -> eyre::Result<()> {
@@ -718,6 +744,38 @@ mod tests {
 
     fn decimals(n: u8) -> TokenDecimals {
         TokenDecimals::new(n).expect("at most 77")
+    }
+
+    #[test]
+    fn uploads_are_counted_among_the_agreeing_nodes() {
+        use alloy::primitives::Address;
+        let node = |agreed: bool, uploaded: bool| verinfer_wire::types::TaskNodeView {
+            slot: 0,
+            node: Address::ZERO,
+            commitment: None,
+            phashes: None,
+            text_digest: None,
+            invalid_args: false,
+            agreed: Some(agreed),
+            uploaded,
+        };
+        let nodes = [node(true, true), node(true, true), node(false, false)];
+        assert_eq!(
+            uploads_phrase(Some(TaskStatus::Validated), &nodes),
+            "uploads from 2 of the 2 agreeing nodes"
+        );
+        assert_eq!(
+            uploads_phrase(Some(TaskStatus::Validated), &[node(true, false)]),
+            "uploads from 0 of the 1 agreeing node"
+        );
+        assert_eq!(
+            uploads_phrase(None, &nodes),
+            "uploads once the task is validated"
+        );
+        assert_eq!(
+            uploads_phrase(Some(TaskStatus::Aborted), &nodes),
+            "no result to upload"
+        );
     }
 
     #[test]

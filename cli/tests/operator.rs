@@ -1607,7 +1607,7 @@ fn task_status_counts_the_uploads(scene: &Scene, dapp: &DappBuilder, id: u64) {
     assert!(
         status
             .stdout
-            .contains("args held; uploads from 3 of 3 nodes"),
+            .contains("args held; uploads from 3 of the 3 agreeing nodes"),
         "{}",
         status.context()
     );

@@ -183,15 +183,20 @@ pub enum ClientError {
         /// Its status.
         status: TaskStatus,
     },
-    /// No agreeing node has uploaded its result to the relayer yet.
+    /// No agreeing node has uploaded its result to the relayer (yet: it may never come, if the
+    /// nodes that could upload it lost their data).
     #[error(
-        "task {task_id} is validated but the relayer holds no upload yet from {pending:?}; try again shortly"
+        "task {task_id} is validated{} but the relayer holds no upload of its result: {} (a node that lost its result data cannot upload it)",
+        settled_block.map(|block| format!(" (settled by block {block})")).unwrap_or_default(),
+        uploaders(pending)
     )]
     ResultsNotReady {
         /// The task.
         task_id: u64,
-        /// Agreeing nodes whose upload is missing.
+        /// Agreeing nodes whose upload is missing: the only nodes that can upload the result.
         pending: Vec<Address>,
+        /// The block of the relayer's latest event of the task (its settlement), when known.
+        settled_block: Option<u64>,
     },
     /// Every upload the relayer served failed verification against the chain.
     #[error("no result of task {task_id} matches the chain: {reasons}")]
@@ -212,6 +217,20 @@ pub enum ClientError {
     },
 }
 
+/// Who can upload a validated task's result, and that none has.
+fn uploaders(pending: &[Address]) -> String {
+    let list = pending
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match pending.len() {
+        0 => "the relayer lists no agreeing node that could upload it".to_owned(),
+        1 => format!("only the agreeing node {list} can upload it, and it has not"),
+        n => format!("only its {n} agreeing nodes ({list}) can upload it, and none has"),
+    }
+}
+
 impl ClientError {
     pub(crate) fn contract(action: &'static str, error: alloy::contract::Error) -> Self {
         let message = match verinfer_abi::Revert::from_error(&error) {
@@ -221,5 +240,40 @@ impl ClientError {
             _ => verinfer_wire::tls::explain(&error),
         };
         Self::Contract { action, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_upload_says_who_can_upload_it_without_promising_it() {
+        let error = ClientError::ResultsNotReady {
+            task_id: 7,
+            pending: vec![Address::repeat_byte(0xab)],
+            settled_block: Some(1234),
+        };
+        let message = error.to_string();
+        assert_eq!(
+            message,
+            format!(
+                "task 7 is validated (settled by block 1234) but the relayer holds no upload of \
+                 its result: only the agreeing node {} can upload it, and it has not (a node that \
+                 lost its result data cannot upload it)",
+                Address::repeat_byte(0xab)
+            )
+        );
+        assert!(!message.contains("yet"), "{message}");
+        let two = ClientError::ResultsNotReady {
+            task_id: 7,
+            pending: vec![Address::repeat_byte(1), Address::repeat_byte(2)],
+            settled_block: None,
+        };
+        assert!(
+            two.to_string()
+                .contains("only its 2 agreeing nodes (0x0101"),
+            "{two}"
+        );
     }
 }

@@ -126,9 +126,17 @@ impl Client {
         }
         let Some((node, verified)) = verified else {
             if skipped.is_empty() {
+                // The relayer's latest event of a validated task is its settlement.
+                let settled_block = self
+                    .relayer()
+                    .task(task_id)
+                    .await
+                    .ok()
+                    .map(|view| view.updated_block);
                 return Err(ClientError::ResultsNotReady {
                     task_id,
                     pending: results.pending_nodes,
+                    settled_block,
                 });
             }
             let reasons = skipped
@@ -139,7 +147,10 @@ impl Client {
             return Err(ClientError::Unverified { task_id, reasons });
         };
         for pending in &results.pending_nodes {
-            skipped.push((*pending, "not uploaded to the relayer yet".to_owned()));
+            skipped.push((
+                *pending,
+                "has not uploaded its result to the relayer".to_owned(),
+            ));
         }
         let slot = report
             .task
