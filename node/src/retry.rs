@@ -71,6 +71,43 @@ impl Backoff {
     }
 }
 
+/// The state of a wait that is logged when it starts and when its cause changes, not at every
+/// retry (an operator reads "waiting for X until T: cause" once, not once a second).
+#[derive(Debug, Default)]
+pub struct WaitLog {
+    cause: Option<String>,
+}
+
+impl WaitLog {
+    /// Records that the wait goes on because of `cause` (a short, stable name of the cause: an
+    /// error code, "unreachable"); true when that is news (the first wait, or another cause),
+    /// i.e. when the caller should log the wait at info level.
+    pub fn changed(&mut self, cause: &str) -> bool {
+        if self.cause.as_deref() == Some(cause) {
+            return false;
+        }
+        self.cause = Some(cause.to_owned());
+        true
+    }
+
+    /// Whether any wait was recorded.
+    pub fn waited(&self) -> bool {
+        self.cause.is_some()
+    }
+}
+
+/// `HH:MM:SS UTC` of a unix time (a chain timestamp), for log lines saying until when a wait
+/// lasts.
+pub fn utc_clock(unix_secs: u64) -> String {
+    let secs = unix_secs % 86_400;
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -98,6 +135,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_wait_is_news_when_it_starts_or_its_cause_changes() {
+        let mut wait = WaitLog::default();
+        assert!(!wait.waited());
+        assert!(wait.changed("unreachable"));
+        assert!(!wait.changed("unreachable"));
+        assert!(!wait.changed("unreachable"));
+        assert!(wait.changed("unknown_args"));
+        assert!(wait.changed("unreachable"));
+        assert!(wait.waited());
+    }
+
+    #[test]
+    fn clock_times_are_utc() {
+        assert_eq!(utc_clock(0), "00:00:00 UTC");
+        // 2026-11-30 10:25:07 UTC.
+        assert_eq!(utc_clock(1_796_034_307), "10:25:07 UTC");
     }
 
     #[tokio::test(start_paused = true)]
