@@ -563,19 +563,21 @@ impl Node {
             NodeState::None => NodeExit::Left {
                 claimable: self.claimable().await?,
             },
-            // The scan normally sees the slash first; this is the fallback.
+            // The scan normally sees the slash first (a settlement landing between the scan
+            // and this check is seen here): report it the same way.
             NodeState::Kicked => {
-                let head = self.chain.head().await?;
-                let slash = match self
-                    .chain
-                    .last_slash(me, self.target.deploy_block, head.number)
-                    .await?
-                {
-                    Some(slash) => Some(slash_notice(&self.chain, slash).await?),
-                    None => None,
-                };
+                if self.kicked.is_none() {
+                    let head = self.chain.head().await?;
+                    if let Some(slash) = self
+                        .chain
+                        .last_slash(me, self.target.deploy_block, head.number)
+                        .await?
+                    {
+                        self.on_slash(slash).await?;
+                    }
+                }
                 NodeExit::Kicked {
-                    slash,
+                    slash: self.kicked,
                     claimable: self.claimable().await?,
                 }
             }

@@ -1050,6 +1050,10 @@ async fn a_node_restarted_without_its_salt_says_so_once_and_sends_no_reveal() {
         !text.contains("tx_reverted"),
         "no reveal that must revert was sent:\n{text}"
     );
+    assert!(
+        text.contains("verinfer_node_slashes_total{reason=\"MissedReveal\"} 1"),
+        "its slash is counted:\n{text}"
+    );
     let lost = record(&config, task_id).await;
     assert!(
         lost.skip_reveal.is_some() && lost.reveal_tx.is_none(),
