@@ -53,14 +53,11 @@ use std::{
 };
 
 use alloy::{
-    consensus::Transaction as _,
-    eips::BlockId,
-    network::ReceiptResponse as _,
     primitives::{U256, hex},
     providers::Provider,
     signers::local::PrivateKeySigner,
 };
-use verinfer_abi::{ChainTask, IERC20, IVerinfer, TaskStatus, Verinfer};
+use verinfer_abi::{ChainTask, IVerinfer, TaskStatus, Verinfer};
 use verinfer_client::{Client, ClientError};
 use verinfer_devchain::{AnvilOptions, Chain, Deploy, TinyModels, default_init_params};
 use verinfer_task::{
@@ -1065,44 +1062,17 @@ async fn nodes_and_relayer_killed_and_restarted_over_a_task_stream() -> TestResu
 
     // (b) no reverted transaction, in any block since the deployment.
     let head = provider.get_block_number().await?;
-    let mut transactions = 0usize;
+    let scan =
+        verinfer_devchain::scan_transactions(&provider, deployment.deploy_block, head).await?;
+    let transactions = scan.transactions;
     let mut reverted: BTreeMap<String, usize> = BTreeMap::new();
     let mut reverted_lines = Vec::new();
-    for block in deployment.deploy_block..=head {
-        let receipts = provider
-            .get_block_receipts(BlockId::number(block))
-            .await?
-            .unwrap_or_default();
-        for receipt in receipts {
-            transactions += 1;
-            if receipt.status() {
-                continue;
-            }
-            let hash = receipt.transaction_hash();
-            let tx = provider.get_transaction_by_hash(hash).await?;
-            let (input, gas_limit) = tx
-                .as_ref()
-                .map(|tx| (tx.input().to_vec(), tx.gas_limit()))
-                .unwrap_or_default();
-            let function = input
-                .get(..4)
-                .and_then(|selector| {
-                    let selector: [u8; 4] = selector.try_into().ok()?;
-                    Verinfer::VerinferCalls::name_by_selector(selector)
-                        .or_else(|| IERC20::IERC20Calls::name_by_selector(selector))
-                        .map(str::to_owned)
-                        .or_else(|| Some(format!("0x{}", hex::encode(selector))))
-                })
-                .unwrap_or_else(|| "(no selector)".to_owned());
-            let sender = fleet_name(&node_keys, receipt.from());
-            reverted_lines.push(format!(
-                "reverted: block {block} tx {hash} from {} ({sender}) to {:?}: {function}, gas used {} of {gas_limit}",
-                receipt.from(),
-                receipt.to(),
-                receipt.gas_used()
-            ));
-            *reverted.entry(function).or_default() += 1;
-        }
+    for tx in &scan.reverted {
+        reverted_lines.push(format!(
+            "reverted: {tx} ({})",
+            fleet_name(&node_keys, tx.from)
+        ));
+        *reverted.entry(tx.call.clone()).or_default() += 1;
     }
     let reverts: usize = reverted.values().sum();
     for line in &reverted_lines {

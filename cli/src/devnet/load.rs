@@ -255,10 +255,10 @@ pub(crate) async fn run(
         .get_block_number()
         .await
         .wrap_err("reading the block number")?;
-    let reverted =
-        verinfer_devchain::reverted_transactions(client.provider(), first_block, last_block)
-            .await
-            .wrap_err("counting the run's reverted transactions")?;
+    let reverted = verinfer_devchain::scan_transactions(client.provider(), first_block, last_block)
+        .await
+        .wrap_err("counting the run's reverted transactions")?
+        .reverted;
     Ok(LoadReport {
         mode,
         tasks,

@@ -43,7 +43,7 @@ pub use contracts::{
 };
 pub use error::{Error, ServiceError};
 pub use models::TinyModels;
-pub use receipts::{RevertedTx, reverted_transactions};
+pub use receipts::{RevertedTx, TxScan, scan_transactions};
 pub use script::{ScriptParams, deploy_with_script};
 pub use services::{NodeEnv, ServiceExit, Services, register_declared_gpu_models, relayer_config};
 pub use verinfer_abi_gen::foundry::{FoundryTool, ToolNotFound, tool as foundry_tool};

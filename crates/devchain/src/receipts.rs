@@ -59,12 +59,22 @@ impl fmt::Display for RevertedTx {
     }
 }
 
-/// Every reverted transaction in blocks `from..=to`, in chain order.
-pub async fn reverted_transactions<P: Provider>(
+/// What [`scan_transactions`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxScan {
+    /// Transactions mined in the range.
+    pub transactions: usize,
+    /// Those that reverted, in chain order.
+    pub reverted: Vec<RevertedTx>,
+}
+
+/// Every transaction of blocks `from..=to` counted, and every reverted one named.
+pub async fn scan_transactions<P: Provider>(
     provider: &P,
     from: u64,
     to: u64,
-) -> Result<Vec<RevertedTx>, Error> {
+) -> Result<TxScan, Error> {
+    let mut transactions = 0;
     let mut reverted = Vec::new();
     for number in from..=to {
         let receipts = provider
@@ -75,6 +85,7 @@ pub async fn reverted_transactions<P: Provider>(
                 source: Box::new(error),
             })?
             .unwrap_or_default();
+        transactions += receipts.len();
         for receipt in receipts.iter().filter(|receipt| !receipt.status()) {
             let tx = provider
                 .get_transaction_by_hash(receipt.transaction_hash)
@@ -97,7 +108,10 @@ pub async fn reverted_transactions<P: Provider>(
             });
         }
     }
-    Ok(reverted)
+    Ok(TxScan {
+        transactions,
+        reverted,
+    })
 }
 
 /// The name of the function `input` calls, from the project's bindings.
