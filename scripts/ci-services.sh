@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Real backing services for the relayer's PostgreSQL / S3 test runs (CI and local):
+#   bash scripts/ci-services.sh install           # installs when missing (CI does it in a side lane)
 #   eval "$(bash scripts/ci-services.sh start)"   # installs when missing, starts, prints exports
 #   bash scripts/ci-services.sh stop
 #
@@ -39,13 +40,24 @@ wait_port() {
     return 1
 }
 
-start_postgres() {
+install_postgres() {
     if [ -z "$(pg_version)" ] || ! command -v pg_ctlcluster > /dev/null; then
         log "installing postgresql (apt-get)"
         export DEBIAN_FRONTEND=noninteractive
         as_root apt-get install -y -q postgresql >&2 ||
             { as_root apt-get update -q >&2 && as_root apt-get install -y -q postgresql >&2; }
     fi
+}
+
+install_s3() {
+    if ! command -v s3s-fs > /dev/null; then
+        log "installing s3s-fs $S3S_FS_VERSION (cargo install)"
+        cargo install --locked "s3s-fs@$S3S_FS_VERSION" --features binary >&2
+    fi
+}
+
+start_postgres() {
+    install_postgres
     local version
     version=$(pg_version)
     if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main "; then
@@ -60,10 +72,7 @@ start_postgres() {
 }
 
 start_s3() {
-    if ! command -v s3s-fs > /dev/null; then
-        log "installing s3s-fs $S3S_FS_VERSION (cargo install)"
-        cargo install --locked "s3s-fs@$S3S_FS_VERSION" --features binary >&2
-    fi
+    install_s3
     mkdir -p "$STATE_DIR/s3/$S3_BUCKET"
     if [ -f "$STATE_DIR/s3s-fs.pid" ] && kill -0 "$(cat "$STATE_DIR/s3s-fs.pid")" 2>/dev/null; then
         log "s3s-fs already running"
@@ -77,6 +86,11 @@ start_s3() {
 }
 
 case "${1:-}" in
+install)
+    install_postgres
+    install_s3
+    log "installed"
+    ;;
 start)
     mkdir -p "$STATE_DIR"
     start_postgres
@@ -99,7 +113,7 @@ stop)
     log "stopped"
     ;;
 *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 install|start|stop" >&2
     exit 2
     ;;
 esac
