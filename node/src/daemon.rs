@@ -33,7 +33,7 @@ use crate::{
     error::{NodeError, SlashNotice, claimable_hint, kicked_message},
     key::load_signer,
     metrics::Metrics,
-    plan::{Action, ChainView, CloseReason, next_action},
+    plan::{Action, ChainView, CloseReason, next_action, wait_description},
     retry::{Backoff, WaitLog, utc_clock},
     state::{
         Payload, Role, SettledOutcome, Settlement, Stage, StateError, StateStore, StoredResult,
@@ -191,6 +191,9 @@ pub struct Node {
     /// Per task whose upload waits for the relayer to index the reveal: since when, and whether
     /// the wait was warned about.
     upload_waits: HashMap<u64, (Instant, bool)>,
+    /// Per waiting task: the wait last logged (`plan::wait_description`'s key), so that each
+    /// wait is said once at info level, not at every poll.
+    waits: HashMap<u64, &'static str>,
     /// When a busy node next checks for a due draw.
     next_draw_check: Instant,
     /// Draw backoff: the pause after the last fruitless draw, when the next may be sent, and
@@ -409,6 +412,7 @@ impl Node {
             summary,
             retry_at: HashMap::new(),
             upload_waits: HashMap::new(),
+            waits: HashMap::new(),
             next_draw_check: Instant::now(),
             draw_backoff: DrawBackoff::default(),
             next_state_check: Instant::now(),
@@ -790,6 +794,7 @@ impl Node {
                 view.sample_decision = self.chain.sample_decision(record.task_id).await?;
             }
             let action = next_action(record, self.address(), &view);
+            self.log_wait(record.task_id, &action, &view);
             tracing::debug!(
                 task = record.task_id,
                 stage = record.stage.as_str(),
@@ -847,6 +852,20 @@ impl Node {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// Says at info level what a task waits for and until when, once per wait.
+    fn log_wait(&mut self, task_id: u64, action: &Action, view: &ChainView) {
+        match wait_description(action, self.address(), view) {
+            Some((key, line)) => {
+                if self.waits.insert(task_id, key) != Some(key) {
+                    tracing::info!(task = task_id, "task {task_id}: {line}");
+                }
+            }
+            None => {
+                self.waits.remove(&task_id);
+            }
+        }
     }
 
     fn halts_at(&self, stage: Stage) -> bool {

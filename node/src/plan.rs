@@ -128,16 +128,18 @@ impl ChainView {
     /// block, and all but the first revert (`NotSettleable`), each paid for: slot 0 settles
     /// first, and the others only if it has not (a node checks the chain before sending).
     pub const fn settle_turn(&self, slot: usize) -> bool {
-        if !self.settle_due() {
-            return false;
-        }
+        self.settle_due() && self.now >= self.settle_turn_at(slot)
+    }
+
+    /// When the turn of the node in `slot` to settle begins, once [`settle_due`](Self::settle_due).
+    pub const fn settle_turn_at(&self, slot: usize) -> u64 {
         let due_since = match self.status {
             ChainStatus::AwaitingSample => self.reveal_deadline,
             _ if self.now >= self.reveal_deadline => self.reveal_deadline,
             // Every committed node revealed: due since the commit phase ended.
             _ => self.commit_deadline,
         };
-        self.now >= due_since.saturating_add(slot as u64 * SETTLE_STAGGER_SECS)
+        due_since.saturating_add(slot as u64 * SETTLE_STAGGER_SECS)
     }
 
     /// Whether the task's check started: its checkers are drawn.
@@ -334,6 +336,57 @@ pub fn next_action(record: &TaskRecord, node: Address, view: &ChainView) -> Acti
     }
 }
 
+/// What a waiting `action` awaits and until when, for the daemon's info line (said once per
+/// wait, not per poll): `None` when `action` is not a wait. The key names the wait, so that a
+/// change of wait is news; times are chain times (the contract's deadlines are timestamps).
+pub fn wait_description(
+    action: &Action,
+    node: Address,
+    view: &ChainView,
+) -> Option<(&'static str, String)> {
+    let clock = crate::retry::utc_clock;
+    let described = match action {
+        Action::WaitForSample => (
+            "sample",
+            format!(
+                "waiting for block {} to be sealed: its hash decides whether the task is checked (then this node reveals, or two checkers are drawn); reveal deadline {}",
+                view.sample_block,
+                clock(view.reveal_deadline)
+            ),
+        ),
+        Action::WaitForCheck => (
+            "check",
+            "the task is checked: waiting for two free checkers to be drawn (the check expires after the deployment's queue timeout)".to_owned(),
+        ),
+        Action::WaitForRevealPhase => (
+            "reveal_phase",
+            format!(
+                "committed: waiting for the other nodes' commitments; the reveal phase opens when all are in, at the latest after the commit deadline {}",
+                clock(view.commit_deadline)
+            ),
+        ),
+        Action::WaitForSettlement if view.settle_due() => {
+            let slot = view.nodes.iter().position(|n| *n == node).unwrap_or(0);
+            (
+                "settle_turn",
+                format!(
+                    "the task is due to settle: a node in an earlier slot settles it first; this node (slot {slot}) settles at {} if nobody has",
+                    clock(view.settle_turn_at(slot))
+                ),
+            )
+        }
+        Action::WaitForSettlement => (
+            "settlement",
+            format!(
+                "waiting for the other nodes' reveals; the task settles when all are in, at the latest after the reveal deadline {}",
+                clock(view.reveal_deadline)
+            ),
+        ),
+        _ => return None,
+    };
+    Some(described)
+}
+
 /// The steps only a sampled task's first node takes, from its commitment until its reveal phase
 /// (`None`: as any node, see [`next_action`]). It never reveals while a check it was chosen for
 /// lacks the checkers' commitments: the chain shows `checked` from `resolveSample` on, and the
@@ -411,6 +464,49 @@ mod tests {
     }
 
     /// Crash points (the stage last persisted) against what the chain shows on restart.
+    #[test]
+    fn waits_say_what_they_await_and_until_when() {
+        use ChainStatus::{Committing, Revealing};
+        assert_eq!(
+            wait_description(&Action::Reveal, ME, &view(Revealing, 0, 0, 0)),
+            None
+        );
+        let (key, line) = wait_description(
+            &Action::WaitForRevealPhase,
+            ME,
+            &view(Committing, ME_BIT, 0, COMMIT_DEADLINE - 10),
+        )
+        .expect("a wait");
+        assert_eq!(key, "reveal_phase");
+        assert!(
+            line.ends_with("after the commit deadline 00:16:40 UTC"),
+            "{line}"
+        );
+        let (key, line) = wait_description(
+            &Action::WaitForSettlement,
+            ME,
+            &view(Revealing, 0b111, ME_BIT, COMMIT_DEADLINE + 5),
+        )
+        .expect("a wait");
+        assert_eq!(key, "settlement");
+        assert!(
+            line.ends_with("after the reveal deadline 00:17:10 UTC"),
+            "{line}"
+        );
+        // Due, but slot 0's turn first: this node (slot 1) settles SETTLE_STAGGER_SECS later.
+        let (key, line) = wait_description(
+            &Action::WaitForSettlement,
+            ME,
+            &view(Revealing, 0b111, ME_BIT, REVEAL_DEADLINE),
+        )
+        .expect("a wait");
+        assert_eq!(key, "settle_turn");
+        assert!(
+            line.ends_with("this node (slot 1) settles at 00:17:14 UTC if nobody has"),
+            "{line}"
+        );
+    }
+
     #[test]
     fn crash_points_resume_with_the_right_action() {
         use ChainStatus::*;
