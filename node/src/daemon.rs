@@ -899,15 +899,7 @@ impl Node {
         record: &mut TaskRecord,
         head: Head,
     ) -> Result<Step, NodeError> {
-        let seen = self
-            .chain
-            .commitment_of(
-                record.task_id,
-                self.address(),
-                record.started_block,
-                head.number,
-            )
-            .await?;
+        let seen = self.own_commitment(record, head).await?;
         if let Some(seen) = seen
             && record.commitment != Some(seen.commitment)
         {
@@ -916,6 +908,24 @@ impl Node {
             return self.lost_salt(record, &view, head, Some(seen));
         }
         self.advance(record, Stage::Committed)
+    }
+
+    /// This node's commitment to `record`'s task on chain, if any (searched from the task's start
+    /// to `head`).
+    async fn own_commitment(
+        &self,
+        record: &TaskRecord,
+        head: Head,
+    ) -> Result<Option<crate::chain::CommitSeen>, NodeError> {
+        Ok(self
+            .chain
+            .commitment_of(
+                record.task_id,
+                self.address(),
+                record.started_block,
+                head.number,
+            )
+            .await?)
     }
 
     /// The chain holds this node's commitment but the record has no salt for it (the state
@@ -927,15 +937,7 @@ impl Node {
         view: &ChainView,
         head: Head,
     ) -> Result<Step, NodeError> {
-        let seen = self
-            .chain
-            .commitment_of(
-                record.task_id,
-                self.address(),
-                record.started_block,
-                head.number,
-            )
-            .await?;
+        let seen = self.own_commitment(record, head).await?;
         self.lost_salt(record, view, head, seen)
     }
 
