@@ -31,9 +31,11 @@
 
 pub mod api;
 pub mod blobs;
+pub mod calibration;
 pub mod config;
 mod derived;
 pub mod events;
+pub mod explorer;
 pub mod indexer;
 pub mod metrics;
 pub mod store;

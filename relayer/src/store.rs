@@ -691,6 +691,34 @@ impl Store {
         Ok(())
     }
 
+    /// Records what uploaded args say that the chain does not (kind, precision), for the
+    /// explorer's calibration page; a second upload of the same args changes nothing.
+    pub async fn record_args_info(
+        &self,
+        args_hash: B256,
+        args: &verinfer_task::TaskArgs,
+    ) -> Result<()> {
+        let precision = match args {
+            verinfer_task::TaskArgs::Image(image) => image.precision,
+            verinfer_task::TaskArgs::Text(_) => verinfer_task::Precision::F32,
+        };
+        let precision = match precision {
+            verinfer_task::Precision::F32 => "f32",
+            verinfer_task::Precision::F16 => "f16",
+            verinfer_task::Precision::Bf16 => "bf16",
+        };
+        sqlx::query(
+            "INSERT INTO args_info (args_hash, kind, precision) VALUES ($1, $2, $3) \
+             ON CONFLICT (args_hash) DO NOTHING",
+        )
+        .bind(hex_b256(&args_hash))
+        .bind(args.kind().as_str())
+        .bind(precision)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     // ------------------------------------------------------------------ derived reads
 
     /// A task.

@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/params", get(get_params))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::explorer::routes())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -230,12 +231,17 @@ async fn upload_args(
             "the args body is empty",
         ));
     }
-    if settings.validate_args {
-        TaskArgs::from_slice(&bytes).map_err(|err| match err {
-            ArgsError::TooLarge { .. } => ApiError::new(ErrorCode::TooLarge, err.to_string()),
-            other => ApiError::new(ErrorCode::InvalidArgs, other.to_string()),
-        })?;
-    }
+    // Args that do not parse are refused (or, with validation off, stored without their facts).
+    let parsed = match TaskArgs::from_slice(&bytes) {
+        Ok(args) => Some(args),
+        Err(err) if settings.validate_args => {
+            return Err(match err {
+                ArgsError::TooLarge { .. } => ApiError::new(ErrorCode::TooLarge, err.to_string()),
+                other => ApiError::new(ErrorCode::InvalidArgs, other.to_string()),
+            });
+        }
+        Err(_) => None,
+    };
     let size = bytes.len() as u64;
     let args_hash = state.0.blobs.put(BlobKind::Args, bytes).await?;
     let created = state
@@ -248,6 +254,9 @@ async fn upload_args(
             size,
         })
         .await?;
+    if let Some(args) = &parsed {
+        state.0.store.record_args_info(args_hash, args).await?;
+    }
     let status = if created {
         StatusCode::CREATED
     } else {

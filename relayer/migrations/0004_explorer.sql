@@ -1,0 +1,16 @@
+-- verinfer relayer schema v4: the explorer. Indexes for its pages (tasks by status, slashes and a
+-- node's history from the raw events, a node's tasks) and what the args say that the chain does
+-- not (the precision, for the calibration page). Portable between SQLite and PostgreSQL like v1.
+
+CREATE INDEX tasks_by_status ON tasks (status);
+CREATE INDEX events_by_name ON events (name, block_number, log_index);
+CREATE INDEX events_by_node ON events (node, block_number, log_index);
+CREATE INDEX task_nodes_by_node ON task_nodes (node, task_id);
+
+-- Off-chain: facts read from each uploaded args blob that parses (`kind`: image or text;
+-- `precision`: f32 or f16). Args uploaded before v4 have no row.
+CREATE TABLE args_info (
+    args_hash TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    precision TEXT NOT NULL
+);

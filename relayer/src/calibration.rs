@@ -1,0 +1,1 @@
+//! Calibration of the pHash threshold (in progress).

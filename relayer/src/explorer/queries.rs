@@ -1,0 +1,5 @@
+//! Explorer queries.
+pub struct ExplorerQueries;
+pub struct NodeTaskRow;
+pub struct SlashRow;
+pub struct TimelineEvent;
