@@ -8,8 +8,8 @@ use url::Url;
 use crate::{
     ErrorBody, ErrorCode,
     types::{
-        AccountView, ArgsUploaded, GpuModelsView, HealthView, NodesView, ParamsView,
-        TaskResultsView, TaskView, UploadAccepted,
+        AccountView, ArgsUploaded, CalibrationView, GpuModelsView, HealthView, NodesView,
+        ParamsView, TaskResultsView, TaskView, UploadAccepted,
     },
     upload::UploadRequest,
 };
@@ -251,6 +251,13 @@ impl RelayerClient {
     /// `GET /v1/params`: the parameters in force and the scheduled ones.
     pub async fn params(&self) -> Result<ParamsView, ClientError> {
         let response = self.http.get(self.url("v1/params")?).send().await?;
+        Ok(Self::check(response).await?.json().await?)
+    }
+
+    /// `GET /v1/calibration`: pairwise pHash distances of recent validated image tasks by GPU
+    /// model pair and precision, against the threshold in force, and a suggested threshold.
+    pub async fn calibration(&self) -> Result<CalibrationView, ClientError> {
+        let response = self.http.get(self.url("v1/calibration")?).send().await?;
         Ok(Self::check(response).await?.json().await?)
     }
 }

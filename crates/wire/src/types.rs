@@ -420,3 +420,80 @@ pub struct HealthView {
     /// Chain head seen at the last poll.
     pub chain_head: Option<u64>,
 }
+
+/// `GET /v1/calibration` answer: the pairwise pHash distances of recent validated image tasks,
+/// grouped by the pair of GPU models (and the precision) that produced them, against the
+/// threshold in force, and the threshold the data suggest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalibrationView {
+    /// Hamming threshold in force, bits: two images agree when their pHashes differ in at most
+    /// this many bits (`None` before any parameter version is indexed).
+    pub threshold: Option<u8>,
+    /// Stake each bit of threshold costs (decimal; `None` like `threshold`): the contract requires
+    /// `minStake >= stakePerThresholdBit * threshold`.
+    pub stake_per_threshold_bit: Option<String>,
+    /// Smallest stake of a node in force (decimal; `None` like `threshold`).
+    pub min_stake: Option<String>,
+    /// Validated image tasks read (the most recent ones, by task id).
+    pub tasks_read: u64,
+    /// Most tasks one calibration reads.
+    pub max_tasks: u64,
+    /// Whether more validated image tasks exist than were read (`tasks_read == max_tasks`).
+    pub capped: bool,
+    /// Distances counted, over all groups (pairs where a side had no result are left out).
+    pub pairs: u64,
+    /// One entry per (GPU model pair, precision), most pairs first.
+    pub groups: Vec<CalibrationGroup>,
+    /// The threshold the data suggest, and why.
+    pub suggestion: ThresholdSuggestion,
+}
+
+/// The distances between the results of one pair of GPU models at one precision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalibrationGroup {
+    /// The two nodes' GPU model names (the registry's), sorted; equal when both nodes run the same
+    /// model. `unknown` for a node the index does not know.
+    pub gpu_models: [String; 2],
+    /// The args' precision (`f32`, `f16`, `bf16`); `None` when the relayer did not read the args
+    /// (uploaded before it recorded precisions, or never uploaded to it).
+    pub precision: Option<String>,
+    /// Distances counted (one per image and pair of nodes).
+    pub pairs: u64,
+    /// `histogram[d]`: pairs at distance `d` bits, for `d` in `0..=64` (65 counts).
+    pub histogram: Vec<u64>,
+    /// Pairs farther apart than the threshold in force (0 when it is unknown): results of the
+    /// same task the contract judges as disagreeing.
+    pub above_threshold: u64,
+    /// Pairs at distance at most 20 bits: taken as renderings of the same image (pHashes of
+    /// unrelated images lie about 32 ± 4 bits apart).
+    pub same_image_pairs: u64,
+    /// Median distance, bits.
+    pub p50: u8,
+    /// 90th percentile of the distance, bits.
+    pub p90: u8,
+    /// 99th percentile of the distance, bits.
+    pub p99: u8,
+    /// Largest distance, bits.
+    pub max: u8,
+    /// This group's own suggestion: the smallest threshold accepting at least 99.9 % of its
+    /// same-image pairs (`None` with fewer than 30 of them).
+    pub suggested_threshold: Option<u8>,
+}
+
+/// The threshold suggested by `GET /v1/calibration`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdSuggestion {
+    /// The suggested threshold, bits (`None` when too few pairs were read to suggest one).
+    pub threshold: Option<u8>,
+    /// The rule, in words.
+    pub rule: String,
+    /// Why this value (which group decides it, how it compares with the threshold in force), or
+    /// why there is none.
+    pub reason: String,
+    /// The minimum stake the suggested threshold needs, `stakePerThresholdBit * threshold`
+    /// (decimal; `None` without a suggestion or known parameters).
+    pub min_stake_needed: Option<String>,
+    /// Whether the `minStake` in force already covers `min_stake_needed` (`None` like it); when
+    /// `false`, the parameter version raising the threshold must raise `minStake` too.
+    pub min_stake_sufficient: Option<bool>,
+}
