@@ -20,6 +20,7 @@
 //! | `GET /v1/accounts/{address}` | [`api::types::AccountView`]: withdrawable balance and credits |
 //! | `GET /v1/gpu-models` | [`api::types::GpuModelsView`]: the GPU model registry |
 //! | `GET /v1/params` | [`api::types::ParamsView`]: the parameter version in force and the scheduled one (404 `not_found` before any is indexed) |
+//! | `GET /v1/calibration` | [`verinfer_wire::types::CalibrationView`]: pairwise pHash distances of the latest 20,000 validated image tasks by GPU-model pair and precision, against the threshold in force, and a suggested threshold with its reason and the min stake it needs (see [`calibration`]) |
 //! | `GET /healthz` | 200 when the database answers and the indexer polled recently (or, a replica, stands by: `indexer` is `standby`), else 503 |
 //! | `GET /metrics` | Prometheus text |
 //!

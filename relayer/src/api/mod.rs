@@ -121,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/accounts/{address}", get(get_account))
         .route("/v1/gpu-models", get(list_gpu_models))
         .route("/v1/params", get(get_params))
+        .route("/v1/calibration", get(crate::calibration::get_calibration))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::explorer::routes())
