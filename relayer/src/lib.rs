@@ -99,6 +99,21 @@ impl From<alloy::transports::TransportError> for RelayerError {
     }
 }
 
+/// The fee token's `decimals()`: the token is the Verinfer contract's `token()`.
+async fn read_token_decimals(
+    provider: &alloy::providers::DynProvider,
+    verinfer: alloy_primitives::Address,
+) -> Result<verinfer_abi::TokenDecimals, String> {
+    let token = verinfer_abi::Verinfer::new(verinfer, provider.clone())
+        .token()
+        .call()
+        .await
+        .map_err(|error| format!("Verinfer.token() failed: {error}"))?;
+    verinfer_abi::TokenDecimals::read(provider.clone(), token)
+        .await
+        .map_err(|error| error.to_string())
+}
+
 /// A configured relayer: API state plus, when `rpc_url` is set, the indexer.
 #[derive(Debug)]
 pub struct Relayer {
@@ -120,6 +135,7 @@ impl Relayer {
         let store = store::Store::connect(&config.database_url()).await?;
         let blobs = blobs::BlobStore::from_config(config)?;
         let metrics = metrics::Metrics::new();
+        let mut token_provider = None;
         let indexer = match &config.rpc_url {
             Some(url) => {
                 let provider = ProviderBuilder::new()
@@ -130,6 +146,7 @@ impl Relayer {
                     )
                     .erased();
                 let actual = provider.get_chain_id().await?;
+                token_provider = Some(provider.clone());
                 if actual != target.chain_id {
                     return Err(RelayerError::ChainMismatch {
                         configured: target.chain_id,
@@ -166,6 +183,18 @@ impl Relayer {
             metrics,
             indexer.as_ref().map(indexer::Indexer::status),
         );
+        if let Some(provider) = &token_provider {
+            // Only the explorer's display depends on it: a failure is logged, not fatal.
+            match read_token_decimals(provider, target.verinfer).await {
+                Ok(decimals) => {
+                    let _ = state.inner().token_decimals.set(decimals);
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    "cannot read the fee token's decimals(); the explorer shows amounts in base units"
+                ),
+            }
+        }
         Ok(Self {
             state,
             indexer,

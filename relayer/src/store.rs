@@ -371,7 +371,11 @@ pub(crate) fn hex_b256(hash: &B256) -> String {
     format!("{hash:#x}")
 }
 
-fn parse<T: FromStr>(table: &'static str, column: &'static str, value: String) -> Result<T> {
+pub(crate) fn parse<T: FromStr>(
+    table: &'static str,
+    column: &'static str,
+    value: String,
+) -> Result<T> {
     value.parse().map_err(|_| StoreError::Corrupt {
         table,
         column,
@@ -379,7 +383,11 @@ fn parse<T: FromStr>(table: &'static str, column: &'static str, value: String) -
     })
 }
 
-fn int<T: TryFrom<i64>>(table: &'static str, column: &'static str, value: i64) -> Result<T> {
+pub(crate) fn int<T: TryFrom<i64>>(
+    table: &'static str,
+    column: &'static str,
+    value: i64,
+) -> Result<T> {
     T::try_from(value).map_err(|_| StoreError::Corrupt {
         table,
         column,
@@ -387,7 +395,7 @@ fn int<T: TryFrom<i64>>(table: &'static str, column: &'static str, value: i64) -
     })
 }
 
-fn to_i64(value: u64) -> i64 {
+pub(crate) fn to_i64(value: u64) -> i64 {
     // Block numbers, task ids and unix times stay far below 2^63.
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -1160,7 +1168,7 @@ async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
 
 // ---------------------------------------------------------------------- row mapping
 
-const TASK_COLUMNS: &str = "task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
+pub(crate) const TASK_COLUMNS: &str = "task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
      queue_key, node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
      agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block, seed_block, fee_level, \
      params_version, expires_at, mode, sampling_bps, sample_block, sample_decided_block, checked, check_seed_block";
@@ -1177,7 +1185,7 @@ pub(crate) async fn load_task(
     row.map(|row| task_row(&row)).transpose()
 }
 
-fn task_row(row: &AnyRow) -> Result<TaskRecord> {
+pub(crate) fn task_row(row: &AnyRow) -> Result<TaskRecord> {
     const T: &str = "tasks";
     let kind_text: String = row.try_get("kind")?;
     let status_text: String = row.try_get("status")?;
@@ -1429,7 +1437,7 @@ pub(crate) async fn load_node(
     row.map(|row| node_row(&row)).transpose()
 }
 
-fn node_row(row: &AnyRow) -> Result<NodeRecord> {
+pub(crate) fn node_row(row: &AnyRow) -> Result<NodeRecord> {
     const T: &str = "nodes";
     let state_text: String = row.try_get(2)?;
     Ok(NodeRecord {

@@ -73,6 +73,9 @@ pub struct AppInner {
     pub metrics: Metrics,
     /// The indexer's liveness (`None`: the relayer runs without an indexer).
     pub indexer: Option<Arc<IndexerStatus>>,
+    /// The fee token's `decimals()`, once read from the chain (the explorer prints amounts in
+    /// tokens with it, in base units before).
+    pub token_decimals: std::sync::OnceLock<verinfer_abi::TokenDecimals>,
 }
 
 impl AppState {
@@ -90,6 +93,7 @@ impl AppState {
             settings,
             metrics,
             indexer,
+            token_decimals: std::sync::OnceLock::new(),
         }))
     }
 

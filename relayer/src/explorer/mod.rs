@@ -182,6 +182,13 @@ pub fn search_form() -> Markup {
     }
 }
 
+/// `?before=ID`: the page of rows with ids below ID.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    /// Show rows with ids below this one.
+    pub before: Option<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 struct SearchQuery {
     #[serde(default)]
@@ -236,19 +243,64 @@ pub fn task_link(task_id: u64) -> Markup {
     html! { a href={ "/explorer/tasks/" (task_id) } { "#" (task_id) } }
 }
 
-/// A token amount (base units, 18 decimals on the devnet's token) for a person.
-pub fn tokens(amount: u128) -> Markup {
-    let text = alloy::primitives::utils::format_units(alloy_primitives::U256::from(amount), 18)
-        .unwrap_or_else(|_| amount.to_string());
-    let trimmed = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
+/// A token amount for a person: in tokens when the relayer knows the token's `decimals()`
+/// (read from the chain at start), else in base units; the exact base units in `title`.
+pub fn tokens(state: &AppState, amount: u128) -> Markup {
+    match state.inner().token_decimals.get() {
+        Some(decimals) => html! {
+            span.amount title={ (amount) " base units" } { (decimals.format(amount)) }
+        },
+        None => html! { span.amount { (amount) " base units" } },
+    }
+}
+
+/// A status badge, coloured by how the status reads (final good, final bad, open).
+pub fn status_badge(status: verinfer_abi::TaskStatus) -> Markup {
+    use verinfer_abi::TaskStatus as S;
+    let class = match status {
+        S::Validated => "good",
+        S::Aborted | S::Errored | S::Expired => "bad",
+        S::Cancelled | S::None => "neutral",
+        _ => "open",
     };
-    html! { span.amount title={ (amount) " base units" } { (trimmed) } }
+    html! { span.status.(class) { (status.wire_name()) } }
+}
+
+/// A block time as UTC (`YYYY-MM-DD hh:mm:ss`).
+pub fn utc(timestamp: u64) -> String {
+    let days = timestamp / 86_400;
+    let seconds = timestamp % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
 }
 
 /// Raw HTML that is known to be safe (constants only).
 pub fn raw(text: &'static str) -> PreEscaped<&'static str> {
     PreEscaped(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_renders_block_times() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_709_164_800), "2024-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_000_123), "2026-11-30 00:55:23 UTC");
+    }
 }
