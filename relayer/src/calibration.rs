@@ -499,7 +499,7 @@ mod tests {
         let ab = &view.groups[0];
         assert_eq!(ab.gpu_models, ["a".to_owned(), "b".to_owned()]);
         assert_eq!(ab.precision.as_deref(), Some("f16"));
-        assert_eq!((ab.pairs, ab.above_threshold, ab.max), (4, 2, 64));
+        assert_eq!((ab.pairs, ab.above_threshold, ab.max), (4, 1, 64));
         assert_eq!(ab.histogram[0], 1);
         assert_eq!(ab.histogram[64], 1);
         let bb = &view.groups[1];

@@ -153,9 +153,9 @@ fn group_section(index: usize, group: &CalibrationGroup, threshold: Option<u8>) 
                     } else {
                         ""
                     };
-                    span.over[over(distance)]
+                    span class=[over(distance).then_some("over")]
                         style={ "height: " (format!("{height:.1}")) "%" (marker) }
-                        title={ (distance) " bits: " (count) " pairs" } {}
+                        title={ "distance " (distance) ": " (count) } {}
                 }
             }
             p.note aria-hidden="true" { "0 … 64 bits" }
