@@ -582,24 +582,7 @@ impl Store {
         let mut applied = 0;
         for log in logs {
             let event = log.decode()?;
-            let inserted = sqlx::query(
-                "INSERT INTO events (block_number, block_hash, log_index, tx_hash, name, task_id, node, topics, data, block_timestamp) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (block_hash, log_index) DO NOTHING",
-            )
-            .bind(to_i64(log.block_number))
-            .bind(hex_b256(&log.block_hash))
-            .bind(to_i64(log.log_index))
-            .bind(hex_b256(&log.tx_hash))
-            .bind(event.name().to_owned())
-            .bind(event.task_id().map(to_i64))
-            .bind(event.node().map(|node| hex_address(&node)))
-            .bind(log.topics_text())
-            .bind(log.data_text())
-            .bind(log.block_timestamp.map(to_i64))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
+            if insert_event(&mut tx, log, &event).await? {
                 let at = At {
                     block: log.block_number,
                     timestamp: log.block_timestamp,
@@ -677,9 +660,9 @@ impl Store {
         Ok(())
     }
 
-    /// Test support: like [`Self::apply_synthetic_events`] for raw logs (decoded as the indexer
-    /// decodes them, the registry's and the parameters' events included), in a block made at
-    /// `timestamp`.
+    /// Test and benchmark support: like [`Self::apply_synthetic_events`] for raw logs, stored and
+    /// decoded as the indexer stores and decodes them (the registry's and the parameters' events
+    /// included), in a block made at `timestamp`.
     pub async fn apply_synthetic_logs(
         &self,
         block_number: u64,
@@ -691,8 +674,22 @@ impl Store {
             block: block_number,
             timestamp,
         };
-        for data in logs {
-            let event = crate::events::decode_log(data)?;
+        // Stored as the indexer stores them (the explorer reads the raw events), in a block whose
+        // hash and transactions are made up from its number.
+        let block_hash = alloy_primitives::keccak256(block_number.to_be_bytes());
+        for (index, data) in logs.iter().enumerate() {
+            let log = RawLog {
+                block_number,
+                block_hash,
+                log_index: index as u64,
+                tx_hash: alloy_primitives::keccak256(
+                    [block_hash.as_slice(), &index.to_be_bytes()].concat(),
+                ),
+                block_timestamp: timestamp,
+                data: data.clone(),
+            };
+            let event = log.decode()?;
+            insert_event(&mut tx, &log, &event).await?;
             apply_event(&mut tx, at, &event, data).await?;
         }
         tx.commit().await?;
@@ -1089,6 +1086,32 @@ async fn insert_blob(conn: &mut AnyConnection, meta: &BlobMeta) -> Result<bool> 
 
 /// Folds one decoded log into the derived tables: a [`VerinferEvent`], or for the events it keeps
 /// by name only, the registry's and the parameters' ([`AdminEvent`]).
+/// Stores one raw log; `false` when it was already stored (same block hash and log index).
+async fn insert_event(
+    conn: &mut AnyConnection,
+    log: &RawLog,
+    event: &VerinferEvent,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO events (block_number, block_hash, log_index, tx_hash, name, task_id, node, topics, data, block_timestamp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (block_hash, log_index) DO NOTHING",
+    )
+    .bind(to_i64(log.block_number))
+    .bind(hex_b256(&log.block_hash))
+    .bind(to_i64(log.log_index))
+    .bind(hex_b256(&log.tx_hash))
+    .bind(event.name().to_owned())
+    .bind(event.task_id().map(to_i64))
+    .bind(event.node().map(|node| hex_address(&node)))
+    .bind(log.topics_text())
+    .bind(log.data_text())
+    .bind(log.block_timestamp.map(to_i64))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
 async fn apply_event(
     conn: &mut AnyConnection,
     at: At,

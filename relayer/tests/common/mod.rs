@@ -180,21 +180,26 @@ impl Harness {
             outsider: PrivateKeySigner::random(),
             next_block: std::sync::atomic::AtomicU64::new(1),
         };
-        let joins: Vec<VerinferEvent> = harness
+        // Joined through raw logs, so that the events table holds them as the indexer's would.
+        let joins: Vec<alloy_primitives::LogData> = harness
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, signer)| VerinferEvent::NodeJoined {
-                node: signer.address(),
-                node_id: i as u32 + 1,
-                gpu_model: B256::repeat_byte(0xaa),
-                gpu_model_name: "nvidia h100 80gb hbm3".into(),
-                vram_mib: 81_559,
-                stake: STAKE,
-                fee_tier: 0,
+            .map(|(i, signer)| {
+                use alloy::sol_types::SolEvent;
+                verinfer_abi::Verinfer::NodeJoined {
+                    node: signer.address(),
+                    nodeId: i as u32 + 1,
+                    gpuModel: B256::repeat_byte(0xaa),
+                    gpuModelName: "nvidia h100 80gb hbm3".into(),
+                    vramMiB: 81_559,
+                    stake: alloy_primitives::aliases::U96::from(STAKE),
+                    feeTier: 0,
+                }
+                .encode_log_data()
             })
             .collect();
-        harness.apply(&joins).await;
+        harness.apply_logs(None, &joins).await;
         harness
     }
 
