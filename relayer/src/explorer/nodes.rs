@@ -19,6 +19,8 @@ use crate::api::AppState;
 
 /// Stake changes drawn in the stake chart (the newest ones).
 const STAKE_POINTS: u64 = 500;
+/// Slashes listed (the newest; the count says how many there are in all).
+const SLASH_ROWS: u64 = 100;
 
 pub(super) async fn page(
     State(state): State<AppState>,
@@ -51,7 +53,8 @@ pub(super) async fn page(
         return Ok(layout("Account", false, content));
     };
     let stake_events = queries.node_stake_events(node, STAKE_POINTS).await?;
-    let slashes = queries.node_slashes(node).await?;
+    let slashes = queries.node_slashes(node, SLASH_ROWS).await?;
+    let slash_count = queries.node_slash_count(node).await?;
     let tasks = queries.node_tasks(node, query.before, PAGE_ROWS).await?;
     let agreement = queries.node_agreement(node).await?;
     let title = format!("Node {}", short_address(node));
@@ -91,6 +94,11 @@ pub(super) async fn page(
             @if slashes.is_empty() {
                 p.muted { "Never slashed." }
             } @else {
+                p.note {
+                    "Slashed " (slash_count) " time(s)"
+                    @if slash_count > slashes.len() as u64 { "; the latest " (slashes.len()) " are listed" }
+                    "."
+                }
                 div.table-wrap { table {
                     thead { tr {
                         th scope="col" { "Task" } th scope="col" { "Reason" } th.num scope="col" { "Amount" }

@@ -201,13 +201,14 @@ impl<'a> ExplorerQueries<'a> {
         Ok(events)
     }
 
-    /// Every slash of a node, newest first.
-    pub async fn node_slashes(&self, node: Address) -> Result<Vec<SlashRow>> {
+    /// A node's slashes, newest first, at most `limit`.
+    pub async fn node_slashes(&self, node: Address, limit: u64) -> Result<Vec<SlashRow>> {
         let rows = sqlx::query(
             "SELECT block_number, log_index, tx_hash, block_timestamp, topics, data FROM events \
-             WHERE node = $1 AND name = 'NodeSlashed' ORDER BY block_number DESC, log_index DESC",
+             WHERE node = $1 AND name = 'NodeSlashed' ORDER BY block_number DESC, log_index DESC LIMIT $2",
         )
         .bind(hex_address(&node))
+        .bind(to_i64(limit))
         .fetch_all(self.store.pool())
         .await?;
         Ok(rows
@@ -250,6 +251,17 @@ impl<'a> ExplorerQueries<'a> {
                 })
             })
             .collect()
+    }
+
+    /// How many times a node was slashed.
+    pub async fn node_slash_count(&self, node: Address) -> Result<u64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM events WHERE node = $1 AND name = 'NodeSlashed'")
+                .bind(hex_address(&node))
+                .fetch_one(self.store.pool())
+                .await?;
+        let count: i64 = row.try_get(0)?;
+        int("events", "count", count)
     }
 
     /// How a node's tasks went: selected, settled, agreed.
