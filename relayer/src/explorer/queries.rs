@@ -264,12 +264,13 @@ impl<'a> ExplorerQueries<'a> {
         int("events", "count", count)
     }
 
-    /// How a node's tasks went: selected, settled, agreed.
+    /// How a node's tasks went: selected, settled, agreed (PostgreSQL sums BIGINTs as NUMERIC,
+    /// hence the cast).
     pub async fn node_agreement(&self, node: Address) -> Result<AgreementStats> {
         let row = sqlx::query(
             "SELECT COUNT(*), COUNT(t.agreeing_mask), \
-             COALESCE(SUM(CASE WHEN t.agreeing_mask IS NULL THEN 0 \
-                 ELSE (t.agreeing_mask / (CASE n.slot WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE 4 END)) % 2 END), 0) \
+             CAST(COALESCE(SUM(CASE WHEN t.agreeing_mask IS NULL THEN 0 \
+                 ELSE (t.agreeing_mask / (CASE n.slot WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE 4 END)) % 2 END), 0) AS BIGINT) \
              FROM task_nodes n JOIN tasks t ON t.task_id = n.task_id WHERE n.node = $1",
         )
         .bind(hex_address(&node))
