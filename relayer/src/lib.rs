@@ -23,6 +23,7 @@
 //! | `GET /v1/calibration` | [`verinfer_wire::types::CalibrationView`]: pairwise pHash distances of the latest 20,000 validated image tasks by GPU-model pair and precision, against the threshold in force, and a suggested threshold with its reason and the min stake it needs (see [`calibration`]) |
 //! | `GET /healthz` | 200 when the database answers and the indexer polled recently (or, a replica, stands by: `indexer` is `standby`), else 503 |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /explorer`, `/explorer/tasks/{id}`, `/explorer/nodes/{address}`, `/explorer/calibration`, `/explorer/search?q=` | the explorer: server-rendered HTML pages over the same data (see [`explorer`]); `GET /` redirects to it |
 //!
 //! The request and answer types, the error codes, the EIP-712 upload and the HTTP client are in
 //! `verinfer-wire`, which nodes and dApp clients use without compiling this server: nodes sign
