@@ -4,6 +4,7 @@
 //! libraries it wraps never depend on it.
 
 mod admin;
+mod calibrate;
 mod devnet;
 mod identity;
 mod model;
@@ -61,6 +62,9 @@ enum Command {
     /// Run a local network (anvil, contracts, relayer, nodes on tiny models) and push an image
     /// task and a text task through it.
     Devnet(devnet::DevnetArgs),
+    /// Show the relayer's calibration of the pHash threshold: distances between honest nodes'
+    /// images by GPU-model pair and precision, against the threshold, and a suggested threshold.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -92,6 +96,7 @@ fn main() -> eyre::Result<()> {
         Command::Withdraw(args) => task::run_withdraw(args),
         Command::Admin(command) => admin::run(command),
         Command::Devnet(args) => devnet::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
     };
     // A certificate failure deep in the chain ("error sending request" on top) leads the report.
     result.map_err(
