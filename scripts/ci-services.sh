@@ -7,6 +7,8 @@
 # PostgreSQL: Debian's `postgresql` package (apt-get), its default cluster started with
 # pg_ctlcluster, reached over TCP with a password set here. S3: `s3s-fs` from crates.io (an
 # S3-compatible server over a local directory), installed with `cargo install --locked`.
+# `install` also installs the browser of the explorer test (cli/tests/explorer.rs): Debian's
+# `chromium` and `chromium-driver` (headless Chromium and chromedriver), when chromedriver is missing.
 # Needs root (or sudo) for apt-get and the cluster. Only the `export` lines go to stdout.
 set -euo pipefail
 
@@ -56,6 +58,15 @@ install_s3() {
     fi
 }
 
+install_browser() {
+    if ! command -v chromedriver > /dev/null && [ ! -x /usr/bin/chromedriver ]; then
+        log "installing chromium and chromium-driver (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        as_root apt-get install -y -q chromium chromium-driver >&2 ||
+            { as_root apt-get update -q >&2 && as_root apt-get install -y -q chromium chromium-driver >&2; }
+    fi
+}
+
 start_postgres() {
     install_postgres
     local version
@@ -89,6 +100,7 @@ case "${1:-}" in
 install)
     install_postgres
     install_s3
+    install_browser
     log "installed"
     ;;
 start)

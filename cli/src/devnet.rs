@@ -535,6 +535,7 @@ impl Devnet {
         println!("devnet running (Ctrl-C stops it):");
         println!("  RPC         {}", self.chain.rpc_url());
         println!("  relayer     {}", self.relayer_url);
+        println!("  explorer    {}explorer", self.relayer_url);
         println!("  deployment  {}", self.deployment_path.display());
         println!(
             "  models      {} ({}, {})",
