@@ -150,7 +150,7 @@ impl Histograms {
         distances: &[u16],
     ) {
         self.tasks += 1;
-        if distances.is_empty() || distances.len() % PAIRS.len() != 0 {
+        if distances.is_empty() || !distances.len().is_multiple_of(PAIRS.len()) {
             return;
         }
         let per_pair = distances.len() / PAIRS.len();
