@@ -148,14 +148,14 @@ fn task_rows(tasks: &[NodeTaskRow]) -> Markup {
         } @else {
             div.table-wrap { table {
                 thead { tr {
-                    th scope="col" { "Task" } th scope="col" { "Kind" } th scope="col" { "Slot" }
+                    th scope="col" { "Task" } th scope="col" { "Kind" } th scope="col" { "As" }
                     th scope="col" { "Status" } th scope="col" { "Outcome for the node" }
                 } }
                 tbody { @for row in tasks {
                     tr {
                         td { (task_link(row.task.chain.task_id)) }
                         td { (row.task.chain.kind.as_str()) " · " (row.task.chain.mode.wire_name()) }
-                        td { (row.slot) }
+                        td { (super::tasks::slot_label(row.slot, row.task.chain.mode)) }
                         td { (status_badge(row.task.chain.status)) }
                         td {
                             @match row.agreed() {
@@ -202,18 +202,26 @@ fn stake_chart(state: &AppState, events: &[TimelineEvent]) -> Markup {
         .unwrap_or(0)
         .max(1) as f64;
     let count = points.len();
-    let mut polyline = String::new();
-    for (index, (_, stake)) in points.iter().enumerate() {
-        let x = if count == 1 {
+    // A step chart: the stake holds its value until the next change.
+    let x_of = |index: usize| {
+        if count == 1 {
             width
         } else {
             index as f64 * width / (count - 1) as f64
-        };
-        let y = height - (*stake as f64 / max) * (height - 10.0);
+        }
+    };
+    let y_of = |stake: u128| height - (stake as f64 / max) * (height - 10.0);
+    let mut polyline = String::new();
+    let mut previous_y = None;
+    for (index, (_, stake)) in points.iter().enumerate() {
+        let (x, y) = (x_of(index), y_of(*stake));
+        if let Some(previous_y) = previous_y {
+            let _ = write!(polyline, "{x:.1},{previous_y:.1} ");
+        } else if count == 1 {
+            let _ = write!(polyline, "0,{y:.1} ");
+        }
         let _ = write!(polyline, "{x:.1},{y:.1} ");
-    }
-    if count == 1 {
-        polyline.insert_str(0, &format!("0,{:.1} ", height - 110.0));
+        previous_y = Some(y);
     }
     let (first, last) = (points[0], points[count - 1]);
     let changes: Vec<&TimelineEvent> = events.iter().rev().take(10).collect();

@@ -187,7 +187,8 @@ fn card(label: &str, value: Markup) -> Markup {
     html! { div.card { div.label { (label) } div.value { (value) } } }
 }
 
-fn slot_label(slot: u8, mode: ValidationMode) -> String {
+/// How a page names a task's slot: node 1..3, or a sampled task's first node and checkers.
+pub(super) fn slot_label(slot: u8, mode: ValidationMode) -> String {
     match (mode, slot) {
         (ValidationMode::Sampled, 0) => "first node".to_owned(),
         (ValidationMode::Sampled, _) => format!("checker {slot}"),
