@@ -254,6 +254,15 @@ pub fn tokens(state: &AppState, amount: u128) -> Markup {
     }
 }
 
+/// VRAM in GiB for a person: whole GiB, one decimal when not whole (81,559 MiB: 79.6 GiB).
+pub fn gib(mib: u32) -> String {
+    if mib % 1024 == 0 {
+        format!("{} GiB", mib / 1024)
+    } else {
+        format!("{:.1} GiB", f64::from(mib) / 1024.0)
+    }
+}
+
 /// A status badge, coloured by how the status reads (final good, final bad, open).
 pub fn status_badge(status: verinfer_abi::TaskStatus) -> Markup {
     use verinfer_abi::TaskStatus as S;

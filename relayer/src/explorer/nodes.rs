@@ -64,7 +64,7 @@ pub(super) async fn page(
             div.cards {
                 (card("State", html! { (record.state.wire_name()) }))
                 (card("GPU model (declared)", html! { (record.gpu_model_name) }))
-                (card("VRAM", html! { (record.vram_mib / 1024) " GiB" }))
+                (card("VRAM", html! { (super::gib(record.vram_mib)) }))
                 (card("Stake", tokens(&state, record.stake)))
                 (card("Claimable", tokens(&state, account.claimable)))
                 (card("Fee tier", html! { (record.fee_tier) }))

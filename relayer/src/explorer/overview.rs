@@ -27,9 +27,14 @@ pub(super) async fn page(
     let now = u64::try_from(crate::store::now_unix()).unwrap_or_default();
     let params = params_view(active.as_ref(), scheduled.as_ref(), now);
     let counts = queries.status_counts().await?;
-    let total: u64 = counts.iter().map(|(_, count)| count).sum();
-    let models = store.gpu_models().await?;
     let nodes_by_model = queries.nodes_by_model().await?;
+    let total: u64 = counts.iter().map(|(_, count)| count).sum();
+    let mut models = store.gpu_models().await?;
+    // Models with registered nodes first, then the registry's order.
+    models.sort_by_key(|model| {
+        let registered = nodes_by_model_has(&nodes_by_model, &model.name);
+        (!registered, model.position)
+    });
     let tasks = queries.latest_tasks(query.before, PAGE_ROWS).await?;
     let slashes = queries.latest_slashes(LATEST_SLASHES).await?;
     let last_block = store.last_indexed_block().await?.map(|(block, _)| block);
@@ -100,7 +105,7 @@ pub(super) async fn page(
                             @for model in &models {
                                 tr {
                                     th scope="row" { (model.name) }
-                                    td.num { (model.vram_mib / 1024) " GiB" }
+                                    td.num { (super::gib(model.vram_mib)) }
                                     td { @if model.active { "yes" } @else { "no" } }
                                     td.num { (model.available_nodes) }
                                     td {
@@ -158,6 +163,10 @@ pub(super) async fn page(
         }
     };
     Ok(layout("Overview", false, content))
+}
+
+fn nodes_by_model_has(nodes_by_model: &[(String, String, u64)], model: &str) -> bool {
+    nodes_by_model.iter().any(|(name, ..)| name == model)
 }
 
 fn card(label: &str, value: Markup) -> Markup {

@@ -159,7 +159,7 @@ fn render(state: &AppState, page: &TaskPage, live: bool) -> Markup {
                 @if let Some(name) = &page.gpu_model_name {
                     (card("GPU model (text tasks pair one model)", html! { (name) }))
                 }
-                (card("Min VRAM", html! { (chain.min_vram_mib / 1024) " GiB" }))
+                (card("Min VRAM", html! { (super::gib(chain.min_vram_mib)) }))
                 (card("Args", short_hex(&chain.args_hash.to_string())))
                 (card("Parameters", html! { "version " (chain.params_version) }))
             }
@@ -330,7 +330,7 @@ fn nodes_section(page: &TaskPage) -> Markup {
                             div.value { (node_link(node.node)) }
                             div {
                                 @match record {
-                                    Some(record) => { (record.gpu_model_name) ", " (record.vram_mib / 1024) " GiB VRAM" }
+                                    Some(record) => { (record.gpu_model_name) ", " (super::gib(record.vram_mib)) " VRAM" }
                                     None => span.muted { "not in the node registry" }
                                 }
                             }
