@@ -254,6 +254,11 @@ pub fn tokens(state: &AppState, amount: u128) -> Markup {
     }
 }
 
+/// A labelled value in a grid of cards.
+pub fn card(label: &str, value: Markup) -> Markup {
+    html! { div.card { div.label { (label) } div.value { (value) } } }
+}
+
 /// VRAM in GiB for a person: whole GiB, one decimal when not whole (81,559 MiB: 79.6 GiB).
 pub fn gib(mib: u32) -> String {
     if mib % 1024 == 0 {

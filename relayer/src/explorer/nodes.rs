@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use verinfer_abi::VerinferEvent;
 
 use super::{
-    ExplorerQueries, NodeTaskRow, PAGE_ROWS, PageError, PageQuery, TimelineEvent, layout,
+    ExplorerQueries, NodeTaskRow, PAGE_ROWS, PageError, PageQuery, TimelineEvent, card, layout,
     short_hex, status_badge, task_link, tokens,
 };
 use crate::api::AppState;
@@ -135,10 +135,6 @@ pub(super) async fn page(
 fn short_address(address: Address) -> String {
     let full = address.to_string();
     format!("{}…{}", &full[..8], &full[full.len() - 4..])
-}
-
-fn card(label: &str, value: Markup) -> Markup {
-    html! { div.card { div.label { (label) } div.value { (value) } } }
 }
 
 fn task_rows(tasks: &[NodeTaskRow]) -> Markup {

@@ -8,8 +8,8 @@ use maud::{Markup, html};
 use verinfer_abi::{TaskKind, format_bps};
 
 use super::{
-    ExplorerQueries, PAGE_ROWS, PageError, PageQuery, layout, node_link, short_hex, status_badge,
-    task_link, tokens,
+    ExplorerQueries, PAGE_ROWS, PageError, PageQuery, card, layout, node_link, short_hex,
+    status_badge, task_link, tokens,
 };
 use crate::{api::AppState, api::types::params_view, store::TaskRecord};
 
@@ -167,12 +167,6 @@ pub(super) async fn page(
 
 fn nodes_by_model_has(nodes_by_model: &[(String, String, u64)], model: &str) -> bool {
     nodes_by_model.iter().any(|(name, ..)| name == model)
-}
-
-fn card(label: &str, value: Markup) -> Markup {
-    html! {
-        div.card { div.label { (label) } div.value { (value) } }
-    }
 }
 
 fn amount(state: &AppState, decimal: &str) -> Markup {

@@ -16,8 +16,8 @@ use verinfer_abi::{
 use verinfer_task::TextOutput;
 
 use super::{
-    ExplorerQueries, PageError, TimelineEvent, grid, layout, node_link, short_hex, status_badge,
-    tokens, utc,
+    ExplorerQueries, PageError, TimelineEvent, card, grid, layout, node_link, short_hex,
+    status_badge, tokens, utc,
 };
 use crate::{
     api::AppState,
@@ -181,10 +181,6 @@ fn render(state: &AppState, page: &TaskPage, live: bool) -> Markup {
         }
         (timeline(page))
     }
-}
-
-fn card(label: &str, value: Markup) -> Markup {
-    html! { div.card { div.label { (label) } div.value { (value) } } }
 }
 
 /// How a page names a task's slot: node 1..3, or a sampled task's first node and checkers.
