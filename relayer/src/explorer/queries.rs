@@ -162,13 +162,7 @@ impl<'a> ExplorerQueries<'a> {
         .bind(to_i64(limit))
         .fetch_all(self.store.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(event_row)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .filter_map(slash_of)
-            .collect())
+        slashes_of(&rows)
     }
 
     /// Every indexed event of a task, in chain order.
@@ -211,13 +205,7 @@ impl<'a> ExplorerQueries<'a> {
         .bind(to_i64(limit))
         .fetch_all(self.store.pool())
         .await?;
-        Ok(rows
-            .iter()
-            .map(event_row)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .filter_map(slash_of)
-            .collect())
+        slashes_of(&rows)
     }
 
     /// The tasks a node was selected for with an id below `before`, newest first.
@@ -333,6 +321,16 @@ fn event_row(row: &AnyRow) -> Result<TimelineEvent> {
             .transpose()?,
         event: crate::events::decode_log(&log)?,
     })
+}
+
+fn slashes_of(rows: &[AnyRow]) -> Result<Vec<SlashRow>> {
+    Ok(rows
+        .iter()
+        .map(event_row)
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter_map(slash_of)
+        .collect())
 }
 
 fn slash_of(event: TimelineEvent) -> Option<SlashRow> {
