@@ -14,3 +14,12 @@ CREATE TABLE args_info (
     kind TEXT NOT NULL,
     precision TEXT NOT NULL
 );
+
+-- Derived: how each node's tasks went (the node page's agreement rate without scanning its
+-- tasks): tasks it was drawn for, of those settled, of those paid as agreeing.
+CREATE TABLE node_stats (
+    address TEXT PRIMARY KEY,
+    selected BIGINT NOT NULL,
+    settled BIGINT NOT NULL,
+    agreed BIGINT NOT NULL
+);

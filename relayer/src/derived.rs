@@ -360,6 +360,7 @@ async fn assign_slots(
             invalid_args: false,
         };
         save_task_node(conn, &record).await?;
+        count_task(conn, node, 1, 0, 0).await?;
         update_node(conn, node, block, |n| {
             n.state = NodeState::Busy;
             n.task_id = task_id;
@@ -529,9 +530,39 @@ async fn apply_settlement(
         });
     })
     .await?;
+    if let Some(nodes) = task.as_ref().and_then(TaskRecord::nodes) {
+        for (slot, node) in nodes.into_iter().enumerate() {
+            if !node.is_zero() {
+                let agreed = i64::from(agreeing_mask >> slot & 1);
+                count_task(conn, node, 0, 1, agreed).await?;
+            }
+        }
+    }
     // The contract releases every node still busy with this task (no event); slashes, kicks and
     // exits follow as their own events and override this.
     release_nodes(conn, block, *task_id, task.as_ref()).await
+}
+
+/// Adds to a node's task counters (`node_stats`): drawn, settled, paid as agreeing.
+async fn count_task(
+    conn: &mut AnyConnection,
+    node: Address,
+    selected: i64,
+    settled: i64,
+    agreed: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO node_stats (address, selected, settled, agreed) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (address) DO UPDATE SET selected = node_stats.selected + $2, \
+         settled = node_stats.settled + $3, agreed = node_stats.agreed + $4",
+    )
+    .bind(crate::store::hex_address(&node))
+    .bind(selected)
+    .bind(settled)
+    .bind(agreed)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Makes the nodes still busy with `task` available again (the contract does so without an

@@ -1137,6 +1137,7 @@ async fn rebuild_derived(tx: &mut Transaction<'static, Any>) -> Result<()> {
         "DELETE FROM params_versions",
         "DELETE FROM accounts",
         "DELETE FROM credits",
+        "DELETE FROM node_stats",
     ] {
         sqlx::query(table).execute(&mut **tx).await?;
     }

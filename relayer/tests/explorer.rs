@@ -72,8 +72,11 @@ async fn task_page_shows_every_nodes_images_grids_and_distances() {
     let body = page(&harness, "/explorer/tasks/1").await;
     // Two images from each of three nodes, each with alt text naming the node.
     assert_eq!(body.matches("class=\"result-image\"").count(), 6, "{body}");
-    for node in harness.node_addresses() {
-        assert!(body.contains(&format!("Image 1 by ")) && body.contains(&node.to_string()));
+    for (slot, node) in harness.node_addresses().into_iter().enumerate() {
+        assert!(
+            body.contains(&format!("Image 1 by node {} ({node}", slot + 1)),
+            "{body}"
+        );
     }
     // Every image's pHash as a grid, and two images × three pairs of differing-bit grids.
     let phash = phash(&pngs[0]);
@@ -108,6 +111,10 @@ async fn task_page_shows_every_nodes_images_grids_and_distances() {
     let (status, bytes) = harness.send("GET", &src, "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(bytes.starts_with(b"\x89PNG"));
+    // Every node agreed on its one settled task.
+    let node = harness.node_addresses()[1];
+    let body = page(&harness, &format!("/explorer/nodes/{node}")).await;
+    assert!(body.contains("100.0 % of 1 settled"), "{body}");
 }
 
 #[tokio::test]
@@ -166,6 +173,11 @@ async fn a_running_task_is_live_and_shows_the_distance_of_each_revealed_pair() {
         "{body}"
     );
     assert!(body.contains("Validated: node 1 and node 2 agreed"));
+    // Node 3 was not paid: its agreement rate says so, its task row too.
+    let node3 = harness.node_addresses()[2];
+    let body = page(&harness, &format!("/explorer/nodes/{node3}")).await;
+    assert!(body.contains("0.0 % of 1 settled"), "{body}");
+    assert!(body.contains("not paid"));
 }
 
 #[tokio::test]

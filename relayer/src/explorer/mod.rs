@@ -261,7 +261,7 @@ pub fn card(label: &str, value: Markup) -> Markup {
 
 /// VRAM in GiB for a person: whole GiB, one decimal when not whole (81,559 MiB: 79.6 GiB).
 pub fn gib(mib: u32) -> String {
-    if mib % 1024 == 0 {
+    if mib.is_multiple_of(1024) {
         format!("{} GiB", mib / 1024)
     } else {
         format!("{:.1} GiB", f64::from(mib) / 1024.0)

@@ -252,21 +252,19 @@ impl<'a> ExplorerQueries<'a> {
         int("events", "count", count)
     }
 
-    /// How a node's tasks went: selected, settled, agreed (PostgreSQL sums BIGINTs as NUMERIC,
-    /// hence the cast).
+    /// How a node's tasks went: selected, settled, agreed (derived counters, so the node page
+    /// does not scan a busy node's tasks).
     pub async fn node_agreement(&self, node: Address) -> Result<AgreementStats> {
-        let row = sqlx::query(
-            "SELECT COUNT(*), COUNT(t.agreeing_mask), \
-             CAST(COALESCE(SUM(CASE WHEN t.agreeing_mask IS NULL THEN 0 \
-                 ELSE (t.agreeing_mask / (CASE n.slot WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE 4 END)) % 2 END), 0) AS BIGINT) \
-             FROM task_nodes n JOIN tasks t ON t.task_id = n.task_id WHERE n.node = $1",
-        )
-        .bind(hex_address(&node))
-        .fetch_one(self.store.pool())
-        .await?;
+        let row = sqlx::query("SELECT selected, settled, agreed FROM node_stats WHERE address = $1")
+            .bind(hex_address(&node))
+            .fetch_optional(self.store.pool())
+            .await?;
+        let Some(row) = row else {
+            return Ok(AgreementStats::default());
+        };
         let count = |index: usize| -> Result<u64> {
             let value: i64 = row.try_get(index)?;
-            int("tasks", "count", value)
+            int("node_stats", "count", value)
         };
         Ok(AgreementStats {
             selected: count(0)?,
