@@ -23,3 +23,10 @@ CREATE TABLE node_stats (
     settled BIGINT NOT NULL,
     agreed BIGINT NOT NULL
 );
+-- A database indexed before v4 starts with its counters (later events add to them).
+INSERT INTO node_stats (address, selected, settled, agreed)
+SELECT n.node, COUNT(*), COUNT(t.agreeing_mask),
+    COALESCE(SUM(CASE WHEN t.agreeing_mask IS NULL THEN 0
+        ELSE (t.agreeing_mask / (CASE n.slot WHEN 0 THEN 1 WHEN 1 THEN 2 ELSE 4 END)) % 2 END), 0)
+FROM task_nodes n JOIN tasks t ON t.task_id = n.task_id
+GROUP BY n.node;

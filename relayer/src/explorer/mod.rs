@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 use crate::{api::AppState, store::StoreError};
 
-pub use queries::{ExplorerQueries, NodeTaskRow, SlashRow, TimelineEvent};
+pub use queries::{AgreementStats, ExplorerQueries, NodeTaskRow, SlashRow, TimelineEvent};
 
 /// The explorer's style sheet (no external fonts or frameworks).
 const STYLE: &str = include_str!("style.css");

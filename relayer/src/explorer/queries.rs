@@ -255,10 +255,11 @@ impl<'a> ExplorerQueries<'a> {
     /// How a node's tasks went: selected, settled, agreed (derived counters, so the node page
     /// does not scan a busy node's tasks).
     pub async fn node_agreement(&self, node: Address) -> Result<AgreementStats> {
-        let row = sqlx::query("SELECT selected, settled, agreed FROM node_stats WHERE address = $1")
-            .bind(hex_address(&node))
-            .fetch_optional(self.store.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT selected, settled, agreed FROM node_stats WHERE address = $1")
+                .bind(hex_address(&node))
+                .fetch_optional(self.store.pool())
+                .await?;
         let Some(row) = row else {
             return Ok(AgreementStats::default());
         };
