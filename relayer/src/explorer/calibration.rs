@@ -14,10 +14,10 @@ use crate::{
 
 pub(super) async fn page(State(state): State<AppState>) -> Result<Html<String>, PageError> {
     let view = calibration(&state.inner().store).await?;
-    Ok(layout("Calibration", false, render(&view)))
+    Ok(layout("Calibration", false, render(&state, &view)))
 }
 
-fn render(view: &CalibrationView) -> Markup {
+fn render(state: &AppState, view: &CalibrationView) -> Markup {
     let threshold = view.threshold;
     html! {
         h1 { "Threshold calibration" }
@@ -52,18 +52,18 @@ fn render(view: &CalibrationView) -> Markup {
                 }
                 div.card {
                     div.label { "Stake per threshold bit" }
-                    div.value { (amount(view.stake_per_threshold_bit.as_deref())) }
+                    div.value { (amount(state, view.stake_per_threshold_bit.as_deref())) }
                 }
                 div.card {
                     div.label { "Min stake in force" }
-                    div.value { (amount(view.min_stake.as_deref())) }
+                    div.value { (amount(state, view.min_stake.as_deref())) }
                 }
             }
             h3 { "Suggestion" }
             p { (view.suggestion.reason) "." }
             @if let Some(needed) = &view.suggestion.min_stake_needed {
                 p {
-                    "Minimum stake it needs: " (needed) " base units"
+                    "Minimum stake it needs: " (amount(state, Some(needed.as_str())))
                     @match view.suggestion.min_stake_sufficient {
                         Some(true) => " (covered by the min stake in force).",
                         Some(false) => " (more than the min stake in force: a parameter version with this threshold must raise minStake too).",
@@ -214,11 +214,10 @@ fn bits(value: Option<u8>) -> Markup {
     }
 }
 
-fn amount(value: Option<&str>) -> Markup {
-    html! {
-        @match value {
-            Some(value) => { (value) " " span.note { "base units" } },
-            None => span.muted { "unknown" },
-        }
+/// A decimal amount of base units, in tokens when the relayer knows the token's decimals.
+fn amount(state: &AppState, value: Option<&str>) -> Markup {
+    match value {
+        Some(text) => super::decimal_tokens(state, text),
+        None => html! { span.muted { "unknown" } },
     }
 }

@@ -268,6 +268,14 @@ pub fn gib(mib: u32) -> String {
     }
 }
 
+/// A decimal string of base units (as the API writes amounts) like [`tokens`].
+pub fn decimal_tokens(state: &AppState, decimal: &str) -> Markup {
+    match decimal.parse::<u128>() {
+        Ok(units) => tokens(state, units),
+        Err(_) => html! { (decimal) " base units" },
+    }
+}
+
 /// A status badge, coloured by how the status reads (final good, final bad, open).
 pub fn status_badge(status: verinfer_abi::TaskStatus) -> Markup {
     use verinfer_abi::TaskStatus as S;

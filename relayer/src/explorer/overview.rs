@@ -53,14 +53,14 @@ pub(super) async fn page(
                     @let p = &params.in_force.params;
                     div.cards {
                         (card("pHash threshold", html! { (p.threshold) " bits" }))
-                        (card("Min stake", amount(&state, &p.min_stake)))
-                        (card("Stake per threshold bit", amount(&state, &p.stake_per_threshold_bit)))
+                        (card("Min stake", super::decimal_tokens(&state, &p.min_stake)))
+                        (card("Stake per threshold bit", super::decimal_tokens(&state, &p.stake_per_threshold_bit)))
                         (card("Slash", html! { (format_bps(p.slash_share_bps)) " of stake" }))
                         (card("Commit window", html! { (p.commit_window) " s" }))
                         (card("Reveal window", html! { (p.reveal_window) " s" }))
                         (card("Queue timeout", html! { (p.queue_timeout) " s" }))
-                        (card("Min task fee", amount(&state, &p.min_task_fee)))
-                        (card("Min fee per image", amount(&state, &p.min_image_fee)))
+                        (card("Min task fee", super::decimal_tokens(&state, &p.min_task_fee)))
+                        (card("Min fee per image", super::decimal_tokens(&state, &p.min_image_fee)))
                         (card("Protocol fee", html! { (format_bps(p.protocol_fee_bps)) }))
                         (card("Sampling rate p", html! { (format_bps(p.sampling_bps)) }))
                         (card("Min text pool", html! { (p.min_text_pool) " nodes" }))
@@ -167,13 +167,6 @@ pub(super) async fn page(
 
 fn nodes_by_model_has(nodes_by_model: &[(String, String, u64)], model: &str) -> bool {
     nodes_by_model.iter().any(|(name, ..)| name == model)
-}
-
-fn amount(state: &AppState, decimal: &str) -> Markup {
-    match decimal.parse::<u128>() {
-        Ok(units) => tokens(state, units),
-        Err(_) => html! { (decimal) },
-    }
 }
 
 /// A table of tasks (the overview's latest tasks).
