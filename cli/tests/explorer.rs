@@ -321,6 +321,53 @@ impl Devnet {
         (id, line)
     }
 
+    /// Creates a one-image task with the command the devnet prints (its `export` line for the
+    /// connection), without waiting for it; returns the task id.
+    fn create_image_task(&self) -> u64 {
+        let exports = self
+            .stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("export "))
+            .unwrap_or_else(|| panic!("no export line in:\n{}", self.stdout));
+        let command = self
+            .stdout
+            .lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("verinfer task create --image "))
+            .unwrap_or_else(|| panic!("no image task command in:\n{}", self.stdout));
+        // As a user pastes them, through a shell (the prompt is quoted), with this build's binary
+        // first on PATH; without --wait, so that the page is opened while the task runs.
+        let command = command.replace(" --wait", "");
+        let binary_dir = Path::new(env!("CARGO_BIN_EXE_verinfer")).parent().unwrap();
+        let path = format!(
+            "{}:{}",
+            binary_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut create = Command::new("sh");
+        create
+            .arg("-c")
+            .arg(format!("export {exports} && {command}"))
+            .env("PATH", path);
+        let output = create.env("RUST_LOG", "warn").output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "verinfer task create: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("task ")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no task id in {stdout}"))
+    }
+
     /// The devnet's stderr so far, for failure messages.
     fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
@@ -659,6 +706,37 @@ async fn task_page_shows_every_nodes_images_and_the_distances() {
             ));
         }
         session.full_page_screenshot("overview.png").await?;
+
+        // Live: a new task's page, opened while it runs, turns into the validated verdict by
+        // itself (the page is not reloaded: a marker set on the window survives).
+        let new_task = devnet.create_image_task();
+        session
+            .goto(&format!("{}/tasks/{new_task}", devnet.explorer))
+            .await?;
+        let live = session
+            .js("window.__notReloaded = true; return document.getElementById('main').hasAttribute('data-live');")
+            .await?;
+        if live != json!(true) {
+            return Err(format!("task {new_task}'s page is not live while the task runs"));
+        }
+        let settled = session
+            .wait_js(
+                "return window.__notReloaded === true && !document.getElementById('main').hasAttribute('data-live') \
+                 && document.getElementById('verdict').textContent.includes('Validated');",
+                Duration::from_secs(180),
+            )
+            .await?;
+        if !settled {
+            let verdict = session
+                .js("return document.getElementById('verdict').textContent;")
+                .await?;
+            return Err(format!(
+                "task {new_task}'s open page did not update to its validated verdict within 180 s: {verdict}"
+            ));
+        }
+        session
+            .full_page_screenshot(&format!("task-{new_task}-live.png"))
+            .await?;
         Ok(())
     })
     .await;
