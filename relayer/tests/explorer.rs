@@ -207,9 +207,7 @@ async fn slashes_show_on_the_node_page_the_task_page_and_the_overview() {
     assert!(body.contains("nvidia h100 80gb hbm3"));
 
     let body = page(&harness, "/explorer/tasks/3").await;
-    assert!(
-        body.contains("class=\"slash\"") && body.contains("slashed 5000 base units: disagreed")
-    );
+    assert!(body.contains("class=\"slash\"") && body.contains("5000 base units</span>: disagreed"));
 
     let body = page(&harness, "/explorer").await;
     let latest = body.split("id=\"latest-slashes\"").nth(1).unwrap();

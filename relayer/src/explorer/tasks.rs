@@ -179,7 +179,7 @@ fn render(state: &AppState, page: &TaskPage, live: bool) -> Markup {
             }
             TaskKind::Text => (text_section(page)),
         }
-        (timeline(page))
+        (timeline(state, page))
     }
 }
 
@@ -571,7 +571,7 @@ fn truncate(text: &str, limit: usize) -> &str {
     &text[..end]
 }
 
-fn timeline(page: &TaskPage) -> Markup {
+fn timeline(state: &AppState, page: &TaskPage) -> Markup {
     let mode = page.task.chain.mode;
     let slot_of = |address: Address| {
         page.nodes
@@ -587,7 +587,7 @@ fn timeline(page: &TaskPage) -> Markup {
             } @else {
                 ol.timeline {
                     @for event in &page.events {
-                        @let (text, class) = describe(&event.event, &slot_of);
+                        @let (text, class) = describe(state, &event.event, &slot_of);
                         li.(class) {
                             (text)
                             div.muted {
@@ -604,6 +604,7 @@ fn timeline(page: &TaskPage) -> Markup {
 
 /// A timeline entry's text and its dot's class.
 fn describe(
+    state: &AppState,
     event: &VerinferEvent,
     slot_of: &dyn Fn(Address) -> Option<String>,
 ) -> (Markup, &'static str) {
@@ -616,7 +617,7 @@ fn describe(
     };
     match event {
         E::TaskCreated { mode, fee, .. } => (
-            html! { "Created (" (mode.wire_name()) " validation, fee " (fee) " base units)" },
+            html! { "Created (" (mode.wire_name()) " validation, fee " (tokens(state, *fee)) ")" },
             "",
         ),
         E::TaskQueued { .. } => (html! { "Queued for nodes" }, ""),
@@ -653,7 +654,7 @@ fn describe(
             },
         ),
         E::NodeRewarded { node, amount, .. } => (
-            html! { (who(node)) " paid " (amount) " base units" },
+            html! { (who(node)) " paid " (tokens(state, *amount)) },
             "good",
         ),
         E::NodeSlashed {
@@ -662,7 +663,7 @@ fn describe(
             reason,
             ..
         } => (
-            html! { (who(node)) " slashed " (amount) " base units: " (reason.wire_name()) },
+            html! { (who(node)) " slashed " (tokens(state, *amount)) ": " (reason.wire_name()) },
             "bad",
         ),
         E::NodeKicked { node, .. } => (html! { (who(node)) " kicked" }, "bad"),
@@ -673,7 +674,7 @@ fn describe(
             amount,
             ..
         } => (
-            html! { (node_link(*account)) " credited " (amount) " base units (" (reason.wire_name()) ")" },
+            html! { (node_link(*account)) " credited " (tokens(state, *amount)) " (" (reason.wire_name()) ")" },
             "",
         ),
         E::TaskCancelled { .. } => (html! { "Cancelled by its creator" }, "bad"),
