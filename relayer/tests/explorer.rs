@@ -391,51 +391,10 @@ use tower::ServiceExt as _;
 
 #[tokio::test]
 async fn a_database_from_before_the_explorer_starts_with_each_nodes_counts() {
-    use sqlx::Connection as _;
     use verinfer_relayer::explorer::ExplorerQueries;
     // Schema version 3 holding a validated task whose third node disagreed.
-    let dir = tempfile::tempdir().unwrap();
-    let url = test_database_url(&dir).await;
-    sqlx::any::install_default_drivers();
-    let url = if url.starts_with("sqlite:") {
-        format!("{url}?mode=rwc")
-    } else {
-        url
-    };
     let nodes = [1u8, 2, 3].map(Address::repeat_byte);
-    {
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        sqlx::migrate!("./migrations")
-            .run_to(3, &mut conn)
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO tasks (task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
-             node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
-             agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block, seed_block, fee_level, \
-             params_version, expires_at) VALUES (7, $1, 'image', 'validated', 1, 8192, $2, $2, '100', $3, $4, $5, 7, 7, 0, \
-             10, 20, 3, '[0,30,30]', 10, '31', 3, 9, 2, 1, 1, 5000)",
-        )
-        .bind(format!("{:#x}", Address::repeat_byte(0xcc)))
-        .bind(format!("{:#x}", B256::repeat_byte(1)))
-        .bind(format!("{:#x}", nodes[0]))
-        .bind(format!("{:#x}", nodes[1]))
-        .bind(format!("{:#x}", nodes[2]))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        for (slot, node) in nodes.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO task_nodes (task_id, slot, node, invalid_args) VALUES (7, $1, $2, 0)",
-            )
-            .bind(slot as i64)
-            .bind(format!("{node:#x}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-        conn.close().await.unwrap();
-    }
+    let (_dir, url) = old_database_with_task(3, nodes, 0b011, "[0,30,30]").await;
     let store = verinfer_relayer::store::Store::connect(&url).await.unwrap();
     let queries = ExplorerQueries::new(&store);
     let mut agreed = Vec::new();

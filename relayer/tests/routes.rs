@@ -1359,39 +1359,9 @@ async fn a_check_without_checkers_expires_and_releases_the_first_node() {
 
 #[tokio::test]
 async fn rows_written_before_sampling_read_as_full_tasks() {
-    use sqlx::Connection as _;
     // A database at schema version 2 (before sampled validation) holding a validated task.
-    let dir = tempfile::tempdir().unwrap();
-    let url = test_database_url(&dir).await;
-    sqlx::any::install_default_drivers();
-    let url = if url.starts_with("sqlite:") {
-        format!("{url}?mode=rwc")
-    } else {
-        url
-    };
-    {
-        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
-        sqlx::migrate!("./migrations")
-            .run_to(2, &mut conn)
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO tasks (task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
-             node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
-             agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block, seed_block, fee_level, \
-             params_version, expires_at) VALUES (7, $1, 'image', 'validated', 1, 8192, $2, $2, '100', $3, $4, $5, 7, 7, 0, \
-             10, 20, 7, '[0,1,2]', 10, '31', 3, 9, 2, 1, 1, 5000)",
-        )
-        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(0xcc)))
-        .bind(format!("{:#x}", B256::repeat_byte(1)))
-        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(1)))
-        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(2)))
-        .bind(format!("{:#x}", alloy_primitives::Address::repeat_byte(3)))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        conn.close().await.unwrap();
-    }
+    let nodes = [1u8, 2, 3].map(alloy_primitives::Address::repeat_byte);
+    let (_dir, url) = old_database_with_task(2, nodes, 0b111, "[0,1,2]").await;
     // The relayer's own connect migrates it to the current schema.
     let store = verinfer_relayer::store::Store::connect(&url).await.unwrap();
     let task = store.task(7).await.unwrap().unwrap();

@@ -540,3 +540,57 @@ pub fn phash(png: &[u8]) -> u64 {
 pub fn valid_image_args() -> Vec<u8> {
     include_bytes!("../../../crates/task/examples/image_args.json").to_vec()
 }
+
+/// A database migrated only up to schema `version` (an older relayer's), holding one validated
+/// one-image task 7 (schema v2 columns) run by `nodes` with `agreeing_mask` and `distances`
+/// (JSON); returns the temp dir keeping it and its URL, for tests of later migrations.
+pub async fn old_database_with_task(
+    version: i64,
+    nodes: [Address; 3],
+    agreeing_mask: u8,
+    distances: &str,
+) -> (tempfile::TempDir, String) {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = test_database_url(&dir).await;
+    sqlx::any::install_default_drivers();
+    let url = if url.starts_with("sqlite:") {
+        format!("{url}?mode=rwc")
+    } else {
+        url
+    };
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::migrate!("./migrations")
+        .run_to(version, &mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (task_id, creator, kind, status, image_count, min_vram_mib, args_hash, gpu_model, fee, \
+         node0, node1, node2, committed_mask, revealed_mask, invalid_mask, commit_deadline, reveal_deadline, \
+         agreeing_mask, distances, threshold, reward_per_node, created_block, updated_block, seed_block, fee_level, \
+         params_version, expires_at) VALUES (7, $1, 'image', 'validated', 1, 8192, $2, $2, '100', $3, $4, $5, 7, 7, 0, \
+         10, 20, $6, $7, 10, '31', 3, 9, 2, 1, 1, 5000)",
+    )
+    .bind(format!("{:#x}", Address::repeat_byte(0xcc)))
+    .bind(format!("{:#x}", B256::repeat_byte(1)))
+    .bind(format!("{:#x}", nodes[0]))
+    .bind(format!("{:#x}", nodes[1]))
+    .bind(format!("{:#x}", nodes[2]))
+    .bind(i64::from(agreeing_mask))
+    .bind(distances)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for (slot, node) in nodes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO task_nodes (task_id, slot, node, invalid_args) VALUES (7, $1, $2, 0)",
+        )
+        .bind(slot as i64)
+        .bind(format!("{node:#x}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+    (dir, url)
+}
