@@ -7,7 +7,7 @@ mod common;
 use alloy_primitives::{Address, B256};
 use axum::http::StatusCode;
 use common::*;
-use verinfer_abi::{NO_RESULT, TaskKind, TaskStatus, ValidationMode, VerinferEvent};
+use verinfer_abi::{NO_RESULT, TaskKind, TaskStatus, VerinferEvent};
 use verinfer_wire::types::{CalibrationGroup, CalibrationView};
 
 const H100: &str = "nvidia h100 80gb hbm3";
@@ -52,25 +52,10 @@ async fn settled_task(
     } else {
         0
     };
+    let [created, started] = created_and_started(task_id, kind, image_count, args_hash, nodes);
     h.apply(&[
-        VerinferEvent::TaskCreated {
-            task_id,
-            creator: Address::repeat_byte(0xcc),
-            kind,
-            args_hash,
-            image_count,
-            min_vram_mib: 16_384,
-            gpu_model: B256::ZERO,
-            fee: FEE,
-            mode: ValidationMode::Full,
-        },
-        VerinferEvent::TaskStarted {
-            task_id,
-            nodes,
-            commit_deadline: 1_000,
-            reveal_deadline: 2_000,
-            seed_block: 1,
-        },
+        created,
+        started,
         VerinferEvent::TaskSettled {
             task_id,
             outcome,

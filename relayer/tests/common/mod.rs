@@ -243,26 +243,13 @@ impl Harness {
 
     /// Creates and starts a task with the harness's three nodes.
     pub async fn start_task(&self, task_id: u64, kind: TaskKind, image_count: u8, args_hash: B256) {
-        self.apply(&[
-            VerinferEvent::TaskCreated {
-                task_id,
-                creator: Address::repeat_byte(0xcc),
-                kind,
-                args_hash,
-                image_count,
-                min_vram_mib: 16_384,
-                gpu_model: B256::ZERO,
-                fee: FEE,
-                mode: ValidationMode::Full,
-            },
-            VerinferEvent::TaskStarted {
-                task_id,
-                nodes: self.node_addresses(),
-                commit_deadline: 1_000,
-                reveal_deadline: 2_000,
-                seed_block: 1,
-            },
-        ])
+        self.apply(&created_and_started(
+            task_id,
+            kind,
+            image_count,
+            args_hash,
+            self.node_addresses(),
+        ))
         .await;
         let commits: Vec<_> = self
             .node_addresses()
@@ -593,4 +580,34 @@ pub async fn old_database_with_task(
     }
     conn.close().await.unwrap();
     (dir, url)
+}
+
+/// A full task's `TaskCreated` (fee [`FEE`]) and its `TaskStarted` on `nodes`.
+pub fn created_and_started(
+    task_id: u64,
+    kind: TaskKind,
+    image_count: u8,
+    args_hash: B256,
+    nodes: [Address; 3],
+) -> [VerinferEvent; 2] {
+    [
+        VerinferEvent::TaskCreated {
+            task_id,
+            creator: Address::repeat_byte(0xcc),
+            kind,
+            args_hash,
+            image_count,
+            min_vram_mib: 16_384,
+            gpu_model: B256::ZERO,
+            fee: FEE,
+            mode: ValidationMode::Full,
+        },
+        VerinferEvent::TaskStarted {
+            task_id,
+            nodes,
+            commit_deadline: 1_000,
+            reveal_deadline: 2_000,
+            seed_block: 1,
+        },
+    ]
 }
