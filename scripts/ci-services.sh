@@ -7,7 +7,7 @@
 # PostgreSQL: Debian's `postgresql` package (apt-get), its default cluster started with
 # pg_ctlcluster, reached over TCP with a password set here. S3: `s3s-fs` from crates.io (an
 # S3-compatible server over a local directory), installed with `cargo install --locked`.
-# `install` also installs the browser of the explorer test (cli/tests/explorer.rs): Debian's
+# `install` also installs the browser of the explorer test (cli/tests/explorer_browser.rs): Debian's
 # `chromium` and `chromium-driver` (headless Chromium and chromedriver), when chromedriver is missing.
 # Needs root (or sudo) for apt-get and the cluster. Only the `export` lines go to stdout.
 set -euo pipefail
