@@ -39,7 +39,7 @@ pub use enums::{
 };
 pub use events::{EventError, VerinferEvent, task_event_signatures};
 pub use revert::Revert;
-pub use task::{ChainTask, Settlement, Validation, format_bps};
+pub use task::{ChainTask, SLOT_PAIRS, Settlement, Validation, format_bps};
 
 /// The `sol!` expansions. Everything useful is re-exported at the crate root.
 // Generated event constructors take one argument per field (`TaskCreated` has nine); the JSON

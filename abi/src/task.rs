@@ -290,6 +290,10 @@ pub struct Settlement {
     pub reward_per_node: u128,
 }
 
+/// The pairs of slots a settlement compares, in the order of `TaskSettled.distances` (which is
+/// pair-major: every image of pair 0, then of pair 1, then of pair 2).
+pub const SLOT_PAIRS: [(usize, usize); 3] = [(0, 1), (0, 2), (1, 2)];
+
 impl Settlement {
     /// Whether results were compared among three nodes (false for an unchecked sampled task,
     /// whose settlement carries no distances).
@@ -310,11 +314,8 @@ impl Settlement {
     /// Distances of the pair `(a, b)` (`a < b`, slots 0..3): one per image, or one for text;
     /// empty when nothing was compared.
     pub fn pair_distances(&self, a: usize, b: usize) -> &[u16] {
-        let pair = match (a, b) {
-            (0, 1) => 0,
-            (0, 2) => 1,
-            (1, 2) => 2,
-            _ => return &[],
+        let Some(pair) = SLOT_PAIRS.iter().position(|slots| *slots == (a, b)) else {
+            return &[];
         };
         let per_pair = self.distances.len() / 3;
         self.distances

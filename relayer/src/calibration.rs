@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 
 use axum::{Json, extract::State};
 use sqlx::Row;
-use verinfer_abi::{NO_RESULT, TaskKind, TaskStatus};
+use verinfer_abi::{NO_RESULT, SLOT_PAIRS, TaskKind, TaskStatus};
 use verinfer_wire::types::{CalibrationGroup, CalibrationView, ThresholdSuggestion};
 
 use crate::{
@@ -57,9 +57,6 @@ pub const RULE: &str = "pHashes of unrelated images lie about 32 ± 4 bits apart
      20 bits apart are taken as the same image rendered on different hardware; the suggestion is \
      the smallest threshold accepting at least 99.9 % of those pairs in every group (GPU model \
      pair and precision) with at least 30 of them";
-
-/// The node pairs of `TaskSettled.distances`, in order: (0,1), (0,2), (1,2).
-const PAIRS: [(usize, usize); 3] = [(0, 1), (0, 2), (1, 2)];
 
 /// A group's own 99.9 % threshold: the smallest `t` such that at least 99.9 % of its same-image
 /// pairs (distance ≤ [`SAME_IMAGE_MAX`]) lie at distance ≤ `t`; `None` with fewer than
@@ -150,11 +147,11 @@ impl Histograms {
         distances: &[u16],
     ) {
         self.tasks += 1;
-        if distances.is_empty() || !distances.len().is_multiple_of(PAIRS.len()) {
+        if distances.is_empty() || !distances.len().is_multiple_of(SLOT_PAIRS.len()) {
             return;
         }
-        let per_pair = distances.len() / PAIRS.len();
-        for (pair, (a, b)) in PAIRS.iter().enumerate() {
+        let per_pair = distances.len() / SLOT_PAIRS.len();
+        for (pair, (a, b)) in SLOT_PAIRS.iter().enumerate() {
             let mut names = [
                 models[*a].unwrap_or(UNKNOWN_MODEL).to_owned(),
                 models[*b].unwrap_or(UNKNOWN_MODEL).to_owned(),

@@ -11,7 +11,7 @@ use axum::{
 };
 use maud::{Markup, html};
 use verinfer_abi::{
-    CreditReason, NO_RESULT, TaskKind, TaskStatus, ValidationMode, VerinferEvent, format_bps,
+    NO_RESULT, SLOT_PAIRS, TaskKind, TaskStatus, ValidationMode, VerinferEvent, format_bps,
 };
 use verinfer_task::TextOutput;
 
@@ -24,9 +24,6 @@ use crate::{
     blobs::BlobKind,
     store::{CreditRecord, NodeRecord, ResultRecord, TaskNodeRecord, TaskRecord},
 };
-
-/// Pairs of slots in the chain's order of `distances`.
-const PAIRS: [(usize, usize); 3] = [(0, 1), (0, 2), (1, 2)];
 
 /// Largest text output shown inline (longer ones are cut, with a link to the whole blob).
 const MAX_TEXT_SHOWN: usize = 64 * 1024;
@@ -266,7 +263,7 @@ fn verdict(state: &AppState, page: &TaskPage) -> Markup {
                     tbody { @for credit in &page.credits {
                         tr {
                             td { (node_link(credit.account)) }
-                            td { (credit_reason(credit.reason)) }
+                            td { (credit.reason.wire_name()) }
                             td.num { (tokens(state, credit.amount)) }
                             td.num { (credit.block) }
                         }
@@ -291,10 +288,6 @@ fn verdict(state: &AppState, page: &TaskPage) -> Markup {
             }
         }
     }
-}
-
-fn credit_reason(reason: CreditReason) -> &'static str {
-    reason.wire_name()
 }
 
 fn deadline(timestamp: u32) -> String {
@@ -415,42 +408,22 @@ fn images_section(page: &TaskPage) -> Markup {
     }
 }
 
-/// The distance of `pair` on `image`: the settlement's when settled, else from the reveals.
-fn pair_distance(page: &TaskPage, pair: usize, image: usize) -> Option<u32> {
-    let task = &page.task;
-    let count = usize::from(task.chain.image_count);
-    if let Some(settlement) = task.settlement.as_ref().filter(|s| s.compared()) {
-        return settlement
-            .distances
-            .get(pair * count + image)
-            .filter(|d| **d != NO_RESULT)
-            .map(|d| u32::from(*d));
-    }
-    let (a, b) = PAIRS[pair];
-    let phash = |slot: usize| {
-        page.nodes
-            .iter()
-            .find(|node| usize::from(node.slot) == slot)
-            .and_then(|node| node.phashes.as_ref())
-            .and_then(|phashes| phashes.get(image))
-            .copied()
-    };
-    Some((phash(a)? ^ phash(b)?).count_ones())
+/// The pHash node `slot` revealed for `image`, if it did.
+fn revealed_phash(page: &TaskPage, slot: usize, image: usize) -> Option<u64> {
+    page.nodes
+        .iter()
+        .find(|node| usize::from(node.slot) == slot && node.node != Address::ZERO)
+        .and_then(|node| node.phashes.as_ref())
+        .and_then(|phashes| phashes.get(image))
+        .copied()
 }
 
 fn distances_section(page: &TaskPage) -> Markup {
     let task = &page.task;
     let count = usize::from(task.chain.image_count);
-    let slot_phash = |slot: usize, image: usize| {
-        page.nodes
-            .iter()
-            .find(|node| usize::from(node.slot) == slot && node.node != Address::ZERO)
-            .and_then(|node| node.phashes.as_ref())
-            .and_then(|phashes| phashes.get(image))
-            .copied()
-    };
+    let slot_phash = |slot: usize, image: usize| revealed_phash(page, slot, image);
     let any_pair = (0..count).any(|image| {
-        PAIRS
+        SLOT_PAIRS
             .iter()
             .any(|(a, b)| slot_phash(*a, image).is_some() && slot_phash(*b, image).is_some())
     });
@@ -474,9 +447,11 @@ fn distances_section(page: &TaskPage) -> Markup {
                 @for image in 0..count {
                     h3 { "Image " (image + 1) }
                     div.pairs {
-                        @for (pair, (a, b)) in PAIRS.iter().enumerate() {
+                        @for (a, b) in &SLOT_PAIRS {
                             @if let (Some(pa), Some(pb)) = (slot_phash(*a, image), slot_phash(*b, image)) {
-                                @let distance = pair_distance(page, pair, image).unwrap_or((pa ^ pb).count_ones());
+                                // The settlement's distance once settled; from the reveals before.
+                                @let settled = task.settlement.as_ref().and_then(|s| s.pair_distances(*a, *b).get(image).copied()).filter(|d| *d != NO_RESULT);
+                                @let distance = settled.map_or((pa ^ pb).count_ones(), u32::from);
                                 @let over = page.threshold.is_some_and(|t| distance > u32::from(t));
                                 @let names = format!("{} vs {}", slot_label(*a as u8, task.chain.mode), slot_label(*b as u8, task.chain.mode));
                                 div.pair.over[over] data-distance=(distance) data-threshold=[page.threshold] {
@@ -544,10 +519,9 @@ fn text_section(page: &TaskPage) -> Markup {
                 }
             } }
             div.pairs {
-                @for (pair, (a, b)) in PAIRS.iter().enumerate() {
+                @for (a, b) in &SLOT_PAIRS {
                     @let digest = |slot: usize| page.nodes.iter().find(|n| usize::from(n.slot) == slot && n.node != Address::ZERO).and_then(|n| n.text_digest);
                     @if let (Some(da), Some(db)) = (digest(*a), digest(*b)) {
-                        @let _ = pair;
                         @let distance = u32::from(da != db);
                         div.pair.over[distance > 0] data-distance=(distance) data-threshold="0" {
                             (slot_label(*a as u8, task.chain.mode)) " vs " (slot_label(*b as u8, task.chain.mode)) ": "
