@@ -6,7 +6,7 @@
 use alloy::primitives::{Address, B256};
 use verinfer_abi::{IVerinfer::Params, TokenDecimals};
 
-use crate::{Client, ClientError, GpuModelInfo, client::send, gpu_model::normalise_gpu_model};
+use crate::{Client, ClientError, GpuModelInfo, gpu_model::normalise_gpu_model};
 
 /// Smallest VRAM a registered GPU model may have, in MiB (`Verinfer.MIN_GPU_VRAM_MIB`).
 pub const MIN_GPU_VRAM_MIB: u32 = 1024;
@@ -160,8 +160,7 @@ impl Client {
                 known.name, known.vram_mib
             )));
         }
-        let receipt = send(
-            "addGpuModel",
+        let receipt = self.send("addGpuModel",
             self.verinfer().addGpuModel(name.to_owned(), vram_mib),
         )
         .await?;
@@ -184,8 +183,7 @@ impl Client {
             .gpu_model(name)
             .await?
             .ok_or_else(|| ClientError::GpuModelNotRegistered(name.to_owned()))?;
-        let receipt = send(
-            "setGpuModelActive",
+        let receipt = self.send("setGpuModelActive",
             self.verinfer().setGpuModelActive(model.id, active),
         )
         .await?;
@@ -245,7 +243,7 @@ impl Client {
     pub async fn schedule_params(&self, params: Params) -> Result<ParamsScheduled, ClientError> {
         check_params(&params, self.token_decimals().await?).map_err(ClientError::InvalidRequest)?;
         self.check_owner("scheduleParams").await?;
-        let receipt = send("scheduleParams", self.verinfer().scheduleParams(params)).await?;
+        let receipt = self.send("scheduleParams", self.verinfer().scheduleParams(params)).await?;
         let tx = receipt.transaction_hash;
         let mut scheduled = None;
         let mut in_force = false;
@@ -290,8 +288,7 @@ impl Client {
                     .to_owned(),
             ));
         };
-        let receipt = send(
-            "cancelScheduledParams",
+        let receipt = self.send("cancelScheduledParams",
             self.verinfer().cancelScheduledParams(),
         )
         .await?;

@@ -245,6 +245,12 @@ pub struct Client {
     draw_after_create: bool,
     /// The staking token's `decimals()`, read on first use.
     decimals: Arc<OnceLock<TokenDecimals>>,
+    /// Held while one transaction is sent and mined: the clones of a client share one account,
+    /// and two transactions filled at once would take the same nonce.
+    tx_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held from the allowance check to `createTask`: `approve` sets the allowance to one fee,
+    /// so another task's approval in between would leave one of them without it.
+    create_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Client {
@@ -288,6 +294,8 @@ impl Client {
             poll_interval: Duration::from_millis(500),
             draw_after_create: true,
             decimals: Arc::default(),
+            tx_lock: Arc::default(),
+            create_lock: Arc::default(),
         }
     }
 
@@ -470,6 +478,8 @@ impl Client {
         }
         tracing::debug!(args_hash = %local_hash, created = uploaded.created, "args uploaded to the relayer");
 
+        // Until createTask has spent this task's allowance (see `create_lock`).
+        let approved = self.create_lock.lock().await;
         if fee != 0 {
             self.ensure_allowance(fee).await?;
         }
@@ -487,7 +497,7 @@ impl Client {
                     model_name,
                     U96::from(fee),
                 );
-                ("createTask", send("createTask", call).await?)
+                ("createTask", self.send("createTask", call).await?)
             }
             ValidationMode::Sampled => {
                 let call = self.verinfer.createSampledTask(
@@ -498,9 +508,10 @@ impl Client {
                     model_name,
                     U96::from(fee),
                 );
-                ("createSampledTask", send("createSampledTask", call).await?)
+                ("createSampledTask", self.send("createSampledTask", call).await?)
             }
         };
+        drop(approved);
         let tx = receipt.transaction_hash;
         let events = self.receipt_events(&receipt)?;
         let task_id = events
@@ -586,7 +597,7 @@ impl Client {
     /// any block after the one that queued them (anybody may send it; it never reverts).
     /// Returns the transaction and the ids of the tasks it started.
     pub async fn draw_tasks(&self) -> Result<(B256, Vec<u64>), ClientError> {
-        let receipt = send("drawTasks", self.verinfer.drawTasks()).await?;
+        let receipt = self.send("drawTasks", self.verinfer.drawTasks()).await?;
         let started = self
             .receipt_events(&receipt)?
             .into_iter()
@@ -754,8 +765,7 @@ impl Client {
             SampleDecision::Checked { recorded: false }
             | SampleDecision::Unchecked { recorded: false } => {}
         }
-        let receipt = send(
-            "resolveSample",
+        let receipt = self.send("resolveSample",
             self.verinfer.resolveSample(U256::from(task_id)),
         )
         .await?;
@@ -892,7 +902,7 @@ impl Client {
         if amount == 0 {
             return Err(ClientError::NothingToWithdraw(self.account));
         }
-        let receipt = send("withdraw", self.verinfer.withdraw()).await?;
+        let receipt = self.send("withdraw", self.verinfer.withdraw()).await?;
         let amount = self
             .receipt_events(&receipt)?
             .into_iter()
@@ -928,7 +938,7 @@ impl Client {
                 task.expires_at - now
             )));
         }
-        let receipt = send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await?;
+        let receipt = self.send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await?;
         tracing::info!(task_id, tx = %receipt.transaction_hash, "task expired");
         Ok(ExpiredTask {
             task_id,
@@ -966,7 +976,7 @@ impl Client {
                 task.status
             )));
         }
-        let receipt = send("cancelTask", self.verinfer.cancelTask(U256::from(task_id))).await?;
+        let receipt = self.send("cancelTask", self.verinfer.cancelTask(U256::from(task_id))).await?;
         tracing::info!(task_id, tx = %receipt.transaction_hash, "task cancelled");
         Ok(CancelledTask {
             task_id,
@@ -985,8 +995,7 @@ impl Client {
         if allowance >= U256::from(fee) {
             return Ok(());
         }
-        send(
-            "approve",
+        self.send("approve",
             self.token
                 .approve(self.deployment.verinfer, U256::from(fee)),
         )
@@ -1060,7 +1069,7 @@ impl Client {
                 && unix_now() > u64::from(task.reveal_deadline) + SETTLE_GRACE.as_secs()
             {
                 settle_tried = Some(task.reveal_deadline);
-                match send("settle", self.verinfer.settle(U256::from(task_id))).await {
+                match self.send("settle", self.verinfer.settle(U256::from(task_id))).await {
                     Ok(receipt) => {
                         tracing::info!(task_id, tx = %receipt.transaction_hash, "settled the task past its deadline")
                     }
@@ -1075,7 +1084,7 @@ impl Client {
                 && self.chain_time().await? >= task.expires_at
             {
                 expire_tried = Some(task.expires_at);
-                match send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await {
+                match self.send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await {
                     Ok(receipt) => {
                         tracing::info!(task_id, tx = %receipt.transaction_hash, "expired the task past its queue timeout")
                     }
@@ -1349,50 +1358,55 @@ pub fn checked_args_bytes(args: &TaskArgs) -> Result<Vec<u8>, ClientError> {
     Ok(bytes)
 }
 
-/// Sends `call` with a padded gas limit and waits for a successful receipt. The block's draw runs
-/// in its first call, so gas depends on where the transaction lands: the estimate is made in the
-/// pending block (where a transaction sent now lands, first in its block on an automining
-/// chain), so that it includes that draw; at the latest block the draw has run already.
-pub(crate) async fn send<D: CallDecoder + Clone>(
-    action: &'static str,
-    call: CallBuilder<&DynProvider, D>,
-) -> Result<TransactionReceipt, ClientError> {
-    let estimate = match call
-        .clone()
-        .block(alloy::eips::BlockId::pending())
-        .estimate_gas()
-        .await
-    {
-        Ok(gas) => gas,
-        Err(error) if verinfer_abi::Revert::from_error(&error).is_some() => {
-            return Err(ClientError::contract(action, error));
+impl Client {
+    /// Sends `call` with a padded gas limit and waits for a successful receipt, one transaction
+    /// of this account at a time (see `tx_lock`). The block's draw runs in its first call, so
+    /// gas depends on where the transaction lands: the estimate is made in the pending block
+    /// (where a transaction sent now lands, first in its block on an automining chain), so that
+    /// it includes that draw; at the latest block the draw has run already.
+    pub(crate) async fn send<D: CallDecoder + Clone>(
+        &self,
+        action: &'static str,
+        call: CallBuilder<&DynProvider, D>,
+    ) -> Result<TransactionReceipt, ClientError> {
+        let _one_at_a_time = self.tx_lock.lock().await;
+        let estimate = match call
+            .clone()
+            .block(alloy::eips::BlockId::pending())
+            .estimate_gas()
+            .await
+        {
+            Ok(gas) => gas,
+            Err(error) if verinfer_abi::Revert::from_error(&error).is_some() => {
+                return Err(ClientError::contract(action, error));
+            }
+            Err(error) => {
+                tracing::debug!(%error, "estimating in the pending block failed; estimating in the latest");
+                call.estimate_gas()
+                    .await
+                    .map_err(|error| ClientError::contract(action, error))?
+            }
+        };
+        let pending = call
+            .gas(padded_gas_limit(estimate))
+            .send()
+            .await
+            .map_err(|error| ClientError::contract(action, error))?;
+        let receipt = pending
+            .get_receipt()
+            .await
+            .map_err(|error| ClientError::Contract {
+                action,
+                message: error.to_string(),
+            })?;
+        if !receipt.status() {
+            return Err(ClientError::Reverted {
+                action,
+                tx: receipt.transaction_hash,
+            });
         }
-        Err(error) => {
-            tracing::debug!(%error, "estimating in the pending block failed; estimating in the latest");
-            call.estimate_gas()
-                .await
-                .map_err(|error| ClientError::contract(action, error))?
-        }
-    };
-    let pending = call
-        .gas(padded_gas_limit(estimate))
-        .send()
-        .await
-        .map_err(|error| ClientError::contract(action, error))?;
-    let receipt = pending
-        .get_receipt()
-        .await
-        .map_err(|error| ClientError::Contract {
-            action,
-            message: error.to_string(),
-        })?;
-    if !receipt.status() {
-        return Err(ClientError::Reverted {
-            action,
-            tx: receipt.transaction_hash,
-        });
+        Ok(receipt)
     }
-    Ok(receipt)
 }
 
 fn unix_now() -> u64 {

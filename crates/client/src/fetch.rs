@@ -88,6 +88,26 @@ struct Verified {
     pngs: Vec<bytes::Bytes>,
 }
 
+/// A validated task's result downloaded from the relayer and verified against the chain, held in
+/// memory: [`Client::fetch_verified`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedResult {
+    /// The task.
+    pub task_id: u64,
+    /// The node whose upload was verified.
+    pub node: Address,
+    /// Its slot in the task.
+    pub slot: u8,
+    /// What was verified.
+    pub verified: VerifiedResult,
+    /// Image tasks: the verified PNGs in image order (empty for text).
+    pub images: Vec<bytes::Bytes>,
+    /// Agreeing nodes whose upload was not used, and why (failed verification, or not uploaded).
+    pub skipped: Vec<(Address, String)>,
+    /// The chain's record of the task (settlement, nodes, payouts).
+    pub report: TaskReport,
+}
+
 impl Client {
     /// Downloads a validated task's result from the relayer, checks it against the digests the
     /// agreeing nodes revealed on chain (pHash of every PNG, or the text digest), and only then
@@ -102,6 +122,22 @@ impl Client {
         task_id: u64,
         out_dir: &Path,
     ) -> Result<ResultReport, ClientError> {
+        let fetched = self.fetch_verified(task_id).await?;
+        let files = write_result(out_dir, &fetched).await?;
+        Ok(ResultReport {
+            task_id,
+            node: fetched.node,
+            slot: fetched.slot,
+            verified: fetched.verified,
+            files,
+            skipped: fetched.skipped,
+            report: fetched.report,
+        })
+    }
+
+    /// Like [`fetch_result`](Self::fetch_result), without writing anything: the verified PNGs
+    /// (or text output) are returned in memory.
+    pub async fn fetch_verified(&self, task_id: u64) -> Result<FetchedResult, ClientError> {
         let report = self.task_report(task_id).await?;
         if report.task.status != TaskStatus::Validated {
             return Err(ClientError::NotValidated {
@@ -158,13 +194,12 @@ impl Client {
             .iter()
             .position(|&n| n == node)
             .unwrap_or_default() as u8;
-        let files = write_result(out_dir, &verified).await?;
-        Ok(ResultReport {
+        Ok(FetchedResult {
             task_id,
             node,
             slot,
             verified: verified.result,
-            files,
+            images: verified.pngs,
             skipped,
             report,
         })
@@ -246,7 +281,10 @@ impl Client {
 }
 
 /// Writes a verified result into `out_dir` (created when missing).
-async fn write_result(out_dir: &Path, verified: &Verified) -> Result<Vec<PathBuf>, ClientError> {
+async fn write_result(
+    out_dir: &Path,
+    verified: &FetchedResult,
+) -> Result<Vec<PathBuf>, ClientError> {
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ClientError::Write { path, source }
@@ -255,9 +293,9 @@ async fn write_result(out_dir: &Path, verified: &Verified) -> Result<Vec<PathBuf
         .await
         .map_err(write_error(out_dir))?;
     let mut files = Vec::new();
-    match &verified.result {
+    match &verified.verified {
         VerifiedResult::Images { .. } => {
-            for (index, png) in verified.pngs.iter().enumerate() {
+            for (index, png) in verified.images.iter().enumerate() {
                 let path = out_dir.join(format!("image-{index}.png"));
                 tokio::fs::write(&path, png)
                     .await
@@ -297,16 +335,39 @@ impl Client {
         out_dir: &Path,
         timeout: Duration,
     ) -> Result<ResultReport, ClientError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match self.fetch_result(task_id, out_dir).await {
-                Err(error) if not_ready_yet(&error) && tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(task_id, %error, "result not ready yet");
-                }
-                result => return result,
+        retry_until_ready(task_id, timeout, || self.fetch_result(task_id, out_dir)).await
+    }
+
+    /// [`fetch_verified`](Self::fetch_verified), retried as
+    /// [`fetch_result_when_ready`](Self::fetch_result_when_ready) retries.
+    pub async fn fetch_verified_when_ready(
+        &self,
+        task_id: u64,
+        timeout: Duration,
+    ) -> Result<FetchedResult, ClientError> {
+        retry_until_ready(task_id, timeout, || self.fetch_verified(task_id)).await
+    }
+}
+
+/// Runs `fetch` every 250 ms for up to `timeout` while it fails with [`not_ready_yet`].
+async fn retry_until_ready<T, F, Fut>(
+    task_id: u64,
+    timeout: Duration,
+    mut fetch: F,
+) -> Result<T, ClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match fetch().await {
+            Err(error) if not_ready_yet(&error) && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(task_id, %error, "result not ready yet");
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            result => return result,
         }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

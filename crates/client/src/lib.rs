@@ -35,7 +35,10 @@
 //! - [`Client::fetch_result`] downloads a validated result and recomputes every pHash (or the text
 //!   digest) before writing a file: the relayer is not trusted.
 //!   [`Client::fetch_result_when_ready`] also waits for the nodes' uploads, which land just after
-//!   the task settles.
+//!   the task settles; [`Client::fetch_verified`] keeps the verified result in memory.
+//! - A [`Client`] and its clones may serve many tasks at once: their transactions are sent one at
+//!   a time (one account, one nonce sequence), and an approval and its `createTask` are never
+//!   split by another task's.
 //!
 //! The chain model (tasks, events, reverts) is `verinfer-abi`'s, the relayer's HTTP contract
 //! `verinfer-wire`'s and the result check `verinfer-task`'s. This crate must not depend on the
@@ -53,7 +56,7 @@ pub use client::{
     TaskOptions, Withdrawal, checked_args_bytes,
 };
 pub use error::ClientError;
-pub use fetch::{ResultReport, VerifiedResult};
+pub use fetch::{FetchedResult, ResultReport, VerifiedResult};
 pub use gpu_model::{GpuModelInfo, MAX_GPU_MODEL_BYTES, normalise_gpu_model};
 pub use report::{
     ChainTask, NodeReport, RevealedResult, Settlement, Slash, TaskReport, TaskStatusReport,
