@@ -198,17 +198,24 @@ impl Drop for Proc {
     }
 }
 
-/// The `NAME=value` pairs of an `export` line the devnet printed.
-fn exports(line: &str) -> Vec<(String, String)> {
-    line.trim()
-        .strip_prefix("export ")
-        .unwrap_or_default()
+/// The `NAME=value` words of a line the devnet printed (`  export A=1 B=2`), when it has all of
+/// `names` (the line `OPENAI_BASE_URL=(\S+) OPENAI_API_KEY=(\S+)` is matched this way).
+fn exports(line: &str, names: &[&str]) -> Option<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = line
         .split_whitespace()
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            Some((name.to_owned(), value.to_owned()))
+        .filter_map(|word| {
+            let (name, value) = word.split_once('=')?;
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            (plain && !value.is_empty()).then(|| (name.to_owned(), value.to_owned()))
         })
-        .collect()
+        .collect();
+    names
+        .iter()
+        .all(|name| pairs.iter().any(|(n, _)| n == name))
+        .then_some(pairs)
 }
 
 /// `verinfer devnet --keep-running`, up to its two export lines (the verinfer connection and
@@ -281,10 +288,18 @@ impl Devnet {
             };
             match lines_rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
-                    if line.contains("OPENAI_BASE_URL=") {
-                        openai = Some(exports(&line));
-                    } else if line.contains("VERINFER_RPC_URL=") {
-                        verinfer = Some(exports(&line));
+                    if let Some(pairs) = exports(&line, &["OPENAI_BASE_URL", "OPENAI_API_KEY"]) {
+                        openai = Some(pairs);
+                    } else if let Some(pairs) = exports(
+                        &line,
+                        &[
+                            "VERINFER_KEY",
+                            "VERINFER_RPC_URL",
+                            "VERINFER_RELAYER_URL",
+                            "VERINFER_DEPLOYMENT",
+                        ],
+                    ) {
+                        verinfer = Some(pairs);
                     }
                     if line.contains("verinfer task result") {
                         help_ended = Some(Instant::now());
@@ -673,6 +688,10 @@ fn the_openai_sdk_gets_answers_the_chain_validated() {
             streamed, output,
             "the same request (temperature 0, seed 7) streamed gave another output"
         );
+        assert_eq!(
+            answers["stream"]["usage"], answers["chat"]["usage"],
+            "usage of the same request, plain and streamed (include_usage)"
+        );
         eprintln!(
             "chat: tasks {} and {}: {:?} ({:?}, {} tokens), verified on chain",
             answers["chat"]["verinfer"]["task_id"],
@@ -736,4 +755,20 @@ fn base64_decodes_padded_and_unpadded() {
     assert_eq!(base64_decode("aGk="), b"hi");
     assert_eq!(base64_decode("aGV5"), b"hey");
     assert_eq!(base64_decode(""), b"");
+}
+
+#[test]
+fn export_lines_parse() {
+    let line = "  export OPENAI_BASE_URL=http://127.0.0.1:4242/v1 OPENAI_API_KEY=vk-abc";
+    assert_eq!(
+        exports(line, &["OPENAI_BASE_URL", "OPENAI_API_KEY"]),
+        Some(vec![
+            ("OPENAI_BASE_URL".into(), "http://127.0.0.1:4242/v1".into()),
+            ("OPENAI_API_KEY".into(), "vk-abc".into()),
+        ])
+    );
+    // A log line naming the URL alone is not the export line.
+    let log =
+        "gateway serving on http://127.0.0.1:4242/v1; OPENAI_BASE_URL=http://127.0.0.1:4242/v1";
+    assert_eq!(exports(log, &["OPENAI_BASE_URL", "OPENAI_API_KEY"]), None);
 }

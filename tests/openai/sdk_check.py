@@ -206,6 +206,7 @@ def chat_stream(client: OpenAI) -> None:
         temperature=0,
         seed=7,
         stream=True,
+        stream_options={"include_usage": True},
     )
     what = "streamed chat completion"
     pieces: list[str] = []
@@ -259,6 +260,14 @@ def chat_stream(client: OpenAI) -> None:
     check(found is not None, f"{what}: no chunk carries a `verinfer` object")
     check_text_verinfer(found, what)
     check(finish_reason in ("stop", "length"), f"{what}: finish_reason {finish_reason!r}")
+    check(
+        usage is not None,
+        f"{what}: no chunk carries usage although stream_options.include_usage was set",
+    )
+    check(
+        usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"],
+        f"{what}: usage does not add up: {usage}",
+    )
     text = "".join(pieces)
     answers["stream"] = {
         "text": text,
