@@ -11,6 +11,7 @@
 //! cleaning up.
 
 mod fleet;
+mod gateway;
 mod load;
 pub(crate) mod table;
 
@@ -105,6 +106,17 @@ pub(crate) struct DevnetArgs {
     /// More honest nodes (`devnet-gpu-c`, 8 GiB) beside the demo's five, for the load benchmark.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
     extra_nodes: u16,
+    /// The OpenAI-compatible gateway's port on 127.0.0.1 (0: a free one).
+    #[arg(long, default_value_t = 0)]
+    gateway_port: u16,
+    /// Gateway benchmark: after the demo, send this many chat completions through the gateway
+    /// and report the gateway's overhead beside the tasks' own time (p50/p99) and the most
+    /// requests it had in flight.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    gateway_requests: u32,
+    /// How many of the benchmark's requests are sent at a time.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    gateway_concurrency: u32,
     /// Give up when the load tasks are not all settled within this many seconds.
     #[arg(long, default_value_t = 1800)]
     load_timeout_secs: u64,
@@ -141,6 +153,13 @@ async fn run_async(args: DevnetArgs) -> eyre::Result<()> {
         },
         outcome => outcome,
     };
+    let outcome = match outcome {
+        Ok(()) if args.gateway_requests > 0 => tokio::select! {
+            outcome = gateway::bench(&devnet.gateway, args.gateway_requests, args.gateway_concurrency) => outcome,
+            signal = &mut interrupted => Err(eyre!("{signal}: stopped the gateway benchmark")),
+        },
+        outcome => outcome,
+    };
     if outcome.is_ok() && args.keep_running {
         devnet.print_connection_help();
         let signal = (&mut interrupted).await;
@@ -171,6 +190,8 @@ struct Devnet {
     /// What a node needs to reach the network, and where nodes keep their state.
     node_env: NodeEnv,
     nodes_dir: PathBuf,
+    /// The OpenAI-compatible gateway (its own account).
+    gateway: gateway::DevnetGateway,
 }
 
 /// The cheater's round of `--cheater --sampled`: the sampled tasks it took as their first node.
@@ -211,7 +232,8 @@ impl Devnet {
     async fn start(args: &DevnetArgs, started: Instant) -> eyre::Result<Self> {
         let dirs = prepare_dirs(args)?;
         let specs = fleet::fleet(args.cheater, args.extra_nodes);
-        let anvil = start_anvil(args, &dirs, specs.len() + 2, started).await?;
+        // Accounts: the owner, the creator, the nodes, the gateway.
+        let anvil = start_anvil(args, &dirs, specs.len() + 3, started).await?;
         let chain = deploy(anvil, args, &dirs, started).await?;
         let deployment_path = chain
             .deployment_path()
@@ -234,7 +256,8 @@ impl Devnet {
 
         let keys = chain.anvil().keys();
         let (creator, node_keys) = (keys[1].clone(), &keys[2..2 + specs.len()]);
-        fund(&chain, node_keys, &creator).await?;
+        let gateway_key = keys[2 + specs.len()].clone();
+        fund(&chain, node_keys, &[&creator, &gateway_key]).await?;
         let env = NodeEnv {
             rpc_url: chain.rpc_url(),
             deployment: *chain.deployment(),
@@ -268,6 +291,24 @@ impl Devnet {
             })
             .flatten();
         start_fleet(&mut services, &now, &env, &nodes_dir, started).await?;
+        let gateway = gateway::start(
+            &mut services,
+            &chain.rpc_url(),
+            &relayer_url,
+            &deployment_path,
+            &models,
+            &dirs.data,
+            args.gateway_port,
+            gateway_key,
+        )
+        .await?;
+        step(
+            started,
+            format_args!(
+                "OpenAI-compatible gateway serving on {} (models tiny-llama, tiny-sd)",
+                gateway.base_url
+            ),
+        );
         Ok(Self {
             chain,
             relayer_url,
@@ -282,6 +323,7 @@ impl Devnet {
             lazy_cheater,
             node_env: env,
             nodes_dir,
+            gateway,
         })
     }
 
@@ -536,6 +578,10 @@ impl Devnet {
         println!("  RPC         {}", self.chain.rpc_url());
         println!("  relayer     {}", self.relayer_url);
         println!("  explorer    {}explorer", self.relayer_url);
+        println!(
+            "  gateway     {} (OpenAI-compatible: tiny-llama, tiny-sd)",
+            self.gateway.base_url
+        );
         println!("  deployment  {}", self.deployment_path.display());
         println!(
             "  models      {} ({}, {})",
@@ -563,6 +609,12 @@ impl Devnet {
             self.models.dir.join("tiny-sd").display()
         );
         println!("  verinfer task result <ID> --out ./result");
+        println!();
+        println!("  OpenAI SDKs (Python: pip install openai) through the gateway:");
+        println!(
+            "  export OPENAI_BASE_URL={} OPENAI_API_KEY={}",
+            self.gateway.base_url, self.gateway.api_key
+        );
     }
 
     /// Stops the nodes and the relayer, then anvil.
@@ -796,12 +848,16 @@ async fn start_relayer(
 async fn fund(
     chain: &Chain,
     node_keys: &[PrivateKeySigner],
-    creator: &PrivateKeySigner,
+    creators: &[&PrivateKeySigner],
 ) -> eyre::Result<()> {
     let grants = node_keys
         .iter()
         .map(|key| (key.address(), U256::from(NODE_FUNDS)))
-        .chain([(creator.address(), U256::from(CREATOR_FUNDS))]);
+        .chain(
+            creators
+                .iter()
+                .map(|key| (key.address(), U256::from(CREATOR_FUNDS))),
+        );
     chain.fund(grants).await?;
     Ok(())
 }

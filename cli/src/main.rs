@@ -6,6 +6,7 @@
 mod admin;
 mod calibrate;
 mod devnet;
+mod gateway;
 mod identity;
 mod model;
 mod node;
@@ -65,6 +66,10 @@ enum Command {
     /// Show the relayer's calibration of the pHash threshold: distances between honest nodes'
     /// images by GPU-model pair and precision, against the threshold, and a suggested threshold.
     Calibrate(calibrate::CalibrateArgs),
+    /// Run the OpenAI-compatible gateway (`--config gateway.toml`): chat completions and image
+    /// generations computed by the network and verified against the chain, for the OpenAI SDKs.
+    /// `--new-api-key` makes an API key.
+    Gateway(gateway::GatewayArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -97,6 +102,7 @@ fn main() -> eyre::Result<()> {
         Command::Admin(command) => admin::run(command),
         Command::Devnet(args) => devnet::run(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Gateway(args) => gateway::run(args),
     };
     // A certificate failure deep in the chain ("error sending request" on top) leads the report.
     result.map_err(

@@ -136,6 +136,9 @@ pub enum ServiceError {
     /// The node stopped with an error.
     #[error(transparent)]
     Node(#[from] verinfer_node::NodeError),
+    /// Another service (see `Services::run_service`) stopped with this error.
+    #[error("{0}")]
+    Failed(String),
     /// It panicked.
     #[error("panicked: {0}")]
     Panicked(String),

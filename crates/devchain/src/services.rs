@@ -364,6 +364,25 @@ impl Services {
         });
     }
 
+    /// Runs another service as `name` (a gateway, say) until the services stop: `service` gets
+    /// the future that resolves then and returns the service's future; an error it ends with is
+    /// logged and reported by [`Self::stop`].
+    pub fn run_service<Fut, E>(
+        &mut self,
+        name: &str,
+        service: impl FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    ) where
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let running = service(Box::pin(self.stopped()));
+        self.spawn(name.to_owned(), async move {
+            running
+                .await
+                .map_err(|error| ServiceError::Failed(error.to_string()))
+        });
+    }
+
     /// Tells every service to stop and waits up to `grace` for them; those still running then
     /// are aborted. Returns how each ended.
     pub async fn stop(mut self, grace: Duration) -> Vec<ServiceExit> {
