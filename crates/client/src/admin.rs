@@ -160,10 +160,12 @@ impl Client {
                 known.name, known.vram_mib
             )));
         }
-        let receipt = self.send("addGpuModel",
-            self.verinfer().addGpuModel(name.to_owned(), vram_mib),
-        )
-        .await?;
+        let receipt = self
+            .send(
+                "addGpuModel",
+                self.verinfer().addGpuModel(name.to_owned(), vram_mib),
+            )
+            .await?;
         let model = self
             .gpu_model(name)
             .await?
@@ -183,10 +185,12 @@ impl Client {
             .gpu_model(name)
             .await?
             .ok_or_else(|| ClientError::GpuModelNotRegistered(name.to_owned()))?;
-        let receipt = self.send("setGpuModelActive",
-            self.verinfer().setGpuModelActive(model.id, active),
-        )
-        .await?;
+        let receipt = self
+            .send(
+                "setGpuModelActive",
+                self.verinfer().setGpuModelActive(model.id, active),
+            )
+            .await?;
         let model = self
             .gpu_model(name)
             .await?
@@ -243,7 +247,9 @@ impl Client {
     pub async fn schedule_params(&self, params: Params) -> Result<ParamsScheduled, ClientError> {
         check_params(&params, self.token_decimals().await?).map_err(ClientError::InvalidRequest)?;
         self.check_owner("scheduleParams").await?;
-        let receipt = self.send("scheduleParams", self.verinfer().scheduleParams(params)).await?;
+        let receipt = self
+            .send("scheduleParams", self.verinfer().scheduleParams(params))
+            .await?;
         let tx = receipt.transaction_hash;
         let mut scheduled = None;
         let mut in_force = false;
@@ -288,10 +294,12 @@ impl Client {
                     .to_owned(),
             ));
         };
-        let receipt = self.send("cancelScheduledParams",
-            self.verinfer().cancelScheduledParams(),
-        )
-        .await?;
+        let receipt = self
+            .send(
+                "cancelScheduledParams",
+                self.verinfer().cancelScheduledParams(),
+            )
+            .await?;
         Ok((scheduled.version, receipt.transaction_hash))
     }
 }

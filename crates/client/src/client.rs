@@ -508,7 +508,10 @@ impl Client {
                     model_name,
                     U96::from(fee),
                 );
-                ("createSampledTask", self.send("createSampledTask", call).await?)
+                (
+                    "createSampledTask",
+                    self.send("createSampledTask", call).await?,
+                )
             }
         };
         drop(approved);
@@ -765,10 +768,12 @@ impl Client {
             SampleDecision::Checked { recorded: false }
             | SampleDecision::Unchecked { recorded: false } => {}
         }
-        let receipt = self.send("resolveSample",
-            self.verinfer.resolveSample(U256::from(task_id)),
-        )
-        .await?;
+        let receipt = self
+            .send(
+                "resolveSample",
+                self.verinfer.resolveSample(U256::from(task_id)),
+            )
+            .await?;
         let tx = receipt.transaction_hash;
         let checked = self
             .receipt_events(&receipt)?
@@ -938,7 +943,9 @@ impl Client {
                 task.expires_at - now
             )));
         }
-        let receipt = self.send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await?;
+        let receipt = self
+            .send("expireTask", self.verinfer.expireTask(U256::from(task_id)))
+            .await?;
         tracing::info!(task_id, tx = %receipt.transaction_hash, "task expired");
         Ok(ExpiredTask {
             task_id,
@@ -976,7 +983,9 @@ impl Client {
                 task.status
             )));
         }
-        let receipt = self.send("cancelTask", self.verinfer.cancelTask(U256::from(task_id))).await?;
+        let receipt = self
+            .send("cancelTask", self.verinfer.cancelTask(U256::from(task_id)))
+            .await?;
         tracing::info!(task_id, tx = %receipt.transaction_hash, "task cancelled");
         Ok(CancelledTask {
             task_id,
@@ -995,7 +1004,8 @@ impl Client {
         if allowance >= U256::from(fee) {
             return Ok(());
         }
-        self.send("approve",
+        self.send(
+            "approve",
             self.token
                 .approve(self.deployment.verinfer, U256::from(fee)),
         )
@@ -1069,7 +1079,10 @@ impl Client {
                 && unix_now() > u64::from(task.reveal_deadline) + SETTLE_GRACE.as_secs()
             {
                 settle_tried = Some(task.reveal_deadline);
-                match self.send("settle", self.verinfer.settle(U256::from(task_id))).await {
+                match self
+                    .send("settle", self.verinfer.settle(U256::from(task_id)))
+                    .await
+                {
                     Ok(receipt) => {
                         tracing::info!(task_id, tx = %receipt.transaction_hash, "settled the task past its deadline")
                     }
@@ -1084,7 +1097,10 @@ impl Client {
                 && self.chain_time().await? >= task.expires_at
             {
                 expire_tried = Some(task.expires_at);
-                match self.send("expireTask", self.verinfer.expireTask(U256::from(task_id))).await {
+                match self
+                    .send("expireTask", self.verinfer.expireTask(U256::from(task_id)))
+                    .await
+                {
                     Ok(receipt) => {
                         tracing::info!(task_id, tx = %receipt.transaction_hash, "expired the task past its queue timeout")
                     }
