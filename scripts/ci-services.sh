@@ -9,6 +9,8 @@
 # S3-compatible server over a local directory), installed with `cargo install --locked`.
 # `install` also installs the browser of the explorer test (cli/tests/explorer_browser.rs): Debian's
 # `chromium` and `chromium-driver` (headless Chromium and chromedriver), when chromedriver is missing.
+# And the Python virtual environments of the OpenAI SDK test (cli/tests/gateway_openai.rs): Debian's
+# `python3-venv` when `python3 -m venv` cannot make one.
 # Needs root (or sudo) for apt-get and the cluster. Only the `export` lines go to stdout.
 set -euo pipefail
 
@@ -67,6 +69,18 @@ install_browser() {
     fi
 }
 
+install_python_venv() {
+    local probe
+    probe=$(mktemp -d)
+    if ! python3 -m venv "$probe/venv" > /dev/null 2>&1; then
+        log "installing python3 and python3-venv (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        as_root apt-get install -y -q python3 python3-venv >&2 ||
+            { as_root apt-get update -q >&2 && as_root apt-get install -y -q python3 python3-venv >&2; }
+    fi
+    rm -rf "$probe"
+}
+
 start_postgres() {
     install_postgres
     local version
@@ -101,6 +115,7 @@ install)
     install_postgres
     install_s3
     install_browser
+    install_python_venv
     log "installed"
     ;;
 start)
