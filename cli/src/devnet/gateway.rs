@@ -30,6 +30,9 @@ pub(crate) struct DevnetGateway {
 
 /// The devnet key's budget, tokens per day.
 const API_KEY_BUDGET: &str = "800";
+/// Requests the devnet's gateway serves at once (the benchmark's `--gateway-concurrency` up to
+/// this is served; more get 429).
+const MAX_IN_FLIGHT: usize = 256;
 
 fn tokens(text: &str) -> Tokens {
     Tokens(text.parse().expect("a static token amount"))
@@ -87,6 +90,7 @@ fn config(
         deployment: deployment.to_owned(),
         state_file: data_dir.join("gateway").join("state.json"),
         request_timeout_secs: 300,
+        max_in_flight: MAX_IN_FLIGHT,
         poll_interval_ms: 200,
         models: vec![text, image],
         api_keys: vec![ApiKeyConfig {
