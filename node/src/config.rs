@@ -57,30 +57,16 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Where the node's signing key comes from. Exactly one source is used, in this order: a signer
-/// set programmatically ([`NodeConfig::signer`]), the keystore, the raw key in `private_key_env`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyConfig {
-    /// An encrypted JSON keystore (Web3 Secret Storage, as written by `cast wallet new`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keystore: Option<PathBuf>,
-    /// File holding the keystore password (trailing newline ignored); without it the password
-    /// is read from `VERINFER_NODE_KEY_PASSWORD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<PathBuf>,
-    /// Environment variable holding a raw hex private key, used when no keystore is configured.
-    pub private_key_env: String,
-}
+/// Where the node's signing key comes from (`[key]`), defined once in `verinfer-config`: a
+/// keystore (password in `key.password_file` or [`KEYSTORE_PASSWORD_ENV`]) or a raw key in the
+/// variable `key.private_key_env` (default [`DEFAULT_KEY_ENV`], see [`default_key_config`]). A
+/// signer set programmatically ([`NodeConfig::signer`]) wins over both.
+pub use verinfer_config::key::KeyConfig;
 
-impl Default for KeyConfig {
-    fn default() -> Self {
-        Self {
-            keystore: None,
-            password_file: None,
-            private_key_env: DEFAULT_KEY_ENV.to_owned(),
-        }
-    }
+/// The node's `[key]` default: no keystore, the raw key in [`DEFAULT_KEY_ENV`]
+/// (`VERINFER_NODE_KEY`).
+pub fn default_key_config() -> KeyConfig {
+    KeyConfig::with_env(DEFAULT_KEY_ENV)
 }
 
 /// GPU identity used instead of the detected one (devnets where several nodes share one machine,
@@ -393,7 +379,7 @@ impl Default for NodeConfig {
             deploy_block: None,
             relayer_url: Url::parse("http://127.0.0.1:8645").expect("a valid literal URL"),
             ca_file: None,
-            key: KeyConfig::default(),
+            key: default_key_config(),
             models_dir: PathBuf::from("models"),
             data_dir: PathBuf::from("node-data"),
             stake: StakeAmount::Minimum,
@@ -554,7 +540,7 @@ mod tests {
     #[test]
     fn the_example_parses_and_documents_every_key() {
         let example = NodeConfig::from_toml_str(CONFIG_REFERENCE).unwrap();
-        assert_eq!(example.key, KeyConfig::default());
+        assert_eq!(example.key, default_key_config());
         // Every key of a fully populated configuration appears in the reference.
         let full = NodeConfig {
             deployment: Some("d.json".into()),
@@ -565,7 +551,7 @@ mod tests {
             key: KeyConfig {
                 keystore: Some("k".into()),
                 password_file: Some("p".into()),
-                ..KeyConfig::default()
+                ..default_key_config()
             },
             identity: Some(IdentityOverride {
                 gpu_model: "g".into(),

@@ -38,7 +38,7 @@ pub use chain::{
 pub use config::{
     Behaviour, CONFIG_REFERENCE, ChainTarget, ConfigError, DEFAULT_KEY_ENV, Device, ENV_PREFIX,
     HaltPoint, IdentityOverride, KEYSTORE_PASSWORD_ENV, KeyConfig, MAX_FEE_TIER, NodeConfig,
-    StakeAmount, TestingConfig,
+    StakeAmount, TestingConfig, default_key_config,
 };
 pub use daemon::{Node, NodeExit, Registration, StartupSummary, run};
 pub use engine::{

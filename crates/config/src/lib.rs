@@ -33,9 +33,17 @@
 //! # Ok::<(), verinfer_config::LoadError>(())
 //! ```
 //!
-//! Keep this crate small: it depends on serde, figment and thiserror only, and nothing but the
+//! With the feature `signer`, the module [`key`] is the daemons' signing key, defined once: the
+//! `[key]` table ([`key::KeyConfig`]: a keystore with its password file, or a raw key in an
+//! environment variable) and [`key::load_signer`], each daemon passing its own variable names.
+//!
+//! Keep this crate small: it depends on serde, figment and thiserror only, plus alloy's local
+//! signer (`signer-local`, `signer-keystore`) with the feature `signer`, and nothing but the
 //! daemons uses it. Libraries for dApp builders (`verinfer-client`, the wire and ABI crates) must
 //! never depend on it, so that they do not compile a configuration framework.
+
+#[cfg(feature = "signer")]
+pub mod key;
 
 use std::path::{Path, PathBuf};
 
