@@ -30,7 +30,8 @@ pub use device::{DeviceSpec, DeviceSpecParseError, Precision};
 pub use error::{InferenceError, Result};
 pub use identity::{CPU_PREFIX, GpuIdentity, IdentityError};
 pub use llm::{
-    FinishReason, TextGenParams, TextGeneration, TextPipeline, TextPrompt, TextSampling,
+    FinishReason, PromptEncoder, TextGenParams, TextGeneration, TextPipeline, TextPrompt,
+    TextSampling,
     chat::{ChatMessage, ChatRole},
 };
 pub use sd::{ImageGenParams, ImagePipeline, Progress, encode_png, scheduler::SchedulerKind};

@@ -9,7 +9,7 @@ mod common;
 use candle_core::Device;
 use common::{text_params, tiny};
 use verinfer_inference::{
-    ChatMessage, ChatRole, Precision, TextPipeline, TextPrompt, TextSampling,
+    ChatMessage, ChatRole, Precision, PromptEncoder, TextPipeline, TextPrompt, TextSampling,
     sd::tokenizer::ClipTokenizer,
 };
 
@@ -90,6 +90,65 @@ fn greedy_text_is_pinned() {
         expected_greedy(),
         "{generation:?}"
     );
+}
+
+/// A gateway counts prompt tokens with a [`PromptEncoder`] (no weights): it must give exactly
+/// the ids the node's pipeline computes from, for raw prompts and chats, however it is built.
+#[test]
+fn the_prompt_encoder_gives_the_pipelines_ids_without_weights() {
+    let pipeline = llama();
+    let encoder = PromptEncoder::load(&tiny().llama).expect("load the prompt encoder");
+    assert_eq!(encoder.dir(), pipeline.dir());
+    let task_chat = verinfer_task::TextInput::Messages(vec![
+        verinfer_task::ChatMessage {
+            role: verinfer_task::Role::System,
+            content: "Be brief.".to_owned(),
+        },
+        verinfer_task::ChatMessage {
+            role: verinfer_task::Role::User,
+            content: "Tell me about café robots.".to_owned(),
+        },
+    ]);
+    let mut inputs: Vec<TextPrompt> = PROMPTS
+        .iter()
+        .map(|p| TextPrompt::Prompt((*p).to_owned()))
+        .collect();
+    inputs.push(TextPrompt::from(&task_chat));
+    inputs.push(TextPrompt::from(&verinfer_task::TextInput::Prompt(
+        "Once upon a time".to_owned(),
+    )));
+    inputs.push(text_params(1, TextSampling::Greedy).input);
+    for input in &inputs {
+        let ids = encoder.prompt_ids(input).expect("encode");
+        assert!(!ids.is_empty(), "{input:?}");
+        assert_eq!(
+            ids,
+            pipeline.prompt_ids(input).expect("tokenize"),
+            "{input:?}"
+        );
+    }
+    // The task's chat converts to the pinned chat (the last of the pinned ids).
+    assert_eq!(
+        Some(&encoder.prompt_ids(&inputs[PROMPTS.len()]).unwrap()),
+        expected_llama_ids().last()
+    );
+
+    // Only the two tokenizer files are read: the weights and config.json may be missing ...
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(tiny().llama.join(file), dir.path().join(file)).expect("copy");
+    }
+    let bare = PromptEncoder::load(dir.path()).expect("load without weights");
+    for input in &inputs {
+        assert_eq!(
+            bare.prompt_ids(input).unwrap(),
+            encoder.prompt_ids(input).unwrap()
+        );
+    }
+    // ... but the tokenizer may not.
+    std::fs::remove_file(dir.path().join("tokenizer.json")).expect("remove");
+    let error = PromptEncoder::load(dir.path()).unwrap_err().to_string();
+    assert!(error.contains("tokenizer.json"), "{error}");
 }
 
 fn expected_llama_ids() -> Vec<Vec<u32>> {

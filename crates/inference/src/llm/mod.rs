@@ -70,11 +70,11 @@ pub struct TextGenParams {
     pub stop: Vec<String>,
 }
 
-impl From<&verinfer_task::TextArgs> for TextGenParams {
-    fn from(args: &verinfer_task::TextArgs) -> Self {
-        let input = match &args.input {
-            verinfer_task::TextInput::Prompt(prompt) => TextPrompt::Prompt(prompt.clone()),
-            verinfer_task::TextInput::Messages(messages) => TextPrompt::Chat(
+impl From<&verinfer_task::TextInput> for TextPrompt {
+    fn from(input: &verinfer_task::TextInput) -> Self {
+        match input {
+            verinfer_task::TextInput::Prompt(prompt) => Self::Prompt(prompt.clone()),
+            verinfer_task::TextInput::Messages(messages) => Self::Chat(
                 messages
                     .iter()
                     .map(|m| ChatMessage {
@@ -83,7 +83,13 @@ impl From<&verinfer_task::TextArgs> for TextGenParams {
                     })
                     .collect(),
             ),
-        };
+        }
+    }
+}
+
+impl From<&verinfer_task::TextArgs> for TextGenParams {
+    fn from(args: &verinfer_task::TextArgs) -> Self {
+        let input = TextPrompt::from(&args.input);
         let sampling = match args.sampling {
             verinfer_task::Sampling::Greedy {} => TextSampling::Greedy,
             verinfer_task::Sampling::Sample {
@@ -161,16 +167,88 @@ enum CausalLm {
     Qwen2(qwen2::ModelForCausalLM),
 }
 
+/// A model directory's prompt tokenization without its weights: `tokenizer.json` and the chat
+/// template of `tokenizer_config.json` (if any). [`TextPipeline`] tokenizes its prompts with one,
+/// so a prompt's ids (and their count) are the same with or without the model loaded.
+#[derive(Debug)]
+pub struct PromptEncoder {
+    dir: PathBuf,
+    tokenizer: Tokenizer,
+    chat_template: ChatTemplate,
+}
+
+impl PromptEncoder {
+    /// Loads the tokenizer and chat template of the model directory `dir` (no weights, no
+    /// `config.json`).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let tokenizer_path = dir.join("tokenizer.json");
+        if !tokenizer_path.is_file() {
+            return Err(InferenceError::MissingFile {
+                path: tokenizer_path,
+                what: "tokenizer".to_owned(),
+            });
+        }
+        let tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| InferenceError::Tokenizer {
+                path: tokenizer_path.clone(),
+                message: e.to_string(),
+            })?;
+        let tokenizer_config_path = dir.join("tokenizer_config.json");
+        let tokenizer_config = if tokenizer_config_path.is_file() {
+            read_json(&tokenizer_config_path, "tokenizer configuration")?
+        } else {
+            TokenizerConfigJson::default()
+        };
+        let chat_template = ChatTemplate::from_config(&tokenizer_config_path, &tokenizer_config)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            tokenizer,
+            chat_template,
+        })
+    }
+
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The prompt token ids for `input`: a raw prompt with the tokenizer's special tokens (e.g.
+    /// BOS), a chat rendered with the chat template and tokenized as is.
+    pub fn prompt_ids(&self, input: &TextPrompt) -> Result<Vec<u32>> {
+        let (text, add_special) = match input {
+            TextPrompt::Prompt(prompt) => (prompt.clone(), true),
+            // The rendered template already holds BOS and role markers.
+            TextPrompt::Chat(messages) => (self.chat_template.render(messages)?, false),
+        };
+        let encoding = self
+            .tokenizer
+            .encode(text, add_special)
+            .map_err(|e| self.tokenizer_error(e))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    fn tokenizer_error(&self, error: impl std::fmt::Display) -> InferenceError {
+        InferenceError::Tokenizer {
+            path: self.dir.join("tokenizer.json"),
+            message: error.to_string(),
+        }
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer
+            .decode(ids, true)
+            .map_err(|e| self.tokenizer_error(e))
+    }
+}
+
 /// A loaded language model.
 #[derive(Debug)]
 pub struct TextPipeline {
-    dir: PathBuf,
     device: Device,
     dtype: DType,
     model: CausalLm,
-    tokenizer: Tokenizer,
+    prompt: PromptEncoder,
     eos_ids: BTreeSet<u32>,
-    chat_template: ChatTemplate,
     max_positions: usize,
     /// Test stand-in for other hardware; 0 = off. See [`TextPipeline::with_logit_skew`].
     logit_skew: f32,
@@ -298,36 +376,16 @@ impl TextPipeline {
             let generation: EosJson = read_json(&generation_path, "generation configuration")?;
             eos_ids.extend(generation.eos_token_id.map(|e| e.ids()).unwrap_or_default());
         }
-        let tokenizer_path = dir.join("tokenizer.json");
-        if !tokenizer_path.is_file() {
-            return Err(InferenceError::MissingFile {
-                path: tokenizer_path,
-                what: "tokenizer".to_owned(),
-            });
-        }
-        let tokenizer =
-            Tokenizer::from_file(&tokenizer_path).map_err(|e| InferenceError::Tokenizer {
-                path: tokenizer_path.clone(),
-                message: e.to_string(),
-            })?;
-        let tokenizer_config_path = dir.join("tokenizer_config.json");
-        let tokenizer_config = if tokenizer_config_path.is_file() {
-            read_json(&tokenizer_config_path, "tokenizer configuration")?
-        } else {
-            TokenizerConfigJson::default()
-        };
-        let chat_template = ChatTemplate::from_config(&tokenizer_config_path, &tokenizer_config)?;
+        let prompt = PromptEncoder::load(dir)?;
         if eos_ids.is_empty() {
             tracing::warn!(dir = %dir.display(), "model declares no eos_token_id; generation stops only at max_tokens or stop sequences");
         }
         Ok(Self {
-            dir: dir.to_owned(),
             device: device.clone(),
             dtype,
             model,
-            tokenizer,
+            prompt,
             eos_ids,
-            chat_template,
             max_positions,
             logit_skew: 0.0,
         })
@@ -346,7 +404,7 @@ impl TextPipeline {
 
     /// The model directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.prompt.dir()
     }
 
     /// Token ids that end generation.
@@ -354,31 +412,13 @@ impl TextPipeline {
         &self.eos_ids
     }
 
-    /// The prompt token ids for `input`.
+    /// The prompt token ids for `input` (see [`PromptEncoder::prompt_ids`]).
     pub fn prompt_ids(&self, input: &TextPrompt) -> Result<Vec<u32>> {
-        let (text, add_special) = match input {
-            TextPrompt::Prompt(prompt) => (prompt.clone(), true),
-            // The rendered template already holds BOS and role markers.
-            TextPrompt::Chat(messages) => (self.chat_template.render(messages)?, false),
-        };
-        let encoding = self
-            .tokenizer
-            .encode(text, add_special)
-            .map_err(|e| self.tokenizer_error(e))?;
-        Ok(encoding.get_ids().to_vec())
-    }
-
-    fn tokenizer_error(&self, error: impl std::fmt::Display) -> InferenceError {
-        InferenceError::Tokenizer {
-            path: self.dir.join("tokenizer.json"),
-            message: error.to_string(),
-        }
+        self.prompt.prompt_ids(input)
     }
 
     fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer
-            .decode(ids, true)
-            .map_err(|e| self.tokenizer_error(e))
+        self.prompt.decode(ids)
     }
 
     /// Generates text. `progress` is called after every token with `(generated, max_tokens)`.
