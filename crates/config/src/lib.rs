@@ -33,9 +33,9 @@
 //! # Ok::<(), verinfer_config::LoadError>(())
 //! ```
 //!
-//! With the feature `signer`, the module [`key`] is the daemons' signing key, defined once: the
-//! `[key]` table ([`key::KeyConfig`]: a keystore with its password file, or a raw key in an
-//! environment variable) and [`key::load_signer`], each daemon passing its own variable names.
+//! With the feature `signer`, the module `key` is the daemons' signing key, defined once: the
+//! `[key]` table (`key::KeyConfig`: a keystore with its password file, or a raw key in an
+//! environment variable) and `key::load_signer`, each daemon passing its own variable names.
 //!
 //! Keep this crate small: it depends on serde, figment and thiserror only, plus alloy's local
 //! signer (`signer-local`, `signer-keystore`) with the feature `signer`, and nothing but the
