@@ -1,5 +1,10 @@
 //! The gateway's Prometheus metrics (`GET /metrics`).
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
+
 use prometheus::{
     CounterVec, Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -26,6 +31,7 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// `verinfer_gateway_requests_in_flight_max`: the most requests in flight at once so far.
     pub in_flight_max: IntGauge,
+    max_seen: Arc<AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -113,6 +119,7 @@ impl Metrics {
             refunds,
             in_flight,
             in_flight_max,
+            max_seen: Arc::default(),
         }
     }
 
@@ -120,9 +127,9 @@ impl Metrics {
     pub fn enter(&self) {
         self.in_flight.inc();
         let now = self.in_flight.get();
-        if now > self.in_flight_max.get() {
-            self.in_flight_max.set(now);
-        }
+        // The gauge has no atomic maximum: the high-water mark is kept beside it.
+        let max = self.max_seen.fetch_max(now, Ordering::Relaxed).max(now);
+        self.in_flight_max.set(max);
     }
 
     /// The Prometheus text exposition.

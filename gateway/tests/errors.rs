@@ -404,6 +404,31 @@ async fn every_error_has_openai_shape_and_status_and_refusals_cost_nothing() -> 
     }
     assert!(!metrics.contains(RICH) && !metrics.contains(POOR));
 
+    // A streamed request that fails after its task was created: the stream (already 200) ends
+    // with an event holding the error, which the SDKs raise.
+    let response = http
+        .post(&chat)
+        .bearer_auth(RICH)
+        .json(&json!({"model": "tiny-llama", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let events = response.text().await?;
+    let error_event = events
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .find_map(|data| serde_json::from_str::<Value>(data).ok())
+        .ok_or_else(|| format!("no data event in {events:?}"))?;
+    assert_eq!(error_event["error"]["code"], "timeout", "{events}");
+    assert!(!events.contains("[DONE]"), "{events}");
+
     // 502: the chain is gone.
     chain.stop().await;
     let (status, error) = error_of(
