@@ -531,7 +531,15 @@ impl Client {
         tracing::info!(task_id, %tx, fee, %mode, gpu_model = ?gpu_model.as_ref().map(|m| &m.name), "task created (queued until a draw starts it)");
         let (draw_tx, started) = if self.draw_after_create {
             let block = receipt.block_number.unwrap_or_default();
-            self.draw_after(task_id, block).await?
+            // The task exists and its fee is paid: a failed draw leaves it queued for the next
+            // draw anybody sends (nodes do), it does not fail the creation.
+            match self.draw_after(task_id, block).await {
+                Ok(drawn) => drawn,
+                Err(error) => {
+                    tracing::warn!(task_id, %error, "task created, but sending drawTasks failed; it waits for the next draw");
+                    (None, false)
+                }
+            }
         } else {
             (None, false)
         };
