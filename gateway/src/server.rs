@@ -330,6 +330,22 @@ impl Inner {
         Ok(model)
     }
 
+    /// The caller and the request, in OpenAI's order of checks: the key (401), the model (404,
+    /// read before the rest so that an unknown model is a 404 even when the rest does not parse),
+    /// then the body (400).
+    fn read_request<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HeaderMap,
+        body: &Bytes,
+        kind: ModelKind,
+    ) -> Result<(Caller, T), ApiError> {
+        let caller = self.ledger.authenticate(authorization(headers))?;
+        if let Some(id) = model_field(body) {
+            self.model(&id, kind)?;
+        }
+        Ok((caller, parse_body(body)?))
+    }
+
     /// A place among the requests in flight, or 429.
     fn admit(&self) -> Result<InFlight, ApiError> {
         let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
@@ -442,8 +458,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
     })
 }
 
-/// The `model` field of a body, read before the rest so that an unknown model is a 404 even when
-/// the rest does not parse.
+/// The `model` field of a body, when it has one.
 fn model_field(body: &Bytes) -> Option<String> {
     serde_json::from_slice::<Value>(body)
         .ok()?
@@ -813,11 +828,7 @@ async fn chat_completions(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let caller = inner.ledger.authenticate(authorization(&headers))?;
-    if let Some(id) = model_field(&body) {
-        inner.model(&id, ModelKind::Text)?;
-    }
-    let request: ChatRequest = parse_body(&body)?;
+    let (caller, request) = inner.read_request::<ChatRequest>(&headers, &body, ModelKind::Text)?;
     let model = inner.model(&request.model, ModelKind::Text)?;
     let text_args = request.to_args(&model.config, &model.model_ref)?;
     let units = text_args.max_tokens;
@@ -904,11 +915,8 @@ async fn image_generations(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let caller = inner.ledger.authenticate(authorization(&headers))?;
-    if let Some(id) = model_field(&body) {
-        inner.model(&id, ModelKind::Image)?;
-    }
-    let request: ImageRequest = parse_body(&body)?;
+    let (caller, request) =
+        inner.read_request::<ImageRequest>(&headers, &body, ModelKind::Image)?;
     let model = match &request.model {
         Some(id) => inner.model(id, ModelKind::Image)?,
         None => {
