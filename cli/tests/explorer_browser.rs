@@ -13,13 +13,15 @@
 //! unless `VERINFER_REQUIRE_BROWSER=1` (CI), where they fail.
 
 use std::{
-    io::{BufRead, BufReader},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+mod support;
+
+use support::{KeptDevnet, Proc, free_port};
 
 use fantoccini::{
     Client, ClientBuilder, Locator,
@@ -92,14 +94,6 @@ fn browser() -> Option<Browser> {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Where the screenshots go (made when missing), printed once per test.
 fn screenshots_dir() -> PathBuf {
     let dir = std::env::var_os("VERINFER_SCREENSHOTS")
@@ -114,46 +108,6 @@ fn screenshots_dir() -> PathBuf {
         .unwrap_or_else(|error| panic!("cannot make {}: {error}", dir.display()));
     println!("explorer screenshots in {}", dir.display());
     dir
-}
-
-/// A child process killed (SIGINT, then SIGKILL after `grace`) and reaped when dropped, so that a
-/// failing assertion leaves nothing running.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    grace: Duration,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGINT, then waits up to `grace` before SIGKILL.
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + self.grace;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("{} did not stop on SIGINT; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// `chromedriver` on a free port, up and answering.
@@ -217,91 +171,27 @@ async fn open_browser(browser: &Browser, webdriver: &str) -> Client {
 
 /// `verinfer devnet --keep-running` with its state in a temp dir, up and past its demo.
 struct Devnet {
-    /// Stopped (SIGINT, then SIGKILL) when the test ends or fails.
-    _proc: Proc,
-    /// Everything it printed up to its connection help.
-    stdout: String,
+    /// Stopped when the test ends or fails.
+    kept: KeptDevnet,
     explorer: String,
-    stderr_log: PathBuf,
     data: tempfile::TempDir,
 }
 
 impl Devnet {
     fn start(extra: &[&str]) -> Devnet {
         let data = tempfile::tempdir().unwrap();
-        let stderr_log = data.path().join("devnet.stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_verinfer"))
-            .arg("devnet")
-            .arg("--keep-running")
-            .arg("--data-dir")
-            .arg(data.path().join("devnet"))
-            // The tiny models are shared with tests/devnet.rs (made once).
-            .arg("--models-dir")
-            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("devnet-models"))
-            .args(["--port", &free_port().to_string()])
-            .args(["--relayer-port", &free_port().to_string()])
-            .args(["--timeout-secs", "240"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut proc = Proc {
-            name: "verinfer devnet",
-            child,
-            grace: Duration::from_secs(20),
-        };
-        let (lines_tx, lines_rx) = mpsc::channel();
-        let stdout = proc.child.stdout.take().unwrap();
-        // Reads to the end, so that the devnet never writes into a closed pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let mut printed = String::new();
-        let deadline = Instant::now() + Duration::from_secs(420);
-        let failed = |printed: &str, why: &str| -> ! {
-            panic!(
-                "verinfer devnet {extra:?}: {why}\nstdout:\n{printed}\nstderr:\n{}",
-                std::fs::read_to_string(&stderr_log).unwrap_or_default()
-            )
-        };
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines_rx.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains("verinfer task result");
-                    printed.push_str(&line);
-                    printed.push('\n');
-                    if done {
-                        break;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    failed(&printed, "no connection help within 420 s")
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = proc.child.wait();
-                    failed(&printed, &format!("exited ({status:?}) before it was up"))
-                }
-            }
-        }
-        let explorer = field(&printed, "explorer")
-            .unwrap_or_else(|| failed(&printed, "no `explorer <url>` line"));
-        let relayer = field(&printed, "relayer").unwrap();
+        let kept = KeptDevnet::start(data.path(), extra);
+        let explorer = field(&kept.stdout, "explorer")
+            .unwrap_or_else(|| kept.failed("no `explorer <url>` line"));
+        let relayer = field(&kept.stdout, "relayer").unwrap();
         assert_eq!(
             explorer,
             format!("{relayer}explorer"),
             "the explorer is served by the relayer"
         );
         Devnet {
-            _proc: proc,
-            stdout: printed,
+            kept,
             explorer,
-            stderr_log,
             data,
         }
     }
@@ -309,10 +199,10 @@ impl Devnet {
     /// The id of the demo's `kind` task (`task <id> | <kind> ...`) and its table line.
     fn task(&self, kind: &str) -> (u64, &str) {
         let line = self
-            .stdout
+            .stdout()
             .lines()
             .find(|line| line.starts_with("task ") && line.contains(&format!("| {kind}")))
-            .unwrap_or_else(|| panic!("no {kind} task line in:\n{}", self.stdout));
+            .unwrap_or_else(|| panic!("no {kind} task line in:\n{}", self.stdout()));
         let id = line["task ".len()..]
             .split_whitespace()
             .next()
@@ -325,16 +215,16 @@ impl Devnet {
     /// connection), without waiting for it; returns the task id.
     fn create_image_task(&self) -> u64 {
         let exports = self
-            .stdout
+            .stdout()
             .lines()
             .find_map(|line| line.trim().strip_prefix("export "))
-            .unwrap_or_else(|| panic!("no export line in:\n{}", self.stdout));
+            .unwrap_or_else(|| panic!("no export line in:\n{}", self.stdout()));
         let command = self
-            .stdout
+            .stdout()
             .lines()
             .map(str::trim)
             .find(|line| line.starts_with("verinfer task create --image "))
-            .unwrap_or_else(|| panic!("no image task command in:\n{}", self.stdout));
+            .unwrap_or_else(|| panic!("no image task command in:\n{}", self.stdout()));
         // As a user pastes them, through a shell (the prompt is quoted), with this build's binary
         // first on PATH; without --wait, so that the page is opened while the task runs.
         let command = command.replace(" --wait", "");
@@ -368,9 +258,14 @@ impl Devnet {
             .unwrap_or_else(|| panic!("no task id in {stdout}"))
     }
 
+    /// Everything the devnet printed so far.
+    fn stdout(&self) -> &str {
+        &self.kept.stdout
+    }
+
     /// The devnet's stderr so far, for failure messages.
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+        self.kept.stderr()
     }
 }
 
@@ -498,7 +393,7 @@ where
         panic!(
             "{name}: {why}\n(screenshot and HTML: {}/failure-{name}.*)\ndevnet stdout:\n{}\ndevnet stderr:\n{}",
             session.shots.display(),
-            devnet.stdout,
+            devnet.stdout(),
             devnet.stderr()
         );
     }
@@ -750,10 +645,10 @@ async fn the_cheaters_node_page_shows_its_slash() {
     let devnet = Devnet::start(&["--cheater"]);
     let (task_id, _) = devnet.task("image");
     let row = devnet
-        .stdout
+        .stdout()
         .lines()
         .find(|line| line.contains("(Disagreed, kicked)"))
-        .unwrap_or_else(|| panic!("no slashed node in the table:\n{}", devnet.stdout));
+        .unwrap_or_else(|| panic!("no slashed node in the table:\n{}", devnet.stdout()));
     let cheater = row
         .split_whitespace()
         .find(|word| word.starts_with("0x") && word.len() == 42)

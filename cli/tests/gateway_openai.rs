@@ -20,13 +20,14 @@
 //! `cargo test -p verinfer --test gateway_openai -- --nocapture` shows the SDK's progress.
 
 use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+mod support;
+
+use support::KeptDevnet;
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -161,43 +162,6 @@ fn sdk_python() -> Option<PathBuf> {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process stopped (SIGINT, then SIGKILL after `grace`) and reaped when dropped, so that a
-/// failing assertion leaves nothing running.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    grace: Duration,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + self.grace;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!("{} did not stop on SIGINT; killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The `NAME=value` words of a line the devnet printed (`  export A=1 B=2`), when it has all of
 /// `names` (the line `OPENAI_BASE_URL=(\S+) OPENAI_API_KEY=(\S+)` is matched this way).
 fn exports(line: &str, names: &[&str]) -> Option<Vec<(String, String)>> {
@@ -221,112 +185,43 @@ fn exports(line: &str, names: &[&str]) -> Option<Vec<(String, String)>> {
 /// `verinfer devnet --keep-running`, up to its two export lines (the verinfer connection and
 /// the gateway's OpenAI one).
 struct Devnet {
-    /// Stopped (SIGINT, then SIGKILL) when the test ends or fails.
-    _proc: Proc,
-    /// What it printed up to its export lines.
-    stdout: String,
-    stderr_log: PathBuf,
+    /// Stopped when the test ends or fails.
+    kept: KeptDevnet,
     /// `VERINFER_KEY`, `VERINFER_RPC_URL`, `VERINFER_RELAYER_URL`, `VERINFER_DEPLOYMENT`.
     verinfer: Vec<(String, String)>,
     /// `OPENAI_BASE_URL`, `OPENAI_API_KEY`.
     openai: Vec<(String, String)>,
 }
 
+const VERINFER_EXPORTS: [&str; 4] = [
+    "VERINFER_KEY",
+    "VERINFER_RPC_URL",
+    "VERINFER_RELAYER_URL",
+    "VERINFER_DEPLOYMENT",
+];
+const OPENAI_EXPORTS: [&str; 2] = ["OPENAI_BASE_URL", "OPENAI_API_KEY"];
+
 impl Devnet {
     fn start(data: &Path) -> Devnet {
-        let stderr_log = data.join("devnet.stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_verinfer"))
-            .arg("devnet")
-            .arg("--keep-running")
-            .arg("--data-dir")
-            .arg(data.join("devnet"))
-            // The tiny models are shared with tests/devnet.rs (made once).
-            .arg("--models-dir")
-            .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("devnet-models"))
-            .args(["--port", &free_port().to_string()])
-            .args(["--relayer-port", &free_port().to_string()])
-            .args(["--timeout-secs", "240"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut proc = Proc {
-            name: "verinfer devnet",
-            child,
-            grace: Duration::from_secs(20),
-        };
-        let (lines_tx, lines_rx) = mpsc::channel();
-        let stdout = proc.child.stdout.take().unwrap();
-        // Reads to the end, so that the devnet never writes into a closed pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        let failed = |printed: &str, why: &str| -> ! {
-            panic!(
-                "verinfer devnet --keep-running: {why}\nstdout:\n{printed}\nstderr:\n{}",
-                std::fs::read_to_string(&stderr_log).unwrap_or_default()
-            )
-        };
-        let mut printed = String::new();
-        let mut verinfer = None;
-        let mut openai = None;
-        let mut help_ended = None;
-        let deadline = Instant::now() + Duration::from_secs(420);
-        loop {
-            if let (Some(_), Some(_)) = (&verinfer, &openai) {
-                break;
-            }
-            // The connection help is printed at once: once its last line is out, the gateway's
-            // line comes within seconds or not at all.
-            let until = match help_ended {
-                Some(at) => deadline.min(at + Duration::from_secs(20)),
-                None => deadline,
-            };
-            match lines_rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(pairs) = exports(&line, &["OPENAI_BASE_URL", "OPENAI_API_KEY"]) {
-                        openai = Some(pairs);
-                    } else if let Some(pairs) = exports(
-                        &line,
-                        &[
-                            "VERINFER_KEY",
-                            "VERINFER_RPC_URL",
-                            "VERINFER_RELAYER_URL",
-                            "VERINFER_DEPLOYMENT",
-                        ],
-                    ) {
-                        verinfer = Some(pairs);
-                    }
-                    if line.contains("verinfer task result") {
-                        help_ended = Some(Instant::now());
-                    }
-                    printed.push_str(&line);
-                    printed.push('\n');
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) if help_ended.is_some() => failed(
-                    &printed,
-                    "its connection help has no `export OPENAI_BASE_URL=... OPENAI_API_KEY=...` \
-                     line (does the devnet start `verinfer gateway`?)",
-                ),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    failed(&printed, "no export lines within 420 s")
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = proc.child.wait();
-                    failed(&printed, &format!("exited ({status:?}) before it was up"))
-                }
-            }
-        }
+        let mut kept = KeptDevnet::start(data, &[]);
+        let verinfer = kept
+            .stdout
+            .lines()
+            .find_map(|line| exports(line, &VERINFER_EXPORTS))
+            .unwrap_or_else(|| kept.failed("no `export VERINFER_KEY=...` line"));
+        // The connection help is printed at once: once its verinfer part is out, the gateway's
+        // line comes within seconds or not at all.
+        let line = kept.read_until(
+            |line| exports(line, &OPENAI_EXPORTS).is_some(),
+            Duration::from_secs(20),
+            "its connection help has no `export OPENAI_BASE_URL=... OPENAI_API_KEY=...` \
+             line (does the devnet start `verinfer gateway`?)",
+        );
+        let openai = exports(&line, &OPENAI_EXPORTS).expect("read_until matched it");
         Devnet {
-            _proc: proc,
-            stdout: printed,
-            stderr_log,
-            verinfer: verinfer.unwrap(),
-            openai: openai.unwrap(),
+            kept,
+            verinfer,
+            openai,
         }
     }
 
@@ -337,12 +232,12 @@ impl Devnet {
             .chain(&self.openai)
             .find(|(n, _)| n == name)
             .map(|(_, value)| value.as_str())
-            .unwrap_or_else(|| panic!("no {name}= on the export lines:\n{}", self.stdout))
+            .unwrap_or_else(|| panic!("no {name}= on the export lines:\n{}", self.kept.stdout))
     }
 
     /// The devnet's stderr so far, for failure messages.
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+        self.kept.stderr()
     }
 
     /// A chain client from the printed `VERINFER_*` values (as `verinfer task` builds one).
@@ -402,7 +297,7 @@ fn run_sdk_check(python: &Path, devnet: &Devnet, dir: &Path) -> Value {
             "{}: {why}\nits stderr:\n{stderr}\nits stdout:\n{stdout}\n\
              devnet stdout:\n{}\ndevnet stderr:\n{}",
             script.display(),
-            devnet.stdout,
+            devnet.kept.stdout,
             devnet.stderr()
         )
     };
