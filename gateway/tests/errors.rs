@@ -73,6 +73,16 @@ async fn error_of(response: reqwest::Response) -> Result<(u16, Value), Box<dyn s
     Ok((status, error))
 }
 
+/// POSTs `body` as `key` and reads the error it must answer.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+) -> Result<(u16, Value), Box<dyn std::error::Error>> {
+    error_of(http.post(url).bearer_auth(key).json(body).send().await?).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_has_openai_shape_and_status_and_refusals_cost_nothing() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -187,12 +197,11 @@ async fn every_error_has_openai_shape_and_status_and_refusals_cost_nothing() -> 
     assert_eq!(models_list["data"][1]["verinfer"]["kind"], "image");
 
     // 404: an unknown model (also on GET /v1/models/{id}) and an unknown route.
-    let (status, error) = error_of(
-        http.post(&chat)
-            .bearer_auth(RICH)
-            .json(&json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await?,
+    let (status, error) = post(
+        &http,
+        &chat,
+        RICH,
+        &json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await?;
     assert_eq!(
@@ -292,8 +301,7 @@ async fn every_error_has_openai_shape_and_status_and_refusals_cost_nothing() -> 
         ),
     ];
     for (url, body, param) in bad_requests {
-        let (status, error) =
-            error_of(http.post(url).bearer_auth(RICH).json(&body).send().await?).await?;
+        let (status, error) = post(&http, url, RICH, &body).await?;
         assert_eq!(status, 400, "{body}: {error}");
         assert_eq!(error["type"], "invalid_request_error", "{body}: {error}");
         assert_eq!(error["param"].as_str(), Some(param), "{body}: {error}");
@@ -310,14 +318,7 @@ async fn every_error_has_openai_shape_and_status_and_refusals_cost_nothing() -> 
     assert_eq!(status, 400, "{error}");
 
     // 429 over budget: the poor key's 0.5 tokens a day do not cover a 1-token fee.
-    let (status, error) = error_of(
-        http.post(&chat)
-            .bearer_auth(POOR)
-            .json(&good_chat)
-            .send()
-            .await?,
-    )
-    .await?;
+    let (status, error) = post(&http, &chat, POOR, &good_chat).await?;
     assert_eq!(
         (status, error["code"].as_str()),
         (429, Some("insufficient_quota"))
@@ -431,14 +432,7 @@ async fn every_error_has_openai_shape_and_status_and_refusals_cost_nothing() -> 
 
     // 502: the chain is gone.
     chain.stop().await;
-    let (status, error) = error_of(
-        http.post(&chat)
-            .bearer_auth(RICH)
-            .json(&good_chat)
-            .send()
-            .await?,
-    )
-    .await?;
+    let (status, error) = post(&http, &chat, RICH, &good_chat).await?;
     assert_eq!(
         (status, error["code"].as_str()),
         (502, Some("upstream_error")),
